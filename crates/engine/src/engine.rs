@@ -1,0 +1,511 @@
+//! One turn of a conversation, as a pure function:
+//! (contact state, inbound message, now) -> (sessions, events, replies).
+//!
+//! The caller loads the contact's state from the store, calls [`Engine::turn`]
+//! and commits the returned [`Turn`] in one transaction. Nothing here reads a
+//! clock, a database or the network.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::event::{Event, EventKind};
+use crate::flow::{Ctx, Next, Step, Target};
+use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId, Version};
+use crate::kinds::To;
+use crate::registry::{FlowVersion, Registry};
+use crate::resolve::{Query, Resolution, Resolver};
+use crate::session::{Data, Outcome, Session, SessionRecord};
+use crate::time::Timestamp;
+
+/// Texts the engine itself sends, in every flow. pt-BR defaults.
+#[derive(Clone, Debug)]
+pub struct EngineTexts {
+    /// After a handler failed: the customer is handed to a human.
+    pub apology: String,
+    /// For audio, stickers, documents without caption ...
+    pub unsupported: String,
+    /// When the version a live session was pinned to is gone from this build.
+    pub restarted: String,
+}
+
+impl Default for EngineTexts {
+    fn default() -> EngineTexts {
+        EngineTexts {
+            apology: "Desculpe, tive um problema aqui do meu lado. 😔 Já chamei uma pessoa da nossa equipe para continuar o seu atendimento."
+                .to_owned(),
+            unsupported: "Por enquanto eu só consigo entender mensagens de texto. Pode escrever, por favor? 🙂".to_owned(),
+            restarted: "Desculpe, precisei reiniciar o nosso atendimento. Vamos recomeçar:".to_owned(),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// Silence after which a session expires (sliding). Default 30 minutes.
+    pub session_ttl: Duration,
+    /// How long the bot stays silent after a handoff unless released. Default 24 hours.
+    pub handoff_ttl: Duration,
+    /// The flow a contact without a session starts in.
+    pub entry_flow: FlowId,
+    pub texts: EngineTexts,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            session_ttl: Duration::from_secs(30 * 60),
+            handoff_ttl: Duration::from_secs(24 * 60 * 60),
+            entry_flow: FlowId::new_static("unknown"),
+            texts: EngineTexts::default(),
+        }
+    }
+}
+
+/// What the customer sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Content {
+    Text(String),
+    /// Something the bot cannot read (`audio`, `sticker`, `document` ...).
+    Unsupported(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Inbound {
+    pub instance: InstanceId,
+    pub contact: Contact,
+    pub content: Content,
+}
+
+/// What the store knows about a contact before the turn.
+#[derive(Clone, Debug, Default)]
+pub struct ContactState {
+    /// The contact's live session, if any (possibly past its expiry).
+    pub session: Option<Session>,
+    /// The bot is silent for this contact until then (after a handoff).
+    pub handoff_until: Option<Timestamp>,
+}
+
+/// One message to the customer, with the session context it was sent in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub session: Option<SessionId>,
+    pub flow: Option<FlowId>,
+    pub version: Option<Version>,
+    pub step: Option<StepId>,
+    pub text: String,
+}
+
+/// Everything a turn changed, to be committed in one transaction.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    pub instance: InstanceId,
+    pub contact: Contact,
+    /// Every session the turn touched, in its final state. `revision` is still
+    /// the one loaded (0 for new sessions): the store checks it and bumps it.
+    pub sessions: Vec<Session>,
+    pub events: Vec<Event>,
+    pub replies: Vec<Reply>,
+    /// Set when the turn handed the contact to a human.
+    pub handoff_until: Option<Timestamp>,
+    /// The message arrived while a human has the conversation: stored, not answered.
+    pub silenced: bool,
+}
+
+impl Turn {
+    fn new(instance: &InstanceId, contact: &Contact) -> Turn {
+        Turn {
+            instance: instance.clone(),
+            contact: contact.clone(),
+            sessions: Vec::new(),
+            events: Vec::new(),
+            replies: Vec::new(),
+            handoff_until: None,
+            silenced: false,
+        }
+    }
+
+    /// Sessions that ended in this turn, with their outcome.
+    pub fn ended(&self) -> impl Iterator<Item = &Session> {
+        self.sessions.iter().filter(|session| !session.is_live())
+    }
+
+    /// The contact's live session after the turn.
+    pub fn live(&self) -> Option<&Session> {
+        self.sessions.iter().rev().find(|session| session.is_live())
+    }
+}
+
+/// A handover chain longer than this (unknown -> billing -> ...) is a bug.
+const MAX_HANDOVERS: u32 = 4;
+/// Steps entered in one turn without waiting for input; more is a loop.
+const MAX_HOPS: u32 = 32;
+
+pub struct Engine {
+    registry: Arc<Registry>,
+    resolver: Resolver,
+    config: EngineConfig,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("registry", &self.registry).field("resolver", &self.resolver).finish()
+    }
+}
+
+/// Why a step call failed: a panic or a transition the step did not declare.
+struct Failure(String);
+
+impl Engine {
+    /// The entry flow must be compiled in.
+    pub fn new(registry: Arc<Registry>, resolver: Resolver, config: EngineConfig) -> Result<Engine, String> {
+        if !registry.has_flow(config.entry_flow.as_str()) {
+            return Err(format!("entry flow '{}' is not compiled in", config.entry_flow));
+        }
+        Ok(Engine { registry, resolver, config })
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+    pub fn resolver(&self) -> &Resolver {
+        &self.resolver
+    }
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The version a new session of `flow` would get now, and why.
+    pub fn resolve(&self, flow: &str, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Option<Resolution> {
+        self.resolver.resolve(&self.registry, &Query { flow, instance, contact, now })
+    }
+
+    /// Handles one inbound message.
+    pub fn turn(&self, state: ContactState, inbound: &Inbound, now: Timestamp) -> Turn {
+        let mut turn = Turn::new(&inbound.instance, &inbound.contact);
+        if state.handoff_until.is_some_and(|until| now < until) {
+            turn.silenced = true;
+            return turn;
+        }
+        let mut live = state.session.filter(Session::is_live);
+        if live.as_ref().is_some_and(|session| session.expires_at() <= now) {
+            if let Some(session) = live.take() {
+                self.expire_into(session, now, &mut turn);
+            }
+        }
+        let text = match &inbound.content {
+            Content::Text(text) => text.as_str(),
+            Content::Unsupported(_) => {
+                let session = live.as_ref();
+                turn.replies.push(Reply {
+                    session: session.map(Session::id),
+                    flow: session.map(|s| s.flow().clone()),
+                    version: session.map(Session::version),
+                    step: session.map(|s| s.step().clone()),
+                    text: self.config.texts.unsupported.clone(),
+                });
+                return turn;
+            }
+        };
+        match live {
+            None => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn),
+            Some(mut session) => {
+                session.record.turns += 1;
+                session.record.last_input_at = now;
+                session.record.expires_at = now.plus(self.config.session_ttl);
+                let registry = Arc::clone(&self.registry);
+                match registry.get(session.flow().as_str(), session.version()) {
+                    None => {
+                        // The deploy removed this version: fail the session and
+                        // restart the customer on what resolves now.
+                        let step = session.step().clone();
+                        self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, &mut turn);
+                        turn.replies.push(Reply {
+                            session: Some(session.id()),
+                            flow: Some(session.flow().clone()),
+                            version: Some(session.version()),
+                            step: Some(step),
+                            text: self.config.texts.restarted.clone(),
+                        });
+                        turn.sessions.push(session);
+                        self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn);
+                    }
+                    Some(fv) => match fv.step(session.step().as_str()) {
+                        None => {
+                            let detail = format!("step '{}' is not in {}", session.step(), fv.label());
+                            self.fail(session, detail, now, &mut turn);
+                        }
+                        Some(step) => match self.interrupt(fv, &session, text) {
+                            Some(To::Flow(flow)) => {
+                                self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, &mut turn);
+                                turn.sessions.push(session);
+                                self.start(FlowId::new_static(flow), text, inbound, now, 1, &mut turn);
+                            }
+                            Some(To::Step(target)) => {
+                                let Some(step) = fv.step(target) else { return turn };
+                                session.record.step = StepId::new_static(step.id);
+                                session.record.attempts = 0;
+                                turn.events.push(self.event(&session, now, EventKind::StepEntered));
+                                let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, &mut turn, |handler, ctx| {
+                                    handler.enter(ctx)
+                                });
+                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                            }
+                            Some(to) => {
+                                let called = Ok(to.next());
+                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                            }
+                            None => {
+                                let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, &mut turn, |handler, ctx| {
+                                    handler.input(ctx, text)
+                                });
+                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                            }
+                        },
+                    },
+                }
+            }
+        }
+        turn
+    }
+
+    /// The version's interrupt for `text`, unless the session is already in
+    /// the target's subroute (or at the target step).
+    fn interrupt(&self, fv: &FlowVersion, session: &Session, text: &str) -> Option<To> {
+        let to = fv.interrupt_for(text)?;
+        if let To::Step(target) = to {
+            let current = session.step().as_str();
+            let same_subroute = match (target.split_once('.'), current.split_once('.')) {
+                (Some((a, _)), Some((b, _))) => a == b,
+                _ => target == current,
+            };
+            if same_subroute {
+                return None;
+            }
+        }
+        Some(to)
+    }
+
+    /// Ends a session whose TTL has passed: a drop-off at its current step.
+    pub fn expire(&self, session: Session, now: Timestamp) -> Turn {
+        let mut turn = Turn::new(session.instance(), session.contact());
+        if session.is_live() {
+            self.expire_into(session, now, &mut turn);
+        }
+        turn
+    }
+
+    /// Ends a live session by hand (the console's `/reset`, an operator) with `outcome`.
+    pub fn close(&self, mut session: Session, outcome: Outcome, detail: &str, now: Timestamp) -> Turn {
+        let mut turn = Turn::new(session.instance(), session.contact());
+        if session.is_live() {
+            self.end(&mut session, outcome, Some(detail.to_owned()), now, &mut turn);
+            turn.sessions.push(session);
+        }
+        turn
+    }
+
+    fn expire_into(&self, mut session: Session, now: Timestamp, turn: &mut Turn) {
+        let at = session.expires_at().min(now);
+        self.end(&mut session, Outcome::Expired, None, at, turn);
+        turn.sessions.push(session);
+    }
+
+    /// Starts a session of `flow` whose entry step sees `trigger`.
+    fn start(&self, flow: FlowId, trigger: &str, inbound: &Inbound, now: Timestamp, handovers: u32, turn: &mut Turn) {
+        let registry = Arc::clone(&self.registry);
+        let resolution = self.resolve(flow.as_str(), &inbound.instance, &inbound.contact, now);
+        let Some(Resolution { version, reason }) = resolution else {
+            // Unreachable with a validated registry: handover targets are checked.
+            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone() });
+            turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
+            return;
+        };
+        let Some(fv) = registry.get(flow.as_str(), version) else { return };
+        let entry = fv.entry();
+        let mut session = Session {
+            record: SessionRecord {
+                id: SessionId::generate(now),
+                instance: inbound.instance.clone(),
+                contact: inbound.contact.clone(),
+                flow: fv.flow().clone(),
+                version,
+                fingerprint: fv.fingerprint().clone(),
+                reason: reason.clone(),
+                step: StepId::new_static(entry.id),
+                data: Data::default(),
+                attempts: 0,
+                turns: 1,
+                started_at: now,
+                last_input_at: now,
+                expires_at: now.plus(self.config.session_ttl),
+                outcome: None,
+                ended_at: None,
+                revision: 0,
+            },
+        };
+        turn.events.push(self.event(&session, now, EventKind::Started { reason, fingerprint: fv.fingerprint().clone() }));
+        turn.events.push(self.event(&session, now, EventKind::StepEntered));
+        let called = self.call(fv, &mut session, entry.handler.as_ref(), Some(trigger), now, turn, |handler, ctx| handler.enter(ctx));
+        self.follow(fv, session, called, trigger, inbound, now, handovers, turn);
+    }
+
+    /// Applies a handler's `Next` (and the `enter` of every step it leads to)
+    /// until the session waits for input or ends.
+    #[allow(clippy::too_many_arguments)] // reason: one internal call site shape; a struct would only rename the arguments
+    fn follow(
+        &self,
+        fv: &FlowVersion,
+        mut session: Session,
+        mut called: Result<Next, Failure>,
+        text: &str,
+        inbound: &Inbound,
+        now: Timestamp,
+        handovers: u32,
+        turn: &mut Turn,
+    ) {
+        let mut hops = 0;
+        loop {
+            let next = match called {
+                Ok(next) => next,
+                Err(Failure(detail)) => return self.fail(session, detail, now, turn),
+            };
+            let Some(current) = fv.step(session.step().as_str()) else {
+                let detail = format!("step '{}' is not in {}", session.step(), fv.label());
+                return self.fail(session, detail, now, turn);
+            };
+            match next {
+                Next::Wait => break,
+                Next::Retry => {
+                    session.record.attempts += 1;
+                    turn.events.push(self.event(&session, now, EventKind::Retried));
+                    break;
+                }
+                Next::Goto(target) => {
+                    if !current.targets.contains(&Target::Step(target)) {
+                        let detail = format!("step '{}' went to '{target}', which it does not declare", current.id);
+                        return self.fail(session, detail, now, turn);
+                    }
+                    hops += 1;
+                    if hops > MAX_HOPS {
+                        let detail = format!("more than {MAX_HOPS} steps entered in one turn (a loop through '{target}')");
+                        return self.fail(session, detail, now, turn);
+                    }
+                    let Some(step) = fv.step(target) else {
+                        return self.fail(session, format!("step '{target}' is not in {}", fv.label()), now, turn);
+                    };
+                    session.record.step = StepId::new_static(step.id);
+                    session.record.attempts = 0;
+                    turn.events.push(self.event(&session, now, EventKind::StepEntered));
+                    called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| handler.enter(ctx));
+                }
+                Next::Complete | Next::Handoff | Next::Cancel => {
+                    let outcome = match next {
+                        Next::Complete => Outcome::Completed,
+                        Next::Handoff => Outcome::Handoff,
+                        _ => Outcome::Cancelled,
+                    };
+                    self.end(&mut session, outcome, None, now, turn);
+                    if outcome == Outcome::Handoff {
+                        turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
+                    }
+                    break;
+                }
+                Next::Handover(flow) => {
+                    if !current.targets.contains(&Target::Flow(flow)) {
+                        let detail = format!("step '{}' handed over to flow '{flow}', which it does not declare", current.id);
+                        return self.fail(session, detail, now, turn);
+                    }
+                    if handovers >= MAX_HANDOVERS {
+                        let detail = format!("more than {MAX_HANDOVERS} handovers in one turn (to '{flow}')");
+                        return self.fail(session, detail, now, turn);
+                    }
+                    self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, turn);
+                    turn.sessions.push(session);
+                    return self.start(FlowId::new_static(flow), text, inbound, now, handovers + 1, turn);
+                }
+            }
+        }
+        turn.sessions.push(session);
+    }
+
+    /// Calls one handler with panics caught. Its replies are kept only if it returns.
+    #[allow(clippy::too_many_arguments)] // reason: internal helper; see `follow`
+    fn call(
+        &self,
+        fv: &FlowVersion,
+        session: &mut Session,
+        handler: &dyn Step,
+        trigger: Option<&str>,
+        now: Timestamp,
+        turn: &mut Turn,
+        run: impl FnOnce(&dyn Step, &mut Ctx<'_>) -> Next,
+    ) -> Result<Next, Failure> {
+        let mut replies = Vec::new();
+        let attempts = session.record.attempts;
+        let result = {
+            let mut ctx = Ctx {
+                texts: fv.texts(),
+                data: &mut session.record.data,
+                replies: &mut replies,
+                now,
+                attempts,
+                trigger,
+            };
+            catch_unwind(AssertUnwindSafe(|| run(handler, &mut ctx)))
+        };
+        match result {
+            Ok(next) => {
+                for text in replies {
+                    turn.replies.push(Reply {
+                        session: Some(session.id()),
+                        flow: Some(session.flow().clone()),
+                        version: Some(session.version()),
+                        step: Some(session.step().clone()),
+                        text,
+                    });
+                }
+                Ok(next)
+            }
+            Err(payload) => {
+                let message = payload
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "handler panicked".to_owned());
+                Err(Failure(format!("panic in step '{}': {message}", session.step())))
+            }
+        }
+    }
+
+    /// A handler failed: the session ends `failed`, the customer gets an
+    /// apology and a human.
+    fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
+        self.end(&mut session, Outcome::Failed, Some(detail), now, turn);
+        turn.replies.push(Reply {
+            session: Some(session.id()),
+            flow: Some(session.flow().clone()),
+            version: Some(session.version()),
+            step: Some(session.step().clone()),
+            text: self.config.texts.apology.clone(),
+        });
+        turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
+        turn.sessions.push(session);
+    }
+
+    fn end(&self, session: &mut Session, outcome: Outcome, detail: Option<String>, now: Timestamp, turn: &mut Turn) {
+        session.end(outcome, now);
+        turn.events.push(self.event(session, now, EventKind::Ended { outcome, detail }));
+    }
+
+    fn event(&self, session: &Session, at: Timestamp, kind: EventKind) -> Event {
+        Event {
+            session: session.id(),
+            flow: session.flow().clone(),
+            version: session.version(),
+            at,
+            step: Some(session.step().clone()),
+            kind,
+        }
+    }
+}

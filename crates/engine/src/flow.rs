@@ -1,0 +1,235 @@
+//! What a flow author writes: a [`VersionDecl`] with its steps, each step a
+//! [`Step`] handler that sends texts when entered and handles the customer's
+//! reply by returning a [`Next`].
+//!
+//! Declarations are raw: nothing is checked here. [`crate::registry`] turns them
+//! into checked versions once every step name is known (dangling transitions,
+//! unreachable steps, missing texts).
+//!
+//! Wrong customer input is never an error: a handler answers with a re-prompt
+//! (`Next::Retry`). A handler that panics fails only its session.
+
+use crate::ids::{Fingerprint, StepId};
+use crate::session::Data;
+use crate::text::{self, Texts};
+use crate::time::Timestamp;
+
+/// Declared lifecycle of a version.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Lifecycle {
+    /// The version new sessions get by default. Exactly one per flow.
+    Active,
+    /// Deployed and reachable only through rollout rules (override, pin, split ...).
+    Inactive,
+    /// Kept compiled and tested, never chosen by default.
+    Deprecated,
+}
+
+impl Lifecycle {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lifecycle::Active => "active",
+            Lifecycle::Inactive => "inactive",
+            Lifecycle::Deprecated => "deprecated",
+        }
+    }
+}
+
+/// Where a step may go. Declared up front so the registry can check and draw
+/// the graph; a handler that returns a transition it did not declare fails its
+/// session instead of wandering off.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub enum Target {
+    /// Another step of the same version.
+    Step(&'static str),
+    /// Hand the conversation over to another flow: this session ends and a new
+    /// session of that flow starts, with its own version resolution.
+    Flow(&'static str),
+}
+
+/// What happens after a handler ran.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Next {
+    /// Stay at this step and wait for the customer's next message.
+    Wait,
+    /// The input was not understood: stay, and count a failed attempt.
+    Retry,
+    /// Enter another step (which runs its `enter`).
+    Goto(&'static str),
+    /// The session reached its goal.
+    Complete,
+    /// A human takes over; the bot goes silent for this contact.
+    Handoff,
+    /// The customer gave up (a global command such as `sair`).
+    Cancel,
+    /// End this session and start one of another flow. The text that caused
+    /// the move is handed to the new flow's entry step (see [`Ctx::trigger`]).
+    Handover(&'static str),
+}
+
+/// What a handler can see and do during one call.
+pub struct Ctx<'a> {
+    pub(crate) texts: &'a Texts,
+    pub(crate) data: &'a mut Data,
+    pub(crate) replies: &'a mut Vec<String>,
+    pub(crate) now: Timestamp,
+    pub(crate) attempts: u32,
+    pub(crate) trigger: Option<&'a str>,
+}
+
+impl<'a> Ctx<'a> {
+    /// Sends the version's text `key`, with `{name}` filled from session data.
+    ///
+    /// # Panics
+    /// When the version has no text `key`; the engine turns that into a failed
+    /// session, and the transcript tests catch it before release.
+    pub fn say(&mut self, key: &str) {
+        let rendered = self.render(key, &[]);
+        self.replies.push(rendered);
+    }
+
+    /// Like [`Ctx::say`], with extra values for `{name}` placeholders.
+    pub fn say_with(&mut self, key: &str, values: &[(&str, &str)]) {
+        let rendered = self.render(key, values);
+        self.replies.push(rendered);
+    }
+
+    /// Sends text that was built by the handler (for example a list from the backend).
+    pub fn say_raw(&mut self, text: impl Into<String>) {
+        self.replies.push(text.into());
+    }
+
+    /// The version's text `key` rendered, without sending it.
+    pub fn render(&self, key: &str, values: &[(&str, &str)]) -> String {
+        let template = match self.texts.get(key) {
+            Some(template) => template,
+            None => panic!("text '{key}' is missing from this version's texts.txt"),
+        };
+        let data = &*self.data;
+        text::render(template, |name| {
+            values
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| *value)
+                .or_else(|| data.get(name))
+        })
+    }
+
+    pub fn data(&self) -> &Data {
+        self.data
+    }
+    pub fn data_mut(&mut self) -> &mut Data {
+        self.data
+    }
+    pub fn now(&self) -> Timestamp {
+        self.now
+    }
+    /// Failed attempts (`Next::Retry`) at the current step so far.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    /// In `enter` of a session's first step: the customer message that started
+    /// the session (or that the previous flow handed over). `None` elsewhere.
+    pub fn trigger(&self) -> Option<&'a str> {
+        self.trigger
+    }
+}
+
+/// One step's behaviour. Implement it directly, or use a reusable kind from
+/// [`crate::kinds`].
+pub trait Step: Send + Sync {
+    /// Runs when the session enters this step (send the question here).
+    fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
+        let _ = ctx;
+        Next::Wait
+    }
+    /// Handles the customer's message while the session waits at this step.
+    fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next;
+    /// The transitions this step may take.
+    fn targets(&self) -> Vec<Target>;
+    /// The text keys this step uses, checked by the registry at start-up.
+    fn text_keys(&self) -> Vec<&'static str> {
+        Vec::new()
+    }
+}
+
+/// A step in a declaration.
+pub struct StepDecl {
+    pub id: &'static str,
+    pub handler: Box<dyn Step>,
+}
+
+/// A flow version as declared in its folder, before validation.
+pub struct VersionDecl {
+    pub flow: &'static str,
+    pub version: u32,
+    pub lifecycle: Lifecycle,
+    pub description: &'static str,
+    pub entry: &'static str,
+    pub steps: Vec<StepDecl>,
+    /// The raw embedded `texts.txt`.
+    pub texts: &'static str,
+    /// Other embedded data files (prompts ...), by file name; part of the snapshot.
+    pub files: Vec<(&'static str, &'static str)>,
+    /// Set by the build step (see the flows crate); empty in hand-made test versions.
+    pub fingerprint: Fingerprint,
+    /// Phrases that move the customer to another step from anywhere in this
+    /// version (a change of subject), checked before the current step's handler.
+    pub interrupts: Vec<(&'static [&'static str], crate::kinds::To)>,
+}
+
+impl VersionDecl {
+    pub fn new(flow: &'static str, version: u32, lifecycle: Lifecycle) -> VersionDecl {
+        VersionDecl {
+            flow,
+            version,
+            lifecycle,
+            description: "",
+            entry: "",
+            steps: Vec::new(),
+            texts: "",
+            files: Vec::new(),
+            fingerprint: Fingerprint::new_static(""),
+            interrupts: Vec::new(),
+        }
+    }
+    pub fn description(mut self, description: &'static str) -> VersionDecl {
+        self.description = description;
+        self
+    }
+    pub fn entry(mut self, entry: &'static str) -> VersionDecl {
+        self.entry = entry;
+        self
+    }
+    pub fn texts(mut self, texts: &'static str) -> VersionDecl {
+        self.texts = texts;
+        self
+    }
+    pub fn file(mut self, name: &'static str, contents: &'static str) -> VersionDecl {
+        self.files.push((name, contents));
+        self
+    }
+    pub fn fingerprint(mut self, fingerprint: Fingerprint) -> VersionDecl {
+        self.fingerprint = fingerprint;
+        self
+    }
+    /// From any step, a message containing one of `phrases` (accent- and
+    /// case-insensitive, on word boundaries; the longest match wins) goes to
+    /// `to` instead of the current step's handler. The target step's `enter`
+    /// sees the message as [`Ctx::trigger`]. Not applied while the session is
+    /// already inside the target's subroute.
+    pub fn interrupt(mut self, phrases: &'static [&'static str], to: crate::kinds::To) -> VersionDecl {
+        self.interrupts.push((phrases, to));
+        self
+    }
+    /// Adds a step. Its id is `step` or `subroute.step`.
+    pub fn step(mut self, id: &'static str, handler: impl Step + 'static) -> VersionDecl {
+        self.steps.push(StepDecl { id, handler: Box::new(handler) });
+        self
+    }
+}
+
+/// The id of a declared step, as a `StepId`.
+pub fn step_id(id: &'static str) -> StepId {
+    StepId::new_static(id)
+}

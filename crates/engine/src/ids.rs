@@ -1,0 +1,263 @@
+//! Domain newtypes. A raw `String` from the outside world is parsed into one of
+//! these before it reaches a flow.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// A flow's name, such as `digital_certificate`. Borrowed from the registry
+/// when it comes from code, owned when it comes back from the store.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FlowId(Cow<'static, str>);
+
+impl FlowId {
+    pub const fn new_static(name: &'static str) -> FlowId {
+        FlowId(Cow::Borrowed(name))
+    }
+    pub fn new(name: impl Into<String>) -> FlowId {
+        FlowId(Cow::Owned(name.into()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for FlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for FlowId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+/// A step's id inside a version: `step` or `subroute.step`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StepId(Cow<'static, str>);
+
+impl StepId {
+    pub const fn new_static(name: &'static str) -> StepId {
+        StepId(Cow::Borrowed(name))
+    }
+    pub fn new(name: impl Into<String>) -> StepId {
+        StepId(Cow::Owned(name.into()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The subroute this step belongs to, if its id is `subroute.step`.
+    pub fn subroute(&self) -> Option<&str> {
+        self.0.split_once('.').map(|(subroute, _)| subroute)
+    }
+}
+
+impl fmt::Display for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl fmt::Debug for StepId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+/// A flow version: `v1`, `v2`, ... Parsed strictly from `v<N>` with N >= 1.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct Version(u32);
+
+impl Version {
+    pub const fn new(n: u32) -> Version {
+        Version(n)
+    }
+    pub fn number(self) -> u32 {
+        self.0
+    }
+    /// Parses `v1`, `v2`, ... The error says what was wrong with the text.
+    pub fn parse(text: &str) -> Result<Version, String> {
+        let digits = text
+            .strip_prefix('v')
+            .ok_or_else(|| format!("version '{text}' must look like v<N> (for example v1)"))?;
+        match digits.parse::<u32>() {
+            Ok(n) if n >= 1 && !digits.starts_with('+') && !digits.starts_with('0') => Ok(Version(n)),
+            _ => Err(format!("version '{text}' must look like v<N> with N >= 1 (for example v1)")),
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "v{}", self.0)
+    }
+}
+
+/// The customer's WhatsApp id, normalised to the digits of the phone number
+/// (or of the `@lid` id). Never logged unmasked: its `Debug` masks it.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Contact(String);
+
+impl Contact {
+    /// Accepts `5511987654321`, `+55 (11) 98765-4321`, `5511987654321@s.whatsapp.net`
+    /// and keeps the digits. Between 5 and 20 digits; anything else is rejected.
+    pub fn parse(text: &str) -> Result<Contact, String> {
+        let local = text.trim();
+        let local = local.split_once('@').map_or(local, |(user, _)| user);
+        let local = local.split_once(':').map_or(local, |(user, _)| user);
+        let mut digits = String::with_capacity(local.len());
+        for ch in local.chars() {
+            match ch {
+                '0'..='9' => digits.push(ch),
+                '+' | ' ' | '-' | '(' | ')' | '.' => {}
+                _ => return Err(format!("contact '{}' must be a phone number or WhatsApp id", mask_digits(text))),
+            }
+        }
+        if !(5..=20).contains(&digits.len()) {
+            return Err(format!(
+                "contact '{}' must have between 5 and 20 digits",
+                mask_digits(text)
+            ));
+        }
+        Ok(Contact(digits))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// `5511*******21`: enough to tell contacts apart in a log, not enough to call them.
+    pub fn masked(&self) -> String {
+        mask_digits(&self.0)
+    }
+}
+
+impl fmt::Debug for Contact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Contact({})", self.masked())
+    }
+}
+
+/// Keeps the first four and last two characters of a digit string.
+fn mask_digits(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 6 {
+        return "*".repeat(chars.len());
+    }
+    let mut out = String::with_capacity(chars.len());
+    for (idx, ch) in chars.iter().enumerate() {
+        if idx < 4 || idx >= chars.len() - 2 {
+            out.push(*ch);
+        } else {
+            out.push('*');
+        }
+    }
+    out
+}
+
+/// An Evolution API instance name (one WhatsApp number / department).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct InstanceId(String);
+
+impl InstanceId {
+    /// 1 to 100 characters of letters, digits, `-`, `_` or `.`.
+    pub fn parse(text: &str) -> Result<InstanceId, String> {
+        let ok = !text.is_empty()
+            && text.len() <= 100
+            && text.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
+        if ok {
+            Ok(InstanceId(text.to_owned()))
+        } else {
+            Err(format!(
+                "instance '{text}' must be 1 to 100 letters, digits, '-', '_' or '.'"
+            ))
+        }
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A session's id: a UUIDv7, so ids sort by creation time.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct SessionId(uuid::Uuid);
+
+impl SessionId {
+    pub fn generate(now: crate::time::Timestamp) -> SessionId {
+        let millis = now.as_millis().max(0) as u64;
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, millis / 1000, ((millis % 1000) * 1_000_000) as u32);
+        SessionId(uuid::Uuid::new_v7(ts))
+    }
+    pub fn parse(text: &str) -> Result<SessionId, String> {
+        uuid::Uuid::parse_str(text)
+            .map(SessionId)
+            .map_err(|_| format!("session id '{text}' is not a UUID"))
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A version's content hash (hex SHA-256 of its folder and the shared helpers it uses).
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Fingerprint(Cow<'static, str>);
+
+impl Fingerprint {
+    pub const fn new_static(hex: &'static str) -> Fingerprint {
+        Fingerprint(Cow::Borrowed(hex))
+    }
+    pub fn new(hex: impl Into<String>) -> Fingerprint {
+        Fingerprint(Cow::Owned(hex.into()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The first 12 hex digits, for tables.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(12)]
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_parse_accepts_v_numbers_only() {
+        assert_eq!(Version::parse("v1"), Ok(Version(1)));
+        assert_eq!(Version::parse("v12"), Ok(Version(12)));
+        for bad in ["1", "v0", "v", "v01", "V1", "v1.2", "v+1", "", "v-1"] {
+            let err = Version::parse(bad).unwrap_err();
+            assert!(err.contains(&format!("'{bad}'")), "{err}");
+        }
+    }
+
+    #[test]
+    fn contact_parse_keeps_digits_of_common_spellings() {
+        for spelling in ["5511987654321", "+55 (11) 98765-4321", "5511987654321@s.whatsapp.net", "5511987654321:12@s.whatsapp.net"] {
+            assert_eq!(Contact::parse(spelling).unwrap().as_str(), "5511987654321", "{spelling}");
+        }
+        assert!(Contact::parse("abc").is_err());
+        assert!(Contact::parse("123").is_err());
+    }
+
+    #[test]
+    fn contact_debug_and_errors_are_masked() {
+        let contact = Contact::parse("5511987654321").unwrap();
+        assert_eq!(format!("{contact:?}"), "Contact(5511*******21)");
+        let err = Contact::parse("5511987654321x").unwrap_err();
+        assert!(!err.contains("5511987654321"), "{err}");
+    }
+}

@@ -1,0 +1,321 @@
+//! Reusable step kinds, so that a 16-step flow reads as a list of questions:
+//!
+//! - [`Menu`]: a numbered menu; accepts the number, the option's words and
+//!   synonyms, case- and accent-insensitively; after too many misses, hands off.
+//! - [`Ask`]: asks for a value, checks it with a validator, stores it.
+//! - [`Say`]: sends a text and moves on (usually: finishes the session).
+//! - [`Custom`]: a step from two closures, for everything else.
+
+use crate::flow::{Ctx, Next, Step, Target};
+use crate::text::{contains_phrase, normalize};
+
+/// Where a menu option or a kind leads.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum To {
+    Step(&'static str),
+    Flow(&'static str),
+    Complete,
+    Handoff,
+    Cancel,
+}
+
+impl To {
+    pub fn next(self) -> Next {
+        match self {
+            To::Step(step) => Next::Goto(step),
+            To::Flow(flow) => Next::Handover(flow),
+            To::Complete => Next::Complete,
+            To::Handoff => Next::Handoff,
+            To::Cancel => Next::Cancel,
+        }
+    }
+    pub fn target(self) -> Option<Target> {
+        match self {
+            To::Step(step) => Some(Target::Step(step)),
+            To::Flow(flow) => Some(Target::Flow(flow)),
+            To::Complete | To::Handoff | To::Cancel => None,
+        }
+    }
+}
+
+/// The default number of misses before a kind hands the customer to a human.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
+
+struct Choice {
+    phrases: Vec<String>,
+    to: To,
+    set: Vec<(&'static str, &'static str)>,
+}
+
+/// A numbered menu. Option `n` (1-based) is the `n`th `.option(...)`.
+pub struct Menu {
+    prompt: &'static str,
+    invalid: &'static str,
+    exhausted: &'static str,
+    max_attempts: u32,
+    choices: Vec<Choice>,
+}
+
+impl Menu {
+    /// `prompt` is the text key sent on entering (it shows the numbered options),
+    /// `invalid` the re-prompt for input that matches no option.
+    pub fn new(prompt: &'static str, invalid: &'static str) -> Menu {
+        Menu { prompt, invalid, exhausted: "handoff", max_attempts: DEFAULT_MAX_ATTEMPTS, choices: Vec::new() }
+    }
+    /// Adds the next numbered option, recognised also by any of `words`
+    /// (phrases matched on word boundaries, accents and case ignored).
+    pub fn option(mut self, words: &[&str], to: To) -> Menu {
+        self.choices.push(Choice { phrases: words.iter().map(|word| normalize(word)).collect(), to, set: Vec::new() });
+        self
+    }
+    /// Like [`Menu::option`], and stores `key = value` in the session data when chosen.
+    pub fn option_set(mut self, words: &[&str], to: To, key: &'static str, value: &'static str) -> Menu {
+        self.choices.push(Choice {
+            phrases: words.iter().map(|word| normalize(word)).collect(),
+            to,
+            set: vec![(key, value)],
+        });
+        self
+    }
+    /// The text key sent when the attempts run out (default `handoff`).
+    pub fn exhausted(mut self, key: &'static str) -> Menu {
+        self.exhausted = key;
+        self
+    }
+    /// Misses tolerated before handing off (default 2).
+    pub fn max_attempts(mut self, attempts: u32) -> Menu {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+
+    /// The option the text picks, by number (when `numbers` is true) or by words.
+    fn pick(&self, text: &str, numbers: bool) -> Option<&Choice> {
+        let normalized = normalize(text);
+        let first = normalized.split(' ').next().unwrap_or("");
+        if numbers && !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
+            let n: usize = first.parse().ok()?;
+            return self.choices.get(n.checked_sub(1)?);
+        }
+        if numbers {
+            if let Some(rest) = normalized.strip_prefix("opcao ") {
+                let n: usize = rest.split(' ').next()?.parse().ok()?;
+                return self.choices.get(n.checked_sub(1)?);
+            }
+        }
+        // The longest matching phrase wins, so "status do pedido" beats "pedido";
+        // two options tied on length is ambiguous and picks nothing.
+        let mut best: Option<(&Choice, usize)> = None;
+        let mut tied = false;
+        for choice in &self.choices {
+            let longest = choice
+                .phrases
+                .iter()
+                .filter(|phrase| contains_phrase(&normalized, phrase))
+                .map(|phrase| phrase.len())
+                .max();
+            if let Some(len) = longest {
+                match best {
+                    Some((_, best_len)) if best_len > len => {}
+                    Some((other, best_len)) if best_len == len => tied = !std::ptr::eq(other, choice),
+                    _ => {
+                        best = Some((choice, len));
+                        tied = false;
+                    }
+                }
+            }
+        }
+        if tied { None } else { best.map(|(choice, _)| choice) }
+    }
+
+    fn take(&self, ctx: &mut Ctx<'_>, choice: &Choice) -> Next {
+        for (key, value) in &choice.set {
+            ctx.data_mut().set(*key, *value);
+        }
+        choice.to.next()
+    }
+}
+
+impl Step for Menu {
+    /// When the session starts here with a message that already names an option
+    /// in words ("quero renovar"), the menu is skipped. Numbers are not taken
+    /// from a trigger: "1" meant an option of the previous menu.
+    fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
+        if let Some(trigger) = ctx.trigger() {
+            if let Some(choice) = self.pick(trigger, false) {
+                return self.take(ctx, choice);
+            }
+        }
+        ctx.say(self.prompt);
+        Next::Wait
+    }
+
+    fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
+        match self.pick(text, true) {
+            Some(choice) => self.take(ctx, choice),
+            None if ctx.attempts() + 1 >= self.max_attempts => {
+                ctx.say(self.exhausted);
+                Next::Handoff
+            }
+            None => {
+                ctx.say(self.invalid);
+                Next::Retry
+            }
+        }
+    }
+
+    fn targets(&self) -> Vec<crate::flow::Target> {
+        self.choices.iter().filter_map(|choice| choice.to.target()).collect()
+    }
+
+    fn text_keys(&self) -> Vec<&'static str> {
+        vec![self.prompt, self.invalid, self.exhausted]
+    }
+}
+
+/// Validates and normalises a typed value: `Some(clean)` or `None` for invalid.
+pub type Validator = fn(&str) -> Option<String>;
+
+/// Asks for a value, validates it, stores it under `save_as` and moves on.
+pub struct Ask {
+    prompt: &'static str,
+    invalid: &'static str,
+    exhausted: &'static str,
+    max_attempts: u32,
+    save_as: &'static str,
+    validate: Validator,
+    then: To,
+}
+
+impl Ask {
+    pub fn new(prompt: &'static str, save_as: &'static str, validate: Validator, invalid: &'static str, then: To) -> Ask {
+        Ask { prompt, invalid, exhausted: "handoff", max_attempts: 3, save_as, validate, then }
+    }
+    pub fn exhausted(mut self, key: &'static str) -> Ask {
+        self.exhausted = key;
+        self
+    }
+    /// Misses tolerated before handing off (default 3).
+    pub fn max_attempts(mut self, attempts: u32) -> Ask {
+        self.max_attempts = attempts.max(1);
+        self
+    }
+}
+
+impl Step for Ask {
+    fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
+        ctx.say(self.prompt);
+        Next::Wait
+    }
+
+    fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
+        match (self.validate)(text) {
+            Some(value) => {
+                ctx.data_mut().set(self.save_as, value);
+                self.then.next()
+            }
+            None if ctx.attempts() + 1 >= self.max_attempts => {
+                ctx.say(self.exhausted);
+                Next::Handoff
+            }
+            None => {
+                ctx.say(self.invalid);
+                Next::Retry
+            }
+        }
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        self.then.target().into_iter().collect()
+    }
+
+    fn text_keys(&self) -> Vec<&'static str> {
+        vec![self.prompt, self.invalid, self.exhausted]
+    }
+}
+
+/// Sends a text on entering, then goes on at once (by default: completes).
+pub struct Say {
+    text: &'static str,
+    then: To,
+}
+
+impl Say {
+    /// Sends `text` and completes the session.
+    pub fn finish(text: &'static str) -> Say {
+        Say { text, then: To::Complete }
+    }
+    /// Sends `text` and goes to `then`.
+    pub fn then(text: &'static str, then: To) -> Say {
+        Say { text, then }
+    }
+}
+
+impl Step for Say {
+    fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
+        ctx.say(self.text);
+        self.then.next()
+    }
+
+    /// Unreachable in practice (the step never waits); treated like entering again.
+    fn input(&self, ctx: &mut Ctx<'_>, _text: &str) -> Next {
+        self.enter(ctx)
+    }
+
+    fn targets(&self) -> Vec<Target> {
+        self.then.target().into_iter().collect()
+    }
+
+    fn text_keys(&self) -> Vec<&'static str> {
+        vec![self.text]
+    }
+}
+
+type EnterFn = Box<dyn Fn(&mut Ctx<'_>) -> Next + Send + Sync>;
+type InputFn = Box<dyn Fn(&mut Ctx<'_>, &str) -> Next + Send + Sync>;
+
+/// A step made of closures, for logic the other kinds do not cover.
+pub struct Custom {
+    targets: Vec<Target>,
+    keys: Vec<&'static str>,
+    enter: Option<EnterFn>,
+    input: InputFn,
+}
+
+impl Custom {
+    /// `targets` lists every step or flow the closures may go to.
+    pub fn new(targets: &[To], input: impl Fn(&mut Ctx<'_>, &str) -> Next + Send + Sync + 'static) -> Custom {
+        Custom {
+            targets: targets.iter().filter_map(|to| to.target()).collect(),
+            keys: Vec::new(),
+            enter: None,
+            input: Box::new(input),
+        }
+    }
+    pub fn on_enter(mut self, enter: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
+        self.enter = Some(Box::new(enter));
+        self
+    }
+    /// Declares the text keys the closures use, so the registry checks them.
+    pub fn texts(mut self, keys: &[&'static str]) -> Custom {
+        self.keys.extend_from_slice(keys);
+        self
+    }
+}
+
+impl Step for Custom {
+    fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
+        match &self.enter {
+            Some(enter) => enter(ctx),
+            None => Next::Wait,
+        }
+    }
+    fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
+        (self.input)(ctx, text)
+    }
+    fn targets(&self) -> Vec<Target> {
+        self.targets.clone()
+    }
+    fn text_keys(&self) -> Vec<&'static str> {
+        self.keys.clone()
+    }
+}

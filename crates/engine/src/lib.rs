@@ -1,0 +1,34 @@
+//! The domain core of Switchyard: versioned conversation flows, sessions pinned
+//! to a version, the registry that validates every version, and the policy that
+//! resolves which version a new session gets.
+//!
+//! The engine does no concrete I/O. Storage is the [`store::Store`] trait, time
+//! arrives as an argument, and a turn returns replies and events as data: the
+//! caller decides how to persist and deliver them.
+//!
+//! # Layout
+//! - [`ids`]: newtypes (`Contact`, `InstanceId`, `Version`, `SessionId`, ...).
+//! - [`time`]: `Timestamp` and the `Clock` trait; duration parsing (`30m`, `24h`).
+//! - [`text`]: normalisation for forgiving matching, and the embedded text files.
+//! - [`flow`]: what a flow author writes: `VersionDecl`, the `Step` trait, `Ctx`, `Next`.
+//! - [`kinds`]: reusable step kinds (numbered menu, ask with a validator, say and finish).
+//! - [`registry`]: validated, checked flow versions; the error messages name flow, version and step.
+//! - [`resolve`]: `FLOW_VERSION_OVERRIDES` parsing and version resolution with its reason.
+//! - [`session`]: the session, its outcome, its data.
+//! - [`event`]: the append-only event log's entries.
+//! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
+//! - [`store`]: the `Store` trait the adapters implement, and an in-memory store.
+//! - [`service`]: load, turn, commit (with optimistic retry), and the expiry sweep.
+
+pub mod engine;
+pub mod event;
+pub mod flow;
+pub mod ids;
+pub mod kinds;
+pub mod registry;
+pub mod resolve;
+pub mod service;
+pub mod session;
+pub mod store;
+pub mod text;
+pub mod time;

@@ -1,0 +1,187 @@
+//! The storage contract. Adapters (SQLite, PostgreSQL) implement [`Store`] in
+//! the store crate and pass one conformance suite; [`MemoryStore`] is the
+//! in-memory implementation for tests and benchmarks.
+//!
+//! A commit is all-or-nothing and checks each session's `revision`
+//! (optimistic concurrency): a turn computed from a stale read is refused with
+//! [`StoreError::Conflict`] and recomputed by the caller.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Mutex;
+
+use crate::engine::{ContactState, Turn};
+use crate::event::Event;
+use crate::ids::{Contact, InstanceId, SessionId};
+use crate::session::Session;
+use crate::time::Timestamp;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else changed the contact's sessions since they were read; reload and retry.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached now; the operation may succeed later.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored row that cannot be read back (a bug or a hand-edited database).
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+pub trait Store: Send + Sync {
+    /// The contact's live session (even if past its expiry) and handoff hold.
+    fn contact_state(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<ContactState, StoreError>> + Send;
+
+    /// Writes a turn atomically: sessions (insert when `revision == 0`,
+    /// otherwise update only if the stored revision is unchanged, bumping it),
+    /// events, and the handoff hold. At most one live session per contact.
+    fn commit(&self, turn: &Turn) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Live sessions whose `expires_at <= now`, oldest first, at most `limit`.
+    fn expired(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// Every session of a contact, newest first.
+    fn sessions_of(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send;
+
+    /// A session's events in the order they were written.
+    fn events_of(&self, session: SessionId) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
+}
+
+#[derive(Default)]
+struct Memory {
+    sessions: HashMap<SessionId, Session>,
+    live: HashMap<(InstanceId, Contact), SessionId>,
+    events: Vec<Event>,
+    handoffs: HashMap<(InstanceId, Contact), Timestamp>,
+}
+
+/// A [`Store`] in a mutex-guarded map, with the same semantics as the
+/// database stores (it runs the same conformance suite).
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Memory>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore")
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        // A panic while holding the lock cannot leave a half-applied commit
+        // (commit validates before it writes), so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn contact_state_now(&self, instance: &InstanceId, contact: &Contact) -> ContactState {
+        let memory = self.lock();
+        let key = (instance.clone(), contact.clone());
+        ContactState {
+            session: memory.live.get(&key).and_then(|id| memory.sessions.get(id)).cloned(),
+            handoff_until: memory.handoffs.get(&key).copied(),
+        }
+    }
+
+    pub fn commit_now(&self, turn: &Turn) -> Result<(), StoreError> {
+        let mut memory = self.lock();
+        let key = (turn.instance.clone(), turn.contact.clone());
+        // Validate everything first, so a refused commit changes nothing.
+        let mut live_after = memory.live.get(&key).copied();
+        for session in &turn.sessions {
+            let stored = memory.sessions.get(&session.id());
+            match (session.revision(), stored) {
+                (0, Some(_)) => return Err(StoreError::Conflict(format!("session {} already exists", session.id()))),
+                (0, None) => {
+                    if session.is_live() {
+                        if live_after.is_some() {
+                            return Err(StoreError::Conflict("the contact already has a live session".to_owned()));
+                        }
+                        live_after = Some(session.id());
+                    }
+                }
+                (revision, Some(stored)) if stored.revision() == revision => {
+                    if !session.is_live() && live_after == Some(session.id()) {
+                        live_after = None;
+                    }
+                }
+                (revision, _) => {
+                    return Err(StoreError::Conflict(format!(
+                        "session {} is no longer at revision {revision}",
+                        session.id()
+                    )));
+                }
+            }
+        }
+        for session in &turn.sessions {
+            let mut stored = session.clone();
+            stored.record.revision += 1;
+            memory.sessions.insert(stored.id(), stored);
+        }
+        match live_after {
+            Some(id) => memory.live.insert(key.clone(), id),
+            None => memory.live.remove(&key),
+        };
+        memory.events.extend(turn.events.iter().cloned());
+        if let Some(until) = turn.handoff_until {
+            memory.handoffs.insert(key, until);
+        }
+        Ok(())
+    }
+}
+
+impl Store for MemoryStore {
+    async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
+        Ok(self.contact_state_now(instance, contact))
+    }
+
+    async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
+        self.commit_now(turn)
+    }
+
+    async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let memory = self.lock();
+        let mut due: Vec<Session> = memory
+            .live
+            .values()
+            .filter_map(|id| memory.sessions.get(id))
+            .filter(|session| session.expires_at() <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|session| (session.expires_at(), session.id()));
+        due.truncate(limit as usize);
+        Ok(due)
+    }
+
+    async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let memory = self.lock();
+        let mut all: Vec<Session> = memory
+            .sessions
+            .values()
+            .filter(|session| session.instance() == instance && session.contact() == contact)
+            .cloned()
+            .collect();
+        all.sort_by_key(|session| std::cmp::Reverse((session.started_at(), session.id())));
+        Ok(all)
+    }
+
+    async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
+        Ok(self.lock().events.iter().filter(|event| event.session == session).cloned().collect())
+    }
+}

@@ -1,0 +1,227 @@
+//! Text handling for forgiving matching, and the per-version text files.
+//!
+//! Customer-facing texts live in a `texts.txt` file inside each version folder,
+//! embedded at build time. The format is deliberately plain so that a support
+//! person can edit it:
+//!
+//! ```text
+//! [greet]
+//! Olá! Sou a assistente virtual da CertiFácil.
+//!
+//! [choose.invalid]
+//! Não entendi. Responda com o número da opção.
+//! ```
+//!
+//! A line `[key]` starts an entry; the entry's text is every line up to the next
+//! key, with surrounding blank lines trimmed. Lines starting with `//` are
+//! comments. `{name}` in a text is replaced by the session value `name`.
+
+use std::collections::HashMap;
+
+/// Lowercases, strips accents (Portuguese and common Latin letters), turns
+/// punctuation into spaces and collapses runs of whitespace, so `"Olá, BOM-dia!"`
+/// becomes `"ola bom dia"`. Emoji and other symbols are dropped.
+pub fn normalize(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut pending_space = false;
+    for ch in text.chars() {
+        let mapped = fold_char(ch);
+        match mapped {
+            Some(ch) if ch.is_alphanumeric() => {
+                if pending_space && !out.is_empty() {
+                    out.push(' ');
+                }
+                pending_space = false;
+                out.push(ch);
+            }
+            // '@' and '.' inside words matter for e-mails and numbers; the
+            // caller that needs them reads the raw text instead.
+            _ => pending_space = true,
+        }
+    }
+    out
+}
+
+fn fold_char(ch: char) -> Option<char> {
+    let folded = match ch {
+        'á' | 'à' | 'â' | 'ã' | 'ä' | 'Á' | 'À' | 'Â' | 'Ã' | 'Ä' => 'a',
+        'é' | 'è' | 'ê' | 'ë' | 'É' | 'È' | 'Ê' | 'Ë' => 'e',
+        'í' | 'ì' | 'î' | 'ï' | 'Í' | 'Ì' | 'Î' | 'Ï' => 'i',
+        'ó' | 'ò' | 'ô' | 'õ' | 'ö' | 'Ó' | 'Ò' | 'Ô' | 'Õ' | 'Ö' => 'o',
+        'ú' | 'ù' | 'û' | 'ü' | 'Ú' | 'Ù' | 'Û' | 'Ü' => 'u',
+        'ç' | 'Ç' => 'c',
+        'ñ' | 'Ñ' => 'n',
+        ch if ch.is_ascii() => ch.to_ascii_lowercase(),
+        ch if ch.is_alphabetic() => return ch.to_lowercase().next(),
+        _ => return None,
+    };
+    Some(folded)
+}
+
+/// True when `phrase` (already normalised) occurs in `haystack` (already
+/// normalised) on word boundaries: "boleto" matches "segunda via do boleto" but
+/// "cpf" does not match "cpfx".
+pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
+    if phrase.is_empty() {
+        return false;
+    }
+    let mut start = 0;
+    while let Some(pos) = haystack[start..].find(phrase) {
+        let begin = start + pos;
+        let end = begin + phrase.len();
+        let before_ok = begin == 0 || haystack.as_bytes()[begin - 1] == b' ';
+        let after_ok = end == haystack.len() || haystack.as_bytes()[end] == b' ';
+        if before_ok && after_ok {
+            return true;
+        }
+        start = begin + 1;
+        while !haystack.is_char_boundary(start) {
+            start += 1;
+        }
+    }
+    false
+}
+
+/// The texts of one version, parsed from its embedded `texts.txt`.
+#[derive(Debug, Default, Clone)]
+pub struct Texts {
+    entries: HashMap<String, String>,
+}
+
+impl Texts {
+    /// Parses the text file format described in the module docs.
+    pub fn parse(source: &str) -> Result<Texts, String> {
+        let mut entries = HashMap::new();
+        let mut current: Option<(String, usize, Vec<&str>)> = None;
+        let finish = |current: Option<(String, usize, Vec<&str>)>,
+                          entries: &mut HashMap<String, String>|
+         -> Result<(), String> {
+            if let Some((key, line_no, lines)) = current {
+                let body = lines.join("\n").trim_matches('\n').trim_end().to_owned();
+                if body.is_empty() {
+                    return Err(format!("line {line_no}: text '{key}' is empty"));
+                }
+                if entries.insert(key.clone(), body).is_some() {
+                    return Err(format!("line {line_no}: text '{key}' is defined twice"));
+                }
+            }
+            Ok(())
+        };
+        for (idx, line) in source.lines().enumerate() {
+            let line_no = idx + 1;
+            if line.trim_start().starts_with("//") {
+                continue;
+            }
+            let trimmed = line.trim();
+            if trimmed.starts_with('[') && trimmed.ends_with(']') && trimmed.len() > 2 {
+                let key = &trimmed[1..trimmed.len() - 1];
+                if !key.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '_' | '.' | '-')) {
+                    return Err(format!("line {line_no}: text key '{key}' may only hold letters, digits, '_', '.' and '-'"));
+                }
+                finish(current.take(), &mut entries)?;
+                current = Some((key.to_owned(), line_no, Vec::new()));
+            } else if let Some((_, _, lines)) = current.as_mut() {
+                lines.push(line.trim_end());
+            } else if !trimmed.is_empty() {
+                return Err(format!("line {line_no}: text before the first [key] line"));
+            }
+        }
+        finish(current.take(), &mut entries)?;
+        Ok(Texts { entries })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries.get(key).map(String::as_str)
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.entries.contains_key(key)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+
+    /// Every key with its text, sorted by key (for snapshots and diffs).
+    pub fn sorted(&self) -> Vec<(&str, &str)> {
+        let mut all: Vec<(&str, &str)> =
+            self.entries.iter().map(|(key, text)| (key.as_str(), text.as_str())).collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// Replaces `{name}` with `lookup(name)`; unknown names are left as written so
+/// that a mistake shows in the transcript tests instead of vanishing.
+pub fn render<'a>(template: &str, lookup: impl Fn(&str) -> Option<&'a str>) -> String {
+    if !template.contains('{') {
+        return template.to_owned();
+    }
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}') {
+            Some(close) if after[..close].chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_') && close > 0 => {
+                let name = &after[..close];
+                match lookup(name) {
+                    Some(value) => out.push_str(value),
+                    None => {
+                        out.push('{');
+                        out.push_str(name);
+                        out.push('}');
+                    }
+                }
+                rest = &after[close + 1..];
+            }
+            _ => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_case_accents_and_punctuation() {
+        assert_eq!(normalize("Olá, BOM-dia!  Quero RENOVAÇÃO"), "ola bom dia quero renovacao");
+        assert_eq!(normalize("😀👍"), "");
+        assert_eq!(normalize("  1) "), "1");
+    }
+
+    #[test]
+    fn phrases_match_on_word_boundaries() {
+        assert!(contains_phrase("segunda via do boleto", "boleto"));
+        assert!(contains_phrase("segunda via do boleto", "segunda via"));
+        assert!(!contains_phrase("boletos", "boleto"));
+        assert!(!contains_phrase("cpfx", "cpf"));
+        assert!(contains_phrase("e cpf", "cpf"));
+    }
+
+    #[test]
+    fn texts_parse_keys_and_bodies() {
+        let texts = Texts::parse("// comment\n[a]\nline 1\nline 2\n\n[b.c]\nx\n").unwrap();
+        assert_eq!(texts.get("a"), Some("line 1\nline 2"));
+        assert_eq!(texts.get("b.c"), Some("x"));
+        assert!(Texts::parse("stray\n[a]\nx").unwrap_err().contains("line 1"));
+        assert!(Texts::parse("[a]\nx\n[a]\ny").unwrap_err().contains("'a' is defined twice"));
+        assert!(Texts::parse("[a]\n\n[b]\ny").unwrap_err().contains("'a' is empty"));
+    }
+
+    #[test]
+    fn render_fills_known_names_and_keeps_unknown_ones() {
+        let out = render("Olá {name}, total {price} {missing} {not a name}", |name| match name {
+            "name" => Some("Ana"),
+            "price" => Some("R$ 10"),
+            _ => None,
+        });
+        assert_eq!(out, "Olá Ana, total R$ 10 {missing} {not a name}");
+    }
+}
