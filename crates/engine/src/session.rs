@@ -86,7 +86,7 @@ impl fmt::Debug for Data {
 
 /// Every field of a session, as the store persists it. The store converts its
 /// rows into this and back; the engine checks it in [`Session::restore`].
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct SessionRecord {
     pub id: SessionId,
     pub instance: InstanceId,

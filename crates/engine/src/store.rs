@@ -185,3 +185,30 @@ impl Store for MemoryStore {
         Ok(self.lock().events.iter().filter(|event| event.session == session).cloned().collect())
     }
 }
+
+/// A shared store is a store: the server hands one `Arc` to every worker.
+impl<S: Store> Store for std::sync::Arc<S> {
+    fn contact_state(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<ContactState, StoreError>> + Send {
+        (**self).contact_state(instance, contact)
+    }
+    fn commit(&self, turn: &Turn) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit(turn)
+    }
+    fn expired(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
+        (**self).expired(now, limit)
+    }
+    fn sessions_of(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<Vec<Session>, StoreError>> + Send {
+        (**self).sessions_of(instance, contact)
+    }
+    fn events_of(&self, session: SessionId) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send {
+        (**self).events_of(session)
+    }
+}

@@ -1,0 +1,269 @@
+//! The contract every [`Store`] implementation passes. Each function is one
+//! test case over a fresh, empty store; the backends' test files call them
+//! all through the `conformance_suite!` macro (see `tests/conformance.rs`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+use switchyard_engine::event::EventKind;
+use switchyard_engine::flow::{Lifecycle, VersionDecl};
+use switchyard_engine::ids::{Contact, InstanceId, Version};
+use switchyard_engine::kinds::{Ask, Menu, Say, To};
+use switchyard_engine::registry::Registry;
+use switchyard_engine::resolve::{NoRules, Overrides, Reason, Resolver};
+use switchyard_engine::service::Conversations;
+use switchyard_engine::session::Outcome;
+use switchyard_engine::store::{Store, StoreError};
+use switchyard_engine::time::{Clock, Timestamp};
+
+/// Every conformance case, for the macro that instantiates them per backend.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($open:expr) => {
+        $crate::conformance_suite!(@cases $open;
+            a_committed_turn_reads_back_field_for_field,
+            a_contact_has_at_most_one_live_session,
+            a_stale_revision_is_refused_and_changes_nothing,
+            an_ended_session_cannot_be_updated_again,
+            expired_lists_due_live_sessions_oldest_first_up_to_the_limit,
+            history_is_newest_first_and_events_keep_their_order,
+            a_handoff_hold_is_stored_and_renewed,
+            contacts_on_different_instances_are_separate,
+            a_full_conversation_survives_reopening_through_the_service,
+        );
+    };
+    (@cases $open:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                let store = $open.await;
+                $crate::conformance::$case(&store).await;
+            }
+        )*
+    };
+}
+
+const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
+
+fn flows() -> Arc<Registry> {
+    let entry = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[menu]\n1 loja\n[invalid]\nnão entendi\n[handoff]\natendente\n")
+        .entry("menu")
+        .step("menu", Menu::new("menu", "invalid").option(&["loja"], To::Flow("shop")));
+    let shop = |version: u32, lifecycle: Lifecycle| {
+        VersionDecl::new("shop", version, lifecycle)
+            .texts("[ask]\nSeu e-mail?\n[bad]\ne-mail inválido\n[handoff]\natendente\n[done]\nObrigado, {email}!\n")
+            .entry("order.ask_email")
+            .step(
+                "order.ask_email",
+                Ask::new("ask", "email", |text| text.contains('@').then(|| text.trim().to_owned()), "bad", To::Step("order.done")),
+            )
+            .step("order.done", Say::finish("done"))
+    };
+    Arc::new(Registry::new(vec![entry, shop(1, Lifecycle::Active), shop(2, Lifecycle::Inactive)]).expect("valid"))
+}
+
+fn engine(overrides: &str) -> Arc<Engine> {
+    let registry = flows();
+    let overrides = Overrides::parse(overrides, &registry).expect("valid");
+    let resolver = Resolver::new(&registry, overrides, Box::new(NoRules));
+    Arc::new(Engine::new(registry, resolver, EngineConfig::default()).expect("engine"))
+}
+
+fn instance(name: &str) -> InstanceId {
+    InstanceId::parse(name).unwrap()
+}
+
+fn contact(number: &str) -> Contact {
+    Contact::parse(number).unwrap()
+}
+
+fn text(instance_name: &str, number: &str, text: &str) -> Inbound {
+    Inbound { instance: instance(instance_name), contact: contact(number), content: Content::Text(text.to_owned()) }
+}
+
+/// Runs one message through the engine and commits it, at `now`.
+async fn send<S: Store>(store: &S, engine: &Engine, inbound: &Inbound, now: Timestamp) -> switchyard_engine::engine::Turn {
+    let state = store.contact_state(&inbound.instance, &inbound.contact).await.expect("read");
+    let turn = engine.turn(state, inbound, now);
+    store.commit(&turn).await.expect("commit");
+    turn
+}
+
+pub async fn a_committed_turn_reads_back_field_for_field<S: Store>(store: &S) {
+    let engine = engine("shop=v2");
+    send(store, &engine, &text("vendas", "5511900000001", "oi"), T0).await;
+    let turn = send(store, &engine, &text("vendas", "5511900000001", "loja"), T0.plus(Duration::from_secs(5))).await;
+    let live = turn.live().expect("shop session").clone();
+
+    let state = store.contact_state(&instance("vendas"), &contact("5511900000001")).await.unwrap();
+    let stored = state.session.expect("live session stored");
+    let mut expected = live.record().clone();
+    expected.revision = 1;
+    assert_eq!(stored.record(), &expected);
+    assert_eq!(stored.reason(), &Reason::Override);
+    assert_eq!(stored.version(), Version::new(2));
+    assert_eq!(state.handoff_until, None);
+
+    // Data with accents, quotes and an e-mail survives the round trip.
+    let turn = send(store, &engine, &text("vendas", "5511900000001", "\"Zé\" <zé@exemplo.com.br>"), T0.plus(Duration::from_secs(9))).await;
+    let ended = turn.ended().next().expect("completed").clone();
+    let history = store.sessions_of(&instance("vendas"), &contact("5511900000001")).await.unwrap();
+    let stored = history.iter().find(|s| s.id() == ended.id()).expect("in history");
+    assert_eq!(stored.data().get("email"), Some("\"Zé\" <zé@exemplo.com.br>"));
+    assert_eq!(stored.outcome(), Some(Outcome::Completed));
+    assert_eq!(stored.ended_at(), ended.ended_at());
+    assert_eq!(stored.revision(), 2);
+}
+
+pub async fn a_contact_has_at_most_one_live_session<S: Store>(store: &S) {
+    let engine = engine("");
+    let inbound = text("vendas", "5511900000002", "oi");
+    // Two workers read the same empty state and both start a session.
+    let state_a = store.contact_state(&inbound.instance, &inbound.contact).await.unwrap();
+    let state_b = store.contact_state(&inbound.instance, &inbound.contact).await.unwrap();
+    let turn_a = engine.turn(state_a, &inbound, T0);
+    let turn_b = engine.turn(state_b, &inbound, T0);
+    store.commit(&turn_a).await.expect("first commit wins");
+    let err = store.commit(&turn_b).await.expect_err("second commit must be refused");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let history = store.sessions_of(&inbound.instance, &inbound.contact).await.unwrap();
+    assert_eq!(history.len(), 1);
+    let events = store.events_of(turn_b.sessions[0].id()).await.unwrap();
+    assert!(events.is_empty(), "a refused commit writes no events");
+}
+
+pub async fn a_stale_revision_is_refused_and_changes_nothing<S: Store>(store: &S) {
+    let engine = engine("");
+    send(store, &engine, &text("vendas", "5511900000003", "oi"), T0).await;
+    let stale = store.contact_state(&instance("vendas"), &contact("5511900000003")).await.unwrap();
+    // Another worker moves the session on (and hands the contact to the shop).
+    send(store, &engine, &text("vendas", "5511900000003", "loja"), T0.plus(Duration::from_secs(1))).await;
+    // A turn computed from the stale read must not land, hold and all.
+    let turn = engine.turn(stale, &text("vendas", "5511900000003", "xx"), T0.plus(Duration::from_secs(2)));
+    let session_id = turn.sessions[0].id();
+    let before = store.events_of(session_id).await.unwrap().len();
+    let err = store.commit(&turn).await.expect_err("stale");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.events_of(session_id).await.unwrap().len(), before);
+    let state = store.contact_state(&instance("vendas"), &contact("5511900000003")).await.unwrap();
+    assert_eq!(state.session.unwrap().flow().as_str(), "shop");
+}
+
+pub async fn an_ended_session_cannot_be_updated_again<S: Store>(store: &S) {
+    let engine = engine("");
+    send(store, &engine, &text("vendas", "5511900000004", "oi"), T0).await;
+    let state = store.contact_state(&instance("vendas"), &contact("5511900000004")).await.unwrap();
+    let session = state.session.clone().unwrap();
+    let expire = engine.expire(session.clone(), T0.plus(Duration::from_secs(3600)));
+    store.commit(&expire).await.unwrap();
+    // The same expiry computed by a second sweeper is refused.
+    let again = engine.expire(session, T0.plus(Duration::from_secs(3601)));
+    assert!(matches!(store.commit(&again).await, Err(StoreError::Conflict(_))));
+    let ended: Vec<_> = store
+        .events_of(expire.sessions[0].id())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| matches!(event.kind, EventKind::Ended { .. }))
+        .collect();
+    assert_eq!(ended.len(), 1, "one expiry recorded");
+}
+
+pub async fn expired_lists_due_live_sessions_oldest_first_up_to_the_limit<S: Store>(store: &S) {
+    let engine = engine("");
+    for (idx, number) in ["5511900000011", "5511900000012", "5511900000013"].iter().enumerate() {
+        send(store, &engine, &text("vendas", number, "oi"), T0.plus(Duration::from_secs(idx as u64 * 60))).await;
+    }
+    let ttl = Duration::from_secs(30 * 60);
+    assert!(store.expired(T0.plus(ttl).minus(Duration::from_millis(1)), 10).await.unwrap().is_empty());
+    let due = store.expired(T0.plus(ttl).plus(Duration::from_secs(61)), 10).await.unwrap();
+    let numbers: Vec<&str> = due.iter().map(|s| s.contact().as_str()).collect();
+    assert_eq!(numbers, vec!["5511900000011", "5511900000012"]);
+    let limited = store.expired(T0.plus(Duration::from_secs(86_400)), 2).await.unwrap();
+    assert_eq!(limited.len(), 2);
+    assert_eq!(limited[0].contact().as_str(), "5511900000011");
+    // Ended sessions are never due.
+    store.commit(&engine.expire(due[0].clone(), T0.plus(ttl).plus(Duration::from_secs(61)))).await.unwrap();
+    let due = store.expired(T0.plus(Duration::from_secs(86_400)), 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+}
+
+pub async fn history_is_newest_first_and_events_keep_their_order<S: Store>(store: &S) {
+    let engine = engine("");
+    let number = "5511900000021";
+    send(store, &engine, &text("vendas", number, "oi"), T0).await;
+    let turn = send(store, &engine, &text("vendas", number, "loja"), T0.plus(Duration::from_secs(1))).await;
+    let history = store.sessions_of(&instance("vendas"), &contact(number)).await.unwrap();
+    let flows: Vec<&str> = history.iter().map(|s| s.flow().as_str()).collect();
+    assert_eq!(flows, vec!["shop", "unknown"]);
+    let shop = turn.live().unwrap().id();
+    let kinds: Vec<&str> = store.events_of(shop).await.unwrap().iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, vec!["started", "step_entered"]);
+    let router = history[1].id();
+    let events = store.events_of(router).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.name()).collect();
+    assert_eq!(kinds, vec!["started", "step_entered", "completed"]);
+    assert_eq!(events[0].kind, EventKind::Started { reason: Reason::Active, fingerprint: history[1].fingerprint().clone() });
+    assert_eq!(events[2].kind, EventKind::Ended { outcome: Outcome::Completed, detail: Some("handover:shop".to_owned()) });
+    assert_eq!(events[2].step.as_ref().map(|s| s.as_str()), Some("menu"));
+}
+
+pub async fn a_handoff_hold_is_stored_and_renewed<S: Store>(store: &S) {
+    let engine = engine("");
+    let number = "5511900000031";
+    send(store, &engine, &text("vendas", number, "oi"), T0).await;
+    send(store, &engine, &text("vendas", number, "???"), T0.plus(Duration::from_secs(1))).await;
+    let turn = send(store, &engine, &text("vendas", number, "!!!"), T0.plus(Duration::from_secs(2))).await;
+    let until = turn.handoff_until.expect("handed off");
+    let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
+    assert_eq!(state.handoff_until, Some(until));
+    assert!(state.session.is_none());
+    // After the hold, a second handoff renews it.
+    let later = until.plus(Duration::from_secs(1));
+    send(store, &engine, &text("vendas", number, "oi"), later).await;
+    send(store, &engine, &text("vendas", number, "???"), later).await;
+    let turn = send(store, &engine, &text("vendas", number, "!!!"), later).await;
+    let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
+    assert_eq!(state.handoff_until, turn.handoff_until);
+    assert!(state.handoff_until > Some(until));
+}
+
+pub async fn contacts_on_different_instances_are_separate<S: Store>(store: &S) {
+    let engine = engine("");
+    let number = "5511900000041";
+    send(store, &engine, &text("vendas", number, "oi"), T0).await;
+    send(store, &engine, &text("suporte", number, "oi"), T0).await;
+    let sales = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
+    let support = store.contact_state(&instance("suporte"), &contact(number)).await.unwrap();
+    assert_ne!(sales.session.unwrap().id(), support.session.unwrap().id());
+}
+
+struct FixedClock(Timestamp);
+impl Clock for FixedClock {
+    fn now(&self) -> Timestamp {
+        self.0
+    }
+}
+
+pub async fn a_full_conversation_survives_reopening_through_the_service<S: Store + Clone>(store: &S) {
+    let number = "5511900000051";
+    let first = Conversations::new(engine(""), store.clone(), FixedClock(T0));
+    first.handle(&text("vendas", number, "oi")).await.unwrap();
+    first.handle(&text("vendas", number, "1")).await.unwrap();
+    // A redeploy with another override: the live session stays on v1.
+    let second = Conversations::new(engine("shop=v2"), store.clone(), FixedClock(T0.plus(Duration::from_secs(60))));
+    let turn = second.handle(&text("vendas", number, "ana@exemplo.com")).await.unwrap();
+    assert!(turn.replies.iter().any(|r| r.text == "Obrigado, ana@exemplo.com!"));
+    let ended = turn.ended().next().unwrap();
+    assert_eq!((ended.version(), ended.outcome()), (Version::new(1), Some(Outcome::Completed)));
+    // The sweeper of a later process expires an abandoned session exactly once.
+    second.handle(&text("vendas", number, "oi")).await.unwrap();
+    let third = Conversations::new(engine(""), store.clone(), FixedClock(T0.plus(Duration::from_secs(3600))));
+    let swept = third.sweep(100).await.unwrap();
+    assert_eq!(swept.len(), 1);
+    assert_eq!(swept[0].sessions[0].outcome(), Some(Outcome::Expired));
+    assert_eq!(swept[0].sessions[0].step().as_str(), "menu");
+    assert!(third.sweep(100).await.unwrap().is_empty());
+}

@@ -1,0 +1,343 @@
+//! The SQLite store: one file, WAL journal, migrations embedded in the binary
+//! and run on open. Meant for one process; commits are serialised by SQLite.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlSafeStr};
+use switchyard_engine::engine::{ContactState, Turn};
+use switchyard_engine::event::{Event, EventKind};
+use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
+use switchyard_engine::resolve::Reason;
+use switchyard_engine::session::{Data, Outcome, Session, SessionRecord};
+use switchyard_engine::store::{Store, StoreError};
+use switchyard_engine::time::Timestamp;
+
+/// Migrations, embedded so the binary needs no files beside it.
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("sessions and events"),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_sessions_and_events.sql").into_sql_str(),
+        false,
+    )])
+}
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(db.message().to_owned()),
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => {
+            StoreError::Unavailable(err.to_string())
+        }
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5") | Some("6")) => {
+            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout.
+            StoreError::Unavailable(db.message().to_owned())
+        }
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or
+    /// `sqlite::memory:`) and runs the migrations.
+    pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|err| StoreError::Other(format!("DATABASE_URL '{url}' is not a valid SQLite URL: {err}")))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL survives a process crash; only a power loss
+            // can drop the last commits.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:");
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database exists per connection: keep exactly one.
+            .max_connections(if in_memory { 1 } else { 4 })
+            .min_connections(if in_memory { 1 } else { 0 })
+            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(options)
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("cannot open '{url}': {err}")))?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|err| StoreError::Other(format!("migrating '{url}' failed: {err}")))?;
+        Ok(SqliteStore { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// True when the database answers and every migration has run.
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+pub(crate) fn data_to_json(data: &Data) -> String {
+    let map: serde_json::Map<String, serde_json::Value> =
+        data.iter().map(|(key, value)| (key.to_owned(), serde_json::Value::String(value.to_owned()))).collect();
+    serde_json::Value::Object(map).to_string()
+}
+
+pub(crate) fn data_from_json(text: &str) -> Result<Data, StoreError> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| corrupt("session data", err))?;
+    let serde_json::Value::Object(map) = value else {
+        return Err(corrupt("session data", "not a JSON object"));
+    };
+    let mut data = Data::default();
+    for (key, value) in map {
+        let serde_json::Value::String(value) = value else {
+            return Err(corrupt("session data", format!("value of '{key}' is not a string")));
+        };
+        data.set(key, value);
+    }
+    Ok(data)
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
+    let get_int = |name: &str| row.try_get::<i64, _>(name).map_err(|err| corrupt(name, err));
+    let id = SessionId::parse(&get_text("id")?).map_err(|err| corrupt("id", err))?;
+    let version = u32::try_from(get_int("version")?).map_err(|err| corrupt("version", err))?;
+    let reason_detail: Option<String> = row.try_get("reason_detail").map_err(|err| corrupt("reason_detail", err))?;
+    let outcome: Option<String> = row.try_get("outcome").map_err(|err| corrupt("outcome", err))?;
+    let ended_at: Option<i64> = row.try_get("ended_at").map_err(|err| corrupt("ended_at", err))?;
+    let record = SessionRecord {
+        id,
+        instance: InstanceId::parse(&get_text("instance")?).map_err(|err| corrupt("instance", err))?,
+        contact: Contact::parse(&get_text("contact")?).map_err(|err| corrupt("contact", err))?,
+        flow: FlowId::new(get_text("flow")?),
+        version: Version::new(version),
+        fingerprint: Fingerprint::new(get_text("fingerprint")?),
+        reason: Reason::from_parts(&get_text("reason")?, reason_detail.as_deref()),
+        step: StepId::new(get_text("step")?),
+        data: data_from_json(&get_text("data")?)?,
+        attempts: u32::try_from(get_int("attempts")?).map_err(|err| corrupt("attempts", err))?,
+        turns: u32::try_from(get_int("turns")?).map_err(|err| corrupt("turns", err))?,
+        started_at: Timestamp::from_millis(get_int("started_at")?),
+        last_input_at: Timestamp::from_millis(get_int("last_input_at")?),
+        expires_at: Timestamp::from_millis(get_int("expires_at")?),
+        outcome: outcome.map(|text| Outcome::parse(&text)).transpose().map_err(|err| corrupt("outcome", err))?,
+        ended_at: ended_at.map(Timestamp::from_millis),
+        revision: u64::try_from(get_int("revision")?).map_err(|err| corrupt("revision", err))?,
+    };
+    Session::restore(record).map_err(|err| corrupt("session", err))
+}
+
+fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
+    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
+    let get_opt = |name: &str| row.try_get::<Option<String>, _>(name).map_err(|err| corrupt(name, err));
+    let kind_name = get_text("kind")?;
+    let kind = match kind_name.as_str() {
+        "started" => EventKind::Started {
+            reason: Reason::from_parts(&get_opt("reason")?.unwrap_or_default(), get_opt("reason_detail")?.as_deref()),
+            fingerprint: Fingerprint::new(get_opt("fingerprint")?.unwrap_or_default()),
+        },
+        "step_entered" => EventKind::StepEntered,
+        "retried" => EventKind::Retried,
+        other => EventKind::Ended {
+            outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
+            detail: get_opt("detail")?,
+        },
+    };
+    let version = row.try_get::<i64, _>("version").map_err(|err| corrupt("version", err))?;
+    Ok(Event {
+        session: SessionId::parse(&get_text("session_id")?).map_err(|err| corrupt("session_id", err))?,
+        flow: FlowId::new(get_text("flow")?),
+        version: Version::new(u32::try_from(version).map_err(|err| corrupt("version", err))?),
+        at: Timestamp::from_millis(row.try_get::<i64, _>("at").map_err(|err| corrupt("at", err))?),
+        step: get_opt("step")?.map(StepId::new),
+        kind,
+    })
+}
+
+impl Store for SqliteStore {
+    async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
+             started_at, last_input_at, expires_at, outcome, ended_at, revision, \
+             (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until \
+             FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let handoff_until: Option<i64> = row.try_get("handoff_until").map_err(|err| corrupt("handoff_until", err))?;
+        let has_session = row.try_get::<Option<String>, _>("id").map_err(|err| corrupt("id", err))?.is_some();
+        Ok(ContactState {
+            session: if has_session { Some(session_from_row(&row)?) } else { None },
+            handoff_until: handoff_until.map(Timestamp::from_millis),
+        })
+    }
+
+    async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for session in &turn.sessions {
+            let record = session.record();
+            if record.revision == 0 {
+                sqlx::query(
+                    "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
+                     attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                )
+                .bind(record.id.to_string())
+                .bind(record.instance.as_str())
+                .bind(record.contact.as_str())
+                .bind(record.flow.as_str())
+                .bind(i64::from(record.version.number()))
+                .bind(record.fingerprint.as_str())
+                .bind(record.reason.name())
+                .bind(record.reason.detail())
+                .bind(record.step.as_str())
+                .bind(data_to_json(&record.data))
+                .bind(i64::from(record.attempts))
+                .bind(i64::from(record.turns))
+                .bind(record.started_at.as_millis())
+                .bind(record.last_input_at.as_millis())
+                .bind(record.expires_at.as_millis())
+                .bind(record.outcome.map(Outcome::as_str))
+                .bind(record.ended_at.map(Timestamp::as_millis))
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            } else {
+                let done = sqlx::query(
+                    "UPDATE sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
+                     outcome = ?, ended_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL",
+                )
+                .bind(record.step.as_str())
+                .bind(data_to_json(&record.data))
+                .bind(i64::from(record.attempts))
+                .bind(i64::from(record.turns))
+                .bind(record.last_input_at.as_millis())
+                .bind(record.expires_at.as_millis())
+                .bind(record.outcome.map(Outcome::as_str))
+                .bind(record.ended_at.map(Timestamp::as_millis))
+                .bind(record.id.to_string())
+                .bind(record.revision as i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+                if done.rows_affected() != 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "session {} is no longer live at revision {}",
+                        record.id, record.revision
+                    )));
+                }
+            }
+        }
+        for event in &turn.events {
+            let (reason, reason_detail, fingerprint, detail) = match &event.kind {
+                EventKind::Started { reason, fingerprint } => {
+                    (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None)
+                }
+                EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
+                EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
+            };
+            sqlx::query(
+                "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(event.session.to_string())
+            .bind(event.flow.as_str())
+            .bind(i64::from(event.version.number()))
+            .bind(event.at.as_millis())
+            .bind(event.step.as_ref().map(StepId::as_str))
+            .bind(event.kind.name())
+            .bind(reason)
+            .bind(reason_detail)
+            .bind(fingerprint)
+            .bind(detail)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        if let Some(until) = turn.handoff_until {
+            sqlx::query(
+                "INSERT INTO handoffs (instance, contact, until) VALUES (?, ?, ?) \
+                 ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
+            )
+            .bind(turn.instance.as_str())
+            .bind(turn.contact.as_str())
+            .bind(until.as_millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
+             started_at, last_input_at, expires_at, outcome, ended_at, revision \
+             FROM sessions WHERE outcome IS NULL AND expires_at <= ? ORDER BY expires_at, id LIMIT ?",
+        )
+        .bind(now.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
+             started_at, last_input_at, expires_at, outcome, ended_at, revision \
+             FROM sessions WHERE instance = ? AND contact = ? ORDER BY started_at DESC, id DESC",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail \
+             FROM events WHERE session_id = ? ORDER BY seq",
+        )
+        .bind(session.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_round_trips_through_json() {
+        let mut data = Data::default();
+        data.set("document", "123.456.789-09");
+        data.set("email", "ana@example.com");
+        assert_eq!(data_from_json(&data_to_json(&data)).unwrap(), data);
+        assert!(matches!(data_from_json("[1]"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(data_from_json("{\"a\":1}"), Err(StoreError::Corrupt(_))));
+    }
+}
