@@ -56,6 +56,13 @@ pub trait Store: Send + Sync {
 
     /// A session's events in the order they were written.
     fn events_of(&self, session: SessionId) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send;
+
+    /// Ends a handoff hold so the bot answers the contact again. True when there was one.
+    fn release_handoff(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
 #[derive(Default)]
@@ -184,6 +191,10 @@ impl Store for MemoryStore {
     async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
         Ok(self.lock().events.iter().filter(|event| event.session == session).cloned().collect())
     }
+
+    async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        Ok(self.lock().handoffs.remove(&(instance.clone(), contact.clone())).is_some())
+    }
 }
 
 /// A shared store is a store: the server hands one `Arc` to every worker.
@@ -210,5 +221,12 @@ impl<S: Store> Store for std::sync::Arc<S> {
     }
     fn events_of(&self, session: SessionId) -> impl Future<Output = Result<Vec<Event>, StoreError>> + Send {
         (**self).events_of(session)
+    }
+    fn release_handoff(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).release_handoff(instance, contact)
     }
 }

@@ -228,6 +228,12 @@ pub async fn a_handoff_hold_is_stored_and_renewed<S: Store>(store: &S) {
     let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
     assert_eq!(state.handoff_until, turn.handoff_until);
     assert!(state.handoff_until > Some(until));
+    // Releasing the hold lets the bot answer at once; a second release finds none.
+    assert!(store.release_handoff(&instance("vendas"), &contact(number)).await.unwrap());
+    assert!(!store.release_handoff(&instance("vendas"), &contact(number)).await.unwrap());
+    let turn = send(store, &engine, &text("vendas", number, "oi"), later).await;
+    assert!(!turn.silenced);
+    assert!(store.contact_state(&instance("vendas"), &contact(number)).await.unwrap().handoff_until.is_none());
 }
 
 pub async fn contacts_on_different_instances_are_separate<S: Store>(store: &S) {

@@ -325,6 +325,16 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         rows.iter().map(event_from_row).collect()
     }
+
+    async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM handoffs WHERE instance = ? AND contact = ?")
+            .bind(instance.as_str())
+            .bind(contact.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 #[cfg(test)]
