@@ -261,3 +261,26 @@ mod tests {
         assert!(!err.contains("5511987654321"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn every_version_round_trips_through_its_display(n in 1u32..100_000) {
+            prop_assert_eq!(Version::parse(&Version::new(n).to_string()), Ok(Version::new(n)));
+        }
+
+        #[test]
+        fn punctuation_around_a_phone_number_does_not_change_the_contact(digits in "[1-9][0-9]{9,12}") {
+            let spaced = format!("+{} ({}) {}-{}", &digits[..2], &digits[2..4], &digits[4..digits.len() - 4], &digits[digits.len() - 4..]);
+            prop_assert_eq!(Contact::parse(&spaced).unwrap(), Contact::parse(&digits).unwrap());
+            let masked = Contact::parse(&digits).unwrap().masked();
+            prop_assert_eq!(masked.len(), digits.len());
+            prop_assert!(masked[4..masked.len() - 2].chars().all(|ch| ch == '*'));
+        }
+    }
+}

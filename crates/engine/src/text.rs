@@ -225,3 +225,26 @@ mod tests {
         assert_eq!(out, "Olá Ana, total R$ 10 {missing} {not a name}");
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn normalize_is_idempotent_and_yields_lowercase_words(text in "\\PC{0,60}") {
+            let once = normalize(&text);
+            prop_assert_eq!(normalize(&once), once.clone());
+            prop_assert!(!once.starts_with(' ') && !once.ends_with(' ') && !once.contains("  "));
+            prop_assert!(once.chars().all(|ch| ch == ' ' || ch.is_alphanumeric()));
+        }
+
+        #[test]
+        fn a_word_is_found_in_any_sentence_that_contains_it(before in "[a-z ]{0,20}", word in "[a-z]{1,10}", after in "[a-z ]{0,20}") {
+            let sentence = normalize(&format!("{before} {word} {after}"));
+            prop_assert!(contains_phrase(&sentence, &word));
+        }
+    }
+}
