@@ -1,0 +1,103 @@
+//! Engine benchmarks (DESIGN section 9), on the shipped reference flows:
+//!
+//! - `resolve/*`: version resolution for a new session.
+//! - `turn/purchase_10k_interleaved`: the digital-certificate purchase
+//!   conversation for 10 000 contacts whose messages interleave (message 1 of
+//!   every contact, then message 2 of every contact, ...), through
+//!   `Engine::turn` and the in-memory store, on one thread.
+//!
+//! Run: `cargo bench -p switchyard --bench engine`
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+use switchyard_engine::session::Outcome;
+use switchyard_engine::store::MemoryStore;
+use switchyard_engine::time::Timestamp;
+
+/// The v1 purchase, from the first "oi" to the confirmed order.
+const PURCHASE: &[&str] = &[
+    "oi",
+    "1",
+    "1",
+    "1",
+    "1",
+    "123.456.789-09",
+    "cliente@exemplo.com.br",
+    "1",
+    "sim",
+];
+
+const CONTACTS: usize = 10_000;
+
+fn engine(overrides: &str) -> Engine {
+    let registry = Arc::new(switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows"));
+    let overrides = Overrides::parse(overrides, &registry).expect("valid overrides");
+    let resolver = Resolver::new(&registry, overrides, Box::new(NoRules));
+    Engine::new(registry, resolver, EngineConfig::default()).expect("engine")
+}
+
+fn resolve(c: &mut Criterion) {
+    let instance = InstanceId::parse("vendas").unwrap();
+    let contact = Contact::parse("5511987654321").unwrap();
+    let now = Timestamp::from_millis(1_795_000_000_000);
+    let mut group = c.benchmark_group("resolve");
+    let active = engine("");
+    group.bench_function("active_no_rules", |b| {
+        b.iter(|| black_box(active.resolve(black_box("digital_certificate"), &instance, &contact, now)))
+    });
+    let overridden = engine("unknown=v1,general_support=v1,billing=v2,digital_certificate=v2");
+    group.bench_function("override_4_entries_last", |b| {
+        b.iter(|| black_box(overridden.resolve(black_box("digital_certificate"), &instance, &contact, now)))
+    });
+    group.finish();
+}
+
+/// Inbound messages for every contact, interleaved by message index.
+fn interleaved() -> Vec<Inbound> {
+    let instance = InstanceId::parse("vendas").unwrap();
+    let contacts: Vec<Contact> = (0..CONTACTS).map(|n| Contact::parse(&format!("55119{n:08}")).unwrap()).collect();
+    let mut messages = Vec::with_capacity(CONTACTS * PURCHASE.len());
+    for line in PURCHASE {
+        for contact in &contacts {
+            messages.push(Inbound { instance: instance.clone(), contact: contact.clone(), content: Content::Text((*line).to_owned()) });
+        }
+    }
+    messages
+}
+
+/// Runs every message through the engine and the memory store; returns the
+/// number of sessions that completed, so the benchmark checks its own work.
+fn run(engine: &Engine, store: &MemoryStore, messages: &[Inbound], now: Timestamp) -> usize {
+    let mut completed = 0;
+    for inbound in messages {
+        let state = store.contact_state_now(&inbound.instance, &inbound.contact);
+        let turn = engine.turn(state, inbound, now);
+        completed += turn.ended().filter(|session| session.outcome() == Some(Outcome::Completed) && session.flow().as_str() == "digital_certificate").count();
+        store.commit_now(&turn).expect("commit");
+    }
+    completed
+}
+
+fn turn(c: &mut Criterion) {
+    let engine = engine("");
+    let messages = interleaved();
+    let now = Timestamp::from_millis(1_795_000_000_000);
+    // The script must really complete a purchase for every contact, or the
+    // figure would measure re-prompts.
+    assert_eq!(run(&engine, &MemoryStore::new(), &messages, now), CONTACTS, "every purchase completes");
+    let mut group = c.benchmark_group("turn");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(messages.len() as u64));
+    group.bench_function("purchase_10k_interleaved", |b| {
+        b.iter_batched(MemoryStore::new, |store| black_box(run(&engine, &store, &messages, now)), BatchSize::PerIteration)
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resolve, turn);
+criterion_main!(benches);

@@ -1,0 +1,252 @@
+//! `switchyard flows`: list every compiled version, show one, or draw its graph.
+
+use std::process::ExitCode;
+
+use switchyard_engine::flow::Target;
+use switchyard_engine::registry::{FlowVersion, Registry};
+use switchyard_engine::resolve::Overrides;
+
+/// The override in the environment, if it parses. A bad one is a warning
+/// here (listing still helps); `check`, `chat` and `serve` refuse it.
+fn overrides(registry: &Registry) -> Overrides {
+    let raw = std::env::var("FLOW_VERSION_OVERRIDES").unwrap_or_default();
+    match Overrides::parse(&raw, registry) {
+        Ok(overrides) => overrides,
+        Err(problems) => {
+            for problem in problems {
+                eprintln!("warning: {problem} (ignored here; `switchyard check` fails on it)");
+            }
+            Overrides::none()
+        }
+    }
+}
+
+fn folder(version: &FlowVersion) -> Option<&'static str> {
+    switchyard_flows::folders()
+        .iter()
+        .find(|(flow, number, _, _)| *flow == version.flow().as_str() && *number == version.version().number())
+        .map(|(_, _, folder, _)| *folder)
+}
+
+pub fn list(json: bool) -> anyhow::Result<ExitCode> {
+    let registry = match super::registry() {
+        Ok(registry) => registry,
+        Err(code) => return Ok(code),
+    };
+    let overrides = overrides(&registry);
+    if json {
+        let rows: Vec<serde_json::Value> = registry
+            .all()
+            .iter()
+            .map(|version| {
+                serde_json::json!({
+                    "flow": version.flow().as_str(),
+                    "version": version.version().to_string(),
+                    "lifecycle": version.lifecycle().as_str(),
+                    "steps": version.steps().len(),
+                    "subroutes": version.subroutes(),
+                    "fingerprint": version.fingerprint().as_str(),
+                    "override": overrides.get(version.flow().as_str()) == Some(version.version()),
+                    "description": version.description(),
+                    "folder": folder(version),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let header = ["FLOW", "VERSION", "LIFECYCLE", "STEPS", "SUBROUTES", "FINGERPRINT", "OVERRIDE"];
+    let rows: Vec<[String; 7]> = registry
+        .all()
+        .iter()
+        .map(|version| {
+            let subroutes = version.subroutes();
+            [
+                version.flow().to_string(),
+                version.version().to_string(),
+                version.lifecycle().as_str().to_owned(),
+                version.steps().len().to_string(),
+                if subroutes.is_empty() { "-".to_owned() } else { format!("{} ({})", subroutes.len(), subroutes.join(", ")) },
+                version.fingerprint().short().to_owned(),
+                if overrides.get(version.flow().as_str()) == Some(version.version()) { "<- override".to_owned() } else { String::new() },
+            ]
+        })
+        .collect();
+    print_table(&header, &rows);
+    if !overrides.is_empty() {
+        println!("\nFLOW_VERSION_OVERRIDES={overrides} (new sessions of these flows get the overridden version)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(|title| title.chars().count());
+    for row in rows {
+        for (idx, cell) in row.iter().enumerate() {
+            widths[idx] = widths[idx].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (idx, cell) in cells.iter().enumerate() {
+            if idx + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(widths[idx] - cell.chars().count() + 2));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn lookup(spec: &str) -> Result<(std::sync::Arc<Registry>, usize), ExitCode> {
+    let registry = super::registry()?;
+    match registry.lookup(spec) {
+        Ok(version) => {
+            let idx = registry.all().iter().position(|candidate| std::ptr::eq(candidate, version)).unwrap_or(0);
+            Ok((registry, idx))
+        }
+        Err(problem) => {
+            super::report(&[problem]);
+            Err(ExitCode::from(super::INVALID))
+        }
+    }
+}
+
+fn target_name(target: &Target) -> String {
+    match target {
+        Target::Step(step) => (*step).to_owned(),
+        Target::Flow(flow) => format!("flow:{flow}"),
+    }
+}
+
+pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let (registry, idx) = match lookup(spec) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    let version = &registry.all()[idx];
+    let interrupts: Vec<serde_json::Value> = version
+        .interrupts()
+        .iter()
+        .map(|(phrases, to)| {
+            serde_json::json!({ "phrases": phrases, "to": to.target().map(|target| target_name(&target)).unwrap_or_else(|| format!("{to:?}").to_lowercase()) })
+        })
+        .collect();
+    if json {
+        let steps: Vec<serde_json::Value> = version
+            .steps()
+            .iter()
+            .map(|step| {
+                serde_json::json!({
+                    "id": step.id,
+                    "subroute": step.id.split_once('.').map(|(subroute, _)| subroute),
+                    "transitions": step.targets.iter().map(target_name).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        let value = serde_json::json!({
+            "flow": version.flow().as_str(),
+            "version": version.version().to_string(),
+            "lifecycle": version.lifecycle().as_str(),
+            "description": version.description(),
+            "fingerprint": version.fingerprint().as_str(),
+            "folder": folder(version),
+            "entry": version.entry().id,
+            "subroutes": version.subroutes(),
+            "steps": steps,
+            "interrupts": interrupts,
+        });
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{}  ({}, {} steps)", version.label(), version.lifecycle().as_str(), version.steps().len());
+    if !version.description().is_empty() {
+        println!("{}", version.description());
+    }
+    println!("fingerprint: {}", version.fingerprint());
+    if let Some(folder) = folder(version) {
+        println!("folder:      {folder}");
+    }
+    println!("entry:       {}", version.entry().id);
+    let mut groups: Vec<Option<&str>> = vec![None];
+    groups.extend(version.subroutes().iter().map(|subroute| Some(*subroute)));
+    for group in groups {
+        let steps: Vec<_> = version.steps().iter().filter(|step| step.id.split_once('.').map(|(s, _)| s) == group).collect();
+        if steps.is_empty() {
+            continue;
+        }
+        match group {
+            Some(subroute) => println!("\nsubroute {subroute} ({} steps)", steps.len()),
+            None => println!("\ntop level ({} steps)", steps.len()),
+        }
+        for step in steps {
+            let targets: Vec<String> = step.targets.iter().map(target_name).collect();
+            let arrow = if targets.is_empty() { "(ends the session)".to_owned() } else { format!("-> {}", targets.join(", ")) };
+            println!("  {:<34} {arrow}", step.id);
+        }
+    }
+    if !version.interrupts().is_empty() {
+        println!("\ninterrupts (from any step)");
+        for (phrases, to) in version.interrupts() {
+            let to = to.target().map(|target| target_name(&target)).unwrap_or_else(|| format!("{to:?}").to_lowercase());
+            println!("  \"{}\" -> {to}", phrases.join("\", \""));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A Mermaid node id: Mermaid ids cannot hold dots.
+fn node(step: &str) -> String {
+    step.replace('.', "__")
+}
+
+pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
+    let (registry, idx) = match lookup(spec) {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    let version = &registry.all()[idx];
+    let mut out = String::from("flowchart TD\n");
+    out.push_str(&format!("    start((\"{}\")) --> {}\n", version.label(), node(version.entry().id)));
+    for step in version.steps().iter().filter(|step| !step.id.contains('.')) {
+        out.push_str(&format!("    {}[\"{}\"]\n", node(step.id), step.id));
+    }
+    for subroute in version.subroutes() {
+        out.push_str(&format!("    subgraph {subroute}\n"));
+        for step in version.steps().iter().filter(|step| step.id.split_once('.').map(|(s, _)| s) == Some(subroute)) {
+            let short = step.id.split_once('.').map_or(step.id, |(_, name)| name);
+            out.push_str(&format!("        {}[\"{short}\"]\n", node(step.id)));
+        }
+        out.push_str("    end\n");
+    }
+    let mut flows = Vec::new();
+    for step in version.steps() {
+        for target in &step.targets {
+            match target {
+                Target::Step(to) => out.push_str(&format!("    {} --> {}\n", node(step.id), node(to))),
+                Target::Flow(flow) => {
+                    out.push_str(&format!("    {} -.-> flow_{flow}\n", node(step.id)));
+                    if !flows.contains(flow) {
+                        flows.push(*flow);
+                    }
+                }
+            }
+        }
+    }
+    for (_, to) in version.interrupts() {
+        if let Some(Target::Step(to)) = to.target() {
+            out.push_str(&format!("    any([\"any step\"]) -. interrupt .-> {}\n", node(to)));
+        }
+    }
+    for flow in flows {
+        out.push_str(&format!("    flow_{flow}{{{{\"flow {flow}\"}}}}\n"));
+    }
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}

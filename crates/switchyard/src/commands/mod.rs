@@ -1,0 +1,70 @@
+//! One module per subcommand. Each returns the process exit code; errors
+//! that are not the user's input bubble up as `anyhow` errors (exit 2).
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use switchyard_engine::engine::{Engine, EngineConfig};
+use switchyard_engine::registry::Registry;
+use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+
+use crate::cli::{Cli, Command, FlowsAction};
+use crate::config::Config;
+
+mod chat;
+mod check;
+mod explain;
+mod flows;
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Flows { action: None, json } => flows::list(json),
+        Command::Flows { action: Some(FlowsAction::Show { version, json }), .. } => flows::show(&version, json),
+        Command::Flows { action: Some(FlowsAction::Graph { version }), .. } => flows::graph(&version),
+        Command::Check => Ok(check::run()),
+        Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json),
+        Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
+    }
+}
+
+/// Exit code for "the configuration or the flows are invalid".
+pub const INVALID: u8 = 1;
+
+/// Prints each problem on its own line to stderr.
+pub fn report(problems: &[String]) {
+    for problem in problems {
+        eprintln!("error: {problem}");
+    }
+}
+
+/// The registry of every compiled version, or the exit code after printing
+/// one line per problem.
+pub fn registry() -> Result<Arc<Registry>, ExitCode> {
+    switchyard_flows::registry(&switchyard_flows::Deps::demo()).map(Arc::new).map_err(|errors| {
+        let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        report(&problems);
+        ExitCode::from(INVALID)
+    })
+}
+
+/// Everything a command that runs conversations needs: valid flows, valid
+/// configuration and a valid override. Refuses (exit 1) otherwise, exactly
+/// as the server refuses to start.
+pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
+    let registry = registry()?;
+    let config = Config::from_env().map_err(|problems| {
+        report(&problems);
+        ExitCode::from(INVALID)
+    })?;
+    let overrides: Overrides = config.overrides(&registry).map_err(|problems| {
+        report(&problems);
+        ExitCode::from(INVALID)
+    })?;
+    let resolver = Resolver::new(&registry, overrides, Box::new(NoRules));
+    let engine_config = EngineConfig { session_ttl: config.session_ttl, handoff_ttl: config.handoff_ttl, ..EngineConfig::default() };
+    let engine = Engine::new(registry, resolver, engine_config).map_err(|problem| {
+        report(&[problem]);
+        ExitCode::from(INVALID)
+    })?;
+    Ok((config, Arc::new(engine)))
+}

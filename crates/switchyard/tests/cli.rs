@@ -1,0 +1,230 @@
+//! The `switchyard` binary, run as a user runs it: a real process, real
+//! environment variables, a real SQLite file per test.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use serde_json::Value;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh database URL under the temp directory, unique per test.
+fn fresh_db() -> String {
+    let dir = std::env::temp_dir().join(format!("switchyard-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path: PathBuf = dir.join(format!("cli-{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_file(&path);
+    format!("sqlite://{}", path.display())
+}
+
+fn switchyard(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    for name in ["FLOW_VERSION_OVERRIDES", "DATABASE_URL", "SESSION_TTL", "HANDOFF_TTL"] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("spawn switchyard");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().expect("wait")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Parses `chat --json` output: one JSON object per line.
+fn json_lines(output: &Output) -> Vec<Value> {
+    stdout(output).lines().map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"))).collect()
+}
+
+fn replies(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|line| line["type"] == "reply").collect()
+}
+
+fn session_ends(lines: &[Value]) -> Vec<&Value> {
+    lines.iter().filter(|line| line["type"] == "session_end").collect()
+}
+
+#[test]
+fn flows_json_reports_every_reference_version_with_its_shape() {
+    let output = switchyard(&["flows", "--json"], &[], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let rows: Vec<Value> = serde_json::from_str(&stdout(&output)).unwrap();
+    let find = |flow: &str, version: &str| {
+        rows.iter().find(|row| row["flow"] == flow && row["version"] == version).unwrap_or_else(|| panic!("{flow}@{version} missing"))
+    };
+    let dc = find("digital_certificate", "v1");
+    assert_eq!(dc["steps"], 16);
+    assert_eq!(dc["subroutes"], serde_json::json!(["purchase", "renewal", "support", "requirements", "status"]));
+    assert_eq!(dc["lifecycle"], "active");
+    let billing = find("billing", "v1");
+    assert_eq!((billing["steps"].as_u64(), billing["subroutes"].as_array().map(Vec::len)), (Some(2), Some(1)));
+    assert_eq!(find("general_support", "v1")["steps"], 3);
+    assert_eq!(find("unknown", "v1")["steps"], 2);
+    assert_eq!(find("unknown", "v1")["subroutes"], serde_json::json!([]));
+    assert_eq!(find("digital_certificate", "v2")["lifecycle"], "inactive");
+    assert_eq!(find("billing", "v2")["lifecycle"], "inactive");
+
+    let mut fingerprints: Vec<&str> = rows.iter().map(|row| row["fingerprint"].as_str().unwrap()).collect();
+    for fingerprint in &fingerprints {
+        assert_eq!(fingerprint.len(), 64, "sha-256 hex: {fingerprint}");
+        assert!(fingerprint.chars().all(|ch| ch.is_ascii_hexdigit()));
+    }
+    fingerprints.sort_unstable();
+    fingerprints.dedup();
+    assert_eq!(fingerprints.len(), rows.len(), "each version has its own fingerprint");
+}
+
+#[test]
+fn flows_table_marks_the_overridden_version() {
+    let output = switchyard(&["flows"], &[("FLOW_VERSION_OVERRIDES", "digital_certificate=v2")], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    let line = text.lines().find(|line| line.starts_with("digital_certificate") && line.contains(" v2 ")).unwrap();
+    assert!(line.contains("<- override"), "{text}");
+    let line = text.lines().find(|line| line.starts_with("digital_certificate") && line.contains(" v1 ")).unwrap();
+    assert!(!line.contains("override"), "{text}");
+}
+
+#[test]
+fn flows_show_and_graph_describe_one_version_and_refuse_unknown_ones() {
+    let output = switchyard(&["flows", "show", "digital_certificate@v1", "--json"], &[], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let shown: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(shown["entry"], "route");
+    assert_eq!(shown["steps"].as_array().unwrap().len(), 16);
+    let route = shown["steps"].as_array().unwrap().iter().find(|step| step["id"] == "route").unwrap();
+    assert!(route["transitions"].as_array().unwrap().contains(&Value::from("purchase.choose_type")));
+
+    let output = switchyard(&["flows", "graph", "digital_certificate@v1"], &[], "");
+    assert!(output.status.success());
+    let graph = stdout(&output);
+    assert!(graph.starts_with("flowchart TD\n"), "{graph}");
+    assert!(graph.contains("subgraph purchase"));
+    assert!(graph.contains("route --> purchase__choose_type"));
+
+    let output = switchyard(&["flows", "show", "digital_certificate@v9"], &[], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("flow 'digital_certificate' has no version v9 (compiled: v1, v2)"), "{}", stderr(&output));
+    let output = switchyard(&["flows", "graph", "digitl_certificate@v1"], &[], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("unknown flow 'digitl_certificate' (did you mean 'digital_certificate'?)"));
+}
+
+#[test]
+fn check_passes_on_the_shipped_flows_and_a_valid_override() {
+    let output = switchyard(&["check"], &[("FLOW_VERSION_OVERRIDES", " digital_certificate = v1 , billing=v2")], "");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(stdout(&output).contains("overrides: digital_certificate=v1,billing=v2"));
+}
+
+#[test]
+fn check_exits_1_naming_each_bad_override_entry() {
+    let cases = [
+        ("digital_certificate", "entry 'digital_certificate' must look like flow=vN"),
+        ("digital_certificat=v1", "unknown flow 'digital_certificat' (did you mean 'digital_certificate'?)"),
+        ("digital_certificate=v7", "flow 'digital_certificate' has no version v7"),
+        ("billing=v1,billing=v2", "entry 'billing=v2': flow 'billing' is overridden twice"),
+        ("billing=latest", "entry 'billing=latest': version 'latest' must look like v<N>"),
+    ];
+    for (value, expected) in cases {
+        let output = switchyard(&["check"], &[("FLOW_VERSION_OVERRIDES", value)], "");
+        assert_eq!(output.status.code(), Some(1), "{value}");
+        let err = stderr(&output);
+        assert!(err.contains(expected), "{value}: {err}");
+        assert_eq!(err.lines().count(), 1, "one line per problem: {err}");
+        // The commands that run conversations refuse the same value.
+        let output = switchyard(&["chat", "--json"], &[("FLOW_VERSION_OVERRIDES", value), ("DATABASE_URL", &fresh_db())], "oi\n");
+        assert_eq!(output.status.code(), Some(1), "{value}");
+        assert!(stdout(&output).is_empty(), "no conversation with a bad override");
+    }
+}
+
+#[test]
+fn check_names_bad_durations_and_database_urls() {
+    let output = switchyard(&["check"], &[("SESSION_TTL", "30"), ("DATABASE_URL", "mysql://x")], "");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("SESSION_TTL: duration '30' must be a number with a unit"), "{err}");
+    assert!(err.contains("DATABASE_URL scheme 'mysql' is not supported"), "{err}");
+}
+
+#[test]
+fn explain_says_which_version_and_why() {
+    let output = switchyard(&["explain", "--flow", "digital_certificate", "--contact", "5511988887777", "--json"], &[], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!((value["flow"].as_str(), value["version"].as_str(), value["reason"].as_str()), (Some("digital_certificate"), Some("v1"), Some("active")));
+
+    let env = [("FLOW_VERSION_OVERRIDES", "digital_certificate=v2")];
+    let output = switchyard(&["explain", "--flow", "digital_certificate", "--contact", "5511988887777", "--json"], &env, "");
+    let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!((value["version"].as_str(), value["reason"].as_str()), (Some("v2"), Some("override")));
+
+    let output = switchyard(&["explain", "--flow", "biling", "--contact", "5511988887777"], &[], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--flow 'biling' is not a compiled flow (did you mean 'billing'?)"));
+    let output = switchyard(&["explain", "--flow", "billing", "--contact", "not-a-phone"], &[], "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("--contact: contact"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_chat_session_keeps_its_version_after_the_override_changes() {
+    let db = fresh_db();
+    let contact = ["--contact", "5511977776666"];
+    // Start a digital_certificate session on the active version (v1).
+    let output = switchyard(&["chat", "--json", contact[0], contact[1]], &[("DATABASE_URL", &db)], "quero renovar meu certificado\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    let last = replies(&lines).last().copied().expect("a reply").clone();
+    assert_eq!((last["flow"].as_str(), last["version"].as_str()), (Some("digital_certificate"), Some("v1")));
+
+    // Redeploy with the override pointing at v2: the same contact stays on v1.
+    let env = [("DATABASE_URL", db.as_str()), ("FLOW_VERSION_OVERRIDES", "digital_certificate=v2")];
+    let output = switchyard(&["chat", "--json", contact[0], contact[1]], &env, "/state\n");
+    let state: Value = serde_json::from_str(stdout(&output).lines().next().unwrap()).unwrap();
+    assert_eq!((state["flow"].as_str(), state["version"].as_str()), (Some("digital_certificate"), Some("v1")));
+
+    // A new contact follows the override, with the reason recorded.
+    let output = switchyard(&["chat", "--json", "--contact", "5511955554444"], &env, "quero renovar meu certificado\n/state\n");
+    let lines = json_lines(&output);
+    let state = lines.iter().find(|line| line["type"] == "state").unwrap();
+    assert_eq!((state["version"].as_str(), state["reason"].as_str()), (Some("v2"), Some("override")));
+}
+
+#[test]
+fn chat_wait_expires_the_session_at_its_step_and_the_next_message_starts_afresh() {
+    let db = fresh_db();
+    let output = switchyard(&["chat", "--json"], &[("DATABASE_URL", &db)], "oi\n/wait 29m\n/state\n/wait 2m\noi\n");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    let state = lines.iter().find(|line| line["type"] == "state").unwrap();
+    assert_eq!(state["flow"], "unknown", "still live after 29 minutes");
+    let ends = session_ends(&lines);
+    assert_eq!(ends.len(), 1, "{lines:?}");
+    assert_eq!((ends[0]["outcome"].as_str(), ends[0]["step"].as_str()), (Some("expired"), Some("choose")));
+    // The greeting comes again after the expiry: a new session.
+    let end_idx = lines.iter().position(|line| line["type"] == "session_end").unwrap();
+    assert!(lines[end_idx + 1..].iter().any(|line| line["type"] == "reply" && line["step"] == "choose"));
+}
+
+#[test]
+fn chat_reset_ends_the_session_as_cancelled_and_exits_0_at_end_of_input() {
+    let db = fresh_db();
+    let output = switchyard(&["chat", "--json"], &[("DATABASE_URL", &db)], "oi\n/reset\n/bogus\n");
+    assert_eq!(output.status.code(), Some(0));
+    let lines = json_lines(&output);
+    let ends = session_ends(&lines);
+    assert_eq!(ends[0]["outcome"], "cancelled");
+    assert!(stderr(&output).contains("unknown console command '/bogus'"));
+}
