@@ -295,6 +295,23 @@ impl Engine {
         turn
     }
 
+    /// An operator typed on the business phone (a `fromMe` message): a human
+    /// has taken the conversation. The live session, if any, ends as a
+    /// handoff at its step, and the bot goes silent for the contact.
+    pub fn takeover(&self, state: ContactState, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Turn {
+        let mut turn = Turn::new(instance, contact);
+        if let Some(mut session) = state.session.filter(Session::is_live) {
+            if session.expires_at() <= now {
+                self.expire_into(session, now, &mut turn);
+            } else {
+                self.end(&mut session, Outcome::Handoff, Some("operator_takeover".to_owned()), now, &mut turn);
+                turn.sessions.push(session);
+            }
+        }
+        turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
+        turn
+    }
+
     /// Ends a live session by hand (the console's `/reset`, an operator) with `outcome`.
     pub fn close(&self, mut session: Session, outcome: Outcome, detail: &str, now: Timestamp) -> Turn {
         let mut turn = Turn::new(session.instance(), session.contact());

@@ -29,6 +29,9 @@ pub enum EventKind {
     /// The session ended. `detail` says why when the outcome alone does not
     /// (`handover:billing`, `version_gone`, the panic message of a failure).
     Ended { outcome: Outcome, detail: Option<String> },
+    /// A reply of this session could not be delivered and will not be retried
+    /// (the number is not on WhatsApp ...).
+    Undeliverable { reason: String },
 }
 
 impl EventKind {
@@ -39,6 +42,7 @@ impl EventKind {
             EventKind::StepEntered => "step_entered",
             EventKind::Retried => "retried",
             EventKind::Ended { outcome, .. } => outcome.as_str(),
+            EventKind::Undeliverable { .. } => "undeliverable",
         }
     }
 }

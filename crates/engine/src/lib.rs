@@ -18,6 +18,7 @@
 //! - [`event`]: the append-only event log's entries.
 //! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
 //! - [`store`]: the `Store` trait the adapters implement, and an in-memory store.
+//! - [`queue`]: the durable inbox and outbox around a turn (the `Queue` trait).
 //! - [`service`]: load, turn, commit (with optimistic retry), and the expiry sweep.
 
 pub mod engine;
@@ -25,6 +26,7 @@ pub mod event;
 pub mod flow;
 pub mod ids;
 pub mod kinds;
+pub mod queue;
 pub mod registry;
 pub mod resolve;
 pub mod service;

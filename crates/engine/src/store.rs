@@ -6,11 +6,13 @@
 //! (optimistic concurrency): a turn computed from a stale read is refused with
 //! [`StoreError::Conflict`] and recomputed by the caller.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::future::Future;
 use std::sync::Mutex;
 
 use crate::engine::{ContactState, Turn};
+use crate::event::EventKind;
+use crate::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
 use crate::event::Event;
 use crate::ids::{Contact, InstanceId, SessionId};
 use crate::session::Session;
@@ -71,6 +73,16 @@ struct Memory {
     live: HashMap<(InstanceId, Contact), SessionId>,
     events: Vec<Event>,
     handoffs: HashMap<(InstanceId, Contact), Timestamp>,
+    next_seq: i64,
+    inbox: BTreeMap<i64, (InboxEntry, bool)>,
+    inbox_ids: HashSet<(InstanceId, String)>,
+    outbox: BTreeMap<i64, (Outgoing, OutState)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OutState {
+    Waiting(Timestamp),
+    Done,
 }
 
 /// A [`Store`] in a mutex-guarded map, with the same semantics as the
@@ -108,11 +120,17 @@ impl MemoryStore {
 
     pub fn commit_now(&self, turn: &Turn) -> Result<(), StoreError> {
         let mut memory = self.lock();
+        memory.commit(turn)
+    }
+}
+
+impl Memory {
+    /// Validates the whole turn first, so a refused commit changes nothing.
+    fn commit(&mut self, turn: &Turn) -> Result<(), StoreError> {
         let key = (turn.instance.clone(), turn.contact.clone());
-        // Validate everything first, so a refused commit changes nothing.
-        let mut live_after = memory.live.get(&key).copied();
+        let mut live_after = self.live.get(&key).copied();
         for session in &turn.sessions {
-            let stored = memory.sessions.get(&session.id());
+            let stored = self.sessions.get(&session.id());
             match (session.revision(), stored) {
                 (0, Some(_)) => return Err(StoreError::Conflict(format!("session {} already exists", session.id()))),
                 (0, None) => {
@@ -123,14 +141,14 @@ impl MemoryStore {
                         live_after = Some(session.id());
                     }
                 }
-                (revision, Some(stored)) if stored.revision() == revision => {
+                (revision, Some(stored)) if stored.revision() == revision && stored.is_live() => {
                     if !session.is_live() && live_after == Some(session.id()) {
                         live_after = None;
                     }
                 }
                 (revision, _) => {
                     return Err(StoreError::Conflict(format!(
-                        "session {} is no longer at revision {revision}",
+                        "session {} is no longer live at revision {revision}",
                         session.id()
                     )));
                 }
@@ -139,17 +157,143 @@ impl MemoryStore {
         for session in &turn.sessions {
             let mut stored = session.clone();
             stored.record.revision += 1;
-            memory.sessions.insert(stored.id(), stored);
+            self.sessions.insert(stored.id(), stored);
         }
         match live_after {
-            Some(id) => memory.live.insert(key.clone(), id),
-            None => memory.live.remove(&key),
+            Some(id) => self.live.insert(key.clone(), id),
+            None => self.live.remove(&key),
         };
-        memory.events.extend(turn.events.iter().cloned());
+        self.events.extend(turn.events.iter().cloned());
         if let Some(until) = turn.handoff_until {
-            memory.handoffs.insert(key, until);
+            self.handoffs.insert(key, until);
         }
         Ok(())
+    }
+}
+
+impl Queue for MemoryStore {
+    async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
+        let mut memory = self.lock();
+        if !memory.inbox_ids.insert((entry.instance.clone(), entry.message_id.clone())) {
+            return Ok(Accepted::Duplicate);
+        }
+        memory.next_seq += 1;
+        let seq = memory.next_seq;
+        memory.inbox.insert(seq, (entry.clone(), false));
+        Ok(Accepted::New(seq))
+    }
+
+    async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
+        let memory = self.lock();
+        let mut contacts: Vec<(InstanceId, Contact)> = Vec::new();
+        for (entry, processed) in memory.inbox.values() {
+            let key = (entry.instance.clone(), entry.contact.clone());
+            if !processed && !contacts.contains(&key) {
+                contacts.push(key);
+                if contacts.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(contacts)
+    }
+
+    async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
+        let memory = self.lock();
+        Ok(memory
+            .inbox
+            .iter()
+            .filter(|(_, (entry, processed))| !processed && &entry.instance == instance && &entry.contact == contact)
+            .min_by_key(|(seq, (entry, _))| (entry.sent_at.unwrap_or(entry.received_at), **seq))
+            .map(|(seq, (entry, _))| Pending { seq: *seq, entry: entry.clone() }))
+    }
+
+    async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
+        let mut memory = self.lock();
+        match memory.inbox.get(&seq) {
+            Some((_, false)) => {}
+            Some((_, true)) => return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed"))),
+            None => return Err(StoreError::Other(format!("inbox entry {seq} does not exist"))),
+        }
+        memory.commit(turn)?;
+        if let Some(slot) = memory.inbox.get_mut(&seq) {
+            slot.1 = true;
+        }
+        let created_at = memory.inbox.get(&seq).map(|(entry, _)| entry.received_at).unwrap_or(Timestamp::from_millis(0));
+        for reply in &turn.replies {
+            memory.next_seq += 1;
+            let out_seq = memory.next_seq;
+            let outgoing = Outgoing {
+                seq: out_seq,
+                instance: turn.instance.clone(),
+                contact: turn.contact.clone(),
+                reply_to: reply_to.to_owned(),
+                text: reply.text.clone(),
+                session: reply.session,
+                attempts: 0,
+                created_at,
+            };
+            memory.outbox.insert(out_seq, (outgoing, OutState::Waiting(Timestamp::from_millis(i64::MIN))));
+        }
+        Ok(())
+    }
+
+    async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        let memory = self.lock();
+        let mut heads: Vec<(InstanceId, Contact)> = Vec::new();
+        let mut due = Vec::new();
+        for (outgoing, state) in memory.outbox.values() {
+            let OutState::Waiting(next_at) = state else { continue };
+            let key = (outgoing.instance.clone(), outgoing.contact.clone());
+            if heads.contains(&key) {
+                continue;
+            }
+            heads.push(key);
+            if *next_at <= now {
+                due.push(outgoing.clone());
+                if due.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    async fn outbox_sent(&self, seq: i64, _provider_id: Option<&str>, _at: Timestamp) -> Result<(), StoreError> {
+        if let Some(slot) = self.lock().outbox.get_mut(&seq) {
+            slot.1 = OutState::Done;
+        }
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, seq: i64, next_at: Timestamp, _error: &str) -> Result<(), StoreError> {
+        if let Some(slot) = self.lock().outbox.get_mut(&seq) {
+            slot.0.attempts += 1;
+            slot.1 = OutState::Waiting(next_at);
+        }
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut memory = self.lock();
+        let Some(slot) = memory.outbox.get_mut(&seq) else { return Ok(()) };
+        slot.1 = OutState::Done;
+        let session = slot.0.session;
+        if let Some(session) = session.and_then(|id| memory.sessions.get(&id)).cloned() {
+            memory.events.push(Event {
+                session: session.id(),
+                flow: session.flow().clone(),
+                version: session.version(),
+                at,
+                step: Some(session.step().clone()),
+                kind: EventKind::Undeliverable { reason: reason.to_owned() },
+            });
+        }
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().outbox.values().filter(|(_, state)| matches!(state, OutState::Waiting(_))).count() as u64)
     }
 }
 

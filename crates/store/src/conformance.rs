@@ -14,6 +14,7 @@ use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Reason, Resolver};
 use switchyard_engine::service::Conversations;
 use switchyard_engine::session::Outcome;
+use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Queue};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::{Clock, Timestamp};
 
@@ -31,6 +32,10 @@ macro_rules! conformance_suite {
             a_handoff_hold_is_stored_and_renewed,
             contacts_on_different_instances_are_separate,
             a_full_conversation_survives_reopening_through_the_service,
+            the_inbox_drops_redeliveries_per_instance,
+            pending_entries_come_in_customer_order_per_contact,
+            processing_an_entry_queues_its_replies_exactly_once,
+            the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
@@ -91,7 +96,7 @@ async fn send<S: Store>(store: &S, engine: &Engine, inbound: &Inbound, now: Time
     turn
 }
 
-pub async fn a_committed_turn_reads_back_field_for_field<S: Store>(store: &S) {
+pub async fn a_committed_turn_reads_back_field_for_field<S: Queue>(store: &S) {
     let engine = engine("shop=v2");
     send(store, &engine, &text("vendas", "5511900000001", "oi"), T0).await;
     let turn = send(store, &engine, &text("vendas", "5511900000001", "loja"), T0.plus(Duration::from_secs(5))).await;
@@ -117,7 +122,7 @@ pub async fn a_committed_turn_reads_back_field_for_field<S: Store>(store: &S) {
     assert_eq!(stored.revision(), 2);
 }
 
-pub async fn a_contact_has_at_most_one_live_session<S: Store>(store: &S) {
+pub async fn a_contact_has_at_most_one_live_session<S: Queue>(store: &S) {
     let engine = engine("");
     let inbound = text("vendas", "5511900000002", "oi");
     // Two workers read the same empty state and both start a session.
@@ -134,7 +139,7 @@ pub async fn a_contact_has_at_most_one_live_session<S: Store>(store: &S) {
     assert!(events.is_empty(), "a refused commit writes no events");
 }
 
-pub async fn a_stale_revision_is_refused_and_changes_nothing<S: Store>(store: &S) {
+pub async fn a_stale_revision_is_refused_and_changes_nothing<S: Queue>(store: &S) {
     let engine = engine("");
     send(store, &engine, &text("vendas", "5511900000003", "oi"), T0).await;
     let stale = store.contact_state(&instance("vendas"), &contact("5511900000003")).await.unwrap();
@@ -151,7 +156,7 @@ pub async fn a_stale_revision_is_refused_and_changes_nothing<S: Store>(store: &S
     assert_eq!(state.session.unwrap().flow().as_str(), "shop");
 }
 
-pub async fn an_ended_session_cannot_be_updated_again<S: Store>(store: &S) {
+pub async fn an_ended_session_cannot_be_updated_again<S: Queue>(store: &S) {
     let engine = engine("");
     send(store, &engine, &text("vendas", "5511900000004", "oi"), T0).await;
     let state = store.contact_state(&instance("vendas"), &contact("5511900000004")).await.unwrap();
@@ -171,7 +176,7 @@ pub async fn an_ended_session_cannot_be_updated_again<S: Store>(store: &S) {
     assert_eq!(ended.len(), 1, "one expiry recorded");
 }
 
-pub async fn expired_lists_due_live_sessions_oldest_first_up_to_the_limit<S: Store>(store: &S) {
+pub async fn expired_lists_due_live_sessions_oldest_first_up_to_the_limit<S: Queue>(store: &S) {
     let engine = engine("");
     for (idx, number) in ["5511900000011", "5511900000012", "5511900000013"].iter().enumerate() {
         send(store, &engine, &text("vendas", number, "oi"), T0.plus(Duration::from_secs(idx as u64 * 60))).await;
@@ -190,7 +195,7 @@ pub async fn expired_lists_due_live_sessions_oldest_first_up_to_the_limit<S: Sto
     assert_eq!(due.len(), 2);
 }
 
-pub async fn history_is_newest_first_and_events_keep_their_order<S: Store>(store: &S) {
+pub async fn history_is_newest_first_and_events_keep_their_order<S: Queue>(store: &S) {
     let engine = engine("");
     let number = "5511900000021";
     send(store, &engine, &text("vendas", number, "oi"), T0).await;
@@ -210,7 +215,7 @@ pub async fn history_is_newest_first_and_events_keep_their_order<S: Store>(store
     assert_eq!(events[2].step.as_ref().map(|s| s.as_str()), Some("menu"));
 }
 
-pub async fn a_handoff_hold_is_stored_and_renewed<S: Store>(store: &S) {
+pub async fn a_handoff_hold_is_stored_and_renewed<S: Queue>(store: &S) {
     let engine = engine("");
     let number = "5511900000031";
     send(store, &engine, &text("vendas", number, "oi"), T0).await;
@@ -236,7 +241,7 @@ pub async fn a_handoff_hold_is_stored_and_renewed<S: Store>(store: &S) {
     assert!(store.contact_state(&instance("vendas"), &contact(number)).await.unwrap().handoff_until.is_none());
 }
 
-pub async fn contacts_on_different_instances_are_separate<S: Store>(store: &S) {
+pub async fn contacts_on_different_instances_are_separate<S: Queue>(store: &S) {
     let engine = engine("");
     let number = "5511900000041";
     send(store, &engine, &text("vendas", number, "oi"), T0).await;
@@ -253,7 +258,7 @@ impl Clock for FixedClock {
     }
 }
 
-pub async fn a_full_conversation_survives_reopening_through_the_service<S: Store + Clone>(store: &S) {
+pub async fn a_full_conversation_survives_reopening_through_the_service<S: Queue + Clone>(store: &S) {
     let number = "5511900000051";
     let first = Conversations::new(engine(""), store.clone(), FixedClock(T0));
     first.handle(&text("vendas", number, "oi")).await.unwrap();
@@ -272,4 +277,122 @@ pub async fn a_full_conversation_survives_reopening_through_the_service<S: Store
     assert_eq!(swept[0].sessions[0].outcome(), Some(Outcome::Expired));
     assert_eq!(swept[0].sessions[0].step().as_str(), "menu");
     assert!(third.sweep(100).await.unwrap().is_empty());
+}
+
+fn entry(instance_name: &str, number: &str, message_id: &str, text_or_operator: Option<&str>, sent_at: Option<i64>) -> InboxEntry {
+    InboxEntry {
+        instance: instance(instance_name),
+        contact: contact(number),
+        message_id: message_id.to_owned(),
+        reply_to: number.to_owned(),
+        kind: match text_or_operator {
+            Some(text) => InboxKind::Customer(Content::Text(text.to_owned())),
+            None => InboxKind::Operator,
+        },
+        sent_at: sent_at.map(|secs| Timestamp::from_millis(secs * 1000)),
+        received_at: T0,
+    }
+}
+
+pub async fn the_inbox_drops_redeliveries_per_instance<S: Queue>(store: &S) {
+    let first = entry("vendas", "5511900000061", "MSG1", Some("oi"), Some(1_795_000_000));
+    let Accepted::New(seq) = store.accept(&first).await.unwrap() else { panic!("first delivery is new") };
+    assert_eq!(store.accept(&first).await.unwrap(), Accepted::Duplicate);
+    // Even with other content (a relay that re-encoded it), the id decides.
+    let mut again = first.clone();
+    again.kind = InboxKind::Customer(Content::Text("oi!!".to_owned()));
+    assert_eq!(store.accept(&again).await.unwrap(), Accepted::Duplicate);
+    // The same message id on another instance is another message.
+    let other = entry("suporte", "5511900000061", "MSG1", Some("oi"), None);
+    assert!(matches!(store.accept(&other).await.unwrap(), Accepted::New(other_seq) if other_seq != seq));
+    let pending = store.next_pending(&instance("vendas"), &contact("5511900000061")).await.unwrap().unwrap();
+    assert_eq!(pending.seq, seq);
+    assert_eq!(pending.entry, first);
+    // Operator entries round-trip too.
+    let operator = entry("vendas", "5511900000062", "OP1", None, None);
+    store.accept(&operator).await.unwrap();
+    let pending = store.next_pending(&instance("vendas"), &contact("5511900000062")).await.unwrap().unwrap();
+    assert_eq!(pending.entry.kind, InboxKind::Operator);
+}
+
+pub async fn pending_entries_come_in_customer_order_per_contact<S: Queue>(store: &S) {
+    // Arrival order B2, A1, B1: the customer's clock puts B1 before B2.
+    store.accept(&entry("vendas", "5511900000072", "B2", Some("segunda"), Some(1_795_000_010))).await.unwrap();
+    store.accept(&entry("vendas", "5511900000071", "A1", Some("oi"), Some(1_795_000_005))).await.unwrap();
+    store.accept(&entry("vendas", "5511900000072", "B1", Some("primeira"), Some(1_795_000_001))).await.unwrap();
+    let contacts: Vec<String> = store.pending_contacts(10).await.unwrap().into_iter().map(|(_, c)| c.as_str().to_owned()).collect();
+    assert_eq!(contacts, vec!["5511900000072", "5511900000071"]);
+    assert_eq!(store.pending_contacts(1).await.unwrap().len(), 1);
+    let next = store.next_pending(&instance("vendas"), &contact("5511900000072")).await.unwrap().unwrap();
+    assert_eq!(next.entry.message_id, "B1");
+    assert!(store.next_pending(&instance("vendas"), &contact("5511900000079")).await.unwrap().is_none());
+}
+
+pub async fn processing_an_entry_queues_its_replies_exactly_once<S: Queue>(store: &S) {
+    let engine = engine("");
+    let inbound = entry("vendas", "5511900000081", "P1", Some("oi"), None);
+    store.accept(&inbound).await.unwrap();
+    let pending = store.next_pending(&inbound.instance, &inbound.contact).await.unwrap().unwrap();
+    let state = store.contact_state(&inbound.instance, &inbound.contact).await.unwrap();
+    let message = text("vendas", "5511900000081", "oi");
+    let turn = engine.turn(state.clone(), &message, T0);
+    assert!(!turn.replies.is_empty());
+    store.commit_inbound(&turn, pending.seq, "5511900000081@s.whatsapp.net").await.unwrap();
+    assert!(store.next_pending(&inbound.instance, &inbound.contact).await.unwrap().is_none());
+    assert!(store.pending_contacts(10).await.unwrap().is_empty());
+    let depth = store.outbox_depth().await.unwrap();
+    assert_eq!(depth, turn.replies.len() as u64);
+
+    // A second worker that processed the same entry from the same state is refused whole.
+    let again = engine.turn(state, &message, T0);
+    let err = store.commit_inbound(&again, pending.seq, "x").await.expect_err("processed once");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.outbox_depth().await.unwrap(), depth);
+    assert_eq!(store.sessions_of(&inbound.instance, &inbound.contact).await.unwrap().len(), 1);
+
+    let due = store.due_outbox(T0, 10).await.unwrap();
+    assert_eq!(due.len(), 1, "one contact, head of line only");
+    assert_eq!(due[0].reply_to, "5511900000081@s.whatsapp.net");
+    assert_eq!(due[0].text, turn.replies[0].text);
+    assert_eq!(due[0].session, turn.replies[0].session);
+}
+
+pub async fn the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures<S: Queue>(store: &S) {
+    let engine = engine("");
+    // Two contacts, two turns each: the router's menu, then the shop's question.
+    for number in ["5511900000091", "5511900000092"] {
+        for (idx, line) in ["oi", "loja"].iter().enumerate() {
+            let id = format!("{number}-{idx}");
+            store.accept(&entry("vendas", number, &id, Some(line), None)).await.unwrap();
+            let pending = store.next_pending(&instance("vendas"), &contact(number)).await.unwrap().unwrap();
+            let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
+            let turn = engine.turn(state, &text("vendas", number, line), T0);
+            store.commit_inbound(&turn, pending.seq, number).await.unwrap();
+        }
+    }
+    assert_eq!(store.outbox_depth().await.unwrap(), 4);
+    let due = store.due_outbox(T0, 10).await.unwrap();
+    let heads: Vec<(&str, &str)> = due.iter().map(|o| (o.contact.as_str(), o.text.as_str())).collect();
+    assert_eq!(heads, vec![("5511900000091", "1 loja"), ("5511900000092", "1 loja")]);
+
+    // Contact 91's head fails transiently: its next reply must wait behind it.
+    let retry_at = T0.plus(Duration::from_secs(5));
+    store.outbox_retry(due[0].seq, retry_at, "503").await.unwrap();
+    store.outbox_sent(due[1].seq, Some("3EB0ABC"), T0).await.unwrap();
+    let due_now = store.due_outbox(T0.plus(Duration::from_secs(1)), 10).await.unwrap();
+    let heads: Vec<(&str, &str)> = due_now.iter().map(|o| (o.contact.as_str(), o.text.as_str())).collect();
+    assert_eq!(heads, vec![("5511900000092", "Seu e-mail?")]);
+    let due_later = store.due_outbox(retry_at, 10).await.unwrap();
+    let head_91 = due_later.iter().find(|o| o.contact.as_str() == "5511900000091").unwrap();
+    assert_eq!((head_91.seq, head_91.attempts), (due[0].seq, 1));
+
+    // A permanent failure moves on and is recorded on the session.
+    store.outbox_failed(head_91.seq, "number not on WhatsApp", retry_at).await.unwrap();
+    let due_after = store.due_outbox(retry_at, 10).await.unwrap();
+    let next_91 = due_after.iter().find(|o| o.contact.as_str() == "5511900000091").unwrap();
+    assert_eq!(next_91.text, "Seu e-mail?");
+    let session = head_91.session.unwrap();
+    let events = store.events_of(session).await.unwrap();
+    assert!(events.iter().any(|e| e.kind == EventKind::Undeliverable { reason: "number not on WhatsApp".to_owned() }), "{events:?}");
+    assert_eq!(store.outbox_depth().await.unwrap(), 2);
 }

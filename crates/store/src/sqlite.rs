@@ -8,7 +8,8 @@ use std::time::Duration;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr};
-use switchyard_engine::engine::{ContactState, Turn};
+use switchyard_engine::engine::{Content, ContactState, Turn};
+use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Outgoing, Pending, Queue};
 use switchyard_engine::event::{Event, EventKind};
 use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
 use switchyard_engine::resolve::Reason;
@@ -18,13 +19,13 @@ use switchyard_engine::time::Timestamp;
 
 /// Migrations, embedded so the binary needs no files beside it.
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("sessions and events"),
-        MigrationType::Simple,
-        include_str!("../migrations/sqlite/0001_sessions_and_events.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version: i64, description: &'static str, sql: &'static str| {
+        Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "sessions and events", include_str!("../migrations/sqlite/0001_sessions_and_events.sql")),
+        migration(2, "inbox and outbox", include_str!("../migrations/sqlite/0002_inbox_and_outbox.sql")),
+    ])
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +153,7 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
         },
         "step_entered" => EventKind::StepEntered,
         "retried" => EventKind::Retried,
+        "undeliverable" => EventKind::Undeliverable { reason: get_opt("detail")?.unwrap_or_default() },
         other => EventKind::Ended {
             outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
             detail: get_opt("detail")?,
@@ -166,6 +168,106 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
         step: get_opt("step")?.map(StepId::new),
         kind,
     })
+}
+
+
+/// Writes a turn inside `tx`: sessions (insert or revision-checked update),
+/// events and the handoff hold.
+async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -> Result<(), StoreError> {
+    for session in &turn.sessions {
+        let record = session.record();
+        if record.revision == 0 {
+            sqlx::query(
+                "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
+                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+            )
+            .bind(record.id.to_string())
+            .bind(record.instance.as_str())
+            .bind(record.contact.as_str())
+            .bind(record.flow.as_str())
+            .bind(i64::from(record.version.number()))
+            .bind(record.fingerprint.as_str())
+            .bind(record.reason.name())
+            .bind(record.reason.detail())
+            .bind(record.step.as_str())
+            .bind(data_to_json(&record.data))
+            .bind(i64::from(record.attempts))
+            .bind(i64::from(record.turns))
+            .bind(record.started_at.as_millis())
+            .bind(record.last_input_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(record.outcome.map(Outcome::as_str))
+            .bind(record.ended_at.map(Timestamp::as_millis))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        } else {
+            let done = sqlx::query(
+                "UPDATE sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
+                 outcome = ?, ended_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL",
+            )
+            .bind(record.step.as_str())
+            .bind(data_to_json(&record.data))
+            .bind(i64::from(record.attempts))
+            .bind(i64::from(record.turns))
+            .bind(record.last_input_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(record.outcome.map(Outcome::as_str))
+            .bind(record.ended_at.map(Timestamp::as_millis))
+            .bind(record.id.to_string())
+            .bind(record.revision as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!(
+                    "session {} is no longer live at revision {}",
+                    record.id, record.revision
+                )));
+            }
+        }
+    }
+    for event in &turn.events {
+        let (reason, reason_detail, fingerprint, detail) = match &event.kind {
+            EventKind::Started { reason, fingerprint } => {
+                (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None)
+            }
+            EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
+            EventKind::Undeliverable { reason } => (None, None, None, Some(reason.as_str())),
+            EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
+        };
+        sqlx::query(
+            "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(event.session.to_string())
+        .bind(event.flow.as_str())
+        .bind(i64::from(event.version.number()))
+        .bind(event.at.as_millis())
+        .bind(event.step.as_ref().map(StepId::as_str))
+        .bind(event.kind.name())
+        .bind(reason)
+        .bind(reason_detail)
+        .bind(fingerprint)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    if let Some(until) = turn.handoff_until {
+        sqlx::query(
+            "INSERT INTO handoffs (instance, contact, until) VALUES (?, ?, ?) \
+             ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
+        )
+        .bind(turn.instance.as_str())
+        .bind(turn.contact.as_str())
+        .bind(until.as_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -191,98 +293,7 @@ impl Store for SqliteStore {
 
     async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        for session in &turn.sessions {
-            let record = session.record();
-            if record.revision == 0 {
-                sqlx::query(
-                    "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
-                     attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-                )
-                .bind(record.id.to_string())
-                .bind(record.instance.as_str())
-                .bind(record.contact.as_str())
-                .bind(record.flow.as_str())
-                .bind(i64::from(record.version.number()))
-                .bind(record.fingerprint.as_str())
-                .bind(record.reason.name())
-                .bind(record.reason.detail())
-                .bind(record.step.as_str())
-                .bind(data_to_json(&record.data))
-                .bind(i64::from(record.attempts))
-                .bind(i64::from(record.turns))
-                .bind(record.started_at.as_millis())
-                .bind(record.last_input_at.as_millis())
-                .bind(record.expires_at.as_millis())
-                .bind(record.outcome.map(Outcome::as_str))
-                .bind(record.ended_at.map(Timestamp::as_millis))
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            } else {
-                let done = sqlx::query(
-                    "UPDATE sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
-                     outcome = ?, ended_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL",
-                )
-                .bind(record.step.as_str())
-                .bind(data_to_json(&record.data))
-                .bind(i64::from(record.attempts))
-                .bind(i64::from(record.turns))
-                .bind(record.last_input_at.as_millis())
-                .bind(record.expires_at.as_millis())
-                .bind(record.outcome.map(Outcome::as_str))
-                .bind(record.ended_at.map(Timestamp::as_millis))
-                .bind(record.id.to_string())
-                .bind(record.revision as i64)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-                if done.rows_affected() != 1 {
-                    return Err(StoreError::Conflict(format!(
-                        "session {} is no longer live at revision {}",
-                        record.id, record.revision
-                    )));
-                }
-            }
-        }
-        for event in &turn.events {
-            let (reason, reason_detail, fingerprint, detail) = match &event.kind {
-                EventKind::Started { reason, fingerprint } => {
-                    (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None)
-                }
-                EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
-                EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
-            };
-            sqlx::query(
-                "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(event.session.to_string())
-            .bind(event.flow.as_str())
-            .bind(i64::from(event.version.number()))
-            .bind(event.at.as_millis())
-            .bind(event.step.as_ref().map(StepId::as_str))
-            .bind(event.kind.name())
-            .bind(reason)
-            .bind(reason_detail)
-            .bind(fingerprint)
-            .bind(detail)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        if let Some(until) = turn.handoff_until {
-            sqlx::query(
-                "INSERT INTO handoffs (instance, contact, until) VALUES (?, ?, ?) \
-                 ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
-            )
-            .bind(turn.instance.as_str())
-            .bind(turn.contact.as_str())
-            .bind(until.as_millis())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
+        write_turn(&mut tx, turn).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -349,5 +360,215 @@ mod tests {
         assert_eq!(data_from_json(&data_to_json(&data)).unwrap(), data);
         assert!(matches!(data_from_json("[1]"), Err(StoreError::Corrupt(_))));
         assert!(matches!(data_from_json("{\"a\":1}"), Err(StoreError::Corrupt(_))));
+    }
+}
+
+fn inbox_from_row(row: &SqliteRow) -> Result<Pending, StoreError> {
+    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
+    let body: Option<String> = row.try_get("body").map_err(|err| corrupt("body", err))?;
+    let kind = match get_text("kind")?.as_str() {
+        "text" => InboxKind::Customer(Content::Text(body.unwrap_or_default())),
+        "unsupported" => InboxKind::Customer(Content::Unsupported(body.unwrap_or_default())),
+        "operator" => InboxKind::Operator,
+        other => return Err(corrupt("inbox kind", other)),
+    };
+    let sent_at: Option<i64> = row.try_get("sent_at").map_err(|err| corrupt("sent_at", err))?;
+    Ok(Pending {
+        seq: row.try_get("seq").map_err(|err| corrupt("seq", err))?,
+        entry: InboxEntry {
+            instance: InstanceId::parse(&get_text("instance")?).map_err(|err| corrupt("instance", err))?,
+            contact: Contact::parse(&get_text("contact")?).map_err(|err| corrupt("contact", err))?,
+            message_id: get_text("message_id")?,
+            reply_to: get_text("reply_to")?,
+            kind,
+            sent_at: sent_at.map(Timestamp::from_millis),
+            received_at: Timestamp::from_millis(row.try_get("received_at").map_err(|err| corrupt("received_at", err))?),
+        },
+    })
+}
+
+fn outgoing_from_row(row: &SqliteRow) -> Result<Outgoing, StoreError> {
+    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
+    let session: Option<String> = row.try_get("session_id").map_err(|err| corrupt("session_id", err))?;
+    Ok(Outgoing {
+        seq: row.try_get("seq").map_err(|err| corrupt("seq", err))?,
+        instance: InstanceId::parse(&get_text("instance")?).map_err(|err| corrupt("instance", err))?,
+        contact: Contact::parse(&get_text("contact")?).map_err(|err| corrupt("contact", err))?,
+        reply_to: get_text("reply_to")?,
+        text: get_text("text")?,
+        session: session.map(|id| SessionId::parse(&id)).transpose().map_err(|err| corrupt("session_id", err))?,
+        attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(|err| corrupt("attempts", err))?)
+            .map_err(|err| corrupt("attempts", err))?,
+        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(|err| corrupt("created_at", err))?),
+    })
+}
+
+impl Queue for SqliteStore {
+    async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
+        let (kind, body) = match &entry.kind {
+            InboxKind::Customer(Content::Text(text)) => ("text", Some(text.as_str())),
+            InboxKind::Customer(Content::Unsupported(kind)) => ("unsupported", Some(kind.as_str())),
+            InboxKind::Operator => ("operator", None),
+        };
+        let row = sqlx::query(
+            "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
+        )
+        .bind(entry.instance.as_str())
+        .bind(&entry.message_id)
+        .bind(entry.contact.as_str())
+        .bind(&entry.reply_to)
+        .bind(kind)
+        .bind(body)
+        .bind(entry.sent_at.map(Timestamp::as_millis))
+        .bind(entry.received_at.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        match row {
+            Some(row) => Ok(Accepted::New(row.try_get("seq").map_err(|err| corrupt("seq", err))?)),
+            None => Ok(Accepted::Duplicate),
+        }
+    }
+
+    async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance, contact, MIN(seq) AS first FROM inbox WHERE processed_at IS NULL \
+             GROUP BY instance, contact ORDER BY first LIMIT ?",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let instance: String = row.try_get("instance").map_err(|err| corrupt("instance", err))?;
+                let contact: String = row.try_get("contact").map_err(|err| corrupt("contact", err))?;
+                Ok((
+                    InstanceId::parse(&instance).map_err(|err| corrupt("instance", err))?,
+                    Contact::parse(&contact).map_err(|err| corrupt("contact", err))?,
+                ))
+            })
+            .collect()
+    }
+
+    async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
+        let row = sqlx::query(
+            "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+             WHERE processed_at IS NULL AND instance = ? AND contact = ? \
+             ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(inbox_from_row).transpose()
+    }
+
+    async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let received_at: Option<i64> = sqlx::query_scalar(
+            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL RETURNING received_at",
+        )
+        .bind(seq)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(received_at) = received_at else {
+            return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed or does not exist")));
+        };
+        write_turn(&mut tx, turn).await?;
+        for reply in &turn.replies {
+            sqlx::query(
+                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(turn.instance.as_str())
+            .bind(turn.contact.as_str())
+            .bind(reply_to)
+            .bind(&reply.text)
+            .bind(reply.session.map(|id| id.to_string()))
+            .bind(received_at)
+            .bind(i64::MIN)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at FROM outbox o \
+             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
+             AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
+                        AND h.sent_at IS NULL AND h.failed_at IS NULL) \
+             ORDER BY seq LIMIT ?",
+        )
+        .bind(now.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(outgoing_from_row).collect()
+    }
+
+    async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1 WHERE seq = ?")
+            .bind(at.as_millis())
+            .bind(provider_id)
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ? AND sent_at IS NULL")
+            .bind(next_at.as_millis())
+            .bind(error)
+            .bind(seq)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1 \
+             WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(at.as_millis())
+        .bind(reason)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO events (session_id, flow, version, at, step, kind, detail) \
+                 SELECT s.id, s.flow, s.version, ?, s.step, 'undeliverable', ? FROM outbox o JOIN sessions s ON s.id = o.session_id \
+                 WHERE o.seq = ?",
+            )
+            .bind(at.as_millis())
+            .bind(reason)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(depth.max(0) as u64)
     }
 }

@@ -1,0 +1,137 @@
+//! The durable message path around a turn: the inbox (inbound messages,
+//! stored and deduplicated before the channel acknowledges them) and the
+//! outbox (replies waiting to be delivered, in order per contact).
+//!
+//! Processing an inbox entry commits the turn, marks the entry processed and
+//! queues the replies in one transaction ([`Queue::commit_inbound`]), so a
+//! crash at any point either redoes the whole turn or none of it.
+
+use std::future::Future;
+
+use crate::engine::{Content, Turn};
+use crate::ids::{Contact, InstanceId, SessionId};
+use crate::store::{Store, StoreError};
+use crate::time::Timestamp;
+
+/// What an inbox entry asks the engine to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InboxKind {
+    /// The customer wrote (or sent something unreadable).
+    Customer(Content),
+    /// A human typed on the business phone: a takeover.
+    Operator,
+}
+
+/// An inbound message as accepted from a channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub instance: InstanceId,
+    pub contact: Contact,
+    /// The channel's message id; (instance, message_id) is unique.
+    pub message_id: String,
+    /// Where replies go (the channel's address for the contact).
+    pub reply_to: String,
+    pub kind: InboxKind,
+    /// When the customer sent it, by their clock (ordering within a contact).
+    pub sent_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+}
+
+/// An inbox entry waiting to be processed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub seq: i64,
+    pub entry: InboxEntry,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accepted {
+    New(i64),
+    /// Already in the inbox (a redelivery): nothing was stored.
+    Duplicate,
+}
+
+/// A reply waiting in the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outgoing {
+    pub seq: i64,
+    pub instance: InstanceId,
+    pub contact: Contact,
+    pub reply_to: String,
+    pub text: String,
+    pub session: Option<SessionId>,
+    pub attempts: u32,
+    pub created_at: Timestamp,
+}
+
+pub trait Queue: Store {
+    /// Stores an inbound message unless (instance, message id) is already there.
+    fn accept(&self, entry: &InboxEntry) -> impl Future<Output = Result<Accepted, StoreError>> + Send;
+
+    /// Contacts with unprocessed inbox entries, those waiting longest first.
+    fn pending_contacts(&self, limit: u32) -> impl Future<Output = Result<Vec<(InstanceId, Contact)>, StoreError>> + Send;
+
+    /// The contact's next unprocessed entry: earliest `sent_at`, then arrival.
+    fn next_pending(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<Option<Pending>, StoreError>> + Send;
+
+    /// In one transaction: the turn (as [`Store::commit`]), inbox entry `seq`
+    /// marked processed, and the turn's replies queued for `reply_to`. Refused
+    /// whole with `Conflict` when the entry was already processed.
+    fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replies ready to send at `now`: for each contact only its oldest unsent
+    /// reply (so delivery keeps the order), at most `limit`.
+    fn due_outbox(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Outgoing>, StoreError>> + Send;
+
+    /// Delivered; `provider_id` is the channel's id for the sent message.
+    fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A transient failure: try again at `next_at`.
+    fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// A permanent failure (the number is not on WhatsApp ...): never retried;
+    /// recorded as an `undeliverable` event on the reply's session.
+    fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Replies not yet delivered or failed.
+    fn outbox_depth(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// A shared queue is a queue.
+impl<Q: Queue> Queue for std::sync::Arc<Q> {
+    fn accept(&self, entry: &InboxEntry) -> impl Future<Output = Result<Accepted, StoreError>> + Send {
+        (**self).accept(entry)
+    }
+    fn pending_contacts(&self, limit: u32) -> impl Future<Output = Result<Vec<(InstanceId, Contact)>, StoreError>> + Send {
+        (**self).pending_contacts(limit)
+    }
+    fn next_pending(
+        &self,
+        instance: &InstanceId,
+        contact: &Contact,
+    ) -> impl Future<Output = Result<Option<Pending>, StoreError>> + Send {
+        (**self).next_pending(instance, contact)
+    }
+    fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit_inbound(turn, seq, reply_to)
+    }
+    fn due_outbox(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Outgoing>, StoreError>> + Send {
+        (**self).due_outbox(now, limit)
+    }
+    fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).outbox_sent(seq, provider_id, at)
+    }
+    fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).outbox_retry(seq, next_at, error)
+    }
+    fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).outbox_failed(seq, reason, at)
+    }
+    fn outbox_depth(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        (**self).outbox_depth()
+    }
+}
