@@ -20,6 +20,18 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the Evolution API channel: an HTTP server for Evolution's webhook
+    /// that answers customers through Evolution's REST API.
+    ///
+    /// Needs EVOLUTION_URL; see the README for every variable (BIND_ADDR,
+    /// EVOLUTION_API_KEY, WEBHOOK_SECRET, SEND_THROTTLE, ...).
+    Serve,
+    /// Human handoffs: after a handoff the bot is silent for the contact
+    /// until released or HANDOFF_TTL passes.
+    Handoff {
+        #[command(subcommand)]
+        action: HandoffAction,
+    },
     /// List every compiled flow version (or show one, or draw its graph).
     Flows {
         #[command(subcommand)]
@@ -69,13 +81,39 @@ pub enum FlowsAction {
     /// Steps, subroutes and transitions of one version.
     Show {
         /// FLOW@VERSION, e.g. digital_certificate@v1.
-        version: String,
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
         #[arg(long)]
         json: bool,
     },
     /// The version's step graph as a Mermaid flowchart.
     Graph {
         /// FLOW@VERSION, e.g. digital_certificate@v1.
-        version: String,
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HandoffAction {
+    /// Let the bot answer the contact again.
+    Release {
+        /// The customer's phone number or WhatsApp id.
+        contact: String,
+        /// The Evolution API instance.
+        #[arg(long, default_value = "console")]
+        instance: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -1,6 +1,9 @@
 //! Configuration from the environment. Every variable is parsed strictly; a
-//! bad value is reported naming the variable and the value.
+//! bad value is reported naming the variable and the value. [`Config`] is what
+//! every command needs; [`ServeConfig`] adds what only `serve` needs.
 
+use std::collections::HashMap;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use switchyard_engine::registry::Registry;
@@ -16,7 +19,7 @@ pub struct Config {
     pub handoff_ttl: Duration,
 }
 
-fn var(name: &str) -> Result<Option<String>, String> {
+pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(value) => Ok(Some(value)),
         Err(std::env::VarError::NotPresent) => Ok(None),
@@ -86,5 +89,181 @@ impl Config {
 
     pub fn overrides(&self, registry: &Registry) -> Result<Overrides, Vec<String>> {
         Overrides::parse(&self.overrides, registry)
+    }
+}
+
+/// What `serve` needs beyond [`Config`].
+#[derive(Clone)]
+pub struct ServeConfig {
+    pub bind: SocketAddr,
+    pub evolution_url: String,
+    pub evolution_api_key: Option<String>,
+    pub evolution_instance_keys: HashMap<String, String>,
+    pub send_timeout: Duration,
+    /// Minimum interval between two sends on one instance; `None` = no throttle.
+    pub send_interval: Option<Duration>,
+    pub webhook_secret: Option<String>,
+    pub webhook_secrets: HashMap<String, String>,
+    pub webhook_secret_header: String,
+    pub webhook_jwt_key: Option<String>,
+    pub max_body_bytes: usize,
+    pub answer_groups: bool,
+    pub takeover_on_from_me: bool,
+    pub admin_token: Option<String>,
+    pub sweep_interval: Duration,
+}
+
+impl std::fmt::Debug for ServeConfig {
+    /// Secrets are never printed.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeConfig")
+            .field("bind", &self.bind)
+            .field("evolution_url", &self.evolution_url)
+            .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
+            .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
+            .field("send_interval", &self.send_interval)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
+            .field("webhook_secrets", &self.webhook_secrets.keys().collect::<Vec<_>>())
+            .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
+            .field("answer_groups", &self.answer_groups)
+            .field("takeover_on_from_me", &self.takeover_on_from_me)
+            .finish_non_exhaustive()
+    }
+}
+
+fn text_var(name: &str, problems: &mut Vec<String>) -> Option<String> {
+    match var(name) {
+        Ok(Some(value)) if value.trim().is_empty() => None,
+        Ok(value) => value.map(|value| value.trim().to_owned()),
+        Err(problem) => {
+            problems.push(problem);
+            None
+        }
+    }
+}
+
+fn bool_var(name: &str, default: bool, problems: &mut Vec<String>) -> bool {
+    match text_var(name, problems) {
+        None => default,
+        Some(value) => match value.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => true,
+            "0" | "false" | "no" | "off" => false,
+            _ => {
+                problems.push(format!("{name} '{value}' must be true or false"));
+                default
+            }
+        },
+    }
+}
+
+/// Parses `name=value,name=value` (instance keys and secrets). Values are
+/// secrets: a problem message names the entry's instance, never its value.
+fn map_var(name: &str, problems: &mut Vec<String>) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    let Some(raw) = text_var(name, problems) else { return map };
+    for (idx, entry) in raw.split(',').enumerate() {
+        let entry = entry.trim();
+        match entry.split_once('=') {
+            Some((instance, value)) if !instance.trim().is_empty() && !value.trim().is_empty() => {
+                if map.insert(instance.trim().to_owned(), value.trim().to_owned()).is_some() {
+                    problems.push(format!("{name}: instance '{}' is listed twice", instance.trim()));
+                }
+            }
+            Some((instance, _)) if !instance.trim().is_empty() => {
+                problems.push(format!("{name}: entry for instance '{}' has an empty value", instance.trim()))
+            }
+            _ => problems.push(format!("{name}: entry {} must look like instance=value", idx + 1)),
+        }
+    }
+    map
+}
+
+impl ServeConfig {
+    /// The defaults every variable falls back to, for a given Evolution URL.
+    pub fn defaults(evolution_url: &str) -> ServeConfig {
+        ServeConfig {
+            bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            evolution_url: evolution_url.trim_end_matches('/').to_owned(),
+            evolution_api_key: None,
+            evolution_instance_keys: HashMap::new(),
+            send_timeout: Duration::from_secs(10),
+            send_interval: Some(Duration::from_millis(50)),
+            webhook_secret: None,
+            webhook_secrets: HashMap::new(),
+            webhook_secret_header: "x-webhook-secret".to_owned(),
+            webhook_jwt_key: None,
+            max_body_bytes: 2 * 1024 * 1024,
+            answer_groups: false,
+            takeover_on_from_me: true,
+            admin_token: None,
+            sweep_interval: Duration::from_secs(15),
+        }
+    }
+
+    pub fn from_env() -> Result<ServeConfig, Vec<String>> {
+        let mut problems = Vec::new();
+        let bind_text = text_var("BIND_ADDR", &mut problems).unwrap_or_else(|| "0.0.0.0:8080".to_owned());
+        let bind = match bind_text.parse::<SocketAddr>() {
+            Ok(bind) => bind,
+            Err(_) => {
+                problems.push(format!("BIND_ADDR '{bind_text}' must be an address and port such as 0.0.0.0:8080"));
+                SocketAddr::from(([0, 0, 0, 0], 8080))
+            }
+        };
+        let evolution_url = match text_var("EVOLUTION_URL", &mut problems) {
+            Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
+            Some(url) => {
+                problems.push(format!("EVOLUTION_URL '{url}' must start with http:// or https://"));
+                String::new()
+            }
+            None => {
+                problems.push("EVOLUTION_URL is required: the base URL of your Evolution API server, e.g. http://localhost:8080".to_owned());
+                String::new()
+            }
+        };
+        let send_interval = match text_var("SEND_THROTTLE", &mut problems).as_deref() {
+            None => Some(Duration::from_millis(50)),
+            Some("off") | Some("0") => None,
+            Some(text) => match text.strip_suffix("/s").and_then(|n| n.trim().parse::<f64>().ok()) {
+                Some(per_second) if per_second > 0.0 && per_second.is_finite() => Some(Duration::from_secs_f64(1.0 / per_second)),
+                _ => {
+                    problems.push(format!("SEND_THROTTLE '{text}' must be messages per second per instance, such as 20/s, or off"));
+                    None
+                }
+            },
+        };
+        let max_body_bytes = match text_var("WEBHOOK_MAX_BODY_BYTES", &mut problems) {
+            None => 2 * 1024 * 1024,
+            Some(text) => match text.parse::<usize>() {
+                Ok(bytes) if bytes >= 1024 => bytes,
+                _ => {
+                    problems.push(format!("WEBHOOK_MAX_BODY_BYTES '{text}' must be a number of bytes, at least 1024"));
+                    2 * 1024 * 1024
+                }
+            },
+        };
+        let config = ServeConfig {
+            bind,
+            evolution_url,
+            evolution_api_key: text_var("EVOLUTION_API_KEY", &mut problems),
+            evolution_instance_keys: map_var("EVOLUTION_INSTANCE_KEYS", &mut problems),
+            send_timeout: duration_var("SEND_TIMEOUT", Duration::from_secs(10), &mut problems),
+            send_interval,
+            webhook_secret: text_var("WEBHOOK_SECRET", &mut problems),
+            webhook_secrets: map_var("WEBHOOK_SECRETS", &mut problems),
+            webhook_secret_header: text_var("WEBHOOK_SECRET_HEADER", &mut problems)
+                .unwrap_or_else(|| "x-webhook-secret".to_owned())
+                .to_ascii_lowercase(),
+            webhook_jwt_key: text_var("WEBHOOK_JWT_KEY", &mut problems),
+            max_body_bytes,
+            answer_groups: bool_var("ANSWER_GROUPS", false, &mut problems),
+            takeover_on_from_me: bool_var("TAKEOVER_ON_FROM_ME", true, &mut problems),
+            admin_token: text_var("ADMIN_TOKEN", &mut problems),
+            sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
+        };
+        if axum::http::HeaderName::from_bytes(config.webhook_secret_header.as_bytes()).is_err() {
+            problems.push(format!("WEBHOOK_SECRET_HEADER '{}' is not a valid header name", config.webhook_secret_header));
+        }
+        if problems.is_empty() { Ok(config) } else { Err(problems) }
     }
 }

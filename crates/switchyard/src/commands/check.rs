@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use crate::config::Config;
+use switchyard::config::Config;
 
 pub fn run() -> ExitCode {
     let mut problems = Vec::new();

@@ -8,22 +8,26 @@ use switchyard_engine::engine::{Engine, EngineConfig};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 
-use crate::cli::{Cli, Command, FlowsAction};
-use crate::config::Config;
+use crate::cli::{Cli, Command, FlowsAction, HandoffAction};
+use switchyard::config::Config;
 
 mod chat;
 mod check;
 mod explain;
 mod flows;
+mod handoff;
+mod serve;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flows { action: None, json } => flows::list(json),
-        Command::Flows { action: Some(FlowsAction::Show { version, json }), .. } => flows::show(&version, json),
-        Command::Flows { action: Some(FlowsAction::Graph { version }), .. } => flows::graph(&version),
+        Command::Flows { action: Some(FlowsAction::Show { spec, json }), .. } => flows::show(&spec, json),
+        Command::Flows { action: Some(FlowsAction::Graph { spec }), .. } => flows::graph(&spec),
         Command::Check => Ok(check::run()),
         Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json),
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
+        Command::Serve => serve::run().await,
+        Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,
     }
 }
 

@@ -1,0 +1,160 @@
+//! Load generator: the real server over loopback, a stand-in Evolution API
+//! that receives the sends, and N concurrent customers each walking the
+//! digital-certificate purchase (one message at a time, waiting for the
+//! bot's replies before the next, as a person does).
+//!
+//! Reports messages/s (customer messages fully answered per second) and the
+//! latency from the webhook POST to the turn's last reply reaching the
+//! stand-in (p50, p99, max).
+//!
+//! ```text
+//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL]
+//! ```
+//! Defaults: 1000 contacts, a fresh SQLite file in the temp directory.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use switchyard::config::ServeConfig;
+use switchyard::serve::Server;
+use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+use switchyard_engine::store::MemoryStore;
+use switchyard_engine::time::Timestamp;
+use tokio::sync::watch;
+
+/// The v1 purchase, from the first "oi" to the confirmed order.
+const PURCHASE: &[&str] = &["oi", "1", "1", "1", "1", "123.456.789-09", "cliente@exemplo.com.br", "1", "sim"];
+
+type Counters = Arc<HashMap<String, watch::Sender<usize>>>;
+
+async fn send_text(State(counters): State<Counters>, Path(_instance): Path<String>, body: String) -> (StatusCode, Json<Value>) {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let number = body["number"].as_str().unwrap_or_default();
+    if let Some(counter) = counters.get(number) {
+        counter.send_modify(|count| *count += 1);
+    }
+    (StatusCode::CREATED, Json(json!({"key": {"remoteJid": format!("{number}@s.whatsapp.net"), "fromMe": true, "id": "3EB0LOADGEN"}, "status": "PENDING"})))
+}
+
+fn engine() -> Arc<Engine> {
+    let registry = Arc::new(switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows"));
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    Arc::new(Engine::new(registry, resolver, EngineConfig::default()).expect("engine"))
+}
+
+/// How many replies each message of the script produces, learnt by running
+/// it once through the engine alone.
+fn replies_per_message(engine: &Engine) -> Vec<usize> {
+    let store = MemoryStore::new();
+    let instance = InstanceId::parse("loja-bot").unwrap();
+    let contact = Contact::parse("5511900000000").unwrap();
+    PURCHASE
+        .iter()
+        .map(|line| {
+            let state = store.contact_state_now(&instance, &contact);
+            let inbound = Inbound { instance: instance.clone(), contact: contact.clone(), content: Content::Text((*line).to_owned()) };
+            let turn = engine.turn(state, &inbound, Timestamp::now_utc());
+            store.commit_now(&turn).unwrap();
+            turn.replies.len()
+        })
+        .collect()
+}
+
+fn webhook(number: &str, seq: usize, text: &str) -> String {
+    json!({
+        "event": "messages.upsert", "instance": "loja-bot",
+        "data": {
+            "key": {"remoteJid": format!("{number}@s.whatsapp.net"), "fromMe": false, "id": format!("LG{number}{seq:03}")},
+            "pushName": "Cliente", "status": "DELIVERY_ACK",
+            "message": {"conversation": text}, "messageType": "conversation",
+            "messageTimestamp": 1_795_000_000 + seq as i64, "source": "android"
+        },
+        "sender": "5511988880000@s.whatsapp.net"
+    })
+    .to_string()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[idx]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let contacts: usize = match args.next() {
+        Some(text) => text.parse().map_err(|_| anyhow::anyhow!("CONTACTS '{text}' must be a positive number"))?,
+        None => 1000,
+    };
+    let database_url = args.next().unwrap_or_else(|| {
+        let path = std::env::temp_dir().join(format!("switchyard-loadgen-{}.db", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        format!("sqlite://{}", path.display())
+    });
+
+    let engine = engine();
+    let expected = replies_per_message(&engine);
+    let numbers: Vec<String> = (0..contacts).map(|n| format!("55119{n:08}")).collect();
+    let counters: Counters = Arc::new(numbers.iter().map(|number| (number.clone(), watch::channel(0).0)).collect());
+
+    let stand_in = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let stand_in_url = format!("http://{}", stand_in.local_addr()?);
+    let router = Router::new().route("/message/sendText/{instance}", post(send_text)).with_state(Arc::clone(&counters));
+    tokio::spawn(async move { axum::serve(stand_in, router).await });
+
+    let store = Arc::new(switchyard_store::open(&database_url).await?);
+    let mut config = ServeConfig::defaults(&stand_in_url);
+    config.send_interval = None;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let server = Server::start(listener, engine, store, config).await?;
+    let url = format!("http://{}/webhooks/evolution", server.addr);
+    let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(contacts * PURCHASE.len())));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for number in numbers {
+        let (http, url, counters, latencies, expected) = (http.clone(), url.clone(), Arc::clone(&counters), Arc::clone(&latencies), expected.clone());
+        tasks.spawn(async move {
+            let mut received = counters[&number].subscribe();
+            let mut target = 0;
+            for (seq, line) in PURCHASE.iter().enumerate() {
+                target += expected[seq];
+                let posted = Instant::now();
+                let response = http.post(&url).header("content-type", "application/json").body(webhook(&number, seq, line)).send().await?;
+                anyhow::ensure!(response.status().is_success(), "webhook answered {}", response.status());
+                received.wait_for(|count| *count >= target).await?;
+                latencies.lock().unwrap().push(posted.elapsed());
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(result) = tasks.join_next().await {
+        result??;
+    }
+    let elapsed = started.elapsed();
+    server.shutdown().await;
+
+    let mut latencies = latencies.lock().unwrap().clone();
+    latencies.sort_unstable();
+    let messages = latencies.len();
+    println!("contacts:        {contacts}");
+    println!("messages:        {messages} ({} per purchase, {} replies each)", PURCHASE.len(), expected.iter().sum::<usize>());
+    println!("elapsed:         {:.2} s", elapsed.as_secs_f64());
+    println!("throughput:      {:.0} messages/s", messages as f64 / elapsed.as_secs_f64());
+    println!("latency p50:     {:.2} ms", percentile(&latencies, 0.50).as_secs_f64() * 1000.0);
+    println!("latency p99:     {:.2} ms", percentile(&latencies, 0.99).as_secs_f64() * 1000.0);
+    println!("latency max:     {:.2} ms", latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0);
+    Ok(())
+}

@@ -1,0 +1,38 @@
+//! `switchyard handoff release CONTACT`: the bot answers the contact again.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use switchyard::config::Config;
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::store::Store;
+
+pub async fn release(contact: &str, instance: &str) -> anyhow::Result<ExitCode> {
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(problems) => {
+            super::report(&problems);
+            return Ok(ExitCode::from(super::INVALID));
+        }
+    };
+    let (contact, instance) = match (Contact::parse(contact), InstanceId::parse(instance)) {
+        (Ok(contact), Ok(instance)) => (contact, instance),
+        (Err(problem), _) => {
+            super::report(&[format!("CONTACT: {problem}")]);
+            return Ok(ExitCode::from(super::INVALID));
+        }
+        (_, Err(problem)) => {
+            super::report(&[format!("--instance: {problem}")]);
+            return Ok(ExitCode::from(super::INVALID));
+        }
+    };
+    let store = switchyard_store::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.database_url))?;
+    if store.release_handoff(&instance, &contact).await? {
+        println!("released: the bot answers {} on {instance} again", contact.masked());
+    } else {
+        println!("{} on {instance} was not handed off; nothing to release", contact.masked());
+    }
+    Ok(ExitCode::SUCCESS)
+}

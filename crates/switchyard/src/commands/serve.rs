@@ -1,0 +1,77 @@
+//! `switchyard serve`: validates everything, opens the store, serves until
+//! SIGINT/SIGTERM, then drains in-flight work.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use switchyard::config::ServeConfig;
+use switchyard::serve::Server;
+use tracing_subscriber::EnvFilter;
+
+fn init_logs() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+pub async fn run() -> anyhow::Result<ExitCode> {
+    // Every configuration problem is reported before anything starts.
+    let setup = super::setup();
+    let serve_config = ServeConfig::from_env();
+    let ((config, engine), serve_config) = match (setup, serve_config) {
+        (Ok(setup), Ok(serve_config)) => (setup, serve_config),
+        (setup, serve_config) => {
+            if let Err(problems) = serve_config {
+                super::report(&problems);
+            }
+            let _ = setup;
+            eprintln!("error: serve refuses to start until the configuration is fixed (`switchyard check` lists the problems)");
+            return Ok(ExitCode::from(super::INVALID));
+        }
+    };
+    init_logs();
+    let started = std::time::Instant::now();
+    if serve_config.webhook_secret.is_none() && serve_config.webhook_secrets.is_empty() && serve_config.webhook_jwt_key.is_none() {
+        tracing::warn!("no WEBHOOK_SECRET, WEBHOOK_SECRETS or WEBHOOK_JWT_KEY: anyone who reaches this port can post webhooks");
+    }
+    if !engine.resolver().overrides().is_empty() {
+        tracing::warn!(overrides = %engine.resolver().overrides(), "FLOW_VERSION_OVERRIDES is set: new sessions of these flows get the overridden version");
+    }
+    let store = switchyard_store::open(&config.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", config.database_url))?;
+    let listener = tokio::net::TcpListener::bind(serve_config.bind)
+        .await
+        .with_context(|| format!("binding {}", serve_config.bind))?;
+    let server = Server::start(listener, engine, Arc::new(store), serve_config).await?;
+    tracing::info!(addr = %server.addr, database = %config.database_url, ready_in_ms = started.elapsed().as_millis() as u64, "switchyard serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing turns and sends in flight");
+    server.shutdown().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,11 @@
+//! The `switchyard` application: configuration and the HTTP server. The CLI
+//! (`main.rs`) is a thin layer over this library, and the integration tests
+//! start the very same server on port 0.
+//!
+//! # Layout
+//! - [`config`]: every environment variable, parsed strictly.
+//! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
+//!   the sweeper (`Server::start`).
+
+pub mod config;
+pub mod serve;

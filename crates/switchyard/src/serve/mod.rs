@@ -1,0 +1,143 @@
+//! `switchyard serve`: the Evolution API channel.
+//!
+//! ```text
+//! POST /webhooks/evolution ─> authenticate ─> parse ─> inbox (dedup) ─> 200
+//!                                                        │ wake
+//! processor: per contact, oldest first ─> engine turn ─> one transaction:
+//!            session + events + inbox processed + outbox
+//!                                                        │ wake
+//! sender: each contact's oldest unsent reply ─> Evolution sendText
+//!         (throttled per instance; retries with backoff; 400 = undeliverable)
+//! ```
+//!
+//! Everything between the 200 and the delivery lives in the store, so a crash
+//! loses nothing: on start the processor and the sender pick up where the
+//! rows say they are.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use switchyard_engine::engine::Engine;
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_evolution::client::EvolutionClient;
+use switchyard_store::sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::config::ServeConfig;
+
+mod admin;
+mod health;
+mod processor;
+mod sender;
+mod webhook;
+
+/// The store the server runs on.
+pub type ServerStore = Arc<SqliteStore>;
+
+/// Shared by every request handler and background task.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Arc<Engine>,
+    store: ServerStore,
+    config: ServeConfig,
+    client: EvolutionClient,
+    /// Contacts with new inbox entries, for the processor.
+    wake_processor: mpsc::UnboundedSender<(InstanceId, Contact)>,
+    /// New outbox rows, for the sender.
+    wake_sender: Notify,
+    /// Flips to true when shutdown starts: readiness goes red.
+    stopping: watch::Receiver<bool>,
+}
+
+impl AppState {
+    fn engine(&self) -> &Arc<Engine> {
+        &self.inner.engine
+    }
+    fn store(&self) -> &ServerStore {
+        &self.inner.store
+    }
+    fn config(&self) -> &ServeConfig {
+        &self.inner.config
+    }
+}
+
+/// Resolves once shutdown has been requested.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await (it is not Send).
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// The HTTP routes.
+pub fn app(state: AppState) -> Router {
+    let max_body = state.config().max_body_bytes;
+    Router::new()
+        .merge(webhook::router(max_body))
+        .merge(health::router())
+        .merge(admin::router())
+        .with_state(state)
+}
+
+/// A running server: its address, and the handle that stops it.
+pub struct Server {
+    pub addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds nothing itself: serves on `listener` (port 0 in tests), and
+    /// starts the processor, the sender and the sweeper.
+    pub async fn start(listener: TcpListener, engine: Arc<Engine>, store: ServerStore, config: ServeConfig) -> anyhow::Result<Server> {
+        let addr = listener.local_addr()?;
+        let client = EvolutionClient::new(
+            &config.evolution_url,
+            config.evolution_api_key.clone(),
+            config.evolution_instance_keys.clone(),
+            config.send_timeout,
+        )
+        .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let (wake_tx, wake_rx) = mpsc::unbounded_channel();
+        let state = AppState {
+            inner: Arc::new(Inner {
+                engine,
+                store,
+                config,
+                client,
+                wake_processor: wake_tx,
+                wake_sender: Notify::new(),
+                stopping: stop_rx.clone(),
+            }),
+        };
+        let mut tasks = Vec::new();
+        let router = app(state.clone());
+        let mut http_stop = stop_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            let shutdown = async move { stopped(&mut http_stop).await };
+            if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+                tracing::error!(error = %err, "http server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(processor::run(state.clone(), wake_rx, stop_rx.clone())));
+        tasks.push(tokio::spawn(sender::run(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx)));
+        Ok(Server { addr, stop: stop_tx, tasks })
+    }
+
+    /// Graceful shutdown: stop accepting, finish the turns and sends in
+    /// flight, return. What is left in the inbox and outbox is picked up by
+    /// the next start.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The processor: turns inbox entries into committed turns, one contact at a
+//! time and in the customer's order; and the sweeper that expires sessions
+//! nobody writes to any more.
+//!
+//! Per-contact order within this process: a contact is handled by at most one
+//! task at a time (the `running` map); a wake-up for a contact already
+//! running marks it dirty so the task looks again before it stops.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchyard_engine::engine::Inbound;
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::queue::{InboxKind, Pending, Queue};
+use switchyard_engine::service::Conversations;
+use switchyard_engine::store::{Store, StoreError};
+use switchyard_engine::time::{SystemClock, Timestamp};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use super::AppState;
+
+type Key = (InstanceId, Contact);
+
+/// Contacts processed at once.
+const CONCURRENCY: usize = 64;
+/// How often the inbox is scanned for work nobody woke us for (after a restart).
+const POLL: Duration = Duration::from_millis(500);
+
+pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut stop: watch::Receiver<bool>) {
+    let running: Arc<Mutex<HashMap<Key, bool>>> = Arc::default();
+    let permits = Arc::new(Semaphore::new(CONCURRENCY));
+    let mut tasks = JoinSet::new();
+    let mut poll = tokio::time::interval(POLL);
+    loop {
+        let keys: Vec<Key> = tokio::select! {
+            Some(key) = wake.recv() => {
+                let mut keys = vec![key];
+                while let Ok(key) = wake.try_recv() {
+                    keys.push(key);
+                }
+                keys
+            }
+            _ = poll.tick() => match state.store().pending_contacts(1024).await {
+                Ok(keys) => keys,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot scan the inbox; retrying");
+                    Vec::new()
+                }
+            },
+            _ = super::stopped(&mut stop) => break,
+        };
+        for key in keys {
+            {
+                let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(dirty) = running.get_mut(&key) {
+                    *dirty = true;
+                    continue;
+                }
+                running.insert(key.clone(), false);
+            }
+            let state = state.clone();
+            let running = Arc::clone(&running);
+            let permits = Arc::clone(&permits);
+            tasks.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else { return };
+                loop {
+                    drain(&state, &key).await;
+                    let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    match running.get_mut(&key) {
+                        Some(dirty) if *dirty => *dirty = false,
+                        _ => {
+                            running.remove(&key);
+                            break;
+                        }
+                    }
+                }
+            });
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    // Finish the turns in flight; unstarted work stays in the inbox.
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Processes the contact's pending entries until none is left.
+async fn drain(state: &AppState, key: &Key) {
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        if *state.inner.stopping.borrow() {
+            return;
+        }
+        let pending = match state.store().next_pending(&key.0, &key.1).await {
+            Ok(Some(pending)) => pending,
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the inbox; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        match process(state, &pending).await {
+            Ok(()) => {
+                backoff = Duration::from_millis(50);
+                state.inner.wake_sender.notify_one();
+            }
+            // Someone else moved this contact on: read again and redo the turn.
+            Err(StoreError::Conflict(_)) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, seq = pending.seq, "turn not committed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+async fn process(state: &AppState, pending: &Pending) -> Result<(), StoreError> {
+    let entry = &pending.entry;
+    let contact_state = state.store().contact_state(&entry.instance, &entry.contact).await?;
+    let now = Timestamp::now_utc();
+    let turn = match &entry.kind {
+        InboxKind::Customer(content) => {
+            let inbound = Inbound { instance: entry.instance.clone(), contact: entry.contact.clone(), content: content.clone() };
+            state.engine().turn(contact_state, &inbound, now)
+        }
+        InboxKind::Operator => state.engine().takeover(contact_state, &entry.instance, &entry.contact, now),
+    };
+    for session in turn.ended() {
+        tracing::info!(
+            instance = %entry.instance,
+            contact = %entry.contact.masked(),
+            flow = %session.flow(),
+            version = %session.version(),
+            step = %session.step(),
+            outcome = ?session.outcome(),
+            "session ended"
+        );
+    }
+    state.store().commit_inbound(&turn, pending.seq, &entry.reply_to).await
+}
+
+/// Expires sessions past their TTL every `SWEEP_INTERVAL`: a drop-off at
+/// their step even when the customer never writes again.
+pub async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
+    let conversations = Conversations::new(std::sync::Arc::clone(state.engine()), std::sync::Arc::clone(state.store()), SystemClock);
+    let mut tick = tokio::time::interval(state.config().sweep_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = super::stopped(&mut stop) => return,
+        }
+        match conversations.sweep(500).await {
+            Ok(turns) if !turns.is_empty() => tracing::info!(expired = turns.len(), "sessions expired"),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "expiry sweep failed; will retry"),
+        }
+    }
+}
+

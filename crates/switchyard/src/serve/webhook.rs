@@ -1,0 +1,176 @@
+//! `POST /webhooks/evolution`: authenticate, parse, store in the inbox,
+//! acknowledge. Nothing else happens on the request path, so Evolution gets
+//! its answer in milliseconds and never retries a message we already have.
+//!
+//! Status codes are chosen for Evolution's retry policy: 2xx for everything
+//! accepted or deliberately ignored; 4xx (never retried) for input that will
+//! never be valid; 5xx only when a retry can succeed (the store is down).
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use switchyard_engine::engine::Content;
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Queue};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
+use switchyard_evolution::auth;
+use switchyard_evolution::webhook::{self as evolution, Chat, Incoming, WebhookKind};
+
+use super::AppState;
+
+pub fn router(max_body: usize) -> axum::Router<AppState> {
+    Router::new().route("/webhooks/evolution", post(receive)).layer(DefaultBodyLimit::max(max_body))
+}
+
+fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn rejected(status: StatusCode, reason: impl Into<String>) -> Response {
+    reply(status, json!({ "error": reason.into() }))
+}
+
+/// Who the request proves to be.
+enum Auth {
+    /// No secret is configured: every request is accepted (warned at start).
+    Open,
+    /// The global secret or JWT matched: any instance.
+    Global,
+    /// A per-instance secret matched: only these instances.
+    Instances(Vec<String>),
+    Denied,
+}
+
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Auth {
+    let config = state.config();
+    let presented_secret = headers.get(config.webhook_secret_header.as_str()).and_then(|value| value.to_str().ok());
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
+    if config.webhook_secret.is_none() && config.webhook_secrets.is_empty() && config.webhook_jwt_key.is_none() {
+        return Auth::Open;
+    }
+    if let (Some(expected), Some(presented)) = (&config.webhook_secret, presented_secret) {
+        if auth::secret_matches(expected, presented) {
+            return Auth::Global;
+        }
+    }
+    if let (Some(key), Some(token)) = (&config.webhook_jwt_key, bearer) {
+        if auth::verify_jwt(token, key, Timestamp::now_utc().as_millis() / 1000).is_ok() {
+            return Auth::Global;
+        }
+    }
+    if let Some(presented) = presented_secret {
+        // Compare against every instance's secret (constant time each) so the
+        // timing does not reveal which instance a guess is close to.
+        let mut matched = Vec::new();
+        for (instance, expected) in &config.webhook_secrets {
+            if auth::secret_matches(expected, presented) {
+                matched.push(instance.clone());
+            }
+        }
+        if !matched.is_empty() {
+            return Auth::Instances(matched);
+        }
+    }
+    Auth::Denied
+}
+
+async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let auth = authenticate(&state, &headers);
+    if matches!(auth, Auth::Denied) {
+        tracing::warn!("webhook refused: missing or wrong secret");
+        return rejected(StatusCode::UNAUTHORIZED, "missing or wrong webhook secret");
+    }
+    let webhook = match evolution::parse(&body) {
+        Ok(webhook) => webhook,
+        Err(err) => {
+            tracing::warn!(error = %err, "webhook refused: malformed body");
+            return rejected(StatusCode::BAD_REQUEST, err.to_string());
+        }
+    };
+    if let Auth::Instances(allowed) = &auth {
+        if !allowed.iter().any(|instance| *instance == webhook.instance) {
+            tracing::warn!(instance = %webhook.instance, "webhook refused: secret belongs to another instance");
+            return rejected(StatusCode::UNAUTHORIZED, "the webhook secret does not belong to this instance");
+        }
+    }
+    let instance = match InstanceId::parse(&webhook.instance) {
+        Ok(instance) => instance,
+        Err(problem) => return rejected(StatusCode::BAD_REQUEST, problem),
+    };
+    match webhook.kind {
+        WebhookKind::Message(incoming) => accept(&state, instance, incoming, false).await,
+        WebhookKind::OperatorMessage(incoming) => {
+            if state.config().takeover_on_from_me {
+                accept(&state, instance, incoming, true).await
+            } else {
+                ignored("operator messages do not pause the bot (TAKEOVER_ON_FROM_ME=false)")
+            }
+        }
+        WebhookKind::Connection { state: connection, status_reason } => {
+            if connection == "open" {
+                tracing::info!(%instance, "evolution instance connected");
+            } else {
+                tracing::warn!(%instance, state = %connection, status_reason, "evolution instance is not connected");
+            }
+            ignored("connection update recorded")
+        }
+        WebhookKind::Ignored { reason } => ignored(&reason.to_string()),
+    }
+}
+
+fn ignored(reason: &str) -> Response {
+    reply(StatusCode::OK, json!({ "status": "ignored", "reason": reason }))
+}
+
+async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, operator: bool) -> Response {
+    match incoming.chat {
+        Chat::StatusBroadcast => return ignored("status broadcasts are never answered"),
+        Chat::Group { .. } if !state.config().answer_groups => return ignored("group messages are ignored (ANSWER_GROUPS=false)"),
+        Chat::Group { .. } | Chat::Direct => {}
+    }
+    let kind = if operator {
+        InboxKind::Operator
+    } else {
+        match incoming.content {
+            evolution::Content::Text(text) => InboxKind::Customer(Content::Text(text)),
+            evolution::Content::Unsupported(kind) => InboxKind::Customer(Content::Unsupported(kind)),
+            evolution::Content::Ignored(kind) => return ignored(&format!("{kind} messages are not answered")),
+        }
+    };
+    let contact = match Contact::parse(incoming.sender.canonical()) {
+        Ok(contact) => contact,
+        Err(problem) => return rejected(StatusCode::BAD_REQUEST, format!("data.key: {problem}")),
+    };
+    let entry = InboxEntry {
+        instance,
+        contact,
+        message_id: incoming.message_id,
+        reply_to: incoming.sender.reply_to.clone(),
+        kind,
+        sent_at: incoming.timestamp_secs.map(|secs| Timestamp::from_millis(secs.saturating_mul(1000))),
+        received_at: Timestamp::now_utc(),
+    };
+    match state.store().accept(&entry).await {
+        Ok(Accepted::New(_)) => {
+            let _ = state.inner.wake_processor.send((entry.instance.clone(), entry.contact.clone()));
+            reply(StatusCode::OK, json!({ "status": "accepted" }))
+        }
+        Ok(Accepted::Duplicate) => reply(StatusCode::OK, json!({ "status": "duplicate" })),
+        Err(err @ StoreError::Unavailable(_)) => {
+            tracing::error!(error = %err, "inbox unavailable: asking Evolution to retry");
+            rejected(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")
+        }
+        Err(err) => {
+            tracing::error!(error = %err, "inbox write failed: asking Evolution to retry");
+            rejected(StatusCode::INTERNAL_SERVER_ERROR, "could not store the message, retry later")
+        }
+    }
+}

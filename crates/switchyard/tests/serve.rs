@@ -1,0 +1,283 @@
+//! `switchyard serve` end to end: the real server on port 0 with a fresh
+//! SQLite file, and a stand-in Evolution API (an axum app on a loopback
+//! socket) that records every sendText it receives.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{upsert, StandIn, TestApp};
+
+#[tokio::test]
+async fn a_text_message_gets_a_reply_through_evolution_with_the_apikey() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.0, 200);
+    assert_eq!(app.get("/readyz").await.0, 200);
+
+    let (status, body) = app.webhook(&upsert("MSG-1", "5511911110001", "oi", 1_795_000_000)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
+    let sent = app.evolution.wait_for(1).await;
+    assert_eq!(sent[0].instance, "loja-bot");
+    assert_eq!(sent[0].number, "5511911110001");
+    assert_eq!(sent[0].apikey.as_deref(), Some("global-key"));
+    assert!(sent[0].text.contains("CertiFácil"), "{}", sent[0].text);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_webhook_three_times_and_out_of_order_gets_exactly_one_reply() {
+    let app = TestApp::spawn().await;
+    let first = upsert("DUP-1", "5511911110002", "oi", 1_795_000_000);
+    for _ in 0..3 {
+        let (status, _) = app.webhook(&first).await;
+        assert_eq!(status, 200);
+    }
+    app.wait_idle().await;
+    let greeting = app.evolution.sent().len();
+    assert_eq!(greeting as i64, app.count("SELECT COUNT(*) FROM outbox").await, "one turn's replies, once");
+    // A later message, then the first one again (Evolution retries late and out of order).
+    app.webhook(&upsert("DUP-2", "5511911110002", "1", 1_795_000_060)).await;
+    app.wait_idle().await;
+    let after_second = app.evolution.sent().len();
+    assert!(after_second > greeting);
+    let (status, body) = app.webhook(&first).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_idle().await;
+    let sent = app.evolution.sent();
+    assert_eq!(sent.len(), after_second, "the late duplicate produced no reply: {sent:#?}");
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbox").await, 2);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn replies_survive_an_evolution_outage_in_order_and_exactly_once() {
+    let app = TestApp::spawn().await;
+    app.evolution.fail_with(503);
+    let contacts = ["5511911110011", "5511911110012", "5511911110013"];
+    for (idx, contact) in contacts.iter().enumerate() {
+        app.webhook(&upsert(&format!("OUT-{idx}-a"), contact, "oi", 1_795_000_000)).await;
+        app.webhook(&upsert(&format!("OUT-{idx}-b"), contact, "2", 1_795_000_001)).await;
+    }
+    // Let the sender fail a few times, then bring Evolution back.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(app.evolution.sent().is_empty());
+    assert!(app.evolution.refused() > 0, "the sender kept trying");
+    app.evolution.recover();
+    // Each contact: greeting + menu for "oi", then the billing question for "2".
+    let expected = app.count("SELECT COUNT(*) FROM outbox").await as usize;
+    assert!(expected >= 6);
+    let sent = app.evolution.wait_for(expected).await;
+    assert_eq!(sent.len(), expected, "none twice");
+    for contact in contacts {
+        let texts: Vec<&str> = sent.iter().filter(|s| s.number == contact).map(|s| s.text.as_str()).collect();
+        let stored = app.texts_for(contact).await;
+        assert_eq!(texts, stored.iter().map(String::as_str).collect::<Vec<_>>(), "in order for {contact}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_accepted_message_is_answered_once_after_a_restart() {
+    let evolution = StandIn::start().await;
+    evolution.fail_with(503);
+    let db = support::fresh_db();
+    let app = TestApp::spawn_with(&db, &evolution, |_| {}).await;
+    app.webhook(&upsert("RESTART-1", "5511911110021", "oi", 1_795_000_000)).await;
+    // Processed, but the reply cannot leave: stop the server with it in the outbox.
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM outbox").await > 0 }).await;
+    app.stop().await;
+    assert!(evolution.sent().is_empty());
+
+    evolution.recover();
+    let app = TestApp::spawn_with(&db, &evolution, |_| {}).await;
+    let count = app.count("SELECT COUNT(*) FROM outbox").await as usize;
+    let sent = evolution.wait_for(count).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(evolution.sent().len(), sent.len());
+    assert_eq!(sent.len(), count, "each reply once");
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_4xx_and_store_nothing() {
+    let app = TestApp::spawn_configured(|config| config.webhook_secret = Some("s3cret".to_owned())).await;
+    let body = upsert("AUTH-1", "5511911110031", "oi", 1_795_000_000);
+    assert_eq!(app.webhook_with(&body.to_string(), None).await.0, 401);
+    assert_eq!(app.webhook_with(&body.to_string(), Some("wrong")).await.0, 401);
+    let (status, error) = app.webhook_with("{not json", Some("s3cret")).await;
+    assert_eq!(status, 400);
+    assert!(error["error"].as_str().unwrap().len() < 200, "one line: {error}");
+    assert_eq!(app.webhook_with("[1,2]", Some("s3cret")).await.0, 400);
+    assert_eq!(app.webhook_with(r#"{"event":"messages.upsert","instance":"loja-bot","data":{}}"#, Some("s3cret")).await.0, 400);
+    let huge = format!("{{\"event\":\"x\",\"instance\":\"loja-bot\",\"data\":\"{}\"}}", "a".repeat(3 * 1024 * 1024));
+    assert_eq!(app.webhook_with(&huge, Some("s3cret")).await.0, 413);
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbox").await, 0);
+    // The right secret works.
+    assert_eq!(app.webhook_with(&body.to_string(), Some("s3cret")).await.0, 200);
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbox").await, 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_message_pauses_the_bot_until_released() {
+    let app = TestApp::spawn_configured(|config| config.admin_token = Some("admin-token".to_owned())).await;
+    let contact = "5511911110041";
+    app.webhook(&upsert("OP-0", contact, "oi", 1_795_000_000)).await;
+    app.wait_idle().await;
+    let before = app.evolution.sent().len();
+    // An operator types on the business phone.
+    let mut operator = upsert("OP-1", contact, "Oi, aqui é a Ana da CertiFácil, posso ajudar?", 1_795_000_010);
+    operator["data"]["key"]["fromMe"] = json!(true);
+    assert_eq!(app.webhook(&operator).await.0, 200);
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM handoffs").await == 1 }).await;
+    app.webhook(&upsert("OP-2", contact, "quero comprar", 1_795_000_020)).await;
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").await == 0 }).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(app.evolution.sent().len(), before, "the bot stays silent while a human has the chat");
+
+    // Release through the admin API: the bot answers again.
+    let (status, _) = app.post_admin("/api/handoffs/release", json!({"instance": "loja-bot", "contact": contact}), None).await;
+    assert_eq!(status, 401, "the admin API wants the token");
+    let (status, body) = app.post_admin("/api/handoffs/release", json!({"instance": "loja-bot", "contact": contact}), Some("admin-token")).await;
+    assert_eq!((status, body["released"].as_bool()), (200, Some(true)));
+    app.webhook(&upsert("OP-3", contact, "oi", 1_795_000_030)).await;
+    app.evolution.wait_for(before + 1).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn groups_status_receipts_and_own_sends_are_acknowledged_and_not_answered() {
+    let app = TestApp::spawn().await;
+    let mut group = upsert("G-1", "5511911110051", "oi grupo", 1_795_000_000);
+    group["data"]["key"]["remoteJid"] = json!("120363025246125888@g.us");
+    group["data"]["key"]["participant"] = json!("5511911110051@s.whatsapp.net");
+    let mut status_update = upsert("S-1", "5511911110052", "meu status", 1_795_000_000);
+    status_update["data"]["key"]["remoteJid"] = json!("status@broadcast");
+    status_update["data"]["key"]["participant"] = json!("5511911110052@s.whatsapp.net");
+    let mut own_send = upsert("SM-1", "5511911110053", "olá", 1_795_000_000);
+    own_send["event"] = json!("send.message");
+    let receipt = json!({"event": "messages.update", "instance": "loja-bot", "data": {"keyId": "X", "remoteJid": "5511911110053@s.whatsapp.net", "fromMe": true, "status": "READ"}});
+    let connection = json!({"event": "connection.update", "instance": "loja-bot", "data": {"instance": "loja-bot", "state": "open", "statusReason": 200}});
+    for body in [&group, &status_update, &own_send, &receipt, &connection] {
+        let (status, reply) = app.webhook(body).await;
+        assert_eq!((status, reply["status"].as_str()), (200, Some("ignored")), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(app.evolution.sent().is_empty());
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbox").await, 0);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn audio_gets_a_polite_text_only_reply_and_does_not_advance_the_flow() {
+    let app = TestApp::spawn().await;
+    let contact = "5511911110061";
+    app.webhook(&upsert("A-0", contact, "oi", 1_795_000_000)).await;
+    app.wait_idle().await;
+    let before = app.evolution.sent().len();
+    let audio = json!({"event": "messages.upsert", "instance": "loja-bot", "data": {
+        "key": {"remoteJid": format!("{contact}@s.whatsapp.net"), "fromMe": false, "id": "A-1"},
+        "pushName": "Cliente", "status": "DELIVERY_ACK",
+        "message": {"audioMessage": {"seconds": 4, "ptt": true, "mimetype": "audio/ogg; codecs=opus"}},
+        "messageType": "audioMessage", "messageTimestamp": 1_795_000_005}});
+    assert_eq!(app.webhook(&audio).await.0, 200);
+    let sent = app.evolution.wait_for(before + 1).await;
+    assert!(sent.last().unwrap().text.contains("mensagens de texto"), "{:?}", sent.last());
+    let step: String = app.scalar("SELECT step FROM sessions WHERE outcome IS NULL").await;
+    assert_eq!(step, "choose");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_number_not_on_whatsapp_is_recorded_and_not_retried() {
+    let app = TestApp::spawn().await;
+    app.evolution.reject_number("5511911110071");
+    app.webhook(&upsert("NX-1", "5511911110071", "oi", 1_795_000_000)).await;
+    // The greeting and the menu both fail for good; neither is retried.
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").await == 2 }).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE failed_at IS NULL").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM events WHERE kind = 'undeliverable'").await, 2);
+    let refused = app.evolution.refused();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(app.evolution.refused(), refused, "no retry of a 400");
+    app.stop().await;
+}
+
+#[test]
+fn serve_refuses_to_start_naming_each_bad_setting() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("FLOW_VERSION_OVERRIDES", "billing=v9")
+        .env("SEND_THROTTLE", "fast")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("FLOW_VERSION_OVERRIDES entry 'billing=v9'"), "{err}");
+    assert!(err.contains("SEND_THROTTLE 'fast'"), "{err}");
+    assert!(err.contains("EVOLUTION_URL is required"), "{err}");
+}
+
+
+/// Starts the real binary; returns the child and its base URL once ready.
+async fn spawn_binary(db: &str, evolution: &StandIn) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db)
+        .env("EVOLUTION_URL", &evolution.url)
+        .env("EVOLUTION_API_KEY", "global-key")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("SEND_THROTTLE", "off")
+        .env("SEND_TIMEOUT", "2s")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn switchyard serve");
+    let url = format!("http://127.0.0.1:{port}");
+    let http = support::http();
+    support::wait_until(|| async { http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) }).await;
+    (child, url)
+}
+
+#[tokio::test]
+async fn a_killed_process_loses_nothing_and_sends_each_reply_once_after_restart() {
+    let evolution = StandIn::start().await;
+    evolution.fail_with(503);
+    let db = support::fresh_db();
+    let (mut child, url) = spawn_binary(&db, &evolution).await;
+    let http = support::http();
+    for (idx, text) in ["oi", "1"].iter().enumerate() {
+        let body = upsert(&format!("KILL-{idx}"), "5511911110081", text, 1_795_000_000 + idx as i64);
+        let response = http.post(format!("{url}/webhooks/evolution")).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let store = switchyard_store::sqlite::SqliteStore::open(&db).await.unwrap();
+    let count = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").await == 0 }).await;
+    child.kill().expect("SIGKILL");
+    child.wait().unwrap();
+    assert!(evolution.sent().is_empty(), "nothing was delivered before the kill");
+
+    evolution.recover();
+    let (mut child, _url) = spawn_binary(&db, &evolution).await;
+    let expected = count("SELECT COUNT(*) FROM outbox").await as usize;
+    let sent = evolution.wait_for(expected).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(evolution.sent().len(), expected, "each reply once: {sent:#?}");
+    let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM outbox ORDER BY seq").fetch_all(store.pool()).await.unwrap();
+    assert_eq!(sent.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), texts, "in order");
+}

@@ -1,0 +1,282 @@
+//! Test support for the server: spawn the real app on port 0 with a fresh
+//! SQLite file, and a stand-in Evolution API on a loopback socket.
+
+#![allow(dead_code)] // reason: each test file uses a different part of the support module
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+use switchyard::config::ServeConfig;
+use switchyard::serve::Server;
+use switchyard_engine::engine::{Engine, EngineConfig};
+use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+use switchyard_store::sqlite::SqliteStore;
+
+static NEXT_DB: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh SQLite URL under the temp directory, unique per call.
+pub fn fresh_db() -> String {
+    let dir = std::env::temp_dir().join(format!("switchyard-serve-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("serve-{}.db", NEXT_DB.fetch_add(1, Ordering::Relaxed)));
+    let _ = std::fs::remove_file(&path);
+    format!("sqlite://{}", path.display())
+}
+
+/// An HTTP client for the tests. reqwest is built without a default crypto
+/// provider (see the evolution crate), so the test installs ring's first.
+pub fn http() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// Polls `condition` every 20 ms for up to 15 s.
+pub async fn wait_until<F, Fut>(condition: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    for _ in 0..750 {
+        if condition().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("condition not met within 15 s");
+}
+
+/// A `messages.upsert` webhook as Evolution 2.3.x sends it for a text message.
+pub fn upsert(message_id: &str, number: &str, text: &str, timestamp: i64) -> Value {
+    json!({
+        "event": "messages.upsert",
+        "instance": "loja-bot",
+        "data": {
+            "key": {"remoteJid": format!("{number}@s.whatsapp.net"), "fromMe": false, "id": message_id},
+            "pushName": "Cliente Teste",
+            "status": "DELIVERY_ACK",
+            "message": {"conversation": text, "messageContextInfo": {"deviceListMetadata": {}}},
+            "messageType": "conversation",
+            "messageTimestamp": timestamp,
+            "instanceId": "5f0c2a8e-3b1d-4e7a-9c64-2d8b1f7e9a30",
+            "source": "android"
+        },
+        "destination": "http://localhost/webhooks/evolution",
+        "date_time": "2026-11-25T09:00:00.000Z",
+        "sender": "5511988880000@s.whatsapp.net",
+        "server_url": "http://localhost:8080",
+        "apikey": null
+    })
+}
+
+/// One sendText the stand-in received.
+#[derive(Clone, Debug)]
+pub struct Sent {
+    pub instance: String,
+    pub number: String,
+    pub text: String,
+    pub apikey: Option<String>,
+}
+
+#[derive(Default)]
+struct StandInState {
+    sent: Mutex<Vec<Sent>>,
+    /// 0: answer 201; otherwise answer this status.
+    fail_status: AtomicU16,
+    refused: AtomicUsize,
+    rejected_numbers: Mutex<HashSet<String>>,
+    next_id: AtomicU32,
+}
+
+/// A stand-in Evolution API speaking the real wire format of sendText.
+#[derive(Clone)]
+pub struct StandIn {
+    pub url: String,
+    state: Arc<StandInState>,
+}
+
+async fn send_text(State(state): State<Arc<StandInState>>, Path(instance): Path<String>, headers: HeaderMap, body: String) -> (StatusCode, Json<Value>) {
+    let body: Value = match serde_json::from_str(&body) {
+        Ok(body) => body,
+        Err(_) => return (StatusCode::BAD_REQUEST, Json(json!({"status": 400, "error": "Bad Request", "response": {"message": ["invalid json"]}}))),
+    };
+    let fail = state.fail_status.load(Ordering::SeqCst);
+    if fail != 0 {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        let status = StatusCode::from_u16(fail).unwrap();
+        return (status, Json(json!({"status": fail, "error": "Service Unavailable", "response": {"message": "Connection Closed"}})));
+    }
+    let number = body["number"].as_str().unwrap_or_default().to_owned();
+    if state.rejected_numbers.lock().unwrap().contains(&number) {
+        state.refused.fetch_add(1, Ordering::SeqCst);
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": 400, "error": "Bad Request", "response": {"message": [{"jid": format!("{number}@s.whatsapp.net"), "exists": false, "number": number}]}})),
+        );
+    }
+    let text = body["text"].as_str().unwrap_or_default().to_owned();
+    let apikey = headers.get("apikey").and_then(|value| value.to_str().ok()).map(str::to_owned);
+    state.sent.lock().unwrap().push(Sent { instance, number: number.clone(), text: text.clone(), apikey });
+    let id = format!("3EB0{:018X}", state.next_id.fetch_add(1, Ordering::SeqCst));
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "key": {"remoteJid": format!("{number}@s.whatsapp.net"), "fromMe": true, "id": id},
+            "pushName": "Você", "status": "PENDING",
+            "message": {"conversation": text},
+            "messageType": "conversation", "messageTimestamp": 1_795_000_000,
+            "instanceId": "5f0c2a8e-3b1d-4e7a-9c64-2d8b1f7e9a30", "source": "web"
+        })),
+    )
+}
+
+impl StandIn {
+    pub async fn start() -> StandIn {
+        let state = Arc::new(StandInState::default());
+        let router = Router::new().route("/message/sendText/{instance}", post(send_text)).with_state(Arc::clone(&state));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        StandIn { url: format!("http://{addr}"), state }
+    }
+    pub fn sent(&self) -> Vec<Sent> {
+        self.state.sent.lock().unwrap().clone()
+    }
+    pub fn refused(&self) -> usize {
+        self.state.refused.load(Ordering::SeqCst)
+    }
+    pub fn fail_with(&self, status: u16) {
+        self.state.fail_status.store(status, Ordering::SeqCst);
+    }
+    pub fn recover(&self) {
+        self.state.fail_status.store(0, Ordering::SeqCst);
+    }
+    pub fn reject_number(&self, number: &str) {
+        self.state.rejected_numbers.lock().unwrap().insert(number.to_owned());
+    }
+    /// Waits until at least `count` sends arrived; returns them all.
+    pub async fn wait_for(&self, count: usize) -> Vec<Sent> {
+        for _ in 0..750 {
+            let sent = self.sent();
+            if sent.len() >= count {
+                return sent;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {count} sends, got {:#?}", self.sent());
+    }
+}
+
+pub fn test_config(evolution_url: &str) -> ServeConfig {
+    let mut config = ServeConfig::defaults(evolution_url);
+    config.bind = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.evolution_api_key = Some("global-key".to_owned());
+    config.send_timeout = Duration::from_secs(2);
+    config.send_interval = None;
+    config.sweep_interval = Duration::from_secs(3600);
+    config
+}
+
+pub fn engine() -> Arc<Engine> {
+    let registry = Arc::new(switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows"));
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    Arc::new(Engine::new(registry, resolver, EngineConfig::default()).unwrap())
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub evolution: StandIn,
+    pub db: String,
+    server: Server,
+    http: reqwest::Client,
+    store: SqliteStore,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        TestApp::spawn_configured(|_| {}).await
+    }
+
+    pub async fn spawn_configured(configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let evolution = StandIn::start().await;
+        TestApp::spawn_with(&fresh_db(), &evolution, configure).await
+    }
+
+    pub async fn spawn_with(db: &str, evolution: &StandIn, configure: impl FnOnce(&mut ServeConfig)) -> TestApp {
+        let mut config = test_config(&evolution.url);
+        configure(&mut config);
+        let store = SqliteStore::open(db).await.expect("open store");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = Server::start(listener, engine(), Arc::new(store.clone()), config).await.expect("server starts");
+        TestApp { addr: server.addr, evolution: evolution.clone(), db: db.to_owned(), server, http: http(), store }
+    }
+
+    pub async fn stop(self) {
+        self.server.shutdown().await;
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn webhook(&self, body: &Value) -> (u16, Value) {
+        self.webhook_with(&body.to_string(), None).await
+    }
+
+    pub async fn webhook_with(&self, body: &str, secret: Option<&str>) -> (u16, Value) {
+        let mut request = self
+            .http
+            .post(format!("http://{}/webhooks/evolution", self.addr))
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(secret) = secret {
+            request = request.header("x-webhook-secret", secret);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn post_admin(&self, path: &str, body: Value, token: Option<&str>) -> (u16, Value) {
+        let mut request = self.http.post(format!("http://{}{path}", self.addr)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every inbox entry is processed and every reply is sent or failed.
+    pub async fn wait_idle(&self) {
+        wait_until(|| async {
+            self.count("SELECT (SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL) + \
+                        (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL)")
+                .await
+                == 0
+        })
+        .await;
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query_scalar(sql).fetch_one(self.store.pool()).await.unwrap()
+    }
+
+    pub async fn scalar(&self, sql: &'static str) -> String {
+        sqlx::query_scalar(sql).fetch_one(self.store.pool()).await.unwrap()
+    }
+
+    pub async fn texts_for(&self, contact: &str) -> Vec<String> {
+        sqlx::query_scalar("SELECT text FROM outbox WHERE contact = ? ORDER BY seq").bind(contact).fetch_all(self.store.pool()).await.unwrap()
+    }
+}
