@@ -87,6 +87,7 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
 /// Processes the contact's pending entries until none is left.
 async fn drain(state: &AppState, key: &Key) {
     let mut backoff = Duration::from_millis(50);
+    let mut conflicts = 0u32;
     loop {
         if *state.inner.stopping.borrow() {
             return;
@@ -104,10 +105,17 @@ async fn drain(state: &AppState, key: &Key) {
         match process(state, &pending).await {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
+                conflicts = 0;
                 state.inner.wake_sender.notify_one();
             }
-            // Someone else moved this contact on: read again and redo the turn.
-            Err(StoreError::Conflict(_)) => {}
+            // Someone else moved this contact on: read again and redo the turn
+            // (after a few in a row, slow down rather than spin).
+            Err(StoreError::Conflict(_)) => {
+                conflicts += 1;
+                if conflicts > 4 {
+                    tokio::time::sleep(Duration::from_millis(10) * conflicts.min(100)).await;
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, seq = pending.seq, "turn not committed; retrying");
                 tokio::time::sleep(backoff).await;
