@@ -1,0 +1,871 @@
+//! Parsing of Evolution API v2 webhook bodies.
+//!
+//! The body is decoded in two stages, as Evolution's shapes vary by version
+//! and by event: first the envelope (`event`, `instance`, `data` as a raw
+//! [`Value`]), then `data` according to the normalised event name. Only the
+//! fields needed to answer a customer are typed; everything else (bytes
+//! fields serialised as `{"0":..}` objects, `{low,high}` longs, context info)
+//! is never touched, so a shape change there cannot break parsing.
+//!
+//! Strictness is limited to what the server cannot work without: a body that
+//! is not a JSON object, a missing `instance` or `event`, and, for
+//! `messages.upsert`, a missing `data.key.id` or `data.key.remoteJid` are
+//! [`ParseError`]s (answered with 400, which Evolution does not retry).
+//! Unknown events and content are [`WebhookKind::Ignored`] or
+//! [`Content::Unsupported`], never errors.
+//!
+//! Identity follows the PN/LID rules: every candidate JID in the key
+//! (`remoteJid`, `remoteJidAlt`, `senderPn`, `previousRemoteJid`, ...) is
+//! examined, the phone-number JID becomes the canonical id and the `@lid` is
+//! kept as an alias, whichever field and order the Evolution version used.
+
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::mask;
+
+/// One webhook delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    /// The Evolution instance name (not its UUID).
+    pub instance: String,
+    /// The event name, normalised by [`normalise_event`] (`messages.upsert`).
+    pub event: String,
+    pub kind: WebhookKind,
+}
+
+/// What the server should do with a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WebhookKind {
+    /// `messages.upsert` from a customer (`fromMe = false`), in a 1:1 chat,
+    /// a group or a status broadcast (see [`Incoming::chat`]).
+    Message(Incoming),
+    /// `messages.upsert` with `fromMe = true`: a human typed on the business
+    /// phone or WhatsApp Web (the takeover signal). API sends never arrive
+    /// here: they come as `send.message`. In a 1:1 chat, `sender` is the
+    /// customer the operator wrote to, i.e. the conversation to pause.
+    OperatorMessage(Incoming),
+    /// `connection.update`: `state` is `open`, `connecting`, `close` or
+    /// `refused`; `close` with status reason 401 means logged out.
+    Connection {
+        state: String,
+        status_reason: Option<i64>,
+    },
+    /// Acknowledged but not acted upon.
+    Ignored { reason: IgnoreReason },
+}
+
+/// A message from `messages.upsert`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Incoming {
+    /// `key.id`: the WhatsApp message id (deduplication key, with the chat).
+    pub message_id: String,
+    pub chat: Chat,
+    /// The contact: the chat's counterpart in 1:1 chats, the author
+    /// (`participant`) in groups and status broadcasts.
+    pub sender: Identity,
+    /// The sender's display name when WhatsApp gave one. Evolution fills in
+    /// `"Você"` for `fromMe` and the participant's number when there is none.
+    pub push_name: Option<String>,
+    /// `messageTimestamp` in Unix seconds (number, numeric string or long).
+    pub timestamp_secs: Option<i64>,
+    pub content: Content,
+}
+
+/// Where a message was posted.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum Chat {
+    /// A 1:1 chat with [`Incoming::sender`].
+    Direct,
+    /// A group, by its full JID (`1203...@g.us`).
+    Group { jid: String },
+    /// A contact's status update (`status@broadcast`): never to be answered.
+    StatusBroadcast,
+}
+
+/// A contact's WhatsApp identity, normalised across Evolution versions.
+///
+/// At least one of `phone` and `lid` is set by [`parse`].
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Identity {
+    /// Digits of the `@s.whatsapp.net` JID when known: the canonical id.
+    pub phone: Option<String>,
+    /// Digits of the `@lid` JID when known: an alias of the same contact.
+    pub lid: Option<String>,
+    /// What to put in `sendText`'s `number`: the phone digits when known,
+    /// else the full `<lid>@lid` JID (which may be answered `exists:false`).
+    pub reply_to: String,
+}
+
+impl Identity {
+    /// The id to key conversations on: phone digits, else LID digits.
+    pub fn canonical(&self) -> &str {
+        self.phone
+            .as_deref()
+            .or(self.lid.as_deref())
+            .unwrap_or(&self.reply_to)
+    }
+}
+
+/// What the customer sent, reduced to what a text-driven flow can use.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Content {
+    /// Text, or the id of a choice: `conversation`, `extendedTextMessage.text`,
+    /// an image/video/document caption, a list reply (`selectedRowId`, else
+    /// its title), a button or template reply (id, else display text), an
+    /// interactive reply (`paramsJson` id, else body text).
+    Text(String),
+    /// Content the flow cannot read (`"audio"`, `"sticker"`, `"image"`
+    /// without caption, `"location"`, ...): answer with a "please type" hint.
+    Unsupported(String),
+    /// Content that must never be answered (`"reaction"`, `"protocol"`,
+    /// `"edited"`, `"poll update"`, ...).
+    Ignored(String),
+}
+
+impl Content {
+    /// The text, for [`Content::Text`].
+    pub fn as_text(&self) -> Option<&str> {
+        match self {
+            Content::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+}
+
+/// Why a webhook was acknowledged without action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// `send.message`: our own API send echoed back.
+    OwnApiSend,
+    /// `messages.update`: a delivery/read receipt.
+    Receipt,
+    /// Any other event (the normalised name).
+    UnknownEvent(String),
+    /// `messages.upsert` whose `message` is missing or has no content key.
+    NoContent,
+    /// `messages.upsert` in a chat that is neither 1:1, group nor status
+    /// (newsletters, broadcast lists, ...).
+    UnsupportedChat,
+}
+
+impl fmt::Display for IgnoreReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IgnoreReason::OwnApiSend => f.write_str("own api send"),
+            IgnoreReason::Receipt => f.write_str("delivery receipt"),
+            IgnoreReason::UnknownEvent(event) => {
+                write!(f, "unhandled event {}", mask::truncate(event, 64))
+            }
+            IgnoreReason::NoContent => f.write_str("message without content"),
+            IgnoreReason::UnsupportedChat => f.write_str("unsupported chat type"),
+        }
+    }
+}
+
+/// Why a body was refused. Messages name the field, never its value, so they
+/// can be logged and returned in a 400 without leaking customer data.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Not JSON at all; the detail is the error category and position only.
+    #[error("body is not valid json: {0}")]
+    NotJson(String),
+    #[error("body is not a json object")]
+    NotObject,
+    #[error("missing field `{0}`")]
+    MissingField(&'static str),
+    #[error("field `{field}` must be {expected}")]
+    BadField {
+        field: &'static str,
+        expected: &'static str,
+    },
+}
+
+/// `MESSAGES_UPSERT`, `messages.upsert` and ` Messages_Upsert ` all become
+/// `messages.upsert`: lowercase, `_` replaced by `.`, trimmed. Hyphens stay
+/// (`group-participants.update`).
+pub fn normalise_event(name: &str) -> String {
+    name.trim().to_lowercase().replace('_', ".")
+}
+
+/// Parses one webhook body. See the module docs for what is an error.
+pub fn parse(body: &[u8]) -> Result<Webhook, ParseError> {
+    let root: Value = serde_json::from_slice(body).map_err(not_json)?;
+    let Value::Object(mut root) = root else {
+        return Err(ParseError::NotObject);
+    };
+    let event = normalise_event(&required_str(&root, "event", "event")?);
+    let instance = required_str(&root, "instance", "instance")?;
+    let data = root.remove("data");
+    let kind = match event.as_str() {
+        "messages.upsert" => decode_upsert(data.as_ref())?,
+        "send.message" => WebhookKind::Ignored {
+            reason: IgnoreReason::OwnApiSend,
+        },
+        "messages.update" => WebhookKind::Ignored {
+            reason: IgnoreReason::Receipt,
+        },
+        "connection.update" => decode_connection(data.as_ref())?,
+        other => WebhookKind::Ignored {
+            reason: IgnoreReason::UnknownEvent(other.to_owned()),
+        },
+    };
+    Ok(Webhook {
+        instance,
+        event,
+        kind,
+    })
+}
+
+// serde_json's messages can quote input ("invalid type: string \"...\""), so
+// only the category and position are kept.
+fn not_json(err: serde_json::Error) -> ParseError {
+    use serde_json::error::Category;
+    let what = match err.classify() {
+        Category::Eof => "unexpected end of input",
+        Category::Syntax => "syntax error",
+        Category::Data => "invalid data",
+        Category::Io => "read error",
+    };
+    ParseError::NotJson(format!(
+        "{what} at line {} column {}",
+        err.line(),
+        err.column()
+    ))
+}
+
+fn required_str(
+    object: &Map<String, Value>,
+    key: &str,
+    field: &'static str,
+) -> Result<String, ParseError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Err(ParseError::MissingField(field)),
+        Some(Value::String(text)) if !text.trim().is_empty() => Ok(text.clone()),
+        Some(Value::String(_)) => Err(ParseError::BadField {
+            field,
+            expected: "a non-empty string",
+        }),
+        Some(_) => Err(ParseError::BadField {
+            field,
+            expected: "a string",
+        }),
+    }
+}
+
+fn required_object<'a>(
+    value: Option<&'a Value>,
+    field: &'static str,
+) -> Result<&'a Map<String, Value>, ParseError> {
+    match value {
+        None | Some(Value::Null) => Err(ParseError::MissingField(field)),
+        Some(Value::Object(object)) => Ok(object),
+        Some(_) => Err(ParseError::BadField {
+            field,
+            expected: "an object",
+        }),
+    }
+}
+
+fn decode_connection(data: Option<&Value>) -> Result<WebhookKind, ParseError> {
+    let data = required_object(data, "data")?;
+    let state = required_str(data, "state", "data.state")?;
+    Ok(WebhookKind::Connection {
+        state,
+        status_reason: data.get("statusReason").and_then(integer),
+    })
+}
+
+fn decode_upsert(data: Option<&Value>) -> Result<WebhookKind, ParseError> {
+    let data = required_object(data, "data")?;
+    let key = required_object(data.get("key"), "data.key")?;
+    let message_id = required_str(key, "id", "data.key.id")?;
+    let remote_jid = required_str(key, "remoteJid", "data.key.remoteJid")?;
+    let from_me = match key.get("fromMe") {
+        // Always present in practice; a missing flag is read as a customer
+        // message rather than refusing the body.
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) if text == "true" => true,
+        Some(Value::String(text)) if text == "false" => false,
+        Some(_) => {
+            return Err(ParseError::BadField {
+                field: "data.key.fromMe",
+                expected: "a boolean",
+            });
+        }
+    };
+
+    let remote = Jid::split(&remote_jid);
+    let (chat, sender) = match remote.server.as_str() {
+        "g.us" => (
+            Chat::Group {
+                jid: remote_jid.trim().to_owned(),
+            },
+            participant_identity(key)?,
+        ),
+        "broadcast" if remote.user == "status" => {
+            (Chat::StatusBroadcast, participant_identity(key)?)
+        }
+        "s.whatsapp.net" | "c.us" | "lid" => {
+            // Every field any version used for the contact's other JID:
+            // 2.3.5+ `remoteJidAlt`, ≤2.3.0 `senderPn` (Baileys 6.7 also had
+            // `senderLid`), 2.3.1–2.3.4 `previousRemoteJid`.
+            let candidates = [
+                "remoteJid",
+                "remoteJidAlt",
+                "senderPn",
+                "senderLid",
+                "previousRemoteJid",
+            ];
+            let identity = identity_from(key, &candidates).ok_or(ParseError::BadField {
+                field: "data.key.remoteJid",
+                expected: "a jid with a numeric user part",
+            })?;
+            (Chat::Direct, identity)
+        }
+        "" => {
+            return Err(ParseError::BadField {
+                field: "data.key.remoteJid",
+                expected: "a jid (user@server)",
+            });
+        }
+        // Newsletters, broadcast lists, hosted or future JID types: nothing
+        // the bot can answer in a conversation.
+        _ => {
+            return Ok(WebhookKind::Ignored {
+                reason: IgnoreReason::UnsupportedChat,
+            });
+        }
+    };
+
+    let content = match data.get("message") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(message)) => content_of(message),
+        Some(_) => {
+            return Err(ParseError::BadField {
+                field: "data.message",
+                expected: "an object",
+            });
+        }
+    };
+    let Some(content) = content else {
+        return Ok(WebhookKind::Ignored {
+            reason: IgnoreReason::NoContent,
+        });
+    };
+
+    let incoming = Incoming {
+        message_id,
+        chat,
+        sender,
+        push_name: data.get("pushName").and_then(non_blank),
+        timestamp_secs: data.get("messageTimestamp").and_then(timestamp),
+        content,
+    };
+    Ok(if from_me {
+        WebhookKind::OperatorMessage(incoming)
+    } else {
+        WebhookKind::Message(incoming)
+    })
+}
+
+/// The author of a group message or status: `participant` (PN or LID) and
+/// its Baileys 7 alternative `participantAlt`; Baileys 6.7 used
+/// `participantPn`/`participantLid`.
+fn participant_identity(key: &Map<String, Value>) -> Result<Identity, ParseError> {
+    let candidates = [
+        "participant",
+        "participantAlt",
+        "participantPn",
+        "participantLid",
+    ];
+    identity_from(key, &candidates).ok_or_else(|| {
+        if candidates
+            .iter()
+            .all(|name| matches!(key.get(*name), None | Some(Value::Null)))
+        {
+            ParseError::MissingField("data.key.participant")
+        } else {
+            ParseError::BadField {
+                field: "data.key.participant",
+                expected: "a user jid with a numeric user part",
+            }
+        }
+    })
+}
+
+/// The first phone-number JID and the first LID among `candidates` (in
+/// order); `None` when there is neither.
+fn identity_from(key: &Map<String, Value>, candidates: &[&str]) -> Option<Identity> {
+    let mut phone = None;
+    let mut lid = None;
+    for name in candidates {
+        let Some(Value::String(text)) = key.get(*name) else {
+            continue;
+        };
+        let jid = Jid::split(text);
+        let Some(digits) = jid.user_digits() else {
+            continue;
+        };
+        match jid.server.as_str() {
+            "s.whatsapp.net" | "c.us" => {
+                phone.get_or_insert(digits);
+            }
+            "lid" => {
+                lid.get_or_insert(digits);
+            }
+            _ => {}
+        }
+    }
+    let reply_to = match (&phone, &lid) {
+        (Some(phone), _) => phone.clone(),
+        (None, Some(lid)) => format!("{lid}@lid"),
+        (None, None) => return None,
+    };
+    Some(Identity {
+        phone,
+        lid,
+        reply_to,
+    })
+}
+
+/// A JID split into its user and (lowercased) server parts.
+struct Jid<'a> {
+    user: &'a str,
+    server: String,
+}
+
+impl<'a> Jid<'a> {
+    fn split(text: &'a str) -> Jid<'a> {
+        let text = text.trim();
+        match text.rsplit_once('@') {
+            Some((user, server)) => Jid {
+                user,
+                server: server.to_ascii_lowercase(),
+            },
+            None => Jid {
+                user: text,
+                server: String::new(),
+            },
+        }
+    }
+
+    /// The user part without Baileys' `_agent` and `:device` suffixes
+    /// (`5511...:12@s.whatsapp.net`), if it is 5 to 20 ASCII digits (the
+    /// same bounds as the engine's `Contact`).
+    fn user_digits(&self) -> Option<String> {
+        let user = self.user.split(':').next().unwrap_or_default();
+        let user = user.split('_').next().unwrap_or_default();
+        let ok = (5..=20).contains(&user.len()) && user.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| user.to_owned())
+    }
+}
+
+/// Wrappers whose `.message` holds the real content (Baileys'
+/// `normalizeMessageContent`). `documentWithCaptionMessage` is rewritten by
+/// Evolution 2.1+, but other transports and older versions still send it.
+const WRAPPERS: &[&str] = &[
+    "ephemeralMessage",
+    "viewOnceMessage",
+    "viewOnceMessageV2",
+    "viewOnceMessageV2Extension",
+    "documentWithCaptionMessage",
+    "deviceSentMessage",
+];
+
+/// Siblings of the content key that say nothing about the type: metadata,
+/// Evolution's additions, and the sender-key distribution that rides along
+/// with a group member's first message.
+const NOT_CONTENT: &[&str] = &[
+    "messageContextInfo",
+    "senderKeyDistributionMessage",
+    "base64",
+    "mediaUrl",
+    "speechToText",
+    "contextInfo",
+];
+
+/// Content that must never be answered.
+const IGNORED: &[(&str, &str)] = &[
+    ("reactionMessage", "reaction"),
+    ("encReactionMessage", "reaction"),
+    ("protocolMessage", "protocol"),
+    ("editedMessage", "edited"),
+    ("pollUpdateMessage", "poll update"),
+    ("keepInChatMessage", "keep in chat"),
+    ("pinInChatMessage", "pin"),
+];
+
+/// Content the flow cannot read, by a short kind name.
+const UNSUPPORTED: &[(&str, &str)] = &[
+    ("audioMessage", "audio"),
+    ("stickerMessage", "sticker"),
+    ("lottieStickerMessage", "sticker"),
+    ("locationMessage", "location"),
+    ("liveLocationMessage", "location"),
+    ("contactMessage", "contact"),
+    ("contactsArrayMessage", "contact"),
+    ("ptvMessage", "video note"),
+    ("pollCreationMessage", "poll"),
+    ("pollCreationMessageV2", "poll"),
+    ("pollCreationMessageV3", "poll"),
+    ("eventMessage", "event"),
+    ("groupInviteMessage", "group invite"),
+    ("productMessage", "product"),
+    ("orderMessage", "order"),
+];
+
+/// Bounds the wrapper unwrapping (real payloads nest two levels at most).
+const MAX_WRAPPER_DEPTH: usize = 8;
+
+fn content_of(message: &Map<String, Value>) -> Option<Content> {
+    let message = unwrap_wrappers(message);
+    let field = |name: &str| message.get(name);
+    let nested =
+        |name: &str, path: &[&str]| path.iter().try_fold(message.get(name)?, |v, k| v.get(k));
+
+    if let Some(text) = field("conversation").and_then(non_blank) {
+        return Some(Content::Text(text));
+    }
+    if let Some(text) = nested("extendedTextMessage", &["text"]).and_then(non_blank) {
+        return Some(Content::Text(text));
+    }
+    for (name, kind) in [
+        ("imageMessage", "image"),
+        ("videoMessage", "video"),
+        ("documentMessage", "document"),
+    ] {
+        if field(name).is_some() {
+            return Some(match nested(name, &["caption"]).and_then(non_blank) {
+                Some(caption) => Content::Text(caption),
+                None => Content::Unsupported(kind.to_owned()),
+            });
+        }
+    }
+    // For choices the id is preferred over the display text: ids are stable
+    // across translations and edits of the menu.
+    let choices: [(&str, &[&[&str]], &str); 3] = [
+        (
+            "listResponseMessage",
+            &[&["singleSelectReply", "selectedRowId"], &["title"]],
+            "list reply",
+        ),
+        (
+            "buttonsResponseMessage",
+            &[&["selectedButtonId"], &["selectedDisplayText"]],
+            "button reply",
+        ),
+        (
+            "templateButtonReplyMessage",
+            &[&["selectedId"], &["selectedDisplayText"]],
+            "button reply",
+        ),
+    ];
+    for (name, paths, kind) in choices {
+        if field(name).is_some() {
+            let text = paths
+                .iter()
+                .find_map(|path| nested(name, path).and_then(non_blank));
+            return Some(match text {
+                Some(text) => Content::Text(text),
+                None => Content::Unsupported(kind.to_owned()),
+            });
+        }
+    }
+    if field("interactiveResponseMessage").is_some() {
+        let id = nested(
+            "interactiveResponseMessage",
+            &["nativeFlowResponseMessage", "paramsJson"],
+        )
+        .and_then(Value::as_str)
+        .and_then(|params| serde_json::from_str::<Value>(params).ok())
+        .and_then(|params| params.get("id").and_then(non_blank));
+        let text = id.or_else(|| {
+            nested("interactiveResponseMessage", &["body", "text"]).and_then(non_blank)
+        });
+        return Some(match text {
+            Some(text) => Content::Text(text),
+            None => Content::Unsupported("interactive reply".to_owned()),
+        });
+    }
+    for (name, kind) in IGNORED {
+        if field(name).is_some() {
+            return Some(Content::Ignored((*kind).to_owned()));
+        }
+    }
+    for (name, kind) in UNSUPPORTED {
+        if field(name).is_some() {
+            return Some(Content::Unsupported((*kind).to_owned()));
+        }
+    }
+    // A content key we do not know (WhatsApp adds new ones regularly). An
+    // empty `conversation` is not content.
+    message
+        .iter()
+        .find(|(name, value)| {
+            !NOT_CONTENT.contains(&name.as_str())
+                && !value.is_null()
+                && name.as_str() != "conversation"
+        })
+        .map(|(name, _)| {
+            let kind = name.strip_suffix("Message").unwrap_or(name);
+            Content::Unsupported(mask::truncate(kind, 48))
+        })
+}
+
+fn unwrap_wrappers(message: &Map<String, Value>) -> &Map<String, Value> {
+    let mut current = message;
+    for _ in 0..MAX_WRAPPER_DEPTH {
+        let inner = WRAPPERS
+            .iter()
+            .find_map(|name| current.get(*name)?.get("message")?.as_object());
+        match inner {
+            Some(inner) => current = inner,
+            None => break,
+        }
+    }
+    current
+}
+
+fn non_blank(value: &Value) -> Option<String> {
+    value
+        .as_str()
+        .filter(|text| !text.trim().is_empty())
+        .map(str::to_owned)
+}
+
+/// An integer given as a JSON number or a numeric string.
+fn integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Number(number) => number.as_i64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|f| f.is_finite() && f.abs() < 9.0e15)
+                .map(|f| f as i64)
+        }),
+        Value::String(text) => text.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `messageTimestamp`: a number in current versions, a string in old docs,
+/// and a protobuf long (`{low, high, unsigned}`) when Baileys did not
+/// convert it. Non-positive values are treated as absent.
+fn timestamp(value: &Value) -> Option<i64> {
+    let secs = match value {
+        Value::Object(long) => {
+            let low = long.get("low")?.as_i64()?;
+            let high = match long.get("high") {
+                None => 0,
+                Some(high) => i32::try_from(high.as_i64()?).ok()?,
+            };
+            // `low` is a signed 32-bit value in JS; reinterpret its bits.
+            let low = i64::from(
+                i32::try_from(low)
+                    .map(|l| l as u32)
+                    .or_else(|_| u32::try_from(low))
+                    .ok()?,
+            );
+            (i64::from(high) << 32) | low
+        }
+        other => integer(other)?,
+    };
+    (secs > 0).then_some(secs)
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identity")
+            .field("phone", &self.phone.as_deref().map(mask::digits))
+            .field("lid", &self.lid.as_deref().map(mask::digits))
+            .field("reply_to", &mask_jid(&self.reply_to))
+            .finish()
+    }
+}
+
+impl fmt::Debug for Chat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Chat::Direct => f.write_str("Direct"),
+            // Old group ids embed the creator's phone number (`<pn>-<ts>@g.us`).
+            Chat::Group { jid } => f
+                .debug_struct("Group")
+                .field("jid", &mask_jid(jid))
+                .finish(),
+            Chat::StatusBroadcast => f.write_str("StatusBroadcast"),
+        }
+    }
+}
+
+impl fmt::Debug for Content {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Content::Text(text) => write!(f, "Text(<{} chars>)", text.chars().count()),
+            Content::Unsupported(kind) => f.debug_tuple("Unsupported").field(kind).finish(),
+            Content::Ignored(kind) => f.debug_tuple("Ignored").field(kind).finish(),
+        }
+    }
+}
+
+impl fmt::Debug for Incoming {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming")
+            .field("message_id", &self.message_id)
+            .field("chat", &self.chat)
+            .field("sender", &self.sender)
+            .field("push_name", &self.push_name.as_ref().map(|_| "<set>"))
+            .field("timestamp_secs", &self.timestamp_secs)
+            .field("content", &self.content)
+            .finish()
+    }
+}
+
+/// Masks the digits of a JID's user part, keeping the server.
+fn mask_jid(jid: &str) -> String {
+    match jid.rsplit_once('@') {
+        Some((user, server)) => format!("{}@{server}", mask::digits(user)),
+        None => mask::digits(jid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn normalise_event_handles_config_style_names() {
+        assert_eq!(normalise_event("MESSAGES_UPSERT"), "messages.upsert");
+        assert_eq!(normalise_event(" send.message "), "send.message");
+        assert_eq!(
+            normalise_event("GROUP_PARTICIPANTS_UPDATE"),
+            "group.participants.update"
+        );
+        assert_eq!(
+            normalise_event("group-participants.update"),
+            "group-participants.update"
+        );
+    }
+
+    #[test]
+    fn jid_user_digits_strips_device_and_agent() {
+        assert_eq!(
+            Jid::split("5511999990001:12@s.whatsapp.net")
+                .user_digits()
+                .as_deref(),
+            Some("5511999990001")
+        );
+        assert_eq!(
+            Jid::split("5511999990001_1:3@S.WHATSAPP.NET").server,
+            "s.whatsapp.net"
+        );
+        assert_eq!(Jid::split("abc@s.whatsapp.net").user_digits(), None);
+        assert_eq!(Jid::split("1234@s.whatsapp.net").user_digits(), None);
+    }
+
+    #[test]
+    fn timestamp_accepts_number_string_and_long() {
+        assert_eq!(timestamp(&json!(1762190525)), Some(1762190525));
+        assert_eq!(timestamp(&json!("1717689097")), Some(1717689097));
+        assert_eq!(timestamp(&json!(1762190525.0)), Some(1762190525));
+        assert_eq!(
+            timestamp(&json!({"low": 1762190525, "high": 0, "unsigned": true})),
+            Some(1762190525)
+        );
+        // A low word above i32::MAX arrives negative from JS.
+        assert_eq!(
+            timestamp(&json!({"low": -1, "high": 0, "unsigned": true})),
+            Some(4294967295)
+        );
+        assert_eq!(timestamp(&json!("soon")), None);
+        assert_eq!(timestamp(&json!(0)), None);
+        assert_eq!(timestamp(&json!(-5)), None);
+        assert_eq!(timestamp(&json!({"low": 1, "high": 1e300})), None);
+        assert_eq!(timestamp(&json!(null)), None);
+    }
+
+    #[test]
+    fn wrappers_unwrap_recursively() {
+        let message = json!({
+            "ephemeralMessage": {"message": {
+                "viewOnceMessageV2": {"message": {
+                    "imageMessage": {"caption": "olha"}
+                }}
+            }},
+            "messageContextInfo": {}
+        });
+        let content = content_of(message.as_object().unwrap());
+        assert_eq!(content, Some(Content::Text("olha".into())));
+    }
+
+    #[test]
+    fn sender_key_distribution_does_not_hide_the_content() {
+        let message = json!({
+            "senderKeyDistributionMessage": {"groupId": "x", "axolotlSenderKeyDistributionMessage": {"0": 1}},
+            "audioMessage": {"ptt": true},
+        });
+        assert_eq!(
+            content_of(message.as_object().unwrap()),
+            Some(Content::Unsupported("audio".into()))
+        );
+    }
+
+    #[test]
+    fn unknown_content_key_is_unsupported_by_name() {
+        let message = json!({"messageContextInfo": {}, "callLogMesssage": {}, "conversation": ""});
+        assert_eq!(
+            content_of(message.as_object().unwrap()),
+            Some(Content::Unsupported("callLogMesssage".into()))
+        );
+        let message = json!({"newsletterAdminInviteMessage": {}});
+        assert_eq!(
+            content_of(message.as_object().unwrap()),
+            Some(Content::Unsupported("newsletterAdminInvite".into()))
+        );
+        let only_meta = json!({"messageContextInfo": {}, "conversation": "  "});
+        assert_eq!(content_of(only_meta.as_object().unwrap()), None);
+    }
+
+    #[test]
+    fn interactive_reply_falls_back_to_body_text() {
+        let bad_params = json!({"interactiveResponseMessage": {
+            "body": {"text": "Confirmar"},
+            "nativeFlowResponseMessage": {"name": "quick_reply", "paramsJson": "not json", "version": 3}
+        }});
+        assert_eq!(
+            content_of(bad_params.as_object().unwrap()),
+            Some(Content::Text("Confirmar".into()))
+        );
+    }
+
+    #[test]
+    fn debug_output_masks_customer_data() {
+        let incoming = Incoming {
+            message_id: "ABC".into(),
+            chat: Chat::Group {
+                jid: "5511999990001-1600000000@g.us".into(),
+            },
+            sender: Identity {
+                phone: Some("5511999990001".into()),
+                lid: Some("204837561234567".into()),
+                reply_to: "5511999990001".into(),
+            },
+            push_name: Some("Ana Souza".into()),
+            timestamp_secs: Some(1),
+            content: Content::Text("meu cpf é 12345678900".into()),
+        };
+        let debug = format!("{incoming:?}");
+        for secret in [
+            "5511999990001",
+            "204837561234567",
+            "Ana",
+            "cpf",
+            "12345678900",
+        ] {
+            assert!(!debug.contains(secret), "{secret} leaked in {debug}");
+        }
+        assert!(debug.contains("5511*******01"), "{debug}");
+    }
+}
