@@ -281,3 +281,42 @@ async fn a_killed_process_loses_nothing_and_sends_each_reply_once_after_restart(
     let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM outbox ORDER BY seq").fetch_all(store.pool()).await.unwrap();
     assert_eq!(sent.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), texts, "in order");
 }
+
+/// Every fixture of the evolution crate through the real server: a reply
+/// where one is due (to the address the identity rules pick), none where not.
+#[tokio::test]
+async fn every_evolution_fixture_is_answered_or_ignored_as_evolution_users_expect() {
+    use switchyard_evolution::webhook::{parse, WebhookKind};
+
+    // (fixture file prefix, a reply is due)
+    let expectations = [
+        ("01-", true), ("02-", true), ("03-", true), ("04-", true), ("05-", true), ("06-", false),
+        ("07-", false), ("08-", false), ("09-", false), ("10-", false), ("11-", true), ("12-", true),
+        ("13-", true), ("14-", true), ("15-", true), ("16-", true), ("17-", true), ("18-", true),
+        ("19-", false), ("20-", true), ("21-", true), ("22-", true), ("23-", true), ("24-", true),
+        ("25-", true), ("26-", true), ("27-", true), ("28-", false), ("29-", false), ("30-", true),
+        ("31-", false), ("32-", false),
+    ];
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../evolution/tests/fixtures");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    files.sort();
+    assert_eq!(files.len(), expectations.len(), "every fixture has an expectation");
+    for (file, (prefix, reply_due)) in files.iter().zip(expectations) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(prefix), "{name} vs {prefix}");
+        let body = std::fs::read_to_string(file).unwrap();
+        let app = TestApp::spawn().await;
+        let (status, answer) = app.webhook_with(&body, None).await;
+        assert_eq!(status, 200, "{name}: {answer}");
+        app.wait_idle().await;
+        let sent = app.evolution.sent();
+        if reply_due {
+            assert!(!sent.is_empty(), "{name}: a reply is due");
+            let WebhookKind::Message(incoming) = parse(body.as_bytes()).unwrap().kind else { panic!("{name}") };
+            assert!(sent.iter().all(|s| s.number == incoming.sender.reply_to), "{name}: replies go to {}", incoming.sender.reply_to);
+        } else {
+            assert!(sent.is_empty(), "{name}: no reply is due, got {sent:?}");
+        }
+        app.stop().await;
+    }
+}
