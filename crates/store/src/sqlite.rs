@@ -28,9 +28,14 @@ fn migrator() -> Migrator {
     ])
 }
 
+/// Two pools over one database file: every write goes through the single
+/// `writer` connection, so concurrent writers wait in sqlx's queue instead of
+/// in SQLite's busy handler (which sleeps in coarse steps); reads use
+/// `pool`, which in WAL mode never blocks the writer.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    writer: SqlitePool,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -61,20 +66,26 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:");
-        let pool = SqlitePoolOptions::new()
-            // An in-memory database exists per connection: keep exactly one.
-            .max_connections(if in_memory { 1 } else { 4 })
-            .min_connections(if in_memory { 1 } else { 0 })
-            .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-            .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
-            .connect_with(options)
-            .await
-            .map_err(|err| StoreError::Unavailable(format!("cannot open '{url}': {err}")))?;
+        let connect = |max: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(max)
+                .min_connections(if in_memory { 1 } else { 0 })
+                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+                .connect_with(options.clone())
+        };
+        let writer = connect(1).await.map_err(|err| StoreError::Unavailable(format!("cannot open '{url}': {err}")))?;
         migrator()
-            .run(&pool)
+            .run(&writer)
             .await
             .map_err(|err| StoreError::Other(format!("migrating '{url}' failed: {err}")))?;
-        Ok(SqliteStore { pool })
+        // An in-memory database exists per connection: share the writer.
+        let pool = if in_memory {
+            writer.clone()
+        } else {
+            connect(4).await.map_err(|err| StoreError::Unavailable(format!("cannot open '{url}': {err}")))?
+        };
+        Ok(SqliteStore { pool, writer })
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -292,7 +303,7 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         write_turn(&mut tx, turn).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -341,7 +352,7 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM handoffs WHERE instance = ? AND contact = ?")
             .bind(instance.as_str())
             .bind(contact.as_str())
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() > 0)
@@ -422,7 +433,7 @@ impl Queue for SqliteStore {
         .bind(body)
         .bind(entry.sent_at.map(Timestamp::as_millis))
         .bind(entry.received_at.as_millis())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.writer)
         .await
         .map_err(map_err)?;
         match row {
@@ -467,7 +478,7 @@ impl Queue for SqliteStore {
     }
 
     async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         let received_at: Option<i64> = sqlx::query_scalar(
             "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL RETURNING received_at",
         )
@@ -519,7 +530,7 @@ impl Queue for SqliteStore {
             .bind(at.as_millis())
             .bind(provider_id)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
@@ -530,14 +541,14 @@ impl Queue for SqliteStore {
             .bind(next_at.as_millis())
             .bind(error)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
         Ok(())
     }
 
     async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
         let done = sqlx::query(
             "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1 \
              WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
