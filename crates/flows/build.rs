@@ -4,7 +4,7 @@
 //! Every folder `src/<flow>/v<N>/` with a `mod.rs` is a version; adding one
 //! touches nothing outside its folder. The fingerprint is the SHA-256 of every
 //! file in the folder (names and contents, sorted) plus every shared helper
-//! module the folder names as `shared::<module>`.
+//! module the folder names as `shared::<module>`, transitively.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -86,21 +86,46 @@ fn file_name(path: &Path) -> String {
     path.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
+/// Module names following `prefix` in `code` (`shared::money` -> `money`).
+fn referenced(code: &str, prefix: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = code;
+    while let Some(pos) = rest.find(prefix) {
+        rest = &rest[pos + prefix.len()..];
+        let name: String = rest.chars().take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_').collect();
+        if !name.is_empty() && !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
 fn fingerprint(src: &Path, version_dir: &Path) -> String {
     let mut files = Vec::new();
     sorted_files(version_dir, &mut files);
-    // Shared helpers named in the version's code: `shared::cpf` -> src/shared/cpf.rs or src/shared/cpf/.
-    let mut shared = Vec::new();
-    for file in &files {
-        if file.extension().is_some_and(|ext| ext == "rs") {
-            let code = fs::read_to_string(file).unwrap_or_default();
-            let mut rest = code.as_str();
-            while let Some(pos) = rest.find("shared::") {
-                rest = &rest[pos + "shared::".len()..];
-                let name: String = rest.chars().take_while(|ch| ch.is_ascii_alphanumeric() || *ch == '_').collect();
-                if !name.is_empty() && !shared.contains(&name) {
-                    shared.push(name);
-                }
+    // Shared helpers the version's code names (`shared::cpf`), and the
+    // helpers those name in turn (`shared::money` or `super::money` inside
+    // src/shared), to a fixed point: a change anywhere a version depends on
+    // changes its fingerprint.
+    let mut shared: Vec<String> = Vec::new();
+    let mut queue: Vec<PathBuf> = files.iter().filter(|file| file.extension().is_some_and(|ext| ext == "rs")).cloned().collect();
+    while let Some(file) = queue.pop() {
+        let code = fs::read_to_string(&file).unwrap_or_default();
+        let in_shared = file.parent().is_some_and(|dir| dir.ends_with("shared"));
+        let mut names = referenced(&code, "shared::");
+        if in_shared {
+            names.extend(referenced(&code, "super::"));
+        }
+        for name in names {
+            if shared.contains(&name) {
+                continue;
+            }
+            let module = src.join("shared").join(format!("{name}.rs"));
+            if module.is_file() {
+                queue.push(module);
+                shared.push(name);
+            } else if src.join("shared").join(&name).is_dir() {
+                shared.push(name);
             }
         }
     }
@@ -109,7 +134,7 @@ fn fingerprint(src: &Path, version_dir: &Path) -> String {
         let file = src.join("shared").join(format!("{name}.rs"));
         if file.is_file() {
             files.push(file);
-        } else if src.join("shared").join(name).is_dir() {
+        } else {
             sorted_files(&src.join("shared").join(name), &mut files);
         }
     }
