@@ -27,6 +27,10 @@ pub struct EngineTexts {
     pub unsupported: String,
     /// When the version a live session was pinned to is gone from this build.
     pub restarted: String,
+    /// A handoff the flow did not announce itself: never leave the customer in silence.
+    pub handoff: String,
+    /// A cancellation the flow did not announce itself.
+    pub cancelled: String,
 }
 
 impl Default for EngineTexts {
@@ -36,6 +40,8 @@ impl Default for EngineTexts {
                 .to_owned(),
             unsupported: "Por enquanto eu só consigo entender mensagens de texto. Pode escrever, por favor? 🙂".to_owned(),
             restarted: "Desculpe, precisei reiniciar o nosso atendimento. Vamos recomeçar:".to_owned(),
+            handoff: "Vou te passar para uma pessoa da nossa equipe. Aguarde um instante, por favor. 🙂".to_owned(),
+            cancelled: "Tudo bem, encerrei o atendimento. Quando precisar, é só mandar uma mensagem. 👋".to_owned(),
         }
     }
 }
@@ -422,6 +428,23 @@ impl Engine {
                         Next::Handoff => Outcome::Handoff,
                         _ => Outcome::Cancelled,
                     };
+                    // A flow that ends the conversation without a word would leave
+                    // the customer waiting: say the engine's default instead.
+                    let said_something = turn.replies.iter().any(|reply| reply.session == Some(session.id()));
+                    let default = match outcome {
+                        Outcome::Handoff => Some(&self.config.texts.handoff),
+                        Outcome::Cancelled => Some(&self.config.texts.cancelled),
+                        _ => None,
+                    };
+                    if let (false, Some(text)) = (said_something, default) {
+                        turn.replies.push(Reply {
+                            session: Some(session.id()),
+                            flow: Some(session.flow().clone()),
+                            version: Some(session.version()),
+                            step: Some(session.step().clone()),
+                            text: text.clone(),
+                        });
+                    }
                     self.end(&mut session, outcome, None, now, turn);
                     if outcome == Outcome::Handoff {
                         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));

@@ -14,6 +14,7 @@
 //! - [`kinds`]: reusable step kinds (numbered menu, ask with a validator, say and finish).
 //! - [`registry`]: validated, checked flow versions; the error messages name flow, version and step.
 //! - [`resolve`]: `FLOW_VERSION_OVERRIDES` parsing and version resolution with its reason.
+//! - [`rollout`]: the runtime rules (pin, instance, schedule, split, promote) and Unleash-compatible bucketing.
 //! - [`session`]: the session, its outcome, its data.
 //! - [`event`]: the append-only event log's entries.
 //! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
@@ -29,6 +30,7 @@ pub mod kinds;
 pub mod queue;
 pub mod registry;
 pub mod resolve;
+pub mod rollout;
 pub mod service;
 pub mod session;
 pub mod store;

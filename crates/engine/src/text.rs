@@ -62,24 +62,34 @@ fn fold_char(ch: char) -> Option<char> {
 /// normalised) on word boundaries: "boleto" matches "segunda via do boleto" but
 /// "cpf" does not match "cpfx".
 pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
-    if phrase.is_empty() {
+    // Both sides are normalised: words separated by single spaces. So a match
+    // can only start at a word start, and comparing there is cheaper than
+    // building a substring searcher for every phrase (the hot path of menus
+    // and intent matching).
+    let (hay, needle) = (haystack.as_bytes(), phrase.as_bytes());
+    if needle.is_empty() || needle.len() > hay.len() {
         return false;
     }
     let mut start = 0;
-    while let Some(pos) = haystack[start..].find(phrase) {
-        let begin = start + pos;
-        let end = begin + phrase.len();
-        let before_ok = begin == 0 || haystack.as_bytes()[begin - 1] == b' ';
-        let after_ok = end == haystack.len() || haystack.as_bytes()[end] == b' ';
-        if before_ok && after_ok {
+    loop {
+        let end = start + needle.len();
+        if end <= hay.len() && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ') {
             return true;
         }
-        start = begin + 1;
-        while !haystack.is_char_boundary(start) {
-            start += 1;
+        match hay[start..].iter().position(|byte| *byte == b' ') {
+            Some(space) => start += space + 1,
+            None => return false,
         }
     }
-    false
+}
+
+/// True when `text` is already in the form [`normalize`] produces, so callers
+/// can skip an allocation for constant phrases written in normal form.
+pub fn is_normalized(text: &str) -> bool {
+    !text.starts_with(' ')
+        && !text.ends_with(' ')
+        && !text.contains("  ")
+        && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b' ')
 }
 
 /// The texts of one version, parsed from its embedded `texts.txt`.
@@ -197,12 +207,25 @@ mod tests {
     }
 
     #[test]
+    fn normal_form_is_recognised() {
+        assert!(is_normalized("segunda via do boleto"));
+        assert!(!is_normalized("Segunda via"));
+        assert!(!is_normalized("renovação"));
+        assert!(!is_normalized(" x"));
+        assert!(!is_normalized("a  b"));
+    }
+
+    #[test]
     fn phrases_match_on_word_boundaries() {
         assert!(contains_phrase("segunda via do boleto", "boleto"));
         assert!(contains_phrase("segunda via do boleto", "segunda via"));
         assert!(!contains_phrase("boletos", "boleto"));
         assert!(!contains_phrase("cpfx", "cpf"));
         assert!(contains_phrase("e cpf", "cpf"));
+        assert!(contains_phrase("quero o status do pedido agora", "status do pedido"));
+        assert!(!contains_phrase("status do pedidos", "status do pedido"));
+        assert!(!contains_phrase("cpf", "e cpf"));
+        assert!(!contains_phrase("", "a"));
     }
 
     #[test]
@@ -239,6 +262,14 @@ mod properties {
             prop_assert_eq!(normalize(&once), once.clone());
             prop_assert!(!once.starts_with(' ') && !once.ends_with(' ') && !once.contains("  "));
             prop_assert!(once.chars().all(|ch| ch == ' ' || ch.is_alphanumeric()));
+        }
+
+        #[test]
+        fn phrase_search_agrees_with_a_naive_word_window_search(words in proptest::collection::vec("[ab]{1,2}", 0..8), phrase in proptest::collection::vec("[ab]{1,2}", 1..3)) {
+            let haystack = words.join(" ");
+            let needle = phrase.join(" ");
+            let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
+            prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
         }
 
         #[test]

@@ -73,6 +73,26 @@ fn registry() -> Arc<Registry> {
     Arc::new(Registry::new(vec![entry_v1(), shop_v1(), shop_v2(), broken_v1()]).expect("test flows are valid"))
 }
 
+#[test]
+fn a_handoff_or_cancel_the_flow_does_not_announce_still_tells_the_customer() {
+    let silent = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[menu]\n1 humano, 2 sair\n[invalid]\nx\n[handoff]\ny\n")
+        .entry("menu")
+        .step("menu", Menu::new("menu", "invalid").option(&["humano"], To::Handoff).option(&["sair"], To::Cancel));
+    let registry = Arc::new(Registry::new(vec![silent]).unwrap());
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    let engine = Engine::new(registry, resolver, EngineConfig::default()).unwrap();
+    for (choice, outcome, fragment) in [("1", Outcome::Handoff, "pessoa da nossa equipe"), ("2", Outcome::Cancelled, "encerrei o atendimento")] {
+        let store = MemoryStore::new();
+        let inbound = |text: &str| Inbound { instance: instance(), contact: Contact::parse("5511900000009").unwrap(), content: Content::Text(text.to_owned()) };
+        let turn = engine.turn(Default::default(), &inbound("oi"), T0);
+        store.commit_now(&turn).unwrap();
+        let turn = engine.turn(store.contact_state_now(&instance(), &Contact::parse("5511900000009").unwrap()), &inbound(choice), T0);
+        assert_eq!(turn.ended().next().unwrap().outcome(), Some(outcome));
+        assert_reply(&turn, fragment);
+    }
+}
+
 struct Harness {
     engine: Engine,
     store: MemoryStore,

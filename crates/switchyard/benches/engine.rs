@@ -1,6 +1,7 @@
 //! Engine benchmarks (DESIGN section 9), on the shipped reference flows:
 //!
-//! - `resolve/*`: version resolution for a new session.
+//! - `resolve/*`: version resolution for a new session (no rules; an override;
+//!   ten runtime rules where the split decides).
 //! - `turn/purchase_10k_interleaved`: the digital-certificate purchase
 //!   conversation for 10 000 contacts whose messages interleave (message 1 of
 //!   every contact, then message 2 of every contact, ...), through
@@ -15,6 +16,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Rules, Schedule, Split, Weight};
 use switchyard_engine::session::Outcome;
 use switchyard_engine::store::MemoryStore;
 use switchyard_engine::time::Timestamp;
@@ -53,6 +55,28 @@ fn resolve(c: &mut Criterion) {
     let overridden = engine("unknown=v1,general_support=v1,billing=v2,digital_certificate=v2");
     group.bench_function("override_4_entries_last", |b| {
         b.iter(|| black_box(overridden.resolve(black_box("digital_certificate"), &instance, &contact, now)))
+    });
+    // Ten runtime rules, the split (the last rule kind before active) deciding:
+    // 5 pins and 3 instance rules that do not match, a schedule outside its
+    // window, then a 90/10 split.
+    let registry = Arc::new(switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows"));
+    let v1 = switchyard_engine::ids::Version::new(1);
+    let v2 = switchyard_engine::ids::Version::new(2);
+    let mut flow_rules = FlowRules::default();
+    for n in 0..5 {
+        flow_rules.pins.push(Pin { contact: Contact::parse(&format!("55219{n:08}")).unwrap(), version: v2 });
+    }
+    for name in ["suporte", "financeiro", "parceiros"] {
+        flow_rules.instances.push(InstanceRule { instance: InstanceId::parse(name).unwrap(), version: v2 });
+    }
+    flow_rules.schedules.push(Schedule::new(v2, Timestamp::from_millis(0), Timestamp::from_millis(1)).unwrap());
+    flow_rules.split = Some(Split::new(vec![(v1, Weight::percent(90)), (v2, Weight::percent(10))], None, 0).unwrap());
+    let mut rules = Rules::new();
+    rules.set("digital_certificate", flow_rules);
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(rules));
+    let with_rules = Engine::new(registry, resolver, EngineConfig::default()).expect("engine");
+    group.bench_function("ten_rules_split_decides", |b| {
+        b.iter(|| black_box(with_rules.resolve(black_box("digital_certificate"), &instance, &contact, now)))
     });
     group.finish();
 }

@@ -116,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
     let store = Arc::new(switchyard_store::open(&database_url).await?);
     let mut config = ServeConfig::defaults(&stand_in_url);
     config.send_interval = None;
+    config.evolution_api_key = Some("loadgen-key".to_owned());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let server = Server::start(listener, engine, store, config).await?;
     let url = format!("http://{}/webhooks/evolution", server.addr);

@@ -224,8 +224,24 @@ fn serve_refuses_to_start_naming_each_bad_setting() {
 }
 
 
+/// A child process killed when dropped, so a failing test leaks no server.
+struct Running(std::process::Child);
+
+impl Running {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// Starts the real binary; returns the child and its base URL once ready.
-async fn spawn_binary(db: &str, evolution: &StandIn) -> (std::process::Child, String) {
+async fn spawn_binary(db: &str, evolution: &StandIn) -> (Running, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .arg("serve")
@@ -242,6 +258,7 @@ async fn spawn_binary(db: &str, evolution: &StandIn) -> (std::process::Child, St
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn switchyard serve");
+    let child = Running(child);
     let url = format!("http://127.0.0.1:{port}");
     let http = support::http();
     support::wait_until(|| async { http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) }).await;
@@ -266,8 +283,7 @@ async fn a_killed_process_loses_nothing_and_sends_each_reply_once_after_restart(
         async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
     };
     support::wait_until(|| async { count("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").await == 0 }).await;
-    child.kill().expect("SIGKILL");
-    child.wait().unwrap();
+    child.kill();
     assert!(evolution.sent().is_empty(), "nothing was delivered before the kill");
 
     evolution.recover();
@@ -275,8 +291,7 @@ async fn a_killed_process_loses_nothing_and_sends_each_reply_once_after_restart(
     let expected = count("SELECT COUNT(*) FROM outbox").await as usize;
     let sent = evolution.wait_for(expected).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
     assert_eq!(evolution.sent().len(), expected, "each reply once: {sent:#?}");
     let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM outbox ORDER BY seq").fetch_all(store.pool()).await.unwrap();
     assert_eq!(sent.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), texts, "in order");

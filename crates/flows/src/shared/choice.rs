@@ -5,7 +5,9 @@
 //! step shares.
 
 use switchyard_engine::flow::{Ctx, Next};
-use switchyard_engine::text::{contains_phrase, normalize};
+use std::borrow::Cow;
+
+use switchyard_engine::text::{contains_phrase, is_normalized, normalize};
 
 /// Ways to say yes. Longer phrases in [`NO`] ("não resolveu") beat the
 /// shorter yes words they contain ("resolveu").
@@ -134,7 +136,8 @@ fn pick_words(normalized: &str, options: &[&[&str]]) -> Option<usize> {
     for (idx, words) in options.iter().enumerate() {
         let longest = words
             .iter()
-            .map(|word| normalize(word))
+            // Word lists are constants, mostly in normal form already: skip the allocation then.
+            .map(|word| if is_normalized(word) { Cow::Borrowed(*word) } else { Cow::Owned(normalize(word)) })
             .filter(|phrase| contains_phrase(normalized, phrase))
             .map(|phrase| phrase.len())
             .max();

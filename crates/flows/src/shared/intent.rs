@@ -1,7 +1,9 @@
 //! Recognising what the customer wants from free text, with keywords:
 //! accents, case and filler words ("oi, bom dia, eu queria ...") do not matter.
 
-use switchyard_engine::text::{contains_phrase, normalize};
+use std::borrow::Cow;
+
+use switchyard_engine::text::{contains_phrase, is_normalized, normalize};
 
 /// The first intent whose phrases occur in `text`, preferring the longest
 /// matching phrase (so "status do pedido" beats "pedido").
@@ -10,7 +12,9 @@ pub fn classify<'a, T: Copy>(text: &str, intents: &'a [(T, &'a [&'a str])]) -> O
     let mut best: Option<(T, usize)> = None;
     for (intent, phrases) in intents {
         for phrase in *phrases {
-            let phrase = normalize(phrase);
+            // Phrases are constants, mostly written in normal form already:
+            // normalise only those that are not (no allocation otherwise).
+            let phrase: Cow<'_, str> = if is_normalized(phrase) { Cow::Borrowed(phrase) } else { Cow::Owned(normalize(phrase)) };
             if contains_phrase(&normalized, &phrase) && best.is_none_or(|(_, len)| phrase.len() > len) {
                 best = Some((*intent, phrase.len()));
             }
