@@ -228,3 +228,24 @@ fn chat_reset_ends_the_session_as_cancelled_and_exits_0_at_end_of_input() {
     assert_eq!(ends[0]["outcome"], "cancelled");
     assert!(stderr(&output).contains("unknown console command '/bogus'"));
 }
+
+#[test]
+fn a_piped_chat_buys_a_certificate_on_v1_and_in_fewer_turns_on_v2() {
+    let v1_script = "oi\n1\n1\n1\n1\n123.456.789-09\ncliente@exemplo.com.br\n1\nsim\n";
+    let output = switchyard(&["chat", "--json", "--contact", "5511944440001"], &[("DATABASE_URL", &fresh_db())], v1_script);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    let end = session_ends(&lines).into_iter().find(|end| end["flow"] == "digital_certificate").expect("a purchase session ended").clone();
+    assert_eq!((end["version"].as_str(), end["outcome"].as_str(), end["step"].as_str()), (Some("v1"), Some("completed"), Some("purchase.confirm_order")));
+    assert!(replies(&lines).iter().any(|reply| reply["text"].as_str().unwrap().contains("Pedido *CF-")), "an order was created");
+
+    let v2_script = "oi\n1\n1\n1\nmeu cpf é 123.456.789-09 e o email cliente@exemplo.com.br\nsim\n";
+    let env = [("DATABASE_URL", fresh_db()), ("FLOW_VERSION_OVERRIDES", "digital_certificate=v2".to_owned())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let output = switchyard(&["chat", "--json", "--contact", "5511944440002"], &env, v2_script);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines = json_lines(&output);
+    let end = session_ends(&lines).into_iter().find(|end| end["flow"] == "digital_certificate").expect("a purchase session ended").clone();
+    assert_eq!((end["version"].as_str(), end["outcome"].as_str()), (Some("v2"), Some("completed")));
+    assert!(v2_script.lines().count() < v1_script.lines().count(), "fewer customer turns on v2");
+}
