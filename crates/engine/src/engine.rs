@@ -186,6 +186,11 @@ impl Engine {
         self.resolver.resolve(&self.registry, &Query { flow, instance, contact, now })
     }
 
+    /// The whole evaluation behind [`Engine::resolve`], for `explain`.
+    pub fn explain(&self, flow: &str, instance: &InstanceId, contact: &Contact, now: Timestamp) -> crate::resolve::Explanation {
+        self.resolver.explain(&self.registry, &Query { flow, instance, contact, now })
+    }
+
     /// Handles one inbound message.
     pub fn turn(&self, state: ContactState, inbound: &Inbound, now: Timestamp) -> Turn {
         let mut turn = Turn::new(&inbound.instance, &inbound.contact);

@@ -8,6 +8,7 @@
 //! without touching them.
 
 use std::fmt;
+use std::sync::{Arc, RwLock};
 
 use crate::ids::{Contact, FlowId, InstanceId, Version};
 use crate::registry::{suggest, Registry};
@@ -174,6 +175,13 @@ pub trait Policy: Send + Sync {
     /// The rule's choice for this query, or `None` to fall through to `active`.
     /// A returned version must be compiled in; the resolver ignores it otherwise.
     fn resolve(&self, query: &Query<'_>) -> Option<Resolution>;
+
+    /// The whole evaluation (each rule considered, whether it matched), for
+    /// `explain`. `None` when the policy has nothing for this flow.
+    fn explain(&self, query: &Query<'_>) -> Option<crate::rollout::Evaluation> {
+        let _ = query;
+        None
+    }
 }
 
 /// The policy with no rules: every new session gets the override or the active version.
@@ -186,10 +194,22 @@ impl Policy for NoRules {
     }
 }
 
+/// The result of [`Resolver::explain`].
+#[derive(Debug)]
+pub struct Explanation {
+    /// The version `FLOW_VERSION_OVERRIDES` names for the flow: it wins.
+    pub overridden: Option<Version>,
+    pub evaluation: Option<crate::rollout::Evaluation>,
+    pub resolution: Option<Resolution>,
+}
+
 /// Resolves the version of a new session.
 pub struct Resolver {
     overrides: Overrides,
-    policy: Box<dyn Policy>,
+    /// Swapped whole when the stored policy changes (every `serve` process
+    /// polls for changes); readers clone the `Arc` and never wait on a writer
+    /// for long.
+    policy: RwLock<Arc<dyn Policy>>,
     /// The code's active version per flow, precomputed from the registry.
     active: Vec<(FlowId, Version)>,
 }
@@ -207,7 +227,26 @@ impl Resolver {
             .into_iter()
             .filter_map(|flow| registry.declared_active(flow.as_str()).map(|fv| (flow.clone(), fv.version())))
             .collect();
-        Resolver { overrides, policy, active }
+        Resolver { overrides, policy: RwLock::new(Arc::from(policy)), active }
+    }
+
+    /// Replaces the runtime rules; new sessions follow them at once.
+    pub fn set_policy(&self, policy: Arc<dyn Policy>) {
+        *self.policy.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = policy;
+    }
+
+    fn policy(&self) -> Arc<dyn Policy> {
+        Arc::clone(&self.policy.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Everything `explain` shows: the override (if any), the policy's whole
+    /// evaluation, and the outcome, which is exactly what [`Resolver::resolve`] returns.
+    pub fn explain(&self, registry: &Registry, query: &Query<'_>) -> Explanation {
+        Explanation {
+            overridden: self.overrides.get(query.flow),
+            evaluation: self.policy().explain(query),
+            resolution: self.resolve(registry, query),
+        }
     }
 
     pub fn overrides(&self) -> &Overrides {
@@ -220,7 +259,7 @@ impl Resolver {
         if let Some(version) = self.overrides.get(query.flow) {
             return Some(Resolution { version, reason: Reason::Override });
         }
-        if let Some(resolution) = self.policy.resolve(query) {
+        if let Some(resolution) = self.policy().resolve(query) {
             if registry.get(query.flow, resolution.version).is_some() {
                 return Some(resolution);
             }

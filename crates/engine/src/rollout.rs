@@ -653,6 +653,10 @@ impl Policy for Rules {
     fn resolve(&self, query: &Query<'_>) -> Option<Resolution> {
         self.get(query.flow)?.resolve(query.flow, query, None).winner
     }
+
+    fn explain(&self, query: &Query<'_>) -> Option<Evaluation> {
+        Some(self.get(query.flow)?.evaluate(query.flow, query, None))
+    }
 }
 
 /// Unleash's bucket of `id` in group `salt`: `murmur3("<salt>:<id>") % 100 + 1`, in `1..=100`.

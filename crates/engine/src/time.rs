@@ -51,6 +51,92 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Parses RFC 3339 (`2026-12-01T09:30:00Z`, `2026-12-01T09:30:00.250-03:00`)
+    /// or a bare date (`2026-12-01`, midnight UTC).
+    pub fn parse_rfc3339(text: &str) -> Result<Timestamp, String> {
+        let bad = || format!("time '{text}' must look like 2026-12-01T09:30:00Z, 2026-12-01T09:30:00-03:00 or 2026-12-01");
+        let t = text.trim();
+        let number = |part: &str| -> Result<i64, String> {
+            if part.is_empty() || !part.bytes().all(|byte| byte.is_ascii_digit()) {
+                return Err(bad());
+            }
+            part.parse::<i64>().map_err(|_| bad())
+        };
+        let (date, rest) = match t.split_once(['T', 't', ' ']) {
+            Some((date, rest)) => (date, Some(rest)),
+            None => (t, None),
+        };
+        let mut date_parts = date.split('-');
+        let (Some(year), Some(month), Some(day), None) = (date_parts.next(), date_parts.next(), date_parts.next(), date_parts.next()) else {
+            return Err(bad());
+        };
+        if year.len() != 4 || month.len() != 2 || day.len() != 2 {
+            return Err(bad());
+        }
+        let (year, month, day) = (number(year)?, number(month)?, number(day)?);
+        if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+            return Err(bad());
+        }
+        let mut millis = days_from_civil(year, month, day) * 86_400_000;
+        if let Some(rest) = rest {
+            let (clock, offset_minutes) = if let Some(clock) = rest.strip_suffix(['Z', 'z']) {
+                (clock, 0)
+            } else if let Some(pos) = rest.rfind(['+', '-']) {
+                let (clock, offset) = rest.split_at(pos);
+                let sign = if offset.starts_with('-') { -1 } else { 1 };
+                let (hours, minutes) = offset[1..].split_once(':').ok_or_else(bad)?;
+                if hours.len() != 2 || minutes.len() != 2 {
+                    return Err(bad());
+                }
+                (clock, sign * (number(hours)? * 60 + number(minutes)?))
+            } else {
+                return Err(bad());
+            };
+            let (hms, fraction) = clock.split_once('.').map_or((clock, None), |(hms, fraction)| (hms, Some(fraction)));
+            let mut parts = hms.split(':');
+            let (Some(hour), Some(minute), second, None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+                return Err(bad());
+            };
+            let (hour, minute) = (number(hour)?, number(minute)?);
+            let second = second.map(number).transpose()?.unwrap_or(0);
+            if hour > 23 || minute > 59 || second > 60 {
+                return Err(bad());
+            }
+            let fraction_millis = match fraction {
+                Some(digits) => {
+                    let padded: String = digits.chars().chain("000".chars()).take(3).collect();
+                    number(digits)?;
+                    number(&padded)?
+                }
+                None => 0,
+            };
+            millis += ((hour * 60 + minute - offset_minutes) * 60 + second) * 1000 + fraction_millis;
+        }
+        Ok(Timestamp(millis))
+    }
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Howard Hinnant's civil-to-days algorithm (inverse of `civil_from_days`).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(days: i64) -> (i64, u32, u32) {
     let z = days + 719_468;
@@ -125,6 +211,18 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         for bad in ["", "30", "m", "30x", "-5m", "1.5h"] {
             assert!(parse_duration(bad).unwrap_err().contains(&format!("'{bad}'")));
+        }
+    }
+
+    #[test]
+    fn rfc3339_parses_offsets_fractions_and_dates_and_round_trips() {
+        let t = Timestamp::from_millis(1_795_000_000_123);
+        assert_eq!(Timestamp::parse_rfc3339(&t.to_string()), Ok(t));
+        assert_eq!(Timestamp::parse_rfc3339("2026-11-18T08:06:40.123-03:00"), Ok(t));
+        assert_eq!(Timestamp::parse_rfc3339("1970-01-02"), Ok(Timestamp::from_millis(86_400_000)));
+        assert_eq!(Timestamp::parse_rfc3339("2024-02-29T00:00:00Z").map(|t| t.to_string()), Ok("2024-02-29T00:00:00.000Z".to_owned()));
+        for bad in ["", "2026-13-01", "2025-02-29", "2026-1-1", "2026-12-01T25:00:00Z", "2026-12-01T10:00:00", "tomorrow", "2026-12-01T10:00Zx"] {
+            assert!(Timestamp::parse_rfc3339(bad).unwrap_err().contains(&format!("'{bad}'")), "{bad}");
         }
     }
 

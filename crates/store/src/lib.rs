@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
+//! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`conformance`]: the contract every store must pass, as async functions
 //!   the backends' test files call.
 //! - [`open`]: picks the backend from a `DATABASE_URL`.
@@ -12,6 +13,7 @@
 //! they are serialised.
 
 pub mod conformance;
+pub mod policy;
 pub mod sqlite;
 
 use switchyard_engine::store::StoreError;

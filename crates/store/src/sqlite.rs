@@ -25,6 +25,7 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         migration(1, "sessions and events", include_str!("../migrations/sqlite/0001_sessions_and_events.sql")),
         migration(2, "inbox and outbox", include_str!("../migrations/sqlite/0002_inbox_and_outbox.sql")),
+        migration(3, "policy and audit", include_str!("../migrations/sqlite/0003_policy_and_audit.sql")),
     ])
 }
 
@@ -90,6 +91,10 @@ impl SqliteStore {
 
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    pub(crate) fn writer(&self) -> &SqlitePool {
+        &self.writer
     }
 
     /// True when the database answers and every migration has run.

@@ -1,0 +1,298 @@
+//! The stored rollout policy and the audit log (SQLite).
+//!
+//! The engine's rule types do not know JSON; this module owns the stored
+//! shape, one JSON document per flow:
+//!
+//! ```json
+//! {"pins": [{"contact": "5511999990000", "version": "v2"}],
+//!  "instances": [{"instance": "vendas", "version": "v2"}],
+//!  "schedules": [{"version": "v2", "from": "2026-12-01T00:00:00.000Z", "until": "2027-01-10T00:00:00.000Z"}],
+//!  "split": {"weights": [["v1", "90"], ["v2", "10"]], "salt": null, "memory_days": 0},
+//!  "promoted": "v2"}
+//! ```
+//!
+//! A change writes the flow's row and an audit record with the before and
+//! after documents in one transaction; the audit's highest seq is the policy
+//! revision every running server polls.
+
+use serde_json::{json, Value};
+use sqlx::Row;
+use switchyard_engine::ids::{Contact, InstanceId, Version};
+use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Rules, Schedule, Split, Weight};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
+
+use crate::sqlite::{map_err, SqliteStore};
+
+/// One audit record: a policy change or a deploy.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub at: Timestamp,
+    /// Token name (admin API), `cli:<user>` (CLI) or `serve` (deploy manifests).
+    pub actor: String,
+    /// `pin`, `unpin`, `instance`, `schedule`, `split`, `promote`, `clear`, `set`, `deploy`.
+    pub action: String,
+    pub flow: Option<String>,
+    pub reason: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+}
+
+/// Versions served in a window: (flow, version, fingerprint, sessions started).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Served {
+    pub version: Version,
+    pub fingerprint: String,
+    pub sessions: i64,
+    pub first: Timestamp,
+    pub last: Timestamp,
+}
+
+pub fn rules_to_json(rules: &FlowRules) -> Value {
+    json!({
+        "pins": rules.pins.iter().map(|pin| json!({"contact": pin.contact.as_str(), "version": pin.version.to_string()})).collect::<Vec<_>>(),
+        "instances": rules.instances.iter().map(|rule| json!({"instance": rule.instance.as_str(), "version": rule.version.to_string()})).collect::<Vec<_>>(),
+        "schedules": rules.schedules.iter().map(|schedule| json!({
+            "version": schedule.version.to_string(),
+            "from": schedule.from.to_string(),
+            "until": schedule.until.to_string(),
+        })).collect::<Vec<_>>(),
+        "split": rules.split.as_ref().map(|split| json!({
+            "weights": split.weights.iter().map(|(version, weight)| json!([version.to_string(), weight.to_string()])).collect::<Vec<_>>(),
+            "salt": split.salt,
+            "memory_days": split.memory_days,
+        })),
+        "promoted": rules.promoted.map(|version| version.to_string()),
+    })
+}
+
+fn field<'a>(value: &'a Value, name: &str) -> Option<&'a Value> {
+    value.get(name).filter(|value| !value.is_null())
+}
+
+fn text<'a>(value: &'a Value, name: &str, at: &str) -> Result<&'a str, String> {
+    field(value, name).and_then(Value::as_str).ok_or_else(|| format!("{at}.{name} must be a string"))
+}
+
+fn list<'a>(value: &'a Value, name: &str) -> Result<&'a [Value], String> {
+    match field(value, name) {
+        None => Ok(&[]),
+        Some(Value::Array(items)) => Ok(items),
+        Some(_) => Err(format!("{name} must be a list")),
+    }
+}
+
+/// Parses a flow's rules document (also what the admin API accepts). Every
+/// problem names the field that holds it.
+pub fn rules_from_json(value: &Value) -> Result<FlowRules, String> {
+    if !value.is_object() {
+        return Err("rules must be a JSON object with pins, instances, schedules, split, promoted".to_owned());
+    }
+    if let Some(unknown) = value.as_object().and_then(|map| {
+        map.keys().find(|key| !["pins", "instances", "schedules", "split", "promoted"].contains(&key.as_str()))
+    }) {
+        return Err(format!("unknown field '{unknown}' (expected pins, instances, schedules, split, promoted)"));
+    }
+    let mut rules = FlowRules::default();
+    for (idx, pin) in list(value, "pins")?.iter().enumerate() {
+        let at = format!("pins[{idx}]");
+        rules.pins.push(Pin {
+            contact: Contact::parse(text(pin, "contact", &at)?).map_err(|err| format!("{at}: {err}"))?,
+            version: Version::parse(text(pin, "version", &at)?).map_err(|err| format!("{at}: {err}"))?,
+        });
+    }
+    for (idx, rule) in list(value, "instances")?.iter().enumerate() {
+        let at = format!("instances[{idx}]");
+        rules.instances.push(InstanceRule {
+            instance: InstanceId::parse(text(rule, "instance", &at)?).map_err(|err| format!("{at}: {err}"))?,
+            version: Version::parse(text(rule, "version", &at)?).map_err(|err| format!("{at}: {err}"))?,
+        });
+    }
+    for (idx, schedule) in list(value, "schedules")?.iter().enumerate() {
+        let at = format!("schedules[{idx}]");
+        let version = Version::parse(text(schedule, "version", &at)?).map_err(|err| format!("{at}: {err}"))?;
+        let from = Timestamp::parse_rfc3339(text(schedule, "from", &at)?).map_err(|err| format!("{at}: {err}"))?;
+        let until = Timestamp::parse_rfc3339(text(schedule, "until", &at)?).map_err(|err| format!("{at}: {err}"))?;
+        rules.schedules.push(Schedule::new(version, from, until).map_err(|err| format!("{at}: {err}"))?);
+    }
+    if let Some(split) = field(value, "split") {
+        let mut weights = Vec::new();
+        for (idx, pair) in list(split, "weights")?.iter().enumerate() {
+            let at = format!("split.weights[{idx}]");
+            let (Some(version), Some(weight)) = (pair.get(0), pair.get(1)) else {
+                return Err(format!("{at} must be [\"vN\", \"percent\"]"));
+            };
+            let version = version.as_str().ok_or_else(|| format!("{at}[0] must be a string like \"v2\""))?;
+            let weight = match weight {
+                Value::String(text) => text.clone(),
+                Value::Number(number) => number.to_string(),
+                _ => return Err(format!("{at}[1] must be a percentage like \"12.5\"")),
+            };
+            weights.push((
+                Version::parse(version).map_err(|err| format!("{at}: {err}"))?,
+                Weight::parse(&weight).map_err(|err| format!("{at}: {err}"))?,
+            ));
+        }
+        let salt = match field(split, "salt") {
+            None => None,
+            Some(Value::String(salt)) => Some(salt.clone()),
+            Some(_) => return Err("split.salt must be a string".to_owned()),
+        };
+        let memory_days = match field(split, "memory_days") {
+            None => 0,
+            Some(days) => days.as_u64().and_then(|days| u32::try_from(days).ok()).ok_or("split.memory_days must be a whole number of days")?,
+        };
+        rules.split = Some(Split::new(weights, salt, memory_days).map_err(|err| format!("split: {err}"))?);
+    }
+    if let Some(promoted) = field(value, "promoted") {
+        let promoted = promoted.as_str().ok_or("promoted must be a string like \"v2\"")?;
+        rules.promoted = Some(Version::parse(promoted).map_err(|err| format!("promoted: {err}"))?);
+    }
+    Ok(rules)
+}
+
+fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreError> {
+    let corrupt = |name: &str, err: String| StoreError::Corrupt(format!("audit.{name}: {err}"));
+    let json = |name: &str| -> Result<Option<Value>, StoreError> {
+        let text: Option<String> = row.try_get(name).map_err(|err| corrupt(name, err.to_string()))?;
+        text.map(|text| serde_json::from_str(&text).map_err(|err| corrupt(name, err.to_string()))).transpose()
+    };
+    Ok(AuditRecord {
+        seq: row.try_get("seq").map_err(|err| corrupt("seq", err.to_string()))?,
+        at: Timestamp::from_millis(row.try_get("at").map_err(|err| corrupt("at", err.to_string()))?),
+        actor: row.try_get("actor").map_err(|err| corrupt("actor", err.to_string()))?,
+        action: row.try_get("action").map_err(|err| corrupt("action", err.to_string()))?,
+        flow: row.try_get("flow").map_err(|err| corrupt("flow", err.to_string()))?,
+        reason: row.try_get("reason").map_err(|err| corrupt("reason", err.to_string()))?,
+        before: json("before")?,
+        after: json("after")?,
+    })
+}
+
+impl SqliteStore {
+    /// The stored policy and its revision. A stored document that no longer
+    /// parses is reported, not silently dropped.
+    pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
+        let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(self.pool()).await.map_err(map_err)?;
+        let mut rules = Rules::new();
+        for row in rows {
+            let flow: String = row.try_get("flow").map_err(map_err)?;
+            let document: String = row.try_get("rules").map_err(map_err)?;
+            let value: Value = serde_json::from_str(&document).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
+            let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
+            rules.set(&flow, flow_rules);
+        }
+        Ok((rules, self.policy_revision().await?))
+    }
+
+    /// The highest audit seq: changes whenever the policy changes.
+    pub async fn policy_revision(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit").fetch_one(self.pool()).await.map_err(map_err)
+    }
+
+    /// Replaces a flow's rules (empty rules remove the row) and records the
+    /// change, with the rules before and after, in one transaction.
+    pub async fn change_policy(
+        &self,
+        flow: &str,
+        rules: &FlowRules,
+        actor: &str,
+        action: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = ?").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let after = if rules.is_empty() { None } else { Some(rules_to_json(rules).to_string()) };
+        match &after {
+            Some(document) => {
+                sqlx::query(
+                    "INSERT INTO policy (flow, rules, updated_at) VALUES (?, ?, ?) \
+                     ON CONFLICT (flow) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+                )
+                .bind(flow)
+                .bind(document)
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            None => {
+                sqlx::query("DELETE FROM policy WHERE flow = ?").bind(flow).execute(&mut *tx).await.map_err(map_err)?;
+            }
+        }
+        let row = sqlx::query(
+            "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             RETURNING seq, at, actor, action, flow, reason, before, after",
+        )
+        .bind(at.as_millis())
+        .bind(actor)
+        .bind(action)
+        .bind(flow)
+        .bind(reason)
+        .bind(before)
+        .bind(after)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let record = audit_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    /// Records a deploy manifest (what `serve` runs) in the audit log.
+    pub async fn record_deploy(&self, manifest: &Value, reason: &str, at: Timestamp) -> Result<i64, StoreError> {
+        sqlx::query_scalar("INSERT INTO audit (at, actor, action, reason, after) VALUES (?, 'serve', 'deploy', ?, ?) RETURNING seq")
+            .bind(at.as_millis())
+            .bind(reason)
+            .bind(manifest.to_string())
+            .fetch_one(self.writer())
+            .await
+            .map_err(map_err)
+    }
+
+    /// Audit records, oldest first: those about `flow` (and deploys, which
+    /// concern every flow) inside [since, until).
+    pub async fn audit(&self, flow: Option<&str>, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, flow, reason, before, after FROM audit \
+             WHERE (?1 IS NULL OR flow = ?1 OR flow IS NULL) AND at >= ?2 AND at < ?3 ORDER BY seq",
+        )
+        .bind(flow)
+        .bind(since.map_or(i64::MIN, Timestamp::as_millis))
+        .bind(until.map_or(i64::MAX, Timestamp::as_millis))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    /// Which versions of `flow` served sessions that started in [from, to),
+    /// with their fingerprints and counts.
+    pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, fingerprint, COUNT(*) AS sessions, MIN(started_at) AS first, MAX(started_at) AS last FROM sessions \
+             WHERE flow = ? AND started_at >= ? AND started_at < ? GROUP BY version, fingerprint ORDER BY version, first",
+        )
+        .bind(flow)
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let version: i64 = row.try_get("version").map_err(map_err)?;
+                Ok(Served {
+                    version: Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?),
+                    fingerprint: row.try_get("fingerprint").map_err(map_err)?,
+                    sessions: row.try_get("sessions").map_err(map_err)?,
+                    first: Timestamp::from_millis(row.try_get("first").map_err(map_err)?),
+                    last: Timestamp::from_millis(row.try_get("last").map_err(map_err)?),
+                })
+            })
+            .collect()
+    }
+}
