@@ -26,6 +26,30 @@ pub enum Command {
     /// Needs EVOLUTION_URL; see the README for every variable (BIND_ADDR,
     /// EVOLUTION_API_KEY, WEBHOOK_SECRET, SEND_THROTTLE, ...).
     Serve,
+    /// Change which version new sessions get, at runtime and audited: pins,
+    /// instance rules, schedules, splits, promotion. Every running `serve`
+    /// applies a change within a second; FLOW_VERSION_OVERRIDES still wins.
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
+    /// The audit log: deploys and policy changes; `audit ran` tells which
+    /// versions served sessions in a time window.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditAction>,
+        /// Only records about this flow (deploys concern every flow).
+        #[arg(long)]
+        flow: Option<String>,
+        /// From this time on (RFC 3339 or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this time.
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Human handoffs: after a handoff the bot is silent for the contact
     /// until released or HANDOFF_TTL passes.
     Handoff {
@@ -86,6 +110,16 @@ pub enum FlowsAction {
         #[arg(long)]
         json: bool,
     },
+    /// Everything an auditor needs about one version: fingerprint, steps,
+    /// interrupts, every text and embedded file.
+    Snapshot {
+        /// FLOW@VERSION, e.g. digital_certificate@v1.
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        /// md (Markdown, for people) or json (for tools).
+        #[arg(long, default_value = "md")]
+        format: String,
+    },
     /// The version's step graph as a Mermaid flowchart.
     Graph {
         /// FLOW@VERSION, e.g. digital_certificate@v1.
@@ -116,4 +150,100 @@ mod tests {
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RolloutAction {
+    /// The override and every flow's rules (or one flow's).
+    Show {
+        flow: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Keep contacts (test numbers, a customer) on a version.
+    Pin {
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        #[arg(required = true)]
+        contacts: Vec<String>,
+        /// Why (recorded in the audit log).
+        #[arg(long)]
+        reason: String,
+    },
+    /// Remove contacts' pins.
+    Unpin {
+        flow: String,
+        #[arg(required = true)]
+        contacts: Vec<String>,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Send every new session on an Evolution instance to a version.
+    Instance {
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        instance: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// A version for new sessions inside [--from, --until); afterwards new
+    /// sessions go back by themselves.
+    Schedule {
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        /// Start (RFC 3339 such as 2026-12-01T00:00:00-03:00, or a date).
+        #[arg(long)]
+        from: String,
+        /// End, exclusive.
+        #[arg(long)]
+        until: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Weighted, sticky split: WEIGHTS like v1=90,v2=10 (sum 100, fractions
+    /// such as 0.5 allowed; the first version is the baseline).
+    Split {
+        flow: String,
+        weights: String,
+        /// Bucketing salt (default: the flow name); a new salt re-randomises.
+        #[arg(long)]
+        salt: Option<String>,
+        /// Keep a contact on the version a split served it for N days.
+        #[arg(long, default_value_t = 0)]
+        memory_days: u32,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Make a version the policy's active one (no deploy needed).
+    Promote {
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Remove rules of a flow: one kind or all.
+    Clear {
+        flow: String,
+        /// pin, instance, schedule, split, promote or all.
+        #[arg(long, default_value = "all")]
+        kind: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditAction {
+    /// Which versions of FLOW served sessions started in [--from, --to), with
+    /// fingerprints and session counts.
+    Ran {
+        #[arg(long)]
+        flow: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -109,7 +109,9 @@ pub struct ServeConfig {
     pub max_body_bytes: usize,
     pub answer_groups: bool,
     pub takeover_on_from_me: bool,
-    pub admin_token: Option<String>,
+    /// (name, token): each admin API token has a name, recorded as the actor
+    /// of every change made with it.
+    pub admin_tokens: Vec<(String, String)>,
     pub sweep_interval: Duration,
 }
 
@@ -127,6 +129,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
+            .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -195,7 +198,7 @@ impl ServeConfig {
             max_body_bytes: 2 * 1024 * 1024,
             answer_groups: false,
             takeover_on_from_me: true,
-            admin_token: None,
+            admin_tokens: Vec::new(),
             sweep_interval: Duration::from_secs(15),
         }
     }
@@ -258,7 +261,14 @@ impl ServeConfig {
             max_body_bytes,
             answer_groups: bool_var("ANSWER_GROUPS", false, &mut problems),
             takeover_on_from_me: bool_var("TAKEOVER_ON_FROM_ME", true, &mut problems),
-            admin_token: text_var("ADMIN_TOKEN", &mut problems),
+            admin_tokens: {
+                let mut tokens: Vec<(String, String)> = map_var("ADMIN_TOKENS", &mut problems).into_iter().collect();
+                tokens.sort();
+                if let Some(token) = text_var("ADMIN_TOKEN", &mut problems) {
+                    tokens.push(("admin".to_owned(), token));
+                }
+                tokens
+            },
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
         };
         if axum::http::HeaderName::from_bytes(config.webhook_secret_header.as_bytes()).is_err() {

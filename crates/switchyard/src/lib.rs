@@ -4,8 +4,10 @@
 //!
 //! # Layout
 //! - [`config`]: every environment variable, parsed strictly.
+//! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
 pub mod config;
+pub mod rollout;
 pub mod serve;

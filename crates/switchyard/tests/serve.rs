@@ -123,7 +123,7 @@ async fn bad_requests_get_4xx_and_store_nothing() {
 
 #[tokio::test]
 async fn an_operator_message_pauses_the_bot_until_released() {
-    let app = TestApp::spawn_configured(|config| config.admin_token = Some("admin-token".to_owned())).await;
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), "admin-token".to_owned())]).await;
     let contact = "5511911110041";
     app.webhook(&upsert("OP-0", contact, "oi", 1_795_000_000)).await;
     app.wait_idle().await;

@@ -104,7 +104,7 @@ impl Printer {
 }
 
 pub async fn run(contact: &str, instance: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let (config, engine) = match super::setup() {
+    let (_config, engine, store) = match super::setup_with_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
@@ -122,9 +122,6 @@ pub async fn run(contact: &str, instance: &str, json: bool) -> anyhow::Result<Ex
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    let store = switchyard_store::open(&config.database_url)
-        .await
-        .with_context(|| format!("opening the store at {}", config.database_url))?;
     let clock = ChatClock::default();
     let conversations = Conversations::new(engine, store, clock.clone());
     let mut printer = Printer { json, out: std::io::stdout() };

@@ -4,11 +4,10 @@ use std::process::ExitCode;
 
 use switchyard_engine::ids::{Contact, FlowId, InstanceId};
 use switchyard_engine::registry::suggest;
-use switchyard_engine::resolve::Reason;
 use switchyard_engine::time::Timestamp;
 
-pub fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let (_, engine) = match super::setup() {
+pub async fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let (_, engine, _store) = match super::setup_with_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
@@ -36,37 +35,33 @@ pub fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyhow::Res
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    let Some(resolution) = engine.resolve(flow, &instance, &contact, Timestamp::now_utc()) else {
-        anyhow::bail!("flow '{flow}' has no version to resolve");
-    };
-    let version = registry
-        .get(flow, resolution.version)
-        .ok_or_else(|| anyhow::anyhow!("{flow}@{} is not compiled in", resolution.version))?;
-    let why = match &resolution.reason {
-        Reason::Override => format!("FLOW_VERSION_OVERRIDES sets {flow}={}", resolution.version),
-        Reason::Active => format!("{} is the version declared active in code", resolution.version),
-        Reason::Rule { rule, detail } => {
-            format!("rollout rule '{rule}'{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())
-        }
-    };
+    let value = switchyard::rollout::explanation(&engine, flow, &instance, &contact, Timestamp::now_utc());
     if json {
-        let value = serde_json::json!({
-            "flow": flow,
-            "version": resolution.version.to_string(),
-            "reason": resolution.reason.name(),
-            "reason_detail": resolution.reason.detail(),
-            "explanation": why,
-            "lifecycle": version.lifecycle().as_str(),
-            "fingerprint": version.fingerprint().as_str(),
-            "instance": instance.as_str(),
-            "overrides": engine.resolver().overrides().to_string(),
-        });
         println!("{value}");
-    } else {
-        println!("{flow}@{} (reason: {})", resolution.version, resolution.reason);
-        println!("  why: {why}");
-        println!("  lifecycle: {}, fingerprint: {}", version.lifecycle().as_str(), version.fingerprint().short());
-        println!("  contact {} on instance {instance}; only new sessions are resolved, live ones keep their version", contact.masked());
+        return Ok(ExitCode::SUCCESS);
     }
+    let text = |key: &str| value[key].as_str().unwrap_or("-").to_owned();
+    println!("{flow}@{} (reason: {})", text("version"), text("reason"));
+    println!("  why: {}", text("explanation"));
+    println!("  fingerprint: {}", text("fingerprint"));
+    match value["override"].as_str() {
+        Some(version) => println!("  1. override   matched   FLOW_VERSION_OVERRIDES sets {flow}={version}"),
+        None => println!("  1. override   -         FLOW_VERSION_OVERRIDES does not name {flow}"),
+    }
+    let checks = value["rules"].as_array().cloned().unwrap_or_default();
+    let mut step = 2;
+    for kind in ["pin", "instance", "schedule", "split", "promote"] {
+        match checks.iter().find(|check| check["rule"] == kind) {
+            Some(check) => {
+                let matched = if check["matched"] == true { "matched" } else { "-" };
+                println!("  {step}. {kind:<10} {matched:<9} {}", check["detail"].as_str().unwrap_or(""));
+            }
+            None if value["override"].is_null() && !checks.is_empty() => println!("  {step}. {kind:<10} -         not reached (a rule above matched)"),
+            None => println!("  {step}. {kind:<10} -         no rules"),
+        }
+        step += 1;
+    }
+    println!("  {step}. active     {}", if value["reason"] == "active" { "matched   the version declared active in code" } else { "-" });
+    println!("  contact {} on instance {instance}; only new sessions are resolved, live ones keep their version", contact.masked());
     Ok(ExitCode::SUCCESS)
 }

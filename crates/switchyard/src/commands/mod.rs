@@ -9,24 +9,31 @@ use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 
 use crate::cli::{Cli, Command, FlowsAction, HandoffAction};
+use switchyard_store::sqlite::SqliteStore;
 use switchyard::config::Config;
 
+mod audit;
 mod chat;
 mod check;
 mod explain;
 mod flows;
 mod handoff;
+mod rollout;
 mod serve;
+mod snapshot;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flows { action: None, json } => flows::list(json),
         Command::Flows { action: Some(FlowsAction::Show { spec, json }), .. } => flows::show(&spec, json),
         Command::Flows { action: Some(FlowsAction::Graph { spec }), .. } => flows::graph(&spec),
+        Command::Flows { action: Some(FlowsAction::Snapshot { spec, format }), .. } => snapshot::run(&spec, &format),
         Command::Check => Ok(check::run()),
-        Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json),
+        Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json).await,
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
         Command::Serve => serve::run().await,
+        Command::Rollout { action } => rollout::run(action).await,
+        Command::Audit { action, flow, since, until, json } => audit::run(action, flow, since, until, json).await,
         Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,
     }
 }
@@ -71,4 +78,24 @@ pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
         ExitCode::from(INVALID)
     })?;
     Ok((config, Arc::new(engine)))
+}
+
+/// [`setup`] plus the store, with the stored rollout policy loaded into the
+/// engine (the console and `explain` resolve exactly as `serve` would).
+pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, SqliteStore), ExitCode>> {
+    let (config, engine) = match setup() {
+        Ok(setup) => setup,
+        Err(code) => return Ok(Err(code)),
+    };
+    let store = open_store(&config).await?;
+    let (_, warnings) = switchyard::rollout::load_into(&store, &engine).await?;
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    Ok(Ok((config, engine, store)))
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+    use anyhow::Context;
+    switchyard_store::open(&config.database_url).await.with_context(|| format!("opening the store at {}", config.database_url))
 }

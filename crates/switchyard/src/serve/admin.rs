@@ -1,40 +1,66 @@
-//! The admin API under `/api`, closed unless `ADMIN_TOKEN` is set; every call
-//! carries `Authorization: Bearer <ADMIN_TOKEN>`.
+//! The admin API under `/api`, closed unless an admin token is configured
+//! (`ADMIN_TOKEN`, or named ones in `ADMIN_TOKENS=name=token,...`); every call
+//! carries `Authorization: Bearer <token>`, and the token's name is recorded
+//! as the actor of every change. The contract is `GET /api/openapi.json`.
 //!
-//! - `POST /api/handoffs/release` `{"instance","contact"}`: the bot answers
-//!   the contact again.
+//! - `GET /api/rollout`: the override and every flow's rules.
+//! - `PUT /api/rollout/{flow}` `{"rules": {...}, "reason": "..."}`: replace a
+//!   flow's rules (validated, audited); `{"rules": {}}` clears them.
+//! - `GET /api/explain?flow=&contact=&instance=`: the whole evaluation.
+//! - `GET /api/audit?flow=&since=&until=`: policy changes and deploys.
+//! - `POST /api/handoffs/release` `{"instance","contact"}`: the bot answers the contact again.
 
-use axum::extract::State;
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::store::Store;
+use switchyard_engine::time::Timestamp;
+use switchyard_store::policy::{rules_from_json, rules_to_json, AuditRecord};
 
 use super::AppState;
+use crate::rollout::ChangeError;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/api/handoffs/release", post(release))
+    Router::new()
+        .route("/api/handoffs/release", post(release))
+        .route("/api/rollout", get(show_rollout))
+        .route("/api/rollout/{flow}", put(set_rollout))
+        .route("/api/explain", get(explain))
+        .route("/api/audit", get(audit))
+        .route("/api/openapi.json", get(openapi))
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
-    let Some(expected) = &state.config().admin_token else {
-        return Err(error(StatusCode::UNAUTHORIZED, "the admin API is closed: set ADMIN_TOKEN to open it"));
-    };
+/// The name of the presented token, or the 401 to answer.
+fn authorized(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+    let tokens = &state.config().admin_tokens;
+    if tokens.is_empty() {
+        return Err(error(StatusCode::UNAUTHORIZED, "the admin API is closed: set ADMIN_TOKEN or ADMIN_TOKENS to open it"));
+    }
     let presented = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    match presented {
-        Some(token) if switchyard_evolution::auth::secret_matches(expected, token) => Ok(()),
-        _ => Err(error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")),
+    let Some(presented) = presented else {
+        return Err(error(StatusCode::UNAUTHORIZED, "missing bearer token"));
+    };
+    // Compare with every token (constant time each) so timing reveals nothing.
+    let mut matched = None;
+    for (name, token) in tokens {
+        if switchyard_evolution::auth::secret_matches(token, presented) {
+            matched = Some(name.clone());
+        }
     }
+    matched.ok_or_else(|| error(StatusCode::UNAUTHORIZED, "wrong bearer token"))
 }
 
 fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Response> {
@@ -43,13 +69,31 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Response> {
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("body field '{name}' is required and must be a string")))
 }
 
+fn parse_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|err| error(StatusCode::BAD_REQUEST, format!("body is not JSON: {err}")))
+}
+
+fn audit_json(record: &AuditRecord) -> Value {
+    json!({
+        "seq": record.seq,
+        "at": record.at.to_string(),
+        "actor": record.actor,
+        "action": record.action,
+        "flow": record.flow,
+        "reason": record.reason,
+        "before": record.before,
+        "after": record.after,
+    })
+}
+
 async fn release(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
-    if let Err(response) = authorized(&state, &headers) {
-        return response;
-    }
-    let body: Value = match serde_json::from_slice(&body) {
+    let actor = match authorized(&state, &headers) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
         Ok(body) => body,
-        Err(err) => return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {err}")),
+        Err(response) => return response,
     };
     let (instance, contact) = match (field(&body, "instance"), field(&body, "contact")) {
         (Ok(instance), Ok(contact)) => (instance, contact),
@@ -65,7 +109,7 @@ async fn release(State(state): State<AppState>, headers: HeaderMap, body: axum::
     };
     match state.store().release_handoff(&instance, &contact).await {
         Ok(released) => {
-            tracing::info!(%instance, contact = %contact.masked(), released, "handoff release requested");
+            tracing::info!(%instance, contact = %contact.masked(), released, %actor, "handoff release requested");
             (StatusCode::OK, Json(json!({ "released": released }))).into_response()
         }
         Err(err) => {
@@ -73,4 +117,96 @@ async fn release(State(state): State<AppState>, headers: HeaderMap, body: axum::
             error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")
         }
     }
+}
+
+async fn show_rollout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
+    match state.store().load_policy().await {
+        Ok((rules, revision)) => {
+            let flows: serde_json::Map<String, Value> = rules.flows().map(|(flow, rules)| (flow.to_owned(), rules_to_json(rules))).collect();
+            let overrides = state.engine().resolver().overrides().to_string();
+            (StatusCode::OK, Json(json!({ "overrides": overrides, "revision": revision, "flows": flows }))).into_response()
+        }
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
+    }
+}
+
+async fn set_rollout(State(state): State<AppState>, headers: HeaderMap, Path(flow): Path<String>, body: axum::body::Bytes) -> Response {
+    let actor = match authorized(&state, &headers) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let reason = body.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let Some(document) = body.get("rules") else {
+        return error(StatusCode::BAD_REQUEST, "body field 'rules' is required (an object; {} clears the flow's rules)");
+    };
+    let rules = match rules_from_json(document) {
+        Ok(rules) => rules,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, format!("rules: {problem}")),
+    };
+    let action = if rules.is_empty() { "clear" } else { "set" };
+    match crate::rollout::change(state.store(), state.engine().registry(), &flow, &rules, &actor, action, reason).await {
+        Ok(record) => {
+            tracing::info!(%flow, %actor, seq = record.seq, "rollout policy changed");
+            (StatusCode::OK, Json(audit_json(&record))).into_response()
+        }
+        Err(ChangeError::Invalid(problems)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": problems.join("; "), "problems": problems }))).into_response(),
+        Err(ChangeError::Store(err)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
+    }
+}
+
+async fn explain(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
+    let (Some(flow), Some(contact)) = (query.get("flow"), query.get("contact")) else {
+        return error(StatusCode::BAD_REQUEST, "query parameters 'flow' and 'contact' are required");
+    };
+    if !state.engine().registry().has_flow(flow) {
+        return error(StatusCode::BAD_REQUEST, format!("flow '{flow}' is not compiled in"));
+    }
+    let contact = match Contact::parse(contact) {
+        Ok(contact) => contact,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
+    };
+    let instance = match InstanceId::parse(query.get("instance").map_or("default", String::as_str)) {
+        Ok(instance) => instance,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
+    };
+    let value = crate::rollout::explanation(state.engine(), flow, &instance, &contact, Timestamp::now_utc());
+    (StatusCode::OK, Json(value)).into_response()
+}
+
+async fn audit(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
+    let time = |name: &str| -> Result<Option<Timestamp>, Response> {
+        query
+            .get(name)
+            .map(|text| Timestamp::parse_rfc3339(text).map_err(|problem| error(StatusCode::BAD_REQUEST, format!("{name}: {problem}"))))
+            .transpose()
+    };
+    let (since, until) = match (time("since"), time("until")) {
+        (Ok(since), Ok(until)) => (since, until),
+        (Err(response), _) | (_, Err(response)) => return response,
+    };
+    match state.store().audit(query.get("flow").map(String::as_str), since, until).await {
+        Ok(records) => (StatusCode::OK, Json(Value::Array(records.iter().map(audit_json).collect()))).into_response(),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
+    }
+}
+
+async fn openapi() -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+        .into_response()
 }

@@ -74,6 +74,34 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// How often each process checks the stored policy for changes: a change
+/// made through any process applies everywhere within this interval.
+const POLICY_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+async fn watch_policy(state: AppState, mut revision: i64, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(POLICY_POLL);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        match state.store().policy_revision().await {
+            Ok(current) if current != revision => match crate::rollout::load_into(state.store(), state.engine()).await {
+                Ok((loaded, warnings)) => {
+                    for warning in warnings {
+                        tracing::warn!("{warning}");
+                    }
+                    tracing::info!(revision = loaded, "rollout policy reloaded");
+                    revision = loaded;
+                }
+                Err(err) => tracing::warn!(error = %err, "cannot reload the rollout policy; keeping the previous one"),
+            },
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "cannot check the rollout policy"),
+        }
+    }
+}
+
 /// The HTTP routes.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
@@ -103,6 +131,16 @@ impl Server {
             config.send_timeout,
         )
         .map_err(|err| anyhow::anyhow!("{err}"))?;
+        // The stored rollout policy applies before the first message, and the
+        // deploy manifest says what this process runs (compliance).
+        let (revision, warnings) = crate::rollout::load_into(&store, &engine).await.map_err(|err| anyhow::anyhow!("loading the rollout policy: {err}"))?;
+        for warning in warnings {
+            tracing::warn!("{warning}");
+        }
+        store
+            .record_deploy(&crate::rollout::manifest(&engine), "serve started", switchyard_engine::time::Timestamp::now_utc())
+            .await
+            .map_err(|err| anyhow::anyhow!("recording the deploy manifest: {err}"))?;
         let (stop_tx, stop_rx) = watch::channel(false);
         let (wake_tx, wake_rx) = mpsc::unbounded_channel();
         let state = AppState {
@@ -127,7 +165,8 @@ impl Server {
         }));
         tasks.push(tokio::spawn(processor::run(state.clone(), wake_rx, stop_rx.clone())));
         tasks.push(tokio::spawn(sender::run(state.clone(), stop_rx.clone())));
-        tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx)));
+        tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx)));
         Ok(Server { addr, stop: stop_tx, tasks })
     }
 

@@ -268,6 +268,18 @@ impl TestApp {
         .await;
     }
 
+    pub async fn get_admin(&self, path: &str, token: &str) -> (u16, Value) {
+        let response = self.http.get(format!("http://{}{path}", self.addr)).bearer_auth(token).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn put_admin(&self, path: &str, body: Value, token: &str) -> (u16, Value) {
+        let response = self.http.put(format!("http://{}{path}", self.addr)).bearer_auth(token).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query_scalar(sql).fetch_one(self.store.pool()).await.unwrap()
     }
