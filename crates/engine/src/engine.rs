@@ -323,6 +323,40 @@ impl Engine {
         turn
     }
 
+    /// Moves a live session off its version now (an evacuation after a bad
+    /// release): the session ends `cancelled` with detail `evacuated`, and the
+    /// customer is restarted on the version that resolves now, with a short
+    /// apology. Refused when new sessions would still get the same version:
+    /// change the policy (or the override) first.
+    pub fn evacuate(&self, mut session: Session, now: Timestamp) -> Result<Turn, String> {
+        let resolved = self
+            .resolve(session.flow().as_str(), session.instance(), session.contact(), now)
+            .ok_or_else(|| format!("flow '{}' is not compiled in", session.flow()))?;
+        if resolved.version == session.version() {
+            return Err(format!(
+                "new {} sessions still resolve to {} (reason: {}): change the rollout policy first",
+                session.flow(),
+                resolved.version,
+                resolved.reason
+            ));
+        }
+        let mut turn = Turn::new(session.instance(), session.contact());
+        let inbound = Inbound { instance: session.instance().clone(), contact: session.contact().clone(), content: Content::Text(String::new()) };
+        let flow = session.flow().clone();
+        let step = session.step().clone();
+        self.end(&mut session, Outcome::Cancelled, Some("evacuated".to_owned()), now, &mut turn);
+        turn.replies.push(Reply {
+            session: Some(session.id()),
+            flow: Some(flow.clone()),
+            version: Some(session.version()),
+            step: Some(step),
+            text: self.config.texts.restarted.clone(),
+        });
+        turn.sessions.push(session);
+        self.start(flow, "", &inbound, now, 0, &mut turn);
+        Ok(turn)
+    }
+
     /// Ends a live session by hand (the console's `/reset`, an operator) with `outcome`.
     pub fn close(&self, mut session: Session, outcome: Outcome, detail: &str, now: Timestamp) -> Turn {
         let mut turn = Turn::new(session.instance(), session.contact());

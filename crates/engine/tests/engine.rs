@@ -424,3 +424,27 @@ fn the_resolver_prefers_the_override_then_the_active_version() {
     assert_eq!((resolution.version, resolution.reason), (Version::new(1), Reason::Active));
     assert!(engine.resolve("nope", &instance(), &contact, T0).is_none());
 }
+
+#[test]
+fn evacuation_restarts_live_sessions_on_the_version_that_resolves_now() {
+    let mut harness = Harness::new("shop=v2");
+    harness.send("5511900000001", "oi");
+    harness.send("5511900000001", "1");
+    let state = harness.store.contact_state_now(&instance(), &Contact::parse("5511900000001").unwrap());
+    let session = state.session.unwrap();
+    assert_eq!(session.version(), Version::new(2));
+    // Refused while new sessions still get v2.
+    assert!(harness.engine.evacuate(session.clone(), harness.now).unwrap_err().contains("still resolve to v2"));
+    // After the rollback, the customer moves to v1 at once with an apology.
+    harness.redeploy("");
+    let turn = harness.engine.evacuate(session, harness.now).unwrap();
+    harness.store.commit_now(&turn).unwrap();
+    let ended = turn.ended().next().unwrap();
+    assert_eq!((ended.version(), ended.outcome()), (Version::new(2), Some(Outcome::Cancelled)));
+    assert!(turn.events.iter().any(|e| matches!(&e.kind, EventKind::Ended { detail: Some(d), .. } if d == "evacuated")));
+    assert_eq!(turn.live().unwrap().version(), Version::new(1));
+    assert_reply(&turn, "precisei reiniciar");
+    assert_reply(&turn, "Qual o seu nome? (v1)");
+    let turn = harness.send("5511900000001", "Ana");
+    assert_reply(&turn, "Confirma, Ana? (v1)");
+}

@@ -296,3 +296,19 @@ impl SqliteStore {
             .collect()
     }
 }
+
+impl SqliteStore {
+    /// An audited operation that is not a policy change (an evacuation).
+    pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError> {
+        sqlx::query_scalar("INSERT INTO audit (at, actor, action, flow, reason, after) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq")
+            .bind(Timestamp::now_utc().as_millis())
+            .bind(actor)
+            .bind(action)
+            .bind(flow)
+            .bind(reason)
+            .bind(detail.to_string())
+            .fetch_one(self.writer())
+            .await
+            .map_err(map_err)
+    }
+}

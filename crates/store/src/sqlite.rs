@@ -588,3 +588,90 @@ impl Queue for SqliteStore {
         Ok(depth.max(0) as u64)
     }
 }
+
+/// One version's share of a flow, for the drain view (`rollout status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionStatus {
+    pub version: Version,
+    pub live: i64,
+    /// When the last live session expires if nobody writes (its sliding TTL).
+    pub last_expiry: Option<Timestamp>,
+    /// Sessions started since the `since` instant given to `version_status`.
+    pub started_recently: i64,
+}
+
+impl SqliteStore {
+    /// Live sessions and recent starts per version of `flow`.
+    pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, SUM(outcome IS NULL) AS live, MAX(CASE WHEN outcome IS NULL THEN expires_at END) AS last_expiry, \
+             SUM(started_at >= ?) AS recent FROM sessions WHERE flow = ? GROUP BY version ORDER BY version",
+        )
+        .bind(since.as_millis())
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let version: i64 = row.try_get("version").map_err(map_err)?;
+                let last_expiry: Option<i64> = row.try_get("last_expiry").map_err(map_err)?;
+                Ok(VersionStatus {
+                    version: Version::new(u32::try_from(version).map_err(|err| corrupt("version", err))?),
+                    live: row.try_get::<Option<i64>, _>("live").map_err(map_err)?.unwrap_or(0),
+                    last_expiry: last_expiry.map(Timestamp::from_millis),
+                    started_recently: row.try_get::<Option<i64>, _>("recent").map_err(map_err)?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Every live session of `flow@version`.
+    pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
+             started_at, last_input_at, expires_at, outcome, ended_at, revision \
+             FROM sessions WHERE flow = ? AND version = ? AND outcome IS NULL ORDER BY started_at",
+        )
+        .bind(flow)
+        .bind(i64::from(version.number()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Commits a turn made outside a message (an evacuation) and queues its
+    /// replies to the contact's last known address, if the contact ever wrote
+    /// through a channel. Returns whether the replies were queued.
+    pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError> {
+        let reply_to: Option<String> =
+            sqlx::query_scalar("SELECT reply_to FROM inbox WHERE instance = ? AND contact = ? ORDER BY seq DESC LIMIT 1")
+                .bind(turn.instance.as_str())
+                .bind(turn.contact.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        write_turn(&mut tx, turn).await?;
+        if let Some(reply_to) = &reply_to {
+            for reply in &turn.replies {
+                sqlx::query(
+                    "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                )
+                .bind(turn.instance.as_str())
+                .bind(turn.contact.as_str())
+                .bind(reply_to)
+                .bind(&reply.text)
+                .bind(reply.session.map(|id| id.to_string()))
+                .bind(Timestamp::now_utc().as_millis())
+                .bind(i64::MIN)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(reply_to.is_some())
+    }
+}

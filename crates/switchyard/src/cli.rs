@@ -221,6 +221,21 @@ pub enum RolloutAction {
         #[arg(long)]
         reason: String,
     },
+    /// The drain view: per version, live sessions, when the last of them
+    /// expires if nobody writes, and the share of new sessions in the last hour.
+    Status {
+        flow: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End FLOW@VERSION's live sessions now and restart each customer on the
+    /// version that resolves now, with a short message (change the policy first).
+    Evacuate {
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        #[arg(long)]
+        reason: String,
+    },
     /// Remove rules of a flow: one kind or all.
     Clear {
         flow: String,

@@ -193,3 +193,34 @@ async fn a_rule_changed_through_one_server_is_applied_by_another_within_a_second
     first.stop().await;
     second.stop().await;
 }
+
+#[test]
+fn status_shows_the_drain_and_evacuate_moves_live_sessions_to_the_current_version() {
+    let db = support::fresh_db();
+    let (first, second) = ("5511900007777", "5511900008888");
+    ok(&switchyard(&["rollout", "pin", "digital_certificate@v2", first, second, "--reason", "early testers"], &db, ""));
+    for contact in [first, second] {
+        ok(&switchyard(&["chat", "--json", "--contact", contact], &db, "quero renovar meu certificado\n"));
+    }
+    let status: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["rollout", "status", "digital_certificate", "--json"], &db, ""))).unwrap();
+    let v2 = status.iter().find(|row| row["version"] == "v2").unwrap();
+    assert_eq!((v2["live_sessions"].as_i64(), v2["share_last_hour_percent"].as_f64()), (Some(2), Some(100.0)));
+    assert!(v2["last_expiry"].as_str().is_some());
+
+    // Refused while new sessions would still get v2.
+    let output = switchyard(&["rollout", "evacuate", "digital_certificate@v2", "--reason", "bug in v2"], &db, "");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("still resolve to v2"));
+
+    ok(&switchyard(&["rollout", "clear", "digital_certificate", "--reason", "bug in v2"], &db, ""));
+    let moved = ok(&switchyard(&["rollout", "evacuate", "digital_certificate@v2", "--reason", "bug in v2"], &db, ""));
+    assert!(moved.starts_with("2 live digital_certificate@v2 sessions restarted"), "{moved}");
+    let status: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["rollout", "status", "digital_certificate", "--json"], &db, ""))).unwrap();
+    let live = |version: &str| status.iter().find(|row| row["version"] == version).unwrap()["live_sessions"].as_i64();
+    assert_eq!((live("v1"), live("v2")), (Some(2), Some(0)));
+    let state: Value = serde_json::from_str(ok(&switchyard(&["chat", "--json", "--contact", first], &db, "/state\n")).lines().next().unwrap()).unwrap();
+    assert_eq!((state["flow"].as_str(), state["version"].as_str()), (Some("digital_certificate"), Some("v1")));
+    let records: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--json"], &db, ""))).unwrap();
+    let evacuation = records.iter().find(|record| record["action"] == "evacuate").expect("audited");
+    assert_eq!((evacuation["reason"].as_str(), evacuation["after"]["sessions"].as_i64()), (Some("bug in v2"), Some(2)));
+}

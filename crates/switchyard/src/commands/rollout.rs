@@ -68,6 +68,8 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let store = super::open_store(&config).await?;
+    // Evacuation and the override notes resolve as serve would: with the stored policy.
+    switchyard::rollout::load_into(&store, &engine).await?;
     let registry = engine.registry();
     let (policy, _) = store.load_policy().await?;
     let current = |flow: &str| policy.get(flow).cloned().unwrap_or_default();
@@ -106,6 +108,23 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
                 }
             }
             return Ok(ExitCode::SUCCESS);
+        }
+        RolloutAction::Status { flow: name, json } => {
+            let flow = match flow(registry, &name) {
+                Ok(flow) => flow,
+                Err(problem) => return Ok(invalid(vec![problem])),
+            };
+            return status(&store, &engine, &flow, json).await;
+        }
+        RolloutAction::Evacuate { spec: text, reason } => {
+            let (flow, version) = match spec(registry, &text) {
+                Ok(found) => found,
+                Err(problem) => return Ok(invalid(vec![problem])),
+            };
+            if reason.trim().is_empty() {
+                return Ok(invalid(vec!["a reason is required (--reason \"...\")".to_owned()]));
+            }
+            return evacuate(&store, &engine, &flow, version, &reason).await;
         }
         RolloutAction::Pin { spec: text, contacts: numbers, reason } => spec(registry, &text).and_then(|(flow, version)| {
             let mut rules = current(&flow);
@@ -179,4 +198,83 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
         Err(ChangeError::Invalid(problems)) => Ok(invalid(problems)),
         Err(ChangeError::Store(err)) => Err(err.into()),
     }
+}
+
+async fn status(store: &switchyard_store::sqlite::SqliteStore, engine: &switchyard_engine::engine::Engine, flow: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let now = Timestamp::now_utc();
+    let rows = store.version_status(flow, now.minus(std::time::Duration::from_secs(3600))).await?;
+    let recent_total: i64 = rows.iter().map(|row| row.started_recently).sum();
+    let share = |count: i64| if recent_total == 0 { 0.0 } else { count as f64 * 100.0 / recent_total as f64 };
+    let mut versions: Vec<Version> = engine.registry().versions_of(flow).map(|fv| fv.version()).collect();
+    versions.extend(rows.iter().map(|row| row.version).filter(|version| engine.registry().get(flow, *version).is_none()));
+    let lines: Vec<serde_json::Value> = versions
+        .iter()
+        .map(|version| {
+            let row = rows.iter().find(|row| row.version == *version);
+            let compiled = engine.registry().get(flow, *version);
+            serde_json::json!({
+                "version": version.to_string(),
+                "lifecycle": compiled.map(|fv| fv.lifecycle().as_str()).unwrap_or("not compiled in"),
+                "live_sessions": row.map_or(0, |row| row.live),
+                "last_expiry": row.and_then(|row| row.last_expiry).map(|at| at.to_string()),
+                "new_sessions_last_hour": row.map_or(0, |row| row.started_recently),
+                "share_last_hour_percent": (share(row.map_or(0, |row| row.started_recently)) * 10.0).round() / 10.0,
+            })
+        })
+        .collect();
+    if json {
+        println!("{}", serde_json::Value::Array(lines));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{flow}: {recent_total} new sessions in the last hour");
+    for line in lines {
+        let drained = match line["last_expiry"].as_str() {
+            Some(at) => format!("drained by {at} unless customers write"),
+            None => "drained".to_owned(),
+        };
+        println!(
+            "  {}  {:<15} {:>5} live  {:>5.1}% of new  {drained}",
+            line["version"].as_str().unwrap_or("?"),
+            line["lifecycle"].as_str().unwrap_or("?"),
+            line["live_sessions"],
+            line["share_last_hour_percent"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn evacuate(
+    store: &switchyard_store::sqlite::SqliteStore,
+    engine: &switchyard_engine::engine::Engine,
+    flow: &str,
+    version: Version,
+    reason: &str,
+) -> anyhow::Result<ExitCode> {
+    let sessions = store.live_sessions_of(flow, version).await?;
+    let (mut moved, mut queued, mut refused) = (0, 0, Vec::new());
+    for session in sessions {
+        match engine.evacuate(session, Timestamp::now_utc()) {
+            Ok(turn) => match store.commit_with_replies(&turn).await {
+                Ok(sent) => {
+                    moved += 1;
+                    queued += usize::from(sent);
+                }
+                // The customer wrote meanwhile: that turn already moved on.
+                Err(switchyard_engine::store::StoreError::Conflict(_)) => {}
+                Err(err) => return Err(err.into()),
+            },
+            Err(problem) => {
+                refused.push(problem);
+                break;
+            }
+        }
+    }
+    if let Some(problem) = refused.first() {
+        super::report(&[problem.clone()]);
+        return Ok(ExitCode::from(super::INVALID));
+    }
+    let detail = serde_json::json!({ "evacuated": format!("{flow}@{version}"), "sessions": moved });
+    store.record_event(&actor(), "evacuate", flow, reason, &detail).await?;
+    println!("{moved} live {flow}@{version} sessions restarted on the current version ({queued} customers get the message through Evolution)");
+    Ok(ExitCode::SUCCESS)
 }
