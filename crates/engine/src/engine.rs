@@ -90,6 +90,9 @@ pub struct ContactState {
     pub session: Option<Session>,
     /// The bot is silent for this contact until then (after a handoff).
     pub handoff_until: Option<Timestamp>,
+    /// Versions a split assigned this contact, per flow, and when
+    /// (assignment memory: a split with `memory_days` keeps them there).
+    pub assignments: Vec<(FlowId, Version, Timestamp)>,
 }
 
 /// One message to the customer, with the session context it was sent in.
@@ -116,6 +119,10 @@ pub struct Turn {
     pub handoff_until: Option<Timestamp>,
     /// The message arrived while a human has the conversation: stored, not answered.
     pub silenced: bool,
+    /// Split assignments to remember for this contact: (flow, version, at).
+    pub assignments: Vec<(FlowId, Version, Timestamp)>,
+    /// The contact's assignments as loaded, for resolving sessions started in this turn.
+    remembered: Vec<(FlowId, Version, Timestamp)>,
 }
 
 impl Turn {
@@ -128,6 +135,8 @@ impl Turn {
             replies: Vec::new(),
             handoff_until: None,
             silenced: false,
+            assignments: Vec::new(),
+            remembered: Vec::new(),
         }
     }
 
@@ -194,6 +203,7 @@ impl Engine {
     /// Handles one inbound message.
     pub fn turn(&self, state: ContactState, inbound: &Inbound, now: Timestamp) -> Turn {
         let mut turn = Turn::new(&inbound.instance, &inbound.contact);
+        turn.remembered = state.assignments.clone();
         if state.handoff_until.is_some_and(|until| now < until) {
             turn.silenced = true;
             return turn;
@@ -376,7 +386,12 @@ impl Engine {
     /// Starts a session of `flow` whose entry step sees `trigger`.
     fn start(&self, flow: FlowId, trigger: &str, inbound: &Inbound, now: Timestamp, handovers: u32, turn: &mut Turn) {
         let registry = Arc::clone(&self.registry);
-        let resolution = self.resolve(flow.as_str(), &inbound.instance, &inbound.contact, now);
+        let remembered = turn.remembered.iter().find(|(remembered_flow, _, _)| *remembered_flow == flow).map(|(_, version, at)| (*version, *at));
+        let query = Query { flow: flow.as_str(), instance: &inbound.instance, contact: &inbound.contact, now };
+        let (resolution, remember) = self.resolver.resolve_remembering(&registry, &query, remembered);
+        if let (true, Some(resolution)) = (remember, &resolution) {
+            turn.assignments.push((flow.clone(), resolution.version, now));
+        }
         let Some(Resolution { version, reason }) = resolution else {
             // Unreachable with a validated registry: handover targets are checked.
             turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone() });

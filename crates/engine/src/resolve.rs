@@ -182,6 +182,14 @@ pub trait Policy: Send + Sync {
         let _ = query;
         None
     }
+
+    /// Like [`Policy::resolve`], given the version a split assigned this
+    /// contact before (assignment memory). The flag asks the caller to
+    /// remember the returned version. Policies without memory ignore it.
+    fn resolve_remembering(&self, query: &Query<'_>, remembered: Option<(Version, Timestamp)>) -> (Option<Resolution>, bool) {
+        let _ = remembered;
+        (self.resolve(query), false)
+    }
 }
 
 /// The policy with no rules: every new session gets the override or the active version.
@@ -256,14 +264,29 @@ impl Resolver {
     /// The version a new session of `query.flow` gets now, and why. `None` only
     /// for a flow that is not compiled in.
     pub fn resolve(&self, registry: &Registry, query: &Query<'_>) -> Option<Resolution> {
+        self.resolve_remembering(registry, query, None).0
+    }
+
+    /// [`Resolver::resolve`] with the contact's remembered split assignment;
+    /// the flag says the result should be remembered.
+    pub fn resolve_remembering(
+        &self,
+        registry: &Registry,
+        query: &Query<'_>,
+        remembered: Option<(Version, Timestamp)>,
+    ) -> (Option<Resolution>, bool) {
         if let Some(version) = self.overrides.get(query.flow) {
-            return Some(Resolution { version, reason: Reason::Override });
+            return (Some(Resolution { version, reason: Reason::Override }), false);
         }
-        if let Some(resolution) = self.policy().resolve(query) {
+        if let (Some(resolution), remember) = self.policy().resolve_remembering(query, remembered) {
             if registry.get(query.flow, resolution.version).is_some() {
-                return Some(resolution);
+                return (Some(resolution), remember);
             }
         }
+        (self.active_resolution(query), false)
+    }
+
+    fn active_resolution(&self, query: &Query<'_>) -> Option<Resolution> {
         self.active
             .iter()
             .find(|(flow, _)| flow.as_str() == query.flow)

@@ -657,6 +657,16 @@ impl Policy for Rules {
     fn explain(&self, query: &Query<'_>) -> Option<Evaluation> {
         Some(self.get(query.flow)?.evaluate(query.flow, query, None))
     }
+
+    fn resolve_remembering(&self, query: &Query<'_>, remembered: Option<(Version, Timestamp)>) -> (Option<Resolution>, bool) {
+        match self.get(query.flow) {
+            Some(rules) => {
+                let evaluation = rules.resolve(query.flow, query, remembered);
+                (evaluation.winner, evaluation.remember)
+            }
+            None => (None, false),
+        }
+    }
 }
 
 /// Unleash's bucket of `id` in group `salt`: `murmur3("<salt>:<id>") % 100 + 1`, in `1..=100`.

@@ -98,6 +98,8 @@ struct Memory {
     live: FastMap<InstanceId, FastMap<Contact, SessionId>>,
     events: Vec<Event>,
     handoffs: FastMap<InstanceId, FastMap<Contact, Timestamp>>,
+    /// Split assignments per contact (across instances: one person).
+    assignments: FastMap<Contact, Vec<(crate::ids::FlowId, crate::ids::Version, Timestamp)>>,
     next_seq: i64,
     inbox: BTreeMap<i64, (InboxEntry, bool)>,
     inbox_ids: HashSet<(InstanceId, String)>,
@@ -139,6 +141,7 @@ impl MemoryStore {
         ContactState {
             session: memory.live.get(instance).and_then(|by_contact| by_contact.get(contact)).and_then(|id| memory.sessions.get(id)).cloned(),
             handoff_until: memory.handoffs.get(instance).and_then(|by_contact| by_contact.get(contact)).copied(),
+            assignments: memory.assignments.get(contact).cloned().unwrap_or_default(),
         }
     }
 
@@ -193,6 +196,13 @@ impl Memory {
         self.events.extend(turn.events.iter().cloned());
         if let Some(until) = turn.handoff_until {
             self.handoffs.entry(turn.instance.clone()).or_default().insert(turn.contact.clone(), until);
+        }
+        if !turn.assignments.is_empty() {
+            let remembered = self.assignments.entry(turn.contact.clone()).or_default();
+            for (flow, version, at) in &turn.assignments {
+                remembered.retain(|(known, _, _)| known != flow);
+                remembered.push((flow.clone(), *version, *at));
+            }
         }
         Ok(())
     }

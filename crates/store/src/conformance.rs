@@ -36,6 +36,7 @@ macro_rules! conformance_suite {
             pending_entries_come_in_customer_order_per_contact,
             processing_an_entry_queues_its_replies_exactly_once,
             the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures,
+            a_split_assignment_is_remembered_for_later_sessions,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
@@ -67,6 +68,17 @@ fn flows() -> Arc<Registry> {
             .step("order.done", Say::finish("done"))
     };
     Arc::new(Registry::new(vec![entry, shop(1, Lifecycle::Active), shop(2, Lifecycle::Inactive)]).expect("valid"))
+}
+
+fn engine_with_split(weights: [(u32, u32); 2], memory_days: u32) -> Arc<Engine> {
+    use switchyard_engine::rollout::{FlowRules, Rules, Split, Weight};
+    let registry = flows();
+    let split = Split::new(weights.iter().map(|(version, percent)| (Version::new(*version), Weight::percent(*percent))).collect(), None, memory_days)
+        .expect("valid split");
+    let mut rules = Rules::new();
+    rules.set("shop", FlowRules { split: Some(split), ..FlowRules::default() });
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(rules));
+    Arc::new(Engine::new(registry, resolver, EngineConfig::default()).expect("engine"))
 }
 
 fn engine(overrides: &str) -> Arc<Engine> {
@@ -395,4 +407,35 @@ pub async fn the_outbox_delivers_head_of_line_per_contact_with_retries_and_failu
     let events = store.events_of(session).await.unwrap();
     assert!(events.iter().any(|e| e.kind == EventKind::Undeliverable { reason: "number not on WhatsApp".to_owned() }), "{events:?}");
     assert_eq!(store.outbox_depth().await.unwrap(), 2);
+}
+
+pub async fn a_split_assignment_is_remembered_for_later_sessions<S: Queue>(store: &S) {
+    let number = "5511900000101";
+    // Everyone gets v2, remembered for 30 days.
+    let all_v2 = engine_with_split([(1, 0), (2, 100)], 30);
+    send(store, &all_v2, &text("vendas", number, "oi"), T0).await;
+    let turn = send(store, &all_v2, &text("vendas", number, "loja"), T0).await;
+    assert_eq!(turn.live().unwrap().version(), Version::new(2));
+    assert_eq!(turn.live().unwrap().reason().name(), "split");
+    assert_eq!(turn.assignments.len(), 1);
+    send(store, &all_v2, &text("vendas", number, "ana@exemplo.com"), T0).await;
+    let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
+    assert_eq!(state.assignments.iter().map(|(flow, version, _)| (flow.as_str(), *version)).collect::<Vec<_>>(), vec![("shop", Version::new(2))]);
+
+    // The weights move everyone to v1: the remembered contact stays on v2 (on any instance).
+    let all_v1 = engine_with_split([(1, 100), (2, 0)], 30);
+    let later = T0.plus(Duration::from_secs(86_400));
+    send(store, &all_v1, &text("suporte", number, "oi"), later).await;
+    let turn = send(store, &all_v1, &text("suporte", number, "loja"), later).await;
+    assert_eq!(turn.live().unwrap().version(), Version::new(2));
+    assert!(turn.assignments.is_empty(), "already remembered");
+    // A contact never served by the split follows the weights.
+    send(store, &all_v1, &text("vendas", "5511900000102", "oi"), later).await;
+    let turn = send(store, &all_v1, &text("vendas", "5511900000102", "loja"), later).await;
+    assert_eq!(turn.live().unwrap().version(), Version::new(1));
+    // Without memory the weights decide for everyone.
+    let forgetful = engine_with_split([(1, 100), (2, 0)], 0);
+    send(store, &forgetful, &text("outra", number, "oi"), later).await;
+    let turn = send(store, &forgetful, &text("outra", number, "loja"), later).await;
+    assert_eq!(turn.live().unwrap().version(), Version::new(1));
 }

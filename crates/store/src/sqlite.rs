@@ -26,6 +26,7 @@ fn migrator() -> Migrator {
         migration(1, "sessions and events", include_str!("../migrations/sqlite/0001_sessions_and_events.sql")),
         migration(2, "inbox and outbox", include_str!("../migrations/sqlite/0002_inbox_and_outbox.sql")),
         migration(3, "policy and audit", include_str!("../migrations/sqlite/0003_policy_and_audit.sql")),
+        migration(4, "split assignments", include_str!("../migrations/sqlite/0004_split_assignments.sql")),
     ])
 }
 
@@ -271,6 +272,19 @@ async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -
         .await
         .map_err(map_err)?;
     }
+    for (flow, version, at) in &turn.assignments {
+        sqlx::query(
+            "INSERT INTO split_assignments (contact, flow, version, assigned_at) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (contact, flow) DO UPDATE SET version = excluded.version, assigned_at = excluded.assigned_at",
+        )
+        .bind(turn.contact.as_str())
+        .bind(flow.as_str())
+        .bind(i64::from(version.number()))
+        .bind(at.as_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
     if let Some(until) = turn.handoff_until {
         sqlx::query(
             "INSERT INTO handoffs (instance, contact, until) VALUES (?, ?, ?) \
@@ -291,7 +305,8 @@ impl Store for SqliteStore {
         let row = sqlx::query(
             "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
              started_at, last_input_at, expires_at, outcome, ended_at, revision, \
-             (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until \
+             (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until, \
+             (SELECT group_concat(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = ?2) AS assignments \
              FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL",
         )
         .bind(instance.as_str())
@@ -301,9 +316,26 @@ impl Store for SqliteStore {
         .map_err(map_err)?;
         let handoff_until: Option<i64> = row.try_get("handoff_until").map_err(|err| corrupt("handoff_until", err))?;
         let has_session = row.try_get::<Option<String>, _>("id").map_err(|err| corrupt("id", err))?.is_some();
+        let assignments: Option<String> = row.try_get("assignments").map_err(|err| corrupt("assignments", err))?;
+        let assignments = assignments
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .filter(|entry| !entry.is_empty())
+            .map(|entry| {
+                let mut parts = entry.split(' ');
+                let (Some(flow), Some(version), Some(at), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+                    return Err(corrupt("split_assignments", entry));
+                };
+                let version: u32 = version.parse().map_err(|err| corrupt("split_assignments.version", err))?;
+                let at: i64 = at.parse().map_err(|err| corrupt("split_assignments.assigned_at", err))?;
+                Ok((FlowId::new(flow), Version::new(version), Timestamp::from_millis(at)))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(ContactState {
             session: if has_session { Some(session_from_row(&row)?) } else { None },
             handoff_until: handoff_until.map(Timestamp::from_millis),
+            assignments,
         })
     }
 
