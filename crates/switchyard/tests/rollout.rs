@@ -224,3 +224,68 @@ fn status_shows_the_drain_and_evacuate_moves_live_sessions_to_the_current_versio
     let evacuation = records.iter().find(|record| record["action"] == "evacuate").expect("audited");
     assert_eq!((evacuation["reason"].as_str(), evacuation["after"]["sessions"].as_i64()), (Some("bug in v2"), Some(2)));
 }
+
+/// A real `switchyard serve` process, killed when dropped.
+struct Process(std::process::Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn serve_process(db: &str, evolution: &StandIn) -> (Process, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("serve")
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", db)
+        .env("EVOLUTION_URL", &evolution.url)
+        .env("EVOLUTION_API_KEY", "k")
+        .env("ADMIN_TOKENS", "release-bot=tok")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = Process(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let http = support::http();
+    support::wait_until(|| async { http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) }).await;
+    (process, url)
+}
+
+#[tokio::test]
+async fn two_serve_processes_on_one_store_apply_a_change_within_a_second() {
+    let evolution = StandIn::start().await;
+    let db = support::fresh_db();
+    let (_first, first_url) = serve_process(&db, &evolution).await;
+    let (_second, second_url) = serve_process(&db, &evolution).await;
+    let http = support::http();
+    let explain = format!("{second_url}/api/explain?flow=billing&contact=5511900009999&instance=loja-bot");
+    let reason = |value: &Value| value["reason"].as_str().unwrap_or_default().to_owned();
+    let before: Value = http.get(&explain).bearer_auth("tok").send().await.unwrap().json().await.unwrap();
+    assert_eq!(reason(&before), "active");
+
+    let response = http
+        .put(format!("{first_url}/api/rollout/billing"))
+        .bearer_auth("tok")
+        .json(&json!({"rules": {"schedules": [{"version": "v2", "from": "2020-01-01", "until": "2099-01-01"}]}, "reason": "invoice season"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let changed = Instant::now();
+    loop {
+        let now: Value = http.get(&explain).bearer_auth("tok").send().await.unwrap().json().await.unwrap();
+        if reason(&now) == "schedule" {
+            assert_eq!(now["version"], "v2");
+            break;
+        }
+        assert!(changed.elapsed() < Duration::from_secs(1), "after {:?} the second process still answers {now}", changed.elapsed());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
