@@ -362,8 +362,13 @@ impl Engine {
             step: Some(step),
             text: self.config.texts.restarted.clone(),
         });
+        let resume = self
+            .registry
+            .get(flow.as_str(), resolved.version)
+            .and_then(|target| target.mapped_step(session.version(), session.step().as_str()))
+            .map(|mapped| (mapped, session.data().clone()));
         turn.sessions.push(session);
-        self.start(flow, "", &inbound, now, 0, &mut turn);
+        self.start_at(flow, "", &inbound, now, 0, &mut turn, resume);
         Ok(turn)
     }
 
@@ -385,6 +390,22 @@ impl Engine {
 
     /// Starts a session of `flow` whose entry step sees `trigger`.
     fn start(&self, flow: FlowId, trigger: &str, inbound: &Inbound, now: Timestamp, handovers: u32, turn: &mut Turn) {
+        self.start_at(flow, trigger, inbound, now, handovers, turn, None);
+    }
+
+    /// [`Engine::start`], optionally at a given step with data carried over
+    /// (an evacuation through a step map) instead of the entry step.
+    #[allow(clippy::too_many_arguments)] // reason: internal; see `follow`
+    fn start_at(
+        &self,
+        flow: FlowId,
+        trigger: &str,
+        inbound: &Inbound,
+        now: Timestamp,
+        handovers: u32,
+        turn: &mut Turn,
+        resume: Option<(&'static str, Data)>,
+    ) {
         let registry = Arc::clone(&self.registry);
         let remembered = turn.remembered.iter().find(|(remembered_flow, _, _)| *remembered_flow == flow).map(|(_, version, at)| (*version, *at));
         let query = Query { flow: flow.as_str(), instance: &inbound.instance, contact: &inbound.contact, now };
@@ -399,7 +420,10 @@ impl Engine {
             return;
         };
         let Some(fv) = registry.get(flow.as_str(), version) else { return };
-        let entry = fv.entry();
+        let (entry, data, trigger) = match resume.and_then(|(step, data)| fv.step(step).map(|step| (step, data))) {
+            Some((step, data)) => (step, data, None),
+            None => (fv.entry(), Data::default(), Some(trigger)),
+        };
         let mut session = Session {
             record: SessionRecord {
                 id: SessionId::generate(now),
@@ -410,7 +434,7 @@ impl Engine {
                 fingerprint: fv.fingerprint().clone(),
                 reason: reason.clone(),
                 step: StepId::new_static(entry.id),
-                data: Data::default(),
+                data,
                 attempts: 0,
                 turns: 1,
                 started_at: now,
@@ -423,8 +447,8 @@ impl Engine {
         };
         turn.events.push(self.event(&session, now, EventKind::Started { reason, fingerprint: fv.fingerprint().clone() }));
         turn.events.push(self.event(&session, now, EventKind::StepEntered));
-        let called = self.call(fv, &mut session, entry.handler.as_ref(), Some(trigger), now, turn, |handler, ctx| handler.enter(ctx));
-        self.follow(fv, session, called, trigger, inbound, now, handovers, turn);
+        let called = self.call(fv, &mut session, entry.handler.as_ref(), trigger, now, turn, |handler, ctx| handler.enter(ctx));
+        self.follow(fv, session, called, trigger.unwrap_or(""), inbound, now, handovers, turn);
     }
 
     /// Applies a handler's `Next` (and the `enter` of every step it leads to)

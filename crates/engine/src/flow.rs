@@ -176,6 +176,9 @@ pub struct VersionDecl {
     /// Phrases that move the customer to another step from anywhere in this
     /// version (a change of subject), checked before the current step's handler.
     pub interrupts: Vec<(&'static [&'static str], crate::kinds::To)>,
+    /// Where a customer evacuated from an older version continues in this
+    /// one: (older version, its step, this version's step).
+    pub step_map: Vec<(u32, &'static str, &'static str)>,
 }
 
 impl VersionDecl {
@@ -191,6 +194,7 @@ impl VersionDecl {
             files: Vec::new(),
             fingerprint: Fingerprint::new_static(""),
             interrupts: Vec::new(),
+            step_map: Vec::new(),
         }
     }
     pub fn description(mut self, description: &'static str) -> VersionDecl {
@@ -220,6 +224,14 @@ impl VersionDecl {
     /// already inside the target's subroute.
     pub fn interrupt(mut self, phrases: &'static [&'static str], to: crate::kinds::To) -> VersionDecl {
         self.interrupts.push((phrases, to));
+        self
+    }
+    /// Declares where customers of `from_version` continue when they are
+    /// evacuated to this version (`rollout evacuate`): each (old step, new
+    /// step) pair; the session data collected so far is carried over. Steps
+    /// not listed restart at the entry step.
+    pub fn step_map(mut self, from_version: u32, pairs: &[(&'static str, &'static str)]) -> VersionDecl {
+        self.step_map.extend(pairs.iter().map(|(old, new)| (from_version, *old, *new)));
         self
     }
     /// Adds a step. Its id is `step` or `subroute.step`.

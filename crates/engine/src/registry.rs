@@ -105,6 +105,8 @@ pub struct FlowVersion {
     files: Vec<(&'static str, &'static str)>,
     /// (normalised phrases, target), see [`VersionDecl::interrupt`].
     interrupts: Vec<(Vec<String>, To)>,
+    /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
+    step_map: Vec<(Version, &'static str, &'static str)>,
 }
 
 impl FlowVersion {
@@ -145,6 +147,15 @@ impl FlowVersion {
     pub fn files(&self) -> &[(&'static str, &'static str)] {
         &self.files
     }
+    /// Where a customer evacuated from `from` at `step` continues here.
+    pub fn mapped_step(&self, from: Version, step: &str) -> Option<&'static str> {
+        self.step_map.iter().find(|(version, old, _)| *version == from && *old == step).map(|(_, _, new)| *new)
+    }
+
+    pub fn step_map(&self) -> &[(Version, &'static str, &'static str)] {
+        &self.step_map
+    }
+
     pub fn interrupts(&self) -> &[(Vec<String>, To)] {
         &self.interrupts
     }
@@ -386,6 +397,18 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         }
     }
 
+    for (from, old, new) in &decl.step_map {
+        if !ids.contains(new) {
+            errors.push(RegistryError::DanglingStep {
+                flow: flow.clone(),
+                version,
+                step: format!("<step map from v{from} '{old}'>"),
+                target: (*new).to_owned(),
+                suggestion: suggest(new, ids.iter().copied()),
+            });
+        }
+    }
+
     let entry = entry?;
     // Reachability: breadth-first over declared step transitions; interrupt
     // targets are reachable from every step.
@@ -443,6 +466,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         texts,
         raw_texts: decl.texts,
         files: decl.files,
+        step_map: decl.step_map.iter().map(|(from, old, new)| (Version::new(*from), *old, *new)).collect(),
         interrupts: decl
             .interrupts
             .iter()

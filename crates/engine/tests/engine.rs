@@ -18,7 +18,7 @@ use switchyard_engine::time::Timestamp;
 
 const ENTRY_TEXTS: &str = "[menu]\n1 loja, 2 quebrado\n[invalid]\nopção inválida\n[handoff]\nchamando atendente\n";
 const SHOP_V1_TEXTS: &str = "[ask_name]\nQual o seu nome? (v1)\n[bad_name]\nnome inválido\n[handoff]\natendente\n[confirm]\nConfirma, {name}? (v1)\n[confirm.invalid]\nsim ou não\n[done]\nPedido feito (v1)\n";
-const SHOP_V2_TEXTS: &str = "[ask_name]\nSeu nome, por favor (v2)\n[bad_name]\nnome inválido\n[handoff]\natendente\n[done]\nPedido feito (v2)\n";
+const SHOP_V2_TEXTS: &str = "[ask_name]\nSeu nome, por favor (v2)\n[bad_name]\nnome inválido\n[handoff]\natendente\n[done]\nPedido feito (v2), {name}\n";
 
 fn name(text: &str) -> Option<String> {
     let trimmed = text.trim();
@@ -447,4 +447,30 @@ fn evacuation_restarts_live_sessions_on_the_version_that_resolves_now() {
     assert_reply(&turn, "Qual o seu nome? (v1)");
     let turn = harness.send("5511900000001", "Ana");
     assert_reply(&turn, "Confirma, Ana? (v1)");
+}
+
+#[test]
+fn evacuation_continues_at_the_step_the_new_version_maps_with_the_data_collected() {
+    let mapped_v2 = || shop_v2().step_map(1, &[("order.confirm", "done")]);
+    let registry = |v2: VersionDecl| Arc::new(Registry::new(vec![entry_v1(), shop_v1(), v2, broken_v1()]).unwrap());
+    let mut harness = Harness::new("");
+    harness.send("5511900000001", "oi");
+    harness.send("5511900000001", "1");
+    harness.send("5511900000001", "Ana");
+    let session = harness.store.contact_state_now(&instance(), &Contact::parse("5511900000001").unwrap()).session.unwrap();
+    assert_eq!(session.step().as_str(), "order.confirm");
+
+    let registry = registry(mapped_v2());
+    let resolver = Resolver::new(&registry, Overrides::parse("shop=v2", &registry).unwrap(), Box::new(NoRules));
+    let engine = Engine::new(registry, resolver, EngineConfig::default()).unwrap();
+    let turn = engine.evacuate(session, harness.now).unwrap();
+    assert_reply(&turn, "precisei reiniciar");
+    assert_reply(&turn, "Pedido feito (v2), Ana");
+    let finished = turn.sessions.iter().find(|s| s.version() == Version::new(2)).unwrap();
+    assert_eq!((finished.outcome(), finished.data().get("name")), (Some(Outcome::Completed), Some("Ana")));
+
+    // A map pointing at a step the version does not have is refused.
+    let broken = shop_v2().step_map(1, &[("order.confirm", "dnoe")]);
+    let messages: Vec<String> = Registry::new(vec![entry_v1(), shop_v1(), broken, broken_v1()]).unwrap_err().iter().map(ToString::to_string).collect();
+    assert_eq!(messages, vec!["shop@v2: step '<step map from v1 'order.confirm'>' goes to unknown step 'dnoe' (did you mean 'done'?)".to_owned()]);
 }

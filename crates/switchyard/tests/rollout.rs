@@ -289,3 +289,14 @@ async fn two_serve_processes_on_one_store_apply_a_change_within_a_second() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[test]
+fn evacuating_v1_mid_purchase_continues_the_purchase_on_v2() {
+    let db = support::fresh_db();
+    let contact = "5511900001212";
+    ok(&switchyard(&["chat", "--json", "--contact", contact], &db, "quero comprar um certificado\n1\n"));
+    ok(&switchyard(&["rollout", "promote", "digital_certificate@v2", "--reason", "v2 is ready"], &db, ""));
+    ok(&switchyard(&["rollout", "evacuate", "digital_certificate@v1", "--reason", "move everyone to v2"], &db, ""));
+    let state: Value = serde_json::from_str(ok(&switchyard(&["chat", "--json", "--contact", contact], &db, "/state\n")).lines().next().unwrap()).unwrap();
+    assert_eq!((state["version"].as_str(), state["step"].as_str()), (Some("v2"), Some("purchase.choose_product")));
+}

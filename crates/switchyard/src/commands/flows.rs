@@ -161,6 +161,7 @@ pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
             "subroutes": version.subroutes(),
             "steps": steps,
             "interrupts": interrupts,
+            "step_map": version.step_map().iter().map(|(from, old, new)| serde_json::json!({"from": format!("{}@{from}", version.flow()), "step": old, "to": new})).collect::<Vec<_>>(),
         });
         println!("{value}");
         return Ok(ExitCode::SUCCESS);
@@ -196,6 +197,12 @@ pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
         for (phrases, to) in version.interrupts() {
             let to = to.target().map(|target| target_name(&target)).unwrap_or_else(|| format!("{to:?}").to_lowercase());
             println!("  \"{}\" -> {to}", phrases.join("\", \""));
+        }
+    }
+    if !version.step_map().is_empty() {
+        println!("\nstep map (where evacuated customers of older versions continue)");
+        for (from, old, new) in version.step_map() {
+            println!("  {from} {old:<32} -> {new}");
         }
     }
     Ok(ExitCode::SUCCESS)

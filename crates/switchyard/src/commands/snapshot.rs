@@ -128,6 +128,11 @@ pub fn json(version: &FlowVersion, generated_at: Timestamp) -> Value {
         "subroutes": version.subroutes(),
         "steps": steps,
         "interrupts": interrupts,
+        "step_map": version
+            .step_map()
+            .iter()
+            .map(|(from, old, new)| json!({ "from_version": from.to_string(), "step": old, "to": new }))
+            .collect::<Vec<_>>(),
         "texts": texts,
         "files": files,
         "generated_at": generated_at.to_string(),
@@ -181,6 +186,16 @@ pub fn markdown(version: &FlowVersion, generated_at: Timestamp) -> String {
         for (phrases, to) in version.interrupts() {
             let phrases: Vec<String> = phrases.iter().map(|phrase| format!("\"{}\"", cell(phrase))).collect();
             out.push_str(&format!("| {} | `{}` |\n", phrases.join(", "), to_name(*to)));
+        }
+    }
+
+    out.push_str("\n## Step map\n\n");
+    if version.step_map().is_empty() {
+        out.push_str("None: customers evacuated to this version restart at the entry step.\n");
+    } else {
+        out.push_str("Where customers evacuated from an older version continue.\n\n| from | step | continues at |\n|---|---|---|\n");
+        for (from, old, new) in version.step_map() {
+            out.push_str(&format!("| {from} | `{old}` | `{new}` |\n"));
         }
     }
 

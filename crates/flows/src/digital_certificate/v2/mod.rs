@@ -473,6 +473,26 @@ fn report_status_enter(ctx: &mut Ctx<'_>, deps: &Deps) -> Next {
     Next::Complete
 }
 
+/// v1 step -> v2 step for evacuated customers.
+const V1_STEP_MAP: &[(&str, &str)] = &[
+    ("route", "route"),
+    ("purchase.choose_type", "purchase.choose_product"),
+    ("purchase.choose_media", "purchase.choose_product"),
+    ("purchase.collect_document", "purchase.choose_product"),
+    ("purchase.collect_email", "purchase.choose_product"),
+    ("purchase.choose_validation", "purchase.choose_product"),
+    ("purchase.confirm_order", "purchase.choose_product"),
+    ("renewal.collect_document", "renewal.collect_document"),
+    ("renewal.check_certificate", "renewal.collect_document"),
+    ("renewal.confirm_renewal", "renewal.collect_document"),
+    ("support.identify_issue", "support.identify_issue"),
+    ("support.troubleshoot", "support.identify_issue"),
+    ("requirements.ask_type", "requirements.ask_type"),
+    ("requirements.send_requirements", "requirements.ask_type"),
+    ("status.collect_order", "status.collect_order"),
+    ("status.report_status", "status.collect_order"),
+];
+
 pub fn version(deps: &Deps) -> VersionDecl {
     let (confirm_enter, confirm_input, check, renew_enter, renew_input, report) =
         (deps.clone(), deps.clone(), deps.clone(), deps.clone(), deps.clone(), deps.clone());
@@ -481,6 +501,10 @@ pub fn version(deps: &Deps) -> VersionDecl {
         .texts(include_str!("texts.txt"))
         .entry("route")
         .interrupt(words::STATUS_INTERRUPT, To::Step("status.collect_order"))
+        // Customers evacuated from v1 (`rollout evacuate digital_certificate@v1`)
+        // continue at the start of the same subroute here: those steps only ask,
+        // so they need nothing v1 collected under its own keys.
+        .step_map(1, V1_STEP_MAP)
         .step("route", Route::new())
         // purchase
         .step(
