@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
+//! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`conformance`]: the contract every store must pass, as async functions
 //!   the backends' test files call.
 //! - [`open`]: picks the backend from a `DATABASE_URL`.
@@ -14,6 +15,7 @@
 
 pub mod conformance;
 pub mod policy;
+pub mod report;
 pub mod sqlite;
 
 use switchyard_engine::store::StoreError;

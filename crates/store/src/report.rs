@@ -1,0 +1,208 @@
+//! Aggregates for per-version reports, read from the sessions table and the
+//! event log (SQLite). The engine's analytics module turns them into rates,
+//! intervals and verdicts; this module only counts.
+
+use sqlx::Row;
+use switchyard_engine::ids::{InstanceId, Version};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
+
+use crate::sqlite::{map_err, SqliteStore};
+
+/// Which sessions a report covers: those of `flow` started in [since, until),
+/// optionally on one instance.
+#[derive(Clone, Debug)]
+pub struct Window<'a> {
+    pub flow: &'a str,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub instance: Option<&'a InstanceId>,
+}
+
+/// Raw counts of one version's sessions in a window.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionAggregate {
+    pub version: Version,
+    pub started: u64,
+    pub completed: u64,
+    pub handoff: u64,
+    pub expired: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub live: u64,
+    /// Customer turns of each finished session.
+    pub turns_of_finished: Vec<u32>,
+    /// Start-to-completion time of each completed session.
+    pub completion_millis: Vec<i64>,
+}
+
+/// One step of a version's funnel.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StepAggregate {
+    pub step: String,
+    /// Sessions that entered the step.
+    pub reached: u64,
+    pub expired_here: u64,
+    pub handed_off_here: u64,
+    pub failed_here: u64,
+    pub cancelled_here: u64,
+}
+
+fn count(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<u64, StoreError> {
+    let value: Option<i64> = row.try_get(name).map_err(map_err)?;
+    Ok(value.unwrap_or(0).max(0) as u64)
+}
+
+impl SqliteStore {
+    /// Per-version counts, versions in ascending order.
+    pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
+        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
+        let instance = window.instance.map(InstanceId::as_str);
+        let rows = sqlx::query(
+            "SELECT version, COUNT(*) AS started, SUM(outcome = 'completed') AS completed, SUM(outcome = 'handoff') AS handoff, \
+             SUM(outcome = 'expired') AS expired, SUM(outcome = 'failed') AS failed, SUM(outcome = 'cancelled') AS cancelled, \
+             SUM(outcome IS NULL) AS live FROM sessions \
+             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) \
+             GROUP BY version ORDER BY version",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        let mut aggregates = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let version: i64 = row.try_get("version").map_err(map_err)?;
+            let version = Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?);
+            aggregates.push(VersionAggregate {
+                version,
+                started: count(row, "started")?,
+                completed: count(row, "completed")?,
+                handoff: count(row, "handoff")?,
+                expired: count(row, "expired")?,
+                failed: count(row, "failed")?,
+                cancelled: count(row, "cancelled")?,
+                live: count(row, "live")?,
+                turns_of_finished: Vec::new(),
+                completion_millis: Vec::new(),
+            });
+        }
+        let details = sqlx::query(
+            "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
+             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND outcome IS NOT NULL",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        for row in &details {
+            let version: i64 = row.try_get("version").map_err(map_err)?;
+            let Some(aggregate) = aggregates.iter_mut().find(|aggregate| i64::from(aggregate.version.number()) == version) else { continue };
+            let turns: i64 = row.try_get("turns").map_err(map_err)?;
+            aggregate.turns_of_finished.push(u32::try_from(turns.max(0)).unwrap_or(u32::MAX));
+            let outcome: Option<String> = row.try_get("outcome").map_err(map_err)?;
+            if outcome.as_deref() == Some("completed") {
+                let started: i64 = row.try_get("started_at").map_err(map_err)?;
+                let ended: Option<i64> = row.try_get("ended_at").map_err(map_err)?;
+                if let Some(ended) = ended {
+                    aggregate.completion_millis.push(ended - started);
+                }
+            }
+        }
+        Ok(aggregates)
+    }
+
+    /// The funnel of one version: per step, sessions that entered it and the
+    /// sessions that ended there by outcome. Steps in no particular order
+    /// (the caller orders them as the version declares them).
+    pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
+        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
+        let instance = window.instance.map(InstanceId::as_str);
+        let reached = sqlx::query(
+            "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind = 'step_entered' AND s.flow = ?1 AND s.version = ?2 AND s.started_at >= ?3 AND s.started_at < ?4 \
+             AND (?5 IS NULL OR s.instance = ?5) GROUP BY e.step",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        let ended = sqlx::query(
+            "SELECT step, SUM(outcome = 'expired') AS expired, SUM(outcome = 'handoff') AS handoff, SUM(outcome = 'failed') AS failed, \
+             SUM(outcome = 'cancelled') AS cancelled FROM sessions \
+             WHERE flow = ?1 AND version = ?2 AND started_at >= ?3 AND started_at < ?4 AND (?5 IS NULL OR instance = ?5) \
+             AND outcome IS NOT NULL GROUP BY step",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        let mut steps: Vec<StepAggregate> = Vec::new();
+        for row in &reached {
+            let step: Option<String> = row.try_get("step").map_err(map_err)?;
+            steps.push(StepAggregate { step: step.unwrap_or_default(), reached: count(row, "reached")?, ..StepAggregate::default() });
+        }
+        for row in &ended {
+            let step: String = row.try_get("step").map_err(map_err)?;
+            let index = match steps.iter().position(|aggregate| aggregate.step == step) {
+                Some(index) => index,
+                None => {
+                    steps.push(StepAggregate { step, ..StepAggregate::default() });
+                    steps.len() - 1
+                }
+            };
+            let aggregate = &mut steps[index];
+            aggregate.expired_here = count(row, "expired")?;
+            aggregate.handed_off_here = count(row, "handoff")?;
+            aggregate.failed_here = count(row, "failed")?;
+            aggregate.cancelled_here = count(row, "cancelled")?;
+        }
+        Ok(steps)
+    }
+
+    /// Sessions by (flow, version, outcome or "live"), for `/metrics`.
+    pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
+             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let version: i64 = row.try_get("version").map_err(map_err)?;
+                Ok((
+                    row.try_get("flow").map_err(map_err)?,
+                    Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?),
+                    row.try_get("outcome").map_err(map_err)?,
+                    count(row, "sessions")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Messages in (inbox rows) and out (replies delivered), for `/metrics`.
+    pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query("SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound")
+            .fetch_one(self.pool())
+            .await
+            .map_err(map_err)?;
+        Ok((count(&row, "inbound")?, count(&row, "outbound")?))
+    }
+}
