@@ -21,7 +21,9 @@
 //! - [`store`]: the `Store` trait the adapters implement, and an in-memory store.
 //! - [`queue`]: the durable inbox and outbox around a turn (the `Queue` trait).
 //! - [`service`]: load, turn, commit (with optimistic retry), and the expiry sweep.
+//! - [`analytics`]: rates with Wilson intervals, A/B comparisons, sample-ratio checks, guarded-rollout decisions.
 
+pub mod analytics;
 pub mod engine;
 pub mod event;
 pub mod flow;

@@ -204,6 +204,30 @@ impl fmt::Display for Percent {
 
 /// Contacts spread over versions by weight. The first listed version is the
 /// baseline (see the module docs for the layout).
+/// A guard on a split: when the candidate is significantly worse than the
+/// baseline on `metric`, the evaluator in `serve` moves its share back to the
+/// baseline and records why; it stays rolled back until the split is set again.
+/// Stored as plain numbers (the statistics live in `analytics`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SplitGuard {
+    /// `completion`, `handoff`, `failure` or `expiry`.
+    pub metric: String,
+    /// Finished sessions each version needs before the guard may act.
+    pub min_sessions: u64,
+    /// Tolerated degradation, in hundredths of a percentage point.
+    pub tolerance_hundredths: u32,
+    /// Confidence in thousandths (950 = 95%).
+    pub confidence_permille: u32,
+    /// Set when the guard rolled the candidate back.
+    pub tripped: Option<GuardTrip>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuardTrip {
+    pub at: Timestamp,
+    pub reason: String,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Split {
     pub weights: Vec<(Version, Weight)>,
@@ -211,13 +235,15 @@ pub struct Split {
     pub salt: Option<String>,
     /// How long a contact keeps the version the split gave it; 0 turns memory off.
     pub memory_days: u32,
+    /// Rolls the candidate back when it is significantly worse.
+    pub guard: Option<SplitGuard>,
 }
 
 impl Split {
     /// A split, refusing weights that do not sum to 100, a version listed
     /// twice, no versions, or an empty salt. All problems in one line.
     pub fn new(weights: Vec<(Version, Weight)>, salt: Option<String>, memory_days: u32) -> Result<Split, String> {
-        let split = Split { weights, salt, memory_days };
+        let split = Split { weights, salt, memory_days, guard: None };
         let problems = split.problems("the split");
         if problems.is_empty() { Ok(split) } else { Err(problems.join("; ")) }
     }
@@ -817,10 +843,11 @@ mod tests {
             weights: vec![(Version::new(1), Weight::percent(10)), (Version::new(2), Weight::percent(10))],
             salt: None,
             memory_days: 0,
+            guard: None,
         };
         assert_eq!(split.version_at(999).map(|(v, _)| v), Some(Version::new(2)));
         assert_eq!(split.version_at(9_999).map(|(v, _)| v), Some(Version::new(1)));
-        let empty = Split { weights: Vec::new(), salt: None, memory_days: 0 };
+        let empty = Split { weights: Vec::new(), salt: None, memory_days: 0, guard: None };
         assert_eq!(empty.pick("shop", &Contact::parse("5511987654321").unwrap()), None);
     }
 }

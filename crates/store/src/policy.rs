@@ -18,7 +18,7 @@
 use serde_json::{json, Value};
 use sqlx::Row;
 use switchyard_engine::ids::{Contact, InstanceId, Version};
-use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Rules, Schedule, Split, Weight};
+use switchyard_engine::rollout::{FlowRules, GuardTrip, InstanceRule, Pin, Rules, Schedule, Split, SplitGuard, Weight};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
@@ -62,6 +62,13 @@ pub fn rules_to_json(rules: &FlowRules) -> Value {
             "weights": split.weights.iter().map(|(version, weight)| json!([version.to_string(), weight.to_string()])).collect::<Vec<_>>(),
             "salt": split.salt,
             "memory_days": split.memory_days,
+            "guard": split.guard.as_ref().map(|guard| json!({
+                "metric": guard.metric,
+                "min_sessions": guard.min_sessions,
+                "tolerance_points": f64::from(guard.tolerance_hundredths) / 100.0,
+                "confidence": f64::from(guard.confidence_permille) / 1000.0,
+                "tripped": guard.tripped.as_ref().map(|trip| json!({"at": trip.at.to_string(), "reason": trip.reason})),
+            })),
         })),
         "promoted": rules.promoted.map(|version| version.to_string()),
     })
@@ -143,13 +150,51 @@ pub fn rules_from_json(value: &Value) -> Result<FlowRules, String> {
             None => 0,
             Some(days) => days.as_u64().and_then(|days| u32::try_from(days).ok()).ok_or("split.memory_days must be a whole number of days")?,
         };
-        rules.split = Some(Split::new(weights, salt, memory_days).map_err(|err| format!("split: {err}"))?);
+        let mut parsed = Split::new(weights, salt, memory_days).map_err(|err| format!("split: {err}"))?;
+        if let Some(guard) = field(split, "guard") {
+            parsed.guard = Some(guard_from_json(guard)?);
+        }
+        rules.split = Some(parsed);
     }
     if let Some(promoted) = field(value, "promoted") {
         let promoted = promoted.as_str().ok_or("promoted must be a string like \"v2\"")?;
         rules.promoted = Some(Version::parse(promoted).map_err(|err| format!("promoted: {err}"))?);
     }
     Ok(rules)
+}
+
+fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
+    let metric = text(guard, "metric", "split.guard")?;
+    if !["completion", "handoff", "failure", "expiry"].contains(&metric) {
+        return Err(format!("split.guard.metric '{metric}' must be completion, handoff, failure or expiry"));
+    }
+    let number = |name: &str| field(guard, name).and_then(Value::as_f64);
+    let min_sessions = field(guard, "min_sessions").and_then(Value::as_u64).unwrap_or(100);
+    if min_sessions == 0 {
+        return Err("split.guard.min_sessions must be at least 1".to_owned());
+    }
+    let tolerance = number("tolerance_points").unwrap_or(0.0);
+    if !(0.0..100.0).contains(&tolerance) {
+        return Err(format!("split.guard.tolerance_points {tolerance} must be from 0 to under 100 percentage points"));
+    }
+    let confidence = number("confidence").unwrap_or(0.95);
+    if !(0.5..1.0).contains(&confidence) {
+        return Err(format!("split.guard.confidence {confidence} must be from 0.5 to under 1 (for example 0.95)"));
+    }
+    let tripped = match field(guard, "tripped") {
+        None => None,
+        Some(trip) => Some(GuardTrip {
+            at: Timestamp::parse_rfc3339(text(trip, "at", "split.guard.tripped")?)?,
+            reason: text(trip, "reason", "split.guard.tripped")?.to_owned(),
+        }),
+    };
+    Ok(SplitGuard {
+        metric: metric.to_owned(),
+        min_sessions,
+        tolerance_hundredths: (tolerance * 100.0).round() as u32,
+        confidence_permille: (confidence * 1000.0).round() as u32,
+        tripped,
+    })
 }
 
 fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreError> {
@@ -202,7 +247,9 @@ impl SqliteStore {
         reason: &str,
         at: Timestamp,
     ) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        // IMMEDIATE: this transaction reads then writes; a deferred one would
+        // deadlock on the lock upgrade against another process doing the same.
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let before: Option<String> =
             sqlx::query_scalar("SELECT rules FROM policy WHERE flow = ?").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
         let after = if rules.is_empty() { None } else { Some(rules_to_json(rules).to_string()) };
@@ -240,6 +287,58 @@ impl SqliteStore {
         let record = audit_from_row(&row)?;
         tx.commit().await.map_err(map_err)?;
         Ok(record)
+    }
+
+    /// Replaces `flow`'s rules only if they are still exactly `expected`
+    /// (compare-and-swap): when several processes evaluate the same guard,
+    /// the first one's change lands and the others see `None`.
+    #[allow(clippy::too_many_arguments)] // reason: the audit record's fields, spelled out
+    pub async fn change_policy_if(
+        &self,
+        flow: &str,
+        expected: &FlowRules,
+        rules: &FlowRules,
+        actor: &str,
+        action: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        // IMMEDIATE: this transaction reads then writes; a deferred one would
+        // deadlock on the lock upgrade against another process doing the same.
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = ?").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let current = current
+            .map(|text| serde_json::from_str::<Value>(&text).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}"))))
+            .transpose()?;
+        if current.as_ref() != Some(&rules_to_json(expected)) {
+            return Ok(None);
+        }
+        let after = rules_to_json(rules).to_string();
+        sqlx::query("UPDATE policy SET rules = ?, updated_at = ? WHERE flow = ?")
+            .bind(&after)
+            .bind(at.as_millis())
+            .bind(flow)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let row = sqlx::query(
+            "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?) \
+             RETURNING seq, at, actor, action, flow, reason, before, after",
+        )
+        .bind(at.as_millis())
+        .bind(actor)
+        .bind(action)
+        .bind(flow)
+        .bind(reason)
+        .bind(current.map(|value| value.to_string()))
+        .bind(after)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let record = audit_from_row(&row)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(record))
     }
 
     /// Records a deploy manifest (what `serve` runs) in the audit log.

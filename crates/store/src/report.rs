@@ -17,6 +17,8 @@ pub struct Window<'a> {
     pub since: Option<Timestamp>,
     pub until: Option<Timestamp>,
     pub instance: Option<&'a InstanceId>,
+    /// Only sessions resolved for this reason (`split` for an A/B population).
+    pub reason: Option<&'a str>,
 }
 
 /// Raw counts of one version's sessions in a window.
@@ -63,13 +65,14 @@ impl SqliteStore {
             "SELECT version, COUNT(*) AS started, SUM(outcome = 'completed') AS completed, SUM(outcome = 'handoff') AS handoff, \
              SUM(outcome = 'expired') AS expired, SUM(outcome = 'failed') AS failed, SUM(outcome = 'cancelled') AS cancelled, \
              SUM(outcome IS NULL) AS live FROM sessions \
-             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) \
+             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) \
              GROUP BY version ORDER BY version",
         )
         .bind(window.flow)
         .bind(since)
         .bind(until)
         .bind(instance)
+        .bind(window.reason)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
@@ -92,12 +95,13 @@ impl SqliteStore {
         }
         let details = sqlx::query(
             "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
-             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND outcome IS NOT NULL",
+             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) AND outcome IS NOT NULL",
         )
         .bind(window.flow)
         .bind(since)
         .bind(until)
         .bind(instance)
+        .bind(window.reason)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
@@ -128,13 +132,14 @@ impl SqliteStore {
         let reached = sqlx::query(
             "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind = 'step_entered' AND s.flow = ?1 AND s.version = ?2 AND s.started_at >= ?3 AND s.started_at < ?4 \
-             AND (?5 IS NULL OR s.instance = ?5) GROUP BY e.step",
+             AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) GROUP BY e.step",
         )
         .bind(window.flow)
         .bind(i64::from(version.number()))
         .bind(since)
         .bind(until)
         .bind(instance)
+        .bind(window.reason)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
@@ -142,13 +147,14 @@ impl SqliteStore {
             "SELECT step, SUM(outcome = 'expired') AS expired, SUM(outcome = 'handoff') AS handoff, SUM(outcome = 'failed') AS failed, \
              SUM(outcome = 'cancelled') AS cancelled FROM sessions \
              WHERE flow = ?1 AND version = ?2 AND started_at >= ?3 AND started_at < ?4 AND (?5 IS NULL OR instance = ?5) \
-             AND outcome IS NOT NULL GROUP BY step",
+             AND (?6 IS NULL OR reason = ?6) AND outcome IS NOT NULL GROUP BY step",
         )
         .bind(window.flow)
         .bind(i64::from(version.number()))
         .bind(since)
         .bind(until)
         .bind(instance)
+        .bind(window.reason)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;

@@ -63,7 +63,7 @@ async fn counts_and_funnel_follow_the_sessions_and_the_window() {
         store.commit(&v2.expire(session, later.plus(Duration::from_secs(31 * 60)))).await.unwrap();
     }
 
-    let all = Window { flow: "unknown", since: None, until: None, instance: None };
+    let all = Window { flow: "unknown", since: None, until: None, instance: None, reason: None };
     let aggregates = store.version_aggregates(&all).await.unwrap();
     let summary: Vec<(u32, u64, u64, u64, u64, u64)> =
         aggregates.iter().map(|a| (a.version.number(), a.started, a.completed, a.handoff, a.expired, a.live)).collect();
@@ -84,6 +84,9 @@ async fn counts_and_funnel_follow_the_sessions_and_the_window() {
     assert_eq!(only_support.iter().map(|a| (a.version.number(), a.started)).collect::<Vec<_>>(), vec![(1, 1)]);
     let first_half_hour = store.version_aggregates(&Window { until: Some(T0.plus(Duration::from_secs(1800))), ..all.clone() }).await.unwrap();
     assert_eq!(first_half_hour.iter().map(|a| a.version.number()).collect::<Vec<_>>(), vec![1]);
+
+    let overridden = store.version_aggregates(&Window { reason: Some("override"), ..all.clone() }).await.unwrap();
+    assert_eq!(overridden.iter().map(|a| (a.version.number(), a.started)).collect::<Vec<_>>(), vec![(2, 2)]);
 
     let totals = store.session_totals().await.unwrap();
     assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "completed".to_owned(), 2)));

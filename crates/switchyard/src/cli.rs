@@ -26,6 +26,35 @@ pub enum Command {
     /// Needs EVOLUTION_URL; see the README for every variable (BIND_ADDR,
     /// EVOLUTION_API_KEY, WEBHOOK_SECRET, SEND_THROTTLE, ...).
     Serve,
+    /// Drive synthetic customers through the real engine and store, with a
+    /// behaviour per version, to demonstrate and test a split and its report.
+    ///
+    /// Uses the DATABASE_URL database and its rollout policy exactly as
+    /// `serve` does; time is simulated and the run ends shortly before now.
+    Simulate(crate::commands::simulate::SimulateArgs),
+    /// Per-version results of a flow: sessions, completion/handoff/expiry/
+    /// failure rates with 95% intervals, the funnel per step side by side, and
+    /// an A/B comparison with a plain-language verdict.
+    Report {
+        flow: String,
+        /// Versions to show, baseline first (default: every version with sessions).
+        #[arg(long, value_delimiter = ',')]
+        versions: Option<Vec<String>>,
+        /// Sessions started from this time (RFC 3339 or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// Sessions started before this time.
+        #[arg(long)]
+        until: Option<String>,
+        /// Only sessions on this Evolution instance.
+        #[arg(long)]
+        instance: Option<String>,
+        /// Finished sessions per version before a winner may be named.
+        #[arg(long, default_value_t = 100)]
+        min_finished: u64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Change which version new sessions get, at runtime and audited: pins,
     /// instance rules, schedules, splits, promotion. Every running `serve`
     /// applies a change within a second; FLOW_VERSION_OVERRIDES still wins.
@@ -211,6 +240,19 @@ pub enum RolloutAction {
         /// Keep a contact on the version a split served it for N days.
         #[arg(long, default_value_t = 0)]
         memory_days: u32,
+        /// Guard the candidate: roll it back to the baseline when it is
+        /// significantly worse on this metric (completion, handoff, failure, expiry).
+        #[arg(long)]
+        guard: Option<String>,
+        /// Finished sessions each version needs before the guard may act.
+        #[arg(long, default_value_t = 100)]
+        guard_min_sessions: u64,
+        /// Tolerated degradation in percentage points.
+        #[arg(long, default_value_t = 2.0)]
+        guard_tolerance: f64,
+        /// Confidence the guard needs (0.5 to under 1).
+        #[arg(long, default_value_t = 0.95)]
+        guard_confidence: f64,
         #[arg(long)]
         reason: String,
     },
@@ -236,6 +278,8 @@ pub enum RolloutAction {
         #[arg(long)]
         reason: String,
     },
+    /// Evaluate every split guard once now (serve does it periodically).
+    CheckGuards,
     /// Remove rules of a flow: one kind or all.
     Clear {
         flow: String,

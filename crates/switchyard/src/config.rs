@@ -113,6 +113,8 @@ pub struct ServeConfig {
     /// of every change made with it.
     pub admin_tokens: Vec<(String, String)>,
     pub sweep_interval: Duration,
+    /// How often split guards are evaluated.
+    pub guard_interval: Duration,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -200,6 +202,7 @@ impl ServeConfig {
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
             sweep_interval: Duration::from_secs(15),
+            guard_interval: Duration::from_secs(30),
         }
     }
 
@@ -270,6 +273,7 @@ impl ServeConfig {
                 tokens
             },
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
+            guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
         };
         if axum::http::HeaderName::from_bytes(config.webhook_secret_header.as_bytes()).is_err() {
             problems.push(format!("WEBHOOK_SECRET_HEADER '{}' is not a valid header name", config.webhook_secret_header));

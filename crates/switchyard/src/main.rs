@@ -10,6 +10,16 @@ mod commands;
 
 
 fn main() -> ExitCode {
+    // `switchyard ... | head` closes stdout early; Rust ignores SIGPIPE, so
+    // println! panics. A closed reader is not an error worth a backtrace.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info.payload().downcast_ref::<String>().map(String::as_str).unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default_hook(info);
+    }));
     let args = cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,

@@ -18,8 +18,10 @@ mod check;
 mod explain;
 mod flows;
 mod handoff;
+mod report;
 mod rollout;
 mod serve;
+pub(crate) mod simulate;
 mod snapshot;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -32,6 +34,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json).await,
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
         Command::Serve => serve::run().await,
+        Command::Simulate(args) => simulate::run(args).await,
+        Command::Report { flow, versions, since, until, instance, min_finished, json } => {
+            report::run(&flow, versions, since, until, instance, min_finished, json).await
+        }
         Command::Rollout { action } => rollout::run(action).await,
         Command::Audit { action, flow, since, until, json } => audit::run(action, flow, since, until, json).await,
         Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,

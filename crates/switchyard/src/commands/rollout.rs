@@ -101,9 +101,33 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
                     if let Some(split) = &rules.split {
                         let weights: Vec<String> = split.weights.iter().map(|(version, weight)| format!("{version}={weight}%")).collect();
                         println!("  split     {} (salt {}, memory {} days)", weights.join(", "), split.salt_for(flow), split.memory_days);
+                        if let Some(guard) = &split.guard {
+                            let state = match &guard.tripped {
+                                Some(trip) => format!("TRIPPED at {}: {}", trip.at, trip.reason),
+                                None => "armed".to_owned(),
+                            };
+                            println!(
+                                "  guard     {} rate, {} finished per version, tolerance {} points, confidence {}: {state}",
+                                guard.metric,
+                                guard.min_sessions,
+                                f64::from(guard.tolerance_hundredths) / 100.0,
+                                f64::from(guard.confidence_permille) / 1000.0
+                            );
+                        }
                     }
                     if let Some(version) = rules.promoted {
                         println!("  promote   {version} is the policy's active version");
+                    }
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        RolloutAction::CheckGuards => {
+            for outcome in switchyard::report::evaluate_guards(&store).await? {
+                match outcome {
+                    switchyard::report::GuardOutcome::Held { flow, reason } => println!("{flow}: guard holds: {reason}"),
+                    switchyard::report::GuardOutcome::RolledBack { flow, candidate, record } => {
+                        println!("{flow}: guard ROLLED BACK {candidate} (audit #{}): {}", record.seq, record.reason)
                     }
                 }
             }
@@ -158,8 +182,17 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
             rules.schedules.push(schedule);
             Ok((flow, rules, "schedule", reason))
         }),
-        RolloutAction::Split { flow: name, weights: text, salt, memory_days, reason } => flow(registry, &name).and_then(|flow| {
-            let split = Split::new(weights(&text)?, salt, memory_days)?;
+        RolloutAction::Split { flow: name, weights: text, salt, memory_days, guard, guard_min_sessions, guard_tolerance, guard_confidence, reason } => flow(registry, &name).and_then(|flow| {
+            let mut split = Split::new(weights(&text)?, salt, memory_days)?;
+            if let Some(metric) = guard {
+                // Checked through the same parser the stored document uses.
+                let document = serde_json::json!({"split": {
+                    "weights": split.weights.iter().map(|(v, w)| serde_json::json!([v.to_string(), w.to_string()])).collect::<Vec<_>>(),
+                    "guard": {"metric": metric, "min_sessions": guard_min_sessions, "tolerance_points": guard_tolerance, "confidence": guard_confidence},
+                }});
+                let parsed = switchyard_store::policy::rules_from_json(&document).map_err(|err| err.replace("split.guard.", "--guard-").replace("--guard-metric", "--guard"))?;
+                split.guard = parsed.split.and_then(|parsed| parsed.guard);
+            }
             let mut rules = current(&flow);
             rules.split = Some(split);
             Ok((flow, rules, "split", reason))

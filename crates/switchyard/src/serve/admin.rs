@@ -8,6 +8,7 @@
 //!   flow's rules (validated, audited); `{"rules": {}}` clears them.
 //! - `GET /api/explain?flow=&contact=&instance=`: the whole evaluation.
 //! - `GET /api/audit?flow=&since=&until=`: policy changes and deploys.
+//! - `GET /api/report?flow=&versions=&since=&until=&instance=&min_finished=`: the per-version report.
 //! - `POST /api/handoffs/release` `{"instance","contact"}`: the bot answers the contact again.
 
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/api/rollout/{flow}", put(set_rollout))
         .route("/api/explain", get(explain))
         .route("/api/audit", get(audit))
+        .route("/api/report", get(report))
         .route("/api/openapi.json", get(openapi))
 }
 
@@ -209,4 +211,37 @@ async fn openapi() -> Response {
         include_str!("openapi.json"),
     )
         .into_response()
+}
+
+async fn report(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
+    let Some(flow) = query.get("flow") else { return error(StatusCode::BAD_REQUEST, "query parameter 'flow' is required") };
+    if !state.engine().registry().has_flow(flow) {
+        return error(StatusCode::BAD_REQUEST, format!("flow '{flow}' is not compiled in"));
+    }
+    let mut report_query = crate::report::ReportQuery { min_finished: 100, ..Default::default() };
+    for (name, value) in &query {
+        let parsed: Result<(), String> = match name.as_str() {
+            "flow" => Ok(()),
+            "since" => Timestamp::parse_rfc3339(value).map(|t| report_query.since = Some(t)),
+            "until" => Timestamp::parse_rfc3339(value).map(|t| report_query.until = Some(t)),
+            "instance" => InstanceId::parse(value).map(|i| report_query.instance = Some(i)),
+            "min_finished" => value.parse().map(|n| report_query.min_finished = n).map_err(|_| format!("'{value}' is not a number")),
+            "versions" => value
+                .split(',')
+                .map(|v| switchyard_engine::ids::Version::parse(v.trim()))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|versions| report_query.versions = Some(versions)),
+            other => Err(format!("unknown query parameter '{other}'")),
+        };
+        if let Err(problem) = parsed {
+            return error(StatusCode::BAD_REQUEST, format!("{name}: {problem}"));
+        }
+    }
+    match crate::report::build(state.store(), state.engine(), flow, &report_query).await {
+        Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+        Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
+    }
 }

@@ -30,6 +30,7 @@ use crate::config::ServeConfig;
 
 mod admin;
 mod health;
+mod metrics;
 mod processor;
 mod sender;
 mod webhook;
@@ -54,6 +55,7 @@ struct Inner {
     wake_sender: Notify,
     /// Flips to true when shutdown starts: readiness goes red.
     stopping: watch::Receiver<bool>,
+    metrics: metrics::Metrics,
 }
 
 impl AppState {
@@ -102,6 +104,21 @@ async fn watch_policy(state: AppState, mut revision: i64, mut stop: watch::Recei
     }
 }
 
+/// Evaluates split guards every `GUARD_INTERVAL`; a rollback is a policy
+/// change like any other, so every process picks it up through `watch_policy`.
+async fn watch_guards(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config().guard_interval);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        if let Err(err) = crate::report::evaluate_guards(state.store()).await {
+            tracing::warn!(error = %err, "guard evaluation failed; will retry");
+        }
+    }
+}
+
 /// The HTTP routes.
 pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
@@ -109,6 +126,7 @@ pub fn app(state: AppState) -> Router {
         .merge(webhook::router(max_body))
         .merge(health::router())
         .merge(admin::router())
+        .merge(metrics::router())
         .with_state(state)
 }
 
@@ -152,6 +170,7 @@ impl Server {
                 wake_processor: wake_tx,
                 wake_sender: Notify::new(),
                 stopping: stop_rx.clone(),
+                metrics: metrics::Metrics::default(),
             }),
         };
         let mut tasks = Vec::new();
@@ -166,7 +185,8 @@ impl Server {
         tasks.push(tokio::spawn(processor::run(state.clone(), wake_rx, stop_rx.clone())));
         tasks.push(tokio::spawn(sender::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));
-        tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx)));
+        tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx.clone())));
+        tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx)));
         Ok(Server { addr, stop: stop_tx, tasks })
     }
 

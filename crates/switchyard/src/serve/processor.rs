@@ -126,6 +126,15 @@ async fn drain(state: &AppState, key: &Key) {
 }
 
 async fn process(state: &AppState, pending: &Pending) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let result = process_entry(state, pending).await;
+    if result.is_ok() {
+        state.inner.metrics.processing.observe(started.elapsed());
+    }
+    result
+}
+
+async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreError> {
     let entry = &pending.entry;
     let contact_state = state.store().contact_state(&entry.instance, &entry.contact).await?;
     let now = Timestamp::now_utc();

@@ -86,7 +86,9 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 
 async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
     throttle.wait(&outgoing.instance, state.config().send_interval).await;
+    let started = std::time::Instant::now();
     let result = state.inner.client.send_text(outgoing.instance.as_str(), &outgoing.reply_to, &outgoing.text).await;
+    state.inner.metrics.send.observe(started.elapsed());
     let now = Timestamp::now_utc();
     let recorded = match result {
         Ok(sent) => state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await,

@@ -83,12 +83,19 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Auth {
 }
 
 async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let auth = authenticate(&state, &headers);
+    let response = handle(&state, &headers, &body).await;
+    state.inner.metrics.webhook_result(response.status());
+    response
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
+    let state = state.clone();
+    let auth = authenticate(&state, headers);
     if matches!(auth, Auth::Denied) {
         tracing::warn!("webhook refused: missing or wrong secret");
         return rejected(StatusCode::UNAUTHORIZED, "missing or wrong webhook secret");
     }
-    let webhook = match evolution::parse(&body) {
+    let webhook = match evolution::parse(body) {
         Ok(webhook) => webhook,
         Err(err) => {
             tracing::warn!(error = %err, "webhook refused: malformed body");

@@ -1,0 +1,1029 @@
+//! The statistics behind per-version reports, A/B comparisons and guarded
+//! rollouts. The store only counts (sessions started, how each one ended, turns,
+//! durations, funnel rows); everything here is pure arithmetic on those counts,
+//! so it is deterministic, cheap and testable against published values.
+//!
+//! Every function accepts any input without panicking and never returns NaN:
+//! empty samples give the "know nothing" answer (a rate of 0 with the interval
+//! 0..1, a p-value of 1), inconsistent counts (more successes than trials) are
+//! clamped, and out-of-range confidence levels are clamped to what they mean in
+//! the limit. The only non-finite values that can come out are the honest
+//! infinities: [`normal_quantile`] of 0 or 1, and the chi-square of a version
+//! that receives traffic while configured for none (see [`sample_ratio`]).
+//!
+//! # Rates over finished sessions
+//! A [`VersionReport`] divides each outcome by the *finished* sessions of its
+//! version, not by the started ones: a live session's outcome is unknown, and
+//! counting it as "not completed" would make a version that just started
+//! receiving traffic look worse than it is. Live sessions are reported on
+//! their own ([`VersionCounts::live`]). The medians (customer turns per finished
+//! session, time to completion) are medians rather than means because both
+//! distributions have long tails: one customer who comes back after a day must
+//! not move the "typical" duration. A [`FunnelStep`]'s drop-off is the share
+//! of the sessions that reached the step and ended there without completing,
+//! with the same Wilson interval.
+//!
+//! # Wilson intervals, not Wald
+//! Each [`Rate`] carries a 95% [Wilson score interval](wilson). The textbook
+//! Wald interval `p ± z·sqrt(p(1-p)/n)` collapses to a single point at 0% and
+//! 100% (0 failures out of 12 would claim "certainly 0%"), can leave `[0, 1]`,
+//! and its real coverage is well below the nominal 95% for small samples or rates
+//! near the edges, which is exactly where conversation flows live (handoff and
+//! failure rates of a few percent). The Wilson interval inverts the score test
+//! instead: it is never degenerate, stays inside `[0, 1]`, and keeps close to
+//! nominal coverage even for small `n` (Brown, Cai & DasGupta 2001; Newcombe 1998).
+//!
+//! # Comparing two versions
+//! [`two_proportion`] answers "how different are these two rates?" twice:
+//! - the **difference** (candidate minus baseline) with a **Newcombe hybrid score
+//!   interval** (method 10 of Newcombe 1998), built from the two Wilson
+//!   intervals. It inherits Wilson's good behaviour near 0% and 100%, where the
+//!   Wald interval for a difference fails the same way the single-rate one does;
+//! - a **two-sided pooled z test** for "no difference", whose p-value is the
+//!   number people are used to reading. Pooling is right under the null
+//!   hypothesis (both versions share one rate), so the standard error uses the
+//!   pooled rate.
+//!
+//! [`compare`] turns the two tests (completion and handoff) into a plain-English
+//! verdict. It refuses to name a winner before both versions have a minimum of
+//! finished sessions: with a handful of sessions, "significant" differences are
+//! mostly noise and peeking early inflates false positives.
+//!
+//! # Sample-ratio mismatch
+//! When traffic is split 50/50 but the versions received 5200 and 4800 new
+//! sessions, something upstream is broken (bucketing, a version that crashes
+//! before its session is recorded, a rule overriding the split), and every
+//! comparison between those versions is suspect. [`sample_ratio`] runs Pearson's
+//! chi-square goodness-of-fit test of the observed counts against the configured
+//! weights (`k - 1` degrees of freedom) and flags a mismatch at p < 0.001, the
+//! threshold customary for SRM checks: the check runs continuously, so it must
+//! be strict to avoid false alarms, and real SRMs produce tiny p-values quickly.
+//! The p-value is the regularized upper incomplete gamma function
+//! `Q(df/2, chi²/2)`, computed with the Numerical Recipes pair: a power series
+//! below `x < a + 1` and a Lentz continued fraction above, both converging to
+//! about 1e-15 ([`chi_square_p_value`] exposes that tail on its own).
+//!
+//! # The normal distribution
+//! [`normal_cdf`] is computed from the same incomplete gamma function, since
+//! `erfc(x) = Q(1/2, x²)`: the tail is a relative-precision quantity, so
+//! p-values of 1e-10 are as accurate as p-values of 0.3 (the popular
+//! Abramowitz-Stegun 7.1.26 formula is only good to about 1e-7 absolute, which is
+//! useless for small tails). [`normal_quantile`] is Acklam's rational
+//! approximation (relative error 1.15e-9) polished by one Halley step (a
+//! Newton step with a curvature correction) against that accurate CDF, always in
+//! the lower tail where `p` is exact.
+//!
+//! # Guarded rollouts
+//! A [`Guard`] watches one [`Metric`] of a candidate version against the
+//! baseline and answers [`GuardDecision::Rollback`] only when the candidate is
+//! worse by *more than* a tolerated number of percentage points, with one-sided
+//! confidence `c`. That is a non-inferiority test: the one-sided bound at level
+//! `c` is one end of the two-sided Newcombe interval at level `2c - 1`. For a
+//! lower-is-better metric (handoff, failure, expiry) the rollback condition is
+//! "the lower bound of candidate - baseline is above the tolerance"; for
+//! completion it is "the upper bound is below minus the tolerance". Until both
+//! versions have the minimum number of finished sessions the guard holds: a
+//! rollback on a dozen sessions would be a coin toss. The tolerance exists
+//! because a large enough sample makes any tiny degradation "significant"; the
+//! team decides how much worse is acceptable, the statistics decide whether the
+//! data shows more than that.
+
+use std::fmt;
+
+use crate::ids::Version;
+
+/// The confidence of the intervals printed in reports and verdicts.
+const REPORT_CONFIDENCE: f64 = 0.95;
+/// Two-sided significance level of [`compare`]'s verdict.
+const SIGNIFICANCE: f64 = 0.05;
+/// The customary sample-ratio-mismatch threshold.
+const SRM_THRESHOLD: f64 = 0.001;
+/// Convergence target of the series and continued fraction: a few ulps above
+/// machine epsilon, so the loops stop instead of chasing rounding noise.
+const EPS: f64 = 1e-15;
+/// Iteration cap for the incomplete gamma function. Convergence takes a few
+/// dozen iterations for the arguments used here; the cap only guarantees
+/// termination on absurd inputs.
+const MAX_ITERATIONS: u32 = 10_000;
+
+// ---------------------------------------------------------------------------
+// Counts and rates
+
+/// Raw counts for one flow version (the store computes these from the event log).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct VersionCounts {
+    pub started: u64,
+    pub completed: u64,
+    pub handoff: u64,
+    pub expired: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    /// Started but not ended.
+    pub live: u64,
+    /// Customer turns of each finished session (for the median).
+    pub turns_of_finished: Vec<u32>,
+    /// Start-to-completion durations of the completed sessions, in milliseconds.
+    pub completion_millis: Vec<i64>,
+}
+
+impl VersionCounts {
+    /// Sessions with an outcome: completed + handoff + expired + failed + cancelled.
+    /// Saturating, so absurd counts cannot overflow.
+    pub fn finished(&self) -> u64 {
+        self.completed
+            .saturating_add(self.handoff)
+            .saturating_add(self.expired)
+            .saturating_add(self.failed)
+            .saturating_add(self.cancelled)
+    }
+}
+
+/// A proportion with its 95% Wilson score interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Clamped to `trials`, so `value` never exceeds 1.
+    pub successes: u64,
+    pub trials: u64,
+    /// `successes / trials`; 0 when `trials == 0` (never NaN).
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// The two-sided Wilson score interval for `successes` out of `trials` at the
+/// given confidence (0.95 for 95%).
+///
+/// No trials gives `(0.0, 1.0)`: nothing is known. The bounds are exactly 0 for
+/// no successes and exactly 1 for all successes (the formula gets there only up
+/// to rounding). A confidence of NaN is read as 0.95, at or below 0 as a
+/// zero-width interval, at or above 1 as `(0, 1)`; successes above trials are
+/// clamped to trials.
+pub fn wilson(successes: u64, trials: u64, confidence: f64) -> (f64, f64) {
+    if trials == 0 {
+        return (0.0, 1.0);
+    }
+    let successes = successes.min(trials);
+    let z = two_sided_z(confidence);
+    if !z.is_finite() {
+        return (0.0, 1.0);
+    }
+    let n = trials as f64;
+    let p = successes as f64 / n;
+    let z2 = z * z;
+    let denominator = 1.0 + z2 / n;
+    let centre = (p + z2 / (2.0 * n)) / denominator;
+    let half_width = z / denominator * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).max(0.0).sqrt();
+    // The Wilson interval always contains p; min/max keep that true after rounding,
+    // which Newcombe's interval relies on.
+    let low = if successes == 0 { 0.0 } else { (centre - half_width).clamp(0.0, 1.0).min(p) };
+    let high = if successes == trials { 1.0 } else { (centre + half_width).clamp(0.0, 1.0).max(p) };
+    (low, high)
+}
+
+/// `successes / trials` with its 95% Wilson interval.
+pub fn rate(successes: u64, trials: u64) -> Rate {
+    let successes = successes.min(trials);
+    let value = if trials == 0 { 0.0 } else { successes as f64 / trials as f64 };
+    let (low, high) = wilson(successes, trials, REPORT_CONFIDENCE);
+    Rate { successes, trials, value, low, high }
+}
+
+/// The z of a two-sided interval at `confidence`, with the clamping documented
+/// on [`wilson`].
+fn two_sided_z(confidence: f64) -> f64 {
+    let confidence = if confidence.is_nan() { REPORT_CONFIDENCE } else { confidence };
+    if confidence <= 0.0 {
+        0.0
+    } else if confidence >= 1.0 {
+        f64::INFINITY
+    } else {
+        normal_quantile(0.5 + confidence / 2.0)
+    }
+}
+
+/// The median of some values (NaN ignored); `None` when there are none. The
+/// mean of the two middle values for an even count.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|value| !value.is_nan());
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    let middle = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values.get(middle).copied()
+    } else {
+        let (below, above) = (values.get(middle - 1).copied()?, values.get(middle).copied()?);
+        // Midpoint without overflow for huge durations.
+        Some(below + (above - below) / 2.0)
+    }
+}
+
+/// One version's report: counts, outcome rates over finished sessions, medians.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VersionReport {
+    pub version: Version,
+    pub counts: VersionCounts,
+    pub completion: Rate,
+    pub handoff: Rate,
+    pub expiry: Rate,
+    pub failure: Rate,
+    /// Median customer turns of finished sessions.
+    pub median_turns: Option<f64>,
+    /// Median start-to-completion time of completed sessions.
+    pub median_completion_millis: Option<f64>,
+}
+
+impl VersionReport {
+    /// Rates are over finished sessions (live ones have no outcome yet).
+    pub fn new(version: Version, counts: VersionCounts) -> VersionReport {
+        let finished = counts.finished();
+        let median_turns = median(counts.turns_of_finished.iter().map(|&turns| f64::from(turns)).collect());
+        let median_completion_millis = median(counts.completion_millis.iter().map(|&millis| millis as f64).collect());
+        VersionReport {
+            version,
+            completion: rate(counts.completed, finished),
+            handoff: rate(counts.handoff, finished),
+            expiry: rate(counts.expired, finished),
+            failure: rate(counts.failed, finished),
+            median_turns,
+            median_completion_millis,
+            counts,
+        }
+    }
+
+    /// The rate a metric reads.
+    pub fn rate_of(&self, metric: Metric) -> Rate {
+        match metric {
+            Metric::Completion => self.completion,
+            Metric::Handoff => self.handoff,
+            Metric::Failure => self.failure,
+            Metric::Expiry => self.expiry,
+        }
+    }
+}
+
+/// Funnel row for one step (the store counts these).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunnelStep {
+    pub step: String,
+    /// Sessions that entered the step.
+    pub reached: u64,
+    pub expired_here: u64,
+    pub handed_off_here: u64,
+    pub failed_here: u64,
+    pub cancelled_here: u64,
+}
+
+impl FunnelStep {
+    /// Sessions whose conversation stopped at this step without completing.
+    pub fn lost_here(&self) -> u64 {
+        self.expired_here
+            .saturating_add(self.handed_off_here)
+            .saturating_add(self.failed_here)
+            .saturating_add(self.cancelled_here)
+    }
+    /// The share of the sessions that reached this step and were lost here.
+    pub fn drop_off(&self) -> Rate {
+        rate(self.lost_here(), self.reached)
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Special functions
+
+/// The standard normal CDF, from `erfc(x) = Q(1/2, x²)`: accurate to about
+/// 1e-15, relative in the lower tail. NaN is read as 0 (gives 0.5).
+pub fn normal_cdf(x: f64) -> f64 {
+    if x.is_nan() {
+        return 0.5;
+    }
+    // P(Z > |x|) = erfc(|x| / sqrt 2) / 2 = Q(1/2, x² / 2) / 2; infinite x gives 0.
+    let tail = 0.5 * gamma_q(0.5, x * x / 2.0);
+    if x < 0.0 { tail } else { 1.0 - tail }
+}
+
+/// The standard normal quantile (inverse CDF): Acklam's algorithm refined by one
+/// Halley step. `p <= 0` gives -infinity, `p >= 1` +infinity, NaN gives 0.
+pub fn normal_quantile(p: f64) -> f64 {
+    if p.is_nan() {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if p >= 1.0 {
+        return f64::INFINITY;
+    }
+    if p == 0.5 {
+        return 0.0;
+    }
+    // Work in the lower tail: 1 - p is exact for p in [0.5, 1) (Sterbenz), and
+    // the CDF there has full relative precision, so the refinement helps
+    // instead of amplifying the rounding of a CDF near 1.
+    if p > 0.5 { -lower_quantile(1.0 - p) } else { lower_quantile(p) }
+}
+
+/// The quantile for `0 < p < 0.5`.
+fn lower_quantile(p: f64) -> f64 {
+    let x = acklam(p);
+    let error = normal_cdf(x) - p;
+    let u = error * (2.0 * std::f64::consts::PI).sqrt() * (x * x / 2.0).exp();
+    let refined = x - u / (1.0 + x * u / 2.0);
+    // Far in the tail exp(x²/2) overflows; Acklam's value alone is then the answer.
+    if refined.is_finite() { refined } else { x }
+}
+
+/// Peter Acklam's rational approximation of the normal quantile (relative error
+/// below 1.15e-9 over (0, 1)).
+fn acklam(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969_683_028_665_376e1,
+        2.209_460_984_245_205e2,
+        -2.759_285_104_469_687e2,
+        1.383_577_518_672_69e2,
+        -3.066_479_806_614_716e1,
+        2.506_628_277_459_239,
+    ];
+    const B: [f64; 5] = [
+        -5.447_609_879_822_406e1,
+        1.615_858_368_580_409e2,
+        -1.556_989_798_598_866e2,
+        6.680_131_188_771_972e1,
+        -1.328_068_155_288_572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784_894_002_430_293e-3,
+        -3.223_964_580_411_365e-1,
+        -2.400_758_277_161_838,
+        -2.549_732_539_343_734,
+        4.374_664_141_464_968,
+        2.938_163_982_698_783,
+    ];
+    const D: [f64; 4] = [
+        7.784_695_709_041_462e-3,
+        3.224_671_290_700_398e-1,
+        2.445_134_137_142_996,
+        3.754_408_661_907_416,
+    ];
+    const P_LOW: f64 = 0.02425;
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    if p < P_LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p <= 1.0 - P_LOW {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    }
+}
+
+/// ln Γ(x) for x > 0: Lanczos approximation (g = 7, 9 terms), about 1e-15
+/// relative; the reflection formula below 1/2.
+fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const COEFFICIENTS: [f64; 9] = [
+        0.999_999_999_999_809_93,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_13,
+        -176.615_029_162_140_59,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_571_6e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Γ(x)Γ(1-x) = π / sin(πx). Only reached for 0 < x < 1/2 here.
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin().abs()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut sum = COEFFICIENTS[0];
+    for (index, coefficient) in COEFFICIENTS.iter().enumerate().skip(1) {
+        sum += coefficient / (x + index as f64);
+    }
+    let t = x + G + 0.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
+/// The regularized lower incomplete gamma function P(a, x) = γ(a, x) / Γ(a).
+#[cfg(test)]
+fn gamma_p(a: f64, x: f64) -> f64 {
+    1.0 - gamma_q(a, x)
+}
+
+/// The regularized upper incomplete gamma function Q(a, x) = Γ(a, x) / Γ(a),
+/// the survival function of a Gamma(a) variable; `Q(k/2, χ²/2)` is the
+/// chi-square p-value with k degrees of freedom. Returns 1 for x <= 0 (and for
+/// meaningless a <= 0 or NaN arguments, i.e. "no evidence"), 0 for infinite x.
+fn gamma_q(a: f64, x: f64) -> f64 {
+    if a.is_nan() || a <= 0.0 || x.is_nan() || x <= 0.0 {
+        return 1.0;
+    }
+    if x.is_infinite() {
+        return 0.0;
+    }
+    // The series converges fast below a + 1, the continued fraction above;
+    // each computes directly the side that is small there, so no cancellation.
+    if x < a + 1.0 { 1.0 - gamma_p_series(a, x) } else { gamma_q_fraction(a, x) }
+}
+
+/// e^-x x^a / Γ(a), the common prefactor, in log space to avoid overflow.
+fn gamma_prefactor(a: f64, x: f64) -> f64 {
+    (-x + a * x.ln() - ln_gamma(a)).exp()
+}
+
+/// P(a, x) by its power series, for x < a + 1.
+fn gamma_p_series(a: f64, x: f64) -> f64 {
+    let mut denominator = a;
+    let mut term = 1.0 / a;
+    let mut sum = term;
+    for _ in 0..MAX_ITERATIONS {
+        denominator += 1.0;
+        term *= x / denominator;
+        sum += term;
+        if term.abs() < sum.abs() * EPS {
+            break;
+        }
+    }
+    (sum * gamma_prefactor(a, x)).clamp(0.0, 1.0)
+}
+
+/// Q(a, x) by its continued fraction (modified Lentz), for x >= a + 1.
+fn gamma_q_fraction(a: f64, x: f64) -> f64 {
+    // Stands in for zero so no division blows up (Lentz's trick).
+    const TINY: f64 = 1e-300;
+    let mut b = x + 1.0 - a;
+    let mut c = 1.0 / TINY;
+    let mut d = 1.0 / b;
+    let mut h = d;
+    for i in 1..MAX_ITERATIONS {
+        let i = f64::from(i);
+        let an = -i * (i - a);
+        b += 2.0;
+        d = an * d + b;
+        if d.abs() < TINY {
+            d = TINY;
+        }
+        c = b + an / c;
+        if c.abs() < TINY {
+            c = TINY;
+        }
+        d = 1.0 / d;
+        let delta = d * c;
+        h *= delta;
+        if (delta - 1.0).abs() < EPS {
+            break;
+        }
+    }
+    let q = gamma_prefactor(a, x) * h;
+    if q.is_nan() { 0.0 } else { q.clamp(0.0, 1.0) }
+}
+
+// ---------------------------------------------------------------------------
+// Two proportions
+
+/// Two proportions compared: the difference (b - a), its Newcombe interval and
+/// the pooled z test.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TwoProportion {
+    /// `p_b - p_a`.
+    pub difference: f64,
+    /// The interval of the difference at the requested confidence: Newcombe's
+    /// hybrid score interval (method 10), built from the two Wilson intervals.
+    pub low: f64,
+    pub high: f64,
+    /// The pooled z statistic (positive when b is higher).
+    pub z: f64,
+    /// Two-sided p-value of the pooled z test for "no difference".
+    pub p_value: f64,
+}
+
+/// Compares `successes_b / trials_b` against `successes_a / trials_a`.
+/// Zero trials on either side gives difference 0, interval (-1, 1), z 0, p 1.
+pub fn two_proportion(successes_a: u64, trials_a: u64, successes_b: u64, trials_b: u64, confidence: f64) -> TwoProportion {
+    if trials_a == 0 || trials_b == 0 {
+        return TwoProportion { difference: 0.0, low: -1.0, high: 1.0, z: 0.0, p_value: 1.0 };
+    }
+    let (successes_a, successes_b) = (successes_a.min(trials_a), successes_b.min(trials_b));
+    let (n_a, n_b) = (trials_a as f64, trials_b as f64);
+    let (p_a, p_b) = (successes_a as f64 / n_a, successes_b as f64 / n_b);
+    let difference = p_b - p_a;
+
+    // Newcombe (1998), method 10, for p_b - p_a: the distance to the lower
+    // bound combines how far p_b can fall and p_a can rise, and vice versa.
+    let (low_a, high_a) = wilson(successes_a, trials_a, confidence);
+    let (low_b, high_b) = wilson(successes_b, trials_b, confidence);
+    let below = (p_b - low_b).hypot(high_a - p_a);
+    let above = (high_b - p_b).hypot(p_a - low_a);
+    // At 100% confidence only the whole range is certain; the Wilson limits
+    // (0, 1) fed through the formula would give something narrower.
+    let certain = !two_sided_z(confidence).is_finite();
+    let low = if certain { -1.0 } else { (difference - below).clamp(-1.0, 1.0) };
+    let high = if certain { 1.0 } else { (difference + above).clamp(-1.0, 1.0) };
+
+    let pooled = (successes_a as f64 + successes_b as f64) / (n_a + n_b);
+    let standard_error = (pooled * (1.0 - pooled) * (1.0 / n_a + 1.0 / n_b)).max(0.0).sqrt();
+    // A zero standard error means both versions are all-success or all-failure:
+    // identical, no evidence of a difference.
+    let (z, p_value) = if standard_error > 0.0 {
+        let z = difference / standard_error;
+        (z, (2.0 * normal_cdf(-z.abs())).clamp(0.0, 1.0))
+    } else {
+        (0.0, 1.0)
+    };
+    TwoProportion { difference, low, high, z, p_value }
+}
+
+// ---------------------------------------------------------------------------
+// Sample-ratio mismatch
+
+/// Pearson's chi-square test of new-session counts against the configured split.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SampleRatio {
+    pub chi_square: f64,
+    pub degrees_of_freedom: u32,
+    pub p_value: f64,
+    /// `p_value < 0.001`, the usual SRM threshold.
+    pub mismatch: bool,
+}
+
+/// Observed new-session counts per version against the configured weights in
+/// percent. Weights are normalised by their sum, so `[33.3, 33.4, 33.3]` or
+/// weights that do not add up to exactly 100 work as meant.
+///
+/// `None` when the lengths differ, there are fewer than 2 versions, no sessions
+/// at all, or a weight is negative or not finite, or they sum to 0. A version
+/// with weight 0 and no sessions takes no part in the test (and no degree of
+/// freedom); one with weight 0 that *did* receive sessions is a certain mismatch:
+/// chi-square +infinity, p-value 0. `None` as well when fewer than 2 versions
+/// take part (nothing to compare).
+pub fn sample_ratio(observed: &[u64], weights_percent: &[f64]) -> Option<SampleRatio> {
+    if observed.len() != weights_percent.len() || observed.len() < 2 {
+        return None;
+    }
+    if weights_percent.iter().any(|weight| !weight.is_finite() || *weight < 0.0) {
+        return None;
+    }
+    let total_weight: f64 = weights_percent.iter().sum();
+    let total: u128 = observed.iter().map(|&count| u128::from(count)).sum();
+    if total_weight <= 0.0 || total == 0 {
+        return None;
+    }
+    let total = total as f64;
+    let mut chi_square = 0.0;
+    let mut cells: u32 = 0;
+    let mut impossible = false;
+    for (&count, &weight) in observed.iter().zip(weights_percent) {
+        let expected = total * weight / total_weight;
+        if expected <= 0.0 {
+            if count > 0 {
+                impossible = true;
+                cells = cells.saturating_add(1);
+            }
+            continue;
+        }
+        cells = cells.saturating_add(1);
+        let deviation = count as f64 - expected;
+        chi_square += deviation * deviation / expected;
+    }
+    if cells < 2 {
+        return None;
+    }
+    let degrees_of_freedom = cells - 1;
+    if impossible {
+        return Some(SampleRatio { chi_square: f64::INFINITY, degrees_of_freedom, p_value: 0.0, mismatch: true });
+    }
+    let p_value = chi_square_p_value(chi_square, degrees_of_freedom);
+    Some(SampleRatio { chi_square, degrees_of_freedom, p_value, mismatch: p_value < SRM_THRESHOLD })
+}
+
+/// The upper tail P(X >= chi_square) of a chi-square distribution with
+/// `degrees_of_freedom`: `Q(df/2, chi²/2)`. 1 for a chi-square of 0 or less (or
+/// NaN) and for 0 degrees of freedom (no test), 0 for +infinity.
+pub fn chi_square_p_value(chi_square: f64, degrees_of_freedom: u32) -> f64 {
+    gamma_q(f64::from(degrees_of_freedom) / 2.0, chi_square / 2.0)
+}
+
+// ---------------------------------------------------------------------------
+// Metrics, comparison, guard
+
+/// An outcome rate a comparison or a guard looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Metric {
+    Completion,
+    Handoff,
+    Failure,
+    Expiry,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 4] = [Metric::Completion, Metric::Handoff, Metric::Failure, Metric::Expiry];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Completion => "completion",
+            Metric::Handoff => "handoff",
+            Metric::Failure => "failure",
+            Metric::Expiry => "expiry",
+        }
+    }
+    pub fn parse(text: &str) -> Result<Metric, String> {
+        Metric::ALL
+            .into_iter()
+            .find(|metric| metric.as_str() == text)
+            .ok_or_else(|| format!("metric '{text}' is not one of completion, handoff, failure, expiry"))
+    }
+    /// Only completion is better when higher; handoffs, failures and expiries
+    /// are what a flow tries to avoid.
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Metric::Completion)
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A baseline and a candidate compared on completion and handoff.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Comparison {
+    pub baseline: Version,
+    pub candidate: Version,
+    /// Candidate minus baseline.
+    pub completion: TwoProportion,
+    /// Candidate minus baseline.
+    pub handoff: TwoProportion,
+    /// Both versions have at least `min_finished` finished sessions.
+    pub enough: bool,
+    /// Finished sessions still needed by the version furthest from `min_finished`.
+    pub needed_more: u64,
+    /// The plain-English verdict.
+    pub verdict: String,
+}
+
+/// Compares a candidate with a baseline on completion and handoff (95%, p < 0.05).
+/// No winner is named until both have `min_finished` finished sessions (a
+/// minimum of 0 is treated as 1: a version without any finished session has
+/// nothing to compare).
+pub fn compare(baseline: &VersionReport, candidate: &VersionReport, min_finished: u64) -> Comparison {
+    let minimum = min_finished.max(1);
+    let (base, cand) = (baseline.version, candidate.version);
+    let completion = two_proportion(
+        baseline.completion.successes,
+        baseline.completion.trials,
+        candidate.completion.successes,
+        candidate.completion.trials,
+        REPORT_CONFIDENCE,
+    );
+    let handoff = two_proportion(
+        baseline.handoff.successes,
+        baseline.handoff.trials,
+        candidate.handoff.successes,
+        candidate.handoff.trials,
+        REPORT_CONFIDENCE,
+    );
+    let missing_base = minimum.saturating_sub(baseline.counts.finished());
+    let missing_cand = minimum.saturating_sub(candidate.counts.finished());
+    let needed_more = missing_base.max(missing_cand);
+    let enough = needed_more == 0;
+
+    let verdict = if !enough {
+        let short = match (missing_base, missing_cand) {
+            (0, missing) => format!("{cand} needs {missing} more finished {}", sessions(missing)),
+            (missing, 0) => format!("{base} needs {missing} more finished {}", sessions(missing)),
+            (first, second) => format!("{base} needs {first} more and {cand} {second} more finished sessions"),
+        };
+        format!("not enough data yet: {short} (minimum {minimum} per version) before a winner can be named")
+    } else {
+        let completion_significant = completion.p_value < SIGNIFICANCE;
+        let handoff_significant = handoff.p_value < SIGNIFICANCE;
+        let effect = |test: &TwoProportion| {
+            format!(
+                "{} points (95% CI {} to {}), {}",
+                signed_points(test.difference),
+                signed_points(test.low),
+                signed_points(test.high),
+                p_text(test.p_value)
+            )
+        };
+        let direction = |test: &TwoProportion| if test.difference > 0.0 { "more often" } else { "less often" };
+        match (completion_significant, handoff_significant) {
+            (true, true) => format!(
+                "{cand} completes {} than {base}: {}, and hands off {}: {}",
+                direction(&completion),
+                effect(&completion),
+                direction(&handoff),
+                effect(&handoff)
+            ),
+            (true, false) => format!("{cand} completes {} than {base}: {}", direction(&completion), effect(&completion)),
+            (false, true) => format!(
+                "{cand} hands off {} than {base}: {}; completion shows no significant difference ({})",
+                direction(&handoff),
+                effect(&handoff),
+                p_text(completion.p_value)
+            ),
+            (false, false) => format!(
+                "no significant difference between {base} and {cand} (completion {}, handoff {})",
+                p_text(completion.p_value),
+                p_text(handoff.p_value)
+            ),
+        }
+    };
+    Comparison { baseline: base, candidate: cand, completion, handoff, enough, needed_more, verdict }
+}
+
+/// What a guarded rollout watches and how strict it is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Guard {
+    pub metric: Metric,
+    /// Finished sessions each version needs before the guard may act.
+    pub min_sessions: u64,
+    /// Tolerated degradation, in percentage points.
+    pub tolerance_points: f64,
+    /// One-sided confidence that the degradation exceeds the tolerance (e.g. 0.95).
+    pub confidence: f64,
+}
+
+impl Guard {
+    /// Validates: `min_sessions >= 1`, `0 <= tolerance_points < 100`, `0.5 <= confidence < 1`.
+    pub fn new(metric: Metric, min_sessions: u64, tolerance_points: f64, confidence: f64) -> Result<Guard, String> {
+        if min_sessions < 1 {
+            return Err("the guard's minimum sessions must be at least 1".to_string());
+        }
+        if !(0.0..100.0).contains(&tolerance_points) {
+            return Err(format!(
+                "the guard's tolerance must be at least 0 and below 100 percentage points (got {tolerance_points})"
+            ));
+        }
+        if !(0.5..1.0).contains(&confidence) {
+            return Err(format!("the guard's confidence must be at least 0.5 and below 1 (got {confidence})"));
+        }
+        Ok(Guard { metric, min_sessions, tolerance_points, confidence })
+    }
+}
+
+/// What a guarded rollout should do now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuardDecision {
+    /// Keep the rollout as it is.
+    Hold { reason: String },
+    /// The candidate is confidently worse than tolerated: roll it back.
+    Rollback { reason: String },
+}
+
+impl GuardDecision {
+    pub fn is_rollback(&self) -> bool {
+        matches!(self, GuardDecision::Rollback { .. })
+    }
+    pub fn reason(&self) -> &str {
+        match self {
+            GuardDecision::Hold { reason } | GuardDecision::Rollback { reason } => reason,
+        }
+    }
+}
+
+/// Decides a guarded rollout: hold until both versions have `min_sessions`
+/// finished, then roll back only when the candidate is worse than the baseline
+/// by more than the tolerance with one-sided confidence `confidence` (see the
+/// module docs). A guard built by hand with out-of-range fields is read
+/// leniently: NaN confidence as 0.95, NaN or negative tolerance as 0.
+pub fn guard_decision(guard: &Guard, baseline: &VersionReport, candidate: &VersionReport) -> GuardDecision {
+    let metric = guard.metric;
+    let minimum = guard.min_sessions.max(1);
+    let (base, cand) = (baseline.version, candidate.version);
+    let (base_rate, cand_rate) = (baseline.rate_of(metric), candidate.rate_of(metric));
+
+    let (base_short, cand_short) = (base_rate.trials < minimum, cand_rate.trials < minimum);
+    if base_short || cand_short {
+        let reason = match (base_short, cand_short) {
+            (true, true) => format!(
+                "{base} has {} and {cand} has {} finished sessions, the guard needs {minimum} per version",
+                base_rate.trials, cand_rate.trials
+            ),
+            (true, false) => format!(
+                "{base} has {} finished {}, the guard needs {minimum}",
+                base_rate.trials,
+                sessions(base_rate.trials)
+            ),
+            _ => format!(
+                "{cand} has {} finished {}, the guard needs {minimum}",
+                cand_rate.trials,
+                sessions(cand_rate.trials)
+            ),
+        };
+        return GuardDecision::Hold { reason };
+    }
+
+    let confidence = if guard.confidence.is_nan() { REPORT_CONFIDENCE } else { guard.confidence };
+    let tolerance_points = if guard.tolerance_points.is_nan() { 0.0 } else { guard.tolerance_points.max(0.0) };
+    let tolerance = tolerance_points / 100.0;
+    // One-sided at `confidence` = one end of the two-sided interval at 2c - 1.
+    let test = two_proportion(
+        base_rate.successes,
+        base_rate.trials,
+        cand_rate.successes,
+        cand_rate.trials,
+        2.0 * confidence - 1.0,
+    );
+    // Degradation is positive when the candidate is worse, whatever the metric's direction.
+    let (degradation, least_degradation) = if metric.higher_is_better() {
+        (-test.difference, -test.high)
+    } else {
+        (test.difference, test.low)
+    };
+    let noun = format!("{metric} rate");
+    let tolerated = tolerance_text(tolerance_points);
+    let confidence_label = percent_label(confidence);
+    if least_degradation > tolerance {
+        let reason = format!(
+            "{noun} of {cand} is {} (95% CI {}–{}, {} finished) against {} for {base} ({} finished): {} points, more than the {tolerated} tolerated ({})",
+            percent(cand_rate.value),
+            percent_number(cand_rate.low),
+            percent(cand_rate.high),
+            cand_rate.trials,
+            percent(base_rate.value),
+            base_rate.trials,
+            signed_points(test.difference),
+            p_text(test.p_value)
+        );
+        return GuardDecision::Rollback { reason };
+    }
+    let reason = if degradation <= tolerance {
+        format!(
+            "{cand}'s {noun} is within the tolerance: {} against {} for {base} ({} points, {tolerated} tolerated)",
+            percent(cand_rate.value),
+            percent(base_rate.value),
+            signed_points(test.difference)
+        )
+    } else {
+        let nearest = if metric.higher_is_better() { test.high } else { test.low };
+        format!(
+            "{cand}'s {noun} looks worse than {base}'s by {} points ({} against {}), more than the {tolerated} tolerated, but not with {confidence_label} confidence: the difference could be as little as {} points",
+            signed_points(test.difference),
+            percent(cand_rate.value),
+            percent(base_rate.value),
+            signed_points(nearest)
+        )
+    };
+    GuardDecision::Hold { reason }
+}
+
+// ---------------------------------------------------------------------------
+// Formatting
+
+fn sessions(count: u64) -> &'static str {
+    if count == 1 { "session" } else { "sessions" }
+}
+
+/// A proportion as percentage points with one decimal and an explicit sign:
+/// `+8.1`, `-5.0`, `+0.0` (never `-0.0`).
+fn signed_points(proportion: f64) -> String {
+    let points = proportion * 100.0;
+    if points.is_nan() || points.abs() < 0.05 { "+0.0".to_string() } else { format!("{points:+.1}") }
+}
+
+/// A tolerance in points: one decimal, two when it needs them (`2.0`, `0.5`,
+/// `0.95`), so the printed tolerance is the configured one.
+fn tolerance_text(points: f64) -> String {
+    let text = format!("{points:.2}");
+    match text.strip_suffix('0') {
+        Some(shorter) if !shorter.ends_with('.') => shorter.to_string(),
+        _ => text,
+    }
+}
+
+/// `31.0%`.
+fn percent(proportion: f64) -> String {
+    format!("{}%", percent_number(proportion))
+}
+
+/// `31.0`.
+fn percent_number(proportion: f64) -> String {
+    format!("{:.1}", proportion * 100.0)
+}
+
+/// `95%`, `97.5%`: a confidence level as people write it.
+fn percent_label(confidence: f64) -> String {
+    let tenths = (confidence * 1000.0).round() / 10.0;
+    format!("{tenths}%")
+}
+
+/// `p < 0.001`, `p = 0.009`, `p = 0.42`. Two decimals from 0.01 up, three below.
+/// Just under 0.05 the value is truncated to three decimals (0.0496 prints as
+/// `0.049`), so a significant p never prints as `0.05` next to its verdict.
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_string()
+    } else if p < 0.01 {
+        format!("p = {p:.3}")
+    } else if (0.045..SIGNIFICANCE).contains(&p) {
+        format!("p = {:.3}", (p * 1000.0).floor() / 1000.0)
+    } else {
+        format!("p = {p:.2}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(actual: f64, expected: f64, tolerance: f64) {
+        assert!((actual - expected).abs() <= tolerance, "{actual} is not within {tolerance} of {expected}");
+    }
+
+    #[test]
+    fn ln_gamma_matches_known_values() {
+        close(ln_gamma(0.5), 0.572_364_942_924_700_1, 1e-13);
+        close(ln_gamma(1.0), 0.0, 1e-13);
+        close(ln_gamma(2.5), 0.284_682_870_472_919_2, 1e-13);
+        close(ln_gamma(10.0), 12.801_827_480_081_469, 1e-12);
+        close(ln_gamma(0.25), 1.288_022_524_698_077_5, 1e-12);
+    }
+
+    #[test]
+    fn incomplete_gamma_matches_closed_forms() {
+        // a = 1: Q(1, x) = e^-x, on both sides of the series/fraction switch.
+        for x in [0.1, 1.0, 1.9, 2.1, 5.0, 30.0] {
+            close(gamma_q(1.0, x), (-x).exp(), 1e-14);
+            close(gamma_p(1.0, x), 1.0 - (-x).exp(), 1e-14);
+        }
+        // a = 2: Q(2, x) = (1 + x) e^-x.
+        for x in [0.5, 2.9, 3.1, 10.0] {
+            close(gamma_q(2.0, x), (1.0 + x) * (-x).exp(), 1e-14);
+        }
+        assert_eq!(gamma_q(0.5, 0.0), 1.0);
+        assert_eq!(gamma_q(0.5, f64::INFINITY), 0.0);
+        assert_eq!(gamma_q(f64::NAN, 1.0), 1.0);
+        assert_eq!(gamma_q(-1.0, 1.0), 1.0);
+    }
+
+    #[test]
+    fn normal_tails_keep_relative_precision() {
+        // Φ(-10) = 7.619853024160527e-24.
+        let tail = normal_cdf(-10.0);
+        assert!((tail / 7.619_853_024_160_527e-24 - 1.0).abs() < 1e-10, "{tail}");
+        // Φ(-5) = 2.866515718791939e-7.
+        assert!((normal_cdf(-5.0) / 2.866_515_718_791_939e-7 - 1.0).abs() < 1e-10);
+    }
+
+    #[test]
+    fn quantile_inverts_the_cdf() {
+        for p in [1e-300, 1e-12, 1e-6, 0.001, 0.02, 0.025, 0.1, 0.3, 0.5, 0.7, 0.9, 0.975, 0.98, 0.999, 1.0 - 1e-9] {
+            let x = normal_quantile(p);
+            let back = normal_cdf(x);
+            let scale = p.min(1.0 - p);
+            assert!(((back - p) / scale).abs() < 1e-9 || (back - p).abs() < 1e-15, "p {p}: x {x}, back {back}");
+        }
+        close(normal_quantile(0.025), -1.959_963_984_540_054, 1e-12);
+        close(normal_quantile(1e-10), -6.361_340_902_404_056, 1e-9);
+    }
+
+    #[test]
+    fn median_handles_odd_even_empty_and_nan() {
+        assert_eq!(median(vec![]), None);
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(vec![f64::NAN]), None);
+        assert_eq!(median(vec![f64::NAN, 5.0]), Some(5.0));
+        assert_eq!(median(vec![f64::MAX, f64::MAX]), Some(f64::MAX));
+    }
+
+    #[test]
+    fn formatting_helpers() {
+        assert_eq!(signed_points(0.081), "+8.1");
+        assert_eq!(signed_points(-0.05), "-5.0");
+        assert_eq!(signed_points(-0.0001), "+0.0");
+        assert_eq!(p_text(0.0001), "p < 0.001");
+        assert_eq!(p_text(0.009), "p = 0.009");
+        assert_eq!(p_text(0.42), "p = 0.42");
+        assert_eq!(p_text(0.0496), "p = 0.049");
+        assert_eq!(p_text(0.0504), "p = 0.05");
+        assert_eq!(p_text(0.0337), "p = 0.03");
+        assert_eq!(p_text(1.0), "p = 1.00");
+        assert_eq!(percent_label(0.95), "95%");
+        assert_eq!(percent_label(0.975), "97.5%");
+        assert_eq!(percent(0.31), "31.0%");
+        assert_eq!(tolerance_text(2.0), "2.0");
+        assert_eq!(tolerance_text(0.5), "0.5");
+        assert_eq!(tolerance_text(0.95), "0.95");
+        assert_eq!(tolerance_text(0.0), "0.0");
+    }
+
+    #[test]
+    fn two_sided_z_clamps() {
+        close(two_sided_z(0.95), 1.959_963_984_540_054, 1e-12);
+        close(two_sided_z(f64::NAN), 1.959_963_984_540_054, 1e-12);
+        assert_eq!(two_sided_z(0.0), 0.0);
+        assert_eq!(two_sided_z(-3.0), 0.0);
+        assert_eq!(two_sided_z(1.0), f64::INFINITY);
+    }
+}
