@@ -3,6 +3,7 @@
 //! intervals and verdicts; this module only counts.
 
 use sqlx::Row;
+use switchyard_engine::analytics::VersionCounts;
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
@@ -21,21 +22,12 @@ pub struct Window<'a> {
     pub reason: Option<&'a str>,
 }
 
-/// Raw counts of one version's sessions in a window.
+/// One version's counts in a window (the engine's analytics type, so reports
+/// compute rates from exactly what was counted).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VersionAggregate {
     pub version: Version,
-    pub started: u64,
-    pub completed: u64,
-    pub handoff: u64,
-    pub expired: u64,
-    pub failed: u64,
-    pub cancelled: u64,
-    pub live: u64,
-    /// Customer turns of each finished session.
-    pub turns_of_finished: Vec<u32>,
-    /// Start-to-completion time of each completed session.
-    pub completion_millis: Vec<i64>,
+    pub counts: VersionCounts,
 }
 
 /// One step of a version's funnel.
@@ -82,15 +74,17 @@ impl SqliteStore {
             let version = Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?);
             aggregates.push(VersionAggregate {
                 version,
-                started: count(row, "started")?,
-                completed: count(row, "completed")?,
-                handoff: count(row, "handoff")?,
-                expired: count(row, "expired")?,
-                failed: count(row, "failed")?,
-                cancelled: count(row, "cancelled")?,
-                live: count(row, "live")?,
-                turns_of_finished: Vec::new(),
-                completion_millis: Vec::new(),
+                counts: VersionCounts {
+                    started: count(row, "started")?,
+                    completed: count(row, "completed")?,
+                    handoff: count(row, "handoff")?,
+                    expired: count(row, "expired")?,
+                    failed: count(row, "failed")?,
+                    cancelled: count(row, "cancelled")?,
+                    live: count(row, "live")?,
+                    turns_of_finished: Vec::new(),
+                    completion_millis: Vec::new(),
+                },
             });
         }
         let details = sqlx::query(
@@ -109,13 +103,13 @@ impl SqliteStore {
             let version: i64 = row.try_get("version").map_err(map_err)?;
             let Some(aggregate) = aggregates.iter_mut().find(|aggregate| i64::from(aggregate.version.number()) == version) else { continue };
             let turns: i64 = row.try_get("turns").map_err(map_err)?;
-            aggregate.turns_of_finished.push(u32::try_from(turns.max(0)).unwrap_or(u32::MAX));
+            aggregate.counts.turns_of_finished.push(u32::try_from(turns.max(0)).unwrap_or(u32::MAX));
             let outcome: Option<String> = row.try_get("outcome").map_err(map_err)?;
             if outcome.as_deref() == Some("completed") {
                 let started: i64 = row.try_get("started_at").map_err(map_err)?;
                 let ended: Option<i64> = row.try_get("ended_at").map_err(map_err)?;
                 if let Some(ended) = ended {
-                    aggregate.completion_millis.push(ended - started);
+                    aggregate.counts.completion_millis.push(ended - started);
                 }
             }
         }

@@ -66,10 +66,10 @@ async fn counts_and_funnel_follow_the_sessions_and_the_window() {
     let all = Window { flow: "unknown", since: None, until: None, instance: None, reason: None };
     let aggregates = store.version_aggregates(&all).await.unwrap();
     let summary: Vec<(u32, u64, u64, u64, u64, u64)> =
-        aggregates.iter().map(|a| (a.version.number(), a.started, a.completed, a.handoff, a.expired, a.live)).collect();
+        aggregates.iter().map(|a| (a.version.number(), a.counts.started, a.counts.completed, a.counts.handoff, a.counts.expired, a.counts.live)).collect();
     assert_eq!(summary, vec![(1, 4, 2, 1, 0, 1), (2, 2, 1, 0, 1, 0)]);
-    assert_eq!(aggregates[0].turns_of_finished.len(), 3);
-    assert_eq!(aggregates[0].completion_millis, vec![0, 0]);
+    assert_eq!(aggregates[0].counts.turns_of_finished.len(), 3);
+    assert_eq!(aggregates[0].counts.completion_millis, vec![0, 0]);
 
     let funnel = store.funnel(&all, Version::new(1)).await.unwrap();
     let step = |name: &str| funnel.iter().find(|step| step.step == name).cloned().unwrap_or_default();
@@ -81,12 +81,12 @@ async fn counts_and_funnel_follow_the_sessions_and_the_window() {
     // Filters: the instance and the window.
     let suporte = InstanceId::parse("suporte").unwrap();
     let only_support = store.version_aggregates(&Window { instance: Some(&suporte), ..all.clone() }).await.unwrap();
-    assert_eq!(only_support.iter().map(|a| (a.version.number(), a.started)).collect::<Vec<_>>(), vec![(1, 1)]);
+    assert_eq!(only_support.iter().map(|a| (a.version.number(), a.counts.started)).collect::<Vec<_>>(), vec![(1, 1)]);
     let first_half_hour = store.version_aggregates(&Window { until: Some(T0.plus(Duration::from_secs(1800))), ..all.clone() }).await.unwrap();
     assert_eq!(first_half_hour.iter().map(|a| a.version.number()).collect::<Vec<_>>(), vec![1]);
 
     let overridden = store.version_aggregates(&Window { reason: Some("override"), ..all.clone() }).await.unwrap();
-    assert_eq!(overridden.iter().map(|a| (a.version.number(), a.started)).collect::<Vec<_>>(), vec![(2, 2)]);
+    assert_eq!(overridden.iter().map(|a| (a.version.number(), a.counts.started)).collect::<Vec<_>>(), vec![(2, 2)]);
 
     let totals = store.session_totals().await.unwrap();
     assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "completed".to_owned(), 2)));

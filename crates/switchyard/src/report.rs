@@ -27,20 +27,6 @@ pub struct ReportQuery {
     pub min_finished: u64,
 }
 
-fn counts(aggregate: &VersionAggregate) -> VersionCounts {
-    VersionCounts {
-        started: aggregate.started,
-        completed: aggregate.completed,
-        handoff: aggregate.handoff,
-        expired: aggregate.expired,
-        failed: aggregate.failed,
-        cancelled: aggregate.cancelled,
-        live: aggregate.live,
-        turns_of_finished: aggregate.turns_of_finished.clone(),
-        completion_millis: aggregate.completion_millis.clone(),
-    }
-}
-
 fn rate_json(rate: &Rate) -> Value {
     json!({ "value": rate.value, "low": rate.low, "high": rate.high, "successes": rate.successes, "trials": rate.trials })
 }
@@ -54,7 +40,7 @@ pub async fn build(store: &SqliteStore, engine: &Engine, flow: &str, query: &Rep
         .into_iter()
         .filter(|aggregate| query.versions.as_ref().is_none_or(|versions| versions.contains(&aggregate.version)))
         .collect();
-    let mut reports: Vec<VersionReport> = aggregates.iter().map(|aggregate| VersionReport::new(aggregate.version, counts(aggregate))).collect();
+    let mut reports: Vec<VersionReport> = aggregates.iter().map(|aggregate| VersionReport::new(aggregate.version, aggregate.counts.clone())).collect();
     // Versions asked for but without sessions still appear, with zeros.
     if let Some(versions) = &query.versions {
         for version in versions {
@@ -108,7 +94,7 @@ pub async fn build(store: &SqliteStore, engine: &Engine, flow: &str, query: &Rep
             let split_window = Window { reason: Some("split"), ..window.clone() };
             let served = store.version_aggregates(&split_window).await?;
             let observed: Vec<u64> =
-                split.weights.iter().map(|(version, _)| served.iter().find(|a| a.version == *version).map_or(0, |a| a.started)).collect();
+                split.weights.iter().map(|(version, _)| served.iter().find(|a| a.version == *version).map_or(0, |a| a.counts.started)).collect();
             let weights: Vec<f64> = split.weights.iter().map(|(_, weight)| f64::from(weight.hundredths()) / 100.0).collect();
             analytics::sample_ratio(&observed, &weights).map(|srm| {
                 json!({
@@ -170,7 +156,7 @@ pub async fn evaluate_guards(store: &SqliteStore) -> Result<Vec<GuardOutcome>, S
         let window = Window { flow, since: None, until: None, instance: None, reason: Some("split") };
         let aggregates = store.version_aggregates(&window).await?;
         let report_of = |version: Version| {
-            let counts = aggregates.iter().find(|a| a.version == version).map(counts).unwrap_or_default();
+            let counts = aggregates.iter().find(|a| a.version == version).map(|a| a.counts.clone()).unwrap_or_default();
             VersionReport::new(version, counts)
         };
         let Some((baseline, _)) = split.weights.first() else { continue };
