@@ -139,6 +139,18 @@ pub enum FlowsAction {
         #[arg(long)]
         json: bool,
     },
+    /// What changed between two versions: steps added or removed,
+    /// transitions changed, texts added, removed or reworded.
+    Diff {
+        /// The older version, FLOW@VERSION.
+        #[arg(value_name = "FROM")]
+        from: String,
+        /// The newer version, FLOW@VERSION.
+        #[arg(value_name = "TO")]
+        to: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Everything an auditor needs about one version: fingerprint, steps,
     /// interrupts, every text and embedded file.
     Snapshot {

@@ -249,3 +249,25 @@ fn a_piped_chat_buys_a_certificate_on_v1_and_in_fewer_turns_on_v2() {
     assert_eq!((end["version"].as_str(), end["outcome"].as_str()), (Some("v2"), Some("completed")));
     assert!(v2_script.lines().count() < v1_script.lines().count(), "fewer customer turns on v2");
 }
+
+#[test]
+fn flows_diff_lists_what_changed_between_two_versions() {
+    let output = switchyard(&["flows", "diff", "digital_certificate@v1", "digital_certificate@v2", "--json"], &[], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let diff: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let list = |key: &str| diff[key].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert!(list("steps_added").contains(&"purchase.choose_product".to_owned()));
+    assert!(list("steps_removed").contains(&"purchase.choose_media".to_owned()));
+    assert!(!list("steps_added").contains(&"renewal.collect_document".to_owned()), "unchanged steps are not listed");
+    let route = diff["transitions_changed"].as_array().unwrap().iter().find(|change| change["step"] == "route").expect("route changed");
+    assert!(route["after"].as_array().unwrap().contains(&Value::from("purchase.choose_product")));
+    assert_ne!(diff["fingerprints"]["from"], diff["fingerprints"]["to"]);
+
+    let same = switchyard(&["flows", "diff", "billing@v1", "billing@v1", "--json"], &[], "");
+    let same: Value = serde_json::from_str(&stdout(&same)).unwrap();
+    assert!(same["steps_added"].as_array().unwrap().is_empty() && same["texts_reworded"].as_array().unwrap().is_empty());
+
+    let bad = switchyard(&["flows", "diff", "billing@v1", "billing@v7"], &[], "");
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stderr(&bad).contains("has no version v7"));
+}

@@ -257,3 +257,84 @@ pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
     print!("{out}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// `flows diff FROM TO`: the structural and textual differences.
+pub fn diff(from: &str, to: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let registry = match super::registry() {
+        Ok(registry) => registry,
+        Err(code) => return Ok(code),
+    };
+    let (old, new) = match (registry.lookup(from), registry.lookup(to)) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(problem), _) | (_, Err(problem)) => {
+            super::report(&[problem]);
+            return Ok(ExitCode::from(super::INVALID));
+        }
+    };
+    let targets = |version: &FlowVersion, id: &str| -> Vec<String> {
+        let mut names: Vec<String> = version.step(id).map(|step| step.targets.iter().map(target_name).collect()).unwrap_or_default();
+        names.sort();
+        names.dedup();
+        names
+    };
+    let old_ids: Vec<&str> = old.steps().iter().map(|step| step.id).collect();
+    let new_ids: Vec<&str> = new.steps().iter().map(|step| step.id).collect();
+    let added: Vec<&str> = new_ids.iter().copied().filter(|id| !old_ids.contains(id)).collect();
+    let removed: Vec<&str> = old_ids.iter().copied().filter(|id| !new_ids.contains(id)).collect();
+    let changed: Vec<(String, Vec<String>, Vec<String>)> = old_ids
+        .iter()
+        .filter(|id| new_ids.contains(id))
+        .map(|id| ((*id).to_owned(), targets(old, id), targets(new, id)))
+        .filter(|(_, before, after)| before != after)
+        .collect();
+    let old_texts = old.texts().sorted();
+    let new_texts = new.texts().sorted();
+    let text_of = |texts: &[(&str, &str)], key: &str| texts.iter().find(|(k, _)| *k == key).map(|(_, text)| (*text).to_owned());
+    let texts_added: Vec<&str> = new_texts.iter().map(|(k, _)| *k).filter(|k| text_of(&old_texts, k).is_none()).collect();
+    let texts_removed: Vec<&str> = old_texts.iter().map(|(k, _)| *k).filter(|k| text_of(&new_texts, k).is_none()).collect();
+    let texts_reworded: Vec<(&str, String, String)> = old_texts
+        .iter()
+        .filter_map(|(key, before)| text_of(&new_texts, key).filter(|after| after != before).map(|after| (*key, (*before).to_owned(), after)))
+        .collect();
+    if json {
+        let value = serde_json::json!({
+            "from": old.label(), "to": new.label(),
+            "fingerprints": { "from": old.fingerprint().as_str(), "to": new.fingerprint().as_str() },
+            "steps_added": added, "steps_removed": removed,
+            "transitions_changed": changed.iter().map(|(id, before, after)| serde_json::json!({"step": id, "before": before, "after": after})).collect::<Vec<_>>(),
+            "texts_added": texts_added, "texts_removed": texts_removed,
+            "texts_reworded": texts_reworded.iter().map(|(key, before, after)| serde_json::json!({"key": key, "before": before, "after": after})).collect::<Vec<_>>(),
+        });
+        println!("{value}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} -> {}", old.label(), new.label());
+    println!("fingerprint {} -> {}", old.fingerprint().short(), new.fingerprint().short());
+    println!("steps: {} -> {}", old.steps().len(), new.steps().len());
+    for id in &removed {
+        println!("  - step {id}");
+    }
+    for id in &added {
+        println!("  + step {id} -> {}", targets(new, id).join(", "));
+    }
+    for (id, before, after) in &changed {
+        println!("  ~ step {id}: -> {}  (was -> {})", after.join(", "), before.join(", "));
+    }
+    println!("texts: {} added, {} removed, {} reworded", texts_added.len(), texts_removed.len(), texts_reworded.len());
+    for key in &texts_removed {
+        println!("  - [{key}]");
+    }
+    for key in &texts_added {
+        println!("  + [{key}]");
+    }
+    for (key, before, after) in &texts_reworded {
+        println!("  ~ [{key}]");
+        for line in before.lines() {
+            println!("      - {line}");
+        }
+        for line in after.lines() {
+            println!("      + {line}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
