@@ -108,19 +108,9 @@ pub async fn run(contact: &str, instance: &str, json: bool) -> anyhow::Result<Ex
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let contact = match Contact::parse(contact) {
-        Ok(contact) => contact,
-        Err(problem) => {
-            super::report(&[format!("--contact: {problem}")]);
-            return Ok(ExitCode::from(super::INVALID));
-        }
-    };
-    let instance = match InstanceId::parse(instance) {
-        Ok(instance) => instance,
-        Err(problem) => {
-            super::report(&[format!("--instance: {problem}")]);
-            return Ok(ExitCode::from(super::INVALID));
-        }
+    let (contact, instance) = match super::contact_and_instance(contact, instance) {
+        Ok(parsed) => parsed,
+        Err(code) => return Ok(code),
     };
     let clock = ChatClock::default();
     let conversations = Conversations::new(engine, store, clock.clone());

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use switchyard_engine::ids::{Contact, FlowId, InstanceId};
+use switchyard_engine::ids::FlowId;
 use switchyard_engine::registry::suggest;
 use switchyard_engine::time::Timestamp;
 
@@ -21,19 +21,9 @@ pub async fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyho
         super::report(&[format!("--flow '{flow}' is not a compiled flow{hint}")]);
         return Ok(ExitCode::from(super::INVALID));
     }
-    let contact = match Contact::parse(contact) {
-        Ok(contact) => contact,
-        Err(problem) => {
-            super::report(&[format!("--contact: {problem}")]);
-            return Ok(ExitCode::from(super::INVALID));
-        }
-    };
-    let instance = match InstanceId::parse(instance) {
-        Ok(instance) => instance,
-        Err(problem) => {
-            super::report(&[format!("--instance: {problem}")]);
-            return Ok(ExitCode::from(super::INVALID));
-        }
+    let (contact, instance) = match super::contact_and_instance(contact, instance) {
+        Ok(parsed) => parsed,
+        Err(code) => return Ok(code),
     };
     let value = switchyard::rollout::explanation(&engine, flow, &instance, &contact, Timestamp::now_utc());
     if json {

@@ -106,3 +106,19 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     use anyhow::Context;
     switchyard_store::open(&config.database_url).await.with_context(|| format!("opening the store at {}", config.database_url))
 }
+
+/// Parses `--contact` and `--instance`, or reports the bad one (exit 1).
+pub fn contact_and_instance(
+    contact: &str,
+    instance: &str,
+) -> Result<(switchyard_engine::ids::Contact, switchyard_engine::ids::InstanceId), ExitCode> {
+    let contact = switchyard_engine::ids::Contact::parse(contact).map_err(|problem| {
+        report(&[format!("--contact: {problem}")]);
+        ExitCode::from(INVALID)
+    })?;
+    let instance = switchyard_engine::ids::InstanceId::parse(instance).map_err(|problem| {
+        report(&[format!("--instance: {problem}")]);
+        ExitCode::from(INVALID)
+    })?;
+    Ok((contact, instance))
+}
