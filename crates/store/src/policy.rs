@@ -215,6 +215,35 @@ fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreErr
     })
 }
 
+/// Appends an audit record inside `tx` and returns it as stored.
+#[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
+async fn insert_audit(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    flow: &str,
+    reason: &str,
+    before: Option<String>,
+    after: Option<String>,
+) -> Result<AuditRecord, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?) \
+         RETURNING seq, at, actor, action, flow, reason, before, after",
+    )
+    .bind(at.as_millis())
+    .bind(actor)
+    .bind(action)
+    .bind(flow)
+    .bind(reason)
+    .bind(before)
+    .bind(after)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    audit_from_row(&row)
+}
+
 impl SqliteStore {
     /// The stored policy and its revision. A stored document that no longer
     /// parses is reported, not silently dropped.
@@ -270,21 +299,7 @@ impl SqliteStore {
                 sqlx::query("DELETE FROM policy WHERE flow = ?").bind(flow).execute(&mut *tx).await.map_err(map_err)?;
             }
         }
-        let row = sqlx::query(
-            "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             RETURNING seq, at, actor, action, flow, reason, before, after",
-        )
-        .bind(at.as_millis())
-        .bind(actor)
-        .bind(action)
-        .bind(flow)
-        .bind(reason)
-        .bind(before)
-        .bind(after)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let record = audit_from_row(&row)?;
+        let record = insert_audit(&mut tx, at, actor, action, flow, reason, before, after).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(record)
     }
@@ -322,21 +337,7 @@ impl SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let row = sqlx::query(
-            "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?) \
-             RETURNING seq, at, actor, action, flow, reason, before, after",
-        )
-        .bind(at.as_millis())
-        .bind(actor)
-        .bind(action)
-        .bind(flow)
-        .bind(reason)
-        .bind(current.map(|value| value.to_string()))
-        .bind(after)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let record = audit_from_row(&row)?;
+        let record = insert_audit(&mut tx, at, actor, action, flow, reason, current.map(|value| value.to_string()), Some(after)).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(record))
     }

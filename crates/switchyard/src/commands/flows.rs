@@ -131,38 +131,15 @@ pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let version = &registry.all()[idx];
-    let interrupts: Vec<serde_json::Value> = version
-        .interrupts()
-        .iter()
-        .map(|(phrases, to)| {
-            serde_json::json!({ "phrases": phrases, "to": to.target().map(|target| target_name(&target)).unwrap_or_else(|| format!("{to:?}").to_lowercase()) })
-        })
-        .collect();
     if json {
-        let steps: Vec<serde_json::Value> = version
-            .steps()
-            .iter()
-            .map(|step| {
-                serde_json::json!({
-                    "id": step.id,
-                    "subroute": step.id.split_once('.').map(|(subroute, _)| subroute),
-                    "transitions": step.targets.iter().map(target_name).collect::<Vec<_>>(),
-                })
-            })
-            .collect();
-        let value = serde_json::json!({
-            "flow": version.flow().as_str(),
-            "version": version.version().to_string(),
-            "lifecycle": version.lifecycle().as_str(),
-            "description": version.description(),
-            "fingerprint": version.fingerprint().as_str(),
-            "folder": folder(version),
-            "entry": version.entry().id,
-            "subroutes": version.subroutes(),
-            "steps": steps,
-            "interrupts": interrupts,
-            "step_map": version.step_map().iter().map(|(from, old, new)| serde_json::json!({"from": format!("{}@{from}", version.flow()), "step": old, "to": new})).collect::<Vec<_>>(),
-        });
+        // The snapshot's document without the texts, files and timestamp:
+        // one shape for a version's structure, wherever it is printed.
+        let mut value = super::snapshot::json(version, switchyard_engine::time::Timestamp::now_utc());
+        if let Some(object) = value.as_object_mut() {
+            for key in ["texts", "files", "generated_at", "switchyard_version"] {
+                object.remove(key);
+            }
+        }
         println!("{value}");
         return Ok(ExitCode::SUCCESS);
     }
