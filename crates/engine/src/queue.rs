@@ -99,6 +99,17 @@ pub trait Queue: Store {
 
     /// Replies not yet delivered or failed.
     fn outbox_depth(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// The caller stops working through `contact`'s inbox (its last
+    /// `next_pending` found nothing). A store shared by several processes
+    /// gives up its claim on the contact here and answers whether entries are
+    /// waiting that no other process is working on (they arrived while the
+    /// claim was held), in which case the caller looks again. A store used
+    /// by one process has nothing to give up.
+    fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = (instance, contact);
+        std::future::ready(Ok(false))
+    }
 }
 
 /// A shared queue is a queue.
@@ -133,5 +144,8 @@ impl<Q: Queue> Queue for std::sync::Arc<Q> {
     }
     fn outbox_depth(&self) -> impl Future<Output = Result<u64, StoreError>> + Send {
         (**self).outbox_depth()
+    }
+    fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).release_contact(instance, contact)
     }
 }

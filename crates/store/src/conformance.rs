@@ -21,7 +21,9 @@ use switchyard_engine::time::{Clock, Timestamp};
 /// Every conformance case, for the macro that instantiates them per backend.
 #[macro_export]
 macro_rules! conformance_suite {
-    ($open:expr) => {
+    // `$open` yields `Option<store>`: `None` skips (a backend not available
+    // on this machine, which the opener reports).
+    (optional $open:expr) => {
         $crate::conformance_suite!(@cases $open;
             a_committed_turn_reads_back_field_for_field,
             a_contact_has_at_most_one_live_session,
@@ -43,10 +45,14 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test]
             async fn $case() {
-                let store = $open.await;
-                $crate::conformance::$case(&store).await;
+                if let Some(store) = $open.await {
+                    $crate::conformance::$case(&store).await;
+                }
             }
         )*
+    };
+    ($open:expr) => {
+        $crate::conformance_suite!(optional async { Some($open.await) });
     };
 }
 
@@ -438,4 +444,70 @@ pub async fn a_split_assignment_is_remembered_for_later_sessions<S: Queue>(store
     send(store, &forgetful, &text("outra", number, "oi"), later).await;
     let turn = send(store, &forgetful, &text("outra", number, "loja"), later).await;
     assert_eq!(turn.live().unwrap().version(), Version::new(1));
+}
+
+/// Cases for a store shared by several processes (`a` and `b` are two
+/// handles on one database, as two `serve` processes hold): a contact is
+/// worked by one process at a time, and nobody else's claim is taken.
+pub async fn one_process_works_a_contact_at_a_time<S: Queue>(a: &S, b: &S) {
+    let key = (instance("vendas"), contact("5511900000101"));
+    a.accept(&entry("vendas", "5511900000101", "L1", Some("oi"), None)).await.unwrap();
+    b.accept(&entry("vendas", "5511900000101", "L2", Some("loja"), None)).await.unwrap();
+    let first = a.next_pending(&key.0, &key.1).await.unwrap().expect("a takes the contact");
+    assert_eq!(first.entry.message_id, "L1");
+    assert!(b.next_pending(&key.0, &key.1).await.unwrap().is_none(), "b must wait while a holds the contact");
+    assert!(b.pending_contacts(10).await.unwrap().is_empty(), "b's scan skips contacts a holds");
+    assert!(!b.release_contact(&key.0, &key.1).await.unwrap(), "b has nothing to give up and a is on it");
+
+    // a processes L1 and stops; L2 (which reached b) is waiting and free.
+    let engine = engine("");
+    let turn = engine.turn(a.contact_state(&key.0, &key.1).await.unwrap(), &text("vendas", "5511900000101", "oi"), T0);
+    a.commit_inbound(&turn, first.seq, "x").await.unwrap();
+    assert!(a.release_contact(&key.0, &key.1).await.unwrap(), "an entry arrived meanwhile: look again");
+    let next = b.next_pending(&key.0, &key.1).await.unwrap().expect("b may take it now");
+    assert_eq!(next.entry.message_id, "L2", "in the customer's order");
+    assert!(a.next_pending(&key.0, &key.1).await.unwrap().is_none());
+}
+
+pub async fn two_processes_racing_commit_an_entry_once<S: Queue>(a: &S, b: &S) {
+    let engine = engine("");
+    let key = (instance("vendas"), contact("5511900000102"));
+    a.accept(&entry("vendas", "5511900000102", "R1", Some("oi"), None)).await.unwrap();
+    let pending = a.next_pending(&key.0, &key.1).await.unwrap().unwrap();
+    let message = text("vendas", "5511900000102", "oi");
+    let turn_a = engine.turn(a.contact_state(&key.0, &key.1).await.unwrap(), &message, T0);
+    let turn_b = engine.turn(b.contact_state(&key.0, &key.1).await.unwrap(), &message, T0);
+    let (ra, rb) = tokio::join!(a.commit_inbound(&turn_a, pending.seq, "x"), b.commit_inbound(&turn_b, pending.seq, "x"));
+    assert_eq!(ra.is_ok() as u8 + rb.is_ok() as u8, 1, "exactly one commit lands: {ra:?} {rb:?}");
+    assert!(matches!(ra.err().or(rb.err()), Some(StoreError::Conflict(_))));
+    assert_eq!(a.outbox_depth().await.unwrap(), turn_a.replies.len() as u64, "replies queued once");
+    assert_eq!(a.sessions_of(&key.0, &key.1).await.unwrap().len(), 1);
+}
+
+pub async fn a_reply_is_claimed_by_one_process<S: Queue>(a: &S, b: &S, claim: Duration) {
+    let engine = engine("");
+    let key = (instance("vendas"), contact("5511900000103"));
+    for (id, line) in [("C1", "oi"), ("C2", "loja")] {
+        a.accept(&entry("vendas", "5511900000103", id, Some(line), None)).await.unwrap();
+        let pending = a.next_pending(&key.0, &key.1).await.unwrap().unwrap();
+        let turn = engine.turn(a.contact_state(&key.0, &key.1).await.unwrap(), &text("vendas", "5511900000103", line), T0);
+        a.commit_inbound(&turn, pending.seq, "x").await.unwrap();
+    }
+    let now = Timestamp::now_utc();
+    let claimed = a.due_outbox(now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 1, "head of line");
+    assert!(b.due_outbox(now, 10).await.unwrap().is_empty(), "a holds the contact's head reply");
+    // a's send fails and is rescheduled: the claim goes with it.
+    a.outbox_retry(claimed[0].seq, now, "503").await.unwrap();
+    let retaken = b.due_outbox(now, 10).await.unwrap();
+    assert_eq!(retaken.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![claimed[0].seq]);
+    // b dies holding it: after the claim lapses, a takes it over.
+    assert!(a.due_outbox(now, 10).await.unwrap().is_empty());
+    let later = now.plus(claim + Duration::from_secs(1));
+    let taken_over = a.due_outbox(later, 10).await.unwrap();
+    assert_eq!(taken_over.iter().map(|o| o.seq).collect::<Vec<_>>(), vec![claimed[0].seq]);
+    a.outbox_sent(claimed[0].seq, Some("wamid.1"), later).await.unwrap();
+    let next = b.due_outbox(later, 10).await.unwrap();
+    assert_eq!(next.len(), 1);
+    assert!(next[0].seq > claimed[0].seq, "the contact's next reply, only after the first was sent");
 }

@@ -1,36 +1,144 @@
 //! Implementations of the engine's [`Store`](switchyard_engine::store::Store)
-//! trait: SQLite, the embedded default. Each backend has its own migrations
-//! folder; all of them pass the one [`conformance`] suite.
+//! trait: SQLite, the embedded default, and PostgreSQL, for several `serve`
+//! processes on one database. Each backend has its own migrations folder;
+//! all of them pass the one [`conformance`] suite. [`Db`] is the store a
+//! process runs on, whichever backend `DATABASE_URL` names.
 //!
 //! # Layout
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
+//! - [`postgres`]: the PostgreSQL store (leases, claims, advisory locks).
+//! - `codec` (private): how rows map to the engine's types, for both.
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`conformance`]: the contract every store must pass, as async functions
-//!   the backends' test files call.
+//!   the backends' test files call; [`testing`]: fresh databases for tests.
 //! - [`open`]: picks the backend from a `DATABASE_URL`.
 //!
 //! Row types live here, not in the engine: the engine's types do not know how
 //! they are serialised.
 
+mod codec;
 pub mod conformance;
 pub mod policy;
+pub mod postgres;
 pub mod report;
 pub mod sqlite;
+pub mod testing;
 
-use switchyard_engine::store::StoreError;
+use serde_json::Value;
+use switchyard_engine::engine::{ContactState, Turn};
+use switchyard_engine::event::Event;
+use switchyard_engine::ids::{Contact, InstanceId, SessionId, Version};
+use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
+use switchyard_engine::rollout::{FlowRules, Rules};
+use switchyard_engine::session::Session;
+use switchyard_engine::store::{Store, StoreError};
+use switchyard_engine::time::Timestamp;
+
+use crate::policy::{AuditRecord, Served};
+pub use crate::postgres::{redact as redact_url, PgSettings};
+use crate::postgres::PgStore;
+use crate::report::{StepAggregate, VersionAggregate, Window};
+use crate::sqlite::{SqliteStore, VersionStatus};
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchyard.db";
 
-/// Opens the store named by `url`, creating and migrating it when needed.
-pub async fn open(url: &str) -> Result<sqlite::SqliteStore, StoreError> {
+/// The store a process runs on, chosen by `DATABASE_URL`: every operation
+/// the service needs, whichever the backend.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Sqlite(SqliteStore),
+    Postgres(PgStore),
+}
+
+/// Opens the store named by `url`, creating (SQLite) and migrating it when
+/// needed.
+pub async fn open(url: &str, settings: &PgSettings) -> Result<Db, StoreError> {
     if url.starts_with("sqlite:") {
-        sqlite::SqliteStore::open(url).await
+        Ok(Db::Sqlite(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Db::Postgres(PgStore::open(url, settings).await?))
     } else {
         let scheme = url.split_once(':').map_or(url, |(scheme, _)| scheme);
         Err(StoreError::Other(format!(
-            "DATABASE_URL scheme '{scheme}' is not supported: use sqlite://PATH (for example {DEFAULT_DATABASE_URL})"
+            "DATABASE_URL scheme '{scheme}' is not supported: use sqlite://PATH (for example {DEFAULT_DATABASE_URL}) or postgres://USER@HOST/DATABASE"
         )))
+    }
+}
+
+macro_rules! dispatch {
+    ($self:ident, $name:ident($($arg:expr),*)) => {
+        match $self {
+            Db::Sqlite(store) => store.$name($($arg),*).await,
+            Db::Postgres(store) => store.$name($($arg),*).await,
+        }
+    };
+}
+
+macro_rules! delegate {
+    ($($(#[$meta:meta])* $vis:vis async fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty;)*) => {
+        $($(#[$meta])* $vis async fn $name(&self $(, $arg: $ty)*) -> $ret {
+            dispatch!(self, $name($($arg),*))
+        })*
+    };
+}
+
+impl Db {
+    /// The backend's name, for logs and the deploy manifest.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn ready(&self) -> bool {
+        dispatch!(self, ready())
+    }
+
+    delegate! {
+        pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError>;
+        pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError>;
+        pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError>;
+        pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError>;
+        pub async fn policy_revision(&self) -> Result<i64, StoreError>;
+        pub async fn change_policy(&self, flow: &str, rules: &FlowRules, actor: &str, action: &str, reason: &str, at: Timestamp) -> Result<AuditRecord, StoreError>;
+        #[allow(clippy::too_many_arguments)] // reason: the audit record's fields, spelled out
+        pub async fn change_policy_if(&self, flow: &str, expected: &FlowRules, rules: &FlowRules, actor: &str, action: &str, reason: &str, at: Timestamp) -> Result<Option<AuditRecord>, StoreError>;
+        pub async fn record_deploy(&self, manifest: &Value, reason: &str, at: Timestamp) -> Result<i64, StoreError>;
+        pub async fn audit(&self, flow: Option<&str>, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<AuditRecord>, StoreError>;
+        pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError>;
+        pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError>;
+        pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
+        pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;
+        pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError>;
+        pub async fn message_totals(&self) -> Result<(u64, u64), StoreError>;
+    }
+}
+
+impl Store for Db {
+    delegate! {
+        async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError>;
+        async fn commit(&self, turn: &Turn) -> Result<(), StoreError>;
+        async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError>;
+        async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError>;
+        async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError>;
+        async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError>;
+    }
+}
+
+impl Queue for Db {
+    delegate! {
+        async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError>;
+        async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError>;
+        async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError>;
+        async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError>;
+        async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError>;
+        async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError>;
+        async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError>;
+        async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError>;
+        async fn outbox_depth(&self) -> Result<u64, StoreError>;
+        async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError>;
     }
 }

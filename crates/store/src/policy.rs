@@ -22,6 +22,7 @@ use switchyard_engine::rollout::{FlowRules, GuardTrip, InstanceRule, Pin, Rules,
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::codec::audit_from_row;
 use crate::sqlite::{map_err, SqliteStore};
 
 /// One audit record: a policy change or a deploy.
@@ -194,24 +195,6 @@ fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
         tolerance_hundredths: (tolerance * 100.0).round() as u32,
         confidence_permille: (confidence * 1000.0).round() as u32,
         tripped,
-    })
-}
-
-fn audit_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<AuditRecord, StoreError> {
-    let corrupt = |name: &str, err: String| StoreError::Corrupt(format!("audit.{name}: {err}"));
-    let json = |name: &str| -> Result<Option<Value>, StoreError> {
-        let text: Option<String> = row.try_get(name).map_err(|err| corrupt(name, err.to_string()))?;
-        text.map(|text| serde_json::from_str(&text).map_err(|err| corrupt(name, err.to_string()))).transpose()
-    };
-    Ok(AuditRecord {
-        seq: row.try_get("seq").map_err(|err| corrupt("seq", err.to_string()))?,
-        at: Timestamp::from_millis(row.try_get("at").map_err(|err| corrupt("at", err.to_string()))?),
-        actor: row.try_get("actor").map_err(|err| corrupt("actor", err.to_string()))?,
-        action: row.try_get("action").map_err(|err| corrupt("action", err.to_string()))?,
-        flow: row.try_get("flow").map_err(|err| corrupt("flow", err.to_string()))?,
-        reason: row.try_get("reason").map_err(|err| corrupt("reason", err.to_string()))?,
-        before: json("before")?,
-        after: json("after")?,
     })
 }
 

@@ -8,6 +8,7 @@ use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::codec::Columns;
 use crate::sqlite::{map_err, SqliteStore};
 
 /// Which sessions a report covers: those of `flow` started in [since, until),
@@ -42,9 +43,61 @@ pub struct StepAggregate {
     pub cancelled_here: u64,
 }
 
-fn count(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<u64, StoreError> {
-    let value: Option<i64> = row.try_get(name).map_err(map_err)?;
-    Ok(value.unwrap_or(0).max(0) as u64)
+/// One row of the per-version counts query.
+pub(crate) fn aggregate_from_row(row: &impl Columns) -> Result<VersionAggregate, StoreError> {
+    Ok(VersionAggregate {
+        version: row.version("version")?,
+        counts: VersionCounts {
+            started: row.count("started")?,
+            completed: row.count("completed")?,
+            handoff: row.count("handoff")?,
+            expired: row.count("expired")?,
+            failed: row.count("failed")?,
+            cancelled: row.count("cancelled")?,
+            live: row.count("live")?,
+            turns_of_finished: Vec::new(),
+            completion_millis: Vec::new(),
+        },
+    })
+}
+
+/// Adds one finished session (version, turns, outcome, started_at,
+/// ended_at) to its version's medians.
+pub(crate) fn add_detail(aggregates: &mut [VersionAggregate], row: &impl Columns) -> Result<(), StoreError> {
+    let version = row.version("version")?;
+    let Some(aggregate) = aggregates.iter_mut().find(|aggregate| aggregate.version == version) else { return Ok(()) };
+    aggregate.counts.turns_of_finished.push(u32::try_from(row.int("turns")?.max(0)).unwrap_or(u32::MAX));
+    if row.opt_text("outcome")?.as_deref() == Some("completed")
+        && let Some(ended) = row.opt_int("ended_at")?
+    {
+        aggregate.counts.completion_millis.push(ended - row.int("started_at")?);
+    }
+    Ok(())
+}
+
+/// Joins the funnel's two queries: sessions that reached each step, and
+/// sessions that ended there by outcome.
+pub(crate) fn funnel_from_rows<R: Columns>(reached: &[R], ended: &[R]) -> Result<Vec<StepAggregate>, StoreError> {
+    let mut steps: Vec<StepAggregate> = Vec::new();
+    for row in reached {
+        steps.push(StepAggregate { step: row.opt_text("step")?.unwrap_or_default(), reached: row.count("reached")?, ..StepAggregate::default() });
+    }
+    for row in ended {
+        let step = row.text("step")?;
+        let index = match steps.iter().position(|aggregate| aggregate.step == step) {
+            Some(index) => index,
+            None => {
+                steps.push(StepAggregate { step, ..StepAggregate::default() });
+                steps.len() - 1
+            }
+        };
+        let aggregate = &mut steps[index];
+        aggregate.expired_here = row.count("expired")?;
+        aggregate.handed_off_here = row.count("handoff")?;
+        aggregate.failed_here = row.count("failed")?;
+        aggregate.cancelled_here = row.count("cancelled")?;
+    }
+    Ok(steps)
 }
 
 impl SqliteStore {
@@ -68,25 +121,7 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
-        let mut aggregates = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let version: i64 = row.try_get("version").map_err(map_err)?;
-            let version = Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?);
-            aggregates.push(VersionAggregate {
-                version,
-                counts: VersionCounts {
-                    started: count(row, "started")?,
-                    completed: count(row, "completed")?,
-                    handoff: count(row, "handoff")?,
-                    expired: count(row, "expired")?,
-                    failed: count(row, "failed")?,
-                    cancelled: count(row, "cancelled")?,
-                    live: count(row, "live")?,
-                    turns_of_finished: Vec::new(),
-                    completion_millis: Vec::new(),
-                },
-            });
-        }
+        let mut aggregates = rows.iter().map(aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
         let details = sqlx::query(
             "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
              WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) AND outcome IS NOT NULL",
@@ -100,18 +135,7 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         for row in &details {
-            let version: i64 = row.try_get("version").map_err(map_err)?;
-            let Some(aggregate) = aggregates.iter_mut().find(|aggregate| i64::from(aggregate.version.number()) == version) else { continue };
-            let turns: i64 = row.try_get("turns").map_err(map_err)?;
-            aggregate.counts.turns_of_finished.push(u32::try_from(turns.max(0)).unwrap_or(u32::MAX));
-            let outcome: Option<String> = row.try_get("outcome").map_err(map_err)?;
-            if outcome.as_deref() == Some("completed") {
-                let started: i64 = row.try_get("started_at").map_err(map_err)?;
-                let ended: Option<i64> = row.try_get("ended_at").map_err(map_err)?;
-                if let Some(ended) = ended {
-                    aggregate.counts.completion_millis.push(ended - started);
-                }
-            }
+            add_detail(&mut aggregates, row)?;
         }
         Ok(aggregates)
     }
@@ -152,27 +176,7 @@ impl SqliteStore {
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
-        let mut steps: Vec<StepAggregate> = Vec::new();
-        for row in &reached {
-            let step: Option<String> = row.try_get("step").map_err(map_err)?;
-            steps.push(StepAggregate { step: step.unwrap_or_default(), reached: count(row, "reached")?, ..StepAggregate::default() });
-        }
-        for row in &ended {
-            let step: String = row.try_get("step").map_err(map_err)?;
-            let index = match steps.iter().position(|aggregate| aggregate.step == step) {
-                Some(index) => index,
-                None => {
-                    steps.push(StepAggregate { step, ..StepAggregate::default() });
-                    steps.len() - 1
-                }
-            };
-            let aggregate = &mut steps[index];
-            aggregate.expired_here = count(row, "expired")?;
-            aggregate.handed_off_here = count(row, "handoff")?;
-            aggregate.failed_here = count(row, "failed")?;
-            aggregate.cancelled_here = count(row, "cancelled")?;
-        }
-        Ok(steps)
+        funnel_from_rows(&reached, &ended)
     }
 
     /// Sessions by (flow, version, outcome or "live"), for `/metrics`.
@@ -191,7 +195,7 @@ impl SqliteStore {
                     row.try_get("flow").map_err(map_err)?,
                     Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?),
                     row.try_get("outcome").map_err(map_err)?,
-                    count(row, "sessions")?,
+                    row.count("sessions")?,
                 ))
             })
             .collect()
@@ -203,6 +207,6 @@ impl SqliteStore {
             .fetch_one(self.pool())
             .await
             .map_err(map_err)?;
-        Ok((count(&row, "inbound")?, count(&row, "outbound")?))
+        Ok((row.count("inbound")?, row.count("outbound")?))
     }
 }

@@ -6,16 +6,20 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlSafeStr};
-use switchyard_engine::engine::{Content, ContactState, Turn};
-use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Outgoing, Pending, Queue};
-use switchyard_engine::event::{Event, EventKind};
-use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
-use switchyard_engine::resolve::Reason;
-use switchyard_engine::session::{Data, Outcome, Session, SessionRecord};
+use switchyard_engine::engine::{ContactState, Turn};
+use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
+use switchyard_engine::event::Event;
+use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId, Version};
+use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
+
+use crate::codec::{
+    assignments_from_text, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
+    outgoing_from_row, session_from_row,
+};
 
 /// Migrations, embedded so the binary needs no files beside it.
 fn migrator() -> Migrator {
@@ -104,90 +108,6 @@ impl SqliteStore {
     }
 }
 
-fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(format!("{what}: {err}"))
-}
-
-pub(crate) fn data_to_json(data: &Data) -> String {
-    let map: serde_json::Map<String, serde_json::Value> =
-        data.iter().map(|(key, value)| (key.to_owned(), serde_json::Value::String(value.to_owned()))).collect();
-    serde_json::Value::Object(map).to_string()
-}
-
-pub(crate) fn data_from_json(text: &str) -> Result<Data, StoreError> {
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| corrupt("session data", err))?;
-    let serde_json::Value::Object(map) = value else {
-        return Err(corrupt("session data", "not a JSON object"));
-    };
-    let mut data = Data::default();
-    for (key, value) in map {
-        let serde_json::Value::String(value) = value else {
-            return Err(corrupt("session data", format!("value of '{key}' is not a string")));
-        };
-        data.set(key, value);
-    }
-    Ok(data)
-}
-
-fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
-    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
-    let get_int = |name: &str| row.try_get::<i64, _>(name).map_err(|err| corrupt(name, err));
-    let id = SessionId::parse(&get_text("id")?).map_err(|err| corrupt("id", err))?;
-    let version = u32::try_from(get_int("version")?).map_err(|err| corrupt("version", err))?;
-    let reason_detail: Option<String> = row.try_get("reason_detail").map_err(|err| corrupt("reason_detail", err))?;
-    let outcome: Option<String> = row.try_get("outcome").map_err(|err| corrupt("outcome", err))?;
-    let ended_at: Option<i64> = row.try_get("ended_at").map_err(|err| corrupt("ended_at", err))?;
-    let record = SessionRecord {
-        id,
-        instance: InstanceId::parse(&get_text("instance")?).map_err(|err| corrupt("instance", err))?,
-        contact: Contact::parse(&get_text("contact")?).map_err(|err| corrupt("contact", err))?,
-        flow: FlowId::new(get_text("flow")?),
-        version: Version::new(version),
-        fingerprint: Fingerprint::new(get_text("fingerprint")?),
-        reason: Reason::from_parts(&get_text("reason")?, reason_detail.as_deref()),
-        step: StepId::new(get_text("step")?),
-        data: data_from_json(&get_text("data")?)?,
-        attempts: u32::try_from(get_int("attempts")?).map_err(|err| corrupt("attempts", err))?,
-        turns: u32::try_from(get_int("turns")?).map_err(|err| corrupt("turns", err))?,
-        started_at: Timestamp::from_millis(get_int("started_at")?),
-        last_input_at: Timestamp::from_millis(get_int("last_input_at")?),
-        expires_at: Timestamp::from_millis(get_int("expires_at")?),
-        outcome: outcome.map(|text| Outcome::parse(&text)).transpose().map_err(|err| corrupt("outcome", err))?,
-        ended_at: ended_at.map(Timestamp::from_millis),
-        revision: u64::try_from(get_int("revision")?).map_err(|err| corrupt("revision", err))?,
-    };
-    Session::restore(record).map_err(|err| corrupt("session", err))
-}
-
-fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
-    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
-    let get_opt = |name: &str| row.try_get::<Option<String>, _>(name).map_err(|err| corrupt(name, err));
-    let kind_name = get_text("kind")?;
-    let kind = match kind_name.as_str() {
-        "started" => EventKind::Started {
-            reason: Reason::from_parts(&get_opt("reason")?.unwrap_or_default(), get_opt("reason_detail")?.as_deref()),
-            fingerprint: Fingerprint::new(get_opt("fingerprint")?.unwrap_or_default()),
-        },
-        "step_entered" => EventKind::StepEntered,
-        "retried" => EventKind::Retried,
-        "undeliverable" => EventKind::Undeliverable { reason: get_opt("detail")?.unwrap_or_default() },
-        other => EventKind::Ended {
-            outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
-            detail: get_opt("detail")?,
-        },
-    };
-    let version = row.try_get::<i64, _>("version").map_err(|err| corrupt("version", err))?;
-    Ok(Event {
-        session: SessionId::parse(&get_text("session_id")?).map_err(|err| corrupt("session_id", err))?,
-        flow: FlowId::new(get_text("flow")?),
-        version: Version::new(u32::try_from(version).map_err(|err| corrupt("version", err))?),
-        at: Timestamp::from_millis(row.try_get::<i64, _>("at").map_err(|err| corrupt("at", err))?),
-        step: get_opt("step")?.map(StepId::new),
-        kind,
-    })
-}
-
-
 /// Writes a turn inside `tx`: sessions (insert or revision-checked update),
 /// events and the handoff hold.
 async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -> Result<(), StoreError> {
@@ -246,14 +166,7 @@ async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -
         }
     }
     for event in &turn.events {
-        let (reason, reason_detail, fingerprint, detail) = match &event.kind {
-            EventKind::Started { reason, fingerprint } => {
-                (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None)
-            }
-            EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
-            EventKind::Undeliverable { reason } => (None, None, None, Some(reason.as_str())),
-            EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
-        };
+        let (reason, reason_detail, fingerprint, detail) = event_columns(&event.kind);
         sqlx::query(
             "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -317,21 +230,7 @@ impl Store for SqliteStore {
         let handoff_until: Option<i64> = row.try_get("handoff_until").map_err(|err| corrupt("handoff_until", err))?;
         let has_session = row.try_get::<Option<String>, _>("id").map_err(|err| corrupt("id", err))?.is_some();
         let assignments: Option<String> = row.try_get("assignments").map_err(|err| corrupt("assignments", err))?;
-        let assignments = assignments
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .filter(|entry| !entry.is_empty())
-            .map(|entry| {
-                let mut parts = entry.split(' ');
-                let (Some(flow), Some(version), Some(at), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-                    return Err(corrupt("split_assignments", entry));
-                };
-                let version: u32 = version.parse().map_err(|err| corrupt("split_assignments.version", err))?;
-                let at: i64 = at.parse().map_err(|err| corrupt("split_assignments.assigned_at", err))?;
-                Ok((FlowId::new(flow), Version::new(version), Timestamp::from_millis(at)))
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        let assignments = assignments_from_text(assignments.as_deref())?;
         Ok(ContactState {
             session: if has_session { Some(session_from_row(&row)?) } else { None },
             handoff_until: handoff_until.map(Timestamp::from_millis),
@@ -396,68 +295,9 @@ impl Store for SqliteStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn data_round_trips_through_json() {
-        let mut data = Data::default();
-        data.set("document", "123.456.789-09");
-        data.set("email", "ana@example.com");
-        assert_eq!(data_from_json(&data_to_json(&data)).unwrap(), data);
-        assert!(matches!(data_from_json("[1]"), Err(StoreError::Corrupt(_))));
-        assert!(matches!(data_from_json("{\"a\":1}"), Err(StoreError::Corrupt(_))));
-    }
-}
-
-fn inbox_from_row(row: &SqliteRow) -> Result<Pending, StoreError> {
-    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
-    let body: Option<String> = row.try_get("body").map_err(|err| corrupt("body", err))?;
-    let kind = match get_text("kind")?.as_str() {
-        "text" => InboxKind::Customer(Content::Text(body.unwrap_or_default())),
-        "unsupported" => InboxKind::Customer(Content::Unsupported(body.unwrap_or_default())),
-        "operator" => InboxKind::Operator,
-        other => return Err(corrupt("inbox kind", other)),
-    };
-    let sent_at: Option<i64> = row.try_get("sent_at").map_err(|err| corrupt("sent_at", err))?;
-    Ok(Pending {
-        seq: row.try_get("seq").map_err(|err| corrupt("seq", err))?,
-        entry: InboxEntry {
-            instance: InstanceId::parse(&get_text("instance")?).map_err(|err| corrupt("instance", err))?,
-            contact: Contact::parse(&get_text("contact")?).map_err(|err| corrupt("contact", err))?,
-            message_id: get_text("message_id")?,
-            reply_to: get_text("reply_to")?,
-            kind,
-            sent_at: sent_at.map(Timestamp::from_millis),
-            received_at: Timestamp::from_millis(row.try_get("received_at").map_err(|err| corrupt("received_at", err))?),
-        },
-    })
-}
-
-fn outgoing_from_row(row: &SqliteRow) -> Result<Outgoing, StoreError> {
-    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
-    let session: Option<String> = row.try_get("session_id").map_err(|err| corrupt("session_id", err))?;
-    Ok(Outgoing {
-        seq: row.try_get("seq").map_err(|err| corrupt("seq", err))?,
-        instance: InstanceId::parse(&get_text("instance")?).map_err(|err| corrupt("instance", err))?,
-        contact: Contact::parse(&get_text("contact")?).map_err(|err| corrupt("contact", err))?,
-        reply_to: get_text("reply_to")?,
-        text: get_text("text")?,
-        session: session.map(|id| SessionId::parse(&id)).transpose().map_err(|err| corrupt("session_id", err))?,
-        attempts: u32::try_from(row.try_get::<i64, _>("attempts").map_err(|err| corrupt("attempts", err))?)
-            .map_err(|err| corrupt("attempts", err))?,
-        created_at: Timestamp::from_millis(row.try_get("created_at").map_err(|err| corrupt("created_at", err))?),
-    })
-}
-
 impl Queue for SqliteStore {
     async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
-        let (kind, body) = match &entry.kind {
-            InboxKind::Customer(Content::Text(text)) => ("text", Some(text.as_str())),
-            InboxKind::Customer(Content::Unsupported(kind)) => ("unsupported", Some(kind.as_str())),
-            InboxKind::Operator => ("operator", None),
-        };
+        let (kind, body) = inbox_columns(&entry.kind);
         let row = sqlx::query(
             "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
@@ -490,12 +330,7 @@ impl Queue for SqliteStore {
         .map_err(map_err)?;
         rows.iter()
             .map(|row| {
-                let instance: String = row.try_get("instance").map_err(|err| corrupt("instance", err))?;
-                let contact: String = row.try_get("contact").map_err(|err| corrupt("contact", err))?;
-                Ok((
-                    InstanceId::parse(&instance).map_err(|err| corrupt("instance", err))?,
-                    Contact::parse(&contact).map_err(|err| corrupt("contact", err))?,
-                ))
+                key_from_row(row)
             })
             .collect()
     }

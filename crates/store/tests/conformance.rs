@@ -1,21 +1,26 @@
-//! The store contract on every backend: the in-memory reference store and
-//! SQLite (a fresh temporary file per test).
+//! The store contract on every backend: the in-memory reference store,
+//! SQLite (a fresh temporary file per test) and PostgreSQL (a fresh schema
+//! per test; skipped, with a note, where no PostgreSQL answers).
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use switchyard_store::postgres::{PgSettings, PgStore};
+use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::testing::{fresh_postgres_url, fresh_sqlite_url};
 
-static NEXT: AtomicU32 = AtomicU32::new(0);
+async fn fresh_sqlite() -> SqliteStore {
+    SqliteStore::open(&fresh_sqlite_url("conformance")).await.expect("open sqlite")
+}
 
-/// A fresh SQLite file under the system temp directory, unique per test.
-async fn fresh_sqlite() -> switchyard_store::sqlite::SqliteStore {
-    let dir = std::env::temp_dir().join(format!("switchyard-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join(format!("store-{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_file(&path);
-    switchyard_store::sqlite::SqliteStore::open(&format!("sqlite://{}", path.display())).await.expect("open sqlite")
+async fn fresh_postgres() -> Option<PgStore> {
+    let url = fresh_postgres_url().await?;
+    Some(PgStore::open(&url, &PgSettings::default()).await.expect("open postgres"))
 }
 
 mod sqlite {
     switchyard_store::conformance_suite!(super::fresh_sqlite());
+}
+
+mod postgres {
+    switchyard_store::conformance_suite!(optional super::fresh_postgres());
 }
 
 mod memory {

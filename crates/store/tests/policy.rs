@@ -1,23 +1,11 @@
-//! The stored rollout policy and the audit log on SQLite.
-
-use std::sync::atomic::{AtomicU32, Ordering};
+//! The stored rollout policy and the audit log, on every backend.
 
 use serde_json::json;
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Schedule, Split, Weight};
 use switchyard_engine::time::Timestamp;
 use switchyard_store::policy::{rules_from_json, rules_to_json};
-use switchyard_store::sqlite::SqliteStore;
-
-static NEXT: AtomicU32 = AtomicU32::new(0);
-
-async fn fresh() -> SqliteStore {
-    let dir = std::env::temp_dir().join(format!("switchyard-policy-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(format!("policy-{}.db", NEXT.fetch_add(1, Ordering::Relaxed)));
-    let _ = std::fs::remove_file(&path);
-    SqliteStore::open(&format!("sqlite://{}", path.display())).await.unwrap()
-}
+use switchyard_store::testing::every_backend;
 
 fn every_kind() -> FlowRules {
     let v1 = Version::new(1);
@@ -62,33 +50,34 @@ fn a_bad_rules_document_names_the_field() {
 
 #[tokio::test]
 async fn a_policy_change_is_stored_and_audited_with_before_and_after() {
-    let store = fresh().await;
-    let (rules, revision) = store.load_policy().await.unwrap();
-    assert!(rules.flows().next().is_none());
-    assert_eq!(revision, 0);
+    for store in every_backend("policy").await {
+        let (rules, revision) = store.load_policy().await.unwrap();
+        assert!(rules.flows().next().is_none());
+        assert_eq!(revision, 0);
 
-    let t1 = Timestamp::parse_rfc3339("2026-11-25T10:00:00Z").unwrap();
-    let first = store.change_policy("digital_certificate", &every_kind(), "cli:ana", "set", "canary for the rewrite", t1).await.unwrap();
-    assert_eq!((first.actor.as_str(), first.action.as_str(), first.reason.as_str(), first.before.is_none()), ("cli:ana", "set", "canary for the rewrite", true));
-    assert_eq!(first.after, Some(rules_to_json(&every_kind())));
-    let (rules, revision) = store.load_policy().await.unwrap();
-    assert_eq!(rules.get("digital_certificate"), Some(&every_kind()));
-    assert_eq!(revision, first.seq);
+        let t1 = Timestamp::parse_rfc3339("2026-11-25T10:00:00Z").unwrap();
+        let first = store.change_policy("digital_certificate", &every_kind(), "cli:ana", "set", "canary for the rewrite", t1).await.unwrap();
+        assert_eq!((first.actor.as_str(), first.action.as_str(), first.reason.as_str(), first.before.is_none()), ("cli:ana", "set", "canary for the rewrite", true));
+        assert_eq!(first.after, Some(rules_to_json(&every_kind())));
+        let (rules, revision) = store.load_policy().await.unwrap();
+        assert_eq!(rules.get("digital_certificate"), Some(&every_kind()));
+        assert_eq!(revision, first.seq);
 
-    let t2 = Timestamp::parse_rfc3339("2026-11-25T11:00:00Z").unwrap();
-    let cleared = store.change_policy("digital_certificate", &FlowRules::default(), "ops-token", "clear", "rollback", t2).await.unwrap();
-    assert_eq!(cleared.before, first.after);
-    assert_eq!(cleared.after, None);
-    let (rules, revision) = store.load_policy().await.unwrap();
-    assert!(rules.get("digital_certificate").is_none());
-    assert!(revision > first.seq);
+        let t2 = Timestamp::parse_rfc3339("2026-11-25T11:00:00Z").unwrap();
+        let cleared = store.change_policy("digital_certificate", &FlowRules::default(), "ops-token", "clear", "rollback", t2).await.unwrap();
+        assert_eq!(cleared.before, first.after);
+        assert_eq!(cleared.after, None);
+        let (rules, revision) = store.load_policy().await.unwrap();
+        assert!(rules.get("digital_certificate").is_none());
+        assert!(revision > first.seq);
 
-    store.record_deploy(&json!({"flows": []}), "serve started", t2).await.unwrap();
-    let all = store.audit(None, None, None).await.unwrap();
-    assert_eq!(all.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), vec!["set", "clear", "deploy"]);
-    let billing = store.audit(Some("billing"), None, None).await.unwrap();
-    assert_eq!(billing.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), vec!["deploy"], "deploys concern every flow");
-    let window = store.audit(Some("digital_certificate"), Some(t1), Some(t2)).await.unwrap();
-    assert_eq!(window.len(), 1);
-    assert_eq!(window[0].seq, first.seq);
+        store.record_deploy(&json!({"flows": []}), "serve started", t2).await.unwrap();
+        let all = store.audit(None, None, None).await.unwrap();
+        assert_eq!(all.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), vec!["set", "clear", "deploy"]);
+        let billing = store.audit(Some("billing"), None, None).await.unwrap();
+        assert_eq!(billing.iter().map(|r| r.action.as_str()).collect::<Vec<_>>(), vec!["deploy"], "deploys concern every flow");
+        let window = store.audit(Some("digital_certificate"), Some(t1), Some(t2)).await.unwrap();
+        assert_eq!(window.len(), 1);
+        assert_eq!(window[0].seq, first.seq);
+    }
 }

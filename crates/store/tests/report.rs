@@ -1,4 +1,4 @@
-//! Report aggregates on SQLite: counts per version and the funnel per step.
+//! Report aggregates on every backend: counts per version and the funnel per step.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,8 @@ use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::store::Store;
 use switchyard_engine::time::Timestamp;
 use switchyard_store::report::Window;
-use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::testing::every_backend;
+use switchyard_store::Db;
 
 const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
 
@@ -31,7 +32,7 @@ fn engine(overrides: &str) -> Engine {
     Engine::new(registry, resolver, EngineConfig::default()).unwrap()
 }
 
-async fn walk(store: &SqliteStore, engine: &Engine, instance: &str, contact: &str, lines: &[&str], at: Timestamp) {
+async fn walk(store: &Db, engine: &Engine, instance: &str, contact: &str, lines: &[&str], at: Timestamp) {
     for line in lines {
         let inbound = Inbound {
             instance: InstanceId::parse(instance).unwrap(),
@@ -45,50 +46,49 @@ async fn walk(store: &SqliteStore, engine: &Engine, instance: &str, contact: &st
 
 #[tokio::test]
 async fn counts_and_funnel_follow_the_sessions_and_the_window() {
-    let path = std::env::temp_dir().join(format!("switchyard-report-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&path);
-    let store = SqliteStore::open(&format!("sqlite://{}", path.display())).await.unwrap();
-    let (v1, v2) = (engine(""), engine("unknown=v2"));
-    // v1: two complete, one hands off at ask.email, one stays live at ask.email.
-    walk(&store, &v1, "vendas", "5511900000001", &["oi", "Ana", "ana@x.com"], T0).await;
-    walk(&store, &v1, "vendas", "5511900000002", &["oi", "Bia", "bia@x.com"], T0).await;
-    walk(&store, &v1, "vendas", "5511900000003", &["oi", "Caio", "sem email"], T0).await;
-    walk(&store, &v1, "suporte", "5511900000004", &["oi", "Duda"], T0).await;
-    // v2: one expires at ask.email (swept later), one completes, later.
-    let later = T0.plus(Duration::from_secs(3600));
-    walk(&store, &v2, "vendas", "5511900000005", &["oi", "Eva"], later).await;
-    walk(&store, &v2, "vendas", "5511900000006", &["oi", "Fabi", "f@x.com"], later).await;
-    let due = store.expired(later.plus(Duration::from_secs(31 * 60)), 10).await.unwrap();
-    for session in due.into_iter().filter(|session| session.version() == Version::new(2)) {
-        store.commit(&v2.expire(session, later.plus(Duration::from_secs(31 * 60)))).await.unwrap();
+    for store in every_backend("report").await {
+        let (v1, v2) = (engine(""), engine("unknown=v2"));
+        // v1: two complete, one hands off at ask.email, one stays live at ask.email.
+        walk(&store, &v1, "vendas", "5511900000001", &["oi", "Ana", "ana@x.com"], T0).await;
+        walk(&store, &v1, "vendas", "5511900000002", &["oi", "Bia", "bia@x.com"], T0).await;
+        walk(&store, &v1, "vendas", "5511900000003", &["oi", "Caio", "sem email"], T0).await;
+        walk(&store, &v1, "suporte", "5511900000004", &["oi", "Duda"], T0).await;
+        // v2: one expires at ask.email (swept later), one completes, later.
+        let later = T0.plus(Duration::from_secs(3600));
+        walk(&store, &v2, "vendas", "5511900000005", &["oi", "Eva"], later).await;
+        walk(&store, &v2, "vendas", "5511900000006", &["oi", "Fabi", "f@x.com"], later).await;
+        let due = store.expired(later.plus(Duration::from_secs(31 * 60)), 10).await.unwrap();
+        for session in due.into_iter().filter(|session| session.version() == Version::new(2)) {
+            store.commit(&v2.expire(session, later.plus(Duration::from_secs(31 * 60)))).await.unwrap();
+        }
+
+        let all = Window { flow: "unknown", since: None, until: None, instance: None, reason: None };
+        let aggregates = store.version_aggregates(&all).await.unwrap();
+        let summary: Vec<(u32, u64, u64, u64, u64, u64)> =
+            aggregates.iter().map(|a| (a.version.number(), a.counts.started, a.counts.completed, a.counts.handoff, a.counts.expired, a.counts.live)).collect();
+        assert_eq!(summary, vec![(1, 4, 2, 1, 0, 1), (2, 2, 1, 0, 1, 0)]);
+        assert_eq!(aggregates[0].counts.turns_of_finished.len(), 3);
+        assert_eq!(aggregates[0].counts.completion_millis, vec![0, 0]);
+
+        let funnel = store.funnel(&all, Version::new(1)).await.unwrap();
+        let step = |name: &str| funnel.iter().find(|step| step.step == name).cloned().unwrap_or_default();
+        assert_eq!((step("ask.name").reached, step("ask.email").reached, step("done").reached), (4, 4, 2));
+        assert_eq!(step("ask.email").handed_off_here, 1);
+        let funnel = store.funnel(&all, Version::new(2)).await.unwrap();
+        assert_eq!(funnel.iter().find(|step| step.step == "ask.email").unwrap().expired_here, 1, "the drop-off is at its step");
+
+        // Filters: the instance and the window.
+        let suporte = InstanceId::parse("suporte").unwrap();
+        let only_support = store.version_aggregates(&Window { instance: Some(&suporte), ..all.clone() }).await.unwrap();
+        assert_eq!(only_support.iter().map(|a| (a.version.number(), a.counts.started)).collect::<Vec<_>>(), vec![(1, 1)]);
+        let first_half_hour = store.version_aggregates(&Window { until: Some(T0.plus(Duration::from_secs(1800))), ..all.clone() }).await.unwrap();
+        assert_eq!(first_half_hour.iter().map(|a| a.version.number()).collect::<Vec<_>>(), vec![1]);
+
+        let overridden = store.version_aggregates(&Window { reason: Some("override"), ..all.clone() }).await.unwrap();
+        assert_eq!(overridden.iter().map(|a| (a.version.number(), a.counts.started)).collect::<Vec<_>>(), vec![(2, 2)]);
+
+        let totals = store.session_totals().await.unwrap();
+        assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "completed".to_owned(), 2)));
+        assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "live".to_owned(), 1)));
     }
-
-    let all = Window { flow: "unknown", since: None, until: None, instance: None, reason: None };
-    let aggregates = store.version_aggregates(&all).await.unwrap();
-    let summary: Vec<(u32, u64, u64, u64, u64, u64)> =
-        aggregates.iter().map(|a| (a.version.number(), a.counts.started, a.counts.completed, a.counts.handoff, a.counts.expired, a.counts.live)).collect();
-    assert_eq!(summary, vec![(1, 4, 2, 1, 0, 1), (2, 2, 1, 0, 1, 0)]);
-    assert_eq!(aggregates[0].counts.turns_of_finished.len(), 3);
-    assert_eq!(aggregates[0].counts.completion_millis, vec![0, 0]);
-
-    let funnel = store.funnel(&all, Version::new(1)).await.unwrap();
-    let step = |name: &str| funnel.iter().find(|step| step.step == name).cloned().unwrap_or_default();
-    assert_eq!((step("ask.name").reached, step("ask.email").reached, step("done").reached), (4, 4, 2));
-    assert_eq!(step("ask.email").handed_off_here, 1);
-    let funnel = store.funnel(&all, Version::new(2)).await.unwrap();
-    assert_eq!(funnel.iter().find(|step| step.step == "ask.email").unwrap().expired_here, 1, "the drop-off is at its step");
-
-    // Filters: the instance and the window.
-    let suporte = InstanceId::parse("suporte").unwrap();
-    let only_support = store.version_aggregates(&Window { instance: Some(&suporte), ..all.clone() }).await.unwrap();
-    assert_eq!(only_support.iter().map(|a| (a.version.number(), a.counts.started)).collect::<Vec<_>>(), vec![(1, 1)]);
-    let first_half_hour = store.version_aggregates(&Window { until: Some(T0.plus(Duration::from_secs(1800))), ..all.clone() }).await.unwrap();
-    assert_eq!(first_half_hour.iter().map(|a| a.version.number()).collect::<Vec<_>>(), vec![1]);
-
-    let overridden = store.version_aggregates(&Window { reason: Some("override"), ..all.clone() }).await.unwrap();
-    assert_eq!(overridden.iter().map(|a| (a.version.number(), a.counts.started)).collect::<Vec<_>>(), vec![(2, 2)]);
-
-    let totals = store.session_totals().await.unwrap();
-    assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "completed".to_owned(), 2)));
-    assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "live".to_owned(), 1)));
 }

@@ -17,6 +17,9 @@ pub struct Config {
     pub overrides: String,
     pub session_ttl: Duration,
     pub handoff_ttl: Duration,
+    /// PostgreSQL pool settings (`DATABASE_MAX_CONNECTIONS`,
+    /// `DATABASE_ACQUIRE_TIMEOUT`); SQLite ignores them.
+    pub database: switchyard_store::PgSettings,
 }
 
 pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
@@ -57,10 +60,10 @@ impl Config {
                 problems.push("DATABASE_URL is set but empty (unset it to use sqlite://switchyard.db)".to_owned());
                 String::new()
             }
-            Ok(Some(url)) if !url.starts_with("sqlite:") => {
+            Ok(Some(url)) if !["sqlite:", "postgres:", "postgresql:"].iter().any(|scheme| url.starts_with(scheme)) => {
                 let scheme = url.split_once(':').map_or(url.as_str(), |(scheme, _)| scheme).to_owned();
                 problems.push(format!(
-                    "DATABASE_URL scheme '{scheme}' is not supported: use sqlite://PATH (for example sqlite://switchyard.db)"
+                    "DATABASE_URL scheme '{scheme}' is not supported: use sqlite://PATH (for example sqlite://switchyard.db) or postgres://USER@HOST/DATABASE"
                 ));
                 url
             }
@@ -80,8 +83,25 @@ impl Config {
         };
         let session_ttl = duration_var("SESSION_TTL", Duration::from_secs(30 * 60), &mut problems);
         let handoff_ttl = duration_var("HANDOFF_TTL", Duration::from_secs(24 * 3600), &mut problems);
+        let defaults = switchyard_store::PgSettings::default();
+        let max_connections = match var("DATABASE_MAX_CONNECTIONS") {
+            Ok(None) => defaults.max_connections,
+            Ok(Some(text)) => match text.trim().parse::<u32>() {
+                Ok(count) if (1..=1000).contains(&count) => count,
+                _ => {
+                    problems.push(format!("DATABASE_MAX_CONNECTIONS '{text}' must be a whole number from 1 to 1000"));
+                    defaults.max_connections
+                }
+            },
+            Err(problem) => {
+                problems.push(problem);
+                defaults.max_connections
+            }
+        };
+        let acquire_timeout = duration_var("DATABASE_ACQUIRE_TIMEOUT", defaults.acquire_timeout, &mut problems);
+        let database = switchyard_store::PgSettings { max_connections, acquire_timeout };
         if problems.is_empty() {
-            Ok(Config { database_url, overrides, session_ttl, handoff_ttl })
+            Ok(Config { database_url, overrides, session_ttl, handoff_ttl, database })
         } else {
             Err(problems)
         }

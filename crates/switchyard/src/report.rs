@@ -14,7 +14,7 @@ use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 use switchyard_store::policy::AuditRecord;
 use switchyard_store::report::{VersionAggregate, Window};
-use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::Db;
 
 /// What a report covers.
 #[derive(Clone, Debug, Default)]
@@ -32,7 +32,7 @@ fn rate_json(rate: &Rate) -> Value {
 }
 
 /// The whole report as JSON.
-pub async fn build(store: &SqliteStore, engine: &Engine, flow: &str, query: &ReportQuery) -> Result<Value, StoreError> {
+pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery) -> Result<Value, StoreError> {
     let window = Window { flow, since: query.since, until: query.until, instance: query.instance.as_ref(), reason: None };
     let aggregates: Vec<VersionAggregate> = store
         .version_aggregates(&window)
@@ -138,7 +138,7 @@ fn guard_of(spec: &switchyard_engine::rollout::SplitGuard) -> Result<Guard, Stri
 /// the baseline loses its share to the baseline, the guard is marked tripped
 /// (so it never flaps), and the audit records the numbers. The change is a
 /// compare-and-swap, so when several servers evaluate at once only one acts.
-pub async fn evaluate_guards(store: &SqliteStore) -> Result<Vec<GuardOutcome>, StoreError> {
+pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError> {
     let (rules, _) = store.load_policy().await?;
     let mut outcomes = Vec::new();
     for (flow, flow_rules) in rules.flows() {

@@ -9,7 +9,7 @@ use switchyard_engine::rollout::FlowRules;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 use switchyard_store::policy::AuditRecord;
-use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::Db;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChangeError {
@@ -23,7 +23,7 @@ pub enum ChangeError {
 /// Replaces `flow`'s rules with `rules` after checking them, recording who,
 /// why, before and after.
 pub async fn change(
-    store: &SqliteStore,
+    store: &Db,
     registry: &Registry,
     flow: &str,
     rules: &FlowRules,
@@ -69,7 +69,7 @@ pub fn manifest(engine: &Engine) -> Value {
 /// Loads the stored policy into the engine, dropping (with a returned
 /// warning each) rules that name versions this build does not compile, so a
 /// rollback deploy never refuses to start over a stale rule.
-pub async fn load_into(store: &SqliteStore, engine: &Engine) -> Result<(i64, Vec<String>), StoreError> {
+pub async fn load_into(store: &Db, engine: &Engine) -> Result<(i64, Vec<String>), StoreError> {
     let (mut rules, revision) = store.load_policy().await?;
     let mut warnings = Vec::new();
     let flows: Vec<String> = rules.flows().map(|(flow, _)| flow.to_owned()).collect();

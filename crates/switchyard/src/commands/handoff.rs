@@ -26,9 +26,9 @@ pub async fn release(contact: &str, instance: &str) -> anyhow::Result<ExitCode> 
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    let store = switchyard_store::open(&config.database_url)
+    let store = switchyard_store::open(&config.database_url, &config.database)
         .await
-        .with_context(|| format!("opening the store at {}", config.database_url))?;
+        .with_context(|| format!("opening the store at {}", switchyard_store::redact_url(&config.database_url)))?;
     if store.release_handoff(&instance, &contact).await? {
         println!("released: the bot answers {} on {instance} again", contact.masked());
     } else {

@@ -9,7 +9,7 @@ use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 
 use crate::cli::{Cli, Command, FlowsAction, HandoffAction};
-use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::Db;
 use switchyard::config::Config;
 
 mod audit;
@@ -89,7 +89,7 @@ pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
 
 /// [`setup`] plus the store, with the stored rollout policy loaded into the
 /// engine (the console and `explain` resolve exactly as `serve` would).
-pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, SqliteStore), ExitCode>> {
+pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, Db), ExitCode>> {
     let (config, engine) = match setup() {
         Ok(setup) => setup,
         Err(code) => return Ok(Err(code)),
@@ -102,9 +102,9 @@ pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, S
     Ok(Ok((config, engine, store)))
 }
 
-pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Db> {
     use anyhow::Context;
-    switchyard_store::open(&config.database_url).await.with_context(|| format!("opening the store at {}", config.database_url))
+    switchyard_store::open(&config.database_url, &config.database).await.with_context(|| format!("opening the store at {}", switchyard_store::redact_url(&config.database_url)))
 }
 
 /// Parses `--contact` and `--instance`, or reports the bad one (exit 1).

@@ -233,7 +233,7 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn status(store: &switchyard_store::sqlite::SqliteStore, engine: &switchyard_engine::engine::Engine, flow: &str, json: bool) -> anyhow::Result<ExitCode> {
+async fn status(store: &switchyard_store::Db, engine: &switchyard_engine::engine::Engine, flow: &str, json: bool) -> anyhow::Result<ExitCode> {
     let now = Timestamp::now_utc();
     let rows = store.version_status(flow, now.minus(std::time::Duration::from_secs(3600))).await?;
     let recent_total: i64 = rows.iter().map(|row| row.started_recently).sum();
@@ -277,7 +277,7 @@ async fn status(store: &switchyard_store::sqlite::SqliteStore, engine: &switchya
 }
 
 async fn evacuate(
-    store: &switchyard_store::sqlite::SqliteStore,
+    store: &switchyard_store::Db,
     engine: &switchyard_engine::engine::Engine,
     flow: &str,
     version: Version,

@@ -64,14 +64,14 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     if !engine.resolver().overrides().is_empty() {
         tracing::warn!(overrides = %engine.resolver().overrides(), "FLOW_VERSION_OVERRIDES is set: new sessions of these flows get the overridden version");
     }
-    let store = switchyard_store::open(&config.database_url)
+    let store = switchyard_store::open(&config.database_url, &config.database)
         .await
-        .with_context(|| format!("opening the store at {}", config.database_url))?;
+        .with_context(|| format!("opening the store at {}", switchyard_store::redact_url(&config.database_url)))?;
     let listener = tokio::net::TcpListener::bind(serve_config.bind)
         .await
         .with_context(|| format!("binding {}", serve_config.bind))?;
     let server = Server::start(listener, engine, Arc::new(store), serve_config).await?;
-    tracing::info!(addr = %server.addr, database = %config.database_url, ready_in_ms = started.elapsed().as_millis() as u64, "switchyard serving");
+    tracing::info!(addr = %server.addr, database = %switchyard_store::redact_url(&config.database_url), ready_in_ms = started.elapsed().as_millis() as u64, "switchyard serving");
     shutdown_signal().await;
     tracing::info!("shutting down: finishing turns and sends in flight");
     server.shutdown().await;

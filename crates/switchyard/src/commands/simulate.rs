@@ -34,7 +34,7 @@ use switchyard_engine::service::Conversations;
 use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::Store;
 use switchyard_engine::time::{Clock, Timestamp, parse_duration};
-use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::Db;
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -488,7 +488,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 struct Simulator<'a> {
-    conversations: &'a Conversations<SqliteStore, SimClock>,
+    conversations: &'a Conversations<Db, SimClock>,
     clock: &'a SimClock,
     walk: &'a Walk,
     instance: &'a InstanceId,

@@ -21,7 +21,7 @@ use axum::Router;
 use switchyard_engine::engine::Engine;
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_evolution::client::EvolutionClient;
-use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::Db;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
@@ -36,7 +36,7 @@ mod sender;
 mod webhook;
 
 /// The store the server runs on.
-pub type ServerStore = Arc<SqliteStore>;
+pub type ServerStore = Arc<Db>;
 
 /// Shared by every request handler and background task.
 #[derive(Clone)]

@@ -4,7 +4,10 @@
 //!
 //! Per-contact order within this process: a contact is handled by at most one
 //! task at a time (the `running` map); a wake-up for a contact already
-//! running marks it dirty so the task looks again before it stops.
+//! running marks it dirty so the task looks again before it stops. Across
+//! processes sharing a PostgreSQL store, the store's contact lease does the
+//! same (`next_pending` answers nothing while another process holds the
+//! contact) and `release_contact` closes the gap when the holder stops.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,7 +97,17 @@ async fn drain(state: &AppState, key: &Key) {
         }
         let pending = match state.store().next_pending(&key.0, &key.1).await {
             Ok(Some(pending)) => pending,
-            Ok(None) => return,
+            // Nothing left (or another process holds the contact): give the
+            // contact up, and look again if entries arrived through another
+            // process meanwhile that nobody is working on.
+            Ok(None) => match state.store().release_contact(&key.0, &key.1).await {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot release a contact; its lease will lapse");
+                    return;
+                }
+            },
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the inbox; retrying");
                 tokio::time::sleep(backoff).await;

@@ -1,0 +1,261 @@
+//! How the engine's types become columns and back, shared by every SQL
+//! backend: the backends differ in dialect and locking, not in what a row
+//! means. A row is read through [`Columns`], implemented for each driver's
+//! row type.
+
+use serde_json::Value;
+use sqlx::Row;
+use switchyard_engine::engine::Content;
+use switchyard_engine::event::{Event, EventKind};
+use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
+use switchyard_engine::queue::{InboxEntry, InboxKind, Outgoing, Pending};
+use switchyard_engine::resolve::Reason;
+use switchyard_engine::session::{Data, Outcome, Session, SessionRecord};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
+
+use crate::policy::AuditRecord;
+
+pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {err}"))
+}
+
+/// Typed access to a result row by column name, whatever the driver.
+pub(crate) trait Columns {
+    fn text(&self, name: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, name: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError>;
+
+    /// A count column (NULL when nothing was summed) as an unsigned number.
+    fn count(&self, name: &str) -> Result<u64, StoreError> {
+        Ok(self.opt_int(name)?.unwrap_or(0).max(0) as u64)
+    }
+
+    fn version(&self, name: &str) -> Result<Version, StoreError> {
+        Ok(Version::new(u32::try_from(self.int(name)?).map_err(|err| corrupt(name, err))?))
+    }
+}
+
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl Columns for $row {
+            fn text(&self, name: &str) -> Result<String, StoreError> {
+                self.try_get(name).map_err(|err| corrupt(name, err))
+            }
+            fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+                self.try_get(name).map_err(|err| corrupt(name, err))
+            }
+            fn int(&self, name: &str) -> Result<i64, StoreError> {
+                self.try_get(name).map_err(|err| corrupt(name, err))
+            }
+            fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+                self.try_get(name).map_err(|err| corrupt(name, err))
+            }
+        }
+    };
+}
+
+columns_for!(sqlx::sqlite::SqliteRow);
+columns_for!(sqlx::postgres::PgRow);
+
+pub(crate) fn data_to_json(data: &Data) -> String {
+    let map: serde_json::Map<String, Value> = data.iter().map(|(key, value)| (key.to_owned(), Value::String(value.to_owned()))).collect();
+    Value::Object(map).to_string()
+}
+
+pub(crate) fn data_from_json(text: &str) -> Result<Data, StoreError> {
+    let value: Value = serde_json::from_str(text).map_err(|err| corrupt("session data", err))?;
+    let Value::Object(map) = value else {
+        return Err(corrupt("session data", "not a JSON object"));
+    };
+    let mut data = Data::default();
+    for (key, value) in map {
+        let Value::String(value) = value else {
+            return Err(corrupt("session data", format!("value of '{key}' is not a string")));
+        };
+        data.set(key, value);
+    }
+    Ok(data)
+}
+
+/// The session columns every query that reads whole sessions selects (a
+/// macro, so queries stay string literals through `concat!`).
+macro_rules! session_columns {
+    () => {
+        "id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
+         attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision"
+    };
+}
+pub(crate) use session_columns;
+
+pub(crate) fn session_from_row(row: &impl Columns) -> Result<Session, StoreError> {
+    let count = |name: &str| u32::try_from(row.int(name)?).map_err(|err| corrupt(name, err));
+    let reason_detail = row.opt_text("reason_detail")?;
+    let record = SessionRecord {
+        id: SessionId::parse(&row.text("id")?).map_err(|err| corrupt("id", err))?,
+        instance: InstanceId::parse(&row.text("instance")?).map_err(|err| corrupt("instance", err))?,
+        contact: Contact::parse(&row.text("contact")?).map_err(|err| corrupt("contact", err))?,
+        flow: FlowId::new(row.text("flow")?),
+        version: row.version("version")?,
+        fingerprint: Fingerprint::new(row.text("fingerprint")?),
+        reason: Reason::from_parts(&row.text("reason")?, reason_detail.as_deref()),
+        step: StepId::new(row.text("step")?),
+        data: data_from_json(&row.text("data")?)?,
+        attempts: count("attempts")?,
+        turns: count("turns")?,
+        started_at: Timestamp::from_millis(row.int("started_at")?),
+        last_input_at: Timestamp::from_millis(row.int("last_input_at")?),
+        expires_at: Timestamp::from_millis(row.int("expires_at")?),
+        outcome: row.opt_text("outcome")?.map(|text| Outcome::parse(&text)).transpose().map_err(|err| corrupt("outcome", err))?,
+        ended_at: row.opt_int("ended_at")?.map(Timestamp::from_millis),
+        revision: u64::try_from(row.int("revision")?).map_err(|err| corrupt("revision", err))?,
+    };
+    Session::restore(record).map_err(|err| corrupt("session", err))
+}
+
+/// The nullable columns of an event row: (reason, reason_detail,
+/// fingerprint, detail).
+pub(crate) fn event_columns(kind: &EventKind) -> (Option<&str>, Option<&str>, Option<&str>, Option<&str>) {
+    match kind {
+        EventKind::Started { reason, fingerprint } => (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None),
+        EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
+        EventKind::Undeliverable { reason } => (None, None, None, Some(reason.as_str())),
+        EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
+    }
+}
+
+pub(crate) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
+    let kind = match row.text("kind")?.as_str() {
+        "started" => EventKind::Started {
+            reason: Reason::from_parts(&row.opt_text("reason")?.unwrap_or_default(), row.opt_text("reason_detail")?.as_deref()),
+            fingerprint: Fingerprint::new(row.opt_text("fingerprint")?.unwrap_or_default()),
+        },
+        "step_entered" => EventKind::StepEntered,
+        "retried" => EventKind::Retried,
+        "undeliverable" => EventKind::Undeliverable { reason: row.opt_text("detail")?.unwrap_or_default() },
+        other => EventKind::Ended {
+            outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
+            detail: row.opt_text("detail")?,
+        },
+    };
+    Ok(Event {
+        session: SessionId::parse(&row.text("session_id")?).map_err(|err| corrupt("session_id", err))?,
+        flow: FlowId::new(row.text("flow")?),
+        version: row.version("version")?,
+        at: Timestamp::from_millis(row.int("at")?),
+        step: row.opt_text("step")?.map(StepId::new),
+        kind,
+    })
+}
+
+/// An inbox entry's (kind, body) columns.
+pub(crate) fn inbox_columns(kind: &InboxKind) -> (&'static str, Option<&str>) {
+    match kind {
+        InboxKind::Customer(Content::Text(text)) => ("text", Some(text.as_str())),
+        InboxKind::Customer(Content::Unsupported(kind)) => ("unsupported", Some(kind.as_str())),
+        InboxKind::Operator => ("operator", None),
+    }
+}
+
+pub(crate) fn inbox_from_row(row: &impl Columns) -> Result<Pending, StoreError> {
+    let body = row.opt_text("body")?;
+    let kind = match row.text("kind")?.as_str() {
+        "text" => InboxKind::Customer(Content::Text(body.unwrap_or_default())),
+        "unsupported" => InboxKind::Customer(Content::Unsupported(body.unwrap_or_default())),
+        "operator" => InboxKind::Operator,
+        other => return Err(corrupt("inbox kind", other)),
+    };
+    Ok(Pending {
+        seq: row.int("seq")?,
+        entry: InboxEntry {
+            instance: InstanceId::parse(&row.text("instance")?).map_err(|err| corrupt("instance", err))?,
+            contact: Contact::parse(&row.text("contact")?).map_err(|err| corrupt("contact", err))?,
+            message_id: row.text("message_id")?,
+            reply_to: row.text("reply_to")?,
+            kind,
+            sent_at: row.opt_int("sent_at")?.map(Timestamp::from_millis),
+            received_at: Timestamp::from_millis(row.int("received_at")?),
+        },
+    })
+}
+
+pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreError> {
+    Ok(Outgoing {
+        seq: row.int("seq")?,
+        instance: InstanceId::parse(&row.text("instance")?).map_err(|err| corrupt("instance", err))?,
+        contact: Contact::parse(&row.text("contact")?).map_err(|err| corrupt("contact", err))?,
+        reply_to: row.text("reply_to")?,
+        text: row.text("text")?,
+        session: row.opt_text("session_id")?.map(|id| SessionId::parse(&id)).transpose().map_err(|err| corrupt("session_id", err))?,
+        attempts: u32::try_from(row.int("attempts")?).map_err(|err| corrupt("attempts", err))?,
+        created_at: Timestamp::from_millis(row.int("created_at")?),
+    })
+}
+
+/// A (instance, contact) pair read from a row.
+pub(crate) fn key_from_row(row: &impl Columns) -> Result<(InstanceId, Contact), StoreError> {
+    Ok((
+        InstanceId::parse(&row.text("instance")?).map_err(|err| corrupt("instance", err))?,
+        Contact::parse(&row.text("contact")?).map_err(|err| corrupt("contact", err))?,
+    ))
+}
+
+/// Split assignments as aggregated into one text column: `flow version at`
+/// entries separated by commas.
+pub(crate) fn assignments_from_text(text: Option<&str>) -> Result<Vec<(FlowId, Version, Timestamp)>, StoreError> {
+    text.unwrap_or("")
+        .split(',')
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let mut parts = entry.split(' ');
+            let (Some(flow), Some(version), Some(at), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+                return Err(corrupt("split_assignments", entry));
+            };
+            let version: u32 = version.parse().map_err(|err| corrupt("split_assignments.version", err))?;
+            let at: i64 = at.parse().map_err(|err| corrupt("split_assignments.assigned_at", err))?;
+            Ok((FlowId::new(flow), Version::new(version), Timestamp::from_millis(at)))
+        })
+        .collect()
+}
+
+pub(crate) fn audit_from_row(row: &impl Columns) -> Result<AuditRecord, StoreError> {
+    let json = |name: &str| -> Result<Option<Value>, StoreError> {
+        row.opt_text(name)?.map(|text| serde_json::from_str(&text).map_err(|err| corrupt(&format!("audit.{name}"), err))).transpose()
+    };
+    Ok(AuditRecord {
+        seq: row.int("seq")?,
+        at: Timestamp::from_millis(row.int("at")?),
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        flow: row.opt_text("flow")?,
+        reason: row.text("reason")?,
+        before: json("before")?,
+        after: json("after")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn data_round_trips_through_json() {
+        let mut data = Data::default();
+        data.set("document", "123.456.789-09");
+        data.set("email", "ana@example.com");
+        assert_eq!(data_from_json(&data_to_json(&data)).unwrap(), data);
+        assert!(matches!(data_from_json("[1]"), Err(StoreError::Corrupt(_))));
+        assert!(matches!(data_from_json("{\"a\":1}"), Err(StoreError::Corrupt(_))));
+    }
+
+    #[test]
+    fn assignments_parse_and_reject_garbage() {
+        let parsed = assignments_from_text(Some("billing 2 1000,dc 1 5")).unwrap();
+        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed[0], (FlowId::new("billing"), Version::new(2), Timestamp::from_millis(1000)));
+        assert!(assignments_from_text(None).unwrap().is_empty());
+        assert!(matches!(assignments_from_text(Some("billing two 1")), Err(StoreError::Corrupt(_))));
+        assert!(matches!(assignments_from_text(Some("billing 2")), Err(StoreError::Corrupt(_))));
+    }
+}

@@ -1,0 +1,919 @@
+//! The PostgreSQL store: for teams running several `serve` processes behind
+//! a load balancer on one database. Same tables and row meanings as SQLite
+//! (see [`crate::codec`]); what differs is how processes share the work.
+//!
+//! # Several processes, one database
+//! - **Inbound, exactly once.** `(instance, message_id)` is unique, so a
+//!   redelivery is dropped whichever process it reaches. A turn commits in one
+//!   transaction that first flips `inbox.processed_at` from NULL (a row lock:
+//!   a second process doing the same entry waits, then finds it done and
+//!   rolls back) and checks the session revision it computed from.
+//! - **Per-contact order.** A process works through a contact's inbox only
+//!   while it holds the contact's lease (`contact_leases`, renewed with every
+//!   entry, lapsing after [`LEASE`] if the process dies), always taking the
+//!   oldest unprocessed entry. The lease only saves duplicate work; order and
+//!   exactly-once rest on the transaction above.
+//! - **Each reply sent once.** The sender claims due rows with
+//!   `FOR UPDATE SKIP LOCKED` (one contact's oldest unsent reply at a time),
+//!   so two processes never hold the same row; a claim lapses after
+//!   [`CLAIM`] if its process died.
+//! - **Policy.** Every transaction that appends to the audit log first takes
+//!   one advisory transaction lock, so the audit seq (the policy revision all
+//!   processes poll) grows in commit order, and read-then-write changes
+//!   (guards, CAS) cannot interleave.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::SqlSafeStr;
+use switchyard_engine::engine::{ContactState, Turn};
+use switchyard_engine::event::Event;
+use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId, Version};
+use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
+use switchyard_engine::rollout::{FlowRules, Rules};
+use switchyard_engine::session::{Outcome, Session};
+use switchyard_engine::store::{Store, StoreError};
+use switchyard_engine::time::Timestamp;
+
+use crate::codec::{
+    assignments_from_text, audit_from_row, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
+    outgoing_from_row, session_from_row, data_to_json, Columns, session_columns,
+};
+use crate::policy::{rules_from_json, rules_to_json, AuditRecord, Served};
+use crate::report::{StepAggregate, VersionAggregate, Window};
+use crate::sqlite::VersionStatus;
+
+/// How long a process keeps a contact to itself without renewing.
+pub const LEASE: Duration = Duration::from_secs(10);
+/// How long a claimed reply stays with the process that claimed it: longer
+/// than a send can take (timeout plus throttling) so a live sender's claim
+/// never lapses under it.
+pub const CLAIM: Duration = Duration::from_secs(120);
+/// The advisory lock every audit-appending transaction takes.
+const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        Cow::Borrowed("schema"),
+        MigrationType::Simple,
+        include_str!("../migrations/postgres/0001_schema.sql").into_sql_str(),
+        false,
+    )])
+}
+
+/// Connection settings beyond the URL.
+#[derive(Clone, Debug)]
+pub struct PgSettings {
+    /// Connections per process (`DATABASE_MAX_CONNECTIONS`).
+    pub max_connections: u32,
+    /// How long a request waits for a free connection before failing with a
+    /// retryable error.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PgSettings {
+    fn default() -> Self {
+        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    /// This process's name in leases and claims.
+    node: Arc<str>,
+}
+
+pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
+    match &err {
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            match code.as_ref() {
+                // unique violation, serialization failure, deadlock
+                "23505" | "40001" | "40P01" => StoreError::Conflict(db.message().to_owned()),
+                // connection exceptions, shutdown, too many connections, recovery
+                code if code.starts_with("08") || code.starts_with("57P") || code == "53300" => {
+                    StoreError::Unavailable(db.message().to_owned())
+                }
+                _ => StoreError::Other(err.to_string()),
+            }
+        }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+            StoreError::Unavailable(err.to_string())
+        }
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://...`) and runs the migrations (under
+    /// PostgreSQL's migration lock, so processes starting together are safe).
+    pub async fn open(url: &str, settings: &PgSettings) -> Result<PgStore, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|err| StoreError::Other(format!("DATABASE_URL '{}' is not a valid PostgreSQL URL: {err}", redact(url))))?
+            .application_name("switchyard");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .idle_timeout(Some(Duration::from_secs(600)))
+            // A connection that broke while idle (a database restart) is
+            // noticed before it is handed out.
+            .test_before_acquire(true)
+            .connect_with(options)
+            .await
+            .map_err(|err| StoreError::Unavailable(format!("cannot connect to '{}': {err}", redact(url))))?;
+        migrator().run(&pool).await.map_err(|err| StoreError::Other(format!("migrating '{}' failed: {err}", redact(url))))?;
+        let node = format!("{}-{}", std::process::id(), uuid_like());
+        Ok(PgStore { pool, node: node.into() })
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// This process's name in leases and claims.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    pub async fn ready(&self) -> bool {
+        sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+}
+
+/// A name unique enough to tell processes apart (pid alone repeats across
+/// machines): the pid plus the nanoseconds of the start.
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_nanos());
+    format!("{:x}", nanos & 0xffff_ffff_ffff)
+}
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut **tx).await.map_err(map_err)?;
+    Ok(())
+}
+
+/// Writes a turn inside `tx`: sessions (insert or revision-checked update),
+/// events, split assignments and the handoff hold.
+async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
+    for session in &turn.sessions {
+        let record = session.record();
+        if record.revision == 0 {
+            sqlx::query(
+                "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
+                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1)",
+            )
+            .bind(record.id.to_string())
+            .bind(record.instance.as_str())
+            .bind(record.contact.as_str())
+            .bind(record.flow.as_str())
+            .bind(i64::from(record.version.number()))
+            .bind(record.fingerprint.as_str())
+            .bind(record.reason.name())
+            .bind(record.reason.detail())
+            .bind(record.step.as_str())
+            .bind(data_to_json(&record.data))
+            .bind(i64::from(record.attempts))
+            .bind(i64::from(record.turns))
+            .bind(record.started_at.as_millis())
+            .bind(record.last_input_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(record.outcome.map(Outcome::as_str))
+            .bind(record.ended_at.map(Timestamp::as_millis))
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        } else {
+            let done = sqlx::query(
+                "UPDATE sessions SET step = $1, data = $2, attempts = $3, turns = $4, last_input_at = $5, expires_at = $6, \
+                 outcome = $7, ended_at = $8, revision = revision + 1 WHERE id = $9 AND revision = $10 AND outcome IS NULL",
+            )
+            .bind(record.step.as_str())
+            .bind(data_to_json(&record.data))
+            .bind(i64::from(record.attempts))
+            .bind(i64::from(record.turns))
+            .bind(record.last_input_at.as_millis())
+            .bind(record.expires_at.as_millis())
+            .bind(record.outcome.map(Outcome::as_str))
+            .bind(record.ended_at.map(Timestamp::as_millis))
+            .bind(record.id.to_string())
+            .bind(record.revision as i64)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::Conflict(format!("session {} is no longer live at revision {}", record.id, record.revision)));
+            }
+        }
+    }
+    for event in &turn.events {
+        let (reason, reason_detail, fingerprint, detail) = event_columns(&event.kind);
+        sqlx::query(
+            "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(event.session.to_string())
+        .bind(event.flow.as_str())
+        .bind(i64::from(event.version.number()))
+        .bind(event.at.as_millis())
+        .bind(event.step.as_ref().map(StepId::as_str))
+        .bind(event.kind.name())
+        .bind(reason)
+        .bind(reason_detail)
+        .bind(fingerprint)
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    for (flow, version, at) in &turn.assignments {
+        sqlx::query(
+            "INSERT INTO split_assignments (contact, flow, version, assigned_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (contact, flow) DO UPDATE SET version = excluded.version, assigned_at = excluded.assigned_at",
+        )
+        .bind(turn.contact.as_str())
+        .bind(flow.as_str())
+        .bind(i64::from(version.number()))
+        .bind(at.as_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    if let Some(until) = turn.handoff_until {
+        sqlx::query(
+            "INSERT INTO handoffs (instance, contact, until) VALUES ($1, $2, $3) \
+             ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
+        )
+        .bind(turn.instance.as_str())
+        .bind(turn.contact.as_str())
+        .bind(until.as_millis())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+/// Queues a turn's replies inside `tx`.
+async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64) -> Result<(), StoreError> {
+    for reply in &turn.replies {
+        sqlx::query(
+            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(turn.instance.as_str())
+        .bind(turn.contact.as_str())
+        .bind(reply_to)
+        .bind(&reply.text)
+        .bind(reply.session.map(|id| id.to_string()))
+        .bind(created_at)
+        .bind(i64::MIN)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
+impl Store for PgStore {
+    async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ", session_columns!(), ", \
+             (SELECT until FROM handoffs h WHERE h.instance = $1 AND h.contact = $2) AS handoff_until, \
+             (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = $2) AS assignments \
+             FROM (SELECT 1) AS one LEFT JOIN sessions ON instance = $1 AND contact = $2 AND outcome IS NULL"
+        ))
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(ContactState {
+            session: if row.opt_text("id")?.is_some() { Some(session_from_row(&row)?) } else { None },
+            handoff_until: row.opt_int("handoff_until")?.map(Timestamp::from_millis),
+            assignments: assignments_from_text(row.opt_text("assignments")?.as_deref())?,
+        })
+    }
+
+    async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        write_turn(&mut tx, turn).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+        ))
+        .bind(now.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE instance = $1 AND contact = $2 ORDER BY started_at DESC, id DESC"
+        ))
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail \
+             FROM events WHERE session_id = $1 ORDER BY seq",
+        )
+        .bind(session.to_string())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM handoffs WHERE instance = $1 AND contact = $2")
+            .bind(instance.as_str())
+            .bind(contact.as_str())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+impl Queue for PgStore {
+    async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
+        let (kind, body) = inbox_columns(&entry.kind);
+        let seq: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
+        )
+        .bind(entry.instance.as_str())
+        .bind(&entry.message_id)
+        .bind(entry.contact.as_str())
+        .bind(&entry.reply_to)
+        .bind(kind)
+        .bind(body)
+        .bind(entry.sent_at.map(Timestamp::as_millis))
+        .bind(entry.received_at.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(seq.map_or(Accepted::Duplicate, Accepted::New))
+    }
+
+    /// Contacts with unprocessed entries that no other process holds.
+    async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT i.instance, i.contact, MIN(i.seq) AS first FROM inbox i WHERE i.processed_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM contact_leases l WHERE l.instance = i.instance AND l.contact = i.contact \
+                             AND l.owner <> $1 AND l.until > $2) \
+             GROUP BY i.instance, i.contact ORDER BY first LIMIT $3",
+        )
+        .bind(&*self.node)
+        .bind(Timestamp::now_utc().as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    /// Takes (or renews) the contact's lease, then its oldest unprocessed
+    /// entry; `None` when another process holds the contact.
+    async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
+        let now = Timestamp::now_utc();
+        let held: Option<String> = sqlx::query_scalar(
+            "INSERT INTO contact_leases (instance, contact, owner, until) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+             WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 RETURNING owner",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .bind(&*self.node)
+        .bind(now.as_millis() + millis(LEASE))
+        .bind(now.as_millis())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if held.is_none() {
+            return Ok(None);
+        }
+        let row = sqlx::query(
+            "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+             WHERE processed_at IS NULL AND instance = $1 AND contact = $2 \
+             ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(inbox_from_row).transpose()
+    }
+
+    async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let received_at: Option<i64> = sqlx::query_scalar(
+            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL RETURNING received_at",
+        )
+        .bind(seq)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let Some(received_at) = received_at else {
+            return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed or does not exist")));
+        };
+        write_turn(&mut tx, turn).await?;
+        queue_replies(&mut tx, turn, reply_to, received_at).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    /// Claims and returns each contact's oldest unsent reply, if due and not
+    /// claimed by a live process.
+    async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        let rows = sqlx::query(
+            "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
+                SELECT o.seq FROM outbox o \
+                WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
+                AND (o.claim_until IS NULL OR o.claim_until <= $3) \
+                AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
+                             AND h.sent_at IS NULL AND h.failed_at IS NULL) \
+                ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at",
+        )
+        .bind(&*self.node)
+        .bind(now.as_millis() + millis(CLAIM))
+        .bind(now.as_millis())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut due = rows.iter().map(outgoing_from_row).collect::<Result<Vec<_>, _>>()?;
+        due.sort_by_key(|outgoing| outgoing.seq);
+        Ok(due)
+    }
+
+    async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET sent_at = $1, provider_id = $2, attempts = attempts + 1, claimed_by = NULL, claim_until = NULL \
+             WHERE seq = $3",
+        )
+        .bind(at.as_millis())
+        .bind(provider_id)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, claimed_by = NULL, claim_until = NULL \
+             WHERE seq = $3 AND sent_at IS NULL",
+        )
+        .bind(next_at.as_millis())
+        .bind(error)
+        .bind(seq)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE outbox SET failed_at = $1, last_error = $2, attempts = attempts + 1, claimed_by = NULL, claim_until = NULL \
+             WHERE seq = $3 AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(at.as_millis())
+        .bind(reason)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 1 {
+            sqlx::query(
+                "INSERT INTO events (session_id, flow, version, at, step, kind, detail) \
+                 SELECT s.id, s.flow, s.version, $1, s.step, 'undeliverable', $2 FROM outbox o JOIN sessions s ON s.id = o.session_id \
+                 WHERE o.seq = $3",
+            )
+            .bind(at.as_millis())
+            .bind(reason)
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(depth.max(0) as u64)
+    }
+
+    /// Gives up the lease; true when entries wait that nobody holds (they
+    /// arrived, through another process, while this one held the contact).
+    async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query("DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3")
+            .bind(instance.as_str())
+            .bind(contact.as_str())
+            .bind(&*self.node)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let waiting: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
+             AND NOT EXISTS (SELECT 1 FROM contact_leases WHERE instance = $1 AND contact = $2 AND until > $3)",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .bind(Timestamp::now_utc().as_millis())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(waiting)
+    }
+}
+
+/// Drain view, evacuation and policy: the same operations as
+/// [`crate::sqlite::SqliteStore`]'s.
+impl PgStore {
+    pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, COUNT(*) FILTER (WHERE outcome IS NULL) AS live, \
+             MAX(CASE WHEN outcome IS NULL THEN expires_at END) AS last_expiry, \
+             COUNT(*) FILTER (WHERE started_at >= $1) AS recent FROM sessions WHERE flow = $2 GROUP BY version ORDER BY version",
+        )
+        .bind(since.as_millis())
+        .bind(flow)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(VersionStatus {
+                    version: row.version("version")?,
+                    live: row.int("live")?,
+                    last_expiry: row.opt_int("last_expiry")?.map(Timestamp::from_millis),
+                    started_recently: row.int("recent")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE flow = $1 AND version = $2 AND outcome IS NULL ORDER BY started_at"
+        ))
+        .bind(flow)
+        .bind(i64::from(version.number()))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError> {
+        let reply_to: Option<String> =
+            sqlx::query_scalar("SELECT reply_to FROM inbox WHERE instance = $1 AND contact = $2 ORDER BY seq DESC LIMIT 1")
+                .bind(turn.instance.as_str())
+                .bind(turn.contact.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_err)?;
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        write_turn(&mut tx, turn).await?;
+        if let Some(reply_to) = &reply_to {
+            queue_replies(&mut tx, turn, reply_to, Timestamp::now_utc().as_millis()).await?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(reply_to.is_some())
+    }
+
+    pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
+        let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(&self.pool).await.map_err(map_err)?;
+        let mut rules = Rules::new();
+        for row in rows {
+            let flow = row.text("flow")?;
+            let value: Value =
+                serde_json::from_str(&row.text("rules")?).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
+            let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
+            rules.set(&flow, flow_rules);
+        }
+        Ok((rules, self.policy_revision().await?))
+    }
+
+    pub async fn policy_revision(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit").fetch_one(&self.pool).await.map_err(map_err)
+    }
+
+    pub async fn change_policy(
+        &self,
+        flow: &str,
+        rules: &FlowRules,
+        actor: &str,
+        action: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<AuditRecord, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_audit(&mut tx).await?;
+        let before: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = $1").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let after = if rules.is_empty() { None } else { Some(rules_to_json(rules).to_string()) };
+        match &after {
+            Some(document) => {
+                sqlx::query(
+                    "INSERT INTO policy (flow, rules, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (flow) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
+                )
+                .bind(flow)
+                .bind(document)
+                .bind(at.as_millis())
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            }
+            None => {
+                sqlx::query("DELETE FROM policy WHERE flow = $1").bind(flow).execute(&mut *tx).await.map_err(map_err)?;
+            }
+        }
+        let record = insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, after).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record)
+    }
+
+    #[allow(clippy::too_many_arguments)] // reason: the audit record's fields, spelled out
+    pub async fn change_policy_if(
+        &self,
+        flow: &str,
+        expected: &FlowRules,
+        rules: &FlowRules,
+        actor: &str,
+        action: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Option<AuditRecord>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_audit(&mut tx).await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = $1").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let current = current
+            .map(|text| serde_json::from_str::<Value>(&text).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}"))))
+            .transpose()?;
+        if current.as_ref() != Some(&rules_to_json(expected)) {
+            return Ok(None);
+        }
+        let after = rules_to_json(rules).to_string();
+        sqlx::query("UPDATE policy SET rules = $1, updated_at = $2 WHERE flow = $3")
+            .bind(&after)
+            .bind(at.as_millis())
+            .bind(flow)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let before = current.map(|value| value.to_string());
+        let record = insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, Some(after)).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(record))
+    }
+
+    pub async fn record_deploy(&self, manifest: &Value, reason: &str, at: Timestamp) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_audit(&mut tx).await?;
+        let record = insert_audit(&mut tx, at, "serve", "deploy", None, reason, None, Some(manifest.to_string())).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record.seq)
+    }
+
+    pub async fn audit(&self, flow: Option<&str>, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<AuditRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at, actor, action, flow, reason, before, after FROM audit \
+             WHERE ($1::TEXT IS NULL OR flow = $1 OR flow IS NULL) AND at >= $2 AND at < $3 ORDER BY seq",
+        )
+        .bind(flow)
+        .bind(since.map_or(i64::MIN, Timestamp::as_millis))
+        .bind(until.map_or(i64::MAX, Timestamp::as_millis))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT version, fingerprint, COUNT(*) AS sessions, MIN(started_at) AS first, MAX(started_at) AS last FROM sessions \
+             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 GROUP BY version, fingerprint ORDER BY version, first",
+        )
+        .bind(flow)
+        .bind(from.as_millis())
+        .bind(to.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(Served {
+                    version: row.version("version")?,
+                    fingerprint: row.text("fingerprint")?,
+                    sessions: row.int("sessions")?,
+                    first: Timestamp::from_millis(row.int("first")?),
+                    last: Timestamp::from_millis(row.int("last")?),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        lock_audit(&mut tx).await?;
+        let record =
+            insert_audit(&mut tx, Timestamp::now_utc(), actor, action, Some(flow), reason, None, Some(detail.to_string())).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(record.seq)
+    }
+
+    pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
+        let (since, until, instance) = window_bounds(window);
+        let rows = sqlx::query(
+            "SELECT version, COUNT(*) AS started, COUNT(*) FILTER (WHERE outcome = 'completed') AS completed, \
+             COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, \
+             COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled, \
+             COUNT(*) FILTER (WHERE outcome IS NULL) AS live FROM sessions \
+             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
+             AND ($5::TEXT IS NULL OR reason = $5) GROUP BY version ORDER BY version",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut aggregates = rows.iter().map(crate::report::aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
+        let details = sqlx::query(
+            "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
+             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
+             AND ($5::TEXT IS NULL OR reason = $5) AND outcome IS NOT NULL",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        for row in &details {
+            crate::report::add_detail(&mut aggregates, row)?;
+        }
+        Ok(aggregates)
+    }
+
+    pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
+        let (since, until, instance) = window_bounds(window);
+        let reached = sqlx::query(
+            "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind = 'step_entered' AND s.flow = $1 AND s.version = $2 AND s.started_at >= $3 AND s.started_at < $4 \
+             AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) GROUP BY e.step",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let ended = sqlx::query(
+            "SELECT step, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, \
+             COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled \
+             FROM sessions WHERE flow = $1 AND version = $2 AND started_at >= $3 AND started_at < $4 \
+             AND ($5::TEXT IS NULL OR instance = $5) AND ($6::TEXT IS NULL OR reason = $6) AND outcome IS NOT NULL GROUP BY step",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        crate::report::funnel_from_rows(&reached, &ended)
+    }
+
+    pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
+             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|row| Ok((row.text("flow")?, row.version("version")?, row.text("outcome")?, row.count("sessions")?))).collect()
+    }
+
+    pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
+        let row = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok((row.count("inbound")?, row.count("outbound")?))
+    }
+}
+
+fn window_bounds<'a>(window: &Window<'a>) -> (i64, i64, Option<&'a str>) {
+    (
+        window.since.map_or(i64::MIN, Timestamp::as_millis),
+        window.until.map_or(i64::MAX, Timestamp::as_millis),
+        window.instance.map(InstanceId::as_str),
+    )
+}
+
+#[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
+async fn insert_audit(
+    tx: &mut Tx<'_>,
+    at: Timestamp,
+    actor: &str,
+    action: &str,
+    flow: Option<&str>,
+    reason: &str,
+    before: Option<String>,
+    after: Option<String>,
+) -> Result<AuditRecord, StoreError> {
+    let row = sqlx::query(
+        "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         RETURNING seq, at, actor, action, flow, reason, before, after",
+    )
+    .bind(at.as_millis())
+    .bind(actor)
+    .bind(action)
+    .bind(flow)
+    .bind(reason)
+    .bind(before)
+    .bind(after)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    audit_from_row(&row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn urls_lose_their_password_in_messages() {
+        assert_eq!(redact("postgres://app:s3cret@db:5432/switchyard"), "postgres://app:***@db:5432/switchyard");
+        assert_eq!(redact("postgres://root@127.0.0.1/test"), "postgres://root@127.0.0.1/test");
+        assert_eq!(redact("postgres:///test"), "postgres:///test");
+    }
+}

@@ -1,0 +1,47 @@
+//! What several processes on one PostgreSQL need beyond the common contract:
+//! two store handles on one schema stand for two `serve` processes.
+
+use switchyard_store::conformance;
+use switchyard_store::postgres::{PgSettings, PgStore, CLAIM};
+use switchyard_store::testing::fresh_postgres_url;
+
+async fn two_processes() -> Option<(PgStore, PgStore)> {
+    let url = fresh_postgres_url().await?;
+    let a = PgStore::open(&url, &PgSettings::default()).await.expect("open a");
+    let b = PgStore::open(&url, &PgSettings::default()).await.expect("open b");
+    assert_ne!(a.node(), b.node());
+    Some((a, b))
+}
+
+#[tokio::test]
+async fn one_process_works_a_contact_at_a_time() {
+    if let Some((a, b)) = two_processes().await {
+        conformance::one_process_works_a_contact_at_a_time(&a, &b).await;
+    }
+}
+
+#[tokio::test]
+async fn two_processes_racing_commit_an_entry_once() {
+    if let Some((a, b)) = two_processes().await {
+        conformance::two_processes_racing_commit_an_entry_once(&a, &b).await;
+    }
+}
+
+#[tokio::test]
+async fn a_reply_is_claimed_by_one_process() {
+    if let Some((a, b)) = two_processes().await {
+        conformance::a_reply_is_claimed_by_one_process(&a, &b, CLAIM).await;
+    }
+}
+
+#[tokio::test]
+async fn a_bad_url_is_refused_with_the_password_hidden() {
+    let err = switchyard_store::open("postgres://app:s3cret@127.0.0.1:1/none", &PgSettings { acquire_timeout: std::time::Duration::from_secs(1), ..PgSettings::default() })
+        .await
+        .expect_err("nothing listens on port 1");
+    let message = err.to_string();
+    assert!(message.contains("postgres://app:***@127.0.0.1:1/none"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    let err = switchyard_store::open("mysql://x", &PgSettings::default()).await.expect_err("unsupported");
+    assert!(err.to_string().contains("'mysql'"), "{err}");
+}
