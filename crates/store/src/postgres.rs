@@ -50,10 +50,10 @@ use crate::sqlite::VersionStatus;
 
 /// How long a process keeps a contact to itself without renewing.
 pub const LEASE: Duration = Duration::from_secs(10);
-/// How long a claimed reply stays with the process that claimed it: longer
-/// than a send can take (timeout plus throttling) so a live sender's claim
-/// never lapses under it.
-pub const CLAIM: Duration = Duration::from_secs(120);
+/// How long a claimed reply stays with the process that claimed it. The
+/// sender sizes its batches so that throttling plus a send's timeout fit well
+/// inside it, so a live sender's claim never lapses under it.
+pub const CLAIM: Duration = Duration::from_secs(30);
 /// The advisory lock every audit-appending transaction takes.
 const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
 

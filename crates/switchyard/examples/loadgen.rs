@@ -8,9 +8,12 @@
 //! stand-in (p50, p99, max).
 //!
 //! ```text
-//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL]
+//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL] [NODES]
 //! ```
-//! Defaults: 1000 contacts, a fresh SQLite file in the temp directory.
+//! Defaults: 1000 contacts, a fresh SQLite file in the temp directory, one
+//! node. With NODES > 1 (PostgreSQL), that many servers run on the one
+//! database, each with its own pool and lease/claim identity as separate
+//! `serve` processes have, and the messages alternate between them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -102,6 +105,10 @@ async fn main() -> anyhow::Result<()> {
         let _ = std::fs::remove_file(&path);
         format!("sqlite://{}", path.display())
     });
+    let nodes: usize = match args.next() {
+        Some(text) => text.parse().ok().filter(|n| *n >= 1).ok_or_else(|| anyhow::anyhow!("NODES '{text}' must be a positive number"))?,
+        None => 1,
+    };
 
     let engine = engine();
     let expected = replies_per_message(&engine);
@@ -113,27 +120,31 @@ async fn main() -> anyhow::Result<()> {
     let router = Router::new().route("/message/sendText/{instance}", post(send_text)).with_state(Arc::clone(&counters));
     tokio::spawn(async move { axum::serve(stand_in, router).await });
 
-    let store = Arc::new(switchyard_store::open(&database_url).await?);
-    let mut config = ServeConfig::defaults(&stand_in_url);
-    config.send_interval = None;
-    config.evolution_api_key = Some("loadgen-key".to_owned());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let server = Server::start(listener, engine, store, config).await?;
-    let url = format!("http://{}/webhooks/evolution", server.addr);
+    let mut servers = Vec::with_capacity(nodes);
+    for _ in 0..nodes {
+        let store = Arc::new(switchyard_store::open(&database_url, &switchyard_store::PgSettings::default()).await?);
+        let mut config = ServeConfig::defaults(&stand_in_url);
+        config.send_interval = None;
+        config.evolution_api_key = Some("loadgen-key".to_owned());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        servers.push(Server::start(listener, Arc::clone(&engine), store, config).await?);
+    }
+    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|server| format!("http://{}/webhooks/evolution", server.addr)).collect());
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
 
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(contacts * PURCHASE.len())));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for number in numbers {
-        let (http, url, counters, latencies, expected) = (http.clone(), url.clone(), Arc::clone(&counters), Arc::clone(&latencies), expected.clone());
+        let (http, urls, counters, latencies, expected) = (http.clone(), Arc::clone(&urls), Arc::clone(&counters), Arc::clone(&latencies), expected.clone());
         tasks.spawn(async move {
             let mut received = counters[&number].subscribe();
             let mut target = 0;
             for (seq, line) in PURCHASE.iter().enumerate() {
                 target += expected[seq];
                 let posted = Instant::now();
-                let response = http.post(&url).header("content-type", "application/json").body(webhook(&number, seq, line)).send().await?;
+                let url = &urls[seq % urls.len()];
+                let response = http.post(url).header("content-type", "application/json").body(webhook(&number, seq, line)).send().await?;
                 anyhow::ensure!(response.status().is_success(), "webhook answered {}", response.status());
                 received.wait_for(|count| *count >= target).await?;
                 latencies.lock().unwrap().push(posted.elapsed());
@@ -145,11 +156,14 @@ async fn main() -> anyhow::Result<()> {
         result??;
     }
     let elapsed = started.elapsed();
-    server.shutdown().await;
+    for server in servers {
+        server.shutdown().await;
+    }
 
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort_unstable();
     let messages = latencies.len();
+    println!("store:           {} ({nodes} node{})", switchyard_store::redact_url(&database_url), if nodes == 1 { "" } else { "s" });
     println!("contacts:        {contacts}");
     println!("messages:        {messages} ({} per purchase, {} replies each)", PURCHASE.len(), expected.iter().sum::<usize>());
     println!("elapsed:         {:.2} s", elapsed.as_secs_f64());

@@ -164,16 +164,20 @@ async fn metrics_parse_as_prometheus_text_and_match_the_report() {
 
 #[tokio::test]
 async fn when_two_servers_evaluate_the_same_guard_only_one_acts() {
-    let db = support::fresh_db();
-    ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--guard", "handoff", "--reason", "guarded"], &db));
-    ok(&switchyard(&["simulate", "--contacts", "400", "--behave", "v2:human=0.5", "--json"], &db));
-    let first = switchyard_store::sqlite::SqliteStore::open(&db).await.unwrap();
-    let second = switchyard_store::sqlite::SqliteStore::open(&db).await.unwrap();
-    let (a, b) = tokio::join!(switchyard::report::evaluate_guards(&first), switchyard::report::evaluate_guards(&second));
-    let acted = [a.unwrap(), b.unwrap()]
-        .iter()
-        .flatten()
-        .filter(|outcome| matches!(outcome, switchyard::report::GuardOutcome::RolledBack { .. }))
-        .count();
-    assert_eq!(acted, 1);
+    let mut databases = vec![support::fresh_db()];
+    databases.extend(switchyard_store::testing::fresh_postgres_url().await);
+    for db in databases {
+        ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--guard", "handoff", "--reason", "guarded"], &db));
+        ok(&switchyard(&["simulate", "--contacts", "400", "--behave", "v2:human=0.5", "--json"], &db));
+        let settings = switchyard_store::PgSettings::default();
+        let first = switchyard_store::open(&db, &settings).await.unwrap();
+        let second = switchyard_store::open(&db, &settings).await.unwrap();
+        let (a, b) = tokio::join!(switchyard::report::evaluate_guards(&first), switchyard::report::evaluate_guards(&second));
+        let acted = [a.unwrap(), b.unwrap()]
+            .iter()
+            .flatten()
+            .filter(|outcome| matches!(outcome, switchyard::report::GuardOutcome::RolledBack { .. }))
+            .count();
+        assert_eq!(acted, 1, "on {}", first.backend());
+    }
 }

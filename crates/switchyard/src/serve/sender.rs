@@ -31,6 +31,15 @@ fn backoff(attempts: u32) -> Duration {
     Duration::from_millis(millis.min(60_000))
 }
 
+/// Replies read (and, on PostgreSQL, claimed) at once: as many as the
+/// throttle lets out in half a claim's lifetime, so no claim lapses while
+/// its reply waits its turn.
+fn batch_size(interval: Option<Duration>) -> u32 {
+    let Some(interval) = interval.filter(|interval| !interval.is_zero()) else { return BATCH };
+    let fits = (switchyard_store::postgres::CLAIM / 2).as_millis() / interval.as_millis().max(1);
+    u32::try_from(fits).unwrap_or(BATCH).clamp(1, BATCH)
+}
+
 /// Per-instance spacing of sends.
 #[derive(Default)]
 struct Throttle {
@@ -57,7 +66,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         if *stop.borrow() {
             return;
         }
-        let due = match state.store().due_outbox(Timestamp::now_utc(), BATCH).await {
+        let due = match state.store().due_outbox(Timestamp::now_utc(), batch_size(state.config().send_interval)).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the outbox; retrying");
@@ -90,12 +99,41 @@ async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
     let result = state.inner.client.send_text(outgoing.instance.as_str(), &outgoing.reply_to, &outgoing.text).await;
     state.inner.metrics.send.observe(started.elapsed());
     let now = Timestamp::now_utc();
-    let recorded = match result {
+    // The outcome must be recorded: a delivered reply whose record is lost
+    // would be sent again. While the store is down (a database restart) the
+    // record is retried here, in memory, until it lands or the process stops.
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1.. {
+        match record(state, &outgoing, &result, now).await {
+            Ok(()) => break,
+            Err(err) if attempt >= 100 || *state.inner.stopping.borrow() => {
+                // Evolution has no idempotency key: if this process stops now
+                // the row is still unsent and will be tried again, the one
+                // place a duplicate can arise.
+                tracing::error!(error = %err, seq = outgoing.seq, "could not record a send result; giving up");
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, seq = outgoing.seq, attempt, "could not record a send result; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+async fn record(
+    state: &AppState,
+    outgoing: &Outgoing,
+    result: &Result<switchyard_evolution::client::Sent, SendError>,
+    now: Timestamp,
+) -> Result<(), switchyard_engine::store::StoreError> {
+    match result {
         Ok(sent) => state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await,
         Err(SendError::Retryable(reason)) => {
             let wait = backoff(outgoing.attempts);
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), attempts = outgoing.attempts + 1, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
-            state.store().outbox_retry(outgoing.seq, now.plus(wait), &reason).await
+            state.store().outbox_retry(outgoing.seq, now.plus(wait), reason).await
         }
         Err(SendError::Rejected { status, reason }) => {
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), status, %reason, "reply undeliverable; not retried");
@@ -103,21 +141,22 @@ async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
         }
         Err(SendError::Unauthorized(reason)) => {
             tracing::error!(instance = %outgoing.instance, %reason, "Evolution refused our apikey: check EVOLUTION_API_KEY / EVOLUTION_INSTANCE_KEYS");
-            state.store().outbox_retry(outgoing.seq, now.plus(Duration::from_secs(60)), &reason).await
+            state.store().outbox_retry(outgoing.seq, now.plus(Duration::from_secs(60)), reason).await
         }
-    };
-    if let Err(err) = recorded {
-        // The send happened (or not) but its record did not land: the row is
-        // still unsent and will be tried again. Evolution has no idempotency
-        // key, so this is the one place a duplicate could arise; it needs the
-        // store to fail right after a successful send.
-        tracing::error!(error = %err, seq = outgoing.seq, "could not record a send result");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_fit_the_throttle_inside_a_claim() {
+        assert_eq!(batch_size(None), BATCH);
+        assert_eq!(batch_size(Some(Duration::from_millis(50))), BATCH);
+        assert_eq!(batch_size(Some(Duration::from_secs(1))), 15);
+        assert_eq!(batch_size(Some(Duration::from_secs(60))), 1);
+    }
 
     #[test]
     fn backoff_doubles_from_half_a_second_up_to_a_minute() {

@@ -21,6 +21,8 @@ use switchyard_engine::engine::{Engine, EngineConfig};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_store::sqlite::SqliteStore;
 
+pub mod traffic;
+
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
 
 /// A fresh SQLite URL under the temp directory, unique per call.
@@ -215,7 +217,7 @@ impl TestApp {
         configure(&mut config);
         let store = SqliteStore::open(db).await.expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let server = Server::start(listener, engine(), Arc::new(store.clone()), config).await.expect("server starts");
+        let server = Server::start(listener, engine(), Arc::new(switchyard_store::Db::Sqlite(store.clone())), config).await.expect("server starts");
         TestApp { addr: server.addr, evolution: evolution.clone(), db: db.to_owned(), server, http: http(), store }
     }
 
@@ -290,5 +292,52 @@ impl TestApp {
 
     pub async fn texts_for(&self, contact: &str) -> Vec<String> {
         sqlx::query_scalar("SELECT text FROM outbox WHERE contact = ? ORDER BY seq").bind(contact).fetch_all(self.store.pool()).await.unwrap()
+    }
+}
+
+/// A real `switchyard serve` process, killed (SIGKILL) when dropped so a
+/// failing test leaks no server.
+pub struct ServeProcess {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl ServeProcess {
+    /// Starts the binary on a free port against `db` and `evolution` and
+    /// waits until it is ready. `env` adds or overrides variables.
+    pub async fn start(db: &str, evolution: &StandIn, env: &[(&str, &str)]) -> ServeProcess {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", db)
+            .env("EVOLUTION_URL", &evolution.url)
+            .env("EVOLUTION_API_KEY", "k")
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let child = command.spawn().unwrap();
+        let process = ServeProcess { child, url: format!("http://127.0.0.1:{port}") };
+        let http = http();
+        wait_until(|| async { http.get(format!("{}/readyz", process.url)).send().await.is_ok_and(|r| r.status() == 200) }).await;
+        process
+    }
+
+    /// SIGKILL: no drain, no goodbye.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
