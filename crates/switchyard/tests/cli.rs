@@ -22,7 +22,7 @@ fn fresh_db() -> String {
 fn switchyard(args: &[&str], env: &[(&str, &str)], stdin: &str) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
     command.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    for name in ["FLOW_VERSION_OVERRIDES", "DATABASE_URL", "SESSION_TTL", "HANDOFF_TTL"] {
+    for name in ["FLOW_VERSION_OVERRIDES", "DATABASE_URL", "SESSION_TTL", "HANDOFF_TTL", "DATABASE_MAX_CONNECTIONS", "DATABASE_ACQUIRE_TIMEOUT"] {
         command.env_remove(name);
     }
     for (name, value) in env {
@@ -156,6 +156,25 @@ fn check_names_bad_durations_and_database_urls() {
     let err = stderr(&output);
     assert!(err.contains("SESSION_TTL: duration '30' must be a number with a unit"), "{err}");
     assert!(err.contains("DATABASE_URL scheme 'mysql' is not supported"), "{err}");
+
+    let output = switchyard(&["check"], &[("DATABASE_MAX_CONNECTIONS", "0"), ("DATABASE_ACQUIRE_TIMEOUT", "soon")], "");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("DATABASE_MAX_CONNECTIONS '0' must be a whole number from 1 to 1000"), "{err}");
+    assert!(err.contains("DATABASE_ACQUIRE_TIMEOUT"), "{err}");
+}
+
+#[test]
+fn a_postgres_url_is_used_and_its_password_never_printed() {
+    let output = switchyard(&["check"], &[("DATABASE_URL", "postgres://app:s3cret@127.0.0.1:1/none")], "");
+    let out = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(out.contains("postgres://app:***@127.0.0.1:1/none"), "{out}");
+    assert!(!out.contains("s3cret"), "{out}");
+    // Opening a store that does not answer fails naming it, password hidden.
+    let output = switchyard(&["handoff", "release", "5511911110001", "--instance", "loja-bot"], &[("DATABASE_URL", "postgres://app:s3cret@127.0.0.1:1/none"), ("DATABASE_ACQUIRE_TIMEOUT", "1s")], "");
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(err.contains("postgres://app:***@127.0.0.1:1/none") && !err.contains("s3cret"), "{err}");
 }
 
 #[test]

@@ -44,7 +44,7 @@ pub fn run() -> ExitCode {
     } else {
         println!("overrides: {overrides}");
     }
-    println!("database: {}", config.database_url);
+    println!("database: {}", switchyard_store::redact_url(&config.database_url));
     println!("session ttl: {}s, handoff ttl: {}s", config.session_ttl.as_secs(), config.handoff_ttl.as_secs());
     ExitCode::SUCCESS
 }
