@@ -225,36 +225,9 @@ fn status_shows_the_drain_and_evacuate_moves_live_sessions_to_the_current_versio
     assert_eq!((evacuation["reason"].as_str(), evacuation["after"]["sessions"].as_i64()), (Some("bug in v2"), Some(2)));
 }
 
-/// A real `switchyard serve` process, killed when dropped.
-struct Process(std::process::Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn serve_process(db: &str, evolution: &StandIn) -> (Process, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db)
-        .env("EVOLUTION_URL", &evolution.url)
-        .env("EVOLUTION_API_KEY", "k")
-        .env("ADMIN_TOKENS", "release-bot=tok")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let process = Process(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let http = support::http();
-    support::wait_until(|| async { http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) }).await;
+async fn serve_process(db: &str, evolution: &StandIn) -> (support::ServeProcess, String) {
+    let process = support::ServeProcess::start(db, evolution, &[("ADMIN_TOKENS", "release-bot=tok")]).await;
+    let url = process.url.clone();
     (process, url)
 }
 

@@ -224,45 +224,11 @@ fn serve_refuses_to_start_naming_each_bad_setting() {
 }
 
 
-/// A child process killed when dropped, so a failing test leaks no server.
-struct Running(std::process::Child);
-
-impl Running {
-    fn kill(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// Starts the real binary; returns the child and its base URL once ready.
-async fn spawn_binary(db: &str, evolution: &StandIn) -> (Running, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("DATABASE_URL", db)
-        .env("EVOLUTION_URL", &evolution.url)
-        .env("EVOLUTION_API_KEY", "global-key")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("SEND_THROTTLE", "off")
-        .env("SEND_TIMEOUT", "2s")
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn switchyard serve");
-    let child = Running(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let http = support::http();
-    support::wait_until(|| async { http.get(format!("{url}/readyz")).send().await.is_ok_and(|r| r.status() == 200) }).await;
-    (child, url)
+/// Starts the real binary; returns the process and its base URL once ready.
+async fn spawn_binary(db: &str, evolution: &StandIn) -> (support::ServeProcess, String) {
+    let process = support::ServeProcess::start(db, evolution, &[("EVOLUTION_API_KEY", "global-key"), ("SEND_THROTTLE", "off"), ("SEND_TIMEOUT", "2s")]).await;
+    let url = process.url.clone();
+    (process, url)
 }
 
 #[tokio::test]
