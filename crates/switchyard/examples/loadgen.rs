@@ -95,6 +95,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The server's own warnings (RUST_LOG=warn) explain a bad run.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
+        let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    }
     let mut args = std::env::args().skip(1);
     let contacts: usize = match args.next() {
         Some(text) => text.parse().map_err(|_| anyhow::anyhow!("CONTACTS '{text}' must be a positive number"))?,
@@ -122,7 +126,11 @@ async fn main() -> anyhow::Result<()> {
 
     let mut servers = Vec::with_capacity(nodes);
     for _ in 0..nodes {
-        let store = Arc::new(switchyard_store::open(&database_url, &switchyard_store::PgSettings::default()).await?);
+        let mut settings = switchyard_store::PgSettings::default();
+        if let Ok(text) = std::env::var("DATABASE_MAX_CONNECTIONS") {
+            settings.max_connections = text.parse().map_err(|_| anyhow::anyhow!("DATABASE_MAX_CONNECTIONS '{text}' must be a number"))?;
+        }
+        let store = Arc::new(switchyard_store::open(&database_url, &settings).await?);
         let mut config = ServeConfig::defaults(&stand_in_url);
         config.send_interval = None;
         config.evolution_api_key = Some("loadgen-key".to_owned());
