@@ -10,6 +10,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::{Row, SqlSafeStr};
 use switchyard_engine::engine::{Content, ContactState, Turn};
 use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Outgoing, Pending, Queue};
+use switchyard_engine::classify::Classification;
 use switchyard_engine::event::{Event, EventKind};
 use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
 use switchyard_engine::resolve::Reason;
@@ -171,6 +172,9 @@ fn event_from_row(row: &SqliteRow) -> Result<Event, StoreError> {
         "step_entered" => EventKind::StepEntered,
         "retried" => EventKind::Retried,
         "undeliverable" => EventKind::Undeliverable { reason: get_opt("detail")?.unwrap_or_default() },
+        "classified" => EventKind::Classified(
+            Classification::decode(&get_opt("detail")?.unwrap_or_default()).map_err(|err| corrupt("classified event", err))?,
+        ),
         other => EventKind::Ended {
             outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
             detail: get_opt("detail")?,
@@ -246,12 +250,17 @@ async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -
         }
     }
     for event in &turn.events {
+        let encoded;
         let (reason, reason_detail, fingerprint, detail) = match &event.kind {
             EventKind::Started { reason, fingerprint } => {
                 (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None)
             }
             EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
             EventKind::Undeliverable { reason } => (None, None, None, Some(reason.as_str())),
+            EventKind::Classified(classification) => {
+                encoded = classification.encode();
+                (None, None, None, Some(encoded.as_str()))
+            }
             EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
         };
         sqlx::query(
