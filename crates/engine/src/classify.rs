@@ -21,7 +21,7 @@ use crate::ids::{FlowId, Version};
 
 /// What a task asks the model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Ask {
+pub enum Wanted {
     /// Pick one of these classes (or none of them).
     Class(&'static [&'static str]),
     /// Find these fields in the text (each may be missing).
@@ -41,7 +41,7 @@ pub struct Task {
     /// The prompt's file name in the version folder (`prompts/route.txt`).
     pub file: &'static str,
     pub prompt: &'static str,
-    pub ask: Ask,
+    pub ask: Wanted,
     pub keywords: Option<Keywords>,
 }
 
@@ -55,8 +55,8 @@ impl Task {
     /// The classes of a classification task (empty for an extraction).
     pub fn classes(&self) -> &'static [&'static str] {
         match self.ask {
-            Ask::Class(classes) => classes,
-            Ask::Fields(_) => &[],
+            Wanted::Class(classes) => classes,
+            Wanted::Fields(_) => &[],
         }
     }
 }
@@ -68,7 +68,7 @@ pub struct Request {
     pub version: Version,
     pub task: &'static str,
     pub prompt: &'static str,
-    pub ask: Ask,
+    pub ask: Wanted,
     /// The customer's text. Personal data: never log it.
     pub text: String,
 }

@@ -197,7 +197,7 @@ impl<'a> Ctx<'a> {
     /// Call it only for what deterministic parsing left missing; text without
     /// words is never sent. Empty offline, on failure and before the answer.
     pub fn extract(&mut self, task: &Task, text: &str, validate: impl Fn(&str, &str) -> Option<String>) -> Vec<(&'static str, String)> {
-        let crate::classify::Ask::Fields(fields) = task.ask else { return Vec::new() };
+        let crate::classify::Wanted::Fields(fields) = task.ask else { return Vec::new() };
         if !classify::worth_asking(text) {
             return Vec::new();
         }

@@ -365,7 +365,7 @@ impl Llm {
 
 /// SHA-256 over the model, the system message and the answer schema: two
 /// versions with different prompts never share cache entries.
-pub fn prompt_fingerprint(model: &str, system: &str, ask: switchyard_engine::classify::Ask) -> String {
+pub fn prompt_fingerprint(model: &str, system: &str, ask: switchyard_engine::classify::Wanted) -> String {
     let mut hasher = Sha256::new();
     for part in [model, system, &wire::schema(ask).to_string()] {
         hasher.update((part.len() as u64).to_le_bytes());

@@ -5,16 +5,16 @@
 //! schema (prose around it, a ```json fence).
 
 use serde_json::{json, Map, Value};
-use switchyard_engine::classify::Ask;
+use switchyard_engine::classify::Wanted;
 
 /// The system message: the version's prompt file, then the answer format.
-pub fn system_message(prompt: &str, ask: Ask) -> String {
+pub fn system_message(prompt: &str, ask: Wanted) -> String {
     let format = match ask {
-        Ask::Class(classes) => format!(
+        Wanted::Class(classes) => format!(
             "Responda somente com um objeto JSON {{\"class\": \"...\"}} em que class é exatamente uma de: {}; ou \"none\" se nenhuma se aplicar.",
             classes.join(", ")
         ),
-        Ask::Fields(fields) => format!(
+        Wanted::Fields(fields) => format!(
             "Responda somente com um objeto JSON com as chaves {}; use null para o que não estiver no texto. Copie os valores como aparecem, sem inventar.",
             fields.join(", ")
         ),
@@ -23,9 +23,9 @@ pub fn system_message(prompt: &str, ask: Ask) -> String {
 }
 
 /// The JSON schema the answer must follow.
-pub fn schema(ask: Ask) -> Value {
+pub fn schema(ask: Wanted) -> Value {
     match ask {
-        Ask::Class(classes) => {
+        Wanted::Class(classes) => {
             let mut names: Vec<&str> = classes.to_vec();
             names.push("none");
             json!({
@@ -35,7 +35,7 @@ pub fn schema(ask: Ask) -> Value {
                 "additionalProperties": false,
             })
         }
-        Ask::Fields(fields) => {
+        Wanted::Fields(fields) => {
             let properties: Map<String, Value> =
                 fields.iter().map(|field| ((*field).to_owned(), json!({ "type": ["string", "null"] }))).collect();
             json!({
@@ -49,7 +49,7 @@ pub fn schema(ask: Ask) -> Value {
 }
 
 /// The request body. `with_schema` adds the JSON-schema response format.
-pub fn body(model: &str, system: &str, text: &str, ask: Ask, with_schema: bool) -> Value {
+pub fn body(model: &str, system: &str, text: &str, ask: Wanted, with_schema: bool) -> Value {
     let mut body = json!({
         "model": model,
         "temperature": 0,
@@ -169,7 +169,7 @@ mod tests {
 
     #[test]
     fn the_schema_lists_the_classes_and_none() {
-        let schema = schema(Ask::Class(&["buy", "renew"]));
+        let schema = schema(Wanted::Class(&["buy", "renew"]));
         assert_eq!(schema["properties"]["class"]["enum"], json!(["buy", "renew", "none"]));
     }
 }
