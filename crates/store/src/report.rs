@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 use switchyard_engine::analytics::VersionCounts;
+use switchyard_engine::classify::Classification;
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
@@ -48,6 +49,36 @@ fn count(row: &sqlx::sqlite::SqliteRow, name: &str) -> Result<u64, StoreError> {
 }
 
 impl SqliteStore {
+    /// Every classification decision (`classified` events) of the window's
+    /// sessions, with its version, oldest first. The caller aggregates.
+    pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
+        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
+        let instance = window.instance.map(InstanceId::as_str);
+        let rows = sqlx::query(
+            "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind = 'classified' AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
+             AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let version: i64 = row.try_get("version").map_err(map_err)?;
+            let detail: Option<String> = row.try_get("detail").map_err(map_err)?;
+            let classification = Classification::decode(detail.as_deref().unwrap_or_default())
+                .map_err(|problem| StoreError::Other(format!("corrupt classified event: {problem}")))?;
+            out.push((Version::new(version.max(0) as u32), classification));
+        }
+        Ok(out)
+    }
+
     /// Per-version counts, versions in ascending order.
     pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
         let since = window.since.map_or(i64::MIN, Timestamp::as_millis);

@@ -102,6 +102,15 @@ pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, S
     Ok(Ok((config, engine, store)))
 }
 
+/// The configured model, if any (`LLM_BASE_URL`): the keyword classifiers
+/// decide without one.
+pub fn model(config: &Config) -> anyhow::Result<Option<Arc<switchyard_llm::Llm>>> {
+    match &config.llm {
+        None => Ok(None),
+        Some(settings) => Ok(Some(Arc::new(switchyard_llm::Llm::new(settings.clone()).map_err(anyhow::Error::msg)?))),
+    }
+}
+
 pub async fn open_store(config: &Config) -> anyhow::Result<SqliteStore> {
     use anyhow::Context;
     switchyard_store::open(&config.database_url).await.with_context(|| format!("opening the store at {}", config.database_url))
