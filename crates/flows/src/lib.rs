@@ -34,6 +34,11 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/versions.rs"));
 }
 
+/// The labelled classifier evaluation set: `label<TAB>message` lines (see
+/// `switchyard eval-classifier`). Kept outside the version folders, so
+/// editing it changes no fingerprint.
+pub const EVAL_SET: &str = include_str!("../eval/classifier.tsv");
+
 /// What flow versions may use besides their own folder.
 #[derive(Clone, Debug)]
 pub struct Deps {

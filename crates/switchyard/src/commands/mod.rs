@@ -14,6 +14,7 @@ use switchyard::config::Config;
 
 mod audit;
 mod chat;
+mod eval_classifier;
 mod check;
 mod explain;
 mod flows;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flows { action: Some(FlowsAction::Diff { from, to, json }), .. } => flows::diff(&from, &to, json),
         Command::Flows { action: Some(FlowsAction::Snapshot { spec, format }), .. } => snapshot::run(&spec, &format),
         Command::Check => Ok(check::run()),
+        Command::EvalClassifier { spec, json } => eval_classifier::run(&spec, json).await,
         Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json).await,
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
         Command::Serve => serve::run().await,
