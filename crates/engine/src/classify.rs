@@ -212,10 +212,17 @@ impl Classification {
     }
 }
 
-/// True when a text is worth a model call: it has at least one word with a
-/// letter (not blank, not only numbers or emoji).
+/// Greetings and filler that carry no intent (pt-BR, accents folded): a
+/// message made only of these is never worth a model call.
+const SMALL_TALK: &[&str] = &[
+    "oi", "oii", "oie", "ola", "ole", "alo", "opa", "eai", "e", "ai", "bom", "boa", "dia", "tarde", "noite", "tudo", "bem",
+    "bom", "blz", "beleza", "ok", "okay", "obrigado", "obrigada", "valeu", "vlw", "hello", "hi", "hey",
+];
+
+/// True when a text is worth a model call: it has a word with a letter that
+/// is not small talk (so not blank, numbers, emoji, or a bare "oi, bom dia").
 pub fn worth_asking(text: &str) -> bool {
-    crate::text::normalize(text).split(' ').any(|word| word.chars().any(char::is_alphabetic))
+    crate::text::normalize(text).split(' ').any(|word| word.chars().any(char::is_alphabetic) && !SMALL_TALK.contains(&word))
 }
 
 #[cfg(test)]
@@ -247,6 +254,7 @@ mod tests {
         assert!(!worth_asking(""));
         assert!(!worth_asking("  3 "));
         assert!(!worth_asking("👍"));
+        assert!(!worth_asking("Oi, boa tarde!!"));
         assert!(worth_asking("qro renova"));
     }
 }

@@ -321,11 +321,12 @@ impl Llm {
                     return failed("timeout");
                 }
                 Err(CallError::Retryable(reason)) => {
-                    if self.breaker.failure() {
+                    let opened = self.breaker.failure();
+                    if opened {
                         tracing::warn!(reason = %reason, "model circuit opened: keywords decide until it recovers");
                     }
                     let fits = deadline.checked_duration_since(Instant::now()).is_some_and(|left| left > RETRY_PAUSE * 2);
-                    if retried || !fits {
+                    if retried || !fits || opened {
                         return failed(&reason);
                     }
                     retried = true;
