@@ -169,7 +169,7 @@ impl<'a> Ctx<'a> {
             Some(Answer::Values { values, usage }) => {
                 let said = values.iter().find(|(key, _)| key == "class").map(|(_, value)| value.as_str());
                 match said {
-                    Some(class) if class == "none" => {
+                    Some("none") => {
                         self.decided(task, Classifier::Model, None, None, Some(usage));
                         None
                     }

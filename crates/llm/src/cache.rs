@@ -6,11 +6,12 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
 type Key = (String, String);
+type Values = Vec<(String, String)>;
 
 #[derive(Debug)]
 pub struct Cache {
     capacity: usize,
-    inner: Mutex<(HashMap<Key, Vec<(String, String)>>, VecDeque<Key>)>,
+    inner: Mutex<(HashMap<Key, Values>, VecDeque<Key>)>,
 }
 
 impl Cache {

@@ -36,10 +36,12 @@ enum Reply {
     Slow(Duration, &'static str),
 }
 
+type Answerer = Arc<dyn Fn(&Value, usize) -> Reply + Send + Sync>;
+
 #[derive(Clone)]
 struct StandIn {
     /// Chooses the reply from the request body and the call number (0-based).
-    answer: Arc<dyn Fn(&Value, usize) -> Reply + Send + Sync>,
+    answer: Answerer,
     calls: Arc<AtomicUsize>,
     bodies: Arc<Mutex<Vec<Value>>>,
     authorization: Arc<Mutex<Vec<String>>>,

@@ -109,7 +109,8 @@ async fn render(State(state): State<AppState>) -> Response {
 fn model_stats(state: &AppState, out: &mut String) {
     let Some(llm) = &state.config().model else { return };
     let stats = llm.stats();
-    let series: [(&str, &str, &str, fn(&switchyard_llm::TaskStats) -> f64); 6] = [
+    type Series = (&'static str, &'static str, &'static str, fn(&switchyard_llm::TaskStats) -> f64);
+    let series: [Series; 6] = [
         ("switchyard_llm_requests_total", "counter", "Questions for the model (cache hits and failures included).", |s| s.requests as f64),
         ("switchyard_llm_calls_total", "counter", "HTTP calls to the model (retries included).", |s| s.calls as f64),
         ("switchyard_llm_cache_hits_total", "counter", "Questions answered from the cache.", |s| s.cache_hits as f64),

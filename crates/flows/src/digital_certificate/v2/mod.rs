@@ -116,10 +116,10 @@ impl Step for Route {
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
         remember_status_query(ctx, text);
         // A menu number is the menu's: never classified, never sent to a model.
-        if !choice::starts_with_number(text) {
-            if let Some(step) = ctx.classify(&ROUTE, text).and_then(route_step) {
-                return Next::Goto(step);
-            }
+        if !choice::starts_with_number(text)
+            && let Some(step) = ctx.classify(&ROUTE, text).and_then(route_step)
+        {
+            return Next::Goto(step);
         }
         self.0.input(ctx, text)
     }

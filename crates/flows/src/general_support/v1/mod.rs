@@ -135,7 +135,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
                 choice::retry_or_handoff(ctx, "ask_question.invalid", 2)
             })
             .on_enter(|ctx| {
-                if let Some(topic) = ctx.trigger().and_then(topic_by_words) {
+                if let Some(topic) = ctx.trigger().and_then(|trigger| ctx.classify(&TOPIC, trigger)) {
                     ctx.data_mut().set("topic", topic);
                     return Next::Goto("answer");
                 }
