@@ -163,6 +163,28 @@ mod tests {
         }
     }
 
+    /// Every prompt file in a version folder is a declared task (embedded,
+    /// sent, in the snapshot), and every task's prompt is a file there.
+    #[test]
+    fn every_prompt_file_is_a_declared_task_of_its_version() {
+        let registry = checked();
+        for (flow, version, folder, _) in folders() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join("prompts");
+            let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+                .map(|entries| entries.filter_map(Result::ok).map(|entry| format!("prompts/{}", entry.file_name().to_string_lossy())).collect())
+                .unwrap_or_default();
+            on_disk.sort();
+            let fv = registry.get(flow, Version::new(*version)).expect("compiled");
+            let mut declared: Vec<String> = fv.tasks().iter().map(|task| task.file.to_owned()).collect();
+            declared.sort();
+            assert_eq!(on_disk, declared, "{flow}@v{version}");
+            for task in fv.tasks() {
+                let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join(task.file)).unwrap();
+                assert_eq!(text, task.prompt, "{flow}@v{version}: {} is embedded as written", task.file);
+            }
+        }
+    }
+
     /// Shared modules named in `text` as `shared::<name>`.
     fn named_shared_modules(text: &str) -> BTreeSet<String> {
         text.split("shared::")

@@ -109,6 +109,29 @@ mod tests {
         assert_eq!(expected("billing", "unknown", &case("human")), None);
     }
 
+    /// A label that no classifier can produce (a typo, a renamed subroute)
+    /// would count as a miss for ever: every label must be a class of the
+    /// tasks that read it.
+    #[test]
+    fn every_label_in_the_set_is_a_class_of_the_tasks_that_read_it() {
+        let registry = switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows");
+        let cases = cases().expect("the set parses");
+        assert!(cases.len() >= 150, "{} messages", cases.len());
+        for fv in registry.all() {
+            for task in fv.tasks().iter().filter(|task| !task.classes().is_empty()) {
+                for case in &cases {
+                    if let Some(expected) = expected(fv.flow().as_str(), "unknown", case) {
+                        assert!(
+                            expected == "none" || task.classes().contains(&expected),
+                            "line {}: label '{}' is not a class of {} task '{}' ({:?})",
+                            case.line, case.label, fv.label(), task.name, task.classes()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn score_counts_accuracy_per_class_and_confusions() {
         let pairs = vec![("a", "a".to_owned()), ("a", "b".to_owned()), ("b", "b".to_owned()), ("a", "b".to_owned())];
