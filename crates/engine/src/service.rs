@@ -27,6 +27,8 @@ const MAX_MODEL_ROUNDS: u32 = 3;
 /// runs again with the answers. The engine itself stays pure.
 pub async fn run_turn(engine: &Engine, model: Option<&dyn Model>, state: ContactState, inbound: &Inbound, now: crate::time::Timestamp) -> Turn {
     let Some(model) = model else { return engine.turn(state, inbound, now) };
+    // A stopwatch for the model's budget, not the conversation's time: the
+    // turn itself still runs at `now`, whatever the model took.
     let started = Instant::now();
     let mut decisions = Decisions::default();
     let mut turn = engine.turn(state.clone(), inbound, now);
