@@ -353,3 +353,38 @@ async fn chat_with_a_model_routes_what_the_keywords_miss() {
     let last = replies(&lines).last().cloned().cloned().expect("a reply");
     assert_eq!((last["flow"].as_str(), last["step"].as_str()), (Some("digital_certificate"), Some("status.collect_order")), "{lines:?}");
 }
+
+/// With a model configured, eval-classifier scores it alone and as
+/// production runs it (keywords first). The stand-in always answers
+/// `purchase`, so the expected figures follow from the labels.
+#[tokio::test]
+async fn eval_classifier_scores_the_model_and_keywords_plus_model_when_configured() {
+    use axum::routing::post;
+    use axum::Json;
+    async fn completions(Json(body): Json<Value>) -> Json<Value> {
+        Json(serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": "{\"class\":\"purchase\"}"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 180, "completion_tokens": 5, "total_tokens": 185},
+        }))
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new().route("/v1/chat/completions", post(completions))).await.unwrap() });
+    let url = format!("http://{addr}/v1");
+    let output = tokio::task::spawn_blocking(move || {
+        switchyard(&["eval-classifier", "digital_certificate@v1", "--json"], &[("LLM_BASE_URL", &url), ("LLM_MODEL", "stand-in")], "")
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let results: Value = serde_json::from_str(&stdout(&output)).expect("json");
+    let classifiers = results[0]["classifiers"].as_array().unwrap();
+    let names: Vec<&str> = classifiers.iter().map(|c| c["classifier"].as_str().unwrap()).collect();
+    assert_eq!(names, ["keyword", "model", "keyword+model"]);
+    let (keyword, model, both) = (&classifiers[0], &classifiers[1], &classifiers[2]);
+    let purchase_total = keyword["per_class"].as_array().unwrap().iter().find(|c| c["class"] == "purchase").unwrap()["total"].clone();
+    assert_eq!(model["correct"], purchase_total, "the model is right exactly on the purchase messages");
+    let purchase_misses = keyword["misses"].as_array().unwrap().iter().filter(|miss| miss["expected"] == "purchase").count() as u64;
+    assert_eq!(both["correct"].as_u64().unwrap(), keyword["correct"].as_u64().unwrap() + purchase_misses);
+}
