@@ -9,6 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::classify::{Decisions, Request};
 use crate::event::{Event, EventKind};
 use crate::flow::{Ctx, Next, Step, Target};
 use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId, Version};
@@ -121,8 +122,14 @@ pub struct Turn {
     pub silenced: bool,
     /// Split assignments to remember for this contact: (flow, version, at).
     pub assignments: Vec<(FlowId, Version, Timestamp)>,
+    /// Questions for the model the steps found no answer to in this turn's
+    /// decisions; the keyword classifier decided them. The service layer may
+    /// ask the model and run the turn again (see [`crate::service::run_turn`]).
+    pub requests: Vec<Request>,
     /// The contact's assignments as loaded, for resolving sessions started in this turn.
     remembered: Vec<(FlowId, Version, Timestamp)>,
+    /// The model's answers this turn runs with.
+    decisions: Decisions,
 }
 
 impl Turn {
@@ -136,7 +143,9 @@ impl Turn {
             handoff_until: None,
             silenced: false,
             assignments: Vec::new(),
+            requests: Vec::new(),
             remembered: Vec::new(),
+            decisions: Decisions::default(),
         }
     }
 
@@ -200,9 +209,17 @@ impl Engine {
         self.resolver.explain(&self.registry, &Query { flow, instance, contact, now })
     }
 
-    /// Handles one inbound message.
+    /// Handles one inbound message with the keyword classifiers alone (the
+    /// offline behaviour); questions for a model are left in `Turn::requests`.
     pub fn turn(&self, state: ContactState, inbound: &Inbound, now: Timestamp) -> Turn {
+        self.turn_with(state, inbound, now, Decisions::default())
+    }
+
+    /// [`Engine::turn`] with the model's answers to the requests of an
+    /// earlier run of the same turn.
+    pub fn turn_with(&self, state: ContactState, inbound: &Inbound, now: Timestamp, decisions: Decisions) -> Turn {
         let mut turn = Turn::new(&inbound.instance, &inbound.contact);
+        turn.decisions = decisions;
         turn.remembered = state.assignments.clone();
         if state.handoff_until.is_some_and(|until| now < until) {
             turn.silenced = true;
@@ -560,6 +577,8 @@ impl Engine {
         run: impl FnOnce(&dyn Step, &mut Ctx<'_>) -> Next,
     ) -> Result<Next, Failure> {
         let mut replies = Vec::new();
+        let mut requests = Vec::new();
+        let mut classified = Vec::new();
         let attempts = session.record.attempts;
         let result = {
             let mut ctx = Ctx {
@@ -569,11 +588,20 @@ impl Engine {
                 now,
                 attempts,
                 trigger,
+                flow: &session.record.flow,
+                version: session.record.version,
+                decisions: &turn.decisions,
+                requests: &mut requests,
+                classified: &mut classified,
             };
             catch_unwind(AssertUnwindSafe(|| run(handler, &mut ctx)))
         };
         match result {
             Ok(next) => {
+                turn.requests.append(&mut requests);
+                for classification in classified {
+                    turn.events.push(self.event(session, now, EventKind::Classified(classification)));
+                }
                 for text in replies {
                     turn.replies.push(Reply {
                         session: Some(session.id()),

@@ -32,6 +32,10 @@ pub enum EventKind {
     /// A reply of this session could not be delivered and will not be retried
     /// (the number is not on WhatsApp ...).
     Undeliverable { reason: String },
+    /// A step classified or extracted from the customer's text: which
+    /// classifier decided and, when the model was asked, its cost. Stored
+    /// with [`crate::classify::Classification::encode`].
+    Classified(crate::classify::Classification),
 }
 
 impl EventKind {
@@ -43,6 +47,7 @@ impl EventKind {
             EventKind::Retried => "retried",
             EventKind::Ended { outcome, .. } => outcome.as_str(),
             EventKind::Undeliverable { .. } => "undeliverable",
+            EventKind::Classified(_) => "classified",
         }
     }
 }

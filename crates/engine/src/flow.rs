@@ -9,7 +9,8 @@
 //! Wrong customer input is never an error: a handler answers with a re-prompt
 //! (`Next::Retry`). A handler that panics fails only its session.
 
-use crate::ids::{Fingerprint, StepId};
+use crate::classify::{self, Answer, Classification, Classifier, Decisions, Request, Task};
+use crate::ids::{FlowId, Fingerprint, StepId, Version};
 use crate::session::Data;
 use crate::text::{self, Texts};
 use crate::time::Timestamp;
@@ -75,6 +76,14 @@ pub struct Ctx<'a> {
     pub(crate) now: Timestamp,
     pub(crate) attempts: u32,
     pub(crate) trigger: Option<&'a str>,
+    pub(crate) flow: &'a FlowId,
+    pub(crate) version: Version,
+    /// The model's answers for this turn (empty offline and in the first run).
+    pub(crate) decisions: &'a Decisions,
+    /// Questions for the model this call could not find an answer to.
+    pub(crate) requests: &'a mut Vec<Request>,
+    /// Decisions taken during this call, turned into events by the engine.
+    pub(crate) classified: &'a mut Vec<Classification>,
 }
 
 impl<'a> Ctx<'a> {
@@ -133,6 +142,114 @@ impl<'a> Ctx<'a> {
     pub fn trigger(&self) -> Option<&'a str> {
         self.trigger
     }
+
+    /// Which of `task`'s classes `text` names. The keyword classifier goes
+    /// first; when it is sure the model is never asked, and neither is it for
+    /// text without words (menu numbers, emoji). Otherwise the model's answer
+    /// for this turn decides if it names one of the classes; without one (no
+    /// model configured, a failure, a timeout, an invalid class) the keyword
+    /// result stands. Each decision becomes a `classified` event.
+    pub fn classify(&mut self, task: &Task, text: &str) -> Option<&'static str> {
+        let keyword = task.keywords.and_then(|keywords| keywords(text));
+        if keyword.is_some() || !classify::worth_asking(text) {
+            self.decided(task, Classifier::Keyword, keyword.map(str::to_owned), None, None);
+            return keyword;
+        }
+        match self.decisions.find(self.flow, self.version, task.name, text).cloned() {
+            None => {
+                self.ask_model(task, text);
+                self.decided(task, Classifier::Keyword, None, None, None);
+                None
+            }
+            Some(Answer::Failed { reason, latency_ms }) => {
+                let usage = classify::Usage { latency_ms, ..classify::Usage::default() };
+                self.decided(task, Classifier::Keyword, None, Some(reason), Some(usage));
+                None
+            }
+            Some(Answer::Values { values, usage }) => {
+                let said = values.iter().find(|(key, _)| key == "class").map(|(_, value)| value.as_str());
+                match said {
+                    Some("none") => {
+                        self.decided(task, Classifier::Model, None, None, Some(usage));
+                        None
+                    }
+                    Some(class) => match task.classes().iter().find(|known| **known == class) {
+                        Some(known) => {
+                            self.decided(task, Classifier::Model, Some((*known).to_owned()), None, Some(usage));
+                            Some(*known)
+                        }
+                        None => {
+                            self.decided(task, Classifier::Keyword, None, Some("invalid_answer".to_owned()), Some(usage));
+                            None
+                        }
+                    },
+                    None => {
+                        self.decided(task, Classifier::Keyword, None, Some("invalid_answer".to_owned()), Some(usage));
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fields of `task` the model found in `text`, each checked by
+    /// `validate(field, value)` exactly like typed input (`None` drops it).
+    /// Call it only for what deterministic parsing left missing; text without
+    /// words is never sent. Empty offline, on failure and before the answer.
+    pub fn extract(&mut self, task: &Task, text: &str, validate: impl Fn(&str, &str) -> Option<String>) -> Vec<(&'static str, String)> {
+        let crate::classify::Wanted::Fields(fields) = task.ask else { return Vec::new() };
+        if !classify::worth_asking(text) {
+            return Vec::new();
+        }
+        match self.decisions.find(self.flow, self.version, task.name, text).cloned() {
+            None => {
+                self.ask_model(task, text);
+                Vec::new()
+            }
+            Some(Answer::Failed { reason, latency_ms }) => {
+                let usage = classify::Usage { latency_ms, ..classify::Usage::default() };
+                self.decided(task, Classifier::Keyword, None, Some(reason), Some(usage));
+                Vec::new()
+            }
+            Some(Answer::Values { values, usage }) => {
+                let mut found = Vec::new();
+                let mut rejected = false;
+                for field in fields {
+                    let Some((_, value)) = values.iter().find(|(key, _)| key == field) else { continue };
+                    match validate(field, value) {
+                        Some(clean) => found.push((*field, clean)),
+                        None => rejected = true,
+                    }
+                }
+                let answer = (!found.is_empty()).then(|| found.iter().map(|(field, _)| *field).collect::<Vec<_>>().join("+"));
+                let fallback = rejected.then(|| "invalid_answer".to_owned());
+                self.decided(task, Classifier::Model, answer, fallback, Some(usage));
+                found
+            }
+        }
+    }
+
+    fn ask_model(&mut self, task: &Task, text: &str) {
+        self.requests.push(Request {
+            flow: self.flow.clone(),
+            version: self.version,
+            task: task.name,
+            prompt: task.prompt,
+            ask: task.ask,
+            text: text.to_owned(),
+        });
+    }
+
+    fn decided(
+        &mut self,
+        task: &Task,
+        classifier: Classifier,
+        answer: Option<String>,
+        fallback: Option<String>,
+        usage: Option<classify::Usage>,
+    ) {
+        self.classified.push(Classification { task: task.name.to_owned(), classifier, answer, fallback, usage });
+    }
 }
 
 /// One step's behaviour. Implement it directly, or use a reusable kind from
@@ -171,6 +288,8 @@ pub struct VersionDecl {
     pub texts: &'static str,
     /// Other embedded data files (prompts ...), by file name; part of the snapshot.
     pub files: Vec<(&'static str, &'static str)>,
+    /// Model tasks (classification, extraction) with their prompt files.
+    pub tasks: Vec<Task>,
     /// Set by the build step (see the flows crate); empty in hand-made test versions.
     pub fingerprint: Fingerprint,
     /// Phrases that move the customer to another step from anywhere in this
@@ -192,6 +311,7 @@ impl VersionDecl {
             steps: Vec::new(),
             texts: "",
             files: Vec::new(),
+            tasks: Vec::new(),
             fingerprint: Fingerprint::new_static(""),
             interrupts: Vec::new(),
             step_map: Vec::new(),
@@ -211,6 +331,12 @@ impl VersionDecl {
     }
     pub fn file(mut self, name: &'static str, contents: &'static str) -> VersionDecl {
         self.files.push((name, contents));
+        self
+    }
+    /// Declares a model task; its prompt is also one of the version's files.
+    pub fn task(mut self, task: Task) -> VersionDecl {
+        self.files.push((task.file, task.prompt));
+        self.tasks.push(task);
         self
     }
     pub fn fingerprint(mut self, fingerprint: Fingerprint) -> VersionDecl {

@@ -17,6 +17,7 @@
 //! - [`rollout`]: the runtime rules (pin, instance, schedule, split, promote) and Unleash-compatible bucketing.
 //! - [`session`]: the session, its outcome, its data.
 //! - [`event`]: the append-only event log's entries.
+//! - [`classify`]: model classification and extraction as data: tasks, requests, decisions, the `Model` trait.
 //! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
 //! - [`store`]: the `Store` trait the adapters implement, and an in-memory store.
 //! - [`queue`]: the durable inbox and outbox around a turn (the `Queue` trait).
@@ -24,6 +25,7 @@
 //! - [`analytics`]: rates with Wilson intervals, A/B comparisons, sample-ratio checks, guarded-rollout decisions.
 
 pub mod analytics;
+pub mod classify;
 pub mod engine;
 pub mod event;
 pub mod flow;

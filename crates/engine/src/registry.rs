@@ -103,6 +103,7 @@ pub struct FlowVersion {
     texts: Texts,
     raw_texts: &'static str,
     files: Vec<(&'static str, &'static str)>,
+    tasks: Vec<crate::classify::Task>,
     /// (normalised phrases, target), see [`VersionDecl::interrupt`].
     interrupts: Vec<(Vec<String>, To)>,
     /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
@@ -146,6 +147,13 @@ impl FlowVersion {
     }
     pub fn files(&self) -> &[(&'static str, &'static str)] {
         &self.files
+    }
+    /// The version's model tasks (classification and extraction prompts).
+    pub fn tasks(&self) -> &[crate::classify::Task] {
+        &self.tasks
+    }
+    pub fn task(&self, name: &str) -> Option<&crate::classify::Task> {
+        self.tasks.iter().find(|task| task.name == name)
     }
     /// Where a customer evacuated from `from` at `step` continues here.
     pub fn mapped_step(&self, from: Version, step: &str) -> Option<&'static str> {
@@ -466,6 +474,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         texts,
         raw_texts: decl.texts,
         files: decl.files,
+        tasks: decl.tasks,
         step_map: decl.step_map.iter().map(|(from, old, new)| (Version::new(*from), *old, *new)).collect(),
         interrupts: decl
             .interrupts

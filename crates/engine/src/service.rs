@@ -4,8 +4,10 @@
 //! the tests.
 
 use std::sync::Arc;
+use std::time::Instant;
 
-use crate::engine::{Engine, Inbound, Turn};
+use crate::classify::{Decisions, Model};
+use crate::engine::{ContactState, Engine, Inbound, Turn};
 use crate::ids::{Contact, InstanceId};
 use crate::session::Outcome;
 use crate::store::{Store, StoreError};
@@ -13,11 +15,42 @@ use crate::time::Clock;
 
 /// How many times a turn is recomputed after a conflicting concurrent commit.
 const MAX_CONFLICT_RETRIES: u32 = 8;
+/// Rounds of model questions in one turn: a model answer can lead to a step
+/// with a question of its own (`unknown` routes to `digital_certificate`,
+/// whose `route` classifies the same message).
+const MAX_MODEL_ROUNDS: u32 = 3;
+
+/// Runs one turn, with the classification phase around it: the turn runs
+/// with the keyword classifiers; when its steps asked questions the keywords
+/// could not answer and a model is configured, the model answers them within
+/// its budget (the whole turn waits at most that long for it) and the turn
+/// runs again with the answers. The engine itself stays pure.
+pub async fn run_turn(engine: &Engine, model: Option<&dyn Model>, state: ContactState, inbound: &Inbound, now: crate::time::Timestamp) -> Turn {
+    let Some(model) = model else { return engine.turn(state, inbound, now) };
+    // A stopwatch for the model's budget, not the conversation's time: the
+    // turn itself still runs at `now`, whatever the model took.
+    let started = Instant::now();
+    let mut decisions = Decisions::default();
+    let mut turn = engine.turn(state.clone(), inbound, now);
+    for _ in 0..MAX_MODEL_ROUNDS {
+        if turn.requests.is_empty() {
+            break;
+        }
+        let budget = model.budget().saturating_sub(started.elapsed());
+        let answers = model.decide(&turn.requests, budget).await;
+        for (request, answer) in std::mem::take(&mut turn.requests).into_iter().zip(answers) {
+            decisions.push(request, answer);
+        }
+        turn = engine.turn_with(state.clone(), inbound, now, decisions.clone());
+    }
+    turn
+}
 
 pub struct Conversations<S, C> {
     engine: Arc<Engine>,
     store: S,
     clock: C,
+    model: Option<Arc<dyn Model>>,
 }
 
 impl<S, C> std::fmt::Debug for Conversations<S, C> {
@@ -28,7 +61,13 @@ impl<S, C> std::fmt::Debug for Conversations<S, C> {
 
 impl<S: Store, C: Clock> Conversations<S, C> {
     pub fn new(engine: Arc<Engine>, store: S, clock: C) -> Conversations<S, C> {
-        Conversations { engine, store, clock }
+        Conversations { engine, store, clock, model: None }
+    }
+
+    /// Lets a model answer what the keyword classifiers cannot.
+    pub fn with_model(mut self, model: Option<Arc<dyn Model>>) -> Conversations<S, C> {
+        self.model = model;
+        self
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -46,7 +85,7 @@ impl<S: Store, C: Clock> Conversations<S, C> {
         let mut attempt = 0;
         loop {
             let state = self.store.contact_state(&inbound.instance, &inbound.contact).await?;
-            let turn = self.engine.turn(state, inbound, self.clock.now());
+            let turn = run_turn(&self.engine, self.model.as_deref(), state, inbound, self.clock.now()).await;
             match self.store.commit(&turn).await {
                 Ok(()) => return Ok(turn),
                 Err(StoreError::Conflict(_)) if attempt < MAX_CONFLICT_RETRIES => attempt += 1,

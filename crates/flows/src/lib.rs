@@ -34,6 +34,11 @@ mod generated {
     include!(concat!(env!("OUT_DIR"), "/versions.rs"));
 }
 
+/// The labelled classifier evaluation set: `label<TAB>message` lines (see
+/// `switchyard eval-classifier`). Kept outside the version folders, so
+/// editing it changes no fingerprint.
+pub const EVAL_SET: &str = include_str!("../eval/classifier.tsv");
+
 /// What flow versions may use besides their own folder.
 #[derive(Clone, Debug)]
 pub struct Deps {
@@ -155,6 +160,28 @@ mod tests {
             let used: BTreeSet<&str> = fv.steps().iter().flat_map(|step| step.handler.text_keys()).collect();
             let unused: Vec<&str> = fv.texts().keys().filter(|key| !used.contains(key)).collect();
             assert!(unused.is_empty(), "{}: texts.txt defines texts no step uses: {unused:?}", fv.label());
+        }
+    }
+
+    /// Every prompt file in a version folder is a declared task (embedded,
+    /// sent, in the snapshot), and every task's prompt is a file there.
+    #[test]
+    fn every_prompt_file_is_a_declared_task_of_its_version() {
+        let registry = checked();
+        for (flow, version, folder, _) in folders() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join("prompts");
+            let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+                .map(|entries| entries.filter_map(Result::ok).map(|entry| format!("prompts/{}", entry.file_name().to_string_lossy())).collect())
+                .unwrap_or_default();
+            on_disk.sort();
+            let fv = registry.get(flow, Version::new(*version)).expect("compiled");
+            let mut declared: Vec<String> = fv.tasks().iter().map(|task| task.file.to_owned()).collect();
+            declared.sort();
+            assert_eq!(on_disk, declared, "{flow}@v{version}");
+            for task in fv.tasks() {
+                let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join(task.file)).unwrap();
+                assert_eq!(text, task.prompt, "{flow}@v{version}: {} is embedded as written", task.file);
+            }
         }
     }
 

@@ -5,6 +5,7 @@
 
 use serde_json::Value;
 use sqlx::Row;
+use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::Content;
 use switchyard_engine::event::{Event, EventKind};
 use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
@@ -116,11 +117,12 @@ pub(crate) fn session_from_row(row: &impl Columns) -> Result<Session, StoreError
 
 /// The nullable columns of an event row: (reason, reason_detail,
 /// fingerprint, detail).
-pub(crate) fn event_columns(kind: &EventKind) -> (Option<&str>, Option<&str>, Option<&str>, Option<&str>) {
+pub(crate) fn event_columns(kind: &EventKind) -> (Option<&str>, Option<&str>, Option<&str>, Option<String>) {
     match kind {
         EventKind::Started { reason, fingerprint } => (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None),
-        EventKind::Ended { detail, .. } => (None, None, None, detail.as_deref()),
-        EventKind::Undeliverable { reason } => (None, None, None, Some(reason.as_str())),
+        EventKind::Ended { detail, .. } => (None, None, None, detail.clone()),
+        EventKind::Undeliverable { reason } => (None, None, None, Some(reason.clone())),
+        EventKind::Classified(classification) => (None, None, None, Some(classification.encode())),
         EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
     }
 }
@@ -134,6 +136,9 @@ pub(crate) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         "step_entered" => EventKind::StepEntered,
         "retried" => EventKind::Retried,
         "undeliverable" => EventKind::Undeliverable { reason: row.opt_text("detail")?.unwrap_or_default() },
+        "classified" => EventKind::Classified(
+            Classification::decode(&row.opt_text("detail")?.unwrap_or_default()).map_err(|err| corrupt("classified event", err))?,
+        ),
         other => EventKind::Ended {
             outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
             detail: row.opt_text("detail")?,

@@ -39,6 +39,7 @@ macro_rules! conformance_suite {
             processing_an_entry_queues_its_replies_exactly_once,
             the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures,
             a_split_assignment_is_remembered_for_later_sessions,
+            classification_events_read_back_field_for_field,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
@@ -510,4 +511,49 @@ pub async fn a_reply_is_claimed_by_one_process<S: Queue>(a: &S, b: &S, claim: Du
     let next = b.due_outbox(later, 10).await.unwrap();
     assert_eq!(next.len(), 1);
     assert!(next[0].seq > claimed[0].seq, "the contact's next reply, only after the first was sent");
+}
+
+/// `classified` events (who decided, the model's latency and tokens) are
+/// stored with `Classification::encode` and read back equal.
+pub async fn classification_events_read_back_field_for_field<S: Queue>(store: &S) {
+    use switchyard_engine::classify::{Classification, Classifier, Usage};
+    use switchyard_engine::event::{Event, EventKind};
+    let engine = engine("");
+    let inbound = text("vendas", "5511900000042", "oi");
+    let state = store.contact_state(&inbound.instance, &inbound.contact).await.expect("read");
+    let mut turn = engine.turn(state, &inbound, T0);
+    let session = turn.live().expect("a session").clone();
+    let decisions = [
+        Classification { task: "route".to_owned(), classifier: Classifier::Keyword, answer: None, fallback: Some("timeout".to_owned()), usage: Some(Usage { latency_ms: 5000, ..Usage::default() }) },
+        Classification {
+            task: "details".to_owned(),
+            classifier: Classifier::Model,
+            answer: Some("document+email".to_owned()),
+            fallback: None,
+            usage: Some(Usage { latency_ms: 412, prompt_tokens: 311, completion_tokens: 18, cached: false }),
+        },
+        Classification { task: "route".to_owned(), classifier: Classifier::Keyword, answer: Some("renewal".to_owned()), fallback: None, usage: None },
+    ];
+    for decision in &decisions {
+        turn.events.push(Event {
+            session: session.id(),
+            flow: session.flow().clone(),
+            version: session.version(),
+            at: T0,
+            step: Some(session.step().clone()),
+            kind: EventKind::Classified(decision.clone()),
+        });
+    }
+    store.commit(&turn).await.expect("commit");
+    let stored: Vec<Classification> = store
+        .events_of(session.id())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter_map(|event| match event.kind {
+            EventKind::Classified(decision) => Some(decision),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored, decisions);
 }

@@ -26,6 +26,7 @@ pub mod sqlite;
 pub mod testing;
 
 use serde_json::Value;
+use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
 use switchyard_engine::ids::{Contact, InstanceId, SessionId, Version};
@@ -111,6 +112,7 @@ impl Db {
         pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError>;
         pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError>;
         pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
+        pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError>;
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;
         pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError>;
         pub async fn message_totals(&self) -> Result<(u64, u64), StoreError>;

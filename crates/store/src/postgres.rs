@@ -31,6 +31,7 @@ use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::SqlSafeStr;
+use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
 use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId, Version};
@@ -812,6 +813,24 @@ impl PgStore {
             crate::report::add_detail(&mut aggregates, row)?;
         }
         Ok(aggregates)
+    }
+
+    pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
+        let (since, until, instance) = window_bounds(window);
+        let rows = sqlx::query(
+            "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind = 'classified' AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
+             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(crate::report::classification_from_row).collect()
     }
 
     pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {

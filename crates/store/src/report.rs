@@ -4,6 +4,7 @@
 
 use sqlx::Row;
 use switchyard_engine::analytics::VersionCounts;
+use switchyard_engine::classify::Classification;
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
@@ -41,6 +42,13 @@ pub struct StepAggregate {
     pub handed_off_here: u64,
     pub failed_here: u64,
     pub cancelled_here: u64,
+}
+
+/// One `classified` event row (version, detail) of the window's sessions.
+pub(crate) fn classification_from_row(row: &impl Columns) -> Result<(Version, Classification), StoreError> {
+    let classification = Classification::decode(&row.opt_text("detail")?.unwrap_or_default())
+        .map_err(|problem| StoreError::Corrupt(format!("classified event: {problem}")))?;
+    Ok((row.version("version")?, classification))
 }
 
 /// One row of the per-version counts query.
@@ -101,6 +109,28 @@ pub(crate) fn funnel_from_rows<R: Columns>(reached: &[R], ended: &[R]) -> Result
 }
 
 impl SqliteStore {
+    /// Every classification decision (`classified` events) of the window's
+    /// sessions, with its version, oldest first. The caller aggregates.
+    pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
+        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
+        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
+        let instance = window.instance.map(InstanceId::as_str);
+        let rows = sqlx::query(
+            "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind = 'classified' AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
+             AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
+        )
+        .bind(window.flow)
+        .bind(since)
+        .bind(until)
+        .bind(instance)
+        .bind(window.reason)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(classification_from_row).collect()
+    }
+
     /// Per-version counts, versions in ascending order.
     pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
         let since = window.since.map_or(i64::MIN, Timestamp::as_millis);

@@ -96,6 +96,16 @@ pub enum Command {
     /// Validate the flow registry and the configuration (FLOW_VERSION_OVERRIDES,
     /// SESSION_TTL, ...). Exit 0 when all is well, 1 with one line per problem.
     Check,
+    /// Accuracy of a version's classifiers on the labelled evaluation set
+    /// (overall, per class, confusion pairs): the keyword classifier, and the
+    /// model too when LLM_BASE_URL is set.
+    EvalClassifier {
+        /// FLOW@VERSION, e.g. digital_certificate@v2.
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Show the version a new session would get now, and why.
     Explain {
         /// The flow, e.g. digital_certificate.

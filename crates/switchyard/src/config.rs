@@ -20,6 +20,8 @@ pub struct Config {
     /// PostgreSQL pool settings (`DATABASE_MAX_CONNECTIONS`,
     /// `DATABASE_ACQUIRE_TIMEOUT`); SQLite ignores them.
     pub database: switchyard_store::PgSettings,
+    /// The model for classification (`LLM_*`); `None`: offline, keywords decide.
+    pub llm: Option<switchyard_llm::Settings>,
 }
 
 pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
@@ -100,8 +102,22 @@ impl Config {
         };
         let acquire_timeout = duration_var("DATABASE_ACQUIRE_TIMEOUT", defaults.acquire_timeout, &mut problems);
         let database = switchyard_store::PgSettings { max_connections, acquire_timeout };
+        let mut llm_vars = Vec::new();
+        for name in ["LLM_BASE_URL", "LLM_API_KEY", "LLM_MODEL", "LLM_TIMEOUT"] {
+            llm_vars.push(var(name).unwrap_or_else(|problem| {
+                problems.push(problem);
+                None
+            }));
+        }
+        let llm = match switchyard_llm::Settings::parse(llm_vars[0].as_deref(), llm_vars[1].as_deref(), llm_vars[2].as_deref(), llm_vars[3].as_deref()) {
+            Ok(llm) => llm,
+            Err(llm_problems) => {
+                problems.extend(llm_problems);
+                None
+            }
+        };
         if problems.is_empty() {
-            Ok(Config { database_url, overrides, session_ttl, handoff_ttl, database })
+            Ok(Config { database_url, overrides, session_ttl, handoff_ttl, database, llm })
         } else {
             Err(problems)
         }
@@ -135,6 +151,9 @@ pub struct ServeConfig {
     pub sweep_interval: Duration,
     /// How often split guards are evaluated.
     pub guard_interval: Duration,
+    /// The model that answers what the keyword classifiers cannot (built
+    /// from [`Config::llm`]); `None`: offline.
+    pub model: Option<std::sync::Arc<switchyard_llm::Llm>>,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -152,6 +171,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("model", &self.model)
             .finish_non_exhaustive()
     }
 }
@@ -223,6 +243,7 @@ impl ServeConfig {
             admin_tokens: Vec::new(),
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
+            model: None,
         }
     }
 
@@ -294,6 +315,7 @@ impl ServeConfig {
             },
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
+            model: None,
         };
         if axum::http::HeaderName::from_bytes(config.webhook_secret_header.as_bytes()).is_err() {
             problems.push(format!("WEBHOOK_SECRET_HEADER '{}' is not a valid header name", config.webhook_secret_header));

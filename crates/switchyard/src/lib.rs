@@ -4,12 +4,14 @@
 //!
 //! # Layout
 //! - [`config`]: every environment variable, parsed strictly.
+//! - [`eval`]: the classifier evaluation (labelled set, accuracy, confusions).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
 pub mod config;
+pub mod eval;
 pub mod report;
 pub mod rollout;
 pub mod serve;

@@ -5,6 +5,7 @@
 //! are the engine's (`switchyard_engine::analytics`). This module joins them
 //! and shapes the JSON both the CLI and the API print.
 
+use switchyard_engine::classify::{Classification, Classifier};
 use serde_json::{json, Value};
 use switchyard_engine::analytics::{self, compare, guard_decision, Guard, Metric, Rate, VersionCounts, VersionReport};
 use switchyard_engine::engine::Engine;
@@ -32,6 +33,47 @@ fn rate_json(rate: &Rate) -> Value {
 }
 
 /// The whole report as JSON.
+/// Who decided a version's classifications, and what the model cost:
+/// decisions by classifier, model calls (cache hits apart), failures by
+/// reason, latency and tokens.
+pub fn classification_json(decisions: &[&Classification]) -> Value {
+    let mut by_keyword = 0u64;
+    let mut by_model = 0u64;
+    let mut calls = 0u64;
+    let mut cached = 0u64;
+    let mut latencies: Vec<u64> = Vec::new();
+    let mut prompt_tokens = 0u64;
+    let mut completion_tokens = 0u64;
+    let mut failures: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+    for decision in decisions {
+        match decision.classifier {
+            Classifier::Keyword => by_keyword += 1,
+            Classifier::Model => by_model += 1,
+        }
+        if let Some(fallback) = &decision.fallback {
+            *failures.entry(fallback.as_str()).or_default() += 1;
+        }
+        if let Some(usage) = &decision.usage {
+            if usage.cached {
+                cached += 1;
+            } else {
+                calls += 1;
+                latencies.push(usage.latency_ms);
+            }
+            prompt_tokens += usage.prompt_tokens;
+            completion_tokens += usage.completion_tokens;
+        }
+    }
+    latencies.sort_unstable();
+    let percentile = |p: f64| (!latencies.is_empty()).then(|| latencies[((latencies.len() - 1) as f64 * p).round() as usize]);
+    json!({
+        "decisions": decisions.len(), "by_keyword": by_keyword, "by_model": by_model,
+        "model_calls": calls, "cache_hits": cached, "model_failures": failures.values().sum::<u64>(), "failures": failures,
+        "latency_ms_p50": percentile(0.5), "latency_ms_p95": percentile(0.95),
+        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+    })
+}
+
 pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery) -> Result<Value, StoreError> {
     let window = Window { flow, since: query.since, until: query.until, instance: query.instance.as_ref(), reason: None };
     let aggregates: Vec<VersionAggregate> = store
@@ -51,8 +93,11 @@ pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery)
         reports.sort_by_key(|report| versions.iter().position(|v| *v == report.version));
     }
 
+    let classifications = store.classifications(&window).await?;
     let mut versions_json = Vec::new();
     for report in &reports {
+        let decisions: Vec<&Classification> =
+            classifications.iter().filter(|(version, _)| *version == report.version).map(|(_, decision)| decision).collect();
         let mut funnel = store.funnel(&window, report.version).await?;
         // Steps in the order the version declares them; unknown ones last.
         if let Some(compiled) = engine.registry().get(flow, report.version) {
@@ -71,6 +116,7 @@ pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery)
                 "step": step.step, "reached": step.reached, "expired_here": step.expired_here, "handed_off_here": step.handed_off_here,
                 "failed_here": step.failed_here, "cancelled_here": step.cancelled_here,
             })).collect::<Vec<_>>(),
+            "classification": classification_json(&decisions),
         }));
     }
 

@@ -88,6 +88,14 @@ pub fn number(text: &str, count: usize) -> Option<usize> {
     leading_number(&normalize(text))?.checked_sub(1).filter(|idx| *idx < count)
 }
 
+/// True when the text starts with a menu number (`2`, `2)`, `2️⃣`, `opção 2`),
+/// in range or not: such a message answers a menu and is never classified.
+pub fn starts_with_number(text: &str) -> bool {
+    let normalized = normalize(text);
+    let first = normalized.split(' ').next().unwrap_or("");
+    (!first.is_empty() && first.bytes().all(|byte| byte.is_ascii_digit())) || leading_number(&normalized).is_some()
+}
+
 /// Like [`pick`], but numbers are ignored: for a message that started the
 /// session, where "1" answered the previous flow's menu.
 pub fn pick_by_words(text: &str, options: &[&[&str]]) -> Option<usize> {

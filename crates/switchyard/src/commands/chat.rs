@@ -104,7 +104,7 @@ impl Printer {
 }
 
 pub async fn run(contact: &str, instance: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let (_config, engine, store) = match super::setup_with_store().await? {
+    let (config, engine, store) = match super::setup_with_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
@@ -113,7 +113,8 @@ pub async fn run(contact: &str, instance: &str, json: bool) -> anyhow::Result<Ex
         Err(code) => return Ok(code),
     };
     let clock = ChatClock::default();
-    let conversations = Conversations::new(engine, store, clock.clone());
+    let model = super::model(&config)?.map(|llm| llm as Arc<dyn switchyard_engine::classify::Model>);
+    let conversations = Conversations::new(engine, store, clock.clone()).with_model(model);
     let mut printer = Printer { json, out: std::io::stdout() };
 
     let stdin = std::io::stdin();

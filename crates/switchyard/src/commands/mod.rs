@@ -14,6 +14,7 @@ use switchyard::config::Config;
 
 mod audit;
 mod chat;
+mod eval_classifier;
 mod check;
 mod explain;
 mod flows;
@@ -32,6 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flows { action: Some(FlowsAction::Diff { from, to, json }), .. } => flows::diff(&from, &to, json),
         Command::Flows { action: Some(FlowsAction::Snapshot { spec, format }), .. } => snapshot::run(&spec, &format),
         Command::Check => Ok(check::run()),
+        Command::EvalClassifier { spec, json } => eval_classifier::run(&spec, json).await,
         Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json).await,
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
         Command::Serve => serve::run().await,
@@ -100,6 +102,15 @@ pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, D
         eprintln!("warning: {warning}");
     }
     Ok(Ok((config, engine, store)))
+}
+
+/// The configured model, if any (`LLM_BASE_URL`): the keyword classifiers
+/// decide without one.
+pub fn model(config: &Config) -> anyhow::Result<Option<Arc<switchyard_llm::Llm>>> {
+    match &config.llm {
+        None => Ok(None),
+        Some(settings) => Ok(Some(Arc::new(switchyard_llm::Llm::new(settings.clone()).map_err(anyhow::Error::msg)?))),
+    }
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Db> {

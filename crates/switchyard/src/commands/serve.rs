@@ -42,7 +42,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     // Every configuration problem is reported before anything starts.
     let setup = super::setup();
     let serve_config = ServeConfig::from_env();
-    let ((config, engine), serve_config) = match (setup, serve_config) {
+    let ((config, engine), mut serve_config) = match (setup, serve_config) {
         (Ok(setup), Ok(serve_config)) => (setup, serve_config),
         (setup, serve_config) => {
             if let Err(problems) = serve_config {
@@ -70,6 +70,11 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(serve_config.bind)
         .await
         .with_context(|| format!("binding {}", serve_config.bind))?;
+    serve_config.model = super::model(&config)?;
+    match &serve_config.model {
+        Some(llm) => tracing::info!(model = %llm.settings().model, timeout_ms = llm.settings().timeout.as_millis() as u64, "model classification on; keywords decide when it fails"),
+        None => tracing::info!("no LLM_BASE_URL: the keyword classifiers decide"),
+    }
     let server = Server::start(listener, engine, Arc::new(store), serve_config).await?;
     tracing::info!(addr = %server.addr, database = %switchyard_store::redact_url(&config.database_url), ready_in_ms = started.elapsed().as_millis() as u64, "switchyard serving");
     shutdown_signal().await;

@@ -100,7 +100,37 @@ async fn render(State(state): State<AppState>) -> Response {
     state.inner.metrics.processing.render(&mut out, "switchyard_processing_seconds", "Time to run and commit one turn (this process).");
     state.inner.metrics.send.render(&mut out, "switchyard_send_seconds", "Time of one sendText call to Evolution (this process).");
     guard_states(&state, &mut out).await;
+    model_stats(&state, &mut out);
     ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}
+
+/// Model classification per flow version and task (this process): requests,
+/// HTTP calls, cache hits, failures by reason, latency and tokens.
+fn model_stats(state: &AppState, out: &mut String) {
+    let Some(llm) = &state.config().model else { return };
+    let stats = llm.stats();
+    type Series = (&'static str, &'static str, &'static str, fn(&switchyard_llm::TaskStats) -> f64);
+    let series: [Series; 6] = [
+        ("switchyard_llm_requests_total", "counter", "Questions for the model (cache hits and failures included).", |s| s.requests as f64),
+        ("switchyard_llm_calls_total", "counter", "HTTP calls to the model (retries included).", |s| s.calls as f64),
+        ("switchyard_llm_cache_hits_total", "counter", "Questions answered from the cache.", |s| s.cache_hits as f64),
+        ("switchyard_llm_latency_seconds_total", "counter", "Time spent waiting for the model.", |s| s.latency_ms_total as f64 / 1000.0),
+        ("switchyard_llm_prompt_tokens_total", "counter", "Prompt tokens the provider counted.", |s| s.prompt_tokens as f64),
+        ("switchyard_llm_completion_tokens_total", "counter", "Completion tokens the provider counted.", |s| s.completion_tokens as f64),
+    ];
+    for (name, kind, help, value) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        for ((flow, version, task), task_stats) in &stats {
+            let _ = writeln!(out, "{name}{{flow=\"{}\",version=\"v{version}\",task=\"{}\"}} {}", label(flow), label(task), value(task_stats));
+        }
+    }
+    out.push_str("# HELP switchyard_llm_failures_total Questions the model did not answer usefully, by reason (keywords decided).\n# TYPE switchyard_llm_failures_total counter\n");
+    for ((flow, version, task), task_stats) in &stats {
+        for (reason, count) in &task_stats.failures {
+            let _ = writeln!(out, "switchyard_llm_failures_total{{flow=\"{}\",version=\"v{version}\",task=\"{}\",reason=\"{}\"}} {count}", label(flow), label(task), label(reason));
+        }
+    }
+    let _ = writeln!(out, "# HELP switchyard_llm_circuit_open 1 while the model's circuit breaker is open.\n# TYPE switchyard_llm_circuit_open gauge\nswitchyard_llm_circuit_open {}", u8::from(llm.breaker_open()));
 }
 
 /// `switchyard_guard_state{flow}`: 0 no guard, 1 armed, 2 tripped (rolled back).

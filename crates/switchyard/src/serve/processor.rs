@@ -154,7 +154,8 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
     let turn = match &entry.kind {
         InboxKind::Customer(content) => {
             let inbound = Inbound { instance: entry.instance.clone(), contact: entry.contact.clone(), content: content.clone() };
-            state.engine().turn(contact_state, &inbound, now)
+            let model = state.config().model.as_deref().map(|llm| llm as &dyn switchyard_engine::classify::Model);
+            switchyard_engine::service::run_turn(state.engine(), model, contact_state, &inbound, now).await
         }
         InboxKind::Operator => state.engine().takeover(contact_state, &entry.instance, &entry.contact, now),
     };

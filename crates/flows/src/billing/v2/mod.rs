@@ -8,6 +8,7 @@
 //! message did not say. The classification wording is the prompt experiment
 //! against v1 (compare its handoff and completion rates).
 
+use switchyard_engine::classify::{Task, Wanted};
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, VersionDecl};
 use switchyard_engine::kinds::{Custom, To};
 
@@ -46,6 +47,28 @@ const INTENTS: &[(&str, &str, &[&str])] = &[
 
 fn intent_words() -> Vec<&'static [&'static str]> {
     INTENTS.iter().map(|(_, _, words)| *words).collect()
+}
+
+/// The subroutes, as the model's classes (the order of [`INTENTS`]).
+const SUBROUTES: &[&str] = &["invoice", "payment_plan", "payment_confirmation"];
+
+fn intent_keywords(text: &str) -> Option<&'static str> {
+    choice::pick_by_words(text, &intent_words()).map(|idx| SUBROUTES[idx])
+}
+
+/// Subroute classification, the prompt experiment against `unknown`'s
+/// routing: the words above, and the model when they find nothing.
+pub const INTENT: Task = Task {
+    name: "intent",
+    file: "prompts/intent.txt",
+    prompt: include_str!("prompts/intent.txt"),
+    ask: Wanted::Class(SUBROUTES),
+    keywords: Some(intent_keywords),
+};
+
+/// The [`INTENTS`] entry of a subroute class.
+fn intent_of(class: &str) -> Option<&'static (&'static str, &'static str, &'static [&'static str])> {
+    SUBROUTES.iter().position(|name| *name == class).and_then(|idx| INTENTS.get(idx))
 }
 
 fn identify(ctx: &mut Ctx<'_>, text: &str) -> Next {
@@ -198,6 +221,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
     VersionDecl::new("billing", 2, Lifecycle::Inactive)
         .description("Temporada de boletos: segunda via, parcelamento e confirmação de pagamento")
         .texts(include_str!("texts.txt"))
+        .task(INTENT)
         .entry("identify")
         .step(
             "identify",
@@ -205,8 +229,8 @@ pub fn version(deps: &Deps) -> VersionDecl {
                 .on_enter(|ctx| {
                     let trigger = ctx.trigger().unwrap_or("");
                     // Numbers are not read from the first message: "2" answered the entry menu.
-                    if let Some(idx) = choice::pick_by_words(trigger, &intent_words()) {
-                        ctx.data_mut().set("intent", INTENTS[idx].0);
+                    if let Some((code, ..)) = ctx.classify(&INTENT, trigger).and_then(intent_of) {
+                        ctx.data_mut().set("intent", *code);
                     }
                     if let Ok(found) = document::find(trigger) {
                         ctx.data_mut().set("document", found.formatted());
@@ -231,9 +255,17 @@ pub fn version(deps: &Deps) -> VersionDecl {
                     To::Step("payment_plan.offer"),
                     To::Step("payment_confirmation.collect_date"),
                 ],
-                |ctx, text| match choice::pick(text, &intent_words()) {
-                    Some(idx) => Next::Goto(INTENTS[idx].1),
-                    None => choice::retry_or_handoff(ctx, "classify.invalid", MENU_ATTEMPTS),
+                |ctx, text| {
+                    // A menu number is the menu's; words go to the classifier.
+                    let picked = if choice::starts_with_number(text) {
+                        choice::pick(text, &intent_words()).and_then(|idx| INTENTS.get(idx))
+                    } else {
+                        ctx.classify(&INTENT, text).and_then(intent_of)
+                    };
+                    match picked {
+                        Some((_, step, _)) => Next::Goto(step),
+                        None => choice::retry_or_handoff(ctx, "classify.invalid", MENU_ATTEMPTS),
+                    }
                 },
             )
             .on_enter(|ctx| {

@@ -13,6 +13,7 @@
 //! "quero ver o status do meu pedido" moves to `status` from anywhere (an
 //! interrupt), so a customer who changes subject mid-purchase is not stuck.
 
+use switchyard_engine::classify::{Task, Wanted};
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, Step, Target, VersionDecl};
 use switchyard_engine::kinds::{Ask, Custom, Menu, To};
 
@@ -49,24 +50,64 @@ impl Route {
     fn new() -> Route {
         Route(
             Menu::new("route.prompt", "route.invalid")
-                .option(words::BUY, To::Step("purchase.choose_type"))
-                .option(words::RENEW, To::Step("renewal.collect_document"))
-                .option(words::SUPPORT, To::Step("support.identify_issue"))
-                .option(words::REQUIREMENTS, To::Step("requirements.ask_type"))
-                .option(words::STATUS, To::Step("status.collect_order")),
+                .option(words::BUY, To::Step(ROUTES[0].1))
+                .option(words::RENEW, To::Step(ROUTES[1].1))
+                .option(words::SUPPORT, To::Step(ROUTES[2].1))
+                .option(words::REQUIREMENTS, To::Step(ROUTES[3].1))
+                .option(words::STATUS, To::Step(ROUTES[4].1)),
         )
     }
+}
+
+/// The subroutes `route` classifies into, in the menu's order, with the step each starts at.
+const ROUTES: &[(&str, &str)] = &[
+    ("purchase", "purchase.choose_type"),
+    ("renewal", "renewal.collect_document"),
+    ("support", "support.identify_issue"),
+    ("requirements", "requirements.ask_type"),
+    ("status", "status.collect_order"),
+];
+const ROUTE_CLASSES: &[&str] = &["purchase", "renewal", "support", "requirements", "status"];
+
+/// The menu's words, as the keyword classifier of [`ROUTE`] (the same
+/// longest-phrase rule as the menu: a tie picks nothing).
+fn route_keywords(text: &str) -> Option<&'static str> {
+    choice::pick_by_words(text, &[words::BUY, words::RENEW, words::SUPPORT, words::REQUIREMENTS, words::STATUS])
+        .map(|idx| ROUTE_CLASSES[idx])
+}
+
+/// Subroute classification: the menu's words, and the model when they find nothing.
+pub const ROUTE: Task = Task {
+    name: "route",
+    file: "prompts/route.txt",
+    prompt: include_str!("prompts/route.txt"),
+    ask: Wanted::Class(ROUTE_CLASSES),
+    keywords: Some(route_keywords),
+};
+
+/// The step a subroute class starts at.
+fn route_step(class: &str) -> Option<&'static str> {
+    ROUTES.iter().find(|(name, _)| *name == class).map(|(_, step)| *step)
 }
 
 impl Step for Route {
     fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
         if let Some(trigger) = ctx.trigger() {
             remember_status_query(ctx, trigger);
+            if let Some(step) = ctx.classify(&ROUTE, trigger).and_then(route_step) {
+                return Next::Goto(step);
+            }
         }
         self.0.enter(ctx)
     }
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
         remember_status_query(ctx, text);
+        // A menu number is the menu's: never classified, never sent to a model.
+        if !choice::starts_with_number(text)
+            && let Some(step) = ctx.classify(&ROUTE, text).and_then(route_step)
+        {
+            return Next::Goto(step);
+        }
         self.0.input(ctx, text)
     }
     fn targets(&self) -> Vec<Target> {
@@ -390,6 +431,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
     VersionDecl::new("digital_certificate", 1, Lifecycle::Active)
         .description("Certificado digital: compra, renovação, suporte, documentos e status do pedido")
         .texts(include_str!("texts.txt"))
+        .task(ROUTE)
         .entry("route")
         .interrupt(words::STATUS_INTERRUPT, To::Step("status.collect_order"))
         .step("route", Route::new())

@@ -5,6 +5,7 @@
 //! When the session starts with a message that already is one of these
 //! questions ("qual o horário de vocês?"), it is answered at once.
 
+use switchyard_engine::classify::{Task, Wanted};
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, VersionDecl};
 use switchyard_engine::kinds::{Custom, To};
 use switchyard_engine::text::normalize;
@@ -47,6 +48,18 @@ const FILLER: &[&str] = &[
 ];
 
 const HUMAN: &[&str] = &["atendente", "humano", "uma pessoa", "falar com alguem"];
+
+/// The FAQ topics, as the model's classes (the order of [`TOPICS`]).
+const TOPIC_CLASSES: &[&str] = &["hours", "address", "prices", "payment"];
+
+/// FAQ matching: the topic words, and the model for a question they miss.
+pub const TOPIC: Task = Task {
+    name: "topic",
+    file: "prompts/topic.txt",
+    prompt: include_str!("prompts/topic.txt"),
+    ask: Wanted::Class(TOPIC_CLASSES),
+    keywords: Some(topic_by_words),
+};
 
 fn topic_words() -> Vec<&'static [&'static str]> {
     TOPICS.iter().map(|(_, words)| *words).collect()
@@ -95,6 +108,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
     VersionDecl::new("general_support", 1, Lifecycle::Active)
         .description("Dúvidas frequentes: horários, endereço, preços e formas de pagamento")
         .texts(include_str!("texts.txt"))
+        .task(TOPIC)
         .entry("ask_question")
         .step(
             "ask_question",
@@ -109,6 +123,11 @@ pub fn version(deps: &Deps) -> VersionDecl {
                     return Next::Handoff;
                 }
                 if has_question(text) {
+                    // Words the topic lists miss: the model may still recognise the topic.
+                    if let Some(topic) = ctx.classify(&TOPIC, text) {
+                        ctx.data_mut().set("topic", topic);
+                        return Next::Goto("answer");
+                    }
                     // A real question we have no answer for: a person answers it.
                     ctx.say("no_answer");
                     return Next::Handoff;
@@ -116,7 +135,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
                 choice::retry_or_handoff(ctx, "ask_question.invalid", 2)
             })
             .on_enter(|ctx| {
-                if let Some(topic) = ctx.trigger().and_then(topic_by_words) {
+                if let Some(topic) = ctx.trigger().and_then(|trigger| ctx.classify(&TOPIC, trigger)) {
                     ctx.data_mut().set("topic", topic);
                     return Next::Goto("answer");
                 }

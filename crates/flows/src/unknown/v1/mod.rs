@@ -4,6 +4,7 @@
 //! message as its trigger; anything else gets a greeting and the main menu.
 //! Two answers the menu does not understand hand the customer to a human.
 
+use switchyard_engine::classify::{Task, Wanted};
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, VersionDecl};
 use switchyard_engine::kinds::{Custom, To};
 
@@ -63,6 +64,15 @@ fn classify(text: &str) -> Option<&'static str> {
 /// The menu's options in the order `choose.prompt` numbers them.
 const MENU: &[&str] = &[DIGITAL_CERTIFICATE, BILLING, GENERAL_SUPPORT, HUMAN];
 
+/// Routing a message: the keywords above, and the model when they find nothing.
+pub const INTENT: Task = Task {
+    name: "intent",
+    file: "prompts/intent.txt",
+    prompt: include_str!("prompts/intent.txt"),
+    ask: Wanted::Class(MENU),
+    keywords: Some(classify),
+};
+
 /// Where an intent leads: a flow, or a human with the `handoff` text.
 fn route(ctx: &mut Ctx<'_>, intent: &'static str) -> Next {
     if intent == HUMAN {
@@ -77,6 +87,7 @@ pub fn version(_deps: &Deps) -> VersionDecl {
     VersionDecl::new("unknown", 1, Lifecycle::Active)
         .description("Entrada: reconhece a intenção da primeira mensagem ou mostra o menu principal")
         .texts(include_str!("texts.txt"))
+        .task(INTENT)
         .entry("greet")
         .step(
             "greet",
@@ -86,7 +97,7 @@ pub fn version(_deps: &Deps) -> VersionDecl {
                 |_ctx, _text| Next::Goto("choose"),
             )
             .on_enter(|ctx| {
-                if let Some(found) = ctx.trigger().and_then(classify) {
+                if let Some(found) = ctx.trigger().and_then(|trigger| ctx.classify(&INTENT, trigger)) {
                     return route(ctx, found);
                 }
                 ctx.say("greet");
@@ -99,7 +110,7 @@ pub fn version(_deps: &Deps) -> VersionDecl {
             Custom::new(&[To::Flow(DIGITAL_CERTIFICATE), To::Flow(BILLING), To::Flow(GENERAL_SUPPORT)], |ctx, text| {
                 // A number picks from the menu; words are read like a first message.
                 let picked = choice::number(text, MENU.len()).map(|idx| MENU[idx]);
-                match picked.or_else(|| classify(text)) {
+                match picked.or_else(|| ctx.classify(&INTENT, text)) {
                     Some(found) => route(ctx, found),
                     None => choice::retry_or_handoff(ctx, "choose.invalid", 2),
                 }

@@ -1,0 +1,97 @@
+//! A circuit breaker, so that a dead provider does not slow every message:
+//! after `threshold` failed calls in a row it opens and calls fail at once;
+//! after `cooldown` one trial call goes through (half-open), and its result
+//! closes or reopens the circuit.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    /// One trial call is in flight.
+    HalfOpen,
+}
+
+#[derive(Debug)]
+pub struct Breaker {
+    threshold: u32,
+    cooldown: Duration,
+    state: Mutex<State>,
+}
+
+impl Breaker {
+    pub fn new(threshold: u32, cooldown: Duration) -> Breaker {
+        Breaker { threshold: threshold.max(1), cooldown, state: Mutex::new(State::Closed { failures: 0 }) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// May a call go out now? An open circuit past its cooldown lets one through.
+    pub fn allow(&self) -> bool {
+        let mut state = self.lock();
+        match *state {
+            State::Closed { .. } => true,
+            State::Open { until } if Instant::now() >= until => {
+                *state = State::HalfOpen;
+                true
+            }
+            State::Open { .. } | State::HalfOpen => false,
+        }
+    }
+
+    pub fn success(&self) {
+        *self.lock() = State::Closed { failures: 0 };
+    }
+
+    /// Returns true when this failure opened the circuit.
+    pub fn failure(&self) -> bool {
+        let mut state = self.lock();
+        let failures = match *state {
+            State::Closed { failures } => failures + 1,
+            State::HalfOpen | State::Open { .. } => self.threshold,
+        };
+        if failures >= self.threshold {
+            let was_open = matches!(*state, State::Open { .. });
+            *state = State::Open { until: Instant::now() + self.cooldown };
+            !was_open
+        } else {
+            *state = State::Closed { failures };
+            false
+        }
+    }
+
+    pub fn is_open(&self) -> bool {
+        !matches!(*self.lock(), State::Closed { .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_lets_one_trial_through_after_the_cooldown() {
+        let breaker = Breaker::new(3, Duration::from_millis(30));
+        for _ in 0..2 {
+            assert!(breaker.allow());
+            assert!(!breaker.failure());
+        }
+        assert!(breaker.allow());
+        assert!(breaker.failure(), "the third failure opens it");
+        assert!(!breaker.allow());
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allow(), "one trial after the cooldown");
+        assert!(!breaker.allow(), "only one");
+        breaker.failure();
+        assert!(!breaker.allow(), "a failed trial reopens it");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allow());
+        breaker.success();
+        assert!(!breaker.is_open());
+        assert!(breaker.allow() && breaker.allow());
+    }
+}
