@@ -6,6 +6,8 @@
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
+//! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
+//! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
 //! - [`conformance`]: the contract every store must pass, as async functions
 //!   the backends' test files call.
 //! - [`open`]: picks the backend from a `DATABASE_URL`.
@@ -15,7 +17,9 @@
 
 pub mod conformance;
 pub mod policy;
+pub mod privacy;
 pub mod report;
+pub mod sessions;
 pub mod sqlite;
 
 use switchyard_engine::store::StoreError;

@@ -27,6 +27,7 @@ fn migrator() -> Migrator {
         migration(2, "inbox and outbox", include_str!("../migrations/sqlite/0002_inbox_and_outbox.sql")),
         migration(3, "policy and audit", include_str!("../migrations/sqlite/0003_policy_and_audit.sql")),
         migration(4, "split assignments", include_str!("../migrations/sqlite/0004_split_assignments.sql")),
+        migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
     ])
 }
 
@@ -129,7 +130,7 @@ pub(crate) fn data_from_json(text: &str) -> Result<Data, StoreError> {
     Ok(data)
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+pub(crate) fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
     let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
     let get_int = |name: &str| row.try_get::<i64, _>(name).map_err(|err| corrupt(name, err));
     let id = SessionId::parse(&get_text("id")?).map_err(|err| corrupt("id", err))?;
