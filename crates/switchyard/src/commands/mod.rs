@@ -21,6 +21,7 @@ mod handoff;
 mod report;
 mod rollout;
 mod serve;
+mod sessions;
 pub(crate) mod simulate;
 mod snapshot;
 
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollout { action } => rollout::run(action).await,
         Command::Audit { action, flow, since, until, json } => audit::run(action, flow, since, until, json).await,
         Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,
+        Command::Sessions { action } => sessions::run(action).await,
     }
 }
 

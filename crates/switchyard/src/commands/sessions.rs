@@ -1,0 +1,211 @@
+//! `switchyard sessions`: what support needs day to day. Live sessions
+//! (filtered), one contact's history, ending a session by hand, and erasing
+//! a contact (LGPD).
+
+use std::process::ExitCode;
+
+use serde_json::{json, Value};
+use switchyard_engine::ids::{Contact, InstanceId, Version};
+use switchyard_engine::service::Conversations;
+use switchyard_engine::session::{Outcome, Session};
+use switchyard_engine::time::{SystemClock, Timestamp};
+use switchyard_store::sessions::LiveFilter;
+use switchyard_store::sqlite::SqliteStore;
+
+use crate::cli::SessionsAction;
+
+fn invalid(problem: String) -> ExitCode {
+    super::report(&[problem]);
+    ExitCode::from(super::INVALID)
+}
+
+fn session_json(session: &Session) -> Value {
+    json!({
+        "id": session.id().to_string(),
+        "instance": session.instance().as_str(),
+        "contact": session.contact().as_str(),
+        "flow": session.flow().as_str(),
+        "version": session.version().to_string(),
+        "reason": session.reason().name(),
+        "step": session.step().as_str(),
+        "turns": session.turns(),
+        "started_at": session.started_at().to_string(),
+        "last_input_at": session.record().last_input_at.to_string(),
+        "expires_at": session.expires_at().to_string(),
+        "outcome": session.outcome().map(Outcome::as_str),
+        "ended_at": session.ended_at().map(|at| at.to_string()),
+    })
+}
+
+pub async fn run(action: SessionsAction) -> anyhow::Result<ExitCode> {
+    match action {
+        SessionsAction::List { flow, version, step, instance, limit, json } => list(flow, version, step, instance, limit, json).await,
+        SessionsAction::Show { contact, json } => show(&contact, json).await,
+        SessionsAction::End { contact, instance } => end(&contact, instance.as_deref()).await,
+        SessionsAction::Forget { contact, reason } => forget(&contact, &reason).await,
+    }
+}
+
+async fn store() -> anyhow::Result<Result<SqliteStore, ExitCode>> {
+    match switchyard::config::Config::from_env() {
+        Ok(config) => Ok(Ok(super::open_store(&config).await?)),
+        Err(problems) => {
+            super::report(&problems);
+            Ok(Err(ExitCode::from(super::INVALID)))
+        }
+    }
+}
+
+async fn list(flow: Option<String>, version: Option<String>, step: Option<String>, instance: Option<String>, limit: u32, json: bool) -> anyhow::Result<ExitCode> {
+    let version = match version.as_deref().map(Version::parse).transpose() {
+        Ok(version) => version,
+        Err(problem) => return Ok(invalid(format!("--version: {problem}"))),
+    };
+    if version.is_some() && flow.is_none() {
+        return Ok(invalid("--version needs --flow (versions are numbered per flow)".to_owned()));
+    }
+    let instance = match instance.as_deref().map(InstanceId::parse).transpose() {
+        Ok(instance) => instance,
+        Err(problem) => return Ok(invalid(format!("--instance: {problem}"))),
+    };
+    let store = match store().await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
+    let filter = LiveFilter { flow: flow.as_deref(), version, step: step.as_deref(), instance: instance.as_ref() };
+    let sessions = store.live_sessions(&filter, limit).await?;
+    if json {
+        println!("{}", Value::Array(sessions.iter().map(session_json).collect()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if sessions.is_empty() {
+        println!("no live sessions match");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<16} {:<12} {:<24} {:<30} {:>5}  {:<20}  expires", "contact", "instance", "flow@version", "step", "turns", "started");
+    let now = Timestamp::now_utc();
+    for session in &sessions {
+        let expiry = if session.expires_at() <= now { "due (the sweeper ends it)".to_owned() } else { session.expires_at().to_string() };
+        println!(
+            "{:<16} {:<12} {:<24} {:<30} {:>5}  {:<20}  {expiry}",
+            session.contact().as_str(),
+            session.instance().as_str(),
+            format!("{}@{}", session.flow(), session.version()),
+            session.step().as_str(),
+            session.turns(),
+            session.started_at().to_string(),
+        );
+    }
+    if sessions.len() as u32 == limit {
+        println!("(first {limit}; use --limit for more)");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let contact = match Contact::parse(contact) {
+        Ok(contact) => contact,
+        Err(problem) => return Ok(invalid(format!("CONTACT: {problem}"))),
+    };
+    let store = match store().await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
+    let history = store.history_of(&contact).await?;
+    if json {
+        println!("{}", Value::Array(history.iter().map(session_json).collect()));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if history.is_empty() {
+        println!("no sessions for {}", contact.masked());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("sessions of {} (newest first):", contact.masked());
+    for session in &history {
+        let end = match (session.outcome(), session.ended_at()) {
+            (Some(outcome), Some(at)) => format!("{outcome} at {} ({at})", session.step()),
+            _ => format!("LIVE at {}", session.step()),
+        };
+        println!(
+            "  {}  {}  {}@{} ({})  {} turns  {end}",
+            session.started_at(),
+            session.instance(),
+            session.flow(),
+            session.version(),
+            session.reason().name(),
+            session.turns()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Ends every live session of `contact` (on `instance`, or everywhere) with
+/// `cancelled` and `detail`; returns how many.
+async fn end_live(contact: &Contact, instance: Option<&InstanceId>, detail: &str) -> anyhow::Result<Result<(SqliteStore, usize), ExitCode>> {
+    let (_, engine, store) = match super::setup_with_store().await? {
+        Ok(setup) => setup,
+        Err(code) => return Ok(Err(code)),
+    };
+    let conversations = Conversations::new(engine, store.clone(), SystemClock);
+    let mut ended = 0;
+    for session in store.history_of(contact).await?.iter().filter(|session| session.is_live()) {
+        if instance.is_some_and(|instance| instance != session.instance()) {
+            continue;
+        }
+        if conversations.close(session.instance(), contact, Outcome::Cancelled, detail).await?.is_some() {
+            ended += 1;
+        }
+    }
+    Ok(Ok((store, ended)))
+}
+
+async fn end(contact: &str, instance: Option<&str>) -> anyhow::Result<ExitCode> {
+    let contact = match Contact::parse(contact) {
+        Ok(contact) => contact,
+        Err(problem) => return Ok(invalid(format!("CONTACT: {problem}"))),
+    };
+    let instance = match instance.map(InstanceId::parse).transpose() {
+        Ok(instance) => instance,
+        Err(problem) => return Ok(invalid(format!("--instance: {problem}"))),
+    };
+    let ended = match end_live(&contact, instance.as_ref(), "operator").await? {
+        Ok((_, ended)) => ended,
+        Err(code) => return Ok(code),
+    };
+    if ended == 0 {
+        println!("{} has no live session; nothing to end", contact.masked());
+    } else {
+        println!("ended {ended} live session(s) of {} (cancelled, detail 'operator')", contact.masked());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn forget(contact: &str, reason: &str) -> anyhow::Result<ExitCode> {
+    let contact = match Contact::parse(contact) {
+        Ok(contact) => contact,
+        Err(problem) => return Ok(invalid(format!("CONTACT: {problem}"))),
+    };
+    if reason.trim().is_empty() {
+        return Ok(invalid("--reason must say why (the request or ticket); it is recorded in the audit".to_owned()));
+    }
+    let (store, ended) = match end_live(&contact, None, "erased").await? {
+        Ok(done) => done,
+        Err(code) => return Ok(code),
+    };
+    let erasure = store.forget_contact(&contact, &super::rollout::actor(), reason.trim(), Timestamp::now_utc()).await?;
+    println!(
+        "erased {}: {} sessions ({} ended now), {} events, {} inbox and {} outbox messages, {} holds, {} assignments, {} policy and {} audit records rewritten",
+        contact.masked(),
+        erasure.sessions,
+        ended,
+        erasure.events,
+        erasure.inbox,
+        erasure.outbox,
+        erasure.handoffs,
+        erasure.assignments,
+        erasure.policy,
+        erasure.audit
+    );
+    println!("the contact is now {} in every row; audit record #{} (switchyard audit)", erasure.pseudonym, erasure.audit_seq);
+    Ok(ExitCode::SUCCESS)
+}

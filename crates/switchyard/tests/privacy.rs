@@ -1,0 +1,115 @@
+//! LGPD erasure end to end: a real purchase through the real server (real
+//! webhooks, a stand-in Evolution API), then `switchyard sessions forget`
+//! as a process; afterwards no text column of any table holds the contact's
+//! number, CPF or e-mail, the report's counts are unchanged and the audit
+//! records the erasure.
+
+mod support;
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::{upsert, TestApp};
+
+const NUMBER: &str = "5511911119999";
+const CPF_DIGITS: &str = "52998224725";
+const CPF: &str = "529.982.247-25";
+const EMAIL: &str = "ana.souza@exemplo.com.br";
+
+fn switchyard(args: &[&str], db: &str) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.args(args);
+    for name in ["FLOW_VERSION_OVERRIDES", "SESSION_TTL", "HANDOFF_TTL", "SWITCHYARD_CONFIG"] {
+        command.env_remove(name);
+    }
+    command.env("DATABASE_URL", db).env("USER", "dpo");
+    command.output().unwrap()
+}
+
+fn ok(output: &Output) -> String {
+    assert!(output.status.success(), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Every (table, column, value) whose text contains `needle` (case-insensitive), over every text column of every table.
+async fn rows_containing(pool: &sqlx::SqlitePool, needle: &str) -> Vec<String> {
+    let columns: Vec<(String, String)> = sqlx::query_as(
+        "SELECT m.name, c.name FROM sqlite_master m JOIN pragma_table_info(m.name) c \
+         WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND upper(c.type) IN ('TEXT', '')",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(columns.len() > 30, "every text column is searched: {columns:?}");
+    let mut found = Vec::new();
+    for (table, column) in columns {
+        let sql = format!("SELECT CAST(\"{column}\" AS TEXT) FROM \"{table}\" WHERE instr(lower(CAST(\"{column}\" AS TEXT)), lower(?)) > 0");
+        let hits: Vec<Option<String>> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(needle).fetch_all(pool).await.unwrap();
+        found.extend(hits.into_iter().map(|value| format!("{table}.{column}: {}", value.unwrap_or_default())));
+    }
+    found
+}
+
+fn versions(report: &str) -> Value {
+    let report: Value = serde_json::from_str(report).unwrap();
+    report["versions"].clone()
+}
+
+#[tokio::test]
+async fn after_sessions_forget_no_row_holds_the_number_cpf_or_email_and_the_counts_and_audit_agree() {
+    let app = TestApp::spawn().await;
+    // One full purchase with CPF and e-mail, and another customer for contrast.
+    let purchase = ["quero comprar um certificado", "1", "1", CPF, "Ana.Souza@Exemplo.com.br", "1", "sim"];
+    for (idx, text) in purchase.iter().enumerate() {
+        app.webhook(&upsert(&format!("ERASE-{idx}"), NUMBER, text, 1_795_000_000 + idx as i64)).await;
+    }
+    for (idx, text) in ["oi", "2"].iter().enumerate() {
+        app.webhook(&upsert(&format!("KEEP-{idx}"), "5511911118888", text, 1_795_000_000 + idx as i64)).await;
+    }
+    app.wait_idle().await;
+    let sent = app.evolution.sent();
+    assert!(sent.iter().any(|send| send.number == NUMBER && send.text.contains("criado!")), "the purchase completed: {sent:#?}");
+    let pool = sqlx::SqlitePool::connect(&app.db).await.unwrap();
+    for needle in [NUMBER, CPF, EMAIL] {
+        assert!(!rows_containing(&pool, needle).await.is_empty(), "the search finds {needle} before the erasure");
+    }
+    // A pin names the number in the policy and its audit record.
+    ok(&switchyard(&["rollout", "pin", "digital_certificate@v2", NUMBER, "--reason", &format!("tester {NUMBER}")], &app.db));
+    let reports_before = (
+        ok(&switchyard(&["report", "digital_certificate", "--json"], &app.db)),
+        ok(&switchyard(&["report", "unknown", "--json"], &app.db)),
+    );
+
+    let refused = switchyard(&["sessions", "forget", NUMBER], &app.db);
+    assert!(!refused.status.success(), "--reason is required");
+    let erased = ok(&switchyard(&["sessions", "forget", NUMBER, "--reason", "titular pediu a exclusão (ticket 4242)"], &app.db));
+    assert!(erased.contains("erased 5511*******99"), "{erased}");
+    assert!(!erased.contains(NUMBER), "{erased}");
+
+    for needle in [NUMBER, CPF, CPF_DIGITS, EMAIL, "Ana.Souza", "11119999"] {
+        let left = rows_containing(&pool, needle).await;
+        assert!(left.is_empty(), "{needle} is still stored: {left:#?}");
+    }
+    // The other customer is untouched.
+    assert!(!rows_containing(&pool, "5511911118888").await.is_empty());
+    // The analytics are exactly the same.
+    let reports_after = (
+        ok(&switchyard(&["report", "digital_certificate", "--json"], &app.db)),
+        ok(&switchyard(&["report", "unknown", "--json"], &app.db)),
+    );
+    assert_eq!(versions(&reports_after.0), versions(&reports_before.0));
+    assert_eq!(versions(&reports_after.1), versions(&reports_before.1));
+    assert!(reports_after.0.contains("\"started\":1"), "the compared report counts something: {}", reports_after.0);
+    // The audit says who erased whom (by pseudonym), when and why.
+    let audit: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--json"], &app.db))).unwrap();
+    let erasure = audit.iter().find(|record| record["action"] == "erasure").expect("an erasure record");
+    assert_eq!(erasure["actor"], "cli:dpo");
+    assert_eq!(erasure["reason"], "titular pediu a exclusão (ticket 4242)");
+    let pseudonym = erasure["after"]["pseudonym"].as_str().unwrap();
+    assert!(erasure["after"]["rows"]["sessions"].as_u64().unwrap() >= 2, "{erasure}");
+    assert!(erasure["after"]["rows"]["outbox"].as_u64().unwrap() >= 7, "{erasure}");
+    // History under the pseudonym still shows the journey, without the person.
+    let history: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["sessions", "show", pseudonym, "--json"], &app.db))).unwrap();
+    assert!(history.iter().any(|session| session["flow"] == "digital_certificate" && session["outcome"] == "completed"), "{history:#?}");
+    app.stop().await;
+}
