@@ -7,6 +7,7 @@
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
+//! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
 //! - [`conformance`]: the contract every store must pass, as async functions
 //!   the backends' test files call.
@@ -15,6 +16,7 @@
 //! Row types live here, not in the engine: the engine's types do not know how
 //! they are serialised.
 
+pub mod burst;
 pub mod conformance;
 pub mod policy;
 pub mod privacy;

@@ -47,6 +47,20 @@ impl SqliteStore {
             .map_err(map_err)?;
         rows.iter().map(session_from_row).collect()
     }
+
+    /// The message id of the inbound message whose turn queued outbox row
+    /// `seq`: the request id that ties a send to its webhook in the logs.
+    /// (A turn's replies are created at its inbox entry's `received_at`.)
+    pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT i.message_id FROM outbox o JOIN inbox i ON i.instance = o.instance AND i.contact = o.contact AND i.received_at = o.created_at \
+             WHERE o.seq = ? ORDER BY i.seq LIMIT 1",
+        )
+        .bind(seq)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_err)
+    }
 }
 
 #[cfg(test)]

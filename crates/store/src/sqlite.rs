@@ -412,7 +412,7 @@ mod tests {
     }
 }
 
-fn inbox_from_row(row: &SqliteRow) -> Result<Pending, StoreError> {
+pub(crate) fn inbox_from_row(row: &SqliteRow) -> Result<Pending, StoreError> {
     let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| corrupt(name, err));
     let body: Option<String> = row.try_get("body").map_err(|err| corrupt("body", err))?;
     let kind = match get_text("kind")?.as_str() {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use switchyard_engine::engine::GlobalCommands;
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::Overrides;
 use switchyard_engine::time::parse_duration;
@@ -17,6 +18,8 @@ pub struct Config {
     pub overrides: String,
     pub session_ttl: Duration,
     pub handoff_ttl: Duration,
+    /// `COMMANDS_MENU`, `COMMANDS_EXIT`, `COMMANDS_HUMAN`: the words of the global commands.
+    pub commands: GlobalCommands,
 }
 
 pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
@@ -80,8 +83,9 @@ impl Config {
         };
         let session_ttl = duration_var("SESSION_TTL", Duration::from_secs(30 * 60), &mut problems);
         let handoff_ttl = duration_var("HANDOFF_TTL", Duration::from_secs(24 * 3600), &mut problems);
+        let commands = commands_var(&mut problems);
         if problems.is_empty() {
-            Ok(Config { database_url, overrides, session_ttl, handoff_ttl })
+            Ok(Config { database_url, overrides, session_ttl, handoff_ttl, commands })
         } else {
             Err(problems)
         }
@@ -90,6 +94,35 @@ impl Config {
     pub fn overrides(&self, registry: &Registry) -> Result<Overrides, Vec<String>> {
         Overrides::parse(&self.overrides, registry)
     }
+}
+
+/// The global commands: each variable is a comma-separated word list
+/// (`COMMANDS_EXIT=sair,encerrar,tchau`); set but empty turns that command off.
+fn commands_var(problems: &mut Vec<String>) -> GlobalCommands {
+    let mut commands = GlobalCommands::default();
+    for (name, slot) in [("COMMANDS_MENU", &mut commands.menu), ("COMMANDS_EXIT", &mut commands.exit), ("COMMANDS_HUMAN", &mut commands.human)] {
+        match var(name) {
+            Ok(None) => {}
+            Ok(Some(text)) => {
+                let words: Vec<String> = text.split(',').map(str::trim).filter(|word| !word.is_empty()).map(str::to_owned).collect();
+                if let Some(word) = words.iter().find(|word| switchyard_engine::text::normalize(word).is_empty()) {
+                    problems.push(format!("{name}: '{word}' has no letters or digits to match"));
+                }
+                *slot = words;
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let all = [&commands.menu, &commands.exit, &commands.human];
+    for (idx, list) in all.iter().enumerate() {
+        for word in list.iter() {
+            let normal = switchyard_engine::text::normalize(word);
+            if all[idx + 1..].iter().any(|other| other.iter().any(|other| switchyard_engine::text::normalize(other) == normal)) {
+                problems.push(format!("command word '{word}' is given to two commands (COMMANDS_MENU, COMMANDS_EXIT, COMMANDS_HUMAN)"));
+            }
+        }
+    }
+    commands
 }
 
 /// What `serve` needs beyond [`Config`].
@@ -115,6 +148,14 @@ pub struct ServeConfig {
     pub sweep_interval: Duration,
     /// How often split guards are evaluated.
     pub guard_interval: Duration,
+    /// `DEBOUNCE`: per-instance windows that join a contact's burst into one input; off by default.
+    pub debounce: crate::serve::Debounce,
+    /// `IGNORE_JIDS`: chats the bot never answers.
+    pub ignore: crate::ignore::IgnoreList,
+    /// `RETENTION`: message texts and session data older than this are purged by the sweeper; `None` keeps them.
+    pub retention: Option<Duration>,
+    /// `LOG_FORMAT=json`: JSON lines instead of text.
+    pub log_json: bool,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -132,6 +173,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("debounce", &self.debounce.to_string())
+            .field("ignore", &self.ignore.to_string())
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -203,6 +247,10 @@ impl ServeConfig {
             admin_tokens: Vec::new(),
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
+            debounce: crate::serve::Debounce::default(),
+            ignore: crate::ignore::IgnoreList::default(),
+            retention: None,
+            log_json: false,
         }
     }
 
@@ -274,6 +322,34 @@ impl ServeConfig {
             },
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
+            debounce: text_var("DEBOUNCE", &mut problems)
+                .map(|text| crate::serve::Debounce::parse(&text).map_err(|problem| problems.push(format!("DEBOUNCE: {problem}"))).unwrap_or_default())
+                .unwrap_or_default(),
+            ignore: text_var("IGNORE_JIDS", &mut problems)
+                .map(|text| crate::ignore::IgnoreList::parse(&text).map_err(|problem| problems.push(format!("IGNORE_JIDS: {problem}"))).unwrap_or_default())
+                .unwrap_or_default(),
+            retention: match text_var("RETENTION", &mut problems).as_deref() {
+                None | Some("off") => None,
+                Some(text) => match parse_duration(text) {
+                    Ok(duration) if duration >= Duration::from_secs(3600) => Some(duration),
+                    Ok(_) => {
+                        problems.push(format!("RETENTION '{text}' must be at least 1h (or off)"));
+                        None
+                    }
+                    Err(problem) => {
+                        problems.push(format!("RETENTION: {problem}"));
+                        None
+                    }
+                },
+            },
+            log_json: match text_var("LOG_FORMAT", &mut problems).map(|text| text.to_ascii_lowercase()).as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    problems.push(format!("LOG_FORMAT '{other}' must be text or json"));
+                    false
+                }
+            },
         };
         if axum::http::HeaderName::from_bytes(config.webhook_secret_header.as_bytes()).is_err() {
             problems.push(format!("WEBHOOK_SECRET_HEADER '{}' is not a valid header name", config.webhook_secret_header));

@@ -4,12 +4,16 @@
 //!
 //! # Layout
 //! - [`config`]: every environment variable, parsed strictly.
+//! - [`ignore`]: ignore lists (numbers, JIDs, `@g.us` / `@s.whatsapp.net` wildcards).
+//! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
 pub mod config;
+pub mod ignore;
+pub mod logs;
 pub mod report;
 pub mod rollout;
 pub mod serve;

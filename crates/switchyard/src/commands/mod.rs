@@ -81,7 +81,12 @@ pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
         ExitCode::from(INVALID)
     })?;
     let resolver = Resolver::new(&registry, overrides, Box::new(NoRules));
-    let engine_config = EngineConfig { session_ttl: config.session_ttl, handoff_ttl: config.handoff_ttl, ..EngineConfig::default() };
+    let engine_config = EngineConfig {
+        session_ttl: config.session_ttl,
+        handoff_ttl: config.handoff_ttl,
+        commands: config.commands.clone(),
+        ..EngineConfig::default()
+    };
     let engine = Engine::new(registry, resolver, engine_config).map_err(|problem| {
         report(&[problem]);
         ExitCode::from(INVALID)

@@ -91,7 +91,14 @@ async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
     state.inner.metrics.send.observe(started.elapsed());
     let now = Timestamp::now_utc();
     let recorded = match result {
-        Ok(sent) => state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await,
+        Ok(sent) => {
+            let recorded = state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await;
+            if tracing::enabled!(tracing::Level::INFO) {
+                let request_id = state.store().request_of_outbox(outgoing.seq).await.ok().flatten().unwrap_or_else(|| "-".to_owned());
+                tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
+            }
+            recorded
+        }
         Err(SendError::Retryable(reason)) => {
             let wait = backoff(outgoing.attempts);
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), attempts = outgoing.attempts + 1, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
