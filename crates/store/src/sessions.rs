@@ -25,7 +25,7 @@ impl SqliteStore {
     pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM sessions WHERE outcome IS NULL AND (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR version = ?2) \
-             AND (?3 IS NULL OR step = ?3) AND (?4 IS NULL OR instance = ?4) ORDER BY started_at, id LIMIT ?5"
+             AND (?3 IS NULL OR step = ?3) AND (?4 IS NULL OR instance = ?4) ORDER BY started_at, rowid LIMIT ?5"
         )))
         .bind(filter.flow)
         .bind(filter.version.map(|version| i64::from(version.number())))
@@ -40,7 +40,7 @@ impl SqliteStore {
 
     /// Every session of `contact` on every instance, newest first.
     pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM sessions WHERE contact = ? ORDER BY started_at DESC, id DESC")))
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM sessions WHERE contact = ? ORDER BY started_at DESC, rowid DESC")))
             .bind(contact.as_str())
             .fetch_all(self.pool())
             .await

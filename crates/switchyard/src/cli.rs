@@ -190,6 +190,7 @@ pub enum HandoffAction {
 #[derive(Debug, Subcommand)]
 pub enum SessionsAction {
     /// Live sessions, longest-running first.
+    #[command(disable_version_flag = true)]
     List {
         #[arg(long)]
         flow: Option<String>,

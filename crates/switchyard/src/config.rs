@@ -1,5 +1,6 @@
-//! Configuration from the environment. Every variable is parsed strictly; a
-//! bad value is reported naming the variable and the value. [`Config`] is what
+//! Configuration from the environment, then the optional TOML file
+//! ([`crate::config_file`]). Every variable is parsed strictly; a bad value
+//! is reported naming the variable and the value. [`Config`] is what
 //! every command needs; [`ServeConfig`] adds what only `serve` needs.
 
 use std::collections::HashMap;
@@ -22,10 +23,12 @@ pub struct Config {
     pub commands: GlobalCommands,
 }
 
-pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
+/// The variable `name` from the environment, else from the configuration
+/// file ([`crate::config_file`]).
+pub fn var(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(value) => Ok(Some(value)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotPresent) => Ok(crate::config_file::value(name).map(str::to_owned)),
         Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
     }
 }
@@ -54,7 +57,7 @@ fn duration_var(name: &str, default: Duration, problems: &mut Vec<String>) -> Du
 impl Config {
     /// Reads the environment; returns every problem, one line each.
     pub fn from_env() -> Result<Config, Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = crate::config_file::problems().to_vec();
         let database_url = match var("DATABASE_URL") {
             Ok(Some(url)) if url.trim().is_empty() => {
                 problems.push("DATABASE_URL is set but empty (unset it to use sqlite://switchyard.db)".to_owned());

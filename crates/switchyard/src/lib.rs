@@ -4,6 +4,7 @@
 //!
 //! # Layout
 //! - [`config`]: every environment variable, parsed strictly.
+//! - [`config_file`]: the optional TOML file (same settings; the environment wins).
 //! - [`ignore`]: ignore lists (numbers, JIDs, `@g.us` / `@s.whatsapp.net` wildcards).
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
@@ -12,6 +13,7 @@
 //!   the sweeper (`Server::start`).
 
 pub mod config;
+pub mod config_file;
 pub mod ignore;
 pub mod logs;
 pub mod report;

@@ -164,10 +164,12 @@ impl<W: Write> Drop for MaskedLine<W> {
     }
 }
 
-/// Installs the global subscriber: `RUST_LOG` filter (default `info`),
+/// Installs the global subscriber: `RUST_LOG` filter (default `info`; an
+/// invalid filter falls back to `info`),
 /// text or JSON lines on stdout, everything masked. A second call is a no-op.
 pub fn init(json: bool) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let directives = crate::config::var("RUST_LOG").ok().flatten().unwrap_or_else(|| "info".to_owned());
+    let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(Masked(std::io::stdout));
     let _ = if json { builder.json().try_init() } else { builder.with_ansi(false).try_init() };
 }

@@ -80,6 +80,26 @@ async fn ignored_numbers_and_groups_are_never_answered_nor_stored() {
     app.stop().await;
 }
 
+#[tokio::test]
+async fn the_sweeper_purges_message_texts_past_the_retention_period_and_keeps_the_counts() {
+    let app = TestApp::spawn_configured(|config| {
+        config.retention = Some(Duration::from_millis(1));
+        config.sweep_interval = Duration::from_millis(100);
+    })
+    .await;
+    app.webhook(&upsert("RET-1", "5511922220004", "meu cpf é 529.982.247-25", 1_795_000_000)).await;
+    app.wait_idle().await;
+    support::wait_until(|| async {
+        app.count("SELECT COUNT(*) FROM inbox WHERE body IS NOT NULL").await == 0
+            && app.count("SELECT COUNT(*) FROM outbox WHERE text <> ''").await == 0
+    })
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM inbox").await, 1, "the message is still counted");
+    assert!(app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await >= 1, "the replies are still counted");
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1);
+    app.stop().await;
+}
+
 /// A free loopback port (bound and released).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()

@@ -25,8 +25,9 @@ type Key = (InstanceId, Contact);
 
 /// Contacts processed at once.
 const CONCURRENCY: usize = 64;
-/// How often the retention purge runs (when RETENTION is set); it touches
-/// whole tables, so not at every sweep.
+/// How often the retention purge runs at most (when RETENTION is set, and
+/// not more often than the retention period itself): it scans by age, so
+/// not at every sweep.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the inbox is scanned for work nobody woke us for (after a restart).
 const POLL: Duration = Duration::from_millis(500);
@@ -205,7 +206,7 @@ pub async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = super::stopped(&mut stop) => return,
         }
         if let Some(retention) = state.config().retention {
-            if last_purge.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL) {
+            if last_purge.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL.min(retention)) {
                 last_purge = Some(std::time::Instant::now());
                 match state.store().purge_before(Timestamp::now_utc().minus(retention)).await {
                     Ok(purge) if !purge.is_empty() => tracing::info!(
