@@ -176,6 +176,19 @@ pub struct Reply {
     pub text: String,
 }
 
+impl Reply {
+    /// A reply in `session`'s context, at its current step.
+    fn at(session: &Session, text: String) -> Reply {
+        Reply {
+            session: Some(session.id()),
+            flow: Some(session.flow().clone()),
+            version: Some(session.version()),
+            step: Some(session.step().clone()),
+            text,
+        }
+    }
+}
+
 /// Everything a turn changed, to be committed in one transaction.
 #[derive(Clone, Debug)]
 pub struct Turn {
@@ -386,13 +399,7 @@ impl Engine {
             Command::Human => (Outcome::Handoff, Some(&self.config.texts.handoff)),
         };
         if let Some(text) = text {
-            turn.replies.push(Reply {
-                session: Some(session.id()),
-                flow: Some(session.flow().clone()),
-                version: Some(session.version()),
-                step: Some(session.step().clone()),
-                text: text.clone(),
-            });
+            turn.replies.push(Reply::at(&session, text.clone()));
         }
         self.end(&mut session, outcome, Some(format!("command:{}", command.name())), now, turn);
         turn.sessions.push(session);
@@ -628,13 +635,7 @@ impl Engine {
                         _ => None,
                     };
                     if let (false, Some(text)) = (said_something, default) {
-                        turn.replies.push(Reply {
-                            session: Some(session.id()),
-                            flow: Some(session.flow().clone()),
-                            version: Some(session.version()),
-                            step: Some(session.step().clone()),
-                            text: text.clone(),
-                        });
+                        turn.replies.push(Reply::at(&session, text.clone()));
                     }
                     self.end(&mut session, outcome, None, now, turn);
                     if outcome == Outcome::Handoff {
@@ -713,13 +714,7 @@ impl Engine {
     /// apology and a human.
     fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
         self.end(&mut session, Outcome::Failed, Some(detail), now, turn);
-        turn.replies.push(Reply {
-            session: Some(session.id()),
-            flow: Some(session.flow().clone()),
-            version: Some(session.version()),
-            step: Some(session.step().clone()),
-            text: self.config.texts.apology.clone(),
-        });
+        turn.replies.push(Reply::at(&session, self.config.texts.apology.clone()));
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
         turn.sessions.push(session);
     }

@@ -162,14 +162,13 @@ impl SqliteStore {
     pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError> {
         let cutoff = cutoff.as_millis();
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let mut purge = Purge::default();
-        purge.inbox_texts = sqlx::query("UPDATE inbox SET body = NULL WHERE kind = 'text' AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < ?")
+        let inbox_texts = sqlx::query("UPDATE inbox SET body = NULL WHERE kind = 'text' AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < ?")
             .bind(cutoff)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?
             .rows_affected();
-        purge.outbox_texts = sqlx::query(
+        let outbox_texts = sqlx::query(
             "UPDATE outbox SET text = '', last_error = NULL WHERE text <> '' AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?",
         )
         .bind(cutoff)
@@ -177,13 +176,13 @@ impl SqliteStore {
         .await
         .map_err(map_err)?
         .rows_affected();
-        purge.session_data = sqlx::query("UPDATE sessions SET data = '{}' WHERE outcome IS NOT NULL AND data <> '{}' AND ended_at < ?")
+        let session_data = sqlx::query("UPDATE sessions SET data = '{}' WHERE outcome IS NOT NULL AND data <> '{}' AND ended_at < ?")
             .bind(cutoff)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?
             .rows_affected();
-        purge.event_details = sqlx::query(sqlx::AssertSqlSafe(format!(
+        let event_details = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE events SET detail = NULL WHERE kind IN {FREE_TEXT_EVENTS} AND detail IS NOT NULL AND at < ?"
         )))
         .bind(cutoff)
@@ -192,7 +191,7 @@ impl SqliteStore {
         .map_err(map_err)?
         .rows_affected();
         tx.commit().await.map_err(map_err)?;
-        Ok(purge)
+        Ok(Purge { inbox_texts, outbox_texts, session_data, event_details })
     }
 }
 

@@ -70,6 +70,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// Inserts a session row as a turn would have committed it.
+    #[allow(clippy::too_many_arguments)] // reason: the row's columns, spelled out in each test
     pub(crate) async fn insert(store: &SqliteStore, instance: &str, contact: &str, flow: &str, version: i64, step: &str, started: i64, outcome: Option<Outcome>) {
         sqlx::query(
             "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, step, data, attempts, turns, \

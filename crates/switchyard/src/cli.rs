@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 /// chosen by an explicit policy; `FLOW_VERSION_OVERRIDES=flow=vN` beats
 /// everything and is the one-line rollback.
 ///
-/// Configuration comes from the environment: DATABASE_URL (default
+/// Configuration comes from the environment or a TOML file (SWITCHYARD_CONFIG,
+/// the environment wins): DATABASE_URL (default
 /// sqlite://switchyard.db), FLOW_VERSION_OVERRIDES, SESSION_TTL (default 30m),
 /// HANDOFF_TTL (default 24h).
 #[derive(Debug, Parser)]

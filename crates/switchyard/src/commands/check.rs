@@ -22,10 +22,10 @@ pub fn run() -> ExitCode {
         }
     };
     // With an Evolution URL configured, what `serve` needs is checked too.
-    if switchyard::config::var("EVOLUTION_URL").ok().flatten().is_some() {
-        if let Err(serve_problems) = switchyard::config::ServeConfig::from_env() {
-            problems.extend(serve_problems);
-        }
+    if switchyard::config::var("EVOLUTION_URL").ok().flatten().is_some()
+        && let Err(serve_problems) = switchyard::config::ServeConfig::from_env()
+    {
+        problems.extend(serve_problems);
     }
     let mut overrides = None;
     if let Some(registry) = &registry {

@@ -205,21 +205,11 @@ pub async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
             _ = tick.tick() => {}
             _ = super::stopped(&mut stop) => return,
         }
-        if let Some(retention) = state.config().retention {
-            if last_purge.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL.min(retention)) {
-                last_purge = Some(std::time::Instant::now());
-                match state.store().purge_before(Timestamp::now_utc().minus(retention)).await {
-                    Ok(purge) if !purge.is_empty() => tracing::info!(
-                        inbox_texts = purge.inbox_texts,
-                        outbox_texts = purge.outbox_texts,
-                        session_data = purge.session_data,
-                        event_details = purge.event_details,
-                        "retention purge"
-                    ),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %err, "retention purge failed; will retry"),
-                }
-            }
+        if let Some(retention) = state.config().retention
+            && last_purge.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL.min(retention))
+        {
+            last_purge = Some(std::time::Instant::now());
+            purge(&state, retention).await;
         }
         match conversations.sweep(500).await {
             Ok(turns) if !turns.is_empty() => tracing::info!(expired = turns.len(), "sessions expired"),
@@ -229,3 +219,18 @@ pub async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The retention purge (RETENTION): texts and session data older than the
+/// period are cleared, counts kept (`SqliteStore::purge_before`).
+async fn purge(state: &AppState, retention: Duration) {
+    match state.store().purge_before(Timestamp::now_utc().minus(retention)).await {
+        Ok(purge) if !purge.is_empty() => tracing::info!(
+            inbox_texts = purge.inbox_texts,
+            outbox_texts = purge.outbox_texts,
+            session_data = purge.session_data,
+            event_details = purge.event_details,
+            "retention purge"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "retention purge failed; will retry"),
+    }
+}
