@@ -39,6 +39,16 @@ pub struct Erasure {
     pub audit: u64,
 }
 
+impl Erasure {
+    /// Rows touched per table, as the audit record and the admin API show them.
+    pub fn rows_json(&self) -> serde_json::Value {
+        json!({
+            "sessions": self.sessions, "events": self.events, "inbox": self.inbox, "outbox": self.outbox,
+            "handoffs": self.handoffs, "split_assignments": self.assignments, "policy": self.policy, "audit": self.audit,
+        })
+    }
+}
+
 /// What a retention purge cleared.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Purge {
@@ -137,13 +147,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?
             .rows_affected();
-        let after = json!({
-            "pseudonym": erasure.pseudonym,
-            "rows": {
-                "sessions": erasure.sessions, "events": erasure.events, "inbox": erasure.inbox, "outbox": erasure.outbox,
-                "handoffs": erasure.handoffs, "split_assignments": erasure.assignments, "policy": erasure.policy, "audit": erasure.audit,
-            },
-        });
+        let after = json!({ "pseudonym": erasure.pseudonym, "rows": erasure.rows_json() });
         sqlx::query("UPDATE audit SET after = ? WHERE seq = ?")
             .bind(after.to_string())
             .bind(audit_seq)

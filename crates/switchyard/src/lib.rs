@@ -9,6 +9,7 @@
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
+//! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
@@ -19,3 +20,4 @@ pub mod logs;
 pub mod report;
 pub mod rollout;
 pub mod serve;
+pub mod sessions;

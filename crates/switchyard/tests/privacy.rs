@@ -8,7 +8,7 @@ mod support;
 
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 use support::{upsert, TestApp};
 
 const NUMBER: &str = "5511911119999";
@@ -111,5 +111,54 @@ async fn after_sessions_forget_no_row_holds_the_number_cpf_or_email_and_the_coun
     // History under the pseudonym still shows the journey, without the person.
     let history: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["sessions", "show", pseudonym, "--json"], &app.db))).unwrap();
     assert!(history.iter().any(|session| session["flow"] == "digital_certificate" && session["outcome"] == "completed"), "{history:#?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_admin_api_lists_ends_and_forgets_sessions_with_the_tokens_name_as_actor() {
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("suporte".to_owned(), "tok-suporte".to_owned())]).await;
+    for (idx, text) in ["quero comprar um certificado", "1", CPF].iter().enumerate() {
+        app.webhook(&upsert(&format!("API-{idx}"), NUMBER, text, 1_795_000_000 + idx as i64)).await;
+    }
+    app.webhook(&upsert("API-OTHER", "5511911117777", "oi", 1_795_000_000)).await;
+    app.wait_idle().await;
+
+    let (status, live) = app.get_admin("/api/sessions?flow=digital_certificate", "tok-suporte").await;
+    assert_eq!(status, 200);
+    let live = live.as_array().unwrap();
+    assert_eq!(live.len(), 1, "{live:#?}");
+    assert_eq!((live[0]["contact"].as_str(), live[0]["step"].as_str()), (Some(NUMBER), Some("purchase.choose_media")));
+    let (status, body) = app.get_admin("/api/sessions?version=two", "tok-suporte").await;
+    assert_eq!(status, 400);
+    assert!(body["error"].as_str().unwrap().contains("two"), "{body}");
+    let (status, _) = app.get_admin("/api/sessions", "wrong").await;
+    assert_eq!(status, 401);
+
+    let (status, body) = app.post_admin("/api/sessions/5511911117777/end", json!({}), Some("tok-suporte")).await;
+    assert_eq!((status, body["ended"].as_u64()), (200, Some(1)));
+    let (status, body) = app.post_admin(&format!("/api/sessions/{NUMBER}/forget"), json!({"reason": " "}), Some("tok-suporte")).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = app.post_admin(&format!("/api/sessions/{NUMBER}/forget"), json!({"reason": "pedido LGPD 77"}), Some("tok-suporte")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ended"], 1, "the live purchase ended first: {body}");
+    let pseudonym = body["pseudonym"].as_str().unwrap().to_owned();
+
+    let pool = sqlx::SqlitePool::connect(&app.db).await.unwrap();
+    for needle in [NUMBER, CPF, CPF_DIGITS] {
+        let left = rows_containing(&pool, needle).await;
+        assert!(left.is_empty(), "{needle} is still stored: {left:#?}");
+    }
+    let (_, history) = app.get_admin(&format!("/api/sessions/{NUMBER}"), "tok-suporte").await;
+    assert_eq!(history, json!([]));
+    let (_, history) = app.get_admin(&format!("/api/sessions/{pseudonym}"), "tok-suporte").await;
+    let outcomes: Vec<&str> = history.as_array().unwrap().iter().map(|session| session["outcome"].as_str().unwrap_or("live")).collect();
+    assert_eq!(outcomes, ["cancelled", "completed"], "{history:#}");
+    let (_, audit) = app.get_admin("/api/audit", "tok-suporte").await;
+    let erasure = audit.as_array().unwrap().iter().find(|record| record["action"] == "erasure").expect("audited").clone();
+    assert_eq!((erasure["actor"].as_str(), erasure["reason"].as_str()), (Some("suporte"), Some("pedido LGPD 77")));
+    let (_, openapi) = app.get("/api/openapi.json").await;
+    for path in ["/api/sessions", "/api/sessions/{contact}", "/api/sessions/{contact}/end", "/api/sessions/{contact}/forget"] {
+        assert!(openapi.contains(&format!("\"{path}\"")), "{path} documented");
+    }
     app.stop().await;
 }

@@ -4,11 +4,10 @@
 
 use std::process::ExitCode;
 
-use serde_json::{json, Value};
+use serde_json::Value;
+use switchyard::sessions::session_json;
 use switchyard_engine::ids::{Contact, InstanceId, Version};
-use switchyard_engine::service::Conversations;
-use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::time::{SystemClock, Timestamp};
+use switchyard_engine::time::Timestamp;
 use switchyard_store::sessions::LiveFilter;
 use switchyard_store::sqlite::SqliteStore;
 
@@ -17,24 +16,6 @@ use crate::cli::SessionsAction;
 fn invalid(problem: String) -> ExitCode {
     super::report(&[problem]);
     ExitCode::from(super::INVALID)
-}
-
-fn session_json(session: &Session) -> Value {
-    json!({
-        "id": session.id().to_string(),
-        "instance": session.instance().as_str(),
-        "contact": session.contact().as_str(),
-        "flow": session.flow().as_str(),
-        "version": session.version().to_string(),
-        "reason": session.reason().name(),
-        "step": session.step().as_str(),
-        "turns": session.turns(),
-        "started_at": session.started_at().to_string(),
-        "last_input_at": session.record().last_input_at.to_string(),
-        "expires_at": session.expires_at().to_string(),
-        "outcome": session.outcome().map(Outcome::as_str),
-        "ended_at": session.ended_at().map(|at| at.to_string()),
-    })
 }
 
 pub async fn run(action: SessionsAction) -> anyhow::Result<ExitCode> {
@@ -139,26 +120,6 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Ends every live session of `contact` (on `instance`, or everywhere) with
-/// `cancelled` and `detail`; returns how many.
-async fn end_live(contact: &Contact, instance: Option<&InstanceId>, detail: &str) -> anyhow::Result<Result<(SqliteStore, usize), ExitCode>> {
-    let (_, engine, store) = match super::setup_with_store().await? {
-        Ok(setup) => setup,
-        Err(code) => return Ok(Err(code)),
-    };
-    let conversations = Conversations::new(engine, store.clone(), SystemClock);
-    let mut ended = 0;
-    for session in store.history_of(contact).await?.iter().filter(|session| session.is_live()) {
-        if instance.is_some_and(|instance| instance != session.instance()) {
-            continue;
-        }
-        if conversations.close(session.instance(), contact, Outcome::Cancelled, detail).await?.is_some() {
-            ended += 1;
-        }
-    }
-    Ok(Ok((store, ended)))
-}
-
 async fn end(contact: &str, instance: Option<&str>) -> anyhow::Result<ExitCode> {
     let contact = match Contact::parse(contact) {
         Ok(contact) => contact,
@@ -168,10 +129,11 @@ async fn end(contact: &str, instance: Option<&str>) -> anyhow::Result<ExitCode> 
         Ok(instance) => instance,
         Err(problem) => return Ok(invalid(format!("--instance: {problem}"))),
     };
-    let ended = match end_live(&contact, instance.as_ref(), "operator").await? {
-        Ok((_, ended)) => ended,
+    let (_, engine, store) = match super::setup_with_store().await? {
+        Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
+    let ended = switchyard::sessions::end_live(&engine, &store, &contact, instance.as_ref(), "operator").await?;
     if ended == 0 {
         println!("{} has no live session; nothing to end", contact.masked());
     } else {
@@ -188,11 +150,11 @@ async fn forget(contact: &str, reason: &str) -> anyhow::Result<ExitCode> {
     if reason.trim().is_empty() {
         return Ok(invalid("--reason must say why (the request or ticket); it is recorded in the audit".to_owned()));
     }
-    let (store, ended) = match end_live(&contact, None, "erased").await? {
-        Ok(done) => done,
+    let (_, engine, store) = match super::setup_with_store().await? {
+        Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let erasure = store.forget_contact(&contact, &super::rollout::actor(), reason.trim(), Timestamp::now_utc()).await?;
+    let (erasure, ended) = switchyard::sessions::forget(&engine, &store, &contact, &super::rollout::actor(), reason.trim()).await?;
     println!(
         "erased {}: {} sessions ({} ended now), {} events, {} inbox and {} outbox messages, {} holds, {} assignments, {} policy and {} audit records rewritten",
         contact.masked(),
