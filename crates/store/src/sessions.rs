@@ -5,6 +5,7 @@ use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::session::Session;
 use switchyard_engine::store::StoreError;
 
+use crate::report::Window;
 use crate::sqlite::{map_err, session_from_row, SqliteStore};
 
 const COLUMNS: &str = "id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
@@ -46,6 +47,28 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         rows.iter().map(session_from_row).collect()
+    }
+
+    /// Sessions of `version` in `window` that a global command ended
+    /// (event detail `command:<name>`), per (step, command), ordered by step
+    /// and command: where customers gave up or asked for a person.
+    pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = ?1 AND s.version = ?2 \
+             AND s.started_at >= ?3 AND s.started_at < ?4 AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) \
+             GROUP BY e.step, command ORDER BY e.step, command",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(window.since.map_or(i64::MIN, switchyard_engine::time::Timestamp::as_millis))
+        .bind(window.until.map_or(i64::MAX, switchyard_engine::time::Timestamp::as_millis))
+        .bind(window.instance.map(InstanceId::as_str))
+        .bind(window.reason)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
     }
 
     /// The message id of the inbound message whose turn queued outbox row

@@ -127,6 +127,20 @@ async fn commands_mid_purchase(version: &str) {
     let total_cancelled: u64 = funnel.iter().map(|aggregate| aggregate.cancelled_here).sum();
     let total_handoff: u64 = funnel.iter().map(|aggregate| aggregate.handed_off_here).sum();
     assert_eq!((total_cancelled, total_handoff), (2, 1), "{funnel:?}");
+    // And which command it was, per step.
+    let commands = store.commands_by_step(&window, Version::new(number)).await.unwrap();
+    let mut expected = vec![
+        (document_step.to_owned(), "exit".to_owned(), 1),
+        (document_step.to_owned(), "menu".to_owned(), 1),
+        (at.to_owned(), "human".to_owned(), 1),
+    ];
+    expected.sort();
+    assert_eq!(commands, expected);
+    // The report shows them in the funnel.
+    let report = switchyard::report::build(&store, &engine_on(version), "digital_certificate", &switchyard::report::ReportQuery::default()).await.unwrap();
+    let funnel = report["versions"][0]["funnel"].as_array().unwrap();
+    let reported = funnel.iter().find(|step| step["step"] == document_step).unwrap();
+    assert_eq!(reported["commands_here"], serde_json::json!({"exit": 1, "menu": 1}), "{report:#}");
     // The event log names the command at the step it happened.
     let history = store.sessions_of(&InstanceId::parse("vendas").unwrap(), &contact(1)).await.unwrap();
     let purchase = history.iter().find(|session| session.flow().as_str() == "digital_certificate").unwrap();
