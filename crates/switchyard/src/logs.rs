@@ -40,8 +40,13 @@ fn mask_id(digits: &str) -> String {
 /// and every number of 8 digits or more, separators allowed, standing as a
 /// word of its own (`***.***.***-25`, `***********99`): phones, CPF, CNPJ.
 pub fn mask(text: &str) -> String {
-    let emails = mask_emails(text);
-    mask_numbers(&emails)
+    mask_numbers(&mask_emails(text), false)
+}
+
+/// [`mask`] for a JSON line: a masked number that stood as a bare JSON
+/// value (`"seq":12345678`) becomes a string, so the line stays JSON.
+pub fn mask_json(text: &str) -> String {
+    mask_numbers(&mask_emails(text), true)
 }
 
 fn mask_emails(text: &str) -> String {
@@ -78,7 +83,7 @@ fn mask_emails(text: &str) -> String {
     out
 }
 
-fn mask_numbers(text: &str) -> String {
+fn mask_numbers(text: &str, json: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
     let mut idx = 0;
@@ -103,8 +108,17 @@ fn mask_numbers(text: &str) -> String {
         }
         let run_end = last_digit + 1;
         let boundary_after = run_end == bytes.len() || !(bytes[run_end].is_ascii_alphanumeric() || bytes[run_end] == b'*');
-        if digits >= MIN_DIGITS && boundary_after {
+        let run = &bytes[idx..run_end];
+        let separators = run.iter().filter(|byte| !byte.is_ascii_digit()).count();
+        // `0.010617817` (a duration, a rate) is a decimal, not a document:
+        // CPF and CNPJ have two dots and a dash, phones no lone dot.
+        let decimal = separators == 1 && run.contains(&b'.');
+        if digits >= MIN_DIGITS && boundary_after && !decimal {
             out.push_str(&text[copied..idx]);
+            let bare_json_value = json && separators == 0 && idx > 0 && bytes[idx - 1] == b':';
+            if bare_json_value {
+                out.push('"');
+            }
             let mut seen = 0;
             for &byte in &bytes[idx..run_end] {
                 if byte.is_ascii_digit() {
@@ -113,6 +127,9 @@ fn mask_numbers(text: &str) -> String {
                 } else {
                     out.push(byte as char);
                 }
+            }
+            if bare_json_value {
+                out.push('"');
             }
             copied = run_end;
         }
@@ -125,12 +142,16 @@ fn mask_numbers(text: &str) -> String {
 /// Wraps a [`MakeWriter`]: each event's formatted line is collected, masked
 /// and written whole.
 #[derive(Clone, Debug)]
-pub struct Masked<M>(pub M);
+pub struct Masked<M> {
+    pub inner: M,
+    /// The lines are JSON (see [`mask_json`]).
+    pub json: bool,
+}
 
 impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Masked<M> {
     type Writer = MaskedLine<M::Writer>;
     fn make_writer(&'a self) -> Self::Writer {
-        MaskedLine { inner: self.0.make_writer(), line: Vec::with_capacity(256) }
+        MaskedLine { inner: self.inner.make_writer(), line: Vec::with_capacity(256), json: self.json }
     }
 }
 
@@ -139,6 +160,7 @@ impl<'a, M: MakeWriter<'a>> MakeWriter<'a> for Masked<M> {
 pub struct MaskedLine<W: Write> {
     inner: W,
     line: Vec<u8>,
+    json: bool,
 }
 
 impl<W: Write> Write for MaskedLine<W> {
@@ -156,7 +178,8 @@ impl<W: Write> Drop for MaskedLine<W> {
         if self.line.is_empty() {
             return;
         }
-        let masked = mask(&String::from_utf8_lossy(&self.line));
+        let line = String::from_utf8_lossy(&self.line);
+        let masked = if self.json { mask_json(&line) } else { mask(&line) };
         // A log line that cannot be written is dropped: logging must never
         // take the server down.
         let _ = self.inner.write_all(masked.as_bytes());
@@ -170,7 +193,7 @@ impl<W: Write> Drop for MaskedLine<W> {
 pub fn init(json: bool) {
     let directives = crate::config::var("RUST_LOG").ok().flatten().unwrap_or_else(|| "info".to_owned());
     let filter = EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(Masked(std::io::stdout));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).with_writer(Masked { inner: std::io::stdout, json });
     let _ = if json { builder.json().try_init() } else { builder.with_ansi(false).try_init() };
 }
 
@@ -199,16 +222,25 @@ mod tests {
             "addr 127.0.0.1:8080 ready_in_ms=12",
             "pedido CF-827490 total R$ 159,90",
             "e-mail sem domínio: ana@localhost",
+            "elapsed_secs=0.010617817 rate 12.34567890",
         ] {
             assert_eq!(mask(text), text);
         }
     }
 
     #[test]
+    fn json_lines_stay_json() {
+        let line = r#"{"fields":{"contact":5511911119999,"text":"cpf 529.982.247-25","elapsed_secs":0.010617817}}"#;
+        let masked = mask_json(line);
+        assert_eq!(masked, r#"{"fields":{"contact":"***********99","text":"cpf ***.***.***-25","elapsed_secs":0.010617817}}"#);
+        assert!(serde_json::from_str::<serde_json::Value>(&masked).is_ok());
+    }
+
+    #[test]
     fn the_writer_masks_each_line_whole() {
         let mut out = Vec::new();
         {
-            let mut line = MaskedLine { inner: &mut out, line: Vec::new() };
+            let mut line = MaskedLine { inner: &mut out, line: Vec::new(), json: false };
             line.write_all(b"cpf 529.982").unwrap();
             line.write_all(b".247-25\n").unwrap();
         }

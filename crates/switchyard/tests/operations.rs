@@ -105,8 +105,10 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-#[tokio::test]
-async fn the_serve_binary_logs_a_whole_purchase_without_an_unmasked_phone_cpf_or_email() {
+/// Runs a whole purchase with CPF and e-mail through the real `serve`
+/// binary (real webhooks over loopback, a stand-in Evolution) at `debug`,
+/// and returns everything it wrote.
+async fn logs_of_a_purchase(number: &str, log_format: &str) -> String {
     let evolution = StandIn::start().await;
     let db = support::fresh_db();
     let port = free_port();
@@ -114,7 +116,7 @@ async fn the_serve_binary_logs_a_whole_purchase_without_an_unmasked_phone_cpf_or
     let log = std::fs::File::create(&log_path).unwrap();
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
     command.arg("serve").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-    for name in ["FLOW_VERSION_OVERRIDES", "SESSION_TTL", "HANDOFF_TTL", "SWITCHYARD_CONFIG", "WEBHOOK_SECRET", "LOG_FORMAT"] {
+    for name in ["FLOW_VERSION_OVERRIDES", "SESSION_TTL", "HANDOFF_TTL", "SWITCHYARD_CONFIG", "WEBHOOK_SECRET"] {
         command.env_remove(name);
     }
     command
@@ -123,33 +125,41 @@ async fn the_serve_binary_logs_a_whole_purchase_without_an_unmasked_phone_cpf_or
         .env("EVOLUTION_API_KEY", "global-key")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("SEND_THROTTLE", "off")
+        .env("LOG_FORMAT", log_format)
         .env("RUST_LOG", "debug");
     let mut child = command.spawn().unwrap();
     let http = support::http();
     let base = format!("http://127.0.0.1:{port}");
     support::wait_until(|| async { http.get(format!("{base}/readyz")).send().await.is_ok_and(|response| response.status() == 200) }).await;
 
-    let number = "5511955556666";
     let purchase = ["quero comprar um certificado", "1", "1", "meu cpf é 529.982.247-25", "Ana.Souza@Exemplo.com.br", "1", "sim"];
     for (idx, text) in purchase.iter().enumerate() {
         let body = upsert(&format!("LOG-{idx}"), number, text, 1_795_000_000 + idx as i64);
         let response = http.post(format!("{base}/webhooks/evolution")).json(&body).send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
-    let sent = evolution.wait_for(1).await;
     support::wait_until(|| async { evolution.sent().iter().any(|send| send.text.contains("criado!")) }).await;
-    assert!(sent.iter().all(|send| send.number == number));
+    assert!(evolution.sent().iter().all(|send| send.number == number));
     tokio::time::sleep(Duration::from_millis(300)).await;
     // SIGTERM: a graceful stop flushes everything.
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "serve exits cleanly on SIGTERM");
-
     let mut logs = String::new();
     std::fs::File::open(&log_path).unwrap().read_to_string(&mut logs).unwrap();
-    for secret in [number, "52998224725", "529.982.247-25", "ana.souza", "Ana.Souza", "955556666", "98224725"] {
+    logs
+}
+
+fn assert_nothing_personal(logs: &str, number: &str) {
+    for secret in [number, &number[2..], "52998224725", "529.982.247-25", "98224725", "ana.souza", "Ana.Souza"] {
         assert!(!logs.contains(secret), "'{secret}' appears in the log:\n{logs}");
     }
+}
+
+#[tokio::test]
+async fn the_serve_binary_logs_a_whole_purchase_without_an_unmasked_phone_cpf_or_email() {
+    let logs = logs_of_a_purchase("5511955556666", "text").await;
+    assert_nothing_personal(&logs, "5511955556666");
     // The log is real: it tells the conversation, masked, with request ids.
     assert!(logs.contains("5511*******66"), "contacts appear masked:\n{logs}");
     assert!(logs.contains("***.***.***-25"), "the CPF the customer wrote is logged masked (debug):\n{logs}");
@@ -158,4 +168,15 @@ async fn the_serve_binary_logs_a_whole_purchase_without_an_unmasked_phone_cpf_or
         assert!(logs.lines().any(|line| line.contains(event) && line.contains("request_id=LOG-3")), "'{event}' with request_id=LOG-3:\n{logs}");
     }
     assert!(logs.contains("session ended"), "{logs}");
+}
+
+#[tokio::test]
+async fn json_logs_are_masked_too_and_carry_the_request_id() {
+    let logs = logs_of_a_purchase("5511955557777", "json").await;
+    assert_nothing_personal(&logs, "5511955557777");
+    let lines: Vec<serde_json::Value> = logs.lines().filter(|line| line.starts_with('{')).map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert!(lines.len() > 10, "{logs}");
+    let wrote = lines.iter().find(|line| line["fields"]["message"] == "customer wrote" && line["span"]["request_id"] == "LOG-3").expect("customer text at debug");
+    assert_eq!(wrote["fields"]["text"], "meu cpf é ***.***.***-25");
+    assert!(lines.iter().any(|line| line["fields"]["message"] == "reply sent" && line["fields"]["request_id"] == "LOG-3"), "{logs}");
 }
