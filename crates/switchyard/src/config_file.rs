@@ -151,7 +151,7 @@ pub fn value(name: &str) -> Option<&'static str> {
 }
 
 /// Every setting's effective value and where it came from, secrets redacted
-/// (a database URL's password too), for `check`.
+/// (a database URL's password too) and numbers masked, for `check`.
 pub fn effective() -> Vec<(&'static str, String, Source)> {
     SETTINGS
         .iter()
@@ -169,6 +169,9 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
                 redact_secret(&value)
             } else if *name == "DATABASE_URL" {
                 redact_url(&value)
+            } else if *name == "IGNORE_JIDS" {
+                // Customers' and suppliers' numbers: shown masked like in logs.
+                crate::logs::mask(&value)
             } else {
                 value
             };

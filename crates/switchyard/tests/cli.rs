@@ -310,11 +310,12 @@ fn the_config_file_sets_what_the_environment_can_and_the_environment_wins() {
         ("EVOLUTION_API_KEY", "<redacted>", "file"),
         ("WEBHOOK_SECRETS", "vendas=<redacted>", "file"),
         ("RETENTION", "90d", "file"),
+        ("IGNORE_JIDS", "***********00,@g.us", "file"),
         ("BIND_ADDR", "0.0.0.0:8080", "default"),
     ] {
         assert!(out.lines().any(|line| line.contains(name) && line.contains(value) && line.ends_with(&format!("({source})"))), "{name}: {out}");
     }
-    for secret in ["supersecret-key", "whsec-vendas"] {
+    for secret in ["supersecret-key", "whsec-vendas", "5511999990000"] {
         assert!(!out.contains(secret), "{secret} printed: {out}");
     }
 }
