@@ -64,6 +64,29 @@ impl Purge {
     }
 }
 
+/// `text` with every whole-number occurrence of `number` (not part of a
+/// longer run of digits) replaced by `by`.
+fn replace_number(text: &str, number: &str, by: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut previous_is_digit = false;
+    while let Some(at) = rest.find(number) {
+        let before_digit = if at == 0 { previous_is_digit } else { rest.as_bytes()[at - 1].is_ascii_digit() };
+        let after = at + number.len();
+        let after_digit = rest.as_bytes().get(after).is_some_and(u8::is_ascii_digit);
+        out.push_str(&rest[..at]);
+        if before_digit || after_digit {
+            out.push_str(number);
+        } else {
+            out.push_str(by);
+        }
+        previous_is_digit = true;
+        rest = &rest[after..];
+    }
+    out.push_str(rest);
+    out
+}
+
 impl SqliteStore {
     /// Erases `contact` everywhere, in one transaction, and records an
     /// `erasure` audit record (actor, reason, the pseudonym and the counts;
@@ -93,16 +116,15 @@ impl SqliteStore {
         let run = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).bind(pseudonym.clone()).bind(at.as_millis());
         // ?1 = the number, ?2 = the pseudonym, ?3 = now.
         erasure.events = run(format!(
-            "UPDATE events SET detail = CASE WHEN kind IN {FREE_TEXT_EVENTS} THEN NULL ELSE replace(detail, ?1, ?2) END, \
-             reason_detail = replace(reason_detail, ?1, ?2) \
-             WHERE session_id IN (SELECT id FROM sessions WHERE contact = ?1) AND ?3 IS NOT NULL"
+            "UPDATE events SET detail = NULL WHERE kind IN {FREE_TEXT_EVENTS} \
+             AND session_id IN (SELECT id FROM sessions WHERE contact = ?1) AND ?2 IS NOT NULL AND ?3 IS NOT NULL"
         ))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?
         .rows_affected();
-        erasure.sessions = run("UPDATE sessions SET contact = ?2, data = '{}', reason_detail = replace(reason_detail, ?1, ?2) \
-                                WHERE contact = ?1 AND ?3 IS NOT NULL".to_owned())
+        // (A pin's reason detail holds the masked contact only.)
+        erasure.sessions = run("UPDATE sessions SET contact = ?2, data = '{}' WHERE contact = ?1 AND ?3 IS NOT NULL".to_owned())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?
@@ -133,20 +155,40 @@ impl SqliteStore {
             .map_err(map_err)?
             .rows_affected();
         // A pin names the contact in the policy document and in the audit
-        // records of its change; the pseudonym keeps both readable.
-        erasure.policy = run("UPDATE policy SET rules = replace(rules, ?1, ?2) WHERE instr(rules, ?1) > 0 AND ?3 IS NOT NULL".to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        erasure.audit = run("UPDATE audit SET reason = replace(reason, ?1, ?2), before = replace(before, ?1, ?2), after = replace(after, ?1, ?2) \
-                             WHERE (instr(reason, ?1) > 0 OR instr(COALESCE(before, ''), ?1) > 0 OR instr(COALESCE(after, ''), ?1) > 0) \
-                             AND ?3 IS NOT NULL"
+        // records of its change, always as a JSON string: replacing the
+        // quoted number cannot touch a longer number that contains it.
+        erasure.policy = run("UPDATE policy SET rules = replace(rules, '\"' || ?1 || '\"', '\"' || ?2 || '\"') \
+                              WHERE instr(rules, '\"' || ?1 || '\"') > 0 AND ?3 IS NOT NULL"
             .to_owned())
-            .execute(&mut *tx)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        let quoted_in_audit = run("UPDATE audit SET before = replace(before, '\"' || ?1 || '\"', '\"' || ?2 || '\"'), \
+                                   after = replace(after, '\"' || ?1 || '\"', '\"' || ?2 || '\"') \
+                                   WHERE (instr(COALESCE(before, ''), '\"' || ?1 || '\"') > 0 OR instr(COALESCE(after, ''), '\"' || ?1 || '\"') > 0) \
+                                   AND ?3 IS NOT NULL"
+            .to_owned())
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?
+        .rows_affected();
+        // Reasons are free text ("tester 5511..."): the number is replaced
+        // where it stands as a whole number, here rather than in SQL.
+        let reasons: Vec<(i64, String)> = sqlx::query_as("SELECT seq, reason FROM audit WHERE instr(reason, ?) > 0")
+            .bind(number)
+            .fetch_all(&mut *tx)
             .await
-            .map_err(map_err)?
-            .rows_affected();
+            .map_err(map_err)?;
+        let mut reasons_rewritten = 0;
+        for (seq, reason) in reasons {
+            let rewritten = replace_number(&reason, number, &pseudonym);
+            if rewritten != reason {
+                sqlx::query("UPDATE audit SET reason = ? WHERE seq = ?").bind(rewritten).bind(seq).execute(&mut *tx).await.map_err(map_err)?;
+                reasons_rewritten += 1;
+            }
+        }
+        erasure.audit = quoted_in_audit.max(reasons_rewritten);
         let after = json!({ "pseudonym": erasure.pseudonym, "rows": erasure.rows_json() });
         sqlx::query("UPDATE audit SET after = ? WHERE seq = ?")
             .bind(after.to_string())
@@ -272,6 +314,15 @@ mod tests {
         assert_eq!(after["rows"]["sessions"], 1);
         // The pseudonym reads back as a contact (the sweeper and `sessions show` parse it).
         assert_eq!(store.history_of(&Contact::parse(&erasure.pseudonym).unwrap()).await.unwrap().len(), 1);
+    }
+
+    #[test]
+    fn only_whole_numbers_are_replaced_in_free_text() {
+        assert_eq!(replace_number("tester 5511988887777, ok", "5511988887777", "00X"), "tester 00X, ok");
+        assert_eq!(replace_number("55119888877771 e 5511988887777", "5511988887777", "00X"), "55119888877771 e 00X");
+        assert_eq!(replace_number("12345-12345", "12345", "0"), "0-0");
+        assert_eq!(replace_number("fingerprint ab12345cd", "12345", "0"), "fingerprint ab0cd", "letters are boundaries");
+        assert_eq!(replace_number("9912345", "12345", "0"), "9912345");
     }
 
     #[tokio::test]
