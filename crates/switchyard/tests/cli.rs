@@ -403,7 +403,13 @@ fn sessions_lists_shows_and_ends_a_live_session() {
         .map(|session| (session["flow"].as_str().unwrap(), session["version"].as_str().unwrap(), session["outcome"].as_str().unwrap_or("live")))
         .collect();
     assert_eq!(seen, [("digital_certificate", "v1", "cancelled"), ("unknown", "v1", "completed")], "newest first");
+    assert_eq!(
+        history[0]["path"],
+        serde_json::json!(["route", "purchase.choose_type", "purchase.choose_media", "[cancelled: operator]"]),
+        "the steps the customer went through and how it ended"
+    );
     let text = stdout(&switchyard(&["sessions", "show", "5511977770001"], &env, ""));
+    assert!(text.contains("route → purchase.choose_type → purchase.choose_media → [cancelled: operator]"), "{text}");
     assert!(text.contains("cancelled at purchase.choose_media") && text.contains("5511*******01") && !text.contains("5511977770001"), "{text}");
     let bad = switchyard(&["sessions", "show", "not-a-number"], &env, "");
     assert_eq!(bad.status.code(), Some(1));

@@ -4,7 +4,9 @@
 
 use std::process::ExitCode;
 
-use serde_json::Value;
+use serde_json::{json, Value};
+use switchyard_engine::event::EventKind;
+use switchyard_engine::store::Store;
 use switchyard::sessions::session_json;
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::time::Timestamp;
@@ -93,8 +95,32 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let history = store.history_of(&contact).await?;
+    // The path through each session: the steps entered, re-prompts, how it ended.
+    let mut paths = Vec::with_capacity(history.len());
+    for session in &history {
+        let events = store.events_of(session.id()).await?;
+        let path: Vec<String> = events
+            .iter()
+            .filter_map(|event| match &event.kind {
+                EventKind::StepEntered => event.step.as_ref().map(ToString::to_string),
+                EventKind::Retried => Some("(retry)".to_owned()),
+                EventKind::Ended { outcome, detail } => Some(match detail {
+                    Some(detail) => format!("[{outcome}: {detail}]"),
+                    None => format!("[{outcome}]"),
+                }),
+                EventKind::Undeliverable { .. } => Some("(undeliverable reply)".to_owned()),
+                EventKind::Started { .. } => None,
+            })
+            .collect();
+        paths.push(path);
+    }
     if json {
-        println!("{}", Value::Array(history.iter().map(session_json).collect()));
+        let sessions = history.iter().zip(&paths).map(|(session, path)| {
+            let mut value = session_json(session);
+            value["path"] = json!(path);
+            value
+        });
+        println!("{}", Value::Array(sessions.collect()));
         return Ok(ExitCode::SUCCESS);
     }
     if history.is_empty() {
@@ -102,7 +128,7 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     println!("sessions of {} (newest first):", contact.masked());
-    for session in &history {
+    for (session, path) in history.iter().zip(&paths) {
         let end = match (session.outcome(), session.ended_at()) {
             (Some(outcome), Some(at)) => format!("{outcome} at {} ({at})", session.step()),
             _ => format!("LIVE at {}", session.step()),
@@ -116,6 +142,7 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
             session.reason().name(),
             session.turns()
         );
+        println!("      {}", path.join(" → "));
     }
     Ok(ExitCode::SUCCESS)
 }
