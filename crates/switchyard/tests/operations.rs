@@ -105,6 +105,64 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Starts the real `serve` binary on `port`, its output to `log` (or nowhere).
+fn spawn_serve(db: &str, evolution_url: &str, port: u16, env: &[(&str, &str)], log: Option<std::fs::File>) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.arg("serve").stdin(Stdio::null());
+    match log {
+        Some(log) => command.stdout(log.try_clone().unwrap()).stderr(log),
+        None => command.stdout(Stdio::null()).stderr(Stdio::null()),
+    };
+    for name in ["FLOW_VERSION_OVERRIDES", "SESSION_TTL", "HANDOFF_TTL", "SWITCHYARD_CONFIG", "WEBHOOK_SECRET", "DEBOUNCE", "LOG_FORMAT", "RUST_LOG"] {
+        command.env_remove(name);
+    }
+    command
+        .env("DATABASE_URL", db)
+        .env("EVOLUTION_URL", evolution_url)
+        .env("EVOLUTION_API_KEY", "global-key")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("SEND_THROTTLE", "off")
+        .envs(env.iter().copied());
+    command.spawn().unwrap()
+}
+
+async fn wait_ready(http: &reqwest::Client, base: &str) {
+    support::wait_until(|| async { http.get(format!("{base}/readyz")).send().await.is_ok_and(|response| response.status() == 200) }).await;
+}
+
+#[tokio::test]
+async fn a_burst_cut_by_a_crash_is_answered_once_after_the_restart() {
+    let evolution = StandIn::start().await;
+    let db = support::fresh_db();
+    let port = free_port();
+    let http = support::http();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut first = spawn_serve(&db, &evolution.url, port, &[("DEBOUNCE", "5s")], None);
+    wait_ready(&http, &base).await;
+    for (idx, text) in BURST.iter().enumerate() {
+        let body = upsert(&format!("CRASH-{idx}"), "5511922220005", text, 1_795_000_000 + idx as i64);
+        assert_eq!(http.post(format!("{base}/webhooks/evolution")).json(&body).send().await.unwrap().status(), 200);
+    }
+    // kill -9 inside the window: the burst is only in the inbox.
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let pending: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").fetch_one(&pool).await.unwrap();
+    assert_eq!(pending, 3, "accepted messages survive the crash");
+    assert!(evolution.sent().is_empty());
+
+    let mut second = spawn_serve(&db, &evolution.url, port, &[("DEBOUNCE", "5s")], None);
+    wait_ready(&http, &base).await;
+    support::wait_until(|| async { !evolution.sent().is_empty() }).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sent = evolution.sent();
+    assert!(sent.iter().all(|send| send.text.contains("segunda via")), "one turn for the whole burst, answered by billing: {sent:#?}");
+    let turns: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT created_at) FROM outbox").fetch_one(&pool).await.unwrap();
+    assert_eq!(turns, 1);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
+
 /// Runs a whole purchase with CPF and e-mail through the real `serve`
 /// binary (real webhooks over loopback, a stand-in Evolution) at `debug`,
 /// and returns everything it wrote.
@@ -114,23 +172,10 @@ async fn logs_of_a_purchase(number: &str, log_format: &str) -> String {
     let port = free_port();
     let log_path = std::env::temp_dir().join(format!("switchyard-log-{}-{port}.txt", std::process::id()));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
-    command.arg("serve").stdin(Stdio::null()).stdout(log.try_clone().unwrap()).stderr(log);
-    for name in ["FLOW_VERSION_OVERRIDES", "SESSION_TTL", "HANDOFF_TTL", "SWITCHYARD_CONFIG", "WEBHOOK_SECRET"] {
-        command.env_remove(name);
-    }
-    command
-        .env("DATABASE_URL", &db)
-        .env("EVOLUTION_URL", &evolution.url)
-        .env("EVOLUTION_API_KEY", "global-key")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("SEND_THROTTLE", "off")
-        .env("LOG_FORMAT", log_format)
-        .env("RUST_LOG", "debug");
-    let mut child = command.spawn().unwrap();
+    let mut child = spawn_serve(&db, &evolution.url, port, &[("LOG_FORMAT", log_format), ("RUST_LOG", "debug")], Some(log));
     let http = support::http();
     let base = format!("http://127.0.0.1:{port}");
-    support::wait_until(|| async { http.get(format!("{base}/readyz")).send().await.is_ok_and(|response| response.status() == 200) }).await;
+    wait_ready(&http, &base).await;
 
     let purchase = ["quero comprar um certificado", "1", "1", "meu cpf é 529.982.247-25", "Ana.Souza@Exemplo.com.br", "1", "sim"];
     for (idx, text) in purchase.iter().enumerate() {
