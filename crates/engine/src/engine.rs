@@ -56,6 +56,76 @@ pub struct EngineConfig {
     /// The flow a contact without a session starts in.
     pub entry_flow: FlowId,
     pub texts: EngineTexts,
+    /// Words that act in every flow and version (`menu`, `sair`, `atendente`).
+    pub commands: GlobalCommands,
+}
+
+/// What a global command does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// End the session (`cancelled`) and show the main menu (the entry flow).
+    Menu,
+    /// End the session politely (`cancelled`).
+    Exit,
+    /// Hand the customer to a human at once (`handoff`).
+    Human,
+}
+
+impl Command {
+    /// The name recorded in the `Ended` event's detail as `command:<name>`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Command::Menu => "menu",
+            Command::Exit => "exit",
+            Command::Human => "human",
+        }
+    }
+}
+
+/// The words of each global command. A message is a command only when the
+/// whole message, normalised ([`crate::text::normalize`]), is one of them:
+/// "sair" ends the session, "quero sair do plano" is left to the flow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GlobalCommands {
+    pub menu: Vec<String>,
+    pub exit: Vec<String>,
+    pub human: Vec<String>,
+}
+
+impl Default for GlobalCommands {
+    fn default() -> GlobalCommands {
+        let words = |list: &[&str]| list.iter().map(|word| (*word).to_owned()).collect();
+        GlobalCommands {
+            menu: words(&["menu"]),
+            exit: words(&["sair", "encerrar"]),
+            human: words(&["atendente", "humano"]),
+        }
+    }
+}
+
+impl GlobalCommands {
+    /// No command at all (a deployment that wants the flows to decide everything).
+    pub fn none() -> GlobalCommands {
+        GlobalCommands { menu: Vec::new(), exit: Vec::new(), human: Vec::new() }
+    }
+
+    /// The command `text` is, if any.
+    pub fn find(&self, text: &str) -> Option<Command> {
+        let text = crate::text::normalize(text);
+        if text.is_empty() {
+            return None;
+        }
+        let is = |words: &[String]| words.iter().any(|word| crate::text::normalize(word) == text);
+        if is(&self.menu) {
+            Some(Command::Menu)
+        } else if is(&self.exit) {
+            Some(Command::Exit)
+        } else if is(&self.human) {
+            Some(Command::Human)
+        } else {
+            None
+        }
+    }
 }
 
 impl Default for EngineConfig {
@@ -65,6 +135,7 @@ impl Default for EngineConfig {
             handoff_ttl: Duration::from_secs(24 * 60 * 60),
             entry_flow: FlowId::new_static("unknown"),
             texts: EngineTexts::default(),
+            commands: GlobalCommands::default(),
         }
     }
 }
@@ -104,6 +175,19 @@ pub struct Reply {
     pub version: Option<Version>,
     pub step: Option<StepId>,
     pub text: String,
+}
+
+impl Reply {
+    /// A reply in `session`'s context, at its current step.
+    fn at(session: &Session, text: String) -> Reply {
+        Reply {
+            session: Some(session.id()),
+            flow: Some(session.flow().clone()),
+            version: Some(session.version()),
+            step: Some(session.step().clone()),
+            text,
+        }
+    }
 }
 
 /// Everything a turn changed, to be committed in one transaction.
@@ -245,9 +329,21 @@ impl Engine {
                 return turn;
             }
         };
-        match live {
-            None => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn),
-            Some(mut session) => {
+        // Global commands act on a live session in any flow and version.
+        // Without one, `menu` and `atendente` are what the entry flow does
+        // anyway (it shows the menu, it routes to a person), and `sair` only
+        // needs a goodbye.
+        match (self.config.commands.find(text), live) {
+            (Some(command), Some(session)) => self.command(session, command, inbound, now, &mut turn),
+            (Some(Command::Exit), None) => turn.replies.push(Reply {
+                session: None,
+                flow: None,
+                version: None,
+                step: None,
+                text: self.config.texts.cancelled.clone(),
+            }),
+            (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn),
+            (None, Some(mut session)) => {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
                 session.record.expires_at = now.plus(self.config.session_ttl);
@@ -305,6 +401,30 @@ impl Engine {
             }
         }
         turn
+    }
+
+    /// Applies a global command to a live session: it ends at its current
+    /// step (`cancelled`, or `handoff` for a person) with the detail
+    /// `command:<name>`, so the funnel shows where customers gave up or
+    /// asked for a person.
+    fn command(&self, mut session: Session, command: Command, inbound: &Inbound, now: Timestamp, turn: &mut Turn) {
+        session.record.turns += 1;
+        session.record.last_input_at = now;
+        let (outcome, text) = match command {
+            Command::Menu => (Outcome::Cancelled, None),
+            Command::Exit => (Outcome::Cancelled, Some(&self.config.texts.cancelled)),
+            Command::Human => (Outcome::Handoff, Some(&self.config.texts.handoff)),
+        };
+        if let Some(text) = text {
+            turn.replies.push(Reply::at(&session, text.clone()));
+        }
+        self.end(&mut session, outcome, Some(format!("command:{}", command.name())), now, turn);
+        turn.sessions.push(session);
+        match command {
+            Command::Menu => self.start(self.config.entry_flow.clone(), "", inbound, now, 0, turn),
+            Command::Human => turn.handoff_until = Some(now.plus(self.config.handoff_ttl)),
+            Command::Exit => {}
+        }
     }
 
     /// The version's interrupt for `text`, unless the session is already in
@@ -532,13 +652,7 @@ impl Engine {
                         _ => None,
                     };
                     if let (false, Some(text)) = (said_something, default) {
-                        turn.replies.push(Reply {
-                            session: Some(session.id()),
-                            flow: Some(session.flow().clone()),
-                            version: Some(session.version()),
-                            step: Some(session.step().clone()),
-                            text: text.clone(),
-                        });
+                        turn.replies.push(Reply::at(&session, text.clone()));
                     }
                     self.end(&mut session, outcome, None, now, turn);
                     if outcome == Outcome::Handoff {
@@ -628,13 +742,7 @@ impl Engine {
     /// apology and a human.
     fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
         self.end(&mut session, Outcome::Failed, Some(detail), now, turn);
-        turn.replies.push(Reply {
-            session: Some(session.id()),
-            flow: Some(session.flow().clone()),
-            version: Some(session.version()),
-            step: Some(session.step().clone()),
-            text: self.config.texts.apology.clone(),
-        });
+        turn.replies.push(Reply::at(&session, self.config.texts.apology.clone()));
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
         turn.sessions.push(session);
     }
@@ -653,5 +761,26 @@ impl Engine {
             step: Some(session.step().clone()),
             kind,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_command_is_the_whole_message_normalised() {
+        let commands = GlobalCommands::default();
+        assert_eq!(commands.find("Menu"), Some(Command::Menu));
+        assert_eq!(commands.find("  SAIR! "), Some(Command::Exit));
+        assert_eq!(commands.find("encerrar"), Some(Command::Exit));
+        assert_eq!(commands.find("Atendente"), Some(Command::Human));
+        assert_eq!(commands.find("humano"), Some(Command::Human));
+        assert_eq!(commands.find("quero sair do plano"), None);
+        assert_eq!(commands.find("o menu"), None);
+        assert_eq!(commands.find(""), None);
+        assert_eq!(GlobalCommands::none().find("menu"), None);
+        let custom = GlobalCommands { menu: vec!["Início".to_owned()], ..GlobalCommands::none() };
+        assert_eq!(custom.find("inicio"), Some(Command::Menu));
     }
 }

@@ -10,6 +10,9 @@
 //! - `codec` (private): how rows map to the engine's types, for both.
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
+//! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
+//! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
+//! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
 //! - [`conformance`]: the contract every store must pass, as async functions
 //!   the backends' test files call; [`testing`]: fresh databases for tests.
 //! - [`open`]: picks the backend from a `DATABASE_URL`.
@@ -17,11 +20,14 @@
 //! Row types live here, not in the engine: the engine's types do not know how
 //! they are serialised.
 
+pub mod burst;
 mod codec;
 pub mod conformance;
 pub mod policy;
 pub mod postgres;
+pub mod privacy;
 pub mod report;
+pub mod sessions;
 pub mod sqlite;
 pub mod testing;
 
@@ -37,6 +43,8 @@ use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::policy::{AuditRecord, Served};
+use crate::privacy::{Erasure, Purge};
+use crate::sessions::LiveFilter;
 pub use crate::postgres::{redact as redact_url, PgSettings};
 use crate::postgres::PgStore;
 use crate::report::{StepAggregate, VersionAggregate, Window};
@@ -116,6 +124,14 @@ impl Db {
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;
         pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError>;
         pub async fn message_totals(&self) -> Result<(u64, u64), StoreError>;
+        pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError>;
+        pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError>;
+        pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError>;
+        pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError>;
+        pub async fn pending_burst(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Pending>, StoreError>;
+        pub async fn merge_burst(&self, seqs: &[i64], text: &str) -> Result<(), StoreError>;
+        pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError>;
+        pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError>;
     }
 }
 

@@ -59,13 +59,13 @@ pub const CLAIM: Duration = Duration::from_secs(30);
 const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
 
 fn migrator() -> Migrator {
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("schema"),
-        MigrationType::Simple,
-        include_str!("../migrations/postgres/0001_schema.sql").into_sql_str(),
-        false,
-    )])
+    let migration = |version: i64, description: &'static str, sql: &'static str| {
+        Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
+    };
+    Migrator::with_migrations(vec![
+        migration(1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
+        migration(2, "contact and retention indexes", include_str!("../migrations/postgres/0002_contact_indexes.sql")),
+    ])
 }
 
 /// Connection settings beyond the URL.
@@ -173,9 +173,9 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+pub(crate) type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
 
-async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
+pub(crate) async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(AUDIT_LOCK).execute(&mut **tx).await.map_err(map_err)?;
     Ok(())
 }

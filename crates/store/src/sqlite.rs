@@ -31,6 +31,7 @@ fn migrator() -> Migrator {
         migration(2, "inbox and outbox", include_str!("../migrations/sqlite/0002_inbox_and_outbox.sql")),
         migration(3, "policy and audit", include_str!("../migrations/sqlite/0003_policy_and_audit.sql")),
         migration(4, "split assignments", include_str!("../migrations/sqlite/0004_split_assignments.sql")),
+        migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
     ])
 }
 

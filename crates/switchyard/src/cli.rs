@@ -8,7 +8,8 @@ use clap::{Parser, Subcommand};
 /// chosen by an explicit policy; `FLOW_VERSION_OVERRIDES=flow=vN` beats
 /// everything and is the one-line rollback.
 ///
-/// Configuration comes from the environment: DATABASE_URL (default
+/// Configuration comes from the environment or a TOML file (SWITCHYARD_CONFIG,
+/// the environment wins): DATABASE_URL (default
 /// sqlite://switchyard.db), FLOW_VERSION_OVERRIDES, SESSION_TTL (default 30m),
 /// HANDOFF_TTL (default 24h).
 #[derive(Debug, Parser)]
@@ -84,6 +85,12 @@ pub enum Command {
     Handoff {
         #[command(subcommand)]
         action: HandoffAction,
+    },
+    /// Live sessions, one contact's history, ending a session by hand, and
+    /// erasing a contact's personal data (LGPD).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
     },
     /// List every compiled flow version (or show one, or draw its graph).
     Flows {
@@ -188,6 +195,49 @@ pub enum HandoffAction {
         /// The Evolution API instance.
         #[arg(long, default_value = "console")]
         instance: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// Live sessions, longest-running first.
+    #[command(disable_version_flag = true)]
+    List {
+        #[arg(long)]
+        flow: Option<String>,
+        /// `v2` (needs --flow).
+        #[arg(long)]
+        version: Option<String>,
+        #[arg(long)]
+        step: Option<String>,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, default_value_t = 200)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One contact's sessions on every instance: versions, steps, outcomes, times.
+    Show {
+        /// The customer's phone number or WhatsApp id.
+        contact: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// End the contact's live session now (outcome `cancelled`, detail `operator`).
+    End {
+        contact: String,
+        /// Only on this instance (default: every instance).
+        #[arg(long)]
+        instance: Option<String>,
+    },
+    /// Erase the contact's personal data everywhere (messages, session data,
+    /// outbox, event details, pins), keeping anonymous counts; audited.
+    Forget {
+        contact: String,
+        /// Why (the request or ticket): recorded in the audit.
+        #[arg(long)]
+        reason: String,
     },
 }
 

@@ -1,11 +1,13 @@
-//! Configuration from the environment. Every variable is parsed strictly; a
-//! bad value is reported naming the variable and the value. [`Config`] is what
+//! Configuration from the environment, then the optional TOML file
+//! ([`crate::config_file`]). Every variable is parsed strictly; a bad value
+//! is reported naming the variable and the value. [`Config`] is what
 //! every command needs; [`ServeConfig`] adds what only `serve` needs.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use switchyard_engine::engine::GlobalCommands;
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::Overrides;
 use switchyard_engine::time::parse_duration;
@@ -22,12 +24,16 @@ pub struct Config {
     pub database: switchyard_store::PgSettings,
     /// The model for classification (`LLM_*`); `None`: offline, keywords decide.
     pub llm: Option<switchyard_llm::Settings>,
+    /// `COMMANDS_MENU`, `COMMANDS_EXIT`, `COMMANDS_HUMAN`: the words of the global commands.
+    pub commands: GlobalCommands,
 }
 
-pub(crate) fn var(name: &str) -> Result<Option<String>, String> {
+/// The variable `name` from the environment, else from the configuration
+/// file ([`crate::config_file`]).
+pub fn var(name: &str) -> Result<Option<String>, String> {
     match std::env::var(name) {
         Ok(value) => Ok(Some(value)),
-        Err(std::env::VarError::NotPresent) => Ok(None),
+        Err(std::env::VarError::NotPresent) => Ok(crate::config_file::value(name).map(str::to_owned)),
         Err(std::env::VarError::NotUnicode(_)) => Err(format!("{name} is not valid UTF-8")),
     }
 }
@@ -56,7 +62,7 @@ fn duration_var(name: &str, default: Duration, problems: &mut Vec<String>) -> Du
 impl Config {
     /// Reads the environment; returns every problem, one line each.
     pub fn from_env() -> Result<Config, Vec<String>> {
-        let mut problems = Vec::new();
+        let mut problems: Vec<String> = crate::config_file::problems().to_vec();
         let database_url = match var("DATABASE_URL") {
             Ok(Some(url)) if url.trim().is_empty() => {
                 problems.push("DATABASE_URL is set but empty (unset it to use sqlite://switchyard.db)".to_owned());
@@ -116,8 +122,9 @@ impl Config {
                 None
             }
         };
+        let commands = commands_var(&mut problems);
         if problems.is_empty() {
-            Ok(Config { database_url, overrides, session_ttl, handoff_ttl, database, llm })
+            Ok(Config { database_url, overrides, session_ttl, handoff_ttl, database, llm, commands })
         } else {
             Err(problems)
         }
@@ -126,6 +133,35 @@ impl Config {
     pub fn overrides(&self, registry: &Registry) -> Result<Overrides, Vec<String>> {
         Overrides::parse(&self.overrides, registry)
     }
+}
+
+/// The global commands: each variable is a comma-separated word list
+/// (`COMMANDS_EXIT=sair,encerrar,tchau`); set but empty turns that command off.
+fn commands_var(problems: &mut Vec<String>) -> GlobalCommands {
+    let mut commands = GlobalCommands::default();
+    for (name, slot) in [("COMMANDS_MENU", &mut commands.menu), ("COMMANDS_EXIT", &mut commands.exit), ("COMMANDS_HUMAN", &mut commands.human)] {
+        match var(name) {
+            Ok(None) => {}
+            Ok(Some(text)) => {
+                let words: Vec<String> = text.split(',').map(str::trim).filter(|word| !word.is_empty()).map(str::to_owned).collect();
+                if let Some(word) = words.iter().find(|word| switchyard_engine::text::normalize(word).is_empty()) {
+                    problems.push(format!("{name}: '{word}' has no letters or digits to match"));
+                }
+                *slot = words;
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let all = [&commands.menu, &commands.exit, &commands.human];
+    for (idx, list) in all.iter().enumerate() {
+        for word in list.iter() {
+            let normal = switchyard_engine::text::normalize(word);
+            if all[idx + 1..].iter().any(|other| other.iter().any(|other| switchyard_engine::text::normalize(other) == normal)) {
+                problems.push(format!("command word '{word}' is given to two commands (COMMANDS_MENU, COMMANDS_EXIT, COMMANDS_HUMAN)"));
+            }
+        }
+    }
+    commands
 }
 
 /// What `serve` needs beyond [`Config`].
@@ -154,6 +190,14 @@ pub struct ServeConfig {
     /// The model that answers what the keyword classifiers cannot (built
     /// from [`Config::llm`]); `None`: offline.
     pub model: Option<std::sync::Arc<switchyard_llm::Llm>>,
+    /// `DEBOUNCE`: per-instance windows that join a contact's burst into one input; off by default.
+    pub debounce: crate::serve::Debounce,
+    /// `IGNORE_JIDS`: chats the bot never answers.
+    pub ignore: crate::ignore::IgnoreList,
+    /// `RETENTION`: message texts and session data older than this are purged by the sweeper; `None` keeps them.
+    pub retention: Option<Duration>,
+    /// `LOG_FORMAT=json`: JSON lines instead of text.
+    pub log_json: bool,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -172,6 +216,9 @@ impl std::fmt::Debug for ServeConfig {
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
             .field("model", &self.model)
+            .field("debounce", &self.debounce.to_string())
+            .field("ignore", &self.ignore.to_string())
+            .field("retention", &self.retention)
             .finish_non_exhaustive()
     }
 }
@@ -244,6 +291,10 @@ impl ServeConfig {
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
             model: None,
+            debounce: crate::serve::Debounce::default(),
+            ignore: crate::ignore::IgnoreList::default(),
+            retention: None,
+            log_json: false,
         }
     }
 
@@ -316,6 +367,34 @@ impl ServeConfig {
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
             model: None,
+            debounce: text_var("DEBOUNCE", &mut problems)
+                .map(|text| crate::serve::Debounce::parse(&text).map_err(|problem| problems.push(format!("DEBOUNCE: {problem}"))).unwrap_or_default())
+                .unwrap_or_default(),
+            ignore: text_var("IGNORE_JIDS", &mut problems)
+                .map(|text| crate::ignore::IgnoreList::parse(&text).map_err(|problem| problems.push(format!("IGNORE_JIDS: {problem}"))).unwrap_or_default())
+                .unwrap_or_default(),
+            retention: match text_var("RETENTION", &mut problems).as_deref() {
+                None | Some("off") => None,
+                Some(text) => match parse_duration(text) {
+                    Ok(duration) if duration >= Duration::from_secs(3600) => Some(duration),
+                    Ok(_) => {
+                        problems.push(format!("RETENTION '{text}' must be at least 1h (or off)"));
+                        None
+                    }
+                    Err(problem) => {
+                        problems.push(format!("RETENTION: {problem}"));
+                        None
+                    }
+                },
+            },
+            log_json: match text_var("LOG_FORMAT", &mut problems).map(|text| text.to_ascii_lowercase()).as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => {
+                    problems.push(format!("LOG_FORMAT '{other}' must be text or json"));
+                    false
+                }
+            },
         };
         if axum::http::HeaderName::from_bytes(config.webhook_secret_header.as_bytes()).is_err() {
             problems.push(format!("WEBHOOK_SECRET_HEADER '{}' is not a valid header name", config.webhook_secret_header));

@@ -5,13 +5,21 @@
 //! # Layout
 //! - [`config`]: every environment variable, parsed strictly.
 //! - [`eval`]: the classifier evaluation (labelled set, accuracy, confusions).
+//! - [`config_file`]: the optional TOML file (same settings; the environment wins).
+//! - [`ignore`]: ignore lists (numbers, JIDs, `@g.us` / `@s.whatsapp.net` wildcards).
+//! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
+//! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
 pub mod config;
 pub mod eval;
+pub mod config_file;
+pub mod ignore;
+pub mod logs;
 pub mod report;
 pub mod rollout;
 pub mod serve;
+pub mod sessions;

@@ -103,6 +103,10 @@ pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery)
         if let Some(compiled) = engine.registry().get(flow, report.version) {
             funnel.sort_by_key(|step| compiled.steps().iter().position(|declared| declared.id == step.step).unwrap_or(usize::MAX));
         }
+        let commands = store.commands_by_step(&window, report.version).await?;
+        let commands_at = |step: &str| -> serde_json::Map<String, Value> {
+            commands.iter().filter(|(at, _, _)| at == step).map(|(_, command, count)| (command.clone(), json!(count))).collect()
+        };
         let counts = &report.counts;
         versions_json.push(json!({
             "version": report.version.to_string(),
@@ -115,6 +119,8 @@ pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery)
             "funnel": funnel.iter().map(|step| json!({
                 "step": step.step, "reached": step.reached, "expired_here": step.expired_here, "handed_off_here": step.handed_off_here,
                 "failed_here": step.failed_here, "cancelled_here": step.cancelled_here,
+                // Of those, ended by a global command (menu, exit, human).
+                "commands_here": commands_at(&step.step),
             })).collect::<Vec<_>>(),
             "classification": classification_json(&decisions),
         }));

@@ -21,10 +21,16 @@ pub fn run() -> ExitCode {
             None
         }
     };
+    // With an Evolution URL configured, what `serve` needs is checked too.
+    if switchyard::config::var("EVOLUTION_URL").ok().flatten().is_some()
+        && let Err(serve_problems) = switchyard::config::ServeConfig::from_env()
+    {
+        problems.extend(serve_problems);
+    }
     let mut overrides = None;
     if let Some(registry) = &registry {
         // Parse the override even when another variable is bad: report everything at once.
-        let raw = std::env::var("FLOW_VERSION_OVERRIDES").unwrap_or_default();
+        let raw = switchyard::config::var("FLOW_VERSION_OVERRIDES").ok().flatten().unwrap_or_default();
         match switchyard_engine::resolve::Overrides::parse(&raw, registry) {
             Ok(parsed) => overrides = Some(parsed),
             Err(override_problems) => problems.extend(override_problems),
@@ -46,5 +52,24 @@ pub fn run() -> ExitCode {
     }
     println!("database: {}", switchyard_store::redact_url(&config.database_url));
     println!("session ttl: {}s, handoff ttl: {}s", config.session_ttl.as_secs(), config.handoff_ttl.as_secs());
+    println!(
+        "global commands: menu [{}], exit [{}], human [{}]",
+        config.commands.menu.join(", "),
+        config.commands.exit.join(", "),
+        config.commands.human.join(", ")
+    );
+    match switchyard::config_file::path() {
+        Some(path) => println!("configuration file: {path}"),
+        None => println!("configuration file: none (set SWITCHYARD_CONFIG or add switchyard.toml)"),
+    }
+    println!("effective configuration (environment > file > default; secrets redacted):");
+    for (name, value, source) in switchyard::config_file::effective() {
+        let source = match source {
+            switchyard::config_file::Source::Environment => "env",
+            switchyard::config_file::Source::File => "file",
+            switchyard::config_file::Source::Default => "default",
+        };
+        println!("  {name:<24} {value}  ({source})");
+    }
     ExitCode::SUCCESS
 }

@@ -9,7 +9,7 @@ use switchyard_engine::resolve::Overrides;
 /// The override in the environment, if it parses. A bad one is a warning
 /// here (listing still helps); `check`, `chat` and `serve` refuse it.
 fn overrides(registry: &Registry) -> Overrides {
-    let raw = std::env::var("FLOW_VERSION_OVERRIDES").unwrap_or_default();
+    let raw = switchyard::config::var("FLOW_VERSION_OVERRIDES").ok().flatten().unwrap_or_default();
     match Overrides::parse(&raw, registry) {
         Ok(overrides) => overrides,
         Err(problems) => {

@@ -22,6 +22,7 @@ mod handoff;
 mod report;
 mod rollout;
 mod serve;
+mod sessions;
 pub(crate) mod simulate;
 mod snapshot;
 
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Rollout { action } => rollout::run(action).await,
         Command::Audit { action, flow, since, until, json } => audit::run(action, flow, since, until, json).await,
         Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,
+        Command::Sessions { action } => sessions::run(action).await,
     }
 }
 
@@ -81,7 +83,12 @@ pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
         ExitCode::from(INVALID)
     })?;
     let resolver = Resolver::new(&registry, overrides, Box::new(NoRules));
-    let engine_config = EngineConfig { session_ttl: config.session_ttl, handoff_ttl: config.handoff_ttl, ..EngineConfig::default() };
+    let engine_config = EngineConfig {
+        session_ttl: config.session_ttl,
+        handoff_ttl: config.handoff_ttl,
+        commands: config.commands.clone(),
+        ..EngineConfig::default()
+    };
     let engine = Engine::new(registry, resolver, engine_config).map_err(|problem| {
         report(&[problem]);
         ExitCode::from(INVALID)

@@ -90,6 +90,14 @@ pub async fn run(
         let line: Vec<String> = columns.iter().map(|column| format!("{:<47}", column.get(row).cloned().unwrap_or_default())).collect();
         println!("  {}", line.join("  ").trim_end());
     }
+    // Global commands (menu, sair, atendente) by the step they were used at.
+    for version in &versions {
+        for step in version["funnel"].as_array().cloned().unwrap_or_default() {
+            let Some(commands) = step["commands_here"].as_object().filter(|commands| !commands.is_empty()) else { continue };
+            let used: Vec<String> = commands.iter().map(|(command, count)| format!("{command} {count}")).collect();
+            println!("  {} {}: global commands {}", version["version"].as_str().unwrap_or("?"), step["step"].as_str().unwrap_or("?"), used.join(", "));
+        }
+    }
     if versions.iter().any(|version| version["classification"]["decisions"].as_u64().unwrap_or(0) > 0) {
         println!("\nclassification: who decided, and what the model cost");
         println!("{:<10} {:>9} {:>8} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}", "version", "decisions", "keyword", "model", "calls", "cached", "failures", "p50 ms", "p95 ms", "tokens in", "tokens out");

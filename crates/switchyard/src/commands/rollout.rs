@@ -14,7 +14,7 @@ use crate::cli::RolloutAction;
 use switchyard::rollout::ChangeError;
 
 /// The local user, recorded as the actor of CLI changes.
-fn actor() -> String {
+pub(crate) fn actor() -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".to_owned());
     format!("cli:{user}")
 }

@@ -7,14 +7,6 @@ use std::sync::Arc;
 use anyhow::Context;
 use switchyard::config::ServeConfig;
 use switchyard::serve::Server;
-use tracing_subscriber::EnvFilter;
-
-fn init_logs() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("LOG_FORMAT").is_ok_and(|format| format.eq_ignore_ascii_case("json"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
-}
 
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -53,7 +45,7 @@ pub async fn run() -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    init_logs();
+    switchyard::logs::init(serve_config.log_json);
     let started = std::time::Instant::now();
     if serve_config.webhook_secret.is_none() && serve_config.webhook_secrets.is_empty() && serve_config.webhook_jwt_key.is_none() {
         tracing::warn!("no WEBHOOK_SECRET, WEBHOOK_SECRETS or WEBHOOK_JWT_KEY: anyone who reaches this port can post webhooks");

@@ -10,6 +10,10 @@
 //! - `GET /api/audit?flow=&since=&until=`: policy changes and deploys.
 //! - `GET /api/report?flow=&versions=&since=&until=&instance=&min_finished=`: the per-version report.
 //! - `POST /api/handoffs/release` `{"instance","contact"}`: the bot answers the contact again.
+//! - `GET /api/sessions?flow=&version=&step=&instance=&limit=`: live sessions.
+//! - `GET /api/sessions/{contact}`: the contact's history on every instance.
+//! - `POST /api/sessions/{contact}/end` `{"instance"?}`: end its live session(s) (`cancelled`, `operator`).
+//! - `POST /api/sessions/{contact}/forget` `{"reason"}`: erase the contact (LGPD), audited with the token's name.
 
 use std::collections::HashMap;
 
@@ -35,6 +39,10 @@ pub fn router() -> Router<AppState> {
         .route("/api/explain", get(explain))
         .route("/api/audit", get(audit))
         .route("/api/report", get(report))
+        .route("/api/sessions", get(list_sessions))
+        .route("/api/sessions/{contact}", get(show_sessions))
+        .route("/api/sessions/{contact}/end", post(end_sessions))
+        .route("/api/sessions/{contact}/forget", post(forget_contact))
         .route("/api/openapi.json", get(openapi))
 }
 
@@ -243,5 +251,116 @@ async fn report(State(state): State<AppState>, headers: HeaderMap, Query(query):
     match crate::report::build(state.store(), state.engine(), flow, &report_query).await {
         Ok(value) => (StatusCode::OK, Json(value)).into_response(),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
+    }
+}
+
+fn store_unavailable(err: &switchyard_engine::store::StoreError) -> Response {
+    tracing::error!(error = %err, "admin request failed in the store");
+    error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")
+}
+
+/// The token's name and the contact in the path, or the 401/400 to answer.
+fn actor_and_contact(state: &AppState, headers: &HeaderMap, contact: &str) -> Result<(String, Contact), Response> {
+    let actor = authorized(state, headers)?;
+    let contact = Contact::parse(contact).map_err(|problem| error(StatusCode::BAD_REQUEST, problem))?;
+    Ok((actor, contact))
+}
+
+async fn list_sessions(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
+    if let Err(response) = authorized(&state, &headers) {
+        return response;
+    }
+    if let Some(unknown) = query.keys().find(|key| !matches!(key.as_str(), "flow" | "version" | "step" | "instance" | "limit")) {
+        return error(StatusCode::BAD_REQUEST, format!("unknown query parameter '{unknown}' (flow, version, step, instance, limit)"));
+    }
+    let version = match query.get("version").map(|text| switchyard_engine::ids::Version::parse(text)).transpose() {
+        Ok(version) => version,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, format!("version: {problem}")),
+    };
+    let instance = match query.get("instance").map(|text| InstanceId::parse(text)).transpose() {
+        Ok(instance) => instance,
+        Err(problem) => return error(StatusCode::BAD_REQUEST, format!("instance: {problem}")),
+    };
+    let limit = match query.get("limit").map(|text| text.parse::<u32>()).transpose() {
+        Ok(limit) => limit.unwrap_or(200).min(5000),
+        Err(_) => return error(StatusCode::BAD_REQUEST, format!("limit '{}' must be a whole number", query["limit"])),
+    };
+    let filter = switchyard_store::sessions::LiveFilter {
+        flow: query.get("flow").map(String::as_str),
+        version,
+        step: query.get("step").map(String::as_str),
+        instance: instance.as_ref(),
+    };
+    match state.store().live_sessions(&filter, limit).await {
+        Ok(sessions) => Json(Value::Array(sessions.iter().map(crate::sessions::session_json).collect())).into_response(),
+        Err(err) => store_unavailable(&err),
+    }
+}
+
+async fn show_sessions(State(state): State<AppState>, headers: HeaderMap, Path(contact): Path<String>) -> Response {
+    let contact = match actor_and_contact(&state, &headers, &contact) {
+        Ok((_, contact)) => contact,
+        Err(response) => return response,
+    };
+    match state.store().history_of(&contact).await {
+        Ok(sessions) => Json(Value::Array(sessions.iter().map(crate::sessions::session_json).collect())).into_response(),
+        Err(err) => store_unavailable(&err),
+    }
+}
+
+async fn end_sessions(State(state): State<AppState>, headers: HeaderMap, Path(contact): Path<String>, body: axum::body::Bytes) -> Response {
+    let (actor, contact) = match actor_and_contact(&state, &headers, &contact) {
+        Ok(pair) => pair,
+        Err(response) => return response,
+    };
+    let body = if body.is_empty() { json!({}) } else {
+        match parse_body(&body) {
+            Ok(body) => body,
+            Err(response) => return response,
+        }
+    };
+    let instance = match body.get("instance") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(text)) => match InstanceId::parse(text) {
+            Ok(instance) => Some(instance),
+            Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
+        },
+        Some(_) => return error(StatusCode::BAD_REQUEST, "body field 'instance' must be a string"),
+    };
+    match crate::sessions::end_live(state.engine(), state.store(), &contact, instance.as_ref(), "operator").await {
+        Ok(ended) => {
+            tracing::info!(contact = %contact.masked(), ended, %actor, "sessions ended by hand");
+            Json(json!({ "ended": ended })).into_response()
+        }
+        Err(err) => store_unavailable(&err),
+    }
+}
+
+async fn forget_contact(State(state): State<AppState>, headers: HeaderMap, Path(contact): Path<String>, body: axum::body::Bytes) -> Response {
+    let (actor, contact) = match actor_and_contact(&state, &headers, &contact) {
+        Ok(pair) => pair,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let reason = match field(&body, "reason") {
+        Ok(reason) if !reason.trim().is_empty() => reason.trim().to_owned(),
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "body field 'reason' must say why (the request or ticket)"),
+        Err(response) => return response,
+    };
+    match crate::sessions::forget(state.engine(), state.store(), &contact, &actor, &reason).await {
+        Ok((erasure, ended)) => {
+            tracing::info!(contact = %contact.masked(), audit_seq = erasure.audit_seq, %actor, "contact erased");
+            Json(json!({
+                "pseudonym": erasure.pseudonym,
+                "audit_seq": erasure.audit_seq,
+                "ended": ended,
+                "rows": erasure.rows_json(),
+            }))
+            .into_response()
+        }
+        Err(err) => store_unavailable(&err),
     }
 }

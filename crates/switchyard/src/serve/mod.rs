@@ -29,11 +29,14 @@ use tokio::task::JoinHandle;
 use crate::config::ServeConfig;
 
 mod admin;
+mod debounce;
 mod health;
 mod metrics;
 mod processor;
 mod sender;
 mod webhook;
+
+pub use debounce::Debounce;
 
 /// The store the server runs on.
 pub type ServerStore = Arc<Db>;

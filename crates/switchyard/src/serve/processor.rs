@@ -28,6 +28,10 @@ type Key = (InstanceId, Contact);
 
 /// Contacts processed at once.
 const CONCURRENCY: usize = 64;
+/// How often the retention purge runs at most (when RETENTION is set, and
+/// not more often than the retention period itself): it scans by age, so
+/// not at every sweep.
+const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
 /// How often the inbox is scanned for work nobody woke us for (after a restart).
 const POLL: Duration = Duration::from_millis(500);
 
@@ -115,6 +119,19 @@ async fn drain(state: &AppState, key: &Key) {
                 continue;
             }
         };
+        // Debounce hook (issue #9, see debounce.rs): with a window for the
+        // instance, wait until the contact is quiet and merge the burst
+        // into this entry. Without one, `pending` comes back unchanged.
+        let pending = match super::debounce::gather(state, pending).await {
+            Ok(pending) => pending,
+            Err(StoreError::Conflict(_)) => continue,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot merge a burst; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
         match process(state, &pending).await {
             Ok(()) => {
                 backoff = Duration::from_millis(50);
@@ -140,7 +157,10 @@ async fn drain(state: &AppState, key: &Key) {
 
 async fn process(state: &AppState, pending: &Pending) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
-    let result = process_entry(state, pending).await;
+    // The request id is the inbound message's id: the webhook, this turn and
+    // its sends all log it.
+    let span = tracing::info_span!("turn", request_id = %pending.entry.message_id);
+    let result = tracing::Instrument::instrument(process_entry(state, pending), span).await;
     if result.is_ok() {
         state.inner.metrics.processing.observe(started.elapsed());
     }
@@ -153,6 +173,10 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
     let now = Timestamp::now_utc();
     let turn = match &entry.kind {
         InboxKind::Customer(content) => {
+            // Masked on the way out like every log line (crate::logs).
+            if let switchyard_engine::engine::Content::Text(text) = content {
+                tracing::debug!(contact = %entry.contact.masked(), %text, "customer wrote");
+            }
             let inbound = Inbound { instance: entry.instance.clone(), contact: entry.contact.clone(), content: content.clone() };
             let model = state.config().model.as_deref().map(|llm| llm as &dyn switchyard_engine::classify::Model);
             switchyard_engine::service::run_turn(state.engine(), model, contact_state, &inbound, now).await
@@ -170,7 +194,18 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
             "session ended"
         );
     }
-    state.store().commit_inbound(&turn, pending.seq, &entry.reply_to).await
+    state.store().commit_inbound(&turn, pending.seq, &entry.reply_to).await?;
+    let live = turn.live();
+    tracing::info!(
+        instance = %entry.instance,
+        contact = %entry.contact.masked(),
+        replies = turn.replies.len(),
+        silenced = turn.silenced,
+        flow = live.map(|session| session.flow().as_str()),
+        step = live.map(|session| session.step().as_str()),
+        "turn committed"
+    );
+    Ok(())
 }
 
 /// Expires sessions past their TTL every `SWEEP_INTERVAL`: a drop-off at
@@ -178,10 +213,17 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
 pub async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
     let conversations = Conversations::new(std::sync::Arc::clone(state.engine()), std::sync::Arc::clone(state.store()), SystemClock);
     let mut tick = tokio::time::interval(state.config().sweep_interval);
+    let mut last_purge: Option<std::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = super::stopped(&mut stop) => return,
+        }
+        if let Some(retention) = state.config().retention
+            && last_purge.is_none_or(|at| at.elapsed() >= RETENTION_INTERVAL.min(retention))
+        {
+            last_purge = Some(std::time::Instant::now());
+            purge(&state, retention).await;
         }
         match conversations.sweep(500).await {
             Ok(turns) if !turns.is_empty() => tracing::info!(expired = turns.len(), "sessions expired"),
@@ -191,3 +233,18 @@ pub async fn sweep(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// The retention purge (RETENTION): texts and session data older than the
+/// period are cleared, counts kept (`Db::purge_before`).
+async fn purge(state: &AppState, retention: Duration) {
+    match state.store().purge_before(Timestamp::now_utc().minus(retention)).await {
+        Ok(purge) if !purge.is_empty() => tracing::info!(
+            inbox_texts = purge.inbox_texts,
+            outbox_texts = purge.outbox_texts,
+            session_data = purge.session_data,
+            event_details = purge.event_details,
+            "retention purge"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(error = %err, "retention purge failed; will retry"),
+    }
+}

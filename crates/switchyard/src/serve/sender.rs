@@ -129,7 +129,14 @@ async fn record(
     now: Timestamp,
 ) -> Result<(), switchyard_engine::store::StoreError> {
     match result {
-        Ok(sent) => state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await,
+        Ok(sent) => {
+            state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await?;
+            if tracing::enabled!(tracing::Level::INFO) {
+                let request_id = state.store().request_of_outbox(outgoing.seq).await.ok().flatten().unwrap_or_else(|| "-".to_owned());
+                tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
+            }
+            Ok(())
+        }
         Err(SendError::Retryable(reason)) => {
             let wait = backoff(outgoing.attempts);
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), attempts = outgoing.attempts + 1, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");

@@ -143,6 +143,18 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
         Chat::Group { .. } if !state.config().answer_groups => return ignored("group messages are ignored (ANSWER_GROUPS=false)"),
         Chat::Group { .. } | Chat::Direct => {}
     }
+    let chat = crate::ignore::ChatRef {
+        instance: instance.as_str(),
+        group: match &incoming.chat {
+            Chat::Group { jid } => Some(jid.as_str()),
+            _ => None,
+        },
+        phone: incoming.sender.phone.as_deref(),
+        lid: incoming.sender.lid.as_deref(),
+    };
+    if state.config().ignore.matches(&chat) {
+        return ignored("this chat is on the ignore list (IGNORE_JIDS)");
+    }
     let kind = if operator {
         InboxKind::Operator
     } else {
@@ -166,7 +178,8 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
         received_at: Timestamp::now_utc(),
     };
     match state.store().accept(&entry).await {
-        Ok(Accepted::New(_)) => {
+        Ok(Accepted::New(seq)) => {
+            tracing::info!(request_id = %entry.message_id, instance = %entry.instance, contact = %entry.contact.masked(), seq, "message accepted");
             let _ = state.inner.wake_processor.send((entry.instance.clone(), entry.contact.clone()));
             reply(StatusCode::OK, json!({ "status": "accepted" }))
         }

@@ -1,0 +1,210 @@
+//! Sessions for operators (`switchyard sessions`): the live ones, filtered,
+//! and one contact's whole history across instances.
+
+use switchyard_engine::ids::{Contact, InstanceId, Version};
+use switchyard_engine::session::Session;
+use switchyard_engine::store::StoreError;
+
+use crate::report::Window;
+use crate::codec::{session_columns, session_from_row};
+use crate::postgres::map_err as pg_err;
+use crate::sqlite::{map_err, SqliteStore};
+
+/// Which live sessions to list; `None` matches everything.
+#[derive(Clone, Debug, Default)]
+pub struct LiveFilter<'a> {
+    pub flow: Option<&'a str>,
+    pub version: Option<Version>,
+    pub step: Option<&'a str>,
+    pub instance: Option<&'a InstanceId>,
+}
+
+impl SqliteStore {
+    /// Live sessions matching `filter` (even those past their expiry that the
+    /// sweeper has not reached yet), longest-running first, at most `limit`.
+    pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR version = ?2) \
+             AND (?3 IS NULL OR step = ?3) AND (?4 IS NULL OR instance = ?4) ORDER BY started_at, rowid LIMIT ?5"
+        ))
+        .bind(filter.flow)
+        .bind(filter.version.map(|version| i64::from(version.number())))
+        .bind(filter.step)
+        .bind(filter.instance.map(InstanceId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Every session of `contact` on every instance, newest first.
+    pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE contact = ? ORDER BY started_at DESC, rowid DESC"))
+            .bind(contact.as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    /// Sessions of `version` in `window` that a global command ended
+    /// (event detail `command:<name>`), per (step, command), ordered by step
+    /// and command: where customers gave up or asked for a person.
+    pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = ?1 AND s.version = ?2 \
+             AND s.started_at >= ?3 AND s.started_at < ?4 AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) \
+             GROUP BY e.step, command ORDER BY e.step, command",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(window.since.map_or(i64::MIN, switchyard_engine::time::Timestamp::as_millis))
+        .bind(window.until.map_or(i64::MAX, switchyard_engine::time::Timestamp::as_millis))
+        .bind(window.instance.map(InstanceId::as_str))
+        .bind(window.reason)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
+    }
+
+    /// The message id of the inbound message whose turn queued outbox row
+    /// `seq`: the request id that ties a send to its webhook in the logs.
+    /// (A turn's replies are created at its inbox entry's `received_at`.)
+    pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT i.message_id FROM outbox o JOIN inbox i ON i.instance = o.instance AND i.contact = o.contact AND i.received_at = o.created_at \
+             WHERE o.seq = ? ORDER BY i.seq LIMIT 1",
+        )
+        .bind(seq)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(map_err)
+    }
+}
+
+/// The same operations on PostgreSQL.
+impl crate::postgres::PgStore {
+    pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND ($1::TEXT IS NULL OR flow = $1) \
+             AND ($2::BIGINT IS NULL OR version = $2) AND ($3::TEXT IS NULL OR step = $3) AND ($4::TEXT IS NULL OR instance = $4) \
+             ORDER BY started_at, seq LIMIT $5"
+        ))
+        .bind(filter.flow)
+        .bind(filter.version.map(|version| i64::from(version.number())))
+        .bind(filter.step)
+        .bind(filter.instance.map(InstanceId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(pg_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE contact = $1 ORDER BY started_at DESC, seq DESC"))
+            .bind(contact.as_str())
+            .fetch_all(self.pool())
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
+        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+            "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = $1 AND s.version = $2 \
+             AND s.started_at >= $3 AND s.started_at < $4 AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) \
+             GROUP BY e.step, command ORDER BY e.step, command",
+        )
+        .bind(window.flow)
+        .bind(i64::from(version.number()))
+        .bind(window.since.map_or(i64::MIN, switchyard_engine::time::Timestamp::as_millis))
+        .bind(window.until.map_or(i64::MAX, switchyard_engine::time::Timestamp::as_millis))
+        .bind(window.instance.map(InstanceId::as_str))
+        .bind(window.reason)
+        .fetch_all(self.pool())
+        .await
+        .map_err(pg_err)?;
+        Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
+    }
+
+    pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT i.message_id FROM outbox o JOIN inbox i ON i.instance = o.instance AND i.contact = o.contact AND i.received_at = o.created_at \
+             WHERE o.seq = $1 ORDER BY i.seq LIMIT 1",
+        )
+        .bind(seq)
+        .fetch_optional(self.pool())
+        .await
+        .map_err(pg_err)
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use switchyard_engine::session::Outcome;
+
+    use super::*;
+
+    /// Inserts a session row as a turn would have committed it.
+    #[allow(clippy::too_many_arguments)] // reason: the row's columns, spelled out in each test
+    pub(crate) async fn insert(store: &SqliteStore, instance: &str, contact: &str, flow: &str, version: i64, step: &str, started: i64, outcome: Option<Outcome>) {
+        sqlx::query(
+            "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, step, data, attempts, turns, \
+             started_at, last_input_at, expires_at, outcome, ended_at, revision) \
+             VALUES (?, ?, ?, ?, ?, 'ff', 'active', ?, '{}', 0, 1, ?, ?, ?, ?, ?, 1)",
+        )
+        .bind(switchyard_engine::ids::SessionId::generate(switchyard_engine::time::Timestamp::from_millis(started)).to_string())
+        .bind(instance)
+        .bind(contact)
+        .bind(flow)
+        .bind(version)
+        .bind(step)
+        .bind(started)
+        .bind(started)
+        .bind(started + 1_800_000)
+        .bind(outcome.map(Outcome::as_str))
+        .bind(outcome.map(|_| started + 1000))
+        .execute(store.writer())
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn live_sessions_are_filtered_by_flow_version_step_and_instance() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        insert(&store, "vendas", "5511900000001", "billing", 1, "ask", 1_000, None).await;
+        insert(&store, "vendas", "5511900000002", "billing", 2, "ask", 2_000, None).await;
+        insert(&store, "suporte", "5511900000003", "billing", 2, "confirm", 3_000, None).await;
+        insert(&store, "vendas", "5511900000004", "billing", 2, "ask", 500, Some(Outcome::Completed)).await;
+        let ids = |sessions: Vec<Session>| sessions.iter().map(|session| session.contact().as_str().to_owned()).collect::<Vec<_>>();
+
+        let all = store.live_sessions(&LiveFilter::default(), 100).await.unwrap();
+        assert_eq!(ids(all), ["5511900000001", "5511900000002", "5511900000003"], "live only, oldest first");
+        let v2 = LiveFilter { flow: Some("billing"), version: Some(Version::new(2)), ..LiveFilter::default() };
+        assert_eq!(ids(store.live_sessions(&v2, 100).await.unwrap()), ["5511900000002", "5511900000003"]);
+        let step = LiveFilter { step: Some("confirm"), ..LiveFilter::default() };
+        assert_eq!(ids(store.live_sessions(&step, 100).await.unwrap()), ["5511900000003"]);
+        let vendas = InstanceId::parse("vendas").unwrap();
+        let instance = LiveFilter { instance: Some(&vendas), version: Some(Version::new(2)), ..LiveFilter::default() };
+        assert_eq!(ids(store.live_sessions(&instance, 100).await.unwrap()), ["5511900000002"]);
+        assert!(store.live_sessions(&LiveFilter { flow: Some("unknown"), ..LiveFilter::default() }, 100).await.unwrap().is_empty());
+        assert_eq!(store.live_sessions(&LiveFilter::default(), 1).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn history_spans_instances_newest_first() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        insert(&store, "vendas", "5511900000001", "unknown", 1, "choose", 1_000, Some(Outcome::Completed)).await;
+        insert(&store, "suporte", "5511900000001", "billing", 2, "ask", 5_000, None).await;
+        insert(&store, "vendas", "5511900000009", "billing", 1, "ask", 3_000, None).await;
+        let history = store.history_of(&Contact::parse("5511900000001").unwrap()).await.unwrap();
+        let seen: Vec<(&str, &str, Option<Outcome>)> =
+            history.iter().map(|session| (session.instance().as_str(), session.flow().as_str(), session.outcome())).collect();
+        assert_eq!(seen, [("suporte", "billing", None), ("vendas", "unknown", Some(Outcome::Completed))]);
+    }
+}

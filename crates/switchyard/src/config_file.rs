@@ -1,0 +1,239 @@
+//! The optional TOML configuration file. It holds everything the
+//! environment can set, under the variable's name in lower case; the
+//! environment wins over the file, the file over the defaults.
+//!
+//! ```toml
+//! database_url = "sqlite:///var/lib/switchyard/switchyard.db"
+//! session_ttl = "30m"
+//! answer_groups = false
+//! webhook_max_body_bytes = 2097152
+//! ignore_jids = ["5511999990000", "@g.us"]      # lists join with ","
+//! debounce = { vendas = "3s", suporte = "off" } # tables become name=value,...
+//! ```
+//!
+//! The file is `SWITCHYARD_CONFIG` when set (it must exist), else
+//! `switchyard.toml` in the working directory when there is one.
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+/// Every setting: (variable, default as shown by `check`, secret).
+pub const SETTINGS: &[(&str, &str, bool)] = &[
+    ("DATABASE_URL", "sqlite://switchyard.db", false),
+    ("DATABASE_MAX_CONNECTIONS", "10", false),
+    ("DATABASE_ACQUIRE_TIMEOUT", "5s", false),
+    ("FLOW_VERSION_OVERRIDES", "", false),
+    ("SESSION_TTL", "30m", false),
+    ("HANDOFF_TTL", "24h", false),
+    ("LLM_BASE_URL", "", false),
+    ("LLM_API_KEY", "", true),
+    ("LLM_MODEL", "", false),
+    ("LLM_TIMEOUT", "5s", false),
+    ("COMMANDS_MENU", "menu", false),
+    ("COMMANDS_EXIT", "sair,encerrar", false),
+    ("COMMANDS_HUMAN", "atendente,humano", false),
+    ("EVOLUTION_URL", "", false),
+    ("EVOLUTION_API_KEY", "", true),
+    ("EVOLUTION_INSTANCE_KEYS", "", true),
+    ("BIND_ADDR", "0.0.0.0:8080", false),
+    ("WEBHOOK_SECRET", "", true),
+    ("WEBHOOK_SECRETS", "", true),
+    ("WEBHOOK_SECRET_HEADER", "x-webhook-secret", false),
+    ("WEBHOOK_JWT_KEY", "", true),
+    ("WEBHOOK_MAX_BODY_BYTES", "2097152", false),
+    ("SEND_THROTTLE", "20/s", false),
+    ("SEND_TIMEOUT", "10s", false),
+    ("ANSWER_GROUPS", "false", false),
+    ("TAKEOVER_ON_FROM_ME", "true", false),
+    ("ADMIN_TOKENS", "", true),
+    ("ADMIN_TOKEN", "", true),
+    ("SWEEP_INTERVAL", "15s", false),
+    ("GUARD_INTERVAL", "30s", false),
+    ("DEBOUNCE", "off", false),
+    ("IGNORE_JIDS", "", false),
+    ("RETENTION", "off", false),
+    ("LOG_FORMAT", "text", false),
+    ("RUST_LOG", "info", false),
+];
+
+/// Where a setting's value came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    Environment,
+    File,
+    Default,
+}
+
+#[derive(Debug)]
+struct Loaded {
+    path: Option<String>,
+    values: BTreeMap<String, String>,
+    problems: Vec<String>,
+}
+
+static LOADED: OnceLock<Loaded> = OnceLock::new();
+
+fn loaded() -> &'static Loaded {
+    LOADED.get_or_init(|| {
+        let (path, required) = match std::env::var("SWITCHYARD_CONFIG") {
+            Ok(path) if !path.trim().is_empty() => (path, true),
+            _ => ("switchyard.toml".to_owned(), false),
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => match parse(&text) {
+                Ok(values) => Loaded { path: Some(path), values, problems: Vec::new() },
+                Err(problems) => {
+                    Loaded { path: Some(path.clone()), values: BTreeMap::new(), problems: problems.into_iter().map(|problem| format!("{path}: {problem}")).collect() }
+                }
+            },
+            Err(err) if required || err.kind() != std::io::ErrorKind::NotFound => Loaded {
+                path: Some(path.clone()),
+                values: BTreeMap::new(),
+                problems: vec![format!("SWITCHYARD_CONFIG '{path}' cannot be read: {err}")],
+            },
+            Err(_) => Loaded { path: None, values: BTreeMap::new(), problems: Vec::new() },
+        }
+    })
+}
+
+/// Turns one TOML value into the text the variable would hold.
+fn flatten(key: &str, value: &toml::Value) -> Result<String, String> {
+    let scalar = |value: &toml::Value| match value {
+        toml::Value::String(text) => Ok(text.clone()),
+        toml::Value::Integer(number) => Ok(number.to_string()),
+        toml::Value::Boolean(flag) => Ok(flag.to_string()),
+        toml::Value::Float(number) => Ok(number.to_string()),
+        _ => Err(format!("key '{key}' must hold a string, number or boolean (or a list or table of them)")),
+    };
+    match value {
+        toml::Value::Array(items) => Ok(items.iter().map(scalar).collect::<Result<Vec<_>, _>>()?.join(",")),
+        toml::Value::Table(table) => {
+            Ok(table.iter().map(|(name, value)| scalar(value).map(|value| format!("{name}={value}"))).collect::<Result<Vec<_>, _>>()?.join(","))
+        }
+        other => scalar(other),
+    }
+}
+
+/// Parses the file's text: every key must be a known setting.
+pub fn parse(text: &str) -> Result<BTreeMap<String, String>, Vec<String>> {
+    let table: toml::Table = text.parse().map_err(|err: toml::de::Error| vec![format!("not valid TOML: {}", err.message())])?;
+    let mut values = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (key, value) in &table {
+        let name = key.to_ascii_uppercase();
+        if key != &key.to_ascii_lowercase() || !SETTINGS.iter().any(|(known, _, _)| *known == name) {
+            let hint = SETTINGS
+                .iter()
+                .map(|(known, _, _)| known.to_ascii_lowercase())
+                .find(|known| known.contains(&key.to_ascii_lowercase()) || key.to_ascii_lowercase().contains(known.as_str()))
+                .map(|known| format!(" (did you mean '{known}'?)"))
+                .unwrap_or_default();
+            problems.push(format!("unknown key '{key}'{hint}: keys are the environment variables in lower case"));
+            continue;
+        }
+        match flatten(key, value) {
+            Ok(text) => {
+                values.insert(name, text);
+            }
+            Err(problem) => problems.push(problem),
+        }
+    }
+    if problems.is_empty() { Ok(values) } else { Err(problems) }
+}
+
+/// The file's problems (unreadable, bad TOML, unknown keys), one line each.
+pub fn problems() -> &'static [String] {
+    &loaded().problems
+}
+
+/// The file in use, if any.
+pub fn path() -> Option<&'static str> {
+    loaded().path.as_deref()
+}
+
+/// The file's value for `name` (the variable's name).
+pub fn value(name: &str) -> Option<&'static str> {
+    loaded().values.get(name).map(String::as_str)
+}
+
+/// Every setting's effective value and where it came from, secrets redacted
+/// (a database URL's password too) and numbers masked, for `check`.
+pub fn effective() -> Vec<(&'static str, String, Source)> {
+    SETTINGS
+        .iter()
+        .map(|(name, default, secret)| {
+            let (value, source) = match std::env::var(name) {
+                Ok(value) => (value, Source::Environment),
+                Err(_) => match value(name) {
+                    Some(value) => (value.to_owned(), Source::File),
+                    None => ((*default).to_owned(), Source::Default),
+                },
+            };
+            let shown = if value.is_empty() {
+                "(none)".to_owned()
+            } else if *secret {
+                redact_secret(&value)
+            } else if *name == "DATABASE_URL" {
+                switchyard_store::redact_url(&value)
+            } else if *name == "IGNORE_JIDS" {
+                // Customers' and suppliers' numbers: shown masked like in logs.
+                crate::logs::mask(&value)
+            } else {
+                value
+            };
+            (*name, shown, source)
+        })
+        .collect()
+}
+
+/// `name=secret,...` keeps the names; a bare secret becomes `<redacted>`.
+fn redact_secret(value: &str) -> String {
+    value
+        .split(',')
+        .map(|entry| match entry.split_once('=') {
+            Some((name, _)) => format!("{}=<redacted>", name.trim()),
+            None => "<redacted>".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `scheme://user:password@host/db` without the password.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scalars_lists_and_tables_become_variable_text() {
+        let values = parse(
+            "database_url = 'sqlite://x.db'\nanswer_groups = true\nwebhook_max_body_bytes = 4096\n\
+             ignore_jids = ['5511999990000', '@g.us']\ndebounce = { vendas = '3s', suporte = 'off' }\n",
+        )
+        .unwrap();
+        assert_eq!(values["DATABASE_URL"], "sqlite://x.db");
+        assert_eq!(values["ANSWER_GROUPS"], "true");
+        assert_eq!(values["WEBHOOK_MAX_BODY_BYTES"], "4096");
+        assert_eq!(values["IGNORE_JIDS"], "5511999990000,@g.us");
+        assert_eq!(values["DEBOUNCE"], "suporte=off,vendas=3s");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_toml_are_named() {
+        let problems = parse("session_tll = '30m'\nDATABASE_URL = 'x'\n").unwrap_err();
+        assert!(problems.iter().any(|problem| problem.contains("unknown key 'session_tll'")), "{problems:?}");
+        assert!(problems.iter().any(|problem| problem.contains("'DATABASE_URL'")), "{problems:?}");
+        let problems = parse("retention = 'off'\ndebounce_window = '3s'").unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].contains("'debounce_window'") && problems[0].contains("did you mean 'debounce'"), "{problems:?}");
+        assert!(parse("a = ").unwrap_err()[0].starts_with("not valid TOML"));
+        assert!(parse("session_ttl = 2026-01-01").unwrap_err()[0].contains("'session_ttl'"));
+    }
+
+    #[test]
+    fn secrets_and_url_passwords_are_redacted() {
+        assert_eq!(redact_secret("vendas=abc,suporte=def"), "vendas=<redacted>,suporte=<redacted>");
+        assert_eq!(redact_secret("abc"), "<redacted>");
+        assert_eq!(switchyard_store::redact_url("postgres://app:s3cret@db:5432/switchyard"), "postgres://app:***@db:5432/switchyard");
+        assert_eq!(switchyard_store::redact_url("sqlite://switchyard.db"), "sqlite://switchyard.db");
+    }
+}

@@ -1,0 +1,67 @@
+//! Operator actions on sessions, shared by `switchyard sessions` and the
+//! admin API: the JSON shape of a session, ending live sessions by hand,
+//! and erasing a contact (LGPD).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use switchyard_engine::engine::Engine;
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::service::Conversations;
+use switchyard_engine::session::{Outcome, Session};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::{SystemClock, Timestamp};
+use switchyard_store::privacy::Erasure;
+use switchyard_store::Db;
+
+/// A session as `sessions list --json`, `sessions show --json` and the admin API print it.
+pub fn session_json(session: &Session) -> Value {
+    json!({
+        "id": session.id().to_string(),
+        "instance": session.instance().as_str(),
+        "contact": session.contact().as_str(),
+        "flow": session.flow().as_str(),
+        "version": session.version().to_string(),
+        "reason": session.reason().name(),
+        "step": session.step().as_str(),
+        "turns": session.turns(),
+        "started_at": session.started_at().to_string(),
+        "last_input_at": session.record().last_input_at.to_string(),
+        "expires_at": session.expires_at().to_string(),
+        "outcome": session.outcome().map(Outcome::as_str),
+        "ended_at": session.ended_at().map(|at| at.to_string()),
+    })
+}
+
+/// Ends every live session of `contact` (on `instance`, or on every
+/// instance) as `cancelled` with `detail`, through the engine so the event
+/// log records it at its step. Returns how many ended.
+pub async fn end_live(engine: &Arc<Engine>, store: &Db, contact: &Contact, instance: Option<&InstanceId>, detail: &str) -> Result<usize, StoreError> {
+    let conversations = Conversations::new(Arc::clone(engine), store.clone(), SystemClock);
+    let mut ended = 0;
+    for session in store.history_of(contact).await?.iter().filter(|session| session.is_live()) {
+        if instance.is_some_and(|instance| instance != session.instance()) {
+            continue;
+        }
+        if conversations.close(session.instance(), contact, Outcome::Cancelled, detail).await?.is_some() {
+            ended += 1;
+        }
+    }
+    Ok(ended)
+}
+
+/// Erases `contact`: ends its live sessions (`erased`), then
+/// [`Db::forget_contact`]. A message that starts a new session in
+/// between is ended too (a few attempts). Returns the erasure and how many
+/// sessions were ended first.
+pub async fn forget(engine: &Arc<Engine>, store: &Db, contact: &Contact, actor: &str, reason: &str) -> Result<(Erasure, usize), StoreError> {
+    let mut ended = 0;
+    let mut attempt = 0;
+    loop {
+        ended += end_live(engine, store, contact, None, "erased").await?;
+        match store.forget_contact(contact, actor, reason, Timestamp::now_utc()).await {
+            Err(StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
+            result => return result.map(|erasure| (erasure, ended)),
+        }
+    }
+}
