@@ -62,6 +62,10 @@ pub struct Outgoing {
     pub session: Option<SessionId>,
     pub attempts: u32,
     pub created_at: Timestamp,
+    /// The channel message id of the inbound message whose turn queued this
+    /// reply (the request id in logs); `None` for replies no message caused
+    /// (an evacuation).
+    pub request_id: Option<String>,
 }
 
 pub trait Queue: Store {

@@ -257,6 +257,7 @@ impl Queue for MemoryStore {
             slot.1 = true;
         }
         let created_at = memory.inbox.get(&seq).map(|(entry, _)| entry.received_at).unwrap_or(Timestamp::from_millis(0));
+        let request_id = memory.inbox.get(&seq).map(|(entry, _)| entry.message_id.clone());
         for reply in &turn.replies {
             memory.next_seq += 1;
             let out_seq = memory.next_seq;
@@ -269,6 +270,7 @@ impl Queue for MemoryStore {
                 session: reply.session,
                 attempts: 0,
                 created_at,
+                request_id: request_id.clone(),
             };
             memory.outbox.insert(out_seq, (outgoing, OutState::Waiting(Timestamp::from_millis(i64::MIN))));
         }

@@ -195,6 +195,7 @@ pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreErr
         session: row.opt_text("session_id")?.map(|id| SessionId::parse(&id)).transpose().map_err(|err| corrupt("session_id", err))?,
         attempts: u32::try_from(row.int("attempts")?).map_err(|err| corrupt("attempts", err))?,
         created_at: Timestamp::from_millis(row.int("created_at")?),
+        request_id: row.opt_text("request_id")?,
     })
 }
 

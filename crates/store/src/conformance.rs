@@ -374,6 +374,7 @@ pub async fn processing_an_entry_queues_its_replies_exactly_once<S: Queue>(store
     assert_eq!(due[0].reply_to, "5511900000081@s.whatsapp.net");
     assert_eq!(due[0].text, turn.replies[0].text);
     assert_eq!(due[0].session, turn.replies[0].session);
+    assert_eq!(due[0].request_id.as_deref(), Some("P1"), "the reply carries the message that caused it");
 }
 
 pub async fn the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures<S: Queue>(store: &S) {

@@ -127,7 +127,6 @@ impl Db {
         pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError>;
         pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError>;
         pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError>;
-        pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError>;
         pub async fn pending_burst(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Pending>, StoreError>;
         pub async fn merge_burst(&self, seqs: &[i64], text: &str) -> Result<(), StoreError>;
         pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError>;

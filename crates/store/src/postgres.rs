@@ -65,6 +65,7 @@ fn migrator() -> Migrator {
     Migrator::with_migrations(vec![
         migration(1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
         migration(2, "contact and retention indexes", include_str!("../migrations/postgres/0002_contact_indexes.sql")),
+        migration(3, "outbox request ids", include_str!("../migrations/postgres/0003_outbox_request_id.sql")),
     ])
 }
 
@@ -283,11 +284,11 @@ async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
 }
 
 /// Queues a turn's replies inside `tx`.
-async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64) -> Result<(), StoreError> {
+async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
     for reply in &turn.replies {
         sqlx::query(
-            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(turn.instance.as_str())
         .bind(turn.contact.as_str())
@@ -296,6 +297,7 @@ async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at:
         .bind(reply.session.map(|id| id.to_string()))
         .bind(created_at)
         .bind(i64::MIN)
+        .bind(request_id)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -449,18 +451,18 @@ impl Queue for PgStore {
 
     async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let received_at: Option<i64> = sqlx::query_scalar(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL RETURNING received_at",
+        let processed: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL RETURNING received_at, message_id",
         )
         .bind(seq)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        let Some(received_at) = received_at else {
+        let Some((received_at, message_id)) = processed else {
             return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed or does not exist")));
         };
         write_turn(&mut tx, turn).await?;
-        queue_replies(&mut tx, turn, reply_to, received_at).await?;
+        queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -475,7 +477,7 @@ impl Queue for PgStore {
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at",
+             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id",
         )
         .bind(&*self.node)
         .bind(now.as_millis() + millis(CLAIM))
@@ -628,7 +630,7 @@ impl PgStore {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         write_turn(&mut tx, turn).await?;
         if let Some(reply_to) = &reply_to {
-            queue_replies(&mut tx, turn, reply_to, Timestamp::now_utc().as_millis()).await?;
+            queue_replies(&mut tx, turn, reply_to, Timestamp::now_utc().as_millis(), None).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(reply_to.is_some())

@@ -69,20 +69,6 @@ impl SqliteStore {
         .map_err(map_err)?;
         Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
     }
-
-    /// The message id of the inbound message whose turn queued outbox row
-    /// `seq`: the request id that ties a send to its webhook in the logs.
-    /// (A turn's replies are created at its inbox entry's `received_at`.)
-    pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT i.message_id FROM outbox o JOIN inbox i ON i.instance = o.instance AND i.contact = o.contact AND i.received_at = o.created_at \
-             WHERE o.seq = ? ORDER BY i.seq LIMIT 1",
-        )
-        .bind(seq)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(map_err)
-    }
 }
 
 /// The same operations on PostgreSQL.
@@ -130,17 +116,6 @@ impl crate::postgres::PgStore {
         .await
         .map_err(pg_err)?;
         Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
-    }
-
-    pub async fn request_of_outbox(&self, seq: i64) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT i.message_id FROM outbox o JOIN inbox i ON i.instance = o.instance AND i.contact = o.contact AND i.received_at = o.created_at \
-             WHERE o.seq = $1 ORDER BY i.seq LIMIT 1",
-        )
-        .bind(seq)
-        .fetch_optional(self.pool())
-        .await
-        .map_err(pg_err)
     }
 }
 

@@ -32,6 +32,7 @@ fn migrator() -> Migrator {
         migration(3, "policy and audit", include_str!("../migrations/sqlite/0003_policy_and_audit.sql")),
         migration(4, "split assignments", include_str!("../migrations/sqlite/0004_split_assignments.sql")),
         migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
+        migration(6, "outbox request ids", include_str!("../migrations/sqlite/0006_outbox_request_id.sql")),
     ])
 }
 
@@ -214,6 +215,34 @@ async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -
     Ok(())
 }
 
+/// Queues a turn's replies inside `tx`.
+async fn queue_replies(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    turn: &Turn,
+    reply_to: &str,
+    created_at: i64,
+    request_id: Option<&str>,
+) -> Result<(), StoreError> {
+    for reply in &turn.replies {
+        sqlx::query(
+            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(turn.instance.as_str())
+        .bind(turn.contact.as_str())
+        .bind(reply_to)
+        .bind(&reply.text)
+        .bind(reply.session.map(|id| id.to_string()))
+        .bind(created_at)
+        .bind(i64::MIN)
+        .bind(request_id)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    }
+    Ok(())
+}
+
 impl Store for SqliteStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
         let row = sqlx::query(
@@ -352,39 +381,24 @@ impl Queue for SqliteStore {
 
     async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let received_at: Option<i64> = sqlx::query_scalar(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL RETURNING received_at",
+        let processed: Option<(i64, String)> = sqlx::query_as(
+            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL RETURNING received_at, message_id",
         )
         .bind(seq)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
-        let Some(received_at) = received_at else {
+        let Some((received_at, message_id)) = processed else {
             return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed or does not exist")));
         };
         write_turn(&mut tx, turn).await?;
-        for reply in &turn.replies {
-            sqlx::query(
-                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(turn.instance.as_str())
-            .bind(turn.contact.as_str())
-            .bind(reply_to)
-            .bind(&reply.text)
-            .bind(reply.session.map(|id| id.to_string()))
-            .bind(received_at)
-            .bind(i64::MIN)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
+        queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at FROM outbox o \
+            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id FROM outbox o \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
              AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                         AND h.sent_at IS NULL AND h.failed_at IS NULL) \
@@ -523,21 +537,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         write_turn(&mut tx, turn).await?;
         if let Some(reply_to) = &reply_to {
-            for reply in &turn.replies {
-                sqlx::query(
-                    "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .bind(turn.instance.as_str())
-                .bind(turn.contact.as_str())
-                .bind(reply_to)
-                .bind(&reply.text)
-                .bind(reply.session.map(|id| id.to_string()))
-                .bind(Timestamp::now_utc().as_millis())
-                .bind(i64::MIN)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
+            queue_replies(&mut tx, turn, reply_to, Timestamp::now_utc().as_millis(), None).await?;
         }
         tx.commit().await.map_err(map_err)?;
         Ok(reply_to.is_some())

@@ -131,10 +131,8 @@ async fn record(
     match result {
         Ok(sent) => {
             state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await?;
-            if tracing::enabled!(tracing::Level::INFO) {
-                let request_id = state.store().request_of_outbox(outgoing.seq).await.ok().flatten().unwrap_or_else(|| "-".to_owned());
-                tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
-            }
+            let request_id = outgoing.request_id.as_deref().unwrap_or("-");
+            tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
             Ok(())
         }
         Err(SendError::Retryable(reason)) => {
