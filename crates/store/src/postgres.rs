@@ -88,6 +88,10 @@ impl Default for PgSettings {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
+    /// For contact leases only: `synchronous_commit = off`, so taking and
+    /// giving up a lease does not wait for a WAL flush (a lease lost in a
+    /// database crash only costs a duplicate computation, refused at commit).
+    leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
 }
@@ -134,19 +138,24 @@ impl PgStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| StoreError::Other(format!("DATABASE_URL '{}' is not a valid PostgreSQL URL: {err}", redact(url))))?
             .application_name("switchyard");
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .acquire_timeout(settings.acquire_timeout)
-            .idle_timeout(Some(Duration::from_secs(600)))
-            // A connection that broke while idle (a database restart) is
-            // noticed before it is handed out.
-            .test_before_acquire(true)
-            .connect_with(options)
+        let connect = |max: u32, options: PgConnectOptions| {
+            PgPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(Some(Duration::from_secs(600)))
+                // A connection that broke while idle (a database restart) is
+                // noticed before it is handed out.
+                .test_before_acquire(true)
+                .connect_with(options)
+        };
+        let unavailable = |err: sqlx::Error| StoreError::Unavailable(format!("cannot connect to '{}': {err}", redact(url)));
+        let pool = connect(settings.max_connections, options.clone()).await.map_err(unavailable)?;
+        let leases = connect(settings.max_connections.div_ceil(4).max(1), options.options([("synchronous_commit", "off")]))
             .await
-            .map_err(|err| StoreError::Unavailable(format!("cannot connect to '{}': {err}", redact(url))))?;
+            .map_err(unavailable)?;
         migrator().run(&pool).await.map_err(|err| StoreError::Other(format!("migrating '{}' failed: {err}", redact(url))))?;
         let node = format!("{}-{}", std::process::id(), uuid_like());
-        Ok(PgStore { pool, node: node.into() })
+        Ok(PgStore { pool, leases, node: node.into() })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -430,7 +439,7 @@ impl Queue for PgStore {
         .bind(&*self.node)
         .bind(now.as_millis() + millis(LEASE))
         .bind(now.as_millis())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.leases)
         .await
         .map_err(map_err)?;
         if held.is_none() {
@@ -558,7 +567,7 @@ impl Queue for PgStore {
     /// Gives up the lease; true when entries wait that nobody holds (they
     /// arrived, through another process, while this one held the contact).
     async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut tx = self.leases.begin().await.map_err(map_err)?;
         sqlx::query("DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3")
             .bind(instance.as_str())
             .bind(contact.as_str())

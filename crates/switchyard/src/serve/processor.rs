@@ -71,9 +71,16 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
             let running = Arc::clone(&running);
             let permits = Arc::clone(&permits);
             tasks.spawn(async move {
-                let Ok(_permit) = permits.acquire_owned().await else { return };
                 loop {
-                    drain(&state, &key).await;
+                    // One entry per permit: a contact that keeps writing goes
+                    // back in line after each turn, so a burst of new
+                    // contacts is not starved by conversations in full swing.
+                    let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
+                    let processed = drain_one(&state, &key).await;
+                    drop(permit);
+                    if processed {
+                        continue;
+                    }
                     let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     match running.get_mut(&key) {
                         Some(dirty) if *dirty => *dirty = false,
@@ -91,13 +98,14 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
     while tasks.join_next().await.is_some() {}
 }
 
-/// Processes the contact's pending entries until none is left.
-async fn drain(state: &AppState, key: &Key) {
+/// Processes the contact's oldest pending entry; false when none is left
+/// (or the process is stopping).
+async fn drain_one(state: &AppState, key: &Key) -> bool {
     let mut backoff = Duration::from_millis(50);
     let mut conflicts = 0u32;
     loop {
         if *state.inner.stopping.borrow() {
-            return;
+            return false;
         }
         let pending = match state.store().next_pending(&key.0, &key.1).await {
             Ok(Some(pending)) => pending,
@@ -106,10 +114,10 @@ async fn drain(state: &AppState, key: &Key) {
             // process meanwhile that nobody is working on.
             Ok(None) => match state.store().release_contact(&key.0, &key.1).await {
                 Ok(true) => continue,
-                Ok(false) => return,
+                Ok(false) => return false,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot release a contact; its lease will lapse");
-                    return;
+                    return false;
                 }
             },
             Err(err) => {
@@ -134,9 +142,8 @@ async fn drain(state: &AppState, key: &Key) {
         };
         match process(state, &pending).await {
             Ok(()) => {
-                backoff = Duration::from_millis(50);
-                conflicts = 0;
                 state.inner.wake_sender.notify_one();
+                return true;
             }
             // Someone else moved this contact on: read again and redo the turn
             // (after a few in a row, slow down rather than spin).
