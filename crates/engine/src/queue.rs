@@ -82,10 +82,12 @@ pub trait Queue: Store {
         contact: &Contact,
     ) -> impl Future<Output = Result<Option<Pending>, StoreError>> + Send;
 
-    /// In one transaction: the turn (as [`Store::commit`]), inbox entry `seq`
-    /// marked processed, and the turn's replies queued for `reply_to`. Refused
-    /// whole with `Conflict` when the entry was already processed.
-    fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// In one transaction: the turn (as [`Store::commit`]), the `pending`
+    /// entry marked processed, and the turn's replies queued for `reply_to`.
+    /// Refused whole with `Conflict` when the entry was already processed or
+    /// no longer reads as `pending` did (a debounce merged a burst into it
+    /// meanwhile): the turn was computed from stale input.
+    fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Replies ready to send at `now`: for each contact only its oldest unsent
     /// reply (so delivery keeps the order), at most `limit`.
@@ -131,8 +133,8 @@ impl<Q: Queue> Queue for std::sync::Arc<Q> {
     ) -> impl Future<Output = Result<Option<Pending>, StoreError>> + Send {
         (**self).next_pending(instance, contact)
     }
-    fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).commit_inbound(turn, seq, reply_to)
+    fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).commit_inbound(turn, pending, reply_to)
     }
     fn due_outbox(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Outgoing>, StoreError>> + Send {
         (**self).due_outbox(now, limit)

@@ -245,9 +245,13 @@ impl Queue for MemoryStore {
             .map(|(seq, (entry, _))| Pending { seq: *seq, entry: entry.clone() }))
     }
 
-    async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
+    async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
+        let seq = pending.seq;
         let mut memory = self.lock();
         match memory.inbox.get(&seq) {
+            Some((entry, false)) if entry.kind != pending.entry.kind => {
+                return Err(StoreError::Conflict(format!("inbox entry {seq} changed since it was read")));
+            }
             Some((_, false)) => {}
             Some((_, true)) => return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed"))),
             None => return Err(StoreError::Other(format!("inbox entry {seq} does not exist"))),

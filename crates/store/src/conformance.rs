@@ -356,7 +356,7 @@ pub async fn processing_an_entry_queues_its_replies_exactly_once<S: Queue>(store
     let message = text("vendas", "5511900000081", "oi");
     let turn = engine.turn(state.clone(), &message, T0);
     assert!(!turn.replies.is_empty());
-    store.commit_inbound(&turn, pending.seq, "5511900000081@s.whatsapp.net").await.unwrap();
+    store.commit_inbound(&turn, &pending, "5511900000081@s.whatsapp.net").await.unwrap();
     assert!(store.next_pending(&inbound.instance, &inbound.contact).await.unwrap().is_none());
     assert!(store.pending_contacts(10).await.unwrap().is_empty());
     let depth = store.outbox_depth().await.unwrap();
@@ -364,7 +364,7 @@ pub async fn processing_an_entry_queues_its_replies_exactly_once<S: Queue>(store
 
     // A second worker that processed the same entry from the same state is refused whole.
     let again = engine.turn(state, &message, T0);
-    let err = store.commit_inbound(&again, pending.seq, "x").await.expect_err("processed once");
+    let err = store.commit_inbound(&again, &pending, "x").await.expect_err("processed once");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
     assert_eq!(store.outbox_depth().await.unwrap(), depth);
     assert_eq!(store.sessions_of(&inbound.instance, &inbound.contact).await.unwrap().len(), 1);
@@ -387,7 +387,7 @@ pub async fn the_outbox_delivers_head_of_line_per_contact_with_retries_and_failu
             let pending = store.next_pending(&instance("vendas"), &contact(number)).await.unwrap().unwrap();
             let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
             let turn = engine.turn(state, &text("vendas", number, line), T0);
-            store.commit_inbound(&turn, pending.seq, number).await.unwrap();
+            store.commit_inbound(&turn, &pending, number).await.unwrap();
         }
     }
     assert_eq!(store.outbox_depth().await.unwrap(), 4);
@@ -464,7 +464,7 @@ pub async fn one_process_works_a_contact_at_a_time<S: Queue>(a: &S, b: &S) {
     // a processes L1 and stops; L2 (which reached b) is waiting and free.
     let engine = engine("");
     let turn = engine.turn(a.contact_state(&key.0, &key.1).await.unwrap(), &text("vendas", "5511900000101", "oi"), T0);
-    a.commit_inbound(&turn, first.seq, "x").await.unwrap();
+    a.commit_inbound(&turn, &first, "x").await.unwrap();
     assert!(a.release_contact(&key.0, &key.1).await.unwrap(), "an entry arrived meanwhile: look again");
     let next = b.next_pending(&key.0, &key.1).await.unwrap().expect("b may take it now");
     assert_eq!(next.entry.message_id, "L2", "in the customer's order");
@@ -479,7 +479,7 @@ pub async fn two_processes_racing_commit_an_entry_once<S: Queue>(a: &S, b: &S) {
     let message = text("vendas", "5511900000102", "oi");
     let turn_a = engine.turn(a.contact_state(&key.0, &key.1).await.unwrap(), &message, T0);
     let turn_b = engine.turn(b.contact_state(&key.0, &key.1).await.unwrap(), &message, T0);
-    let (ra, rb) = tokio::join!(a.commit_inbound(&turn_a, pending.seq, "x"), b.commit_inbound(&turn_b, pending.seq, "x"));
+    let (ra, rb) = tokio::join!(a.commit_inbound(&turn_a, &pending, "x"), b.commit_inbound(&turn_b, &pending, "x"));
     assert_eq!(ra.is_ok() as u8 + rb.is_ok() as u8, 1, "exactly one commit lands: {ra:?} {rb:?}");
     assert!(matches!(ra.err().or(rb.err()), Some(StoreError::Conflict(_))));
     assert_eq!(a.outbox_depth().await.unwrap(), turn_a.replies.len() as u64, "replies queued once");
@@ -493,7 +493,7 @@ pub async fn a_reply_is_claimed_by_one_process<S: Queue>(a: &S, b: &S, claim: Du
         a.accept(&entry("vendas", "5511900000103", id, Some(line), None)).await.unwrap();
         let pending = a.next_pending(&key.0, &key.1).await.unwrap().unwrap();
         let turn = engine.turn(a.contact_state(&key.0, &key.1).await.unwrap(), &text("vendas", "5511900000103", line), T0);
-        a.commit_inbound(&turn, pending.seq, "x").await.unwrap();
+        a.commit_inbound(&turn, &pending, "x").await.unwrap();
     }
     let now = Timestamp::now_utc();
     let claimed = a.due_outbox(now, 10).await.unwrap();

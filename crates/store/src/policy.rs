@@ -231,6 +231,10 @@ impl SqliteStore {
     /// The stored policy and its revision. A stored document that no longer
     /// parses is reported, not silently dropped.
     pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
+        // The revision first: a change landing between the two reads then
+        // shows as a newer revision at the next poll, never as rules older
+        // than the revision they are stored under.
+        let revision = self.policy_revision().await?;
         let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(self.pool()).await.map_err(map_err)?;
         let mut rules = Rules::new();
         for row in rows {
@@ -240,7 +244,7 @@ impl SqliteStore {
             let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
             rules.set(&flow, flow_rules);
         }
-        Ok((rules, self.policy_revision().await?))
+        Ok((rules, revision))
     }
 
     /// The highest audit seq: changes whenever the policy changes.

@@ -117,18 +117,32 @@ pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
     }
 }
 
-/// The URL without its password, for messages and logs.
+/// The URL without its password (in the user part or as a `password` /
+/// `sslpassword` query parameter), for messages and logs.
 pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match base[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &base[..scheme + 3], &base[at..]),
+            None => base.to_owned(),
+        },
+        _ => base.to_owned(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((name, _)) if name.eq_ignore_ascii_case("password") || name.eq_ignore_ascii_case("sslpassword") => format!("{name}=***"),
+                _ => param.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 impl PgStore {
@@ -458,17 +472,20 @@ impl Queue for PgStore {
         row.as_ref().map(inbox_from_row).transpose()
     }
 
-    async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
+    async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
+        let seq = pending.seq;
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let processed: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL RETURNING received_at, message_id",
+            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL \
+             AND body IS NOT DISTINCT FROM $2 RETURNING received_at, message_id",
         )
         .bind(seq)
+        .bind(inbox_columns(&pending.entry.kind).1)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
         let Some((received_at, message_id)) = processed else {
-            return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed or does not exist")));
+            return Err(StoreError::Conflict(format!("inbox entry {seq} is processed, changed or gone")));
         };
         write_turn(&mut tx, turn).await?;
         queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
@@ -646,6 +663,8 @@ impl PgStore {
     }
 
     pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
+        // The revision first (see the SQLite store's load_policy).
+        let revision = self.policy_revision().await?;
         let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(&self.pool).await.map_err(map_err)?;
         let mut rules = Rules::new();
         for row in rows {
@@ -655,7 +674,7 @@ impl PgStore {
             let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
             rules.set(&flow, flow_rules);
         }
-        Ok((rules, self.policy_revision().await?))
+        Ok((rules, revision))
     }
 
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
@@ -945,5 +964,7 @@ mod tests {
         assert_eq!(redact("postgres://app:s3cret@db:5432/switchyard"), "postgres://app:***@db:5432/switchyard");
         assert_eq!(redact("postgres://root@127.0.0.1/test"), "postgres://root@127.0.0.1/test");
         assert_eq!(redact("postgres:///test"), "postgres:///test");
+        assert_eq!(redact("postgres://app@db/x?password=s3cret&sslmode=disable"), "postgres://app@db/x?password=***&sslmode=disable");
+        assert_eq!(redact("postgres://app:pw@db/x?options=-c%20search_path%3Dt"), "postgres://app:***@db/x?options=-c%20search_path%3Dt");
     }
 }

@@ -257,6 +257,10 @@ impl crate::postgres::PgStore {
         let number = contact.as_str();
         let mut tx = self.pool().begin().await.map_err(pg_err)?;
         crate::postgres::lock_audit(&mut tx).await?;
+        // Other processes keep committing turns; without this lock a session
+        // started between the live check and the rename would be renamed
+        // live. Erasures are rare and short, so turns wait for one briefly.
+        sqlx::query("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(pg_err)?;
         let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE contact = $1 AND outcome IS NULL")
             .bind(number)
             .fetch_one(&mut *tx)

@@ -379,17 +379,20 @@ impl Queue for SqliteStore {
         row.as_ref().map(inbox_from_row).transpose()
     }
 
-    async fn commit_inbound(&self, turn: &Turn, seq: i64, reply_to: &str) -> Result<(), StoreError> {
+    async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
+        let seq = pending.seq;
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let processed: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL RETURNING received_at, message_id",
+            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL AND body IS ? \
+             RETURNING received_at, message_id",
         )
         .bind(seq)
+        .bind(inbox_columns(&pending.entry.kind).1)
         .fetch_optional(&mut *tx)
         .await
         .map_err(map_err)?;
         let Some((received_at, message_id)) = processed else {
-            return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed or does not exist")));
+            return Err(StoreError::Conflict(format!("inbox entry {seq} is processed, changed or gone")));
         };
         write_turn(&mut tx, turn).await?;
         queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;

@@ -345,7 +345,16 @@ impl ServeConfig {
             evolution_url,
             evolution_api_key: text_var("EVOLUTION_API_KEY", &mut problems),
             evolution_instance_keys: map_var("EVOLUTION_INSTANCE_KEYS", &mut problems),
-            send_timeout: duration_var("SEND_TIMEOUT", Duration::from_secs(10), &mut problems),
+            send_timeout: {
+                let timeout = duration_var("SEND_TIMEOUT", Duration::from_secs(10), &mut problems);
+                // A reply being sent is claimed for CLAIM; a send that could
+                // outlast half of it might be sent again by another process.
+                let most = switchyard_store::postgres::CLAIM / 2;
+                if timeout > most {
+                    problems.push(format!("SEND_TIMEOUT '{}s' must be at most {}s", timeout.as_secs(), most.as_secs()));
+                }
+                timeout
+            },
             send_interval,
             webhook_secret: text_var("WEBHOOK_SECRET", &mut problems),
             webhook_secrets: map_var("WEBHOOK_SECRETS", &mut problems),

@@ -552,3 +552,12 @@ fn sessions_lists_shows_and_ends_a_live_session() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("CONTACT"), "{}", stderr(&bad));
 }
+
+#[test]
+fn a_send_timeout_longer_than_half_a_claim_is_refused() {
+    let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:8080"), ("SEND_TIMEOUT", "60s")], "");
+    assert_eq!(output.status.code(), Some(1), "{}", stdout(&output));
+    assert!(stderr(&output).contains("SEND_TIMEOUT '60s' must be at most 15s"), "{}", stderr(&output));
+    let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:8080"), ("SEND_TIMEOUT", "15s")], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+}

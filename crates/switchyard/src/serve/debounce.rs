@@ -82,31 +82,33 @@ impl fmt::Display for Debounce {
     }
 }
 
-/// The debounce hook of the processor: returns `pending` itself, or, when
-/// the instance has a window and `pending` is text, the merged burst once
-/// the contact has been quiet for the window.
-pub(super) async fn gather(state: &AppState, pending: Pending) -> Result<Pending, StoreError> {
-    let Some(window) = state.config().debounce.window(pending.entry.instance.as_str()) else { return Ok(pending) };
+/// What the debounce hook decided.
+pub(super) enum Gathered {
+    /// Process this entry now (itself, or the merged burst).
+    Ready(Pending),
+    /// The contact is still typing: look again after this long. The caller
+    /// gives its processing slot back meanwhile, so a window never holds up
+    /// other contacts.
+    Later(Duration),
+}
+
+/// The debounce hook of the processor: `pending` itself, or, when the
+/// instance has a window and `pending` is text, the merged burst once the
+/// contact has been quiet for the window.
+pub(super) async fn gather(state: &AppState, pending: Pending) -> Result<Gathered, StoreError> {
+    let Some(window) = state.config().debounce.window(pending.entry.instance.as_str()) else { return Ok(Gathered::Ready(pending)) };
     if !matches!(pending.entry.kind, InboxKind::Customer(Content::Text(_))) {
-        return Ok(pending);
+        return Ok(Gathered::Ready(pending));
     }
     let (instance, contact) = (&pending.entry.instance, &pending.entry.contact);
-    let mut stop = state.inner.stopping.clone();
-    let burst = loop {
-        let burst = state.store().pending_burst(instance, contact).await?;
-        let Some(last) = burst.iter().map(|entry| entry.entry.received_at).max() else { return Ok(pending) };
-        let quiet_for = Timestamp::now_utc().millis_since(last).max(0) as u128;
-        if quiet_for >= window.as_millis() || *stop.borrow() {
-            break burst;
-        }
-        let wait = Duration::from_millis((window.as_millis() - quiet_for) as u64);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = super::stopped(&mut stop) => {}
-        }
-    };
+    let burst = state.store().pending_burst(instance, contact).await?;
+    let Some(last) = burst.iter().map(|entry| entry.entry.received_at).max() else { return Ok(Gathered::Ready(pending)) };
+    let quiet_for = Timestamp::now_utc().millis_since(last).max(0) as u128;
+    if quiet_for < window.as_millis() && !*state.inner.stopping.borrow() {
+        return Ok(Gathered::Later(Duration::from_millis((window.as_millis() - quiet_for) as u64)));
+    }
     if burst.len() < 2 {
-        return Ok(burst.into_iter().next().unwrap_or(pending));
+        return Ok(Gathered::Ready(burst.into_iter().next().unwrap_or(pending)));
     }
     let texts: Vec<&str> = burst
         .iter()
@@ -121,7 +123,7 @@ pub(super) async fn gather(state: &AppState, pending: Pending) -> Result<Pending
     tracing::debug!(instance = %instance, contact = %contact.masked(), messages = seqs.len(), "burst merged into one input");
     let mut merged = burst.into_iter().next().unwrap_or(pending);
     merged.entry.kind = InboxKind::Customer(Content::Text(joined));
-    Ok(merged)
+    Ok(Gathered::Ready(merged))
 }
 
 #[cfg(test)]

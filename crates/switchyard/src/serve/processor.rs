@@ -76,10 +76,20 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
                     // back in line after each turn, so a burst of new
                     // contacts is not starved by conversations in full swing.
                     let Ok(permit) = Arc::clone(&permits).acquire_owned().await else { return };
-                    let processed = drain_one(&state, &key).await;
+                    let drained = drain_one(&state, &key).await;
                     drop(permit);
-                    if processed {
-                        continue;
+                    match drained {
+                        Drained::Processed => continue,
+                        Drained::Later(wait) => {
+                            // Debouncing: wait without a permit, then look again.
+                            let mut stop = state.inner.stopping.clone();
+                            tokio::select! {
+                                _ = tokio::time::sleep(wait) => {}
+                                _ = super::stopped(&mut stop) => {}
+                            }
+                            continue;
+                        }
+                        Drained::Idle => {}
                     }
                     let mut running = running.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
                     match running.get_mut(&key) {
@@ -98,14 +108,26 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
     while tasks.join_next().await.is_some() {}
 }
 
-/// Processes the contact's oldest pending entry; false when none is left
-/// (or the process is stopping).
-async fn drain_one(state: &AppState, key: &Key) -> bool {
+/// What one look at a contact's inbox did.
+enum Drained {
+    /// A turn was committed: more may follow.
+    Processed,
+    /// The contact is inside its debounce window: look again after this long.
+    Later(Duration),
+    /// Nothing left (or the process is stopping).
+    Idle,
+}
+
+/// Processes the contact's oldest pending entry.
+async fn drain_one(state: &AppState, key: &Key) -> Drained {
     let mut backoff = Duration::from_millis(50);
     let mut conflicts = 0u32;
     loop {
         if *state.inner.stopping.borrow() {
-            return false;
+            // Shutting down: give the contact up now rather than make other
+            // processes wait for the lease to lapse.
+            let _ = state.store().release_contact(&key.0, &key.1).await;
+            return Drained::Idle;
         }
         let pending = match state.store().next_pending(&key.0, &key.1).await {
             Ok(Some(pending)) => pending,
@@ -114,10 +136,10 @@ async fn drain_one(state: &AppState, key: &Key) -> bool {
             // process meanwhile that nobody is working on.
             Ok(None) => match state.store().release_contact(&key.0, &key.1).await {
                 Ok(true) => continue,
-                Ok(false) => return false,
+                Ok(false) => return Drained::Idle,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot release a contact; its lease will lapse");
-                    return false;
+                    return Drained::Idle;
                 }
             },
             Err(err) => {
@@ -131,7 +153,8 @@ async fn drain_one(state: &AppState, key: &Key) -> bool {
         // instance, wait until the contact is quiet and merge the burst
         // into this entry. Without one, `pending` comes back unchanged.
         let pending = match super::debounce::gather(state, pending).await {
-            Ok(pending) => pending,
+            Ok(super::debounce::Gathered::Ready(pending)) => pending,
+            Ok(super::debounce::Gathered::Later(wait)) => return Drained::Later(wait),
             Err(StoreError::Conflict(_)) => continue,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot merge a burst; retrying");
@@ -143,7 +166,7 @@ async fn drain_one(state: &AppState, key: &Key) -> bool {
         match process(state, &pending).await {
             Ok(()) => {
                 state.inner.wake_sender.notify_one();
-                return true;
+                return Drained::Processed;
             }
             // Someone else moved this contact on: read again and redo the turn
             // (after a few in a row, slow down rather than spin).
@@ -201,7 +224,7 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
             "session ended"
         );
     }
-    state.store().commit_inbound(&turn, pending.seq, &entry.reply_to).await?;
+    state.store().commit_inbound(&turn, pending, &entry.reply_to).await?;
     let live = turn.live();
     tracing::info!(
         instance = %entry.instance,

@@ -33,7 +33,8 @@ fn backoff(attempts: u32) -> Duration {
 
 /// Replies read (and, on PostgreSQL, claimed) at once: as many as the
 /// throttle lets out in half a claim's lifetime, so no claim lapses while
-/// its reply waits its turn.
+/// its reply waits its turn (the other half is for the send itself, whose
+/// timeout `config` keeps within it).
 fn batch_size(interval: Option<Duration>) -> u32 {
     let Some(interval) = interval.filter(|interval| !interval.is_zero()) else { return BATCH };
     let fits = (switchyard_store::postgres::CLAIM / 2).as_millis() / interval.as_millis().max(1);
