@@ -336,6 +336,59 @@ async fn answers_are_cached_by_normalised_text_and_prompt() {
     assert_eq!(stand_in.calls(), 2, "the same text under another prompt is another question");
 }
 
+/// Two customers whose e-mails differ only in punctuation: their texts
+/// normalise to the same words, so a cache keyed on normalised text would give
+/// the second customer the first one's e-mail. Extraction is never cached
+/// (each customer's text is sent), while a classification of the same two
+/// texts is still answered once and then from the cache.
+#[tokio::test]
+async fn extraction_is_never_cached_but_classification_of_equal_normalised_texts_is() {
+    let (stand_in, addr) = StandIn::start(|body, _| {
+        let text = body["messages"][1]["content"].as_str().unwrap_or_default();
+        if !classes(body).is_empty() {
+            Reply::Class("billing")
+        } else if text.contains("joao.silva") {
+            Reply::Content(r#"{"email": "joao.silva@gmail.com"}"#)
+        } else if text.contains("joao_silva") {
+            Reply::Content(r#"{"email": "joao_silva@gmail.com"}"#)
+        } else {
+            Reply::Content(r#"{"email": null}"#)
+        }
+    })
+    .await;
+    let llm = Llm::new(settings(addr, Duration::from_secs(2))).unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(2);
+    let first = "meu email e joao.silva arroba gmail ponto com";
+    let second = "meu email e joao_silva arroba gmail ponto com";
+    assert_eq!(switchyard_engine::text::normalize(first), switchyard_engine::text::normalize(second), "the premise: one normalised text");
+    let extract = |text: &str| Request { task: "details", prompt: "Extraia.", ask: Wanted::Fields(&["email"]), ..request(text) };
+    let email = |answer: &Answer| match answer {
+        Answer::Values { values, usage } => {
+            (values.iter().find(|(field, _)| field == "email").map(|(_, value)| value.clone()), usage.cached)
+        }
+        Answer::Failed { reason, .. } => panic!("no answer: {reason}"),
+    };
+    let answer = llm.answer(&extract(first), deadline()).await;
+    assert_eq!(email(&answer), (Some("joao.silva@gmail.com".to_owned()), false));
+    let answer = llm.answer(&extract(second), deadline()).await;
+    assert_eq!(email(&answer), (Some("joao_silva@gmail.com".to_owned()), false), "the second customer gets their own e-mail");
+    let answer = llm.answer(&extract(first), deadline()).await;
+    assert_eq!(email(&answer), (Some("joao.silva@gmail.com".to_owned()), false), "not even the exact same text is cached");
+    assert_eq!(stand_in.calls(), 3, "every extraction is asked");
+
+    let classified = llm.answer(&request(first), deadline()).await;
+    assert!(matches!(classified, Answer::Values { usage, .. } if !usage.cached), "{classified:?}");
+    let classified = llm.answer(&request(second), deadline()).await;
+    assert!(
+        matches!(&classified, Answer::Values { values, usage } if usage.cached && values == &[("class".to_owned(), "billing".to_owned())]),
+        "{classified:?}"
+    );
+    assert_eq!(stand_in.calls(), 4, "the classification was asked once");
+    let stats = llm.stats();
+    assert_eq!(stats[&("unknown".to_owned(), 1, "details".to_owned())].cache_hits, 0);
+    assert_eq!(stats[&("unknown".to_owned(), 1, "intent".to_owned())].cache_hits, 1);
+}
+
 /// Use case 3: the same message in `digital_certificate` v1 and v2 is sent
 /// with each version's own routing prompt.
 #[tokio::test]
