@@ -5,7 +5,8 @@
 //! Each request is answered within the turn's budget (`LLM_TIMEOUT`, 5 s by
 //! default: a conversation never waits longer), with one retry when a call
 //! fails fast (429, 5xx, connection reset) and time remains, behind a circuit
-//! breaker (5 failed calls in a row open it for 30 s) and a bounded cache of
+//! breaker (5 failed calls in a row open it for 30 s; a timeout counts only
+//! when the call had the whole `LLM_TIMEOUT`) and a bounded cache of
 //! classification answers (extraction answers, the customer's own data, are
 //! never cached).
 //! Failures are answers too (`Answer::Failed`): the keyword classifier then
@@ -282,12 +283,16 @@ impl Llm {
         let failed = |reason: &str| Answer::Failed { reason: reason.to_owned(), latency_ms: started.elapsed().as_millis() as u64 };
         let mut retried = false;
         loop {
-            if !self.breaker.allow() {
-                return failed("circuit_open");
-            }
+            // The budget first: `allow()` on an open circuit past its cooldown
+            // makes this call the half-open trial, and a trial that is never
+            // sent would leave the circuit half-open for good.
             let Some(remaining) = deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) else {
                 return failed("timeout");
             };
+            if !self.breaker.allow() {
+                return failed("circuit_open");
+            }
+            let full_wait = gets_full_wait(remaining, self.settings.timeout);
             let with_schema = self.schema_supported.load(Ordering::Relaxed);
             self.record(request, |stats| stats.calls += 1);
             let call_started = Instant::now();
@@ -327,8 +332,15 @@ impl Llm {
                     self.breaker.success();
                     return failed(&reason);
                 }
-                Err(CallError::Timeout) => {
+                Err(CallError::Timeout) if full_wait => {
                     self.breaker.failure();
+                    return failed("timeout");
+                }
+                Err(CallError::Timeout) => {
+                    // Cut short by what was left of the turn's budget (a later
+                    // round, or the retry), not by LLM_TIMEOUT: no verdict on
+                    // the provider, but a half-open trial is given back.
+                    self.breaker.release();
                     return failed("timeout");
                 }
                 Err(CallError::Retryable(reason)) => {
@@ -373,6 +385,16 @@ impl Llm {
         }
         Err(CallError::Final(format!("http_{code}")))
     }
+}
+
+/// Whether a call that may wait `given` had the configured `timeout` to
+/// answer, so that its timeout is the provider's failure. The first round of
+/// a turn is given the timeout less the few moments the turn took before
+/// asking, hence the tenth of slack; a later round or a retry with less left
+/// is limited by the turn's budget, and its timeout says nothing about the
+/// provider.
+fn gets_full_wait(given: Duration, timeout: Duration) -> bool {
+    given >= timeout - timeout / 10
 }
 
 /// SHA-256 over the model, the system message and the answer schema: two
