@@ -47,6 +47,16 @@ impl Breaker {
         *self.lock() = State::Closed { failures: 0 };
     }
 
+    /// The call ended without saying anything about the provider (it was
+    /// cut short by the caller's budget): the circuit stays as it was, but a
+    /// half-open trial is given back, so the next call is the trial.
+    pub fn release(&self) {
+        let mut state = self.lock();
+        if *state == State::HalfOpen {
+            *state = State::Open { until: Instant::now() };
+        }
+    }
+
     /// Returns true when this failure opened the circuit.
     pub fn failure(&self) -> bool {
         let mut state = self.lock();
@@ -93,5 +103,23 @@ mod tests {
         breaker.success();
         assert!(!breaker.is_open());
         assert!(breaker.allow() && breaker.allow());
+    }
+
+    #[test]
+    fn a_released_trial_lets_the_next_call_be_the_trial() {
+        let breaker = Breaker::new(1, Duration::from_millis(30));
+        breaker.release();
+        assert!(!breaker.is_open(), "releasing a closed circuit changes nothing");
+        assert!(breaker.allow());
+        assert!(breaker.failure());
+        breaker.release();
+        assert!(!breaker.allow(), "releasing an open circuit does not shorten its cooldown");
+        std::thread::sleep(Duration::from_millis(40));
+        assert!(breaker.allow(), "the trial");
+        assert!(!breaker.allow());
+        breaker.release();
+        assert!(breaker.allow(), "the released trial goes to the next call");
+        breaker.success();
+        assert!(!breaker.is_open());
     }
 }

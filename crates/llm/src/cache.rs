@@ -1,4 +1,5 @@
-//! A bounded cache of model answers, keyed by the prompt's fingerprint
+//! A bounded cache of classification answers (extraction answers, the
+//! customer's own data, are never put here), keyed by the prompt's fingerprint
 //! (model, system message and schema) and the normalised customer text, so
 //! "Quero RENOVAR!" and "quero renovar" cost one call. Oldest entries go first.
 

@@ -5,7 +5,10 @@
 //! Each request is answered within the turn's budget (`LLM_TIMEOUT`, 5 s by
 //! default: a conversation never waits longer), with one retry when a call
 //! fails fast (429, 5xx, connection reset) and time remains, behind a circuit
-//! breaker (5 failed calls in a row open it for 30 s) and a bounded cache.
+//! breaker (5 failed calls in a row open it for 30 s; a timeout counts only
+//! when the call had the whole `LLM_TIMEOUT`) and a bounded cache of
+//! classification answers (extraction answers, the customer's own data, are
+//! never cached).
 //! Failures are answers too (`Answer::Failed`): the keyword classifier then
 //! decides. Neither the API key nor the prompt or the customer's text is ever
 //! logged.
@@ -27,7 +30,7 @@ use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use switchyard_engine::classify::{Answer, Model, Request, Usage};
+use switchyard_engine::classify::{Answer, Model, Request, Usage, Wanted};
 use switchyard_engine::text::normalize;
 
 use crate::breaker::Breaker;
@@ -226,13 +229,20 @@ impl Llm {
         let system = wire::system_message(request.prompt, request.ask);
         let text: String = request.text.chars().take(MAX_TEXT_CHARS).collect();
         let fingerprint = prompt_fingerprint(&self.settings.model, &system, request.ask);
-        let normalized = normalize(&text);
-        let answer = match self.cache.get(&fingerprint, &normalized) {
+        // Only classification answers are cached. An extraction answer is the
+        // customer's own data (CPF, e-mail ...): keyed on the normalised text,
+        // which turns punctuation into spaces, `joao.silva arroba gmail` and
+        // `joao_silva arroba gmail` would share an entry and the second customer
+        // would be given the first one's e-mail. Keyed on the exact text it would
+        // almost never be hit, and would keep personal data in memory for nothing.
+        let cache_key = matches!(request.ask, Wanted::Class(_)).then(|| normalize(&text));
+        let cached = cache_key.as_deref().and_then(|normalized| self.cache.get(&fingerprint, normalized));
+        let answer = match cached {
             Some(values) => {
                 self.record(request, |stats| stats.cache_hits += 1);
                 Answer::Values { values, usage: Usage { cached: true, ..Usage::default() } }
             }
-            None => self.call_with_retry(request, &system, &text, &fingerprint, &normalized, deadline).await,
+            None => self.call_with_retry(request, &system, &text, &fingerprint, cache_key.as_deref(), deadline).await,
         };
         let latency_ms = started.elapsed().as_millis() as u64;
         self.record(request, |stats| {
@@ -266,19 +276,23 @@ impl Llm {
         system: &str,
         text: &str,
         fingerprint: &str,
-        normalized: &str,
+        cache_key: Option<&str>,
         deadline: Instant,
     ) -> Answer {
         let started = Instant::now();
         let failed = |reason: &str| Answer::Failed { reason: reason.to_owned(), latency_ms: started.elapsed().as_millis() as u64 };
         let mut retried = false;
         loop {
-            if !self.breaker.allow() {
-                return failed("circuit_open");
-            }
+            // The budget first: `allow()` on an open circuit past its cooldown
+            // makes this call the half-open trial, and a trial that is never
+            // sent would leave the circuit half-open for good.
             let Some(remaining) = deadline.checked_duration_since(Instant::now()).filter(|left| !left.is_zero()) else {
                 return failed("timeout");
             };
+            if !self.breaker.allow() {
+                return failed("circuit_open");
+            }
+            let full_wait = gets_full_wait(remaining, self.settings.timeout);
             let with_schema = self.schema_supported.load(Ordering::Relaxed);
             self.record(request, |stats| stats.calls += 1);
             let call_started = Instant::now();
@@ -295,7 +309,9 @@ impl Llm {
                     };
                     return match wire::values(&completion.content) {
                         Some(values) => {
-                            self.cache.put(fingerprint, normalized, values.clone());
+                            if let Some(normalized) = cache_key {
+                                self.cache.put(fingerprint, normalized, values.clone());
+                            }
                             Answer::Values { values, usage }
                         }
                         None => Answer::Failed { reason: "malformed".to_owned(), latency_ms: usage.latency_ms },
@@ -316,8 +332,15 @@ impl Llm {
                     self.breaker.success();
                     return failed(&reason);
                 }
-                Err(CallError::Timeout) => {
+                Err(CallError::Timeout) if full_wait => {
                     self.breaker.failure();
+                    return failed("timeout");
+                }
+                Err(CallError::Timeout) => {
+                    // Cut short by what was left of the turn's budget (a later
+                    // round, or the retry), not by LLM_TIMEOUT: no verdict on
+                    // the provider, but a half-open trial is given back.
+                    self.breaker.release();
                     return failed("timeout");
                 }
                 Err(CallError::Retryable(reason)) => {
@@ -362,6 +385,16 @@ impl Llm {
         }
         Err(CallError::Final(format!("http_{code}")))
     }
+}
+
+/// Whether a call that may wait `given` had the configured `timeout` to
+/// answer, so that its timeout is the provider's failure. The first round of
+/// a turn is given the timeout less the few moments the turn took before
+/// asking, hence the tenth of slack; a later round or a retry with less left
+/// is limited by the turn's budget, and its timeout says nothing about the
+/// provider.
+fn gets_full_wait(given: Duration, timeout: Duration) -> bool {
+    given >= timeout - timeout / 10
 }
 
 /// SHA-256 over the model, the system message and the answer schema: two

@@ -308,6 +308,84 @@ async fn the_circuit_opens_after_repeated_failures_and_closes_again() {
     assert_eq!(llm.stats()[&("unknown".to_owned(), 1, "intent".to_owned())].failures["circuit_open"], 1);
 }
 
+/// Opens `llm`'s circuit (threshold 3) against a stand-in that answers 503.
+async fn open_circuit(llm: &Llm) {
+    for text in ["um", "dois"] {
+        llm.answer(&request(text), Instant::now() + Duration::from_secs(2)).await;
+    }
+    assert!(llm.breaker_open());
+}
+
+/// The breaker's trial is not spent on a request with no budget left: after
+/// the open period such a request fails as a timeout without a call, and the
+/// next request with budget is the trial, which closes the circuit. The same
+/// when the trial is sent but cut short by what was left of the budget.
+#[tokio::test]
+async fn a_request_without_budget_after_the_open_period_does_not_leave_the_circuit_half_open() {
+    let state = Arc::new(AtomicUsize::new(0)); // 0: failing, 1: slow, 2: healthy
+    let flag = Arc::clone(&state);
+    let (stand_in, addr) = StandIn::start(move |_, _| match flag.load(Ordering::SeqCst) {
+        0 => Reply::Error(503),
+        1 => Reply::Slow(Duration::from_secs(3), "billing"),
+        _ => Reply::Class("billing"),
+    })
+    .await;
+    let llm = Llm::new(settings(addr, Duration::from_secs(2))).unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(2);
+    open_circuit(&llm).await;
+    let calls = stand_in.calls();
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let answer = llm.answer(&request("sem tempo"), Instant::now()).await;
+    assert!(matches!(answer, Answer::Failed { ref reason, .. } if reason == "timeout"), "{answer:?}");
+    assert_eq!(stand_in.calls(), calls, "no budget, no call");
+    state.store(2, Ordering::SeqCst);
+    let answer = llm.answer(&request("tres"), deadline()).await;
+    assert!(matches!(answer, Answer::Values { .. }), "the trial goes through: {answer:?}");
+    assert!(!llm.breaker_open(), "and closes the circuit");
+    assert_eq!(stand_in.calls(), calls + 1);
+
+    // The trial is sent, but only with 100 ms of budget left, to a provider
+    // that takes longer: no verdict, and the next request is the trial.
+    state.store(0, Ordering::SeqCst);
+    open_circuit(&llm).await;
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    state.store(1, Ordering::SeqCst);
+    let answer = llm.answer(&request("pouco tempo"), Instant::now() + Duration::from_millis(100)).await;
+    assert!(matches!(answer, Answer::Failed { ref reason, .. } if reason == "timeout"), "{answer:?}");
+    state.store(2, Ordering::SeqCst);
+    let answer = llm.answer(&request("quatro"), deadline()).await;
+    assert!(matches!(answer, Answer::Values { .. }), "{answer:?}");
+    assert!(!llm.breaker_open());
+}
+
+/// Timeouts are the provider's failures only when it had the whole
+/// LLM_TIMEOUT: a healthy but slowish model cut short by what was left of
+/// the turn's budget never opens the circuit, while the same model timing out
+/// with the full timeout does (threshold 3).
+#[tokio::test]
+async fn timeouts_cut_short_by_the_budget_do_not_open_the_circuit() {
+    let timeout = Duration::from_millis(300);
+    let (stand_in, addr) = StandIn::start(|_, _| Reply::Slow(Duration::from_millis(600), "billing")).await;
+    let llm = Llm::new(settings(addr, timeout)).unwrap();
+    for call in 0..5 {
+        let answer = llm.answer(&request(&format!("pergunta {call}")), Instant::now() + Duration::from_millis(100)).await;
+        assert!(matches!(answer, Answer::Failed { ref reason, .. } if reason == "timeout"), "{answer:?}");
+    }
+    assert_eq!(stand_in.calls(), 5, "each was sent");
+    assert!(!llm.breaker_open(), "five budget-limited timeouts say nothing about the provider");
+    // The first request of a turn gets the whole timeout; a request after it
+    // in the same turn gets what is left.
+    let requests = [request("primeira"), request("segunda")];
+    let answers = llm.decide(&requests, timeout).await;
+    assert!(answers.iter().all(|answer| matches!(answer, Answer::Failed { reason, .. } if reason == "timeout")), "{answers:?}");
+    assert!(!llm.breaker_open(), "one full timeout is below the threshold");
+    for call in 0..2 {
+        let answer = llm.answer(&request(&format!("inteira {call}")), Instant::now() + timeout).await;
+        assert!(matches!(answer, Answer::Failed { ref reason, .. } if reason == "timeout"), "{answer:?}");
+    }
+    assert!(llm.breaker_open(), "three timeouts with the whole timeout open it");
+}
+
 /// A server that refuses the JSON-schema response format gets the question
 /// again without it, and the JSON is read from whatever the content holds.
 #[tokio::test]
@@ -334,6 +412,59 @@ async fn answers_are_cached_by_normalised_text_and_prompt() {
     let other_prompt = Request { prompt: "Outro prompt.", ..request("to devendo") };
     llm.answer(&other_prompt, deadline()).await;
     assert_eq!(stand_in.calls(), 2, "the same text under another prompt is another question");
+}
+
+/// Two customers whose e-mails differ only in punctuation: their texts
+/// normalise to the same words, so a cache keyed on normalised text would give
+/// the second customer the first one's e-mail. Extraction is never cached
+/// (each customer's text is sent), while a classification of the same two
+/// texts is still answered once and then from the cache.
+#[tokio::test]
+async fn extraction_is_never_cached_but_classification_of_equal_normalised_texts_is() {
+    let (stand_in, addr) = StandIn::start(|body, _| {
+        let text = body["messages"][1]["content"].as_str().unwrap_or_default();
+        if !classes(body).is_empty() {
+            Reply::Class("billing")
+        } else if text.contains("joao.silva") {
+            Reply::Content(r#"{"email": "joao.silva@gmail.com"}"#)
+        } else if text.contains("joao_silva") {
+            Reply::Content(r#"{"email": "joao_silva@gmail.com"}"#)
+        } else {
+            Reply::Content(r#"{"email": null}"#)
+        }
+    })
+    .await;
+    let llm = Llm::new(settings(addr, Duration::from_secs(2))).unwrap();
+    let deadline = || Instant::now() + Duration::from_secs(2);
+    let first = "meu email e joao.silva arroba gmail ponto com";
+    let second = "meu email e joao_silva arroba gmail ponto com";
+    assert_eq!(switchyard_engine::text::normalize(first), switchyard_engine::text::normalize(second), "the premise: one normalised text");
+    let extract = |text: &str| Request { task: "details", prompt: "Extraia.", ask: Wanted::Fields(&["email"]), ..request(text) };
+    let email = |answer: &Answer| match answer {
+        Answer::Values { values, usage } => {
+            (values.iter().find(|(field, _)| field == "email").map(|(_, value)| value.clone()), usage.cached)
+        }
+        Answer::Failed { reason, .. } => panic!("no answer: {reason}"),
+    };
+    let answer = llm.answer(&extract(first), deadline()).await;
+    assert_eq!(email(&answer), (Some("joao.silva@gmail.com".to_owned()), false));
+    let answer = llm.answer(&extract(second), deadline()).await;
+    assert_eq!(email(&answer), (Some("joao_silva@gmail.com".to_owned()), false), "the second customer gets their own e-mail");
+    let answer = llm.answer(&extract(first), deadline()).await;
+    assert_eq!(email(&answer), (Some("joao.silva@gmail.com".to_owned()), false), "not even the exact same text is cached");
+    assert_eq!(stand_in.calls(), 3, "every extraction is asked");
+
+    let classified = llm.answer(&request(first), deadline()).await;
+    assert!(matches!(classified, Answer::Values { usage, .. } if !usage.cached), "{classified:?}");
+    let classified = llm.answer(&request(second), deadline()).await;
+    assert!(
+        matches!(&classified, Answer::Values { values, usage } if usage.cached && values == &[("class".to_owned(), "billing".to_owned())]),
+        "{classified:?}"
+    );
+    assert_eq!(stand_in.calls(), 4, "the classification was asked once");
+    let stats = llm.stats();
+    assert_eq!(stats[&("unknown".to_owned(), 1, "details".to_owned())].cache_hits, 0);
+    assert_eq!(stats[&("unknown".to_owned(), 1, "intent".to_owned())].cache_hits, 1);
 }
 
 /// Use case 3: the same message in `digital_certificate` v1 and v2 is sent
