@@ -552,3 +552,17 @@ fn sessions_lists_shows_and_ends_a_live_session() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("CONTACT"), "{}", stderr(&bad));
 }
+
+#[test]
+fn check_names_an_extreme_send_throttle_instead_of_panicking() {
+    // `1e-300/s` made `Duration::from_secs_f64` panic: the interval is past what a Duration holds.
+    for value in ["1e-300/s", "1e300/s", "5e-324/s"] {
+        let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:9"), ("SEND_THROTTLE", value)], "");
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{value}: {err}");
+        assert!(!err.contains("panicked"), "{value}: {err}");
+        assert!(err.lines().any(|line| line.contains(&format!("SEND_THROTTLE '{value}'"))), "{value}: {err}");
+    }
+    let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:9"), ("SEND_THROTTLE", "0.5/s")], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+}
