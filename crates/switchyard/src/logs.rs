@@ -104,10 +104,11 @@ fn escape_ends_at(bytes: &[u8], pos: usize) -> bool {
     backslashes % 2 == 1
 }
 
-/// A word boundary stands before `idx`: the start, anything but a letter,
-/// digit or `*`, or an escape sequence.
+/// A word boundary stands before `idx`: the start, anything but a letter or
+/// digit (`*` included: `5511988887777*` is an `IGNORE_JIDS` prefix), or an
+/// escape sequence.
 fn boundary_before(bytes: &[u8], idx: usize) -> bool {
-    idx == 0 || !(bytes[idx - 1].is_ascii_alphanumeric() || bytes[idx - 1] == b'*') || escape_ends_at(bytes, idx - 1)
+    idx == 0 || !bytes[idx - 1].is_ascii_alphanumeric() || escape_ends_at(bytes, idx - 1)
 }
 
 /// For the digits `bytes[start..end]`, glued to letters: masked when there
@@ -166,7 +167,7 @@ fn mask_numbers(text: &str, json: bool) -> String {
                 end += 1;
             }
             let run_end = last_digit + 1;
-            let boundary_after = run_end == bytes.len() || !(bytes[run_end].is_ascii_alphanumeric() || bytes[run_end] == b'*');
+            let boundary_after = run_end == bytes.len() || !bytes[run_end].is_ascii_alphanumeric();
             let run = &bytes[idx..run_end];
             let separators = run.iter().filter(|byte| !byte.is_ascii_digit()).count();
             // `0.010617817` (a duration, a rate) is a decimal, not a document:
@@ -351,6 +352,15 @@ mod tests {
         ] {
             assert_eq!(mask(id), id);
         }
+    }
+
+    #[test]
+    fn a_star_is_a_boundary_so_ignore_jids_prefixes_are_masked() {
+        assert_eq!(mask("5511988887777*"), "***********77*");
+        assert_eq!(mask("*5511988887777"), "************77");
+        assert_eq!(mask("5511988887777*,@g.us"), "***********77*,@g.us");
+        // Already masked text stays as it is.
+        assert_eq!(mask("5511*******77"), "5511*******77");
     }
 
     #[test]
