@@ -323,7 +323,16 @@ impl ServeConfig {
             None => Some(Duration::from_millis(50)),
             Some("off") | Some("0") => None,
             Some(text) => match text.strip_suffix("/s").and_then(|n| n.trim().parse::<f64>().ok()) {
-                Some(per_second) if per_second > 0.0 && per_second.is_finite() => Some(Duration::from_secs_f64(1.0 / per_second)),
+                // `1e-300/s` would be an interval past what a Duration holds
+                // (`from_secs_f64` panics) and `1e300/s` rounds to zero: both
+                // are rejected with the message below, not a panic.
+                Some(per_second) if per_second > 0.0 && per_second.is_finite() => match Duration::try_from_secs_f64(1.0 / per_second) {
+                    Ok(interval) if !interval.is_zero() => Some(interval),
+                    _ => {
+                        problems.push(format!("SEND_THROTTLE '{text}' is out of range: messages per second per instance, such as 20/s, or off"));
+                        None
+                    }
+                },
                 _ => {
                     problems.push(format!("SEND_THROTTLE '{text}' must be messages per second per instance, such as 20/s, or off"));
                     None

@@ -172,7 +172,9 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
             let shown = if value.is_empty() {
                 "(none)".to_owned()
             } else if *secret {
-                redact_secret(&value)
+                redact_secret(name, &value)
+            } else if *name == "EVOLUTION_URL" || *name == "LLM_BASE_URL" {
+                redact_url_credentials(&value)
             } else if *name == "DATABASE_URL" {
                 switchyard_store::redact_url(&value)
             } else if *name == "IGNORE_JIDS" {
@@ -186,8 +188,17 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
         .collect()
 }
 
-/// `name=secret,...` keeps the names; a bare secret becomes `<redacted>`.
-fn redact_secret(value: &str) -> String {
+/// The settings that hold `name=secret,...` lists: only these keep the
+/// names. Every other secret is one value, which may itself contain `=`
+/// (base64 padding), so it is never split.
+const NAMED_SECRET_LISTS: &[&str] = &["EVOLUTION_INSTANCE_KEYS", "WEBHOOK_SECRETS", "ADMIN_TOKENS"];
+
+/// `name=secret,...` keeps the names; a single-value secret, whatever it
+/// holds, becomes `<redacted>`.
+fn redact_secret(setting: &str, value: &str) -> String {
+    if !NAMED_SECRET_LISTS.contains(&setting) {
+        return "<redacted>".to_owned();
+    }
     value
         .split(',')
         .map(|entry| match entry.split_once('=') {
@@ -198,7 +209,23 @@ fn redact_secret(value: &str) -> String {
         .join(",")
 }
 
-/// `scheme://user:password@host/db` without the password.
+/// `https://user:password@host/...` as `https://user:***@host/...`, and
+/// `https://token@host/...` as `https://***@host/...` (over HTTP a lone user
+/// name is often a token). Only the authority (up to the first `/`, `?` or
+/// `#` after `://`) is looked at, so an `@` in the path or query (an
+/// e-mail in a parameter) is not taken for credentials.
+fn redact_url_credentials(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|idx| idx + 3) else { return url.to_owned() };
+    let rest = &url[scheme_end..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_len].rfind('@') else { return url.to_owned() };
+    let shown = match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{shown}{}", &url[..scheme_end], &rest[at..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,9 +258,31 @@ mod tests {
 
     #[test]
     fn secrets_and_url_passwords_are_redacted() {
-        assert_eq!(redact_secret("vendas=abc,suporte=def"), "vendas=<redacted>,suporte=<redacted>");
-        assert_eq!(redact_secret("abc"), "<redacted>");
+        assert_eq!(redact_secret("WEBHOOK_SECRETS", "vendas=abc,suporte=def"), "vendas=<redacted>,suporte=<redacted>");
+        assert_eq!(redact_secret("WEBHOOK_SECRETS", "vendas=c2VjcmV0="), "vendas=<redacted>");
+        assert_eq!(redact_secret("ADMIN_TOKEN", "abc"), "<redacted>");
         assert_eq!(switchyard_store::redact_url("postgres://app:s3cret@db:5432/switchyard"), "postgres://app:***@db:5432/switchyard");
         assert_eq!(switchyard_store::redact_url("sqlite://switchyard.db"), "sqlite://switchyard.db");
+    }
+
+    #[test]
+    fn single_value_secrets_are_redacted_whole_even_with_base64_padding() {
+        // `c2VjcmV0=` used to show as `c2VjcmV0=<redacted>`: the secret in full.
+        for name in ["EVOLUTION_API_KEY", "WEBHOOK_SECRET", "WEBHOOK_JWT_KEY", "ADMIN_TOKEN", "LLM_API_KEY"] {
+            assert_eq!(redact_secret(name, "c2VjcmV0="), "<redacted>", "{name}");
+            assert_eq!(redact_secret(name, "a=b,c=d"), "<redacted>", "{name}");
+        }
+        for name in NAMED_SECRET_LISTS {
+            assert_eq!(redact_secret(name, "loja=c2VjcmV0=,outra=eA=="), "loja=<redacted>,outra=<redacted>", "{name}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_http_urls_are_redacted() {
+        assert_eq!(redact_url_credentials("https://evo:s3cret@evolution.example.com/api"), "https://evo:***@evolution.example.com/api");
+        assert_eq!(redact_url_credentials("http://user:p@ss:w0rd@127.0.0.1:8080"), "http://user:***@127.0.0.1:8080");
+        assert_eq!(redact_url_credentials("https://sk-token123@llm.example.com/v1"), "https://***@llm.example.com/v1");
+        assert_eq!(redact_url_credentials("http://127.0.0.1:11434/v1"), "http://127.0.0.1:11434/v1");
+        assert_eq!(redact_url_credentials("https://host:8080/v1?owner=ana@x.com"), "https://host:8080/v1?owner=ana@x.com");
     }
 }

@@ -67,6 +67,11 @@ fn mask_emails(text: &str) -> String {
         }
         let domain = text[sign + 1..end].trim_end_matches(['.', '-']);
         let tld_ok = domain.rsplit_once('.').is_some_and(|(_, tld)| tld.len() >= 2 && tld.bytes().all(|byte| byte.is_ascii_alphabetic()));
+        // `oi\nana@x.com` in a JSON line: the `n` belongs to the escape, not
+        // to the address (masking it would leave `\***`, which is not JSON).
+        if start < sign && escape_ends_at(bytes, start) {
+            start += 1;
+        }
         if start == sign || !tld_ok {
             continue;
         }
@@ -83,6 +88,61 @@ fn mask_emails(text: &str) -> String {
     out
 }
 
+/// Digits glued to letters (`cpf52998224725`) are masked from this many on:
+/// a CPF has 11, a phone with country code 12 or 13.
+const MIN_GLUED_DIGITS: usize = 11;
+
+/// The letter at `pos` ends an escape sequence (`\n`, `\t`, `\r`...): an
+/// odd number of backslashes stands before it. JSON lines and `{:?}` fields
+/// write a newline or tab inside a string that way, and what follows is the
+/// start of a word, not the end of the word `n`.
+fn escape_ends_at(bytes: &[u8], pos: usize) -> bool {
+    if !bytes[pos].is_ascii_alphabetic() {
+        return false;
+    }
+    let backslashes = bytes[..pos].iter().rev().take_while(|byte| **byte == b'\\').count();
+    backslashes % 2 == 1
+}
+
+/// A word boundary stands before `idx`: the start, anything but a letter or
+/// digit (`*` included: `5511988887777*` is an `IGNORE_JIDS` prefix), or an
+/// escape sequence.
+fn boundary_before(bytes: &[u8], idx: usize) -> bool {
+    idx == 0 || !bytes[idx - 1].is_ascii_alphanumeric() || escape_ends_at(bytes, idx - 1)
+}
+
+/// For the digits `bytes[start..end]`, glued to letters: masked when there
+/// are 11 or more and the word around them is letters, then those digits,
+/// then letters (`cpf52998224725`, `tel5511999998888x`). A word with other
+/// digits in it (a hex or UUID piece such as `3f4b5c6d7e8f`) is an id,
+/// not a document, and left alone.
+fn glued_digits(bytes: &[u8], start: usize) -> bool {
+    let end = start + bytes[start..].iter().take_while(|byte| byte.is_ascii_digit()).count();
+    if end - start < MIN_GLUED_DIGITS {
+        return false;
+    }
+    let mut word_start = start;
+    while !boundary_before(bytes, word_start) {
+        word_start -= 1;
+    }
+    let word_end = end + bytes[end..].iter().take_while(|byte| byte.is_ascii_alphanumeric()).count();
+    let (before, after) = (&bytes[word_start..start], &bytes[end..word_end]);
+    (!before.is_empty() || !after.is_empty()) && before.iter().all(u8::is_ascii_alphabetic) && after.iter().all(u8::is_ascii_alphabetic)
+}
+
+/// Writes `digits` with all but the last two digits as `*`, separators kept.
+fn push_masked_digits(out: &mut String, run: &[u8], digits: usize) {
+    let mut seen = 0;
+    for &byte in run {
+        if byte.is_ascii_digit() {
+            seen += 1;
+            out.push(if seen > digits - 2 { byte as char } else { '*' });
+        } else {
+            out.push(byte as char);
+        }
+    }
+}
+
 fn mask_numbers(text: &str, json: bool) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
@@ -91,49 +151,60 @@ fn mask_numbers(text: &str, json: bool) -> String {
     while idx < bytes.len() {
         let byte = bytes[idx];
         let starts = byte.is_ascii_digit() || ((byte == b'+' || byte == b'(') && bytes.get(idx + 1).is_some_and(u8::is_ascii_digit));
-        let boundary_before = idx == 0 || !(bytes[idx - 1].is_ascii_alphanumeric() || bytes[idx - 1] == b'*');
-        if !(starts && boundary_before) {
+        if !starts || (idx > 0 && bytes[idx - 1].is_ascii_digit()) {
             idx += 1;
             continue;
         }
-        let mut end = idx;
-        let mut last_digit = idx;
-        let mut digits = 0;
-        while end < bytes.len() && (bytes[end].is_ascii_digit() || is_separator(bytes[end])) {
-            if bytes[end].is_ascii_digit() {
-                digits += 1;
-                last_digit = end;
-            }
-            end += 1;
-        }
-        let run_end = last_digit + 1;
-        let boundary_after = run_end == bytes.len() || !(bytes[run_end].is_ascii_alphanumeric() || bytes[run_end] == b'*');
-        let run = &bytes[idx..run_end];
-        let separators = run.iter().filter(|byte| !byte.is_ascii_digit()).count();
-        // `0.010617817` (a duration, a rate) is a decimal, not a document:
-        // CPF and CNPJ have two dots and a dash, phones no lone dot.
-        let decimal = separators == 1 && run.contains(&b'.');
-        if digits >= MIN_DIGITS && boundary_after && !decimal {
-            out.push_str(&text[copied..idx]);
-            let bare_json_value = json && separators == 0 && idx > 0 && bytes[idx - 1] == b':';
-            if bare_json_value {
-                out.push('"');
-            }
-            let mut seen = 0;
-            for &byte in &bytes[idx..run_end] {
-                if byte.is_ascii_digit() {
-                    seen += 1;
-                    out.push(if seen > digits - 2 { byte as char } else { '*' });
-                } else {
-                    out.push(byte as char);
+        if boundary_before(bytes, idx) {
+            let mut end = idx;
+            let mut last_digit = idx;
+            let mut digits = 0;
+            while end < bytes.len() && (bytes[end].is_ascii_digit() || is_separator(bytes[end])) {
+                if bytes[end].is_ascii_digit() {
+                    digits += 1;
+                    last_digit = end;
                 }
+                end += 1;
             }
-            if bare_json_value {
-                out.push('"');
+            let run_end = last_digit + 1;
+            let boundary_after = run_end == bytes.len() || !bytes[run_end].is_ascii_alphanumeric();
+            let run = &bytes[idx..run_end];
+            let separators = run.iter().filter(|byte| !byte.is_ascii_digit()).count();
+            // `0.010617817` (a duration, a rate) is a decimal, not a document:
+            // CPF and CNPJ have two dots and a dash, phones no lone dot.
+            let decimal = separators == 1 && run.contains(&b'.');
+            if digits >= MIN_DIGITS && boundary_after && !decimal {
+                out.push_str(&text[copied..idx]);
+                let bare_json_value = json && separators == 0 && idx > 0 && bytes[idx - 1] == b':';
+                if bare_json_value {
+                    out.push('"');
+                }
+                push_masked_digits(&mut out, run, digits);
+                if bare_json_value {
+                    out.push('"');
+                }
+                copied = run_end;
+            } else if glued_digits(bytes, idx) {
+                // `52998224725abc`: the digits stand first in their word.
+                let group_end = idx + bytes[idx..].iter().take_while(|byte| byte.is_ascii_digit()).count();
+                out.push_str(&text[copied..idx]);
+                push_masked_digits(&mut out, &bytes[idx..group_end], group_end - idx);
+                copied = group_end;
             }
-            copied = run_end;
+            // Not a shorter number inside the run either (`0.010617817`).
+            idx = end.max(idx + 1);
+        } else if byte.is_ascii_digit() {
+            // After a letter: `cpf52998224725`.
+            let group_end = idx + bytes[idx..].iter().take_while(|byte| byte.is_ascii_digit()).count();
+            if glued_digits(bytes, idx) {
+                out.push_str(&text[copied..idx]);
+                push_masked_digits(&mut out, &bytes[idx..group_end], group_end - idx);
+                copied = group_end;
+            }
+            idx = group_end;
+        } else {
+            idx += 1;
         }
-        idx = end.max(idx + 1);
     }
     out.push_str(&text[copied..]);
     out
@@ -234,6 +305,62 @@ mod tests {
         let masked = mask_json(line);
         assert_eq!(masked, r#"{"fields":{"contact":"***********99","text":"cpf ***.***.***-25","elapsed_secs":0.010617817}}"#);
         assert!(serde_json::from_str::<serde_json::Value>(&masked).is_ok());
+    }
+
+    #[test]
+    fn numbers_and_emails_right_after_an_escape_are_masked() {
+        // A JSON line (and a `{:?}` field) writes a newline or tab inside a
+        // string as `\n`, `\t`, `\r`: the letter is not part of the next word.
+        assert_eq!(mask_json(r#"{"text":"meu cpf:\n529.982.247-25"}"#), r#"{"text":"meu cpf:\n***.***.***-25"}"#);
+        assert_eq!(mask_json(r#"{"text":"fone\n5511999998888"}"#), r#"{"text":"fone\n***********88"}"#);
+        assert_eq!(mask_json(r#"{"text":"cnpj\t11.222.333/0001-81\r"}"#), r#"{"text":"cnpj\t**.***.***/****-81\r"}"#);
+        assert_eq!(mask_json(r#"{"text":"oi\nana@x.com"}"#), r#"{"text":"oi\n***@x.com"}"#);
+        assert_eq!(mask_json(r#"{"text":"oi\nana.souza@x.com"}"#), r#"{"text":"oi\n***@x.com"}"#);
+        assert_eq!(mask(r#"text="a\t5511999998888""#), r#"text="a\t***********88""#);
+        // `\\n` is a backslash, then the letter n: not an escape, but the
+        // 13 digits glued to the `n` are masked all the same.
+        assert_eq!(mask_json(r#"{"text":"c:\\n5511999998888"}"#), r#"{"text":"c:\\n***********88"}"#);
+    }
+
+    #[test]
+    fn masked_json_lines_with_escapes_still_parse_and_hide_everything() {
+        let text = "meu cpf:\n529.982.247-25\tfone\n5511999998888\noi\nana@x.com\r\ncnpj\n11.222.333/0001-81\n\"cpf52998224725\"";
+        let line = serde_json::json!({"fields": {"message": "inbound", "text": text, "contact": 5511911119999u64}}).to_string();
+        let masked = mask_json(&line);
+        let value: serde_json::Value = serde_json::from_str(&masked).unwrap_or_else(|err| panic!("{err}: {masked}"));
+        let shown = value["fields"]["text"].as_str().unwrap();
+        for secret in ["529.982.247", "52998224725", "55119999988", "ana@", "nana", "11.222.333", "0001", "55119111199"] {
+            assert!(!shown.contains(secret) && !masked.contains(secret), "{secret} in {masked}");
+        }
+        assert_eq!(shown, "meu cpf:\n***.***.***-25\tfone\n***********88\noi\n***@x.com\r\ncnpj\n**.***.***/****-81\n\"cpf*********25\"");
+        assert_eq!(value["fields"]["contact"], "***********99");
+    }
+
+    #[test]
+    fn long_digit_runs_glued_to_letters_are_masked_but_ids_are_not() {
+        assert_eq!(mask("cpf52998224725"), "cpf*********25");
+        assert_eq!(mask("tel5511999998888 ok"), "tel***********88 ok");
+        assert_eq!(mask("52998224725cpf"), "*********25cpf");
+        assert_eq!(mask("x=CPF52998224725."), "x=CPF*********25.");
+        for id in [
+            // Hex and UUID pieces mix letters and several digit groups.
+            "id a94a8fe5ccb19ba61c4c0873d391e987982fbbd3",
+            "msg 3EB0C767D26A1D8E5F6B12345678901A9",
+            "session 0195f3a2-8e4b-7c1d-9a2e-3f4b5c6d7e8f",
+            // Fewer than 11 glued digits: versions, short codes.
+            "build v1234567890 step2",
+        ] {
+            assert_eq!(mask(id), id);
+        }
+    }
+
+    #[test]
+    fn a_star_is_a_boundary_so_ignore_jids_prefixes_are_masked() {
+        assert_eq!(mask("5511988887777*"), "***********77*");
+        assert_eq!(mask("*5511988887777"), "************77");
+        assert_eq!(mask("5511988887777*,@g.us"), "***********77*,@g.us");
+        // Already masked text stays as it is.
+        assert_eq!(mask("5511*******77"), "5511*******77");
     }
 
     #[test]

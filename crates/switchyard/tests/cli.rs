@@ -561,3 +561,53 @@ fn a_send_timeout_longer_than_half_a_claim_is_refused() {
     let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:8080"), ("SEND_TIMEOUT", "15s")], "");
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn check_names_an_extreme_send_throttle_instead_of_panicking() {
+    // `1e-300/s` made `Duration::from_secs_f64` panic: the interval is past what a Duration holds.
+    for value in ["1e-300/s", "1e300/s", "5e-324/s"] {
+        let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:9"), ("SEND_THROTTLE", value)], "");
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{value}: {err}");
+        assert!(!err.contains("panicked"), "{value}: {err}");
+        assert!(err.lines().any(|line| line.contains(&format!("SEND_THROTTLE '{value}'"))), "{value}: {err}");
+    }
+    let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:9"), ("SEND_THROTTLE", "0.5/s")], "");
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn check_redacts_padded_secrets_url_credentials_and_ignored_prefixes() {
+    let output = switchyard(
+        &["check"],
+        &[
+            ("EVOLUTION_URL", "https://evo:evopass@127.0.0.1:9"),
+            ("EVOLUTION_API_KEY", "c2VjcmV0a2V5="),
+            ("WEBHOOK_SECRET", "d2hzZWNyZXQ="),
+            ("ADMIN_TOKEN", "YWRtaW4tdG9rZW4="),
+            ("WEBHOOK_SECRETS", "vendas=dmVuZGFz"),
+            ("LLM_BASE_URL", "https://llmuser:llmpass@127.0.0.1:11434/v1"),
+            ("LLM_API_KEY", "sk-bGxta2V5=="),
+            ("LLM_MODEL", "llama3.2"),
+            ("IGNORE_JIDS", "5511988887777*,@g.us"),
+        ],
+        "",
+    );
+    let out = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(output.status.success(), "{out}");
+    for (name, value) in [
+        ("EVOLUTION_URL", "https://evo:***@127.0.0.1:9"),
+        ("EVOLUTION_API_KEY", "<redacted>"),
+        ("WEBHOOK_SECRET", "<redacted>"),
+        ("ADMIN_TOKEN", "<redacted>"),
+        ("WEBHOOK_SECRETS", "vendas=<redacted>"),
+        ("LLM_BASE_URL", "https://llmuser:***@127.0.0.1:11434/v1"),
+        ("LLM_API_KEY", "<redacted>"),
+        ("IGNORE_JIDS", "***********77*,@g.us"),
+    ] {
+        assert!(out.lines().any(|line| line.contains(name) && line.contains(value)), "{name}: {out}");
+    }
+    for secret in ["evopass", "c2VjcmV0a2V5", "d2hzZWNyZXQ", "YWRtaW4tdG9rZW4", "dmVuZGFz", "llmpass", "bGxta2V5", "5511988887777", "119888877"] {
+        assert!(!out.contains(secret), "{secret} printed: {out}");
+    }
+}
