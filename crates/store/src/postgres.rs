@@ -808,34 +808,23 @@ impl PgStore {
     }
 
     pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
-        let (since, until, instance) = window_bounds(window);
-        let rows = sqlx::query(
+        let rows = crate::report::bind_window!(sqlx::query(
             "SELECT version, COUNT(*) AS started, COUNT(*) FILTER (WHERE outcome = 'completed') AS completed, \
              COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, \
              COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled, \
              COUNT(*) FILTER (WHERE outcome IS NULL) AS live FROM sessions \
              WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
              AND ($5::TEXT IS NULL OR reason = $5) GROUP BY version ORDER BY version",
-        )
-        .bind(window.flow)
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
         let mut aggregates = rows.iter().map(crate::report::aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
-        let details = sqlx::query(
+        let details = crate::report::bind_window!(sqlx::query(
             "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
              WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
              AND ($5::TEXT IS NULL OR reason = $5) AND outcome IS NOT NULL",
-        )
-        .bind(window.flow)
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
@@ -846,17 +835,11 @@ impl PgStore {
     }
 
     pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
-        let (since, until, instance) = window_bounds(window);
-        let rows = sqlx::query(
+        let rows = crate::report::bind_window!(sqlx::query(
             "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind = 'classified' AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
              AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
-        )
-        .bind(window.flow)
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
@@ -864,33 +847,20 @@ impl PgStore {
     }
 
     pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
-        let (since, until, instance) = window_bounds(window);
-        let reached = sqlx::query(
+        let reached = crate::report::bind_window!(sqlx::query(
             "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind = 'step_entered' AND s.flow = $1 AND s.version = $2 AND s.started_at >= $3 AND s.started_at < $4 \
              AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) GROUP BY e.step",
-        )
-        .bind(window.flow)
-        .bind(i64::from(version.number()))
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window, version)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        let ended = sqlx::query(
+        let ended = crate::report::bind_window!(sqlx::query(
             "SELECT step, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, \
              COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled \
              FROM sessions WHERE flow = $1 AND version = $2 AND started_at >= $3 AND started_at < $4 \
              AND ($5::TEXT IS NULL OR instance = $5) AND ($6::TEXT IS NULL OR reason = $6) AND outcome IS NOT NULL GROUP BY step",
-        )
-        .bind(window.flow)
-        .bind(i64::from(version.number()))
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window, version)
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
@@ -917,14 +887,6 @@ impl PgStore {
         .map_err(map_err)?;
         Ok((row.count("inbound")?, row.count("outbound")?))
     }
-}
-
-fn window_bounds<'a>(window: &Window<'a>) -> (i64, i64, Option<&'a str>) {
-    (
-        window.since.map_or(i64::MIN, Timestamp::as_millis),
-        window.until.map_or(i64::MAX, Timestamp::as_millis),
-        window.instance.map(InstanceId::as_str),
-    )
 }
 
 #[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out

@@ -44,6 +44,23 @@ pub struct StepAggregate {
     pub cancelled_here: u64,
 }
 
+/// Binds a report window's parameters in the order every report query
+/// takes them, on either backend: flow, [version,] since, until, instance,
+/// reason.
+macro_rules! bind_window {
+    ($query:expr, $window:expr $(, $version:expr)?) => {{
+        let window: &$crate::report::Window<'_> = $window;
+        $query
+            .bind(window.flow)
+            $(.bind(i64::from($version.number())))?
+            .bind(window.since.map_or(i64::MIN, switchyard_engine::time::Timestamp::as_millis))
+            .bind(window.until.map_or(i64::MAX, switchyard_engine::time::Timestamp::as_millis))
+            .bind(window.instance.map(switchyard_engine::ids::InstanceId::as_str))
+            .bind(window.reason)
+    }};
+}
+pub(crate) use bind_window;
+
 /// One `classified` event row (version, detail) of the window's sessions.
 pub(crate) fn classification_from_row(row: &impl Columns) -> Result<(Version, Classification), StoreError> {
     let classification = Classification::decode(&row.opt_text("detail")?.unwrap_or_default())
@@ -112,19 +129,11 @@ impl SqliteStore {
     /// Every classification decision (`classified` events) of the window's
     /// sessions, with its version, oldest first. The caller aggregates.
     pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
-        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
-        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
-        let instance = window.instance.map(InstanceId::as_str);
-        let rows = sqlx::query(
+        let rows = crate::report::bind_window!(sqlx::query(
             "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind = 'classified' AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
              AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
-        )
-        .bind(window.flow)
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
@@ -133,34 +142,21 @@ impl SqliteStore {
 
     /// Per-version counts, versions in ascending order.
     pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
-        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
-        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
-        let instance = window.instance.map(InstanceId::as_str);
-        let rows = sqlx::query(
+        let rows = crate::report::bind_window!(sqlx::query(
             "SELECT version, COUNT(*) AS started, SUM(outcome = 'completed') AS completed, SUM(outcome = 'handoff') AS handoff, \
              SUM(outcome = 'expired') AS expired, SUM(outcome = 'failed') AS failed, SUM(outcome = 'cancelled') AS cancelled, \
              SUM(outcome IS NULL) AS live FROM sessions \
              WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) \
              GROUP BY version ORDER BY version",
-        )
-        .bind(window.flow)
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
         let mut aggregates = rows.iter().map(aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
-        let details = sqlx::query(
+        let details = crate::report::bind_window!(sqlx::query(
             "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
              WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) AND outcome IS NOT NULL",
-        )
-        .bind(window.flow)
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
@@ -174,35 +170,20 @@ impl SqliteStore {
     /// sessions that ended there by outcome. Steps in no particular order
     /// (the caller orders them as the version declares them).
     pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
-        let since = window.since.map_or(i64::MIN, Timestamp::as_millis);
-        let until = window.until.map_or(i64::MAX, Timestamp::as_millis);
-        let instance = window.instance.map(InstanceId::as_str);
-        let reached = sqlx::query(
+        let reached = crate::report::bind_window!(sqlx::query(
             "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind = 'step_entered' AND s.flow = ?1 AND s.version = ?2 AND s.started_at >= ?3 AND s.started_at < ?4 \
              AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) GROUP BY e.step",
-        )
-        .bind(window.flow)
-        .bind(i64::from(version.number()))
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window, version)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
-        let ended = sqlx::query(
+        let ended = crate::report::bind_window!(sqlx::query(
             "SELECT step, SUM(outcome = 'expired') AS expired, SUM(outcome = 'handoff') AS handoff, SUM(outcome = 'failed') AS failed, \
              SUM(outcome = 'cancelled') AS cancelled FROM sessions \
              WHERE flow = ?1 AND version = ?2 AND started_at >= ?3 AND started_at < ?4 AND (?5 IS NULL OR instance = ?5) \
              AND (?6 IS NULL OR reason = ?6) AND outcome IS NOT NULL GROUP BY step",
-        )
-        .bind(window.flow)
-        .bind(i64::from(version.number()))
-        .bind(since)
-        .bind(until)
-        .bind(instance)
-        .bind(window.reason)
+        ), window, version)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;

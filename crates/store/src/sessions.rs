@@ -52,18 +52,12 @@ impl SqliteStore {
     /// (event detail `command:<name>`), per (step, command), ordered by step
     /// and command: where customers gave up or asked for a person.
     pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+        let rows: Vec<(Option<String>, String, i64)> = crate::report::bind_window!(sqlx::query_as(
             "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = ?1 AND s.version = ?2 \
              AND s.started_at >= ?3 AND s.started_at < ?4 AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) \
              GROUP BY e.step, command ORDER BY e.step, command",
-        )
-        .bind(window.flow)
-        .bind(i64::from(version.number()))
-        .bind(window.since.map_or(i64::MIN, switchyard_engine::time::Timestamp::as_millis))
-        .bind(window.until.map_or(i64::MAX, switchyard_engine::time::Timestamp::as_millis))
-        .bind(window.instance.map(InstanceId::as_str))
-        .bind(window.reason)
+        ), window, version)
         .fetch_all(self.pool())
         .await
         .map_err(map_err)?;
@@ -100,18 +94,12 @@ impl crate::postgres::PgStore {
     }
 
     pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows: Vec<(Option<String>, String, i64)> = sqlx::query_as(
+        let rows: Vec<(Option<String>, String, i64)> = crate::report::bind_window!(sqlx::query_as(
             "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
              WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = $1 AND s.version = $2 \
              AND s.started_at >= $3 AND s.started_at < $4 AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) \
              GROUP BY e.step, command ORDER BY e.step, command",
-        )
-        .bind(window.flow)
-        .bind(i64::from(version.number()))
-        .bind(window.since.map_or(i64::MIN, switchyard_engine::time::Timestamp::as_millis))
-        .bind(window.until.map_or(i64::MAX, switchyard_engine::time::Timestamp::as_millis))
-        .bind(window.instance.map(InstanceId::as_str))
-        .bind(window.reason)
+        ), window, version)
         .fetch_all(self.pool())
         .await
         .map_err(pg_err)?;
