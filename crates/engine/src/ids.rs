@@ -127,6 +127,28 @@ impl Contact {
     pub fn masked(&self) -> String {
         mask_digits(&self.0)
     }
+
+    /// `***********21`: only the last two digits, as the log masker leaves a
+    /// bare number; for details stored beside the analytics (a pin's reason),
+    /// which outlive the conversation.
+    pub fn masked_tail(&self) -> String {
+        let keep = self.0.len().saturating_sub(2);
+        format!("{}{}", "*".repeat(keep), &self.0[keep..])
+    }
+
+    /// The id that stands for an erased contact in every row: `00` and the
+    /// erasure's audit seq in 18 digits. No WhatsApp id starts with `0`
+    /// (E.164 numbers and LIDs never do), so it cannot be a real customer.
+    pub fn pseudonym(audit_seq: i64) -> Contact {
+        Contact(format!("00{:018}", audit_seq.max(0)))
+    }
+
+    /// True for an erased contact's [`Contact::pseudonym`]. It still parses
+    /// (`sessions show` reads the erased history by it), but a channel must
+    /// refuse it as a sender: a message from it would reopen the history.
+    pub fn is_pseudonym(&self) -> bool {
+        self.0.len() == 20 && self.0.starts_with("00")
+    }
 }
 
 impl fmt::Debug for Contact {
@@ -259,6 +281,18 @@ mod tests {
         assert_eq!(format!("{contact:?}"), "Contact(5511*******21)");
         let err = Contact::parse("5511987654321x").unwrap_err();
         assert!(!err.contains("5511987654321"), "{err}");
+        assert_eq!(contact.masked_tail(), "***********21");
+    }
+
+    #[test]
+    fn a_pseudonym_parses_back_but_is_told_apart_from_customers() {
+        let pseudonym = Contact::pseudonym(2);
+        assert_eq!(pseudonym.as_str(), "00000000000000000002");
+        assert_eq!(Contact::parse("00000000000000000002@s.whatsapp.net"), Ok(pseudonym.clone()));
+        assert!(pseudonym.is_pseudonym());
+        for customer in ["5511987654321", "204837561234567", "00551198765432"] {
+            assert!(!Contact::parse(customer).unwrap().is_pseudonym(), "{customer}");
+        }
     }
 }
 

@@ -372,7 +372,9 @@ impl Hit<'_> {
     /// The short detail stored with the session's reason.
     fn detail(&self, contact: &Contact) -> String {
         match self {
-            Hit::Pin(_) => format!("contact {}", contact.masked()),
+            // Stored on the session and its events for good: two digits, as
+            // in logs, so the detail does not outlive an erasure as a lead.
+            Hit::Pin(_) => format!("contact {}", contact.masked_tail()),
             Hit::Instance(rule) => format!("instance {}", rule.instance),
             Hit::Schedule(schedule) => format!("from {} until {}", schedule.from, schedule.until),
             Hit::Remembered { at, .. } => format!("remembered since {at}"),

@@ -168,7 +168,7 @@ fn the_override_beats_every_rule_and_the_rules_beat_active() {
     let ruled = Resolver::new(&registry, Overrides::none(), Box::new(all_rules()));
     let resolution = ruled.resolve(&registry, &query).unwrap();
     assert_eq!(resolution.version, v(2));
-    assert_eq!(resolution.reason, Reason::Rule { rule: "pin".to_owned(), detail: Some("contact 5511*******21".to_owned()) });
+    assert_eq!(resolution.reason, Reason::Rule { rule: "pin".to_owned(), detail: Some("contact ***********21".to_owned()) });
 
     // Another contact on another instance, after the schedule: split.
     let (other, elsewhere) = (contact("5521900000000"), instance("suporte"));

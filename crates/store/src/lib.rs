@@ -13,6 +13,7 @@
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
+//! - [`aliases`]: a contact's phone number and `@lid` alias, linked.
 //! - [`conformance`]: the contract every store must pass, as async functions
 //!   the backends' test files call; [`testing`]: fresh databases for tests.
 //! - [`open`]: picks the backend from a `DATABASE_URL`.
@@ -20,6 +21,7 @@
 //! Row types live here, not in the engine: the engine's types do not know how
 //! they are serialised.
 
+pub mod aliases;
 pub mod burst;
 mod codec;
 pub mod conformance;
@@ -131,6 +133,8 @@ impl Db {
         pub async fn merge_burst(&self, seqs: &[i64], text: &str) -> Result<(), StoreError>;
         pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError>;
         pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError>;
+        pub async fn link_alias(&self, phone: &Contact, lid: &Contact, at: Timestamp) -> Result<(), StoreError>;
+        pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError>;
     }
 }
 

@@ -4,31 +4,43 @@
 //! Both keep what analytics count: session rows keep their flow, version,
 //! step, outcome and times; events keep their kinds and steps; inbox and
 //! outbox rows stay (messages in and out are counted). What goes is what
-//! identifies or describes the person: the number (replaced by a
-//! pseudonym), what they wrote, what we wrote them, and the values a flow
-//! collected (CPF, e-mail ...).
+//! identifies or describes the person: the number and every id linked to it
+//! ([`crate::aliases`]), replaced by one pseudonym; what they wrote, what we
+//! wrote them, and the values a flow collected (CPF, e-mail ...).
+//!
+//! # On disk
+//! An `UPDATE` leaves the old row version behind until the engine reuses
+//! the space, so both operations end by reaching the bytes:
+//! - **SQLite:** every connection runs with `secure_delete` (freed cells and
+//!   pages are zeroed), and after the commit `wal_checkpoint(TRUNCATE)`
+//!   writes the new pages into the database file and cuts the `-wal` file,
+//!   which held the old versions, to zero bytes.
+//! - **PostgreSQL:** after the commit the touched tables are vacuumed, so no
+//!   dead row version can be read. The bytes can stay in a page's free
+//!   space until it is reused, in WAL segments until they are recycled, and
+//!   in archives and backups for as long as they are kept.
+
+mod spelling;
 
 use serde_json::json;
 use switchyard_engine::ids::Contact;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::aliases::{contacts, linked_ids, LINKED};
 use crate::postgres::map_err as pg_err;
 use crate::sqlite::{map_err, SqliteStore};
-
-/// Event kinds whose `detail` is free text that may quote the customer (a
-/// handler's panic message, a provider's refusal). Other details are names
-/// the engine made (`handover:billing`, `command:menu`) and are kept.
-const FREE_TEXT_EVENTS: &str = "('failed', 'undeliverable')";
 
 /// What an erasure changed, row counts per table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Erasure {
-    /// The digits that now stand for the contact in every row (`00` and the
-    /// audit record's seq: no real number starts with 0).
+    /// The digits that now stand for the contact in every row
+    /// ([`Contact::pseudonym`] of the audit record's seq).
     pub pseudonym: String,
     /// The audit record that says the erasure happened.
     pub audit_seq: i64,
+    /// The contact's ids that were erased: its number and its aliases.
+    pub ids: usize,
     pub sessions: u64,
     pub events: u64,
     pub inbox: u64,
@@ -48,6 +60,21 @@ impl Erasure {
             "handoffs": self.handoffs, "split_assignments": self.assignments, "policy": self.policy, "audit": self.audit,
         })
     }
+
+    fn count(&mut self, counted: Counted, rows: u64) {
+        let field = match counted {
+            Counted::Events => &mut self.events,
+            Counted::Sessions => &mut self.sessions,
+            Counted::Inbox => &mut self.inbox,
+            Counted::Outbox => &mut self.outbox,
+            Counted::Handoffs => &mut self.handoffs,
+            Counted::Assignments => &mut self.assignments,
+            Counted::Policy => &mut self.policy,
+            Counted::Audit => &mut self.audit,
+            Counted::Nothing => return,
+        };
+        *field += rows;
+    }
 }
 
 /// What a retention purge cleared.
@@ -65,148 +92,205 @@ impl Purge {
     }
 }
 
-/// `text` with every whole-number occurrence of `number` (not part of a
-/// longer run of digits) replaced by `by`.
-fn replace_number(text: &str, number: &str, by: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut previous_is_digit = false;
-    while let Some(at) = rest.find(number) {
-        let before_digit = if at == 0 { previous_is_digit } else { rest.as_bytes()[at - 1].is_ascii_digit() };
-        let after = at + number.len();
-        let after_digit = rest.as_bytes().get(after).is_some_and(u8::is_ascii_digit);
-        out.push_str(&rest[..at]);
-        if before_digit || after_digit {
-            out.push_str(number);
-        } else {
-            out.push_str(by);
-        }
-        previous_is_digit = true;
-        rest = &rest[after..];
-    }
-    out.push_str(rest);
-    out
+/// What a statement's `$1`, `$2`, ... stand for, in order.
+#[derive(Clone, Copy)]
+enum Arg {
+    /// One id of the contact: its number or an alias.
+    Id,
+    Pseudonym,
+    Now,
+    /// A pin's reason detail, rewritten to name the pseudonym.
+    PinDetail,
 }
 
-/// The audit reasons (seq, text) that name `number` as a whole number,
-/// rewritten with the pseudonym.
-fn rewritten_reasons(reasons: Vec<(i64, String)>, number: &str, pseudonym: &str) -> Vec<(i64, String)> {
+/// Which count of [`Erasure`] a statement's rows add to.
+#[derive(Clone, Copy)]
+enum Counted {
+    Events,
+    Sessions,
+    Inbox,
+    Outbox,
+    Handoffs,
+    Assignments,
+    Policy,
+    Audit,
+    Nothing,
+}
+
+/// The erasure of one id of the contact, the same statements on both
+/// backends. Events are found through their sessions' contact, so they come
+/// before the sessions are renamed. Event kinds `failed` and `undeliverable`
+/// carry free text that may quote the customer (a handler's panic, a
+/// provider's refusal); other details are names the engine made
+/// (`handover:billing`) and stay. A pin names the contact in the policy and
+/// its audit records as a JSON string: replacing the quoted id cannot touch
+/// a longer number that contains it.
+const ERASE_ID: &[(Counted, &str, &[Arg])] = &[
+    (
+        Counted::Events,
+        "UPDATE events SET detail = NULL WHERE kind IN ('failed', 'undeliverable') AND detail IS NOT NULL \
+         AND session_id IN (SELECT id FROM sessions WHERE contact = $1)",
+        &[Arg::Id],
+    ),
+    (
+        Counted::Nothing,
+        "UPDATE events SET reason_detail = $2 WHERE reason = 'pin' AND session_id IN (SELECT id FROM sessions WHERE contact = $1)",
+        &[Arg::Id, Arg::PinDetail],
+    ),
+    (
+        Counted::Sessions,
+        "UPDATE sessions SET contact = $2, data = '{}', reason_detail = CASE WHEN reason = 'pin' THEN $3 ELSE reason_detail END WHERE contact = $1",
+        &[Arg::Id, Arg::Pseudonym, Arg::PinDetail],
+    ),
+    // Unprocessed entries would otherwise be answered under the pseudonym.
+    (
+        Counted::Inbox,
+        "UPDATE inbox SET contact = $2, reply_to = $2, body = CASE WHEN kind = 'text' THEN NULL ELSE body END, \
+         processed_at = COALESCE(processed_at, $3) WHERE contact = $1",
+        &[Arg::Id, Arg::Pseudonym, Arg::Now],
+    ),
+    // Unsent replies are dropped (marked failed) rather than sent to nobody.
+    (
+        Counted::Outbox,
+        "UPDATE outbox SET contact = $2, reply_to = $2, text = '', last_error = NULL, \
+         failed_at = CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN $3 ELSE failed_at END WHERE contact = $1",
+        &[Arg::Id, Arg::Pseudonym, Arg::Now],
+    ),
+    (Counted::Handoffs, "DELETE FROM handoffs WHERE contact = $1", &[Arg::Id]),
+    (Counted::Assignments, "DELETE FROM split_assignments WHERE contact = $1", &[Arg::Id]),
+    (
+        Counted::Policy,
+        "UPDATE policy SET rules = replace(rules, '\"' || $1 || '\"', '\"' || $2 || '\"') WHERE rules LIKE '%\"' || $1 || '\"%'",
+        &[Arg::Id, Arg::Pseudonym],
+    ),
+    (
+        Counted::Audit,
+        "UPDATE audit SET before = replace(before, '\"' || $1 || '\"', '\"' || $2 || '\"'), \
+         after = replace(after, '\"' || $1 || '\"', '\"' || $2 || '\"') \
+         WHERE COALESCE(before, '') LIKE '%\"' || $1 || '\"%' OR COALESCE(after, '') LIKE '%\"' || $1 || '\"%'",
+        &[Arg::Id, Arg::Pseudonym],
+    ),
+    (Counted::Nothing, "DELETE FROM contact_aliases WHERE phone = $1 OR lid = $1", &[Arg::Id]),
+];
+
+/// PostgreSQL only, before [`ERASE_ID`]: the contact's lease and the
+/// sender's claims on its replies.
+const PG_RELEASE: [&str; 2] =
+    ["DELETE FROM contact_leases WHERE contact = $1", "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE contact = $1"];
+
+/// Live sessions of the contact under any of its ids.
+const LIVE: &str = concat!(linked_ids!(), "SELECT COUNT(*) FROM sessions WHERE outcome IS NULL AND contact IN (SELECT id FROM ids)");
+
+/// The retention purge, `$1` = the cutoff, both backends.
+const PURGE: [&str; 4] = [
+    "UPDATE inbox SET body = NULL WHERE kind = 'text' AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < $1",
+    "UPDATE outbox SET text = '', last_error = NULL WHERE text <> '' AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < $1",
+    "UPDATE sessions SET data = '{}' WHERE outcome IS NOT NULL AND data <> '{}' AND ended_at < $1",
+    "UPDATE events SET detail = NULL WHERE kind IN ('failed', 'undeliverable') AND detail IS NOT NULL AND at < $1",
+];
+
+/// The tables each operation writes, vacuumed after it on PostgreSQL.
+const VACUUM_ERASED: &str = "VACUUM sessions, events, inbox, outbox, handoffs, split_assignments, contact_leases, policy, audit, contact_aliases";
+const VACUUM_PURGED: &str = "VACUUM inbox, outbox, sessions, events";
+
+/// The audit reasons (seq, text) that name one of `ids` in any spelling,
+/// rewritten with the pseudonym. Reasons are free text (`tester +55 11
+/// 9...`), so this is done here rather than in SQL.
+fn rewritten_reasons(reasons: Vec<(i64, String)>, ids: &[Contact], pseudonym: &str) -> Vec<(i64, String)> {
+    let mut spellings: Vec<String> = ids.iter().flat_map(|id| spelling::spellings(id.as_str())).collect();
+    spellings.sort_by_key(|digits| std::cmp::Reverse(digits.len()));
     reasons
         .into_iter()
         .filter_map(|(seq, reason)| {
-            let rewritten = replace_number(&reason, number, pseudonym);
+            let rewritten = spelling::replace_spelled(&reason, &spellings, pseudonym);
             (rewritten != reason).then_some((seq, rewritten))
         })
         .collect()
 }
 
-impl SqliteStore {
-    /// Erases `contact` everywhere, in one transaction, and records an
-    /// `erasure` audit record (actor, reason, the pseudonym and the counts;
-    /// never the number). Refused with [`StoreError::Conflict`] while the
-    /// contact has a live session: end it first, so the customer gets a
-    /// proper goodbye and the analytics an outcome.
-    pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
-        let number = contact.as_str();
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE contact = ? AND outcome IS NULL")
-            .bind(number)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
+/// The body of `forget_contact`, the same on both backends: `$tx` is an open
+/// transaction, `$err` the backend's error mapping.
+macro_rules! erase_in {
+    ($tx:ident, $err:path, $contact:expr, $actor:expr, $reason:expr, $at:expr, $before_each:expr) => {{
+        let (contact, at): (&Contact, Timestamp) = ($contact, $at);
+        let ids = contacts(sqlx::query_scalar(LINKED).bind(contact.as_str()).fetch_all(&mut *$tx).await.map_err($err)?)?;
+        let live: i64 = sqlx::query_scalar(LIVE).bind(contact.as_str()).fetch_one(&mut *$tx).await.map_err($err)?;
         if live > 0 {
             return Err(StoreError::Conflict(format!("contact {} has a live session; end it first", contact.masked())));
         }
-        let audit_seq: i64 = sqlx::query_scalar("INSERT INTO audit (at, actor, action, reason) VALUES (?, ?, 'erasure', ?) RETURNING seq")
+        let audit_seq: i64 = sqlx::query_scalar("INSERT INTO audit (at, actor, action, reason) VALUES ($1, $2, 'erasure', $3) RETURNING seq")
             .bind(at.as_millis())
-            .bind(actor)
-            .bind(reason)
-            .fetch_one(&mut *tx)
+            .bind($actor)
+            .bind($reason)
+            .fetch_one(&mut *$tx)
             .await
-            .map_err(map_err)?;
-        let pseudonym = format!("00{audit_seq:018}");
-        let mut erasure = Erasure { pseudonym: pseudonym.clone(), audit_seq, ..Erasure::default() };
-        let run = |sql: String| sqlx::query(sqlx::AssertSqlSafe(sql)).bind(number).bind(pseudonym.clone()).bind(at.as_millis());
-        // ?1 = the number, ?2 = the pseudonym, ?3 = now.
-        erasure.events = run(format!(
-            "UPDATE events SET detail = NULL WHERE kind IN {FREE_TEXT_EVENTS} \
-             AND session_id IN (SELECT id FROM sessions WHERE contact = ?1) AND ?2 IS NOT NULL AND ?3 IS NOT NULL"
-        ))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        // (A pin's reason detail holds the masked contact only.)
-        erasure.sessions = run("UPDATE sessions SET contact = ?2, data = '{}' WHERE contact = ?1 AND ?3 IS NOT NULL".to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        // Unprocessed entries would otherwise be answered under the pseudonym.
-        erasure.inbox = run("UPDATE inbox SET contact = ?2, reply_to = ?2, body = CASE WHEN kind = 'text' THEN NULL ELSE body END, \
-                             processed_at = COALESCE(processed_at, ?3) WHERE contact = ?1".to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        // Unsent replies are dropped (marked failed) rather than sent to nobody.
-        erasure.outbox = run("UPDATE outbox SET contact = ?2, reply_to = ?2, text = '', last_error = NULL, \
-                              failed_at = CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN ?3 ELSE failed_at END WHERE contact = ?1"
-            .to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        erasure.handoffs = run("DELETE FROM handoffs WHERE contact = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL".to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        erasure.assignments = run("DELETE FROM split_assignments WHERE contact = ?1 AND ?2 IS NOT NULL AND ?3 IS NOT NULL".to_owned())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        // A pin names the contact in the policy document and in the audit
-        // records of its change, always as a JSON string: replacing the
-        // quoted number cannot touch a longer number that contains it.
-        erasure.policy = run("UPDATE policy SET rules = replace(rules, '\"' || ?1 || '\"', '\"' || ?2 || '\"') \
-                              WHERE instr(rules, '\"' || ?1 || '\"') > 0 AND ?3 IS NOT NULL"
-            .to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        let quoted_in_audit = run("UPDATE audit SET before = replace(before, '\"' || ?1 || '\"', '\"' || ?2 || '\"'), \
-                                   after = replace(after, '\"' || ?1 || '\"', '\"' || ?2 || '\"') \
-                                   WHERE (instr(COALESCE(before, ''), '\"' || ?1 || '\"') > 0 OR instr(COALESCE(after, ''), '\"' || ?1 || '\"') > 0) \
-                                   AND ?3 IS NOT NULL"
-            .to_owned())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        // Reasons are free text ("tester 5511..."): the number is replaced
-        // where it stands as a whole number, here rather than in SQL.
-        let reasons: Vec<(i64, String)> = sqlx::query_as("SELECT seq, reason FROM audit WHERE instr(reason, ?) > 0")
-            .bind(number)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let rewrites = rewritten_reasons(reasons, number, &pseudonym);
-        let reasons_rewritten = rewrites.len() as u64;
-        for (seq, rewritten) in rewrites {
-            sqlx::query("UPDATE audit SET reason = ? WHERE seq = ?").bind(rewritten).bind(seq).execute(&mut *tx).await.map_err(map_err)?;
+            .map_err($err)?;
+        let pseudonym = Contact::pseudonym(audit_seq);
+        let pin_detail = format!("contact {}", pseudonym.masked_tail());
+        let mut erasure = Erasure { pseudonym: pseudonym.as_str().to_owned(), audit_seq, ids: ids.len(), ..Erasure::default() };
+        let mut quoted_in_audit = 0;
+        for id in &ids {
+            for sql in $before_each {
+                sqlx::query(sql).bind(id.as_str()).execute(&mut *$tx).await.map_err($err)?;
+            }
+            for (counted, sql, args) in ERASE_ID {
+                let mut query = sqlx::query(*sql);
+                for arg in *args {
+                    query = match arg {
+                        Arg::Id => query.bind(id.as_str()),
+                        Arg::Pseudonym => query.bind(pseudonym.as_str()),
+                        Arg::Now => query.bind(at.as_millis()),
+                        Arg::PinDetail => query.bind(pin_detail.as_str()),
+                    };
+                }
+                let rows = query.execute(&mut *$tx).await.map_err($err)?.rows_affected();
+                match counted {
+                    Counted::Audit => quoted_in_audit += rows,
+                    counted => erasure.count(*counted, rows),
+                }
+            }
         }
-        erasure.audit = quoted_in_audit.max(reasons_rewritten);
+        let reasons: Vec<(i64, String)> = sqlx::query_as("SELECT seq, reason FROM audit").fetch_all(&mut *$tx).await.map_err($err)?;
+        let rewrites = rewritten_reasons(reasons, &ids, pseudonym.as_str());
+        erasure.audit = quoted_in_audit.max(rewrites.len() as u64);
+        for (seq, rewritten) in rewrites {
+            sqlx::query("UPDATE audit SET reason = $1 WHERE seq = $2").bind(rewritten).bind(seq).execute(&mut *$tx).await.map_err($err)?;
+        }
         let after = json!({ "pseudonym": erasure.pseudonym, "rows": erasure.rows_json() });
-        sqlx::query("UPDATE audit SET after = ? WHERE seq = ?")
-            .bind(after.to_string())
-            .bind(audit_seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        sqlx::query("UPDATE audit SET after = $1 WHERE seq = $2").bind(after.to_string()).bind(audit_seq).execute(&mut *$tx).await.map_err($err)?;
+        erasure
+    }};
+}
+
+/// The body of `purge_before`, the same on both backends.
+macro_rules! purge_in {
+    ($tx:ident, $err:path, $cutoff:expr) => {{
+        let mut counts = [0u64; 4];
+        for (count, sql) in counts.iter_mut().zip(PURGE) {
+            *count = sqlx::query(sql).bind($cutoff.as_millis()).execute(&mut *$tx).await.map_err($err)?.rows_affected();
+        }
+        let [inbox_texts, outbox_texts, session_data, event_details] = counts;
+        Purge { inbox_texts, outbox_texts, session_data, event_details }
+    }};
+}
+
+/// The operation committed but its old row versions could not be cleared.
+fn not_scrubbed(what: &str, err: StoreError) -> StoreError {
+    StoreError::Unavailable(format!("{what} committed, but clearing the old row versions from disk failed (run it again): {err}"))
+}
+
+impl SqliteStore {
+    /// Erases `contact` and every id linked to it, everywhere, in one
+    /// transaction, and records an `erasure` audit record (actor, reason,
+    /// the pseudonym and the counts; never the number). Refused with
+    /// [`StoreError::Conflict`] while the contact has a live session: end it
+    /// first, so the customer gets a proper goodbye and the analytics an
+    /// outcome. Then the WAL is truncated (see the module docs).
+    pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
+        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let erasure = erase_in!(tx, map_err, contact, actor, reason, at, [] as [&str; 0]);
         tx.commit().await.map_err(map_err)?;
+        self.truncate_wal().await.map_err(|err| not_scrubbed(&format!("erasure #{}", erasure.audit_seq), err))?;
         Ok(erasure)
     }
 
@@ -216,160 +300,62 @@ impl SqliteStore {
     /// steps, outcomes and times stay. Numbers stay too: a live customer's
     /// identity is needed to answer them; `forget_contact` removes it.
     pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError> {
-        let cutoff = cutoff.as_millis();
         let mut tx = self.writer().begin().await.map_err(map_err)?;
-        let inbox_texts = sqlx::query("UPDATE inbox SET body = NULL WHERE kind = 'text' AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < ?")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        let outbox_texts = sqlx::query(
-            "UPDATE outbox SET text = '', last_error = NULL WHERE text <> '' AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < ?",
-        )
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
-        let session_data = sqlx::query("UPDATE sessions SET data = '{}' WHERE outcome IS NOT NULL AND data <> '{}' AND ended_at < ?")
-            .bind(cutoff)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        let event_details = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE events SET detail = NULL WHERE kind IN {FREE_TEXT_EVENTS} AND detail IS NOT NULL AND at < ?"
-        )))
-        .bind(cutoff)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?
-        .rows_affected();
+        let purge = purge_in!(tx, map_err, cutoff);
         tx.commit().await.map_err(map_err)?;
-        Ok(Purge { inbox_texts, outbox_texts, session_data, event_details })
+        if !purge.is_empty() {
+            self.truncate_wal().await.map_err(|err| not_scrubbed("the retention purge", err))?;
+        }
+        Ok(purge)
+    }
+
+    /// Writes every committed page into the database file and cuts the WAL,
+    /// which still holds the pages' old versions, to zero bytes. It waits
+    /// (the busy timeout) for readers on an older snapshot; a reader that
+    /// keeps one longer makes it fail rather than leave the file as it was
+    /// silently.
+    async fn truncate_wal(&self) -> Result<(), StoreError> {
+        for _ in 0..3 {
+            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(self.writer()).await.map_err(map_err)?;
+            if busy == 0 {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable("the WAL checkpoint stayed busy: a reader kept an old snapshot open".to_owned()))
     }
 }
 
-/// The same operations on PostgreSQL (plus the contact's lease).
+/// The same operations on PostgreSQL (plus the contact's lease and claims),
+/// each followed by a `VACUUM` of the tables it wrote.
 impl crate::postgres::PgStore {
     pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
-        let number = contact.as_str();
         let mut tx = self.pool().begin().await.map_err(pg_err)?;
         crate::postgres::lock_audit(&mut tx).await?;
         // Other processes keep committing turns; without this lock a session
         // started between the live check and the rename would be renamed
         // live. Erasures are rare and short, so turns wait for one briefly.
         sqlx::query("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(pg_err)?;
-        let live: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE contact = $1 AND outcome IS NULL")
-            .bind(number)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        if live > 0 {
-            return Err(StoreError::Conflict(format!("contact {} has a live session; end it first", contact.masked())));
-        }
-        let audit_seq: i64 = sqlx::query_scalar("INSERT INTO audit (at, actor, action, reason) VALUES ($1, $2, 'erasure', $3) RETURNING seq")
-            .bind(at.as_millis())
-            .bind(actor)
-            .bind(reason)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        let pseudonym = format!("00{audit_seq:018}");
-        let mut erasure = Erasure { pseudonym: pseudonym.clone(), audit_seq, ..Erasure::default() };
-        // $1 = the number, and where used $2 = the pseudonym, $3 = now.
-        let only_number = |sql: &'static str| sqlx::query(sql).bind(number);
-        let renamed = |sql: &'static str| sqlx::query(sql).bind(number).bind(pseudonym.clone());
-        erasure.events = only_number(
-            "UPDATE events SET detail = NULL WHERE kind IN ('failed', 'undeliverable') \
-             AND session_id IN (SELECT id FROM sessions WHERE contact = $1)",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_err)?
-        .rows_affected();
-        erasure.sessions = renamed("UPDATE sessions SET contact = $2, data = '{}' WHERE contact = $1")
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?
-            .rows_affected();
-        erasure.inbox = renamed(
-            "UPDATE inbox SET contact = $2, reply_to = $2, body = CASE WHEN kind = 'text' THEN NULL ELSE body END, \
-             processed_at = COALESCE(processed_at, $3) WHERE contact = $1",
-        )
-        .bind(at.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_err)?
-        .rows_affected();
-        erasure.outbox = renamed(
-            "UPDATE outbox SET contact = $2, reply_to = $2, text = '', last_error = NULL, claimed_by = NULL, claim_until = NULL, \
-             failed_at = CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN $3 ELSE failed_at END WHERE contact = $1",
-        )
-        .bind(at.as_millis())
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_err)?
-        .rows_affected();
-        erasure.handoffs = only_number("DELETE FROM handoffs WHERE contact = $1").execute(&mut *tx).await.map_err(pg_err)?.rows_affected();
-        erasure.assignments =
-            only_number("DELETE FROM split_assignments WHERE contact = $1").execute(&mut *tx).await.map_err(pg_err)?.rows_affected();
-        only_number("DELETE FROM contact_leases WHERE contact = $1").execute(&mut *tx).await.map_err(pg_err)?;
-        erasure.policy = renamed(
-            "UPDATE policy SET rules = replace(rules, '\"' || $1 || '\"', '\"' || $2 || '\"') WHERE strpos(rules, '\"' || $1 || '\"') > 0",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_err)?
-        .rows_affected();
-        let quoted_in_audit = renamed(
-            "UPDATE audit SET before = replace(before, '\"' || $1 || '\"', '\"' || $2 || '\"'), \
-             after = replace(after, '\"' || $1 || '\"', '\"' || $2 || '\"') \
-             WHERE strpos(COALESCE(before, ''), '\"' || $1 || '\"') > 0 OR strpos(COALESCE(after, ''), '\"' || $1 || '\"') > 0",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_err)?
-        .rows_affected();
-        let reasons: Vec<(i64, String)> = sqlx::query_as("SELECT seq, reason FROM audit WHERE strpos(reason, $1) > 0")
-            .bind(number)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        let rewrites = rewritten_reasons(reasons, number, &pseudonym);
-        let reasons_rewritten = rewrites.len() as u64;
-        for (seq, rewritten) in rewrites {
-            sqlx::query("UPDATE audit SET reason = $1 WHERE seq = $2").bind(rewritten).bind(seq).execute(&mut *tx).await.map_err(pg_err)?;
-        }
-        erasure.audit = quoted_in_audit.max(reasons_rewritten);
-        let after = json!({ "pseudonym": erasure.pseudonym, "rows": erasure.rows_json() });
-        sqlx::query("UPDATE audit SET after = $1 WHERE seq = $2")
-            .bind(after.to_string())
-            .bind(audit_seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
+        let erasure = erase_in!(tx, pg_err, contact, actor, reason, at, PG_RELEASE);
         tx.commit().await.map_err(pg_err)?;
+        self.vacuum(VACUUM_ERASED).await.map_err(|err| not_scrubbed(&format!("erasure #{}", erasure.audit_seq), err))?;
         Ok(erasure)
     }
 
     pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError> {
-        let cutoff = cutoff.as_millis();
         let mut tx = self.pool().begin().await.map_err(pg_err)?;
-        let mut counts = [0u64; 4];
-        let statements = [
-            "UPDATE inbox SET body = NULL WHERE kind = 'text' AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < $1",
-            "UPDATE outbox SET text = '', last_error = NULL WHERE text <> '' AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < $1",
-            "UPDATE sessions SET data = '{}' WHERE outcome IS NOT NULL AND data <> '{}' AND ended_at < $1",
-            "UPDATE events SET detail = NULL WHERE kind IN ('failed', 'undeliverable') AND detail IS NOT NULL AND at < $1",
-        ];
-        for (count, sql) in counts.iter_mut().zip(statements) {
-            *count = sqlx::query(sql).bind(cutoff).execute(&mut *tx).await.map_err(pg_err)?.rows_affected();
-        }
+        let purge = purge_in!(tx, pg_err, cutoff);
         tx.commit().await.map_err(pg_err)?;
-        let [inbox_texts, outbox_texts, session_data, event_details] = counts;
-        Ok(Purge { inbox_texts, outbox_texts, session_data, event_details })
+        if !purge.is_empty() {
+            self.vacuum(VACUUM_PURGED).await.map_err(|err| not_scrubbed("the retention purge", err))?;
+        }
+        Ok(purge)
+    }
+
+    /// `VACUUM` cannot run in a transaction block, so it goes as a plain
+    /// (simple-protocol) statement on a pooled connection.
+    async fn vacuum(&self, statement: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(statement).execute(self.pool()).await.map_err(pg_err)?;
+        Ok(())
     }
 }
 
@@ -415,6 +401,7 @@ mod tests {
         let contact = Contact::parse("5511988887777").unwrap();
         let erasure = store.forget_contact(&contact, "dpo", "titular pediu (ticket 42)", Timestamp::from_millis(5_000)).await.unwrap();
         assert_eq!(erasure.pseudonym, format!("00{:018}", erasure.audit_seq));
+        assert_eq!(erasure.ids, 1);
         assert_eq!((erasure.sessions, erasure.inbox, erasure.outbox, erasure.handoffs, erasure.assignments, erasure.policy), (1, 1, 2, 1, 1, 1));
         assert_eq!(erasure.audit, 1, "the pin's audit record; the erasure's own names no number");
 
@@ -448,13 +435,40 @@ mod tests {
         assert_eq!(store.history_of(&Contact::parse(&erasure.pseudonym).unwrap()).await.unwrap().len(), 1);
     }
 
-    #[test]
-    fn only_whole_numbers_are_replaced_in_free_text() {
-        assert_eq!(replace_number("tester 5511988887777, ok", "5511988887777", "00X"), "tester 00X, ok");
-        assert_eq!(replace_number("55119888877771 e 5511988887777", "5511988887777", "00X"), "55119888877771 e 00X");
-        assert_eq!(replace_number("12345-12345", "12345", "0"), "0-0");
-        assert_eq!(replace_number("fingerprint ab12345cd", "12345", "0"), "fingerprint ab0cd", "letters are boundaries");
-        assert_eq!(replace_number("9912345", "12345", "0"), "9912345");
+    #[tokio::test]
+    async fn forgetting_a_number_reaches_its_lid_rows_pin_details_and_spelled_reasons() {
+        let store = SqliteStore::open("sqlite::memory:").await.unwrap();
+        insert(&store, "vendas", "204837561234567", "billing", 1, "ask", 1_000, Some(Outcome::Completed)).await;
+        insert(&store, "vendas", "5511988887777", "billing", 1, "ask", 2_000, Some(Outcome::Completed)).await;
+        insert(&store, "vendas", "5511988887778", "billing", 1, "ask", 2_000, Some(Outcome::Completed)).await;
+        exec(&store, "UPDATE sessions SET reason = 'pin', reason_detail = 'contact 5511*******77'").await;
+        exec(&store, "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail) \
+                      SELECT id, flow, version, 1000, step, 'started', reason, reason_detail FROM sessions").await;
+        exec(&store, "INSERT INTO audit (at, actor, action, reason) VALUES (1000, 'ana', 'pin', 'tester +55 (11) 98888-7777'), \
+                      (1001, 'ana', 'unpin', 'lid 204837561234567 done'), (1002, 'ana', 'pin', 'outro 11988887778')").await;
+        let (phone, lid) = (Contact::parse("5511988887777").unwrap(), Contact::parse("204837561234567").unwrap());
+        store.link_alias(&phone, &lid, Timestamp::from_millis(1_500)).await.unwrap();
+        let erasure = store.forget_contact(&phone, "dpo", "pedido", Timestamp::from_millis(5_000)).await.unwrap();
+        assert_eq!((erasure.ids, erasure.sessions, erasure.audit), (2, 2, 2), "{erasure:?}");
+
+        let pseudonym = Contact::pseudonym(erasure.audit_seq);
+        assert_eq!(scalar(&store, "SELECT COUNT(*) FROM sessions WHERE contact IN ('5511988887777', '204837561234567')").await, 0);
+        let details: Vec<(String, String)> = sqlx::query_as(
+            "SELECT s.contact, s.reason_detail FROM sessions s UNION ALL SELECT s.contact, e.reason_detail FROM events e JOIN sessions s ON s.id = e.session_id",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        for (contact, detail) in details {
+            let expected = if contact == pseudonym.as_str() { format!("contact {}", pseudonym.masked_tail()) } else { "contact 5511*******77".to_owned() };
+            assert_eq!(detail, expected, "{contact}");
+        }
+        let reasons: Vec<String> = sqlx::query_scalar("SELECT reason FROM audit ORDER BY seq").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(
+            reasons,
+            [format!("tester {}", pseudonym.as_str()), format!("lid {} done", pseudonym.as_str()), "outro 11988887778".to_owned(), "pedido".to_owned()]
+        );
+        assert_eq!(scalar(&store, "SELECT COUNT(*) FROM contact_aliases").await, 0, "the link goes too");
     }
 
     #[tokio::test]

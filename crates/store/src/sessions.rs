@@ -1,11 +1,12 @@
 //! Sessions for operators (`switchyard sessions`): the live ones, filtered,
-//! and one contact's whole history across instances.
+//! and one contact's whole history across instances and aliases.
 
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::session::Session;
 use switchyard_engine::store::StoreError;
 
 use crate::report::Window;
+use crate::aliases::linked_ids;
 use crate::codec::{session_columns, session_from_row};
 use crate::postgres::map_err as pg_err;
 use crate::sqlite::{map_err, SqliteStore};
@@ -38,9 +39,10 @@ impl SqliteStore {
         rows.iter().map(session_from_row).collect()
     }
 
-    /// Every session of `contact` on every instance, newest first.
+    /// Every session of `contact` and of its aliases (`aliases`) on every
+    /// instance, newest first.
     pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE contact = ? ORDER BY started_at DESC, rowid DESC"))
+        let rows = sqlx::query(concat!(linked_ids!(), "SELECT ", session_columns!(), " FROM sessions WHERE contact IN (SELECT id FROM ids) ORDER BY started_at DESC, rowid DESC"))
             .bind(contact.as_str())
             .fetch_all(self.pool())
             .await
@@ -85,7 +87,7 @@ impl crate::postgres::PgStore {
     }
 
     pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!("SELECT ", session_columns!(), " FROM sessions WHERE contact = $1 ORDER BY started_at DESC, seq DESC"))
+        let rows = sqlx::query(concat!(linked_ids!(), "SELECT ", session_columns!(), " FROM sessions WHERE contact IN (SELECT id FROM ids) ORDER BY started_at DESC, seq DESC"))
             .bind(contact.as_str())
             .fetch_all(self.pool())
             .await

@@ -33,6 +33,7 @@ fn migrator() -> Migrator {
         migration(4, "split assignments", include_str!("../migrations/sqlite/0004_split_assignments.sql")),
         migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
         migration(6, "outbox request ids", include_str!("../migrations/sqlite/0006_outbox_request_id.sql")),
+        migration(7, "contact aliases", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
     ])
 }
 
@@ -72,7 +73,11 @@ impl SqliteStore {
             // can drop the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Deleted and overwritten content is zeroed, so an erased value
+            // does not linger in free pages or unused cell space (the WAL
+            // is truncated after an erasure: `privacy`).
+            .pragma("secure_delete", "ON");
         let in_memory = url.contains(":memory:");
         let connect = |max: u32| {
             SqlitePoolOptions::new()

@@ -33,9 +33,9 @@ pub fn session_json(session: &Session) -> Value {
     })
 }
 
-/// Ends every live session of `contact` (on `instance`, or on every
-/// instance) as `cancelled` with `detail`, through the engine so the event
-/// log records it at its step. Returns how many ended.
+/// Ends every live session of `contact` and its aliases (on `instance`, or
+/// on every instance) as `cancelled` with `detail`, through the engine so
+/// the event log records it at its step. Returns how many ended.
 pub async fn end_live(engine: &Arc<Engine>, store: &Db, contact: &Contact, instance: Option<&InstanceId>, detail: &str) -> Result<usize, StoreError> {
     let conversations = Conversations::new(Arc::clone(engine), store.clone(), SystemClock);
     let mut ended = 0;
@@ -43,14 +43,14 @@ pub async fn end_live(engine: &Arc<Engine>, store: &Db, contact: &Contact, insta
         if instance.is_some_and(|instance| instance != session.instance()) {
             continue;
         }
-        if conversations.close(session.instance(), contact, Outcome::Cancelled, detail).await?.is_some() {
+        if conversations.close(session.instance(), session.contact(), Outcome::Cancelled, detail).await?.is_some() {
             ended += 1;
         }
     }
     Ok(ended)
 }
 
-/// Erases `contact`: ends its live sessions (`erased`), then
+/// Erases `contact` and its aliases: ends their live sessions (`erased`), then
 /// [`Db::forget_contact`]. A message that starts a new session in
 /// between is ended too (a few attempts). Returns the erasure and how many
 /// sessions were ended first.

@@ -1,8 +1,9 @@
 //! LGPD erasure end to end: a real purchase through the real server (real
 //! webhooks, a stand-in Evolution API), then `switchyard sessions forget`
 //! as a process; afterwards no text column of any table holds the contact's
-//! number, CPF or e-mail, the report's counts are unchanged and the audit
-//! records the erasure.
+//! number, CPF or e-mail, nor do the raw bytes of the SQLite files (`.db`,
+//! `-wal`, `-shm`), the report's counts are unchanged and the audit
+//! records the erasure. The contact's `@lid` alias goes with its number.
 
 mod support;
 
@@ -50,6 +51,30 @@ async fn rows_containing(pool: &sqlx::SqlitePool, needle: &str) -> Vec<String> {
     found
 }
 
+/// Which of `needles` (compared case-insensitively) occur anywhere in the
+/// raw bytes of the SQLite database at `db` and its `-wal` and `-shm` files:
+/// free pages, unused cell space and old WAL frames included.
+fn raw_bytes_containing(db: &str, needles: &[&str]) -> Vec<String> {
+    let path = db.strip_prefix("sqlite://").expect("a sqlite url");
+    let mut found = Vec::new();
+    let mut files = 0;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        let Ok(bytes) = std::fs::read(&file) else { continue };
+        files += 1;
+        let bytes = bytes.to_ascii_lowercase();
+        for needle in needles {
+            let needle = needle.to_ascii_lowercase();
+            let copies = bytes.windows(needle.len()).filter(|window| *window == needle.as_bytes()).count();
+            if copies > 0 {
+                found.push(format!("{file}: {copies} copies of {needle}"));
+            }
+        }
+    }
+    assert!(files >= 1, "the database file exists: {path}");
+    found
+}
+
 fn versions(report: &str) -> Value {
     let report: Value = serde_json::from_str(report).unwrap();
     report["versions"].clone()
@@ -90,8 +115,12 @@ async fn after_sessions_forget_no_row_holds_the_number_cpf_or_email_and_the_coun
         let left = rows_containing(&pool, needle).await;
         assert!(left.is_empty(), "{needle} is still stored: {left:#?}");
     }
+    // Nor on disk: not in free pages, unused cell space or the WAL.
+    let on_disk = raw_bytes_containing(&app.db, &[NUMBER, CPF, CPF_DIGITS, EMAIL, "11119999"]);
+    assert!(on_disk.is_empty(), "erased data is still on disk: {on_disk:#?}");
     // The other customer is untouched.
     assert!(!rows_containing(&pool, "5511911118888").await.is_empty());
+    assert!(!raw_bytes_containing(&app.db, &["5511911118888"]).is_empty(), "the byte search finds what is stored");
     // The analytics are exactly the same.
     let reports_after = (
         ok(&switchyard(&["report", "digital_certificate", "--json"], &app.db)),
@@ -224,4 +253,141 @@ async fn on_postgres_too_forget_leaves_no_trace_and_the_counts_stand() {
     assert!(after.contains("\"started\":1"), "{after}");
     let audit: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--json"], &db))).unwrap();
     assert!(audit.iter().any(|record| record["action"] == "erasure" && record["actor"] == "cli:dpo"), "{audit:#?}");
+}
+
+const LID: &str = "204837561234567";
+const ALIAS_NUMBER: &str = "5511933332222";
+
+/// A customer message whose `key` is `key` (Evolution's LID shapes).
+fn upsert_keyed(key: Value, text: &str, timestamp: i64) -> Value {
+    let mut body = upsert("unused", ALIAS_NUMBER, text, timestamp);
+    body["data"]["key"] = key;
+    body
+}
+
+/// Evolution 2.3.5+: first a message while WhatsApp only gave the `@lid`
+/// (no alternative JID), then the purchase from the phone number with the
+/// LID as `remoteJidAlt`.
+fn lid_then_phone_conversation() -> Vec<Value> {
+    let mut bodies = vec![upsert_keyed(
+        json!({"remoteJid": format!("{LID}@lid"), "fromMe": false, "id": "LID-ONLY-1", "addressingMode": "lid"}),
+        &format!("oi, meu cpf é {CPF} e meu email {EMAIL}"),
+        1_795_000_000,
+    )];
+    let purchase = ["quero comprar um certificado", "1", "1", CPF, EMAIL, "1", "sim"];
+    for (idx, text) in purchase.iter().enumerate() {
+        bodies.push(upsert_keyed(
+            json!({"remoteJid": format!("{ALIAS_NUMBER}@s.whatsapp.net"), "remoteJidAlt": format!("{LID}@lid"),
+                   "fromMe": false, "id": format!("ALT-{idx}"), "addressingMode": "pn"}),
+            text,
+            1_795_000_100 + idx as i64,
+        ));
+    }
+    bodies
+}
+
+/// Every spelling of the number an operator may have typed in a reason.
+const SPELLED: [&str; 3] = ["+55 11 93333-2222", "(11) 93333-2222", "11933332222"];
+
+#[tokio::test]
+async fn forgetting_a_phone_number_also_erases_what_was_stored_under_its_lid() {
+    let app = TestApp::spawn().await;
+    for body in lid_then_phone_conversation() {
+        assert_eq!(app.webhook(&body).await.0, 200, "{body}");
+    }
+    app.wait_idle().await;
+    assert!(app.evolution.sent().iter().any(|send| send.number == format!("{LID}@lid")), "the LID-only message was answered on the LID");
+    assert!(app.evolution.sent().iter().any(|send| send.number == ALIAS_NUMBER && send.text.contains("criado!")), "the purchase completed");
+    let pool = sqlx::SqlitePool::connect(&app.db).await.unwrap();
+    // A handler panic quoting the customer (free text in the event log).
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO events (session_id, flow, version, at, step, kind, detail) \
+         SELECT id, flow, version, started_at, step, 'failed', 'panic: cpf {CPF} email {EMAIL}' FROM sessions WHERE contact = '{LID}'"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    for needle in [LID, ALIAS_NUMBER, CPF, EMAIL] {
+        assert!(!rows_containing(&pool, needle).await.is_empty(), "the search finds {needle} before the erasure");
+    }
+    // The history of the number shows the sessions held under its LID too.
+    let history: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["sessions", "show", ALIAS_NUMBER, "--json"], &app.db))).unwrap();
+    let contacts: Vec<&str> = history.iter().filter_map(|session| session["contact"].as_str()).collect();
+    assert!(contacts.contains(&LID) && contacts.contains(&ALIAS_NUMBER), "{history:#?}");
+    // Audit reasons naming the number in other spellings.
+    ok(&switchyard(&["rollout", "pin", "digital_certificate@v2", ALIAS_NUMBER, "--reason", &format!("tester {}", SPELLED[0])], &app.db));
+    ok(&switchyard(&["rollout", "unpin", "digital_certificate", ALIAS_NUMBER, "--reason", &format!("done: {} / {}", SPELLED[1], SPELLED[2])], &app.db));
+
+    let erased = ok(&switchyard(&["sessions", "forget", ALIAS_NUMBER, "--reason", "titular pediu a exclusão"], &app.db));
+    assert!(!erased.contains(ALIAS_NUMBER) && !erased.contains(LID), "{erased}");
+
+    let needles = [LID, ALIAS_NUMBER, CPF, CPF_DIGITS, EMAIL, "93333-2222", "933332222"];
+    for needle in needles {
+        let left = rows_containing(&pool, needle).await;
+        assert!(left.is_empty(), "{needle} is still stored: {left:#?}");
+    }
+    let on_disk = raw_bytes_containing(&app.db, &needles);
+    assert!(on_disk.is_empty(), "erased data is still on disk: {on_disk:#?}");
+    let history: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["sessions", "show", LID, "--json"], &app.db))).unwrap();
+    assert_eq!(history, Vec::<Value>::new(), "nothing left under the LID");
+
+    // The pseudonym is not a customer: a webhook from it is refused and starts nothing.
+    let audit: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--json"], &app.db))).unwrap();
+    let pseudonym = audit.iter().find(|record| record["action"] == "erasure").expect("audited")["after"]["pseudonym"].as_str().unwrap().to_owned();
+    let sessions_before = app.count("SELECT COUNT(*) FROM sessions").await;
+    let (status, body) = app.webhook(&upsert("PSEUDO-1", &pseudonym, "oi", 1_795_000_900)).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap_or_default().contains("pseudonym"), "{body}");
+    let (status, _) = app.webhook(&upsert("REAL-1", "5511911117777", "oi", 1_795_000_901)).await;
+    assert_eq!(status, 200, "a real customer's message right after is accepted");
+    app.wait_idle().await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, sessions_before + 1, "only the real customer started a session");
+    assert!(app.evolution.sent().iter().all(|send| !send.number.contains(&pseudonym[..10])), "the pseudonym was never answered");
+    app.stop().await;
+}
+
+/// The same on PostgreSQL: no row of either id survives, and the erasure
+/// vacuums what it touched so no dead row version keeps them.
+#[tokio::test]
+async fn on_postgres_forgetting_a_phone_number_erases_its_lid_rows_too() {
+    let Some(db) = switchyard_store::testing::fresh_postgres_url().await else { return };
+    let evolution = support::StandIn::start().await;
+    let server = support::ServeProcess::start(&db, &evolution, &[]).await;
+    let http = support::http();
+    for body in lid_then_phone_conversation() {
+        assert_eq!(http.post(format!("{}/webhooks/evolution", server.url)).json(&body).send().await.unwrap().status(), 200);
+    }
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    support::wait_until(|| async {
+        let waiting: i64 = sqlx::query_scalar("SELECT (SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL) + (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL)")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        waiting == 0 && evolution.sent().iter().any(|send| send.number == ALIAS_NUMBER && send.text.contains("criado!"))
+    })
+    .await;
+    ok(&switchyard(&["rollout", "pin", "digital_certificate@v2", ALIAS_NUMBER, "--reason", &format!("tester {}", SPELLED[1])], &db));
+    for needle in [LID, ALIAS_NUMBER, CPF, EMAIL, "93333-2222"] {
+        assert!(!pg_rows_containing(&pool, needle).await.is_empty(), "the search finds {needle} before the erasure");
+    }
+    let history: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["sessions", "show", LID, "--json"], &db))).unwrap();
+    assert!(history.iter().any(|session| session["contact"] == ALIAS_NUMBER), "the LID's history shows the number's sessions: {history:#?}");
+
+    ok(&switchyard(&["sessions", "forget", ALIAS_NUMBER, "--reason", "titular pediu a exclusão"], &db));
+    for needle in [LID, ALIAS_NUMBER, CPF, CPF_DIGITS, EMAIL, "93333-2222"] {
+        let left = pg_rows_containing(&pool, needle).await;
+        assert!(left.is_empty(), "{needle} is still stored: {left:#?}");
+    }
+    // The erasure vacuumed the tables it touched (a dead row version would
+    // otherwise keep the old values until autovacuum came by).
+    let vacuumed: Vec<(String,)> = sqlx::query_as(
+        "SELECT relname::TEXT FROM pg_stat_user_tables WHERE schemaname = current_schema() AND last_vacuum IS NOT NULL ORDER BY relname",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let vacuumed: Vec<&str> = vacuumed.iter().map(|(name,)| name.as_str()).collect();
+    for table in ["audit", "contact_aliases", "events", "inbox", "outbox", "sessions"] {
+        assert!(vacuumed.contains(&table), "{table} was vacuumed: {vacuumed:?}");
+    }
 }

@@ -182,8 +182,13 @@ async fn forget(contact: &str, reason: &str) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let (erasure, ended) = switchyard::sessions::forget(&engine, &store, &contact, &super::rollout::actor(), reason.trim()).await?;
+    let aliases = match erasure.ids.saturating_sub(1) {
+        0 => String::new(),
+        1 => " and its linked id".to_owned(),
+        n => format!(" and its {n} linked ids"),
+    };
     println!(
-        "erased {}: {} sessions ({} ended now), {} events, {} inbox and {} outbox messages, {} holds, {} assignments, {} policy and {} audit records rewritten",
+        "erased {}{aliases}: {} sessions ({} ended now), {} events, {} inbox and {} outbox messages, {} holds, {} assignments, {} policy and {} audit records rewritten",
         contact.masked(),
         erasure.sessions,
         ended,

@@ -356,6 +356,7 @@ async fn forget_contact(State(state): State<AppState>, headers: HeaderMap, Path(
             Json(json!({
                 "pseudonym": erasure.pseudonym,
                 "audit_seq": erasure.audit_seq,
+                "ids": erasure.ids,
                 "ended": ended,
                 "rows": erasure.rows_json(),
             }))

@@ -168,6 +168,9 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
         Ok(contact) => contact,
         Err(problem) => return rejected(StatusCode::BAD_REQUEST, format!("data.key: {problem}")),
     };
+    if let Err(response) = link_alias(state, &incoming.sender).await {
+        return response;
+    }
     let entry = InboxEntry {
         instance,
         contact,
@@ -191,6 +194,25 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
         Err(err) => {
             tracing::error!(error = %err, "inbox write failed: asking Evolution to retry");
             rejected(StatusCode::INTERNAL_SERVER_ERROR, "could not store the message, retry later")
+        }
+    }
+}
+
+/// Refuses an erased contact's pseudonym as a sender (it would reopen the
+/// erased history) and records the phone↔LID link when the message names
+/// both, before the message is stored, so an erasure of either id finds the
+/// rows of the other.
+async fn link_alias(state: &AppState, sender: &evolution::Identity) -> Result<(), Response> {
+    let ids: Vec<Contact> = [&sender.phone, &sender.lid].into_iter().flatten().filter_map(|id| Contact::parse(id).ok()).collect();
+    if let Some(pseudonym) = ids.iter().find(|id| id.is_pseudonym()) {
+        return Err(rejected(StatusCode::BAD_REQUEST, format!("data.key: contact '{}' is an erased contact's pseudonym, not a customer", pseudonym.as_str())));
+    }
+    let [phone, lid] = ids.as_slice() else { return Ok(()) };
+    match state.store().link_alias(phone, lid, Timestamp::now_utc()).await {
+        Ok(()) => Ok(()),
+        Err(err) => {
+            tracing::error!(error = %err, "alias link write failed: asking Evolution to retry");
+            Err(rejected(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later"))
         }
     }
 }
