@@ -66,7 +66,7 @@ fn migrator() -> Migrator {
         migration(1, "schema", include_str!("../migrations/postgres/0001_schema.sql")),
         migration(2, "contact and retention indexes", include_str!("../migrations/postgres/0002_contact_indexes.sql")),
         migration(3, "outbox request ids", include_str!("../migrations/postgres/0003_outbox_request_id.sql")),
-        migration(4, "contact aliases", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
+        migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
     ])
 }
 

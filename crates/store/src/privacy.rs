@@ -256,7 +256,7 @@ macro_rules! erase_in {
         for (seq, rewritten) in rewrites {
             sqlx::query("UPDATE audit SET reason = $1 WHERE seq = $2").bind(rewritten).bind(seq).execute(&mut *$tx).await.map_err($err)?;
         }
-        let after = json!({ "pseudonym": erasure.pseudonym, "rows": erasure.rows_json() });
+        let after = json!({ "pseudonym": erasure.pseudonym, "ids": erasure.ids, "rows": erasure.rows_json() });
         sqlx::query("UPDATE audit SET after = $1 WHERE seq = $2").bind(after.to_string()).bind(audit_seq).execute(&mut *$tx).await.map_err($err)?;
         erasure
     }};
@@ -494,6 +494,26 @@ mod tests {
             assert_eq!(copies_on_disk(&url, needle), 0, "{needle} is still on disk");
         }
         assert!(copies_on_disk(&url, "ainda na fila") > 0, "an unsent reply stays");
+    }
+
+    #[tokio::test]
+    async fn pin_details_stored_before_the_upgrade_keep_two_digits_after_it() {
+        let url = crate::testing::fresh_sqlite_url("pin-detail");
+        let old = sqlx::SqlitePool::connect(&format!("{url}?mode=rwc")).await.unwrap();
+        crate::sqlite::migrator().run_to(6, &old).await.unwrap();
+        sqlx::query(
+            "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
+             started_at, last_input_at, expires_at, revision) VALUES ('s1', 'vendas', '5511988887777', 'billing', 1, 'ff', 'pin', \
+             'contact 5511*******77', 'ask', '{}', 0, 1, 0, 0, 0, 1), ('s2', 'vendas', '5511988887778', 'billing', 1, 'ff', 'split', \
+             'v1 at 50% (position 12)', 'ask', '{}', 0, 1, 0, 0, 0, 1)",
+        )
+        .execute(&old)
+        .await
+        .unwrap();
+        old.close().await;
+        let store = SqliteStore::open(&url).await.unwrap();
+        let details: Vec<String> = sqlx::query_scalar("SELECT reason_detail FROM sessions ORDER BY id").fetch_all(store.pool()).await.unwrap();
+        assert_eq!(details, ["contact ***********77", "v1 at 50% (position 12)"]);
     }
 
     #[tokio::test]

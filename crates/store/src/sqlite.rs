@@ -22,7 +22,7 @@ use crate::codec::{
 };
 
 /// Migrations, embedded so the binary needs no files beside it.
-fn migrator() -> Migrator {
+pub(crate) fn migrator() -> Migrator {
     let migration = |version: i64, description: &'static str, sql: &'static str| {
         Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
     };
@@ -33,7 +33,7 @@ fn migrator() -> Migrator {
         migration(4, "split assignments", include_str!("../migrations/sqlite/0004_split_assignments.sql")),
         migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
         migration(6, "outbox request ids", include_str!("../migrations/sqlite/0006_outbox_request_id.sql")),
-        migration(7, "contact aliases", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
+        migration(7, "contact aliases, two-digit pin details", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
     ])
 }
 

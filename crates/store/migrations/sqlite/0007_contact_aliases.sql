@@ -10,3 +10,11 @@ CREATE TABLE contact_aliases (
 ) STRICT;
 
 CREATE INDEX contact_aliases_by_lid ON contact_aliases (lid);
+
+-- A pin's reason detail is stored for good beside the analytics: it now
+-- keeps the last two digits of the number only, as logs do
+-- (`contact ***********21`, was `contact 5511*******21`).
+UPDATE sessions SET reason_detail = 'contact ****' || substr(reason_detail, 13)
+WHERE reason = 'pin' AND reason_detail LIKE 'contact ____*%';
+UPDATE events SET reason_detail = 'contact ****' || substr(reason_detail, 13)
+WHERE reason = 'pin' AND reason_detail LIKE 'contact ____*%';
