@@ -137,8 +137,8 @@ impl Contact {
     }
 
     /// The id that stands for an erased contact in every row: `00` and the
-    /// erasure's audit seq in 18 digits. No WhatsApp id starts with `0`
-    /// (E.164 numbers and LIDs never do), so it cannot be a real customer.
+    /// erasure's audit seq in 18 digits. An E.164 number never starts with
+    /// `0` (nor does any LID seen), so it cannot be a real customer.
     pub fn pseudonym(audit_seq: i64) -> Contact {
         Contact(format!("00{:018}", audit_seq.max(0)))
     }
