@@ -133,7 +133,7 @@ impl Db {
         pub async fn merge_burst(&self, seqs: &[i64], text: &str) -> Result<(), StoreError>;
         pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError>;
         pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError>;
-        pub async fn link_alias(&self, phone: &Contact, lid: &Contact, at: Timestamp) -> Result<(), StoreError>;
+        pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError>;
         pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError>;
     }
 }

@@ -447,7 +447,7 @@ mod tests {
         exec(&store, "INSERT INTO audit (at, actor, action, reason) VALUES (1000, 'ana', 'pin', 'tester +55 (11) 98888-7777'), \
                       (1001, 'ana', 'unpin', 'lid 204837561234567 done'), (1002, 'ana', 'pin', 'outro 11988887778')").await;
         let (phone, lid) = (Contact::parse("5511988887777").unwrap(), Contact::parse("204837561234567").unwrap());
-        store.link_alias(&phone, &lid, Timestamp::from_millis(1_500)).await.unwrap();
+        store.link_alias(&phone, &lid, &switchyard_engine::ids::InstanceId::parse("vendas").unwrap(), "M7", Timestamp::from_millis(1_500)).await.unwrap();
         let erasure = store.forget_contact(&phone, "dpo", "pedido", Timestamp::from_millis(5_000)).await.unwrap();
         assert_eq!((erasure.ids, erasure.sessions, erasure.audit), (2, 2, 2), "{erasure:?}");
 

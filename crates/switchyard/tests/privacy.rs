@@ -330,6 +330,14 @@ async fn forgetting_a_phone_number_also_erases_what_was_stored_under_its_lid() {
     assert!(on_disk.is_empty(), "erased data is still on disk: {on_disk:#?}");
     let history: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["sessions", "show", LID, "--json"], &app.db))).unwrap();
     assert_eq!(history, Vec::<Value>::new(), "nothing left under the LID");
+    // Evolution redelivers an old message naming both ids: it is a
+    // duplicate, and the link does not come back with it.
+    let (status, body) = app.webhook(&lid_then_phone_conversation()[1]).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("duplicate")), "{body}");
+    for needle in [LID, ALIAS_NUMBER] {
+        let left = rows_containing(&pool, needle).await;
+        assert!(left.is_empty(), "{needle} came back: {left:#?}");
+    }
 
     // The pseudonym is not a customer: a webhook from it is refused and starts nothing.
     let audit: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--json"], &app.db))).unwrap();

@@ -168,7 +168,7 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
         Ok(contact) => contact,
         Err(problem) => return rejected(StatusCode::BAD_REQUEST, format!("data.key: {problem}")),
     };
-    if let Err(response) = link_alias(state, &incoming.sender).await {
+    if let Err(response) = link_alias(state, &incoming.sender, &instance, &incoming.message_id).await {
         return response;
     }
     let entry = InboxEntry {
@@ -199,16 +199,16 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
 }
 
 /// Refuses an erased contact's pseudonym as a sender (it would reopen the
-/// erased history) and records the phone↔LID link when the message names
+/// erased history) and records the phone↔LID link when a new message names
 /// both, before the message is stored, so an erasure of either id finds the
 /// rows of the other.
-async fn link_alias(state: &AppState, sender: &evolution::Identity) -> Result<(), Response> {
+async fn link_alias(state: &AppState, sender: &evolution::Identity, instance: &InstanceId, message_id: &str) -> Result<(), Response> {
     let ids: Vec<Contact> = [&sender.phone, &sender.lid].into_iter().flatten().filter_map(|id| Contact::parse(id).ok()).collect();
     if let Some(pseudonym) = ids.iter().find(|id| id.is_pseudonym()) {
         return Err(rejected(StatusCode::BAD_REQUEST, format!("data.key: contact '{}' is an erased contact's pseudonym, not a customer", pseudonym.as_str())));
     }
     let [phone, lid] = ids.as_slice() else { return Ok(()) };
-    match state.store().link_alias(phone, lid, Timestamp::now_utc()).await {
+    match state.store().link_alias(phone, lid, instance, message_id, Timestamp::now_utc()).await {
         Ok(()) => Ok(()),
         Err(err) => {
             tracing::error!(error = %err, "alias link write failed: asking Evolution to retry");
