@@ -274,9 +274,10 @@ macro_rules! purge_in {
     }};
 }
 
-/// The operation committed but its old row versions could not be cleared.
+/// The operation committed but its old row versions could not be cleared
+/// yet: said plainly, as the operator asked for them to be gone.
 fn not_scrubbed(what: &str, err: StoreError) -> StoreError {
-    StoreError::Unavailable(format!("{what} committed, but clearing the old row versions from disk failed (run it again): {err}"))
+    StoreError::Unavailable(format!("{what} committed, but clearing its old row versions from disk failed (the next erasure or purge retries): {err}"))
 }
 
 impl SqliteStore {
