@@ -87,6 +87,8 @@ pub type Speak = fn(&mut Ctx<'_>);
 enum Question {
     Text(&'static str),
     Fn(Speak),
+    /// A slot with a default is never asked.
+    Never,
 }
 
 /// One value the form collects, stored in the session data under its name.
@@ -96,16 +98,22 @@ pub struct Slot {
     extractors: Vec<(Source, Extractor)>,
     clears: Vec<&'static str>,
     default: Option<&'static str>,
+    reprompt: Option<&'static str>,
 }
 
 impl Slot {
     /// A slot asked with the text `question`.
     pub fn new(name: &'static str, question: &'static str) -> Slot {
-        Slot { name, question: Question::Text(question), extractors: Vec::new(), clears: Vec::new(), default: None }
+        Slot { name, question: Question::Text(question), extractors: Vec::new(), clears: Vec::new(), default: None, reprompt: None }
     }
     /// A slot whose question depends on the session (what is already known).
     pub fn asking(name: &'static str, question: Speak) -> Slot {
-        Slot { name, question: Question::Fn(question), extractors: Vec::new(), clears: Vec::new(), default: None }
+        Slot { name, question: Question::Fn(question), extractors: Vec::new(), clears: Vec::new(), default: None, reprompt: None }
+    }
+    /// A slot never asked: `value` stands unless the customer says otherwise
+    /// ("prefiro presencial").
+    pub fn defaulting(name: &'static str, value: &'static str) -> Slot {
+        Slot { name, question: Question::Never, extractors: Vec::new(), clears: Vec::new(), default: Some(value), reprompt: None }
     }
     /// Adds an extractor; they run in order, the first value or refusal wins.
     pub fn by(mut self, source: Source, extractor: Extractor) -> Slot {
@@ -118,9 +126,10 @@ impl Slot {
         self.clears.extend_from_slice(dependents);
         self
     }
-    /// Never asked: `value` stands unless the customer says otherwise.
-    pub fn default(mut self, value: &'static str) -> Slot {
-        self.default = Some(value);
+    /// The text for a message that filled nothing while this slot was asked
+    /// (default: the question again).
+    pub fn reprompt(mut self, key: &'static str) -> Slot {
+        self.reprompt = Some(key);
         self
     }
     pub fn name(&self) -> &'static str {
@@ -306,6 +315,7 @@ impl Form {
         match slot.question {
             Question::Text(key) => ctx.say(key),
             Question::Fn(speak) => speak(ctx),
+            Question::Never => {}
         }
     }
 
@@ -390,7 +400,10 @@ impl Step for Form {
             }
             (Some(slot), _) => {
                 let name = slot.name;
-                self.miss(ctx, name, "nothing", |ctx| Self::ask(ctx, slot))
+                match slot.reprompt {
+                    Some(key) => self.miss(ctx, name, "nothing", |ctx| ctx.say(key)),
+                    None => self.miss(ctx, name, "nothing", |ctx| Self::ask(ctx, slot)),
+                }
             }
             (None, _) if !confirming || !filled.changed.is_empty() => self.complete(ctx),
             (None, _) if side.is_some() => {
@@ -420,6 +433,7 @@ impl Step for Form {
             if let Question::Text(key) = slot.question {
                 keys.push(key);
             }
+            keys.extend(slot.reprompt);
         }
         if let Finish::Confirm { invalid, .. } = &self.finish {
             keys.push(invalid);
