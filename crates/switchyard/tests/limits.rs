@@ -13,7 +13,7 @@ use serde_json::json;
 use support::{fresh_db, upsert, ServeProcess, StandIn, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::time::{timeout, Instant};
+use tokio::time::Instant;
 
 /// Runs the binary with only `env` (plus PATH) in a fresh working directory.
 fn switchyard(args: &[&str], env: &[(&str, &str)]) -> Output {
