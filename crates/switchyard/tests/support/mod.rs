@@ -446,6 +446,7 @@ impl ServeProcess {
         process
     }
 
+    /// The process id (to read its memory from /proc, or find its claims).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
