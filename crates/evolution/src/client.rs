@@ -71,8 +71,8 @@ pub struct Sent {
 /// number or text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth retrying later with backoff: timeouts, connection errors, 5xx
-    /// (including `Connection Closed`), 429. A timeout may mean the message
+    /// Worth retrying later with backoff: timeouts, connection errors, 5xx,
+    /// `Connection Closed` (as 5xx or 400), 429. A timeout may mean the message
     /// was sent anyway.
     #[error("evolution send failed, retryable: {0}")]
     Retryable(String),
@@ -270,6 +270,12 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
             message,
         )));
     }
+    // A send that fails inside Evolution is answered 400 with the error as
+    // text (`["Error: Connection Closed"]` when the WhatsApp socket dropped):
+    // the message is fine, the connection is not, so it is worth retrying.
+    if code == 400 && mentions_connection_closed(message) {
+        return Err(SendError::Retryable(with_detail("server error 400", message)));
+    }
     if code == 400 && mentions_not_on_whatsapp(message) {
         return Err(SendError::Rejected {
             status: code,
@@ -286,6 +292,13 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
         status: code,
         reason: with_detail(phrase, message),
     })
+}
+
+/// `"Connection Closed"` anywhere in the message's strings.
+fn mentions_connection_closed(message: &Value) -> bool {
+    let mut texts = Vec::new();
+    collect_strings(message, &mut texts, 0);
+    texts.iter().any(|text| text.to_lowercase().contains("connection closed"))
 }
 
 /// `[{"jid":..., "exists": false, "number":...}]`, possibly nested.
@@ -423,6 +436,24 @@ mod tests {
                 reason: "number is not on whatsapp".into()
             }
         );
+    }
+
+    #[test]
+    fn a_connection_closed_400_is_retried_and_other_400s_are_not() {
+        for body in [
+            r#"{"status":400,"error":"Bad Request","response":{"message":["Error: Connection Closed"]}}"#,
+            r#"{"status":400,"error":"Bad Request","response":{"message":"Connection Closed"}}"#,
+        ] {
+            assert_eq!(
+                classify(status(400), body.as_bytes()),
+                Err(SendError::Retryable(
+                    if body.contains("Error:") { "server error 400: error: connection closed" } else { "server error 400: connection closed" }.into()
+                )),
+                "{body}"
+            );
+        }
+        let other = br#"{"status":400,"error":"Bad Request","response":{"message":["SessionError: No sessions"]}}"#;
+        assert!(matches!(classify(status(400), other), Err(SendError::Rejected { status: 400, .. })));
     }
 
     #[test]
