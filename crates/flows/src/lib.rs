@@ -28,6 +28,7 @@ use switchyard_engine::registry::{Registry, RegistryError};
 
 use crate::shared::backend::{Backend, DemoBackend};
 
+pub mod lock;
 pub mod shared;
 
 mod generated {
