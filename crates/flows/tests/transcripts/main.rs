@@ -17,6 +17,8 @@
 //! overrides: billing=v2                           <- optional extra pins for every run
 //! contact: 5511900000001                          <- optional
 //! instance: vendas                                <- optional
+//! reprompts: none                                 <- optional: fails at the first re-prompt
+//!                                                    (a `retried` event: input not understood)
 //!
 //! > quero comprar um certificado                  <- the customer says (one message)
 //! < e-CPF                                         <- some reply of this turn contains this
@@ -275,6 +277,7 @@ fn the_parser_refuses_malformed_transcripts_with_file_and_line() {
         ("=== a\nversions: digital_certificate\n> oi\n< olá\n", "flow@vN"),
         ("=== a\n> {repeat a many}\n< olá\n", "repeat count"),
         ("=== a\n> oi\n< olá\n? what\n", "cannot read"),
+        ("=== a\nreprompts: few\n> oi\n< olá\n", "only setting"),
         ("=== a\n> oi\n<+ olá\n", "needs a '<=' line"),
         ("=== a\n> oi\n< (nothing)\n<= olá\n", "contradicts"),
         ("=== a\n> oi\n< olá\nwait 31m\n<= olá\n", "after 'wait'"),
@@ -343,4 +346,17 @@ fn an_exact_turn_fails_on_a_reworded_missing_extra_or_reordered_reply() {
         let failure = run_on(exact(&replies)).expect_err(what);
         assert!(failure.contains(wanted) && failure.contains("example.txt:3"), "{what}: {failure}");
     }
+}
+
+/// `reprompts: none` fails a transcript at the first re-prompt, even when
+/// every expectation holds (the v2 menu re-prompts for "quero arquivo").
+#[test]
+fn reprompts_none_fails_at_the_first_reprompt() {
+    let path = Path::new("src/digital_certificate/v2/transcripts/example.txt");
+    let source = "=== a\nreprompts: none\n> comprar certificado\n< Qual certificado\n> quero arquivo\n< Responda com o número\n";
+    let parsed = parse_file(path, source).expect("parses");
+    let failure = run(&parsed[0], "digital_certificate", "v2").err().expect("a re-prompt fails it");
+    assert!(failure.contains("re-prompted at 'purchase.choose_product'"), "{failure}");
+    let lenient = parse_file(path, &source.replace("reprompts: none\n", "")).expect("parses");
+    assert!(run(&lenient[0], "digital_certificate", "v2").is_ok());
 }

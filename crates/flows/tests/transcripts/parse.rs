@@ -22,6 +22,8 @@ pub struct Transcript {
     pub overrides: Vec<String>,
     pub contact: String,
     pub instance: String,
+    /// `reprompts: none`: any re-prompt fails the transcript.
+    pub no_reprompts: bool,
     pub actions: Vec<Action>,
 }
 
@@ -104,6 +106,7 @@ pub fn parse_file(path: &Path, source: &str) -> Result<Vec<Transcript>, String> 
                 overrides: Vec::new(),
                 contact: DEFAULT_CONTACT.to_owned(),
                 instance: DEFAULT_INSTANCE.to_owned(),
+                no_reprompts: false,
                 actions: Vec::new(),
             });
             continue;
@@ -140,6 +143,14 @@ pub fn parse_file(path: &Path, source: &str) -> Result<Vec<Transcript>, String> 
             }
             Contact::parse(contact).map_err(|problem| err(line, problem))?;
             current.contact = contact.to_owned();
+        } else if let Some(value) = header("reprompts:") {
+            if !in_header {
+                return Err(err(line, "'reprompts:' belongs before the first '>' line".to_owned()));
+            }
+            if value != "none" {
+                return Err(err(line, format!("'reprompts: {value}': the only setting is 'none'")));
+            }
+            current.no_reprompts = true;
         } else if let Some(instance) = header("instance:") {
             if !in_header {
                 return Err(err(line, "'instance:' belongs before the first '>' line".to_owned()));

@@ -280,6 +280,13 @@ pub fn run(transcript: &Transcript, flow: &str, version: &str) -> Result<RunLog,
                 runner
                     .check(expects, &replies, &endings(&turn))
                     .map_err(|failure| format!("{failure}\n    after: > {shown}"))?;
+                if transcript.no_reprompts
+                    && let Some(event) = turn.events.iter().find(|event| event.kind == EventKind::Retried)
+                {
+                    let step = event.step.as_ref().map(ToString::to_string).unwrap_or_default();
+                    let message = format!("re-prompted at '{step}' ('reprompts: none')");
+                    return Err(format!("{}\n    after: > {shown}", runner.fail(*line, &message, &replies)));
+                }
             }
             Action::Wait { line, duration, expects } => {
                 let ended = runner.wait(*duration).map_err(|problem| runner.fail(*line, &problem, &[]))?;
