@@ -131,7 +131,7 @@ async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice
     evolution.release();
     traffic.await.unwrap();
 
-    assert_each_reply_once_in_order(&evolution, &expected, Duration::from_secs(90)).await;
+    assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(90)).await;
     assert!(evolution.finds() >= 1, "Evolution was asked before anything was sent again");
     // Taken over, not waited out: each reply a held was done before its claim lapsed.
     for (seq, claim_until) in held {
