@@ -197,6 +197,8 @@ pub struct ServeConfig {
     pub webhook_secret_header: String,
     pub webhook_jwt_key: Option<String>,
     pub max_body_bytes: usize,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT`, `HTTP_MAX_CONNECTIONS`.
+    pub http: crate::serve::HttpLimits,
     pub answer_groups: bool,
     pub takeover_on_from_me: bool,
     /// (name, token): each admin API token has a name, recorded as the actor
@@ -230,6 +232,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("webhook_secrets", &self.webhook_secrets.keys().collect::<Vec<_>>())
             .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
+            .field("http", &self.http)
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
@@ -303,6 +306,7 @@ impl ServeConfig {
             webhook_secret_header: "x-webhook-secret".to_owned(),
             webhook_jwt_key: None,
             max_body_bytes: 2 * 1024 * 1024,
+            http: crate::serve::HttpLimits::default(),
             answer_groups: false,
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
@@ -367,6 +371,21 @@ impl ServeConfig {
                 }
             },
         };
+        let http_defaults = crate::serve::HttpLimits::default();
+        let http = crate::serve::HttpLimits {
+            header_timeout: duration_var("HTTP_HEADER_TIMEOUT", http_defaults.header_timeout, &mut problems),
+            request_timeout: duration_var("HTTP_REQUEST_TIMEOUT", http_defaults.request_timeout, &mut problems),
+            max_connections: match text_var("HTTP_MAX_CONNECTIONS", &mut problems) {
+                None => http_defaults.max_connections,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=100_000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("HTTP_MAX_CONNECTIONS '{text}' must be a whole number from 1 to 100000"));
+                        http_defaults.max_connections
+                    }
+                },
+            },
+        };
         let config = ServeConfig {
             bind,
             evolution_url,
@@ -390,6 +409,7 @@ impl ServeConfig {
                 .to_ascii_lowercase(),
             webhook_jwt_key: text_var("WEBHOOK_JWT_KEY", &mut problems),
             max_body_bytes,
+            http,
             answer_groups: bool_var("ANSWER_GROUPS", false, &mut problems),
             takeover_on_from_me: bool_var("TAKEOVER_ON_FROM_ME", true, &mut problems),
             admin_tokens: {
