@@ -28,7 +28,8 @@ pub mod auth;
 pub mod client;
 pub mod webhook;
 
-mod mask;
+/// The workspace's one masking rule (`Debug` output, error reasons).
+use switchyard_engine::mask;
 
 pub use auth::{JwtError, bearer_token, secret_matches, verify_jwt};
 pub use client::{ClientError, EvolutionClient, SendError, Sent};

@@ -182,7 +182,7 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
                 switchyard_store::redact_url(&value)
             } else if *name == "IGNORE_JIDS" {
                 // Customers' and suppliers' numbers: shown masked like in logs.
-                crate::logs::mask(&value)
+                switchyard_engine::mask::mask_text(&value)
             } else {
                 value
             };
