@@ -192,6 +192,8 @@ pub struct ServeConfig {
     pub send_timeout: Duration,
     /// Minimum interval between two sends on one instance; `None` = no throttle.
     pub send_interval: Option<Duration>,
+    /// `SEND_CONCURRENCY`: sends in flight at once per instance (at least 1).
+    pub send_concurrency: usize,
     pub webhook_secret: Option<String>,
     pub webhook_secrets: HashMap<String, String>,
     pub webhook_secret_header: String,
@@ -229,6 +231,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
             .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
             .field("send_interval", &self.send_interval)
+            .field("send_concurrency", &self.send_concurrency)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("webhook_secrets", &self.webhook_secrets.keys().collect::<Vec<_>>())
             .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
@@ -301,6 +304,7 @@ impl ServeConfig {
             evolution_instance_keys: HashMap::new(),
             send_timeout: Duration::from_secs(10),
             send_interval: Some(Duration::from_millis(50)),
+            send_concurrency: 8,
             webhook_secret: None,
             webhook_secrets: HashMap::new(),
             webhook_secret_header: "x-webhook-secret".to_owned(),
@@ -402,6 +406,16 @@ impl ServeConfig {
                 timeout
             },
             send_interval,
+            send_concurrency: match text_var("SEND_CONCURRENCY", &mut problems) {
+                None => 8,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=1000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("SEND_CONCURRENCY '{text}' must be a number of sends in flight per instance, from 1 to 1000"));
+                        8
+                    }
+                },
+            },
             webhook_secret: text_var("WEBHOOK_SECRET", &mut problems),
             webhook_secrets: map_var("WEBHOOK_SECRETS", &mut problems),
             webhook_secret_header: text_var("WEBHOOK_SECRET_HEADER", &mut problems)

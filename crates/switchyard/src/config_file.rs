@@ -46,6 +46,7 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("HTTP_MAX_CONNECTIONS", "256", false),
     ("SEND_THROTTLE", "20/s", false),
     ("SEND_TIMEOUT", "10s", false),
+    ("SEND_CONCURRENCY", "8", false),
     ("ANSWER_GROUPS", "false", false),
     ("TAKEOVER_ON_FROM_ME", "true", false),
     ("ADMIN_TOKENS", "", true),
