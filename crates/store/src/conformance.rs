@@ -21,8 +21,9 @@ use switchyard_engine::time::{Clock, Timestamp};
 /// Every conformance case, for the macro that instantiates them per backend.
 #[macro_export]
 macro_rules! conformance_suite {
-    // `$open` yields `Option<store>`: `None` skips (a backend not available
-    // on this machine, which the opener reports).
+    // `$open` yields `Option<(store, guard)>`: `None` skips (a backend not
+    // available on this machine, which the opener reports); the guard (e.g.
+    // the test's PostgreSQL schema, dropped with it) lives as long as the case.
     (optional $open:expr) => {
         $crate::conformance_suite!(@cases $open;
             a_committed_turn_reads_back_field_for_field,
@@ -48,14 +49,14 @@ macro_rules! conformance_suite {
         $(
             #[tokio::test]
             async fn $case() {
-                if let Some(store) = $open.await {
+                if let Some((store, _guard)) = $open.await {
                     $crate::conformance::$case(&store).await;
                 }
             }
         )*
     };
     ($open:expr) => {
-        $crate::conformance_suite!(optional async { Some($open.await) });
+        $crate::conformance_suite!(optional async { Some(($open.await, ())) });
     };
 }
 

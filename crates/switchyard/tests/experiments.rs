@@ -164,8 +164,9 @@ async fn metrics_parse_as_prometheus_text_and_match_the_report() {
 
 #[tokio::test]
 async fn when_two_servers_evaluate_the_same_guard_only_one_acts() {
+    let schema = switchyard_store::testing::fresh_postgres_url().await;
     let mut databases = vec![support::fresh_db()];
-    databases.extend(switchyard_store::testing::fresh_postgres_url().await);
+    databases.extend(schema.as_deref().map(str::to_owned));
     for db in databases {
         ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--guard", "handoff", "--reason", "guarded"], &db));
         ok(&switchyard(&["simulate", "--contacts", "400", "--behave", "v2:human=0.5", "--json"], &db));
