@@ -154,7 +154,7 @@ async fn metric_totals_are_kept_counters_equal_to_the_table_counts() {
         assert_eq!(store.message_totals().await.unwrap(), (inbound as u64, outbound as u64), "{}", store.backend());
         assert_eq!(store.outbox_depth().await.unwrap(), depth as u64, "{}", store.backend());
         // The scrape reads the counters, not the tables.
-        let kept: i64 = match &store {
+        let kept: i64 = match &*store {
             Db::Sqlite(s) => sqlx::query_scalar("SELECT value FROM counters WHERE name = 'messages_in'").fetch_one(s.pool()).await.unwrap(),
             Db::Postgres(p) => sqlx::query_scalar("SELECT SUM(value)::BIGINT FROM counters WHERE name = 'messages_in'").fetch_one(p.pool()).await.unwrap(),
         };
