@@ -179,17 +179,27 @@ fn mask_digits(text: &str) -> String {
 pub struct InstanceId(String);
 
 impl InstanceId {
-    /// 1 to 100 characters of letters, digits, `-`, `_` or `.`.
+    /// 1 to 100 characters of letters, digits, `-`, `_` or `.`, not only
+    /// dots. Evolution takes any non-empty name but puts it in its URL paths
+    /// (`/message/sendText/{instance}`), where `.` and `..` are normalised
+    /// away: `POST /message/..` would become `POST /message` with the global
+    /// key. So names are kept to what stands as one path segment unencoded.
     pub fn parse(text: &str) -> Result<InstanceId, String> {
+        let shown: String = text.chars().take(100).flat_map(char::escape_debug).collect();
+        let shown = if text.chars().count() > 100 { format!("{shown}...") } else { shown };
         let ok = !text.is_empty()
             && text.len() <= 100
             && text.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'));
-        if ok {
-            Ok(InstanceId(text.to_owned()))
-        } else {
+        if !ok {
             Err(format!(
-                "instance '{text}' must be 1 to 100 letters, digits, '-', '_' or '.'"
+                "instance '{shown}' must be 1 to 100 letters, digits, '-', '_' or '.'"
             ))
+        } else if text.chars().all(|ch| ch == '.') {
+            Err(format!(
+                "instance '{shown}' must not be only dots: in Evolution's URL paths it would name another endpoint"
+            ))
+        } else {
+            Ok(InstanceId(text.to_owned()))
         }
     }
     pub fn as_str(&self) -> &str {

@@ -17,6 +17,8 @@
 //! overrides: billing=v2                           <- optional extra pins for every run
 //! contact: 5511900000001                          <- optional
 //! instance: vendas                                <- optional
+//! reprompts: none                                 <- optional: fails at the first re-prompt
+//!                                                    (a `retried` event: input not understood)
 //!
 //! > quero comprar um certificado                  <- the customer says (one message)
 //! < e-CPF                                         <- some reply of this turn contains this
@@ -90,6 +92,8 @@ struct Transcript {
     overrides: Vec<String>,
     contact: String,
     instance: String,
+    /// `reprompts: none`: any re-prompt fails the transcript.
+    no_reprompts: bool,
     actions: Vec<Action>,
 }
 
@@ -159,6 +163,7 @@ fn parse_file(path: &Path, source: &str) -> Result<Vec<Transcript>, String> {
                 overrides: Vec::new(),
                 contact: DEFAULT_CONTACT.to_owned(),
                 instance: DEFAULT_INSTANCE.to_owned(),
+                no_reprompts: false,
                 actions: Vec::new(),
             });
             continue;
@@ -195,6 +200,14 @@ fn parse_file(path: &Path, source: &str) -> Result<Vec<Transcript>, String> {
             }
             Contact::parse(contact).map_err(|problem| err(line, problem))?;
             current.contact = contact.to_owned();
+        } else if let Some(value) = header("reprompts:") {
+            if !in_header {
+                return Err(err(line, "'reprompts:' belongs before the first '>' line".to_owned()));
+            }
+            if value != "none" {
+                return Err(err(line, format!("'reprompts: {value}': the only setting is 'none'")));
+            }
+            current.no_reprompts = true;
         } else if let Some(instance) = header("instance:") {
             if !in_header {
                 return Err(err(line, "'instance:' belongs before the first '>' line".to_owned()));
@@ -564,6 +577,13 @@ fn run(transcript: &Transcript, flow: &str, version: &str) -> Result<RunLog, Str
                 runner
                     .check(expects, &replies, &endings(&turn))
                     .map_err(|failure| format!("{failure}\n    after: > {shown}"))?;
+                if transcript.no_reprompts
+                    && let Some(event) = turn.events.iter().find(|event| event.kind == EventKind::Retried)
+                {
+                    let step = event.step.as_ref().map(ToString::to_string).unwrap_or_default();
+                    let message = format!("re-prompted at '{step}' ('reprompts: none')");
+                    return Err(format!("{}\n    after: > {shown}", runner.fail(*line, &message, &replies)));
+                }
             }
             Action::Wait { line, duration, expects } => {
                 let ended = runner.wait(*duration).map_err(|problem| runner.fail(*line, &problem, &[]))?;
@@ -731,6 +751,7 @@ fn the_parser_refuses_malformed_transcripts_with_file_and_line() {
         ("=== a\nversions: digital_certificate\n> oi\n< olá\n", "flow@vN"),
         ("=== a\n> {repeat a many}\n< olá\n", "repeat count"),
         ("=== a\n> oi\n< olá\n? what\n", "cannot read"),
+        ("=== a\nreprompts: few\n> oi\n< olá\n", "only setting"),
     ];
     for (source, wanted) in cases {
         let problem = parse_file(path, source).expect_err(source);
@@ -756,4 +777,17 @@ fn the_parser_refuses_malformed_transcripts_with_file_and_line() {
         contents,
         [&Content::Text("ababab".to_owned()), &Content::Unsupported("audio".to_owned()), &Content::Text(String::new())]
     );
+}
+
+/// `reprompts: none` fails a transcript at the first re-prompt, even when
+/// every expectation holds (the v2 menu re-prompts for "quero arquivo").
+#[test]
+fn reprompts_none_fails_at_the_first_reprompt() {
+    let path = Path::new("src/digital_certificate/v2/transcripts/example.txt");
+    let source = "=== a\nreprompts: none\n> comprar certificado\n< Qual certificado\n> quero arquivo\n< Responda com o número\n";
+    let parsed = parse_file(path, source).expect("parses");
+    let failure = run(&parsed[0], "digital_certificate", "v2").err().expect("a re-prompt fails it");
+    assert!(failure.contains("re-prompted at 'purchase.choose_product'"), "{failure}");
+    let lenient = parse_file(path, &source.replace("reprompts: none\n", "")).expect("parses");
+    assert!(run(&lenient[0], "digital_certificate", "v2").is_ok());
 }

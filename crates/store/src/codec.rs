@@ -123,6 +123,7 @@ pub(crate) fn event_columns(kind: &EventKind) -> (Option<&str>, Option<&str>, Op
         EventKind::Ended { detail, .. } => (None, None, None, detail.clone()),
         EventKind::Undeliverable { reason } => (None, None, None, Some(reason.clone())),
         EventKind::Classified(classification) => (None, None, None, Some(classification.encode())),
+        EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. } => (None, None, None, kind.slot_detail()),
         EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
     }
 }
@@ -139,6 +140,8 @@ pub(crate) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         "classified" => EventKind::Classified(
             Classification::decode(&row.opt_text("detail")?.unwrap_or_default()).map_err(|err| corrupt("classified event", err))?,
         ),
+        name @ ("slot_filled" | "slot_missed") => EventKind::slot_from_detail(name, &row.opt_text("detail")?.unwrap_or_default())
+            .map_err(|err| corrupt("slot event", err))?,
         other => EventKind::Ended {
             outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
             detail: row.opt_text("detail")?,

@@ -178,6 +178,19 @@ pub enum FlowsAction {
         #[arg(long, default_value = "md")]
         format: String,
     },
+    /// Start a new version as a copy of another: the folder with the version
+    /// renamed (declared inactive) and its transcripts; nothing else changes.
+    New {
+        /// The new version, FLOW@VERSION, e.g. digital_certificate@v4.
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        /// The version to copy, e.g. v3.
+        #[arg(long, value_name = "VERSION")]
+        from: String,
+        /// The flows crate (holding src/<flow>/v<N>/).
+        #[arg(long, default_value = "crates/flows")]
+        dir: std::path::PathBuf,
+    },
     /// The version's step graph as a Mermaid flowchart.
     Graph {
         /// FLOW@VERSION, e.g. digital_certificate@v1.

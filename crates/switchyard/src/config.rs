@@ -64,6 +64,7 @@ impl Config {
     /// Reads the environment; returns every problem, one line each.
     pub fn from_env() -> Result<Config, Vec<String>> {
         let mut problems: Vec<String> = crate::config_file::problems().to_vec();
+        problems.extend(blank_secrets());
         let database_url = match var("DATABASE_URL") {
             Ok(Some(url)) if url.trim().is_empty() => {
                 problems.push("DATABASE_URL is set but empty (unset it to use sqlite://switchyard.db)".to_owned());
@@ -145,6 +146,23 @@ impl Config {
     pub fn overrides(&self, registry: &Registry) -> Result<Overrides, Vec<String>> {
         Overrides::parse(&self.overrides, registry)
     }
+}
+
+/// Every secret or token variable that is set but blank. Read as unset it
+/// would open what it guards (a blank `WEBHOOK_SECRET` let anyone post
+/// webhooks), so it is a configuration error: `check` names it, and every
+/// command that runs conversations, `serve` included, refuses to start.
+pub fn blank_secrets() -> Vec<String> {
+    crate::config_file::SETTINGS
+        .iter()
+        .filter(|(_, _, secret)| *secret)
+        .filter_map(|(name, _, _)| match var(name) {
+            Ok(Some(value)) if value.trim().is_empty() => {
+                Some(format!("{name} is set but blank: a blank secret protects nothing; give it a value or unset it"))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The global commands: each variable is a comma-separated word list

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use switchyard_engine::flow::Target;
+use switchyard_engine::flow::{Next, Target};
 use switchyard_engine::registry::{FlowVersion, Registry};
 use switchyard_engine::resolve::Overrides;
 
@@ -120,8 +120,9 @@ fn lookup(spec: &str) -> Result<(std::sync::Arc<Registry>, usize), ExitCode> {
 
 fn target_name(target: &Target) -> String {
     match target {
-        Target::Step(step) => (*step).to_owned(),
-        Target::Flow(flow) => format!("flow:{flow}"),
+        Next::Goto(step) => (*step).to_owned(),
+        Next::Handover(flow) => format!("flow:{flow}"),
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 
@@ -213,18 +214,19 @@ pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
     for step in version.steps() {
         for target in &step.targets {
             match target {
-                Target::Step(to) => out.push_str(&format!("    {} --> {}\n", node(step.id), node(to))),
-                Target::Flow(flow) => {
+                Next::Goto(to) => out.push_str(&format!("    {} --> {}\n", node(step.id), node(to))),
+                Next::Handover(flow) => {
                     out.push_str(&format!("    {} -.-> flow_{flow}\n", node(step.id)));
                     if !flows.contains(flow) {
                         flows.push(*flow);
                     }
                 }
+                _ => {}
             }
         }
     }
     for (_, to) in version.interrupts() {
-        if let Some(Target::Step(to)) = to.target() {
+        if let Some(Next::Goto(to)) = to.target() {
             out.push_str(&format!("    any([\"any step\"]) -. interrupt .-> {}\n", node(to)));
         }
     }
