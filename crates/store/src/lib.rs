@@ -159,6 +159,9 @@ impl Queue for Db {
         async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError>;
         async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError>;
         async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError>;
+        async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError>;
+        async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError>;
+        async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError>;
         async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError>;
         async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError>;
         async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError>;

@@ -35,6 +35,13 @@ async fn a_reply_is_claimed_by_one_process() {
 }
 
 #[tokio::test]
+async fn a_dead_process_claims_are_taken_at_once() {
+    if let Some((a, b)) = two_processes().await {
+        conformance::a_dead_process_claims_are_taken_at_once(a, &b).await;
+    }
+}
+
+#[tokio::test]
 async fn a_bad_url_is_refused_with_the_password_hidden() {
     let err = switchyard_store::open("postgres://app:s3cret@127.0.0.1:1/none", &PgSettings { acquire_timeout: std::time::Duration::from_secs(1), ..PgSettings::default() })
         .await

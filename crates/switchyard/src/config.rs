@@ -204,11 +204,15 @@ pub struct ServeConfig {
     pub send_timeout: Duration,
     /// Minimum interval between two sends on one instance; `None` = no throttle.
     pub send_interval: Option<Duration>,
+    /// `SEND_CONCURRENCY`: sends in flight at once per instance (at least 1).
+    pub send_concurrency: usize,
     pub webhook_secret: Option<String>,
     pub webhook_secrets: HashMap<String, String>,
     pub webhook_secret_header: String,
     pub webhook_jwt_key: Option<String>,
     pub max_body_bytes: usize,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT`, `HTTP_MAX_CONNECTIONS`.
+    pub http: crate::serve::HttpLimits,
     pub answer_groups: bool,
     pub takeover_on_from_me: bool,
     /// (name, token): each admin API token has a name, recorded as the actor
@@ -239,9 +243,11 @@ impl std::fmt::Debug for ServeConfig {
             .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
             .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
             .field("send_interval", &self.send_interval)
+            .field("send_concurrency", &self.send_concurrency)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("webhook_secrets", &self.webhook_secrets.keys().collect::<Vec<_>>())
             .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
+            .field("http", &self.http)
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
@@ -310,11 +316,13 @@ impl ServeConfig {
             evolution_instance_keys: HashMap::new(),
             send_timeout: Duration::from_secs(10),
             send_interval: Some(Duration::from_millis(50)),
+            send_concurrency: 8,
             webhook_secret: None,
             webhook_secrets: HashMap::new(),
             webhook_secret_header: "x-webhook-secret".to_owned(),
             webhook_jwt_key: None,
             max_body_bytes: 2 * 1024 * 1024,
+            http: crate::serve::HttpLimits::default(),
             answer_groups: false,
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
@@ -379,6 +387,21 @@ impl ServeConfig {
                 }
             },
         };
+        let http_defaults = crate::serve::HttpLimits::default();
+        let http = crate::serve::HttpLimits {
+            header_timeout: duration_var("HTTP_HEADER_TIMEOUT", http_defaults.header_timeout, &mut problems),
+            request_timeout: duration_var("HTTP_REQUEST_TIMEOUT", http_defaults.request_timeout, &mut problems),
+            max_connections: match text_var("HTTP_MAX_CONNECTIONS", &mut problems) {
+                None => http_defaults.max_connections,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=100_000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("HTTP_MAX_CONNECTIONS '{text}' must be a whole number from 1 to 100000"));
+                        http_defaults.max_connections
+                    }
+                },
+            },
+        };
         let config = ServeConfig {
             bind,
             evolution_url,
@@ -395,6 +418,16 @@ impl ServeConfig {
                 timeout
             },
             send_interval,
+            send_concurrency: match text_var("SEND_CONCURRENCY", &mut problems) {
+                None => 8,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=1000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("SEND_CONCURRENCY '{text}' must be a number of sends in flight per instance, from 1 to 1000"));
+                        8
+                    }
+                },
+            },
             webhook_secret: text_var("WEBHOOK_SECRET", &mut problems),
             webhook_secrets: map_var("WEBHOOK_SECRETS", &mut problems),
             webhook_secret_header: text_var("WEBHOOK_SECRET_HEADER", &mut problems)
@@ -402,6 +435,7 @@ impl ServeConfig {
                 .to_ascii_lowercase(),
             webhook_jwt_key: text_var("WEBHOOK_JWT_KEY", &mut problems),
             max_body_bytes,
+            http,
             answer_groups: bool_var("ANSWER_GROUPS", false, &mut problems),
             takeover_on_from_me: bool_var("TAKEOVER_ON_FROM_ME", true, &mut problems),
             admin_tokens: {

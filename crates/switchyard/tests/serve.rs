@@ -206,6 +206,54 @@ async fn a_number_not_on_whatsapp_is_recorded_and_not_retried() {
     app.stop().await;
 }
 
+/// Evolution stores a send (WhatsApp has it) but answers after
+/// SEND_TIMEOUT, as a stand-in whose listen backlog overflowed under a burst
+/// did. The sender must not send it again blindly: it asks `findMessages`,
+/// finds it, and the customer gets each reply once. A send that failed
+/// inside Evolution just as slowly is not found there, and is sent again.
+#[tokio::test]
+async fn a_send_answered_after_the_timeout_reaches_the_customer_once() {
+    let app = TestApp::spawn_configured(|config| config.send_timeout = Duration::from_secs(1)).await;
+    app.evolution.answer_after(Duration::from_millis(1500));
+    app.webhook(&upsert("LATE-1", "5511911110031", "oi", 1_795_000_000)).await;
+    app.wait_idle().await;
+    let texts = app.texts_for("5511911110031").await;
+    assert_eq!(texts.len(), 2, "the greeting and the menu");
+    let got: Vec<String> = app.evolution.sent().iter().map(|sent| sent.text.clone()).collect();
+    assert_eq!(got, texts, "each reply once, in order");
+    assert!(app.evolution.finds() >= 2, "Evolution was asked before any resend");
+    let ids: Vec<String> = app.evolution.sent().iter().map(|sent| sent.id.clone()).collect();
+    let recorded: Vec<String> = sqlx::query_scalar("SELECT provider_id FROM outbox WHERE contact = '5511911110031' ORDER BY seq")
+        .fetch_all(app.pool())
+        .await
+        .unwrap();
+    assert_eq!(recorded, ids, "marked sent with the ids Evolution has");
+
+    // Lost inside Evolution (not stored), answered too late: not found, so sent again.
+    app.evolution.lose_next(1);
+    app.webhook(&upsert("LATE-2", "5511911110032", "oi", 1_795_000_000)).await;
+    app.wait_idle().await;
+    let texts = app.texts_for("5511911110032").await;
+    let got: Vec<String> = app.evolution.sent().iter().filter(|sent| sent.number == "5511911110032").map(|sent| sent.text.clone()).collect();
+    assert_eq!(got, texts, "the lost reply was sent again, and each reply reached the customer once");
+    app.stop().await;
+}
+
+/// A burst to many contacts on one instance keeps at most SEND_CONCURRENCY
+/// sends in flight against Evolution.
+#[tokio::test]
+async fn sends_in_flight_per_instance_are_bounded() {
+    let app = TestApp::spawn_configured(|config| config.send_concurrency = 3).await;
+    app.evolution.answer_after(Duration::from_millis(200));
+    for idx in 0..20 {
+        app.webhook(&upsert(&format!("BURST-{idx}"), &format!("55119222200{idx:02}"), "oi", 1_795_000_000)).await;
+    }
+    app.wait_idle().await;
+    assert_eq!(app.evolution.sent().len(), 40, "every contact's greeting and menu");
+    assert_eq!(app.evolution.max_in_flight(), 3, "never more than SEND_CONCURRENCY at once, and all of them used");
+    app.stop().await;
+}
+
 #[test]
 fn serve_refuses_to_start_naming_each_bad_setting() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
@@ -214,12 +262,14 @@ fn serve_refuses_to_start_naming_each_bad_setting() {
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("FLOW_VERSION_OVERRIDES", "billing=v9")
         .env("SEND_THROTTLE", "fast")
+        .env("SEND_CONCURRENCY", "0")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("FLOW_VERSION_OVERRIDES entry 'billing=v9'"), "{err}");
     assert!(err.contains("SEND_THROTTLE 'fast'"), "{err}");
+    assert!(err.contains("SEND_CONCURRENCY '0'"), "{err}");
     assert!(err.contains("EVOLUTION_URL is required"), "{err}");
 }
 
@@ -279,7 +329,12 @@ async fn every_evolution_fixture_is_answered_or_ignored_as_evolution_users_expec
         ("31-", false), ("32-", false),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../evolution/tests/fixtures");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|entry| entry.unwrap().path()).collect();
+    // Webhook bodies only: `rest/` holds REST answers.
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "json"))
+        .collect();
     files.sort();
     assert_eq!(files.len(), expectations.len(), "every fixture has an expectation");
     for (file, (prefix, reply_due)) in files.iter().zip(expectations) {
