@@ -80,7 +80,7 @@ pub enum SendError {
     #[error("evolution did not answer the send: {0}")]
     Unanswered(String),
     /// Refused for now, worth retrying later with backoff: the server could
-    /// not be reached, 5xx from Evolution (including `Connection Closed`),
+    /// not be reached, 5xx from Evolution (including `Connection Closed`, also as a 400),
     /// 429.
     #[error("evolution send failed, retryable: {0}")]
     Retryable(String),
@@ -303,6 +303,12 @@ pub(crate) fn classify_error(status: StatusCode, body: &[u8]) -> SendError {
             message,
         ));
     }
+    // A send that fails inside Evolution is answered 400 with the error as
+    // text (`["Error: Connection Closed"]` when the WhatsApp socket dropped):
+    // the message is fine, the connection is not, so it is worth retrying.
+    if code == 400 && mentions_connection_closed(message) {
+        return SendError::Retryable(with_detail("server error 400", message));
+    }
     if code == 400 && mentions_not_on_whatsapp(message) {
         return SendError::Rejected {
             status: code,
@@ -319,6 +325,13 @@ pub(crate) fn classify_error(status: StatusCode, body: &[u8]) -> SendError {
         status: code,
         reason: with_detail(phrase, message),
     }
+}
+
+/// `"Connection Closed"` anywhere in the message's strings.
+fn mentions_connection_closed(message: &Value) -> bool {
+    let mut texts = Vec::new();
+    collect_strings(message, &mut texts, 0);
+    texts.iter().any(|text| text.to_lowercase().contains("connection closed"))
 }
 
 /// `[{"jid":..., "exists": false, "number":...}]`, possibly nested.
@@ -456,6 +469,24 @@ mod tests {
                 reason: "number is not on whatsapp".into()
             }
         );
+    }
+
+    #[test]
+    fn a_connection_closed_400_is_retried_and_other_400s_are_not() {
+        for body in [
+            r#"{"status":400,"error":"Bad Request","response":{"message":["Error: Connection Closed"]}}"#,
+            r#"{"status":400,"error":"Bad Request","response":{"message":"Connection Closed"}}"#,
+        ] {
+            assert_eq!(
+                classify(status(400), body.as_bytes()),
+                Err(SendError::Retryable(
+                    if body.contains("Error:") { "server error 400: error: connection closed" } else { "server error 400: connection closed" }.into()
+                )),
+                "{body}"
+            );
+        }
+        let other = br#"{"status":400,"error":"Bad Request","response":{"message":["SessionError: No sessions"]}}"#;
+        assert!(matches!(classify(status(400), other), Err(SendError::Rejected { status: 400, .. })));
     }
 
     #[test]

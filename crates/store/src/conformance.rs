@@ -21,8 +21,9 @@ use switchyard_engine::time::{Clock, Timestamp};
 /// Every conformance case, for the macro that instantiates them per backend.
 #[macro_export]
 macro_rules! conformance_suite {
-    // `$open` yields `Option<store>`: `None` skips (a backend not available
-    // on this machine, which the opener reports).
+    // `$open` yields `Option<(store, guard)>`: `None` skips (a backend not
+    // available on this machine, which the opener reports); the guard (e.g.
+    // the test's PostgreSQL schema, dropped with it) lives as long as the case.
     (optional $open:expr) => {
         $crate::conformance_suite!(@cases $open;
             a_committed_turn_reads_back_field_for_field,
@@ -41,20 +42,21 @@ macro_rules! conformance_suite {
             an_attempt_of_unknown_outcome_leaves_the_reply_unsure,
             a_split_assignment_is_remembered_for_later_sessions,
             classification_events_read_back_field_for_field,
+            slot_events_read_back_field_for_field,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
-                if let Some(store) = $open.await {
+                if let Some((store, _guard)) = $open.await {
                     $crate::conformance::$case(&store).await;
                 }
             }
         )*
     };
     ($open:expr) => {
-        $crate::conformance_suite!(optional async { Some($open.await) });
+        $crate::conformance_suite!(optional async { Some(($open.await, ())) });
     };
 }
 
@@ -609,6 +611,42 @@ pub async fn classification_events_read_back_field_for_field<S: Queue>(store: &S
         })
         .collect();
     assert_eq!(stored, decisions);
+}
+
+/// Form events (`slot_filled` with its source, `slot_missed` with its
+/// reason) are stored with `EventKind::slot_detail` and read back equal.
+pub async fn slot_events_read_back_field_for_field<S: Queue>(store: &S) {
+    use switchyard_engine::event::{Event, EventKind};
+    let engine = engine("");
+    let inbound = text("vendas", "5511900000043", "oi");
+    let state = store.contact_state(&inbound.instance, &inbound.contact).await.expect("read");
+    let mut turn = engine.turn(state, &inbound, T0);
+    let session = turn.live().expect("a session").clone();
+    let kinds = [
+        EventKind::SlotFilled { slot: "holder".to_owned(), source: "keyword".to_owned(), entering: true },
+        EventKind::SlotMissed { slot: "document".to_owned(), reason: "purchase.invalid_cpf".to_owned() },
+        EventKind::SlotFilled { slot: "document".to_owned(), source: "model".to_owned(), entering: false },
+    ];
+    for kind in &kinds {
+        turn.events.push(Event {
+            session: session.id(),
+            flow: session.flow().clone(),
+            version: session.version(),
+            at: T0,
+            step: Some(session.step().clone()),
+            kind: kind.clone(),
+        });
+    }
+    store.commit(&turn).await.expect("commit");
+    let stored: Vec<EventKind> = store
+        .events_of(session.id())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.kind)
+        .filter(|kind| matches!(kind, EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. }))
+        .collect();
+    assert_eq!(stored, kinds);
 }
 
 /// A process that dies holding claims (its node lock gone with its

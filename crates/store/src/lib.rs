@@ -123,6 +123,7 @@ impl Db {
         pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError>;
         pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
         pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError>;
+        pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError>;
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;
         pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError>;
         pub async fn message_totals(&self) -> Result<(u64, u64), StoreError>;

@@ -962,6 +962,18 @@ impl PgStore {
         rows.iter().map(crate::report::classification_from_row).collect()
     }
 
+    pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
+        let rows = crate::report::bind_window!(sqlx::query(
+            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
+             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
+        ), window)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(crate::report::slot_event_from_row).collect()
+    }
+
     pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
         let reached = crate::report::bind_window!(sqlx::query(
             "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \

@@ -21,6 +21,7 @@ use switchyard_engine::engine::{Engine, EngineConfig};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_store::sqlite::SqliteStore;
 
+pub mod proxy;
 pub mod traffic;
 
 static NEXT_DB: AtomicU32 = AtomicU32::new(0);
@@ -412,6 +413,24 @@ impl TestApp {
     }
 }
 
+/// Every row of every table of a SQLite store, as text: two snapshots are
+/// equal exactly when nothing in the database changed.
+pub async fn snapshot(pool: &sqlx::SqlitePool) -> String {
+    let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '_sqlx%' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .fetch_all(pool)
+        .await
+        .unwrap();
+    let mut out = String::new();
+    for table in tables {
+        let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid").bind(&table).fetch_all(pool).await.unwrap();
+        let row = columns.iter().map(|column| format!("quote(\"{column}\")")).collect::<Vec<_>>().join(" || ',' || ");
+        let sql = format!("SELECT COALESCE(group_concat({row}, char(10)), '') FROM (SELECT * FROM \"{table}\" ORDER BY rowid)");
+        let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.unwrap();
+        out.push_str(&format!("== {table}\n{rows}\n"));
+    }
+    out
+}
+
 /// A real `switchyard serve` process, killed (SIGKILL) when dropped so a
 /// failing test leaks no server.
 pub struct ServeProcess {
@@ -420,10 +439,9 @@ pub struct ServeProcess {
 }
 
 impl ServeProcess {
-    /// Starts the binary on a free port against `db` and `evolution` and
-    /// waits until it is ready. `env` adds or overrides variables.
+    /// Starts the binary on a port of its own choosing against `db` and
+    /// `evolution` and waits until it is ready. `env` adds or overrides variables.
     pub async fn start(db: &str, evolution: &StandIn, env: &[(&str, &str)]) -> ServeProcess {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"));
         command
             .arg("serve")
@@ -432,15 +450,12 @@ impl ServeProcess {
             .env("DATABASE_URL", db)
             .env("EVOLUTION_URL", &evolution.url)
             .env("EVOLUTION_API_KEY", "k")
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null());
+            .env("RUST_LOG", "warn");
         for (name, value) in env {
             command.env(name, value);
         }
-        let child = command.spawn().unwrap();
-        let process = ServeProcess { child, url: format!("http://127.0.0.1:{port}") };
+        let (child, addr, _) = spawn_serve_on_free_port(command, None);
+        let process = ServeProcess { child, url: format!("http://{addr}") };
         let http = http();
         wait_until(|| async { http.get(format!("{}/readyz", process.url)).send().await.is_ok_and(|r| r.status() == 200) }).await;
         process
@@ -456,6 +471,60 @@ impl ServeProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Spawns a `switchyard serve` command on `127.0.0.1:0` and returns it with
+/// the address it bound, read from its "switchyard serving" log line: no
+/// port is picked, released and bound again, so no other process can take
+/// it in between. The process's output goes on to `log` (or is drained) by
+/// the returned thread, which ends when the process does.
+pub fn spawn_serve_on_free_port(mut command: std::process::Command, log: Option<std::fs::File>) -> (std::process::Child, SocketAddr, std::thread::JoinHandle<()>) {
+    use std::io::{BufRead, Write};
+    let filter = command
+        .get_envs()
+        .find(|(name, _)| *name == "RUST_LOG")
+        .and_then(|(_, value)| value.map(|value| value.to_string_lossy().into_owned()))
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".to_owned());
+    command
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("RUST_LOG", format!("{filter},switchyard::commands::serve=info"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = command.spawn().expect("spawn serve");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (found, addr) = std::sync::mpsc::channel();
+    let copier = std::thread::spawn(move || {
+        let mut log = log;
+        let mut found = Some(found);
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(log) = log.as_mut() {
+                let _ = writeln!(log, "{line}");
+            }
+            if line.contains("switchyard serving") {
+                if let (Some(sender), Some(addr)) = (found.as_ref(), serving_addr(&line)) {
+                    let _ = sender.send(addr);
+                    found = None;
+                }
+            }
+        }
+    });
+    match addr.recv_timeout(Duration::from_secs(60)) {
+        Ok(addr) => (child, addr, copier),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("serve did not say where it listens within 60 s");
+        }
+    }
+}
+
+/// `addr=127.0.0.1:PORT` (text logs) or `"addr":"127.0.0.1:PORT"` (JSON).
+fn serving_addr(line: &str) -> Option<SocketAddr> {
+    let start = line.find("addr=").map(|at| at + 5).or_else(|| line.find("\"addr\":\"").map(|at| at + 8))?;
+    let rest = &line[start..];
+    let end = rest.find(|ch: char| !(ch.is_ascii_digit() || ch == '.' || ch == ':')).unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 impl Drop for ServeProcess {
