@@ -75,6 +75,7 @@ fn migrator() -> Migrator {
         migration(2, "contact and retention indexes", include_str!("../migrations/postgres/0002_contact_indexes.sql")),
         migration(3, "outbox request ids", include_str!("../migrations/postgres/0003_outbox_request_id.sql")),
         migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
+        migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
     ])
 }
@@ -690,7 +691,7 @@ impl Queue for PgStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        let depth: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'outbox_depth'")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -997,8 +998,8 @@ impl PgStore {
 
     pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
-             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+            "SELECT flow, version, outcome, SUM(sessions)::BIGINT AS sessions FROM session_counts \
+             GROUP BY flow, version, outcome HAVING SUM(sessions) > 0 ORDER BY flow, version, outcome",
         )
         .fetch_all(&self.pool)
         .await
@@ -1008,7 +1009,8 @@ impl PgStore {
 
     pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound",
+            "SELECT (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_in') AS inbound, \
+             (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_out') AS outbound",
         )
         .fetch_one(&self.pool)
         .await
