@@ -34,6 +34,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
         migration(6, "outbox request ids", include_str!("../migrations/sqlite/0006_outbox_request_id.sql")),
         migration(7, "contact aliases, two-digit pin details", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
+        migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
     ])
 }
@@ -515,7 +516,7 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        let depth: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'outbox_depth'")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;

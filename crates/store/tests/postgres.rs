@@ -36,7 +36,7 @@ async fn a_reply_is_claimed_by_one_process() {
 
 #[tokio::test]
 async fn a_dead_process_claims_are_taken_at_once() {
-    if let Some((a, b)) = two_processes().await {
+    if let Some((a, b, _schema)) = two_processes().await {
         conformance::a_dead_process_claims_are_taken_at_once(a, &b).await;
     }
 }

@@ -206,6 +206,8 @@ pub struct ServeConfig {
     /// (name, token): each admin API token has a name, recorded as the actor
     /// of every change made with it.
     pub admin_tokens: Vec<(String, String)>,
+    /// `METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<String>,
     pub sweep_interval: Duration,
     /// How often split guards are evaluated.
     pub guard_interval: Duration,
@@ -239,6 +241,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .field("debounce", &self.debounce.to_string())
             .field("ignore", &self.ignore.to_string())
@@ -314,6 +317,7 @@ impl ServeConfig {
             answer_groups: false,
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
+            metrics_token: None,
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
             model: None,
@@ -434,6 +438,7 @@ impl ServeConfig {
                 }
                 tokens
             },
+            metrics_token: text_var("METRICS_TOKEN", &mut problems),
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
             model: None,

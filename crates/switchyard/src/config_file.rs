@@ -51,6 +51,7 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("TAKEOVER_ON_FROM_ME", "true", false),
     ("ADMIN_TOKENS", "", true),
     ("ADMIN_TOKEN", "", true),
+    ("METRICS_TOKEN", "", true),
     ("SWEEP_INTERVAL", "15s", false),
     ("GUARD_INTERVAL", "30s", false),
     ("DEBOUNCE", "off", false),

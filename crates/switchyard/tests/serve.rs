@@ -4,6 +4,8 @@
 
 mod support;
 
+use std::time::Duration;
+
 use serde_json::json;
 use support::{upsert, StandIn, TestApp};
 
