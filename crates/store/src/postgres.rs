@@ -102,9 +102,9 @@ impl Default for PgSettings {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
-    /// For contact leases only: `synchronous_commit = off`, so taking and
-    /// giving up a lease does not wait for a WAL flush (a lease lost in a
-    /// database crash only costs a duplicate computation, refused at commit).
+    /// For contact leases and send-attempt marks: `synchronous_commit = off`,
+    /// so they do not wait for a WAL flush (a lease lost in a database crash
+    /// only costs a duplicate computation, refused at commit).
     leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
@@ -586,7 +586,9 @@ impl Queue for PgStore {
     }
 
     /// Only while the claim is still this process's: renewed from `at`, so
-    /// the send has a whole claim ahead of it.
+    /// the send has a whole claim ahead of it. Written without waiting for a
+    /// WAL flush (the `leases` pool): the mark only matters if this process
+    /// dies, and losing it too takes a database crash at the same moment.
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = $1, claim_until = $2 \
@@ -596,7 +598,7 @@ impl Queue for PgStore {
         .bind(at.as_millis() + millis(CLAIM))
         .bind(seq)
         .bind(&*self.node)
-        .execute(&self.pool)
+        .execute(&self.leases)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
