@@ -11,9 +11,8 @@ use std::time::Duration;
 
 use crate::classify::{Decisions, Request};
 use crate::event::{Event, EventKind};
-use crate::flow::{Ctx, Next, Step, Target};
+use crate::flow::{Ctx, Next, Step};
 use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId, Version};
-use crate::kinds::To;
 use crate::registry::{FlowVersion, Registry};
 use crate::resolve::{Query, Resolution, Resolver};
 use crate::session::{Data, Outcome, Session, SessionRecord};
@@ -214,6 +213,10 @@ pub struct Turn {
     remembered: Vec<(FlowId, Version, Timestamp)>,
     /// The model's answers this turn runs with.
     decisions: Decisions,
+    /// Sessions started in this turn, with the message that started them (`Ctx::opening`).
+    openings: Vec<(SessionId, String)>,
+    /// The customer's text this turn handles (`Ctx::message`).
+    message: Option<String>,
 }
 
 impl Turn {
@@ -230,6 +233,8 @@ impl Turn {
             requests: Vec::new(),
             remembered: Vec::new(),
             decisions: Decisions::default(),
+            openings: Vec::new(),
+            message: None,
         }
     }
 
@@ -316,7 +321,10 @@ impl Engine {
             }
         }
         let text = match &inbound.content {
-            Content::Text(text) => text.as_str(),
+            Content::Text(text) => {
+                turn.message = Some(text.clone());
+                text.as_str()
+            }
             Content::Unsupported(_) => {
                 let session = live.as_ref();
                 turn.replies.push(Reply {
@@ -370,12 +378,12 @@ impl Engine {
                             self.fail(session, detail, now, &mut turn);
                         }
                         Some(step) => match self.interrupt(fv, &session, text) {
-                            Some(To::Flow(flow)) => {
+                            Some(Next::Handover(flow)) => {
                                 self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, &mut turn);
                                 turn.sessions.push(session);
                                 self.start(FlowId::new_static(flow), text, inbound, now, 1, &mut turn);
                             }
-                            Some(To::Step(target)) => {
+                            Some(Next::Goto(target)) => {
                                 let Some(step) = fv.step(target) else { return turn };
                                 session.record.step = StepId::new_static(step.id);
                                 session.record.attempts = 0;
@@ -429,9 +437,9 @@ impl Engine {
 
     /// The version's interrupt for `text`, unless the session is already in
     /// the target's subroute (or at the target step).
-    fn interrupt(&self, fv: &FlowVersion, session: &Session, text: &str) -> Option<To> {
+    fn interrupt(&self, fv: &FlowVersion, session: &Session, text: &str) -> Option<Next> {
         let to = fv.interrupt_for(text)?;
-        if let To::Step(target) = to {
+        if let Next::Goto(target) = to {
             let current = session.step().as_str();
             let same_subroute = match (target.split_once('.'), current.split_once('.')) {
                 (Some((a, _)), Some((b, _))) => a == b,
@@ -582,6 +590,9 @@ impl Engine {
                 revision: 0,
             },
         };
+        if let Some(text) = trigger {
+            turn.openings.push((session.id(), text.to_owned()));
+        }
         turn.events.push(self.event(&session, now, EventKind::Started { reason, fingerprint: fv.fingerprint().clone() }));
         turn.events.push(self.event(&session, now, EventKind::StepEntered));
         let called = self.call(fv, &mut session, entry.handler.as_ref(), trigger, now, turn, |handler, ctx| handler.enter(ctx));
@@ -620,7 +631,7 @@ impl Engine {
                     break;
                 }
                 Next::Goto(target) => {
-                    if !current.targets.contains(&Target::Step(target)) {
+                    if !current.targets.contains(&Next::Goto(target)) {
                         let detail = format!("step '{}' went to '{target}', which it does not declare", current.id);
                         return self.fail(session, detail, now, turn);
                     }
@@ -661,7 +672,7 @@ impl Engine {
                     break;
                 }
                 Next::Handover(flow) => {
-                    if !current.targets.contains(&Target::Flow(flow)) {
+                    if !current.targets.contains(&Next::Handover(flow)) {
                         let detail = format!("step '{}' handed over to flow '{flow}', which it does not declare", current.id);
                         return self.fail(session, detail, now, turn);
                     }
@@ -693,7 +704,10 @@ impl Engine {
         let mut replies = Vec::new();
         let mut requests = Vec::new();
         let mut classified = Vec::new();
+        let mut slots = Vec::new();
         let attempts = session.record.attempts;
+        let id = session.id();
+        let opening = turn.openings.iter().find(|(started, _)| *started == id).map(|(_, text)| text.as_str());
         let result = {
             let mut ctx = Ctx {
                 texts: fv.texts(),
@@ -702,6 +716,10 @@ impl Engine {
                 now,
                 attempts,
                 trigger,
+                opening,
+                message: turn.message.as_deref(),
+                deps: fv.deps(),
+                slots: &mut slots,
                 flow: &session.record.flow,
                 version: session.record.version,
                 decisions: &turn.decisions,
@@ -716,6 +734,9 @@ impl Engine {
                 turn.requests.append(&mut requests);
                 for classification in classified {
                     turn.events.push(self.event(session, now, EventKind::Classified(classification)));
+                }
+                for kind in slots {
+                    turn.events.push(self.event(session, now, kind));
                 }
                 for text in replies {
                     turn.replies.push(Reply {

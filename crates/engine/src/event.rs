@@ -36,6 +36,46 @@ pub enum EventKind {
     /// classifier decided and, when the model was asked, its cost. Stored
     /// with [`crate::classify::Classification::encode`].
     Classified(crate::classify::Classification),
+    /// A form filled (or overwrote) `slot` from the customer's text; `source`
+    /// says which extractor found it (`keyword`, `validator`, `trained`,
+    /// `model`); `entering` whether from the message that led to the form
+    /// (the session's opening, or the answer that routed there) rather than
+    /// an answer to the form's own question.
+    SlotFilled { slot: String, source: String, entering: bool },
+    /// A form asked for `slot` and the answer did not fill it (a re-prompt):
+    /// `reason` is the refusal (`invalid_cpf` ...) or `nothing`.
+    SlotMissed { slot: String, reason: String },
+}
+
+impl EventKind {
+    /// The `detail` column of a slot event (`slot=document;source=keyword;entering=1`);
+    /// `None` for other kinds. Every store uses this and [`EventKind::slot_from_detail`].
+    pub fn slot_detail(&self) -> Option<String> {
+        let clean = |text: &str| text.replace([';', '=', '\n'], "_");
+        match self {
+            EventKind::SlotFilled { slot, source, entering } => {
+                Some(format!("slot={};source={};entering={}", clean(slot), clean(source), u8::from(*entering)))
+            }
+            EventKind::SlotMissed { slot, reason } => Some(format!("slot={};reason={}", clean(slot), clean(reason))),
+            _ => None,
+        }
+    }
+
+    /// The slot event of kind `name` (`slot_filled`, `slot_missed`) stored with `detail`.
+    pub fn slot_from_detail(name: &str, detail: &str) -> Result<EventKind, String> {
+        let field = |key: &str| {
+            detail
+                .split(';')
+                .find_map(|pair| pair.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{name} event '{detail}' has no {key}"))
+        };
+        match name {
+            "slot_filled" => Ok(EventKind::SlotFilled { slot: field("slot")?, source: field("source")?, entering: field("entering")? == "1" }),
+            "slot_missed" => Ok(EventKind::SlotMissed { slot: field("slot")?, reason: field("reason")? }),
+            other => Err(format!("'{other}' is not a slot event")),
+        }
+    }
 }
 
 impl EventKind {
@@ -48,6 +88,8 @@ impl EventKind {
             EventKind::Ended { outcome, .. } => outcome.as_str(),
             EventKind::Undeliverable { .. } => "undeliverable",
             EventKind::Classified(_) => "classified",
+            EventKind::SlotFilled { .. } => "slot_filled",
+            EventKind::SlotMissed { .. } => "slot_missed",
         }
     }
 }

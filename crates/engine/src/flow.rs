@@ -36,26 +36,22 @@ impl Lifecycle {
     }
 }
 
-/// Where a step may go. Declared up front so the registry can check and draw
-/// the graph; a handler that returns a transition it did not declare fails its
-/// session instead of wandering off.
+/// Where to go next: what a handler returns, what a step declares it may
+/// reach ([`Step::targets`]), what a menu option or an interrupt leads to.
+/// One enum for all three, so a transition is written the same way
+/// everywhere. `Target` and [`crate::kinds::To`] are aliases kept for the
+/// released version folders, which also write `To::Step(..)` and
+/// `To::Flow(..)` (see [`Next::Step`], [`Next::Flow`]).
+///
+/// Only `Goto` and `Handover` are transitions the registry checks; the
+/// others never need declaring.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub enum Target {
-    /// Another step of the same version.
-    Step(&'static str),
-    /// Hand the conversation over to another flow: this session ends and a new
-    /// session of that flow starts, with its own version resolution.
-    Flow(&'static str),
-}
-
-/// What happens after a handler ran.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Next {
     /// Stay at this step and wait for the customer's next message.
     Wait,
-    /// The input was not understood: stay, and count a failed attempt.
+    /// The input was not understood: stay, and count a failed attempt (a re-prompt).
     Retry,
-    /// Enter another step (which runs its `enter`).
+    /// Enter another step of the same version (which runs its `enter`).
     Goto(&'static str),
     /// The session reached its goal.
     Complete,
@@ -63,10 +59,43 @@ pub enum Next {
     Handoff,
     /// The customer gave up (a global command such as `sair`).
     Cancel,
-    /// End this session and start one of another flow. The text that caused
-    /// the move is handed to the new flow's entry step (see [`Ctx::trigger`]).
+    /// End this session and start one of another flow, with its own version
+    /// resolution. The text that caused the move is handed to the new flow
+    /// (see [`Ctx::trigger`] and [`Ctx::opening`]).
     Handover(&'static str),
 }
+
+/// The transitions a step declares: [`Next::Goto`] and [`Next::Handover`].
+pub type Target = Next;
+
+#[allow(non_snake_case)] // reason: constructors named like the variants of the enums this one replaced
+impl Next {
+    /// `Next::Goto(step)`, as the former `To::Step` / `Target::Step` wrote it.
+    pub const fn Step(step: &'static str) -> Next {
+        Next::Goto(step)
+    }
+    /// `Next::Handover(flow)`, as the former `To::Flow` / `Target::Flow` wrote it.
+    pub const fn Flow(flow: &'static str) -> Next {
+        Next::Handover(flow)
+    }
+}
+
+impl Next {
+    /// Itself (kept from the former `To::next`).
+    pub fn next(self) -> Next {
+        self
+    }
+    /// Itself when it is a transition to declare (`Goto`, `Handover`).
+    pub fn target(self) -> Option<Next> {
+        match self {
+            Next::Goto(_) | Next::Handover(_) => Some(self),
+            _ => None,
+        }
+    }
+}
+
+/// A version's dependencies (the back office ...), shared by every session.
+pub type Deps = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
 /// What a handler can see and do during one call.
 pub struct Ctx<'a> {
@@ -76,6 +105,14 @@ pub struct Ctx<'a> {
     pub(crate) now: Timestamp,
     pub(crate) attempts: u32,
     pub(crate) trigger: Option<&'a str>,
+    /// The message that started the session, during the turn that started it.
+    pub(crate) opening: Option<&'a str>,
+    /// The customer's message this turn handles (`None` in an evacuation).
+    pub(crate) message: Option<&'a str>,
+    /// The version's dependencies ([`VersionDecl::deps`]).
+    pub(crate) deps: Option<&'a (dyn std::any::Any + Send + Sync)>,
+    /// Form events of this call (`slot_filled`, `slot_missed`).
+    pub(crate) slots: &'a mut Vec<crate::event::EventKind>,
     pub(crate) flow: &'a FlowId,
     pub(crate) version: Version,
     /// The model's answers for this turn (empty offline and in the first run).
@@ -143,6 +180,37 @@ impl<'a> Ctx<'a> {
     /// the session (or that the previous flow handed over). `None` elsewhere.
     pub fn trigger(&self) -> Option<&'a str> {
         self.trigger
+    }
+    /// The customer message that started this session (for a session a
+    /// previous flow handed over, the message that caused the handover), in
+    /// every step entered during the turn that started it, so a step after
+    /// the entry can still read what the first message said. `None` in later
+    /// turns and for an empty trigger.
+    pub fn opening(&self) -> Option<&'a str> {
+        self.opening.filter(|text| !text.trim().is_empty())
+    }
+    /// The customer's message this turn handles, in every step the turn
+    /// runs (`input` and each `enter` it leads to), so a step entered after
+    /// a routing step can read what the message said. `None` when the turn
+    /// has no message (an evacuation) or it is blank.
+    pub fn message(&self) -> Option<&'a str> {
+        self.message.filter(|text| !text.trim().is_empty())
+    }
+    /// The version's dependencies, as declared with [`VersionDecl::deps`], so
+    /// handlers can be plain functions.
+    ///
+    /// # Panics
+    /// When the version declared none or another type: a bug the version's
+    /// first transcript shows (the engine fails that session, never others).
+    pub fn deps<T: 'static>(&self) -> &'a T {
+        match self.deps.and_then(|deps| deps.downcast_ref::<T>()) {
+            Some(deps) => deps,
+            None => panic!("this version declares no dependencies of type {}", std::any::type_name::<T>()),
+        }
+    }
+    /// Records a form event for this turn (see [`crate::form`]).
+    pub(crate) fn slot_event(&mut self, kind: crate::event::EventKind) {
+        self.slots.push(kind);
     }
 
     /// Which of `task`'s classes `text` names. The keyword classifier goes
@@ -310,7 +378,12 @@ pub trait Step: Send + Sync {
         Next::Wait
     }
     /// Handles the customer's message while the session waits at this step.
-    fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next;
+    /// By default the step is entered again: a step that only acts on
+    /// entering (and never waits) needs no input handler.
+    fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
+        let _ = text;
+        self.enter(ctx)
+    }
     /// The transitions this step may take.
     fn targets(&self) -> Vec<Target>;
     /// The text keys this step uses, checked by the registry at start-up.
@@ -345,10 +418,16 @@ pub struct VersionDecl {
     pub fingerprint: Fingerprint,
     /// Phrases that move the customer to another step from anywhere in this
     /// version (a change of subject), checked before the current step's handler.
-    pub interrupts: Vec<(&'static [&'static str], crate::kinds::To)>,
+    pub interrupts: Vec<(&'static [&'static str], Next)>,
     /// Where a customer evacuated from an older version continues in this
     /// one: (older version, its step, this version's step).
     pub step_map: Vec<(u32, &'static str, &'static str)>,
+    /// What the handlers reach through [`Ctx::deps`].
+    pub deps: Option<Deps>,
+    /// The text keys the build generated as constants from `texts.txt`
+    /// ([`VersionDecl::typed_texts`]); `None` for versions that list their
+    /// keys per step.
+    pub typed_texts: Option<&'static [&'static str]>,
 }
 
 impl VersionDecl {
@@ -367,6 +446,8 @@ impl VersionDecl {
             fingerprint: Fingerprint::new_static(""),
             interrupts: Vec::new(),
             step_map: Vec::new(),
+            deps: None,
+            typed_texts: None,
         }
     }
     pub fn description(mut self, description: &'static str) -> VersionDecl {
@@ -379,6 +460,19 @@ impl VersionDecl {
     }
     pub fn texts(mut self, texts: &'static str) -> VersionDecl {
         self.texts = texts;
+        self
+    }
+    /// The version's texts as the build generated them from `texts.txt`
+    /// (`source`, and `keys`, one constant each, so a misspelt key does not
+    /// compile). The steps then need not list the keys they use.
+    pub fn typed_texts(mut self, source: &'static str, keys: &'static [&'static str]) -> VersionDecl {
+        self.texts = source;
+        self.typed_texts = Some(keys);
+        self
+    }
+    /// What the handlers reach with [`Ctx::deps`] (the back office ...).
+    pub fn deps<T: std::any::Any + Send + Sync>(mut self, deps: T) -> VersionDecl {
+        self.deps = Some(std::sync::Arc::new(deps));
         self
     }
     pub fn file(mut self, name: &'static str, contents: &'static str) -> VersionDecl {
@@ -409,7 +503,7 @@ impl VersionDecl {
     /// `to` instead of the current step's handler. The target step's `enter`
     /// sees the message as [`Ctx::trigger`]. Not applied while the session is
     /// already inside the target's subroute.
-    pub fn interrupt(mut self, phrases: &'static [&'static str], to: crate::kinds::To) -> VersionDecl {
+    pub fn interrupt(mut self, phrases: &'static [&'static str], to: Next) -> VersionDecl {
         self.interrupts.push((phrases, to));
         self
     }

@@ -4,39 +4,15 @@
 //!   synonyms, case- and accent-insensitively; after too many misses, hands off.
 //! - [`Ask`]: asks for a value, checks it with a validator, stores it.
 //! - [`Say`]: sends a text and moves on (usually: finishes the session).
-//! - [`Custom`]: a step from two closures, for everything else.
+//! - [`Custom`]: a step from two closures (or plain functions), for everything else.
+//! - [`crate::form::Form`]: slots filled from whatever the customer says.
 
 use crate::flow::{Ctx, Next, Step, Target};
 use crate::text::{contains_phrase, normalize};
 
-/// Where a menu option or a kind leads.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum To {
-    Step(&'static str),
-    Flow(&'static str),
-    Complete,
-    Handoff,
-    Cancel,
-}
-
-impl To {
-    pub fn next(self) -> Next {
-        match self {
-            To::Step(step) => Next::Goto(step),
-            To::Flow(flow) => Next::Handover(flow),
-            To::Complete => Next::Complete,
-            To::Handoff => Next::Handoff,
-            To::Cancel => Next::Cancel,
-        }
-    }
-    pub fn target(self) -> Option<Target> {
-        match self {
-            To::Step(step) => Some(Target::Step(step)),
-            To::Flow(flow) => Some(Target::Flow(flow)),
-            To::Complete | To::Handoff | To::Cancel => None,
-        }
-    }
-}
+/// Where a menu option or a kind leads: the same enum as [`Next`], kept
+/// under this name for the released version folders.
+pub type To = Next;
 
 /// The default number of misses before a kind hands the customer to a human.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
@@ -289,6 +265,18 @@ impl Custom {
             keys: Vec::new(),
             enter: None,
             input: Box::new(input),
+        }
+    }
+    /// A step that only acts on entering and never waits: its input (which
+    /// only a step map or an evacuation could deliver) enters it again.
+    pub fn enter_only(targets: &[To], enter: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
+        let enter: std::sync::Arc<dyn Fn(&mut Ctx<'_>) -> Next + Send + Sync> = std::sync::Arc::new(enter);
+        let again = std::sync::Arc::clone(&enter);
+        Custom {
+            targets: targets.iter().filter_map(|to| to.target()).collect(),
+            keys: Vec::new(),
+            enter: Some(Box::new(move |ctx: &mut Ctx<'_>| enter(ctx))),
+            input: Box::new(move |ctx: &mut Ctx<'_>, _text: &str| again(ctx)),
         }
     }
     pub fn on_enter(mut self, enter: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {

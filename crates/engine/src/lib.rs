@@ -8,10 +8,12 @@
 //!
 //! # Layout
 //! - [`ids`]: newtypes (`Contact`, `InstanceId`, `Version`, `SessionId`, ...).
+//! - [`mask`]: the one masking rule for phones, CPF/CNPJ and e-mails in text (logs, errors, `Debug`).
 //! - [`time`]: `Timestamp` and the `Clock` trait; duration parsing (`30m`, `24h`).
 //! - [`text`]: normalisation for forgiving matching, and the embedded text files.
 //! - [`flow`]: what a flow author writes: `VersionDecl`, the `Step` trait, `Ctx`, `Next`.
 //! - [`kinds`]: reusable step kinds (numbered menu, ask with a validator, say and finish).
+//! - [`form`]: the form step: slots filled from whatever the customer says, asking only for what is missing.
 //! - [`registry`]: validated, checked flow versions; the error messages name flow, version and step.
 //! - [`resolve`]: `FLOW_VERSION_OVERRIDES` parsing and version resolution with its reason.
 //! - [`rollout`]: the runtime rules (pin, instance, schedule, split, promote) and Unleash-compatible bucketing.
@@ -30,8 +32,10 @@ pub mod classify;
 pub mod engine;
 pub mod event;
 pub mod flow;
+pub mod form;
 pub mod ids;
 pub mod kinds;
+pub mod mask;
 pub mod queue;
 pub mod registry;
 pub mod resolve;

@@ -6,9 +6,8 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::fmt;
 
-use crate::flow::{Lifecycle, Step, Target, VersionDecl};
+use crate::flow::{Lifecycle, Next, Step, Target, VersionDecl};
 use crate::ids::{Fingerprint, FlowId, Version};
-use crate::kinds::To;
 use crate::text::Texts;
 
 /// A problem found in the declared versions.
@@ -108,11 +107,15 @@ pub struct FlowVersion {
     files: Vec<(&'static str, &'static str)>,
     tasks: Vec<crate::classify::Task>,
     /// (normalised phrases, target), see [`VersionDecl::interrupt`].
-    interrupts: Vec<(Vec<String>, To)>,
+    interrupts: Vec<(Vec<String>, Next)>,
     /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
     step_map: Vec<(Version, &'static str, &'static str)>,
     /// Weighed tasks with their trained classifiers, see [`VersionDecl::weighed`].
     weighed: Vec<crate::trained::TrainedTask>,
+    /// What handlers reach through `Ctx::deps`.
+    deps: Option<crate::flow::Deps>,
+    /// The generated text keys, for versions that use them (see [`VersionDecl::typed_texts`]).
+    typed_texts: Option<&'static [&'static str]>,
 }
 
 impl FlowVersion {
@@ -173,20 +176,30 @@ impl FlowVersion {
         self.step_map.iter().find(|(version, old, _)| *version == from && *old == step).map(|(_, _, new)| *new)
     }
 
+    /// The version's dependencies, for `Ctx::deps`.
+    pub fn deps(&self) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        self.deps.as_deref()
+    }
+    /// The text keys the build generated as constants, when the version uses
+    /// them (its steps then list no keys: the compiler checked them).
+    pub fn typed_texts(&self) -> Option<&'static [&'static str]> {
+        self.typed_texts
+    }
+
     pub fn step_map(&self) -> &[(Version, &'static str, &'static str)] {
         &self.step_map
     }
 
-    pub fn interrupts(&self) -> &[(Vec<String>, To)] {
+    pub fn interrupts(&self) -> &[(Vec<String>, Next)] {
         &self.interrupts
     }
     /// The interrupt `text` triggers, if any: the longest matching phrase wins.
-    pub fn interrupt_for(&self, text: &str) -> Option<To> {
+    pub fn interrupt_for(&self, text: &str) -> Option<Next> {
         if self.interrupts.is_empty() {
             return None;
         }
         let normalized = crate::text::normalize(text);
-        let mut best: Option<(To, usize)> = None;
+        let mut best: Option<(Next, usize)> = None;
         for (phrases, to) in &self.interrupts {
             for phrase in phrases {
                 if crate::text::contains_phrase(&normalized, phrase) && best.is_none_or(|(_, len)| phrase.len() > len) {
@@ -340,6 +353,15 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         }
     };
 
+    if let (true, Some(keys)) = (texts_ok, decl.typed_texts) {
+        let defined: Vec<&str> = texts.keys().collect();
+        if let Some(key) = keys.iter().find(|key| !defined.contains(key)) {
+            errors.push(RegistryError::BadTexts { flow: flow.clone(), version, problem: format!("has no text '{key}', which the generated constants name") });
+        } else if let Some(key) = defined.iter().find(|key| !keys.contains(key)) {
+            errors.push(RegistryError::BadTexts { flow: flow.clone(), version, problem: format!("defines '{key}', which the generated constants do not name (rebuild)") });
+        }
+    }
+
     let mut ids: Vec<&'static str> = Vec::new();
     for step in &decl.steps {
         if !is_step_id(step.id) {
@@ -365,14 +387,14 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         let targets = step.handler.targets();
         for target in &targets {
             match *target {
-                Target::Step(name) if !ids.contains(&name) => errors.push(RegistryError::DanglingStep {
+                Next::Goto(name) if !ids.contains(&name) => errors.push(RegistryError::DanglingStep {
                     flow: flow.clone(),
                     version,
                     step: step.id.to_owned(),
                     target: name.to_owned(),
                     suggestion: suggest(name, ids.iter().copied()),
                 }),
-                Target::Flow(name) if !flow_names.contains(&name) => errors.push(RegistryError::DanglingFlow {
+                Next::Handover(name) if !flow_names.contains(&name) => errors.push(RegistryError::DanglingFlow {
                     flow: flow.clone(),
                     version,
                     step: step.id.to_owned(),
@@ -400,14 +422,14 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
 
     for (_, to) in &decl.interrupts {
         match to.target() {
-            Some(Target::Step(name)) if !ids.contains(&name) => errors.push(RegistryError::DanglingStep {
+            Some(Next::Goto(name)) if !ids.contains(&name) => errors.push(RegistryError::DanglingStep {
                 flow: flow.clone(),
                 version,
                 step: "<interrupt>".to_owned(),
                 target: name.to_owned(),
                 suggestion: suggest(name, ids.iter().copied()),
             }),
-            Some(Target::Flow(name)) if !flow_names.contains(&name) => errors.push(RegistryError::DanglingFlow {
+            Some(Next::Handover(name)) if !flow_names.contains(&name) => errors.push(RegistryError::DanglingFlow {
                 flow: flow.clone(),
                 version,
                 step: "<interrupt>".to_owned(),
@@ -445,7 +467,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
     let mut queue = VecDeque::from([entry]);
     reached[entry] = true;
     for (_, to) in &decl.interrupts {
-        if let Some(Target::Step(name)) = to.target() {
+        if let Some(Next::Goto(name)) = to.target() {
             if let Some(idx) = ids.iter().position(|id| *id == name) {
                 if !reached[idx] {
                     reached[idx] = true;
@@ -456,7 +478,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
     }
     while let Some(idx) = queue.pop_front() {
         for target in &steps[idx].targets {
-            if let Target::Step(name) = target {
+            if let Next::Goto(name) = target {
                 if let Some(next) = ids.iter().position(|id| id == name) {
                     if !reached[next] {
                         reached[next] = true;
@@ -496,6 +518,8 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         raw_texts: decl.texts,
         files: decl.files,
         tasks: decl.tasks,
+        deps: decl.deps,
+        typed_texts: decl.typed_texts,
         step_map: decl.step_map.iter().map(|(from, old, new)| (Version::new(*from), *old, *new)).collect(),
         weighed,
         interrupts: decl

@@ -164,6 +164,11 @@ impl fmt::Display for IgnoreReason {
     }
 }
 
+/// The longest `data.key.id` accepted. The id is kept for good in the inbox
+/// (deduplication) and the outbox; WhatsApp's ids are 16 to 32 characters,
+/// and nothing Evolution sends comes near 64.
+pub const MAX_MESSAGE_ID_BYTES: usize = 128;
+
 /// Why a body was refused. Messages name the field, never its value, so they
 /// can be logged and returned in a 400 without leaking customer data.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -281,6 +286,12 @@ fn decode_upsert(data: Option<&Value>) -> Result<WebhookKind, ParseError> {
     let data = required_object(data, "data")?;
     let key = required_object(data.get("key"), "data.key")?;
     let message_id = required_str(key, "id", "data.key.id")?;
+    if message_id.len() > MAX_MESSAGE_ID_BYTES {
+        return Err(ParseError::BadField {
+            field: "data.key.id",
+            expected: "at most 128 bytes (Evolution's message ids are under 64 characters)",
+        });
+    }
     let remote_jid = required_str(key, "remoteJid", "data.key.remoteJid")?;
     let from_me = match key.get("fromMe") {
         // Always present in practice; a missing flag is read as a customer
@@ -678,8 +689,8 @@ fn timestamp(value: &Value) -> Option<i64> {
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
-            .field("phone", &self.phone.as_deref().map(mask::digits))
-            .field("lid", &self.lid.as_deref().map(mask::digits))
+            .field("phone", &self.phone.as_deref().map(mask::mask_id))
+            .field("lid", &self.lid.as_deref().map(mask::mask_id))
             .field("reply_to", &mask_jid(&self.reply_to))
             .finish()
     }
@@ -725,8 +736,8 @@ impl fmt::Debug for Incoming {
 /// Masks the digits of a JID's user part, keeping the server.
 fn mask_jid(jid: &str) -> String {
     match jid.rsplit_once('@') {
-        Some((user, server)) => format!("{}@{server}", mask::digits(user)),
-        None => mask::digits(jid),
+        Some((user, server)) => format!("{}@{server}", mask::mask_id(user)),
+        None => mask::mask_id(jid),
     }
 }
 

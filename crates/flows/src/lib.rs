@@ -7,19 +7,23 @@
 //!   changes go in a new `v<N+1>/`.
 //! - `src/<flow>/v<N>/transcripts/*.txt`: conversations the version must
 //!   hold; `src/<flow>/transcripts/*.txt`: conversations several versions of
-//!   a flow share. `tests/transcripts.rs` runs them and documents the format.
+//!   a flow share. `tests/transcripts/` runs them and documents the format.
 //! - [`shared`]: validators and helpers the versions use (CPF, CNPJ, e-mail,
 //!   dates, money, order numbers) and the back office trait with its
 //!   deterministic demo ([`shared::backend`]), reached through [`Deps`].
 //! - `build.rs`: finds every version folder, generates the registry list and
-//!   fingerprints each version (its folder + the shared modules it names).
+//!   fingerprints each version (its folder but `transcripts/`, + the shared
+//!   modules it names); for a version that calls `typed_texts`, it also
+//!   generates `texts`: one constant per key of its `texts.txt`
+//!   (`[route.prompt]` -> `ROUTE_PROMPT`). [`lock`]: `versions.lock`, the
+//!   released versions.
 //!
 //! | flow | versions | steps |
 //! |---|---|---|
 //! | `unknown` | v1 (active) | 2 |
 //! | `general_support` | v1 (active) | 3 |
 //! | `billing` | v1 (active), v2 (inactive, invoice season) | 2 / 7 |
-//! | `digital_certificate` | v1 (active), v2 (inactive, the rewrite) | 16 / 13 |
+//! | `digital_certificate` | v1 (active), v2 (inactive, the rewrite), v3 (inactive, the conversational purchase) | 16 / 13 / 9 |
 
 use std::sync::Arc;
 
@@ -28,6 +32,7 @@ use switchyard_engine::registry::{Registry, RegistryError};
 
 use crate::shared::backend::{Backend, DemoBackend};
 
+pub mod lock;
 pub mod shared;
 
 mod generated {
@@ -114,6 +119,7 @@ mod tests {
                 "billing@v2",
                 "digital_certificate@v1",
                 "digital_certificate@v2",
+                "digital_certificate@v3",
                 "general_support@v1",
                 "unknown@v1",
                 "unknown@v2",
@@ -145,6 +151,10 @@ mod tests {
             shape("digital_certificate", 2),
             (13, vec!["purchase", "renewal", "support", "requirements", "status"], Lifecycle::Inactive)
         );
+        assert_eq!(
+            shape("digital_certificate", 3),
+            (9, vec!["purchase", "renewal", "support", "requirements", "status"], Lifecycle::Inactive)
+        );
         let purchase: Vec<&str> = registry
             .get("digital_certificate", Version::new(2))
             .map(|fv| fv.steps().iter().map(|step| step.id).filter(|id| id.starts_with("purchase.")).collect())
@@ -162,11 +172,29 @@ mod tests {
     }
 
     /// A text no step declares is dead: a leftover of an edit, or a key the
-    /// code spells differently (which the registry would not notice).
+    /// code spells differently (which the registry would not notice). For a
+    /// version with typed texts, the code must name each key's constant.
     #[test]
     fn every_text_in_texts_txt_is_used_by_some_step() {
         let registry = checked();
-        for fv in registry.all() {
+        for (flow, version, folder, _) in folders() {
+            let fv = registry.get(flow, Version::new(*version)).expect("compiled");
+            let Some(keys) = fv.typed_texts() else { continue };
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder);
+            let code: String = std::fs::read_dir(&dir)
+                .expect("version folder")
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+                .map(|path| std::fs::read_to_string(path).unwrap_or_default())
+                .collect();
+            for key in keys {
+                let constant: String =
+                    key.chars().map(|ch| if ch.is_ascii_alphanumeric() { ch.to_ascii_uppercase() } else { '_' }).collect();
+                assert!(code.contains(&constant), "{}: texts.txt defines '{key}', which no code names ({constant})", fv.label());
+            }
+        }
+        for fv in registry.all().iter().filter(|fv| fv.typed_texts().is_none()) {
             let used: BTreeSet<&str> = fv.steps().iter().flat_map(|step| step.handler.text_keys()).collect();
             let unused: Vec<&str> = fv.texts().keys().filter(|key| !used.contains(key)).collect();
             assert!(unused.is_empty(), "{}: texts.txt defines texts no step uses: {unused:?}", fv.label());

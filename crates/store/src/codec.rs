@@ -123,6 +123,7 @@ pub(crate) fn event_columns(kind: &EventKind) -> (Option<&str>, Option<&str>, Op
         EventKind::Ended { detail, .. } => (None, None, None, detail.clone()),
         EventKind::Undeliverable { reason } => (None, None, None, Some(reason.clone())),
         EventKind::Classified(classification) => (None, None, None, Some(classification.encode())),
+        EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. } => (None, None, None, kind.slot_detail()),
         EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
     }
 }
@@ -139,6 +140,8 @@ pub(crate) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         "classified" => EventKind::Classified(
             Classification::decode(&row.opt_text("detail")?.unwrap_or_default()).map_err(|err| corrupt("classified event", err))?,
         ),
+        name @ ("slot_filled" | "slot_missed") => EventKind::slot_from_detail(name, &row.opt_text("detail")?.unwrap_or_default())
+            .map_err(|err| corrupt("slot event", err))?,
         other => EventKind::Ended {
             outcome: Outcome::parse(other).map_err(|err| corrupt("event kind", err))?,
             detail: row.opt_text("detail")?,
@@ -185,6 +188,9 @@ pub(crate) fn inbox_from_row(row: &impl Columns) -> Result<Pending, StoreError> 
     })
 }
 
+/// An outbox row. Its queries read `COALESCE(unsure_since, attempted_at) AS
+/// unsure_since`: an attempt whose outcome was never recorded makes the
+/// reply unsure too.
 pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreError> {
     Ok(Outgoing {
         seq: row.int("seq")?,
@@ -196,6 +202,8 @@ pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreErr
         attempts: u32::try_from(row.int("attempts")?).map_err(|err| corrupt("attempts", err))?,
         created_at: Timestamp::from_millis(row.int("created_at")?),
         request_id: row.opt_text("request_id")?,
+        unsure_since: row.opt_int("unsure_since")?.map(Timestamp::from_millis),
+        attempted_at: row.opt_int("attempted_at")?.map(Timestamp::from_millis),
     })
 }
 

@@ -68,6 +68,13 @@ pub(crate) fn classification_from_row(row: &impl Columns) -> Result<(Version, Cl
     Ok((row.version("version")?, classification))
 }
 
+/// One form event row (version, kind, detail) of the window's sessions.
+pub(crate) fn slot_event_from_row(row: &impl Columns) -> Result<(Version, switchyard_engine::event::EventKind), StoreError> {
+    let kind = switchyard_engine::event::EventKind::slot_from_detail(&row.text("kind")?, &row.opt_text("detail")?.unwrap_or_default())
+        .map_err(|problem| StoreError::Corrupt(format!("slot event: {problem}")))?;
+    Ok((row.version("version")?, kind))
+}
+
 /// One row of the per-version counts query.
 pub(crate) fn aggregate_from_row(row: &impl Columns) -> Result<VersionAggregate, StoreError> {
     Ok(VersionAggregate {
@@ -138,6 +145,20 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         rows.iter().map(classification_from_row).collect()
+    }
+
+    /// Every form event (`slot_filled`, `slot_missed`) of the window's
+    /// sessions, with its version, oldest first. The caller aggregates.
+    pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
+        let rows = crate::report::bind_window!(sqlx::query(
+            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
+             AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
+        ), window)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(slot_event_from_row).collect()
     }
 
     /// Per-version counts, versions in ascending order.

@@ -178,11 +178,35 @@ pub enum FlowsAction {
         #[arg(long, default_value = "md")]
         format: String,
     },
+    /// Start a new version as a copy of another: the folder with the version
+    /// renamed (declared inactive) and its transcripts; nothing else changes.
+    New {
+        /// The new version, FLOW@VERSION, e.g. digital_certificate@v4.
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+        /// The version to copy, e.g. v3.
+        #[arg(long, value_name = "VERSION")]
+        from: String,
+        /// The flows crate (holding src/<flow>/v<N>/).
+        #[arg(long, default_value = "crates/flows")]
+        dir: std::path::PathBuf,
+    },
     /// The version's step graph as a Mermaid flowchart.
     Graph {
         /// FLOW@VERSION, e.g. digital_certificate@v1.
         #[arg(value_name = "FLOW@VERSION")]
         spec: String,
+    },
+    /// Lock released versions: add them with their fingerprints to
+    /// crates/flows/versions.lock. A locked version is never changed.
+    Lock {
+        /// The versions to lock (FLOW@VERSION); none: every compiled version
+        /// not locked yet.
+        #[arg(value_name = "FLOW@VERSION")]
+        specs: Vec<String>,
+        /// The lock file (default: crates/flows/versions.lock of this source tree).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
     },
 }
 

@@ -63,6 +63,7 @@ impl Config {
     /// Reads the environment; returns every problem, one line each.
     pub fn from_env() -> Result<Config, Vec<String>> {
         let mut problems: Vec<String> = crate::config_file::problems().to_vec();
+        problems.extend(blank_secrets());
         let database_url = match var("DATABASE_URL") {
             Ok(Some(url)) if url.trim().is_empty() => {
                 problems.push("DATABASE_URL is set but empty (unset it to use sqlite://switchyard.db)".to_owned());
@@ -135,6 +136,23 @@ impl Config {
     }
 }
 
+/// Every secret or token variable that is set but blank. Read as unset it
+/// would open what it guards (a blank `WEBHOOK_SECRET` let anyone post
+/// webhooks), so it is a configuration error: `check` names it, and every
+/// command that runs conversations, `serve` included, refuses to start.
+pub fn blank_secrets() -> Vec<String> {
+    crate::config_file::SETTINGS
+        .iter()
+        .filter(|(_, _, secret)| *secret)
+        .filter_map(|(name, _, _)| match var(name) {
+            Ok(Some(value)) if value.trim().is_empty() => {
+                Some(format!("{name} is set but blank: a blank secret protects nothing; give it a value or unset it"))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
 /// The global commands: each variable is a comma-separated word list
 /// (`COMMANDS_EXIT=sair,encerrar,tchau`); set but empty turns that command off.
 fn commands_var(problems: &mut Vec<String>) -> GlobalCommands {
@@ -174,11 +192,15 @@ pub struct ServeConfig {
     pub send_timeout: Duration,
     /// Minimum interval between two sends on one instance; `None` = no throttle.
     pub send_interval: Option<Duration>,
+    /// `SEND_CONCURRENCY`: sends in flight at once per instance (at least 1).
+    pub send_concurrency: usize,
     pub webhook_secret: Option<String>,
     pub webhook_secrets: HashMap<String, String>,
     pub webhook_secret_header: String,
     pub webhook_jwt_key: Option<String>,
     pub max_body_bytes: usize,
+    /// `HTTP_HEADER_TIMEOUT`, `HTTP_REQUEST_TIMEOUT`, `HTTP_MAX_CONNECTIONS`.
+    pub http: crate::serve::HttpLimits,
     pub answer_groups: bool,
     pub takeover_on_from_me: bool,
     /// (name, token): each admin API token has a name, recorded as the actor
@@ -209,9 +231,11 @@ impl std::fmt::Debug for ServeConfig {
             .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
             .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
             .field("send_interval", &self.send_interval)
+            .field("send_concurrency", &self.send_concurrency)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("webhook_secrets", &self.webhook_secrets.keys().collect::<Vec<_>>())
             .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
+            .field("http", &self.http)
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
@@ -280,11 +304,13 @@ impl ServeConfig {
             evolution_instance_keys: HashMap::new(),
             send_timeout: Duration::from_secs(10),
             send_interval: Some(Duration::from_millis(50)),
+            send_concurrency: 8,
             webhook_secret: None,
             webhook_secrets: HashMap::new(),
             webhook_secret_header: "x-webhook-secret".to_owned(),
             webhook_jwt_key: None,
             max_body_bytes: 2 * 1024 * 1024,
+            http: crate::serve::HttpLimits::default(),
             answer_groups: false,
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
@@ -349,6 +375,21 @@ impl ServeConfig {
                 }
             },
         };
+        let http_defaults = crate::serve::HttpLimits::default();
+        let http = crate::serve::HttpLimits {
+            header_timeout: duration_var("HTTP_HEADER_TIMEOUT", http_defaults.header_timeout, &mut problems),
+            request_timeout: duration_var("HTTP_REQUEST_TIMEOUT", http_defaults.request_timeout, &mut problems),
+            max_connections: match text_var("HTTP_MAX_CONNECTIONS", &mut problems) {
+                None => http_defaults.max_connections,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=100_000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("HTTP_MAX_CONNECTIONS '{text}' must be a whole number from 1 to 100000"));
+                        http_defaults.max_connections
+                    }
+                },
+            },
+        };
         let config = ServeConfig {
             bind,
             evolution_url,
@@ -365,6 +406,16 @@ impl ServeConfig {
                 timeout
             },
             send_interval,
+            send_concurrency: match text_var("SEND_CONCURRENCY", &mut problems) {
+                None => 8,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=1000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("SEND_CONCURRENCY '{text}' must be a number of sends in flight per instance, from 1 to 1000"));
+                        8
+                    }
+                },
+            },
             webhook_secret: text_var("WEBHOOK_SECRET", &mut problems),
             webhook_secrets: map_var("WEBHOOK_SECRETS", &mut problems),
             webhook_secret_header: text_var("WEBHOOK_SECRET_HEADER", &mut problems)
@@ -372,6 +423,7 @@ impl ServeConfig {
                 .to_ascii_lowercase(),
             webhook_jwt_key: text_var("WEBHOOK_JWT_KEY", &mut problems),
             max_body_bytes,
+            http,
             answer_groups: bool_var("ANSWER_GROUPS", false, &mut problems),
             takeover_on_from_me: bool_var("TAKEOVER_ON_FROM_ME", true, &mut problems),
             admin_tokens: {

@@ -41,8 +41,12 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("WEBHOOK_SECRET_HEADER", "x-webhook-secret", false),
     ("WEBHOOK_JWT_KEY", "", true),
     ("WEBHOOK_MAX_BODY_BYTES", "2097152", false),
+    ("HTTP_HEADER_TIMEOUT", "10s", false),
+    ("HTTP_REQUEST_TIMEOUT", "30s", false),
+    ("HTTP_MAX_CONNECTIONS", "256", false),
     ("SEND_THROTTLE", "20/s", false),
     ("SEND_TIMEOUT", "10s", false),
+    ("SEND_CONCURRENCY", "8", false),
     ("ANSWER_GROUPS", "false", false),
     ("TAKEOVER_ON_FROM_ME", "true", false),
     ("ADMIN_TOKENS", "", true),
@@ -179,7 +183,7 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
                 switchyard_store::redact_url(&value)
             } else if *name == "IGNORE_JIDS" {
                 // Customers' and suppliers' numbers: shown masked like in logs.
-                crate::logs::mask(&value)
+                switchyard_engine::mask::mask_text(&value)
             } else {
                 value
             };

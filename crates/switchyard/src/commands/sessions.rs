@@ -109,7 +109,7 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
                     None => format!("[{outcome}]"),
                 }),
                 EventKind::Undeliverable { .. } => Some("(undeliverable reply)".to_owned()),
-                EventKind::Started { .. } | EventKind::Classified(_) => None,
+                EventKind::Started { .. } | EventKind::Classified(_) | EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. } => None,
             })
             .collect();
         paths.push(path);

@@ -94,6 +94,9 @@ const WALKS: &[Walk] = &[Walk {
         ("purchase.choose_product", "1"),
         ("purchase.collect_details", "meu cpf é 123.456.789-09 e o email cliente@exemplo.com.br"),
         ("purchase.confirm_order", "sim"),
+        // v3: one form; the same message fills every slot, then (nothing
+        // left to fill) its "sim" confirms the summary.
+        ("purchase.order", "sim: e-CPF A1, CPF 123.456.789-09, e-mail cliente@exemplo.com.br"),
     ],
 }];
 

@@ -9,8 +9,7 @@
 use std::process::ExitCode;
 
 use serde_json::{Map, Value, json};
-use switchyard_engine::flow::Target;
-use switchyard_engine::kinds::To;
+use switchyard_engine::flow::{Next, Target};
 use switchyard_engine::registry::FlowVersion;
 use switchyard_engine::time::Timestamp;
 
@@ -77,21 +76,24 @@ fn folder(version: &FlowVersion) -> Option<&'static str> {
 /// handover, so the two commands can be compared line by line.
 fn target_name(target: &Target) -> String {
     match target {
-        Target::Step(step) => (*step).to_owned(),
-        Target::Flow(flow) => format!("flow:{flow}"),
+        Next::Goto(step) => (*step).to_owned(),
+        Next::Handover(flow) => format!("flow:{flow}"),
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 
 /// Where an interrupt leads. Matches every variant on purpose (rather than
 /// falling back to `Debug`), so a new kind of destination fails to compile
 /// here instead of silently changing what archived snapshots say.
-fn to_name(to: To) -> String {
+fn to_name(to: Next) -> String {
     match to {
-        To::Step(step) => step.to_owned(),
-        To::Flow(flow) => format!("flow:{flow}"),
-        To::Complete => "complete".to_owned(),
-        To::Handoff => "handoff".to_owned(),
-        To::Cancel => "cancel".to_owned(),
+        Next::Goto(step) => step.to_owned(),
+        Next::Handover(flow) => format!("flow:{flow}"),
+        Next::Complete => "complete".to_owned(),
+        Next::Handoff => "handoff".to_owned(),
+        Next::Cancel => "cancel".to_owned(),
+        Next::Wait => "wait".to_owned(),
+        Next::Retry => "retry".to_owned(),
     }
 }
 

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -31,7 +31,7 @@ use switchyard_store::policy::{rules_from_json, rules_to_json, AuditRecord};
 use super::AppState;
 use crate::rollout::ChangeError;
 
-pub fn router() -> Router<AppState> {
+pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/api/handoffs/release", post(release))
         .route("/api/rollout", get(show_rollout))
@@ -44,6 +44,23 @@ pub fn router() -> Router<AppState> {
         .route("/api/sessions/{contact}/end", post(end_sessions))
         .route("/api/sessions/{contact}/forget", post(forget_contact))
         .route("/api/openapi.json", get(openapi))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), token_first))
+}
+
+/// Admin bodies are a few small JSON fields.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request that carries a body (every method but GET) shows its token
+/// before the body is read, so no one without one makes the server buffer
+/// anything. The handlers check the token again for the actor's name.
+async fn token_first(State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if request.method() != axum::http::Method::GET
+        && let Err(response) = authorized(&state, request.headers())
+    {
+        return response;
+    }
+    next.run(request).await
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {

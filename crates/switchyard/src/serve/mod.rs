@@ -31,12 +31,14 @@ use crate::config::ServeConfig;
 mod admin;
 mod debounce;
 mod health;
+mod listen;
 mod metrics;
 mod processor;
 mod sender;
 mod webhook;
 
 pub use debounce::Debounce;
+pub use listen::HttpLimits;
 
 /// The store the server runs on.
 pub type ServerStore = Arc<Db>;
@@ -122,14 +124,14 @@ async fn watch_guards(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// The HTTP routes.
+/// The HTTP routes. Every request must be answered within
+/// `HTTP_REQUEST_TIMEOUT`, body included (408 otherwise); the webhook sets
+/// its own, inside its authentication, so a 408 is counted like any answer.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.config().max_body_bytes;
+    let timeout = tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.config().http.request_timeout);
     Router::new()
-        .merge(webhook::router(max_body))
-        .merge(health::router())
-        .merge(admin::router())
-        .merge(metrics::router())
+        .merge(webhook::router(&state))
+        .merge(health::router().merge(admin::router(&state)).merge(metrics::router()).layer(timeout))
         .with_state(state)
 }
 
@@ -178,13 +180,7 @@ impl Server {
         };
         let mut tasks = Vec::new();
         let router = app(state.clone());
-        let mut http_stop = stop_rx.clone();
-        tasks.push(tokio::spawn(async move {
-            let shutdown = async move { stopped(&mut http_stop).await };
-            if let Err(err) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
-                tracing::error!(error = %err, "http server failed");
-            }
-        }));
+        tasks.push(tokio::spawn(listen::serve(listener, router, state.config().http, stop_rx.clone())));
         tasks.push(tokio::spawn(processor::run(state.clone(), wake_rx, stop_rx.clone())));
         tasks.push(tokio::spawn(sender::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));

@@ -7,11 +7,13 @@
 //! never be valid; 5xx only when a retry can succeed (the store is down).
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use axum::{Json, Router};
+use axum::middleware::Next;
+use axum::{Extension, Json, Router};
+use tower_http::timeout::TimeoutLayer;
 use serde_json::json;
 use switchyard_engine::engine::Content;
 use switchyard_engine::ids::{Contact, InstanceId};
@@ -23,8 +25,33 @@ use switchyard_evolution::webhook::{self as evolution, Chat, Incoming, WebhookKi
 
 use super::AppState;
 
-pub fn router(max_body: usize) -> axum::Router<AppState> {
-    Router::new().route("/webhooks/evolution", post(receive)).layer(DefaultBodyLimit::max(max_body))
+/// Outside in: count the answer, authenticate on the headers, start the
+/// request timeout, read the body (at most `WEBHOOK_MAX_BODY_BYTES`),
+/// handle. A request without a valid secret gets its 401 before one byte of
+/// its body is read; a stalled body gets 408; every answer, 401, 408 and 413
+/// included, is counted in `switchyard_webhook_requests_total`.
+pub fn router(state: &AppState) -> axum::Router<AppState> {
+    let config = state.config();
+    Router::new()
+        .route("/webhooks/evolution", post(receive))
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.http.request_timeout))
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), authenticate_first))
+}
+
+async fn authenticate_first(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let response = match authenticate(&state, request.headers()) {
+        Auth::Denied => {
+            tracing::warn!("webhook refused: missing or wrong secret");
+            rejected(StatusCode::UNAUTHORIZED, "missing or wrong webhook secret")
+        }
+        auth => {
+            request.extensions_mut().insert(auth);
+            next.run(request).await
+        }
+    };
+    state.inner.metrics.webhook_result(response.status());
+    response
 }
 
 fn reply(status: StatusCode, body: serde_json::Value) -> Response {
@@ -36,6 +63,7 @@ fn rejected(status: StatusCode, reason: impl Into<String>) -> Response {
 }
 
 /// Who the request proves to be.
+#[derive(Clone)]
 enum Auth {
     /// No secret is configured: every request is accepted (warned at start).
     Open,
@@ -82,20 +110,8 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Auth {
     Auth::Denied
 }
 
-async fn receive(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    let response = handle(&state, &headers, &body).await;
-    state.inner.metrics.webhook_result(response.status());
-    response
-}
-
-async fn handle(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
-    let state = state.clone();
-    let auth = authenticate(&state, headers);
-    if matches!(auth, Auth::Denied) {
-        tracing::warn!("webhook refused: missing or wrong secret");
-        return rejected(StatusCode::UNAUTHORIZED, "missing or wrong webhook secret");
-    }
-    let webhook = match evolution::parse(body) {
+async fn receive(State(state): State<AppState>, Extension(auth): Extension<Auth>, body: Bytes) -> Response {
+    let webhook = match evolution::parse(&body) {
         Ok(webhook) => webhook,
         Err(err) => {
             tracing::warn!(error = %err, "webhook refused: malformed body");
