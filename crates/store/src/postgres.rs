@@ -75,11 +75,13 @@ fn migrator() -> Migrator {
         migration(2, "contact and retention indexes", include_str!("../migrations/postgres/0002_contact_indexes.sql")),
         migration(3, "outbox request ids", include_str!("../migrations/postgres/0003_outbox_request_id.sql")),
         migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
+        migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
     ])
 }
 
-/// Connection settings beyond the URL.
+/// Connection settings beyond the URL (the name is older than the SQLite
+/// field).
 #[derive(Clone, Debug)]
 pub struct PgSettings {
     /// Connections per process (`DATABASE_MAX_CONNECTIONS`).
@@ -87,20 +89,22 @@ pub struct PgSettings {
     /// How long a request waits for a free connection before failing with a
     /// retryable error.
     pub acquire_timeout: Duration,
+    /// SQLite only: how commits reach the disk (`SQLITE_SYNCHRONOUS`).
+    pub sqlite_synchronous: crate::sqlite::Synchronous,
 }
 
 impl Default for PgSettings {
     fn default() -> Self {
-        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5), sqlite_synchronous: crate::sqlite::Synchronous::Full }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
-    /// For contact leases only: `synchronous_commit = off`, so taking and
-    /// giving up a lease does not wait for a WAL flush (a lease lost in a
-    /// database crash only costs a duplicate computation, refused at commit).
+    /// For contact leases and send-attempt marks: `synchronous_commit = off`,
+    /// so they do not wait for a WAL flush (a lease lost in a database crash
+    /// only costs a duplicate computation, refused at commit).
     leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
@@ -582,7 +586,9 @@ impl Queue for PgStore {
     }
 
     /// Only while the claim is still this process's: renewed from `at`, so
-    /// the send has a whole claim ahead of it.
+    /// the send has a whole claim ahead of it. Written without waiting for a
+    /// WAL flush (the `leases` pool): the mark only matters if this process
+    /// dies, and losing it too takes a database crash at the same moment.
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = $1, claim_until = $2 \
@@ -592,7 +598,7 @@ impl Queue for PgStore {
         .bind(at.as_millis() + millis(CLAIM))
         .bind(seq)
         .bind(&*self.node)
-        .execute(&self.pool)
+        .execute(&self.leases)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)
@@ -688,7 +694,7 @@ impl Queue for PgStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        let depth: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'outbox_depth'")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -995,8 +1001,8 @@ impl PgStore {
 
     pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
-             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+            "SELECT flow, version, outcome, SUM(sessions)::BIGINT AS sessions FROM session_counts \
+             GROUP BY flow, version, outcome HAVING SUM(sessions) > 0 ORDER BY flow, version, outcome",
         )
         .fetch_all(&self.pool)
         .await
@@ -1006,7 +1012,8 @@ impl PgStore {
 
     pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound",
+            "SELECT (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_in') AS inbound, \
+             (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_out') AS outbound",
         )
         .fetch_one(&self.pool)
         .await

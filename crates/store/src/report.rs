@@ -211,11 +211,11 @@ impl SqliteStore {
         funnel_from_rows(&reached, &ended)
     }
 
-    /// Sessions by (flow, version, outcome or "live"), for `/metrics`.
+    /// Sessions by (flow, version, outcome or "live"), for `/metrics`: the
+    /// totals the triggers keep (migration 0008), not a count of the table.
     pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
-             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+            "SELECT flow, version, outcome, sessions FROM session_counts WHERE sessions > 0 ORDER BY flow, version, outcome",
         )
         .fetch_all(self.pool())
         .await
@@ -235,7 +235,10 @@ impl SqliteStore {
 
     /// Messages in (inbox rows) and out (replies delivered), for `/metrics`.
     pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query("SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound")
+        let row = sqlx::query(
+            "SELECT (SELECT value FROM counters WHERE name = 'messages_in') AS inbound, \
+             (SELECT value FROM counters WHERE name = 'messages_out') AS outbound",
+        )
             .fetch_one(self.pool())
             .await
             .map_err(map_err)?;

@@ -20,7 +20,8 @@ pub struct Config {
     pub session_ttl: Duration,
     pub handoff_ttl: Duration,
     /// PostgreSQL pool settings (`DATABASE_MAX_CONNECTIONS`,
-    /// `DATABASE_ACQUIRE_TIMEOUT`); SQLite ignores them.
+    /// `DATABASE_ACQUIRE_TIMEOUT`; SQLite ignores them) and SQLite's
+    /// `SQLITE_SYNCHRONOUS`.
     pub database: switchyard_store::PgSettings,
     /// The model for classification (`LLM_*`); `None`: offline, keywords decide.
     pub llm: Option<switchyard_llm::Settings>,
@@ -108,7 +109,18 @@ impl Config {
             }
         };
         let acquire_timeout = duration_var("DATABASE_ACQUIRE_TIMEOUT", defaults.acquire_timeout, &mut problems);
-        let database = switchyard_store::PgSettings { max_connections, acquire_timeout };
+        let sqlite_synchronous = match var("SQLITE_SYNCHRONOUS") {
+            Ok(None) => defaults.sqlite_synchronous,
+            Ok(Some(text)) => switchyard_store::Synchronous::parse(text.trim()).unwrap_or_else(|problem| {
+                problems.push(problem);
+                defaults.sqlite_synchronous
+            }),
+            Err(problem) => {
+                problems.push(problem);
+                defaults.sqlite_synchronous
+            }
+        };
+        let database = switchyard_store::PgSettings { max_connections, acquire_timeout, sqlite_synchronous };
         let mut llm_vars = Vec::new();
         for name in ["LLM_BASE_URL", "LLM_API_KEY", "LLM_MODEL", "LLM_TIMEOUT"] {
             llm_vars.push(var(name).unwrap_or_else(|problem| {
@@ -206,6 +218,8 @@ pub struct ServeConfig {
     /// (name, token): each admin API token has a name, recorded as the actor
     /// of every change made with it.
     pub admin_tokens: Vec<(String, String)>,
+    /// `METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<String>,
     pub sweep_interval: Duration,
     /// How often split guards are evaluated.
     pub guard_interval: Duration,
@@ -239,6 +253,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .field("debounce", &self.debounce.to_string())
             .field("ignore", &self.ignore.to_string())
@@ -314,6 +329,7 @@ impl ServeConfig {
             answer_groups: false,
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
+            metrics_token: None,
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
             model: None,
@@ -434,6 +450,7 @@ impl ServeConfig {
                 }
                 tokens
             },
+            metrics_token: text_var("METRICS_TOKEN", &mut problems),
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
             model: None,
