@@ -40,6 +40,9 @@ pub enum Source {
     Trained,
     /// The language model ([`Ctx::extract`]).
     Model,
+    /// Already in the session data under another name (carried over by an
+    /// evacuation from an older version).
+    Carried,
 }
 
 impl Source {
@@ -49,6 +52,7 @@ impl Source {
             Source::Validator => "validator",
             Source::Trained => "trained",
             Source::Model => "model",
+            Source::Carried => "carried",
         }
     }
 }
@@ -276,12 +280,13 @@ impl Form {
             filled.restated = true;
             return;
         }
+        let corrected = ctx.data().get(slot.name).is_some();
         ctx.data_mut().set(slot.name, value);
-        // Also on a first fill: a dependent carried in from elsewhere (an
-        // evacuation, another subroute) was not chosen for this value.
-        for dependent in &slot.clears {
-            if !filled.changed.contains(dependent) {
-                ctx.data_mut().remove(dependent);
+        if corrected {
+            for dependent in &slot.clears {
+                if !filled.changed.contains(dependent) {
+                    ctx.data_mut().remove(dependent);
+                }
             }
         }
         filled.changed.push(slot.name);
@@ -362,19 +367,25 @@ impl Step for Form {
     /// the answer to the previous step), answers a side question in it, then
     /// asks for the first missing slot (or completes).
     fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
-        if let Some(opening) = ctx.message() {
-            let side = self.side_for(opening);
-            let mut filled = match side {
-                Some(side) if side.exclusive => Filled::default(),
-                _ => self.fill(ctx, opening, true),
-            };
-            self.ask_model(ctx, opening, true, &mut filled);
-            if let Some(side) = side {
-                (side.answer)(ctx);
+        // Without a message (an evacuation) the extractors still run, on an
+        // empty text: one reading what the session data already holds may fill.
+        let opening = ctx.message().unwrap_or("");
+        let side = self.side_for(opening);
+        let filled = match side {
+            Some(side) if side.exclusive => Filled::default(),
+            _ => {
+                let mut filled = self.fill(ctx, opening, true);
+                if !opening.is_empty() {
+                    self.ask_model(ctx, opening, true, &mut filled);
+                }
+                filled
             }
-            if let (Some((_, reason)), Some(_)) = (filled.refused, self.missing(ctx)) {
-                ctx.say(reason);
-            }
+        };
+        if let Some(side) = side {
+            (side.answer)(ctx);
+        }
+        if let (Some((_, reason)), Some(_)) = (filled.refused, self.missing(ctx)) {
+            ctx.say(reason);
         }
         self.next(ctx)
     }
@@ -384,9 +395,12 @@ impl Step for Form {
         let side = self.side_for(text);
         let mut filled = match side {
             Some(side) if side.exclusive => Filled::default(),
-            _ => self.fill(ctx, text, false),
+            _ => {
+                let mut filled = self.fill(ctx, text, false);
+                self.ask_model(ctx, text, false, &mut filled);
+                filled
+            }
         };
-        self.ask_model(ctx, text, false, &mut filled);
         if let Some(side) = side {
             (side.answer)(ctx);
         }

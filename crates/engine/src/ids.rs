@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use crate::mask::mask_id;
+
 /// A flow's name, such as `digital_certificate`. Borrowed from the registry
 /// when it comes from code, owned when it comes back from the store.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,13 +111,13 @@ impl Contact {
             match ch {
                 '0'..='9' => digits.push(ch),
                 '+' | ' ' | '-' | '(' | ')' | '.' => {}
-                _ => return Err(format!("contact '{}' must be a phone number or WhatsApp id", mask_digits(text))),
+                _ => return Err(format!("contact '{}' must be a phone number or WhatsApp id", mask_id(text))),
             }
         }
         if !(5..=20).contains(&digits.len()) {
             return Err(format!(
                 "contact '{}' must have between 5 and 20 digits",
-                mask_digits(text)
+                mask_id(text)
             ));
         }
         Ok(Contact(digits))
@@ -125,7 +127,7 @@ impl Contact {
     }
     /// `5511*******21`: enough to tell contacts apart in a log, not enough to call them.
     pub fn masked(&self) -> String {
-        mask_digits(&self.0)
+        mask_id(&self.0)
     }
 
     /// `***********21`: only the last two digits, as the log masker leaves a
@@ -155,23 +157,6 @@ impl fmt::Debug for Contact {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Contact({})", self.masked())
     }
-}
-
-/// Keeps the first four and last two characters of a digit string.
-fn mask_digits(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
-    if chars.len() <= 6 {
-        return "*".repeat(chars.len());
-    }
-    let mut out = String::with_capacity(chars.len());
-    for (idx, ch) in chars.iter().enumerate() {
-        if idx < 4 || idx >= chars.len() - 2 {
-            out.push(*ch);
-        } else {
-            out.push('*');
-        }
-    }
-    out
 }
 
 /// An Evolution API instance name (one WhatsApp number / department).

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`ids`]: newtypes (`Contact`, `InstanceId`, `Version`, `SessionId`, ...).
+//! - [`mask`]: the one masking rule for phones, CPF/CNPJ and e-mails in text (logs, errors, `Debug`).
 //! - [`time`]: `Timestamp` and the `Clock` trait; duration parsing (`30m`, `24h`).
 //! - [`text`]: normalisation for forgiving matching, and the embedded text files.
 //! - [`flow`]: what a flow author writes: `VersionDecl`, the `Step` trait, `Ctx`, `Next`.
@@ -33,6 +34,7 @@ pub mod flow;
 pub mod form;
 pub mod ids;
 pub mod kinds;
+pub mod mask;
 pub mod queue;
 pub mod registry;
 pub mod resolve;

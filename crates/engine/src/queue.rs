@@ -66,6 +66,15 @@ pub struct Outgoing {
     /// reply (the request id in logs); `None` for replies no message caused
     /// (an evacuation).
     pub request_id: Option<String>,
+    /// When the earliest send attempt whose outcome is unknown began (a
+    /// timeout, a dropped connection, a process that stopped mid-send):
+    /// the reply may already be out, so the sender asks the channel before
+    /// sending it again. `None`: no attempt can have delivered it.
+    pub unsure_since: Option<Timestamp>,
+    /// When the latest attempt began, if its outcome was never recorded (its
+    /// process stopped mid-send, or lost its claim): that attempt may still
+    /// be in the channel's hands, so the check waits for it to settle.
+    pub attempted_at: Option<Timestamp>,
 }
 
 pub trait Queue: Store {
@@ -93,10 +102,28 @@ pub trait Queue: Store {
     /// reply (so delivery keeps the order), at most `limit`.
     fn due_outbox(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Outgoing>, StoreError>> + Send;
 
+    /// A send attempt starts at `at`: recorded before the request goes out,
+    /// so a process that stops mid-send leaves the reply marked as maybe
+    /// sent. `false`: the reply is no longer this process's to send (done
+    /// meanwhile, or its claim was taken over): do not send it.
+    fn outbox_attempt(&self, seq: i64, at: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The attempt's outcome is unknown (no answer, or the connection
+    /// dropped after the request was written): try again at `next_at`, but
+    /// only after asking whether it went out (`unsure_since` is set).
+    fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The channel ids of the replies to (instance, contact) marked sent at
+    /// or after `since`: messages that a check for an unsure reply must not
+    /// take for it.
+    fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
     /// Delivered; `provider_id` is the channel's id for the sent message.
     fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// A transient failure: try again at `next_at`.
+    /// A refusal worth retrying (5xx, 429, no connection): the attempt did
+    /// not deliver the reply; try again at `next_at`. What an earlier unsure
+    /// attempt may have done still stands (`unsure_since` is kept).
     fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// A permanent failure (the number is not on WhatsApp ...): never retried;
@@ -138,6 +165,15 @@ impl<Q: Queue> Queue for std::sync::Arc<Q> {
     }
     fn due_outbox(&self, now: Timestamp, limit: u32) -> impl Future<Output = Result<Vec<Outgoing>, StoreError>> + Send {
         (**self).due_outbox(now, limit)
+    }
+    fn outbox_attempt(&self, seq: i64, at: Timestamp) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).outbox_attempt(seq, at)
+    }
+    fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).outbox_unsure(seq, next_at, error)
+    }
+    fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send {
+        (**self).sent_ids_since(instance, contact, since)
     }
     fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).outbox_sent(seq, provider_id, at)

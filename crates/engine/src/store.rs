@@ -106,10 +106,11 @@ struct Memory {
     outbox: BTreeMap<i64, (Outgoing, OutState)>,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 enum OutState {
     Waiting(Timestamp),
-    Done,
+    Sent { at: Timestamp, provider_id: Option<String> },
+    Failed,
 }
 
 /// A [`Store`] in a mutex-guarded map, with the same semantics as the
@@ -275,6 +276,8 @@ impl Queue for MemoryStore {
                 attempts: 0,
                 created_at,
                 request_id: request_id.clone(),
+                unsure_since: None,
+                attempted_at: None,
             };
             memory.outbox.insert(out_seq, (outgoing, OutState::Waiting(Timestamp::from_millis(i64::MIN))));
         }
@@ -293,7 +296,9 @@ impl Queue for MemoryStore {
             }
             heads.push(key);
             if *next_at <= now {
-                due.push(outgoing.clone());
+                let mut outgoing = outgoing.clone();
+                outgoing.unsure_since = outgoing.unsure_since.or(outgoing.attempted_at);
+                due.push(outgoing);
                 if due.len() >= limit as usize {
                     break;
                 }
@@ -302,17 +307,50 @@ impl Queue for MemoryStore {
         Ok(due)
     }
 
-    async fn outbox_sent(&self, seq: i64, _provider_id: Option<&str>, _at: Timestamp) -> Result<(), StoreError> {
+    async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let mut memory = self.lock();
+        let Some((outgoing, OutState::Waiting(_))) = memory.outbox.get_mut(&seq) else { return Ok(false) };
+        outgoing.unsure_since = outgoing.unsure_since.or(outgoing.attempted_at);
+        outgoing.attempted_at = Some(at);
+        Ok(true)
+    }
+
+    async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, _error: &str) -> Result<(), StoreError> {
+        if let Some((outgoing, state @ OutState::Waiting(_))) = self.lock().outbox.get_mut(&seq) {
+            outgoing.attempts += 1;
+            outgoing.unsure_since = outgoing.unsure_since.or(outgoing.attempted_at);
+            outgoing.attempted_at = None;
+            *state = OutState::Waiting(next_at);
+        }
+        Ok(())
+    }
+
+    async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .lock()
+            .outbox
+            .values()
+            .filter(|(outgoing, _)| &outgoing.instance == instance && &outgoing.contact == contact)
+            .filter_map(|(_, state)| match state {
+                OutState::Sent { at, provider_id: Some(id) } if *at >= since => Some(id.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
         if let Some(slot) = self.lock().outbox.get_mut(&seq) {
-            slot.1 = OutState::Done;
+            slot.0.attempted_at = None;
+            slot.1 = OutState::Sent { at, provider_id: provider_id.map(str::to_owned) };
         }
         Ok(())
     }
 
     async fn outbox_retry(&self, seq: i64, next_at: Timestamp, _error: &str) -> Result<(), StoreError> {
-        if let Some(slot) = self.lock().outbox.get_mut(&seq) {
-            slot.0.attempts += 1;
-            slot.1 = OutState::Waiting(next_at);
+        if let Some((outgoing, state @ OutState::Waiting(_))) = self.lock().outbox.get_mut(&seq) {
+            outgoing.attempts += 1;
+            outgoing.attempted_at = None;
+            *state = OutState::Waiting(next_at);
         }
         Ok(())
     }
@@ -320,7 +358,7 @@ impl Queue for MemoryStore {
     async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
         let mut memory = self.lock();
         let Some(slot) = memory.outbox.get_mut(&seq) else { return Ok(()) };
-        slot.1 = OutState::Done;
+        slot.1 = OutState::Failed;
         let session = slot.0.session;
         if let Some(session) = session.and_then(|id| memory.sessions.get(&id)).cloned() {
             memory.events.push(Event {

@@ -282,3 +282,47 @@ fn a_correction_overwrites_and_clears_its_dependents_and_a_side_question_re_asks
     assert!(retried(&turn));
     assert_eq!(replies(&chat.say("sim")), ["Feito"]);
 }
+
+const FIELDS: switchyard_engine::classify::Task = switchyard_engine::classify::Task {
+    name: "order",
+    file: "prompts/order.txt",
+    prompt: "extraia size, color e email",
+    ask: switchyard_engine::classify::Wanted::Fields(&["size", "color", "email"]),
+    keywords: None,
+};
+
+fn model_form() -> VersionDecl {
+    VersionDecl::new("unknown", 1, Lifecycle::Active).texts(FORM_TEXTS).task(FIELDS).entry("order").step(
+        "order",
+        Form::new(
+            vec![
+                Slot::new("size", "ask_size").by(Source::Keyword, size),
+                Slot::new("color", "ask_color").by(Source::Keyword, color),
+                Slot::new("email", "ask_email").by(Source::Validator, email),
+            ],
+            |_ctx| Next::Complete,
+        )
+        .confirm(summary, answer, "confirm.invalid")
+        .model(FIELDS),
+    )
+}
+
+/// Slots the extractors miss go to the model; what it answers passes the
+/// slot's own extractors (an invented colour is dropped) and is recorded
+/// with the source `model`.
+#[test]
+fn the_model_fills_what_the_extractors_missed_through_the_same_extractors() {
+    use switchyard_engine::classify::{Answer, Decisions, Usage};
+    let engine = engine(vec![model_form()]);
+    let (instance, contact) = (InstanceId::parse("vendas").unwrap(), Contact::parse("5511900000001").unwrap());
+    let inbound = Inbound { instance, contact, content: Content::Text("quero a grandona".to_owned()) };
+    let offline = engine.turn(Default::default(), &inbound, T0);
+    assert_eq!(replies(&offline), ["Qual tamanho? P, M ou G"], "offline, the keywords alone");
+    assert_eq!(offline.requests.len(), 1);
+    let mut decisions = Decisions::default();
+    let values = vec![("size".to_owned(), "grande".to_owned()), ("color".to_owned(), "roxo".to_owned())];
+    decisions.push(offline.requests[0].clone(), Answer::Values { values, usage: Usage::default() });
+    let turn = engine.turn_with(Default::default(), &inbound, T0, decisions);
+    assert_eq!(replies(&turn), ["Qual cor?"], "roxo is no colour this form knows");
+    assert_eq!(slot_events(&turn), ["filled size by model (entering)"]);
+}

@@ -1,11 +1,14 @@
 //! The Evolution REST client: `POST /message/sendText/{instance}`.
 //!
 //! Outcomes are sorted by what the caller should do next, not by status code:
-//! [`SendError::Retryable`] (timeouts, connection errors, 5xx, 429),
-//! [`SendError::Rejected`] (4xx: retrying sends the same refusal, and 2.3.6
-//! has no idempotency key, so a blind retry after a timeout may also
-//! duplicate a message) and [`SendError::Unauthorized`] (401/403: a
-//! configuration error to surface loudly).
+//! [`SendError::Unanswered`] (no answer within the timeout, the connection
+//! dropped after the request was written, a gateway that lost Evolution's
+//! answer: the text may have gone out, and 2.3.6 has no idempotency key, so
+//! ask [`EvolutionClient::find_sent`] before sending it again),
+//! [`SendError::Retryable`] (refused for now: could not connect, 5xx, 429),
+//! [`SendError::Rejected`] (4xx: retrying sends the same refusal) and
+//! [`SendError::Unauthorized`] (401/403: a configuration error to surface
+//! loudly).
 //!
 //! Error bodies are `{status, error, response: {message}}` where `message`
 //! may be a string, `[string]`, `[[string]]` or `[object]`; they are read as
@@ -71,9 +74,14 @@ pub struct Sent {
 /// number or text.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SendError {
-    /// Worth retrying later with backoff: timeouts, connection errors, 5xx
-    /// (including `Connection Closed`), 429. A timeout may mean the message
-    /// was sent anyway.
+    /// No answer: a timeout, the connection dropped after the request was
+    /// written, or a gateway in front of Evolution lost its answer (502,
+    /// 504). The message may have been sent: ask before sending it again.
+    #[error("evolution did not answer the send: {0}")]
+    Unanswered(String),
+    /// Refused for now, worth retrying later with backoff: the server could
+    /// not be reached, 5xx from Evolution (including `Connection Closed`, also as a 400),
+    /// 429.
     #[error("evolution send failed, retryable: {0}")]
     Retryable(String),
     /// Refused for good (4xx): e.g. `number is not on whatsapp`.
@@ -85,9 +93,9 @@ pub enum SendError {
 }
 
 impl SendError {
-    /// `true` for [`SendError::Retryable`].
+    /// `true` for [`SendError::Retryable`] and [`SendError::Unanswered`].
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SendError::Retryable(_))
+        matches!(self, SendError::Retryable(_) | SendError::Unanswered(_))
     }
 }
 
@@ -164,6 +172,19 @@ impl EvolutionClient {
         number: &str,
         text: &str,
     ) -> Result<Sent, SendError> {
+        let body = json!({ "number": number, "text": text });
+        let (status, body) = self.post_json(["message", "sendText"], instance, &body).await?;
+        classify(status, &body)
+    }
+
+    /// POSTs `body` to `{base}/{route}/{instance}` with the instance's key;
+    /// the status and (at most [`MAX_BODY_BYTES`] of) the body.
+    pub(crate) async fn post_json(
+        &self,
+        route: [&str; 2],
+        instance: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, Vec<u8>), SendError> {
         let Some(key) = self.instance_keys.get(instance).or(self.api_key.as_ref()) else {
             return Err(SendError::Unauthorized(format!(
                 "no api key configured for instance `{}`",
@@ -177,7 +198,8 @@ impl EvolutionClient {
                 status: 0,
                 reason: "base url cannot take a path".into(),
             })?
-            .extend(["message", "sendText", instance]);
+            .extend(route)
+            .push(instance);
         let mut headers = HeaderMap::new();
         headers.insert("apikey", key.clone());
 
@@ -185,7 +207,7 @@ impl EvolutionClient {
             .http
             .post(url)
             .headers(headers)
-            .json(&json!({ "number": number, "text": text }))
+            .json(body)
             .send()
             .await
             .map_err(|err| self.transport_error(&err))?;
@@ -193,20 +215,21 @@ impl EvolutionClient {
         let body = read_body(response)
             .await
             .map_err(|err| self.transport_error(&err))?;
-        classify(status, &body)
+        Ok((status, body))
     }
 
+    /// Only a failure to connect proves the request never reached
+    /// Evolution; after that, a lost answer leaves the outcome unknown.
     fn transport_error(&self, err: &reqwest::Error) -> SendError {
-        let reason = if err.is_timeout() {
-            format!("no answer within {} ms", self.timeout.as_millis())
-        } else if err.is_connect() {
-            "could not connect to the evolution server".to_owned()
+        if err.is_connect() {
+            SendError::Retryable("could not connect to the evolution server".to_owned())
+        } else if err.is_timeout() {
+            SendError::Unanswered(format!("no answer within {} ms", self.timeout.as_millis()))
         } else if err.is_body() || err.is_decode() {
-            "connection dropped while reading the answer".to_owned()
+            SendError::Unanswered("connection dropped while reading the answer".to_owned())
         } else {
-            "request failed before an answer".to_owned()
-        };
-        SendError::Retryable(reason)
+            SendError::Unanswered("connection dropped before an answer".to_owned())
+        }
     }
 }
 
@@ -238,9 +261,8 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::
 
 /// Maps a status and body to the send outcome.
 fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
-    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let code = status.as_u16();
     if status.is_success() {
+        let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let message_id = json
             .pointer("/key/id")
             .and_then(Value::as_str)
@@ -248,33 +270,50 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
             .map(str::to_owned);
         return Ok(Sent { message_id });
     }
+    Err(classify_error(status, body))
+}
+
+/// Maps a non-2xx answer to what the caller should do next.
+pub(crate) fn classify_error(status: StatusCode, body: &[u8]) -> SendError {
+    let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let code = status.as_u16();
     let message = json.pointer("/response/message").unwrap_or(&Value::Null);
     if code == 401 || code == 403 {
-        return Err(SendError::Unauthorized(format!(
+        return SendError::Unauthorized(format!(
             "status {code}: check the global or instance api key"
-        )));
+        ));
     }
     if code == 503 && json.get("code").and_then(Value::as_str) == Some("LICENSE_REQUIRED") {
         // 2.4.0+ until the server is activated. It will not fix itself, but
         // the message is not wrong either: keep it queued and say why.
-        return Err(SendError::Retryable(
+        return SendError::Retryable(
             "evolution server is not licensed (503 license_required): activate it".to_owned(),
-        ));
+        );
     }
     if code == 429 {
-        return Err(SendError::Retryable("rate limited (429)".to_owned()));
+        return SendError::Retryable("rate limited (429)".to_owned());
+    }
+    if code == 502 || code == 504 {
+        // A gateway in front of Evolution: the request may have reached it.
+        return SendError::Unanswered(format!("gateway error {code}: evolution's answer was lost"));
     }
     if status.is_server_error() || code == 408 {
-        return Err(SendError::Retryable(with_detail(
+        return SendError::Retryable(with_detail(
             &format!("server error {code}"),
             message,
-        )));
+        ));
+    }
+    // A send that fails inside Evolution is answered 400 with the error as
+    // text (`["Error: Connection Closed"]` when the WhatsApp socket dropped):
+    // the message is fine, the connection is not, so it is worth retrying.
+    if code == 400 && mentions_connection_closed(message) {
+        return SendError::Retryable(with_detail("server error 400", message));
     }
     if code == 400 && mentions_not_on_whatsapp(message) {
-        return Err(SendError::Rejected {
+        return SendError::Rejected {
             status: code,
             reason: "number is not on whatsapp".to_owned(),
-        });
+        };
     }
     let phrase = match code {
         404 => "instance or route not found",
@@ -282,10 +321,17 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
         300..=399 => "unexpected redirect",
         _ => "refused",
     };
-    Err(SendError::Rejected {
+    SendError::Rejected {
         status: code,
         reason: with_detail(phrase, message),
-    })
+    }
+}
+
+/// `"Connection Closed"` anywhere in the message's strings.
+fn mentions_connection_closed(message: &Value) -> bool {
+    let mut texts = Vec::new();
+    collect_strings(message, &mut texts, 0);
+    texts.iter().any(|text| text.to_lowercase().contains("connection closed"))
 }
 
 /// `[{"jid":..., "exists": false, "number":...}]`, possibly nested.
@@ -423,6 +469,24 @@ mod tests {
                 reason: "number is not on whatsapp".into()
             }
         );
+    }
+
+    #[test]
+    fn a_connection_closed_400_is_retried_and_other_400s_are_not() {
+        for body in [
+            r#"{"status":400,"error":"Bad Request","response":{"message":["Error: Connection Closed"]}}"#,
+            r#"{"status":400,"error":"Bad Request","response":{"message":"Connection Closed"}}"#,
+        ] {
+            assert_eq!(
+                classify(status(400), body.as_bytes()),
+                Err(SendError::Retryable(
+                    if body.contains("Error:") { "server error 400: error: connection closed" } else { "server error 400: connection closed" }.into()
+                )),
+                "{body}"
+            );
+        }
+        let other = br#"{"status":400,"error":"Bad Request","response":{"message":["SessionError: No sessions"]}}"#;
+        assert!(matches!(classify(status(400), other), Err(SendError::Rejected { status: 400, .. })));
     }
 
     #[test]

@@ -17,8 +17,10 @@
 //! - [`auth`]: constant-time comparison of a shared secret header, and
 //!   verification of the HS256 JWT Evolution sends when a webhook has `jwt_key`.
 //! - [`client`]: `EvolutionClient::send_text` over reqwest + rustls, mapping
-//!   Evolution's loosely shaped error bodies to retryable / rejected /
-//!   unauthorized outcomes.
+//!   Evolution's loosely shaped error bodies to unanswered / retryable /
+//!   rejected / unauthorized outcomes.
+//! - [`stored`]: `EvolutionClient::find_sent`: whether a text whose send went
+//!   unanswered is among the chat's stored messages (`findMessages`).
 //!
 //! Privacy: phone numbers and message texts never appear in error messages;
 //! the `Debug` output of [`webhook::Identity`] and [`webhook::Content`] masks
@@ -26,12 +28,15 @@
 
 pub mod auth;
 pub mod client;
+pub mod stored;
 pub mod webhook;
 
-mod mask;
+/// The workspace's one masking rule (`Debug` output, error reasons).
+use switchyard_engine::mask;
 
 pub use auth::{JwtError, bearer_token, secret_matches, verify_jwt};
 pub use client::{ClientError, EvolutionClient, SendError, Sent};
+pub use stored::SentQuery;
 pub use webhook::{
     Chat, Content, Identity, IgnoreReason, Incoming, ParseError, Webhook, WebhookKind,
     normalise_event, parse,

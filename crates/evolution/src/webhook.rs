@@ -689,8 +689,8 @@ fn timestamp(value: &Value) -> Option<i64> {
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Identity")
-            .field("phone", &self.phone.as_deref().map(mask::digits))
-            .field("lid", &self.lid.as_deref().map(mask::digits))
+            .field("phone", &self.phone.as_deref().map(mask::mask_id))
+            .field("lid", &self.lid.as_deref().map(mask::mask_id))
             .field("reply_to", &mask_jid(&self.reply_to))
             .finish()
     }
@@ -736,8 +736,8 @@ impl fmt::Debug for Incoming {
 /// Masks the digits of a JID's user part, keeping the server.
 fn mask_jid(jid: &str) -> String {
     match jid.rsplit_once('@') {
-        Some((user, server)) => format!("{}@{server}", mask::digits(user)),
-        None => mask::digits(jid),
+        Some((user, server)) => format!("{}@{server}", mask::mask_id(user)),
+        None => mask::mask_id(jid),
     }
 }
 

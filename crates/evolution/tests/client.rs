@@ -14,6 +14,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use switchyard_evolution::client::{ClientError, EvolutionClient, SendError, Sent};
+use switchyard_evolution::stored::SentQuery;
 
 const PN: &str = "5521987650001";
 const GLOBAL_KEY: &str = "global-key-0001";
@@ -63,6 +64,10 @@ async fn stand_in(
         content_type: header("content-type"),
         body: request.clone(),
     });
+    if uri.path().starts_with("/chat/findMessages/") {
+        let body = include_str!("fixtures/rest/find-messages-2.3.6.json");
+        return (StatusCode::OK, [("content-type", "application/json")], body).into_response();
+    }
     let instance = uri.path().rsplit('/').next().unwrap_or_default().to_owned();
     let number = request
         .get("number")
@@ -104,6 +109,7 @@ async fn stand_in(
             json!({"error": "service not activated", "code": "LICENSE_REQUIRED", "register_url": "https://license.example.test/register"}),
         ),
         "overloaded" => (503, json!({"error": "Service Unavailable"})),
+        "gateway-timeout" => (504, json!({"message": "upstream request timeout"})),
         "slow" => {
             tokio::time::sleep(Duration::from_secs(3)).await;
             (201, json!({}))
@@ -301,19 +307,15 @@ async fn error_statuses_map_to_outcomes() {
 }
 
 #[tokio::test]
-async fn a_slow_server_times_out_as_retryable() {
+async fn a_slow_server_times_out_as_unanswered() {
     let (addr, _recorder) = start().await;
     let client = client(&format!("http://{addr}"), &[], Duration::from_millis(300));
-    let started = std::time::Instant::now();
+    // The stand-in's slow route answers after seconds; the client's own
+    // timeout is what ends the call, and the reason says so.
     let got = client.send_text("slow", PN, "oi").await;
     assert_eq!(
         got,
-        Err(SendError::Retryable("no answer within 300 ms".into()))
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        started.elapsed()
+        Err(SendError::Unanswered("no answer within 300 ms".into()))
     );
     assert!(got.unwrap_err().is_retryable());
 }
@@ -424,4 +426,82 @@ fn debug_hides_the_keys() {
         "{debug}"
     );
     assert!(debug.contains("loja"), "{debug}");
+}
+
+/// A server that reads the whole request and closes the connection without
+/// a word: the text may have gone out, so the send is unanswered, not a
+/// refusal.
+#[tokio::test]
+async fn a_connection_dropped_after_the_request_is_unanswered() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = Vec::new();
+            let mut buf = [0u8; 4096];
+            while let Ok(read) = socket.read(&mut buf).await {
+                request.extend_from_slice(&buf[..read]);
+                if read == 0 || request.windows(4).any(|w| w == b"\r\n\r\n") && request.ends_with(b"}") {
+                    break;
+                }
+            }
+            let _ = socket.shutdown().await;
+        }
+    });
+    let got = global_client(addr).send_text("loja-teste", PN, "oi").await;
+    assert_eq!(got, Err(SendError::Unanswered("connection dropped before an answer".into())));
+}
+
+#[tokio::test]
+async fn gateway_errors_are_unanswered_and_evolution_errors_are_refusals() {
+    let (addr, _recorder) = start().await;
+    let got = global_client(addr).send_text("socket-down", PN, "oi").await;
+    assert!(matches!(got, Err(SendError::Retryable(_))), "{got:?}");
+    let got = global_client(addr).send_text("gateway-timeout", PN, "oi").await;
+    assert_eq!(got, Err(SendError::Unanswered("gateway error 504: evolution's answer was lost".into())));
+}
+
+/// `findMessages` with the chat, `fromMe` and the window, answered with the
+/// 2.3.6 record shape (`tests/fixtures/rest/`): our text is found with its
+/// id; an earlier reply already accounted for, the customer's message and a
+/// text we did not send are not.
+#[tokio::test]
+async fn find_sent_asks_for_the_chats_own_messages_in_the_window() {
+    let (addr, recorder) = start().await;
+    let client = client(&format!("http://{addr}"), &[("loja-a", "token-a")], Duration::from_secs(5));
+    let reply = "Certificado digital, certo! Você quer comprar um novo ou renovar?";
+    let query = SentQuery { number: PN, text: reply, since_millis: 1_795_000_011_500, until_millis: 1_795_000_020_000, known_ids: &[] };
+    let found = client.find_sent("loja-a", &query).await;
+    assert_eq!(found, Ok(Some(Sent { message_id: Some("3EB0C431D2F5A7E9B1C0A2".into()) })));
+
+    let requests = recorder.take();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(requests[0].method, Method::POST);
+    assert_eq!(requests[0].path, "/chat/findMessages/loja-a");
+    assert_eq!(requests[0].apikey.as_deref(), Some("token-a"));
+    assert_eq!(
+        requests[0].body,
+        json!({"where": {"key": {"remoteJid": format!("{PN}@s.whatsapp.net"), "fromMe": true},
+                         "messageTimestamp": {"gte": 1_795_000_009_500_i64, "lte": 1_795_000_022_000_i64}},
+               "offset": 100, "page": 1})
+    );
+
+    let known = ["3EB0C431D2F5A7E9B1C0A2".to_owned()];
+    let accounted = SentQuery { known_ids: &known, ..query };
+    assert_eq!(client.find_sent("loja-a", &accounted).await, Ok(None), "an earlier reply's message is not this one");
+    let customers = SentQuery { text: "1", ..query };
+    assert_eq!(client.find_sent("loja-a", &customers).await, Ok(None), "the customer's message is not ours");
+    let earlier = SentQuery { text: "Olá! Sou o assistente da CertiFácil. Como posso ajudar?", ..query };
+    assert_eq!(client.find_sent("loja-a", &earlier).await, Ok(None), "sent before the window");
+}
+
+#[tokio::test]
+async fn find_sent_errors_are_errors_not_answers() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let query = SentQuery { number: PN, text: "oi", since_millis: 0, until_millis: 1, known_ids: &[] };
+    let got = global_client(addr).find_sent("loja-teste", &query).await;
+    assert!(matches!(got, Err(SendError::Retryable(_))), "{got:?}");
 }

@@ -7,14 +7,16 @@
 //!   changes go in a new `v<N+1>/`.
 //! - `src/<flow>/v<N>/transcripts/*.txt`: conversations the version must
 //!   hold; `src/<flow>/transcripts/*.txt`: conversations several versions of
-//!   a flow share. `tests/transcripts.rs` runs them and documents the format.
+//!   a flow share. `tests/transcripts/` runs them and documents the format.
 //! - [`shared`]: validators and helpers the versions use (CPF, CNPJ, e-mail,
 //!   dates, money, order numbers) and the back office trait with its
 //!   deterministic demo ([`shared::backend`]), reached through [`Deps`].
 //! - `build.rs`: finds every version folder, generates the registry list and
-//!   fingerprints each version (its folder + the shared modules it names);
-//!   for a version that calls `typed_texts`, it also generates `texts`: one
-//!   constant per key of its `texts.txt` (`[route.prompt]` -> `ROUTE_PROMPT`).
+//!   fingerprints each version (its folder but `transcripts/`, + the shared
+//!   modules it names); for a version that calls `typed_texts`, it also
+//!   generates `texts`: one constant per key of its `texts.txt`
+//!   (`[route.prompt]` -> `ROUTE_PROMPT`). [`lock`]: `versions.lock`, the
+//!   released versions.
 //!
 //! | flow | versions | steps |
 //! |---|---|---|
@@ -30,6 +32,7 @@ use switchyard_engine::registry::{Registry, RegistryError};
 
 use crate::shared::backend::{Backend, DemoBackend};
 
+pub mod lock;
 pub mod shared;
 
 mod generated {

@@ -188,6 +188,9 @@ pub(crate) fn inbox_from_row(row: &impl Columns) -> Result<Pending, StoreError> 
     })
 }
 
+/// An outbox row. Its queries read `COALESCE(unsure_since, attempted_at) AS
+/// unsure_since`: an attempt whose outcome was never recorded makes the
+/// reply unsure too.
 pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreError> {
     Ok(Outgoing {
         seq: row.int("seq")?,
@@ -199,6 +202,8 @@ pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreErr
         attempts: u32::try_from(row.int("attempts")?).map_err(|err| corrupt("attempts", err))?,
         created_at: Timestamp::from_millis(row.int("created_at")?),
         request_id: row.opt_text("request_id")?,
+        unsure_since: row.opt_int("unsure_since")?.map(Timestamp::from_millis),
+        attempted_at: row.opt_int("attempted_at")?.map(Timestamp::from_millis),
     })
 }
 

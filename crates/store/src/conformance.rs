@@ -21,8 +21,9 @@ use switchyard_engine::time::{Clock, Timestamp};
 /// Every conformance case, for the macro that instantiates them per backend.
 #[macro_export]
 macro_rules! conformance_suite {
-    // `$open` yields `Option<store>`: `None` skips (a backend not available
-    // on this machine, which the opener reports).
+    // `$open` yields `Option<(store, guard)>`: `None` skips (a backend not
+    // available on this machine, which the opener reports); the guard (e.g.
+    // the test's PostgreSQL schema, dropped with it) lives as long as the case.
     (optional $open:expr) => {
         $crate::conformance_suite!(@cases $open;
             a_committed_turn_reads_back_field_for_field,
@@ -38,22 +39,24 @@ macro_rules! conformance_suite {
             pending_entries_come_in_customer_order_per_contact,
             processing_an_entry_queues_its_replies_exactly_once,
             the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures,
+            an_attempt_of_unknown_outcome_leaves_the_reply_unsure,
             a_split_assignment_is_remembered_for_later_sessions,
             classification_events_read_back_field_for_field,
+            slot_events_read_back_field_for_field,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
         $(
             #[tokio::test]
             async fn $case() {
-                if let Some(store) = $open.await {
+                if let Some((store, _guard)) = $open.await {
                     $crate::conformance::$case(&store).await;
                 }
             }
         )*
     };
     ($open:expr) => {
-        $crate::conformance_suite!(optional async { Some($open.await) });
+        $crate::conformance_suite!(optional async { Some(($open.await, ())) });
     };
 }
 
@@ -417,6 +420,57 @@ pub async fn the_outbox_delivers_head_of_line_per_contact_with_retries_and_failu
     assert_eq!(store.outbox_depth().await.unwrap(), 2);
 }
 
+/// Queues the router's menu for `number` on `vendas` (one reply).
+async fn queue_menu<S: Queue>(store: &S, number: &str, id: &str) {
+    let engine = engine("");
+    store.accept(&entry("vendas", number, id, Some("oi"), None)).await.unwrap();
+    let pending = store.next_pending(&instance("vendas"), &contact(number)).await.unwrap().unwrap();
+    let state = store.contact_state(&instance("vendas"), &contact(number)).await.unwrap();
+    let turn = engine.turn(state, &text("vendas", number, "oi"), T0);
+    store.commit_inbound(&turn, &pending, number).await.unwrap();
+}
+
+/// The outbox remembers a send attempt before it goes out, so a reply whose
+/// attempt never got an answer (a timeout, or its process stopped mid-send)
+/// reads back as maybe sent, from the earliest such attempt on; a refusal
+/// afterwards does not make it sure again.
+pub async fn an_attempt_of_unknown_outcome_leaves_the_reply_unsure<S: Queue>(store: &S) {
+    queue_menu(store, "5511900000111", "U1").await;
+    let at = |secs: u64| T0.plus(Duration::from_secs(secs));
+    let due = store.due_outbox(at(0), 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    let seq = due[0].seq;
+    assert_eq!((due[0].unsure_since, due[0].attempted_at), (None, None), "never attempted: sure not sent");
+
+    // The process stops mid-send: after the claim lapses the reply is unsure.
+    assert!(store.outbox_attempt(seq, at(1)).await.unwrap());
+    let due = store.due_outbox(at(100), 10).await.unwrap();
+    assert_eq!((due[0].seq, due[0].unsure_since, due[0].attempted_at), (seq, Some(at(1)), Some(at(1))));
+
+    // The next attempt times out: still unsure since the first one.
+    assert!(store.outbox_attempt(seq, at(101)).await.unwrap());
+    store.outbox_unsure(seq, at(110), "no answer within 10000 ms").await.unwrap();
+    assert!(store.due_outbox(at(105), 10).await.unwrap().is_empty(), "waits until next_at");
+    let due = store.due_outbox(at(110), 10).await.unwrap();
+    assert_eq!((due[0].unsure_since, due[0].attempted_at, due[0].attempts), (Some(at(1)), None, 1));
+
+    // A refusal says nothing about the earlier attempts.
+    assert!(store.outbox_attempt(seq, at(111)).await.unwrap());
+    store.outbox_retry(seq, at(120), "server error 503").await.unwrap();
+    let due = store.due_outbox(at(120), 10).await.unwrap();
+    assert_eq!((due[0].unsure_since, due[0].attempted_at, due[0].attempts), (Some(at(1)), None, 2));
+
+    // Found out (or sent): done, and no longer to be attempted.
+    assert!(store.outbox_attempt(seq, at(121)).await.unwrap());
+    store.outbox_sent(seq, Some("3EB0FOUND"), at(122)).await.unwrap();
+    assert!(!store.outbox_attempt(seq, at(123)).await.unwrap(), "a sent reply is not attempted again");
+    assert!(store.due_outbox(at(200), 10).await.unwrap().is_empty());
+    let (vendas, who) = (instance("vendas"), contact("5511900000111"));
+    assert_eq!(store.sent_ids_since(&vendas, &who, at(122)).await.unwrap(), vec!["3EB0FOUND".to_owned()]);
+    assert!(store.sent_ids_since(&vendas, &who, at(123)).await.unwrap().is_empty());
+    assert!(store.sent_ids_since(&instance("other"), &who, at(0)).await.unwrap().is_empty());
+}
+
 pub async fn a_split_assignment_is_remembered_for_later_sessions<S: Queue>(store: &S) {
     let number = "5511900000101";
     // Everyone gets v2, remembered for 30 days.
@@ -557,4 +611,68 @@ pub async fn classification_events_read_back_field_for_field<S: Queue>(store: &S
         })
         .collect();
     assert_eq!(stored, decisions);
+}
+
+/// Form events (`slot_filled` with its source, `slot_missed` with its
+/// reason) are stored with `EventKind::slot_detail` and read back equal.
+pub async fn slot_events_read_back_field_for_field<S: Queue>(store: &S) {
+    use switchyard_engine::event::{Event, EventKind};
+    let engine = engine("");
+    let inbound = text("vendas", "5511900000043", "oi");
+    let state = store.contact_state(&inbound.instance, &inbound.contact).await.expect("read");
+    let mut turn = engine.turn(state, &inbound, T0);
+    let session = turn.live().expect("a session").clone();
+    let kinds = [
+        EventKind::SlotFilled { slot: "holder".to_owned(), source: "keyword".to_owned(), entering: true },
+        EventKind::SlotMissed { slot: "document".to_owned(), reason: "purchase.invalid_cpf".to_owned() },
+        EventKind::SlotFilled { slot: "document".to_owned(), source: "model".to_owned(), entering: false },
+    ];
+    for kind in &kinds {
+        turn.events.push(Event {
+            session: session.id(),
+            flow: session.flow().clone(),
+            version: session.version(),
+            at: T0,
+            step: Some(session.step().clone()),
+            kind: kind.clone(),
+        });
+    }
+    store.commit(&turn).await.expect("commit");
+    let stored: Vec<EventKind> = store
+        .events_of(session.id())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|event| event.kind)
+        .filter(|kind| matches!(kind, EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. }))
+        .collect();
+    assert_eq!(stored, kinds);
+}
+
+/// A process that dies holding claims (its node lock gone with its
+/// session) leaves them to the others at once, not after the claim lapses:
+/// the reply it was sending comes back unsure, the one it had not started
+/// comes back plain. Its claims are no longer its own to attempt.
+pub async fn a_dead_process_claims_are_taken_at_once<S: Queue>(a: S, b: &S) {
+    queue_menu(&a, "5511900000121", "D1").await;
+    queue_menu(&a, "5511900000122", "D2").await;
+    let now = Timestamp::now_utc();
+    let claimed = a.due_outbox(now, 10).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert!(a.outbox_attempt(claimed[0].seq, now).await.unwrap(), "a's own claim");
+    assert!(!b.outbox_attempt(claimed[1].seq, now).await.unwrap(), "not b's claim to attempt");
+    assert!(b.due_outbox(now, 10).await.unwrap().is_empty(), "a is alive: its claims are its own");
+    drop(a);
+    let mut taken = Vec::new();
+    for _ in 0..100 {
+        taken = b.due_outbox(Timestamp::now_utc(), 10).await.unwrap();
+        if !taken.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let seen: Vec<(i64, Option<Timestamp>)> = taken.iter().map(|o| (o.seq, o.unsure_since)).collect();
+    assert_eq!(seen, vec![(claimed[0].seq, Some(now)), (claimed[1].seq, None)], "taken over within 5 s, long before the claim lapses");
+    assert_eq!(taken[0].attempted_at, Some(now), "the dead process's attempt, to wait out");
+    assert!(b.outbox_attempt(taken[1].seq, Timestamp::now_utc()).await.unwrap());
 }

@@ -15,8 +15,13 @@
 //!   exactly-once rest on the transaction above.
 //! - **Each reply sent once.** The sender claims due rows with
 //!   `FOR UPDATE SKIP LOCKED` (one contact's oldest unsent reply at a time),
-//!   so two processes never hold the same row; a claim lapses after
-//!   [`CLAIM`] if its process died.
+//!   so two processes never hold the same row, and renews the claim as it
+//!   records each attempt (`outbox_attempt`, refused once the claim is
+//!   another's). Each process holds a session advisory lock on its own name
+//!   for its lifetime, on a connection of its own: when the process dies its
+//!   session ends, the lock is free, and the others take its claims at once;
+//!   otherwise a claim lapses after [`CLAIM`]. A taken-over reply whose
+//!   attempt was under way is unsure (`attempted_at`), never sent blindly.
 //! - **Policy.** Every transaction that appends to the audit log first takes
 //!   one advisory transaction lock, so the audit seq (the policy revision all
 //!   processes poll) grows in commit order, and read-then-write changes
@@ -29,8 +34,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::SqlSafeStr;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{Connection, SqlSafeStr};
 use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
@@ -55,6 +60,9 @@ pub const LEASE: Duration = Duration::from_secs(10);
 /// sender sizes its batches so that throttling plus a send's timeout fit well
 /// inside it, so a live sender's claim never lapses under it.
 pub const CLAIM: Duration = Duration::from_secs(30);
+/// How often a process checks that its node lock's connection is alive
+/// (and takes the lock again after the database came back).
+const NODE_LOCK_CHECK: Duration = Duration::from_secs(1);
 /// The advisory lock every audit-appending transaction takes.
 const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
 
@@ -67,6 +75,8 @@ fn migrator() -> Migrator {
         migration(2, "contact and retention indexes", include_str!("../migrations/postgres/0002_contact_indexes.sql")),
         migration(3, "outbox request ids", include_str!("../migrations/postgres/0003_outbox_request_id.sql")),
         migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
+        migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
+        migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
     ])
 }
 
@@ -89,12 +99,57 @@ impl Default for PgSettings {
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
-    /// For contact leases only: `synchronous_commit = off`, so taking and
-    /// giving up a lease does not wait for a WAL flush (a lease lost in a
-    /// database crash only costs a duplicate computation, refused at commit).
+    /// For contact leases and send-attempt marks: `synchronous_commit = off`,
+    /// so they do not wait for a WAL flush (a lease lost in a database crash
+    /// only costs a duplicate computation, refused at commit).
     leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
+    /// Held for as long as any clone of this store lives.
+    _node_lock: Arc<NodeLock>,
+}
+
+/// This process's session advisory lock on its own name
+/// (`hashtextextended(node, 0)`), held on a dedicated connection: while the
+/// lock is held its claims are its own; once its session ends (the process
+/// died or lost the database) the other processes take them over at once.
+/// The keeper task checks the connection every [`NODE_LOCK_CHECK`] and takes
+/// the lock again on a new one after an outage.
+#[derive(Debug)]
+struct NodeLock {
+    keeper: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for NodeLock {
+    fn drop(&mut self) {
+        self.keeper.abort();
+    }
+}
+
+impl NodeLock {
+    async fn take(options: PgConnectOptions, node: Arc<str>) -> Result<NodeLock, sqlx::Error> {
+        let connection = lock_node(&options, &node).await?;
+        let keeper = tokio::spawn(async move {
+            let mut connection = Some(connection);
+            loop {
+                tokio::time::sleep(NODE_LOCK_CHECK).await;
+                let alive = match connection.as_mut() {
+                    Some(connection) => sqlx::query("SELECT 1").execute(&mut *connection).await.is_ok(),
+                    None => false,
+                };
+                if !alive {
+                    connection = lock_node(&options, &node).await.ok();
+                }
+            }
+        });
+        Ok(NodeLock { keeper })
+    }
+}
+
+async fn lock_node(options: &PgConnectOptions, node: &str) -> Result<PgConnection, sqlx::Error> {
+    let mut connection = PgConnection::connect_with(options).await?;
+    sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))").bind(node).execute(&mut connection).await?;
+    Ok(connection)
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -165,12 +220,13 @@ impl PgStore {
         };
         let unavailable = |err: sqlx::Error| StoreError::Unavailable(format!("cannot connect to '{}': {err}", redact(url)));
         let pool = connect(settings.max_connections, options.clone()).await.map_err(unavailable)?;
-        let leases = connect(settings.max_connections.div_ceil(4).max(1), options.options([("synchronous_commit", "off")]))
+        let leases = connect(settings.max_connections.div_ceil(4).max(1), options.clone().options([("synchronous_commit", "off")]))
             .await
             .map_err(unavailable)?;
         migrator().run(&pool).await.map_err(|err| StoreError::Other(format!("migrating '{}' failed: {err}", redact(url))))?;
-        let node = format!("{}-{}", std::process::id(), uuid_like());
-        Ok(PgStore { pool, leases, node: node.into() })
+        let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
+        let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
+        Ok(PgStore { pool, leases, node, _node_lock: Arc::new(node_lock) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -496,15 +552,23 @@ impl Queue for PgStore {
     /// Claims and returns each contact's oldest unsent reply, if due and not
     /// claimed by a live process.
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        // A claim is free when it lapsed, or at once when its owner's node
+        // lock is gone (the process died: its session ended with it).
         let rows = sqlx::query(
-            "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
+            "WITH live AS MATERIALIZED ( \
+                SELECT (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l \
+                WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
+                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) \
+             UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
                 SELECT o.seq FROM outbox o \
                 WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
-                AND (o.claim_until IS NULL OR o.claim_until <= $3) \
+                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
+                     OR hashtextextended(o.claimed_by, 0) NOT IN (SELECT key FROM live)) \
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id",
+             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, \
+                COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
         )
         .bind(&*self.node)
         .bind(now.as_millis() + millis(CLAIM))
@@ -518,10 +582,59 @@ impl Queue for PgStore {
         Ok(due)
     }
 
+    /// Only while the claim is still this process's: renewed from `at`, so
+    /// the send has a whole claim ahead of it. Written without waiting for a
+    /// WAL flush (the `leases` pool): the mark only matters if this process
+    /// dies, and losing it too takes a database crash at the same moment.
+    async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = $1, claim_until = $2 \
+             WHERE seq = $3 AND sent_at IS NULL AND failed_at IS NULL AND claimed_by = $4",
+        )
+        .bind(at.as_millis())
+        .bind(at.as_millis() + millis(CLAIM))
+        .bind(seq)
+        .bind(&*self.node)
+        .execute(&self.leases)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Left alone when another process has taken the claim over: it already
+    /// knows the reply is unsure (this attempt's `attempted_at`).
+    async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, \
+             unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = NULL, claimed_by = NULL, claim_until = NULL \
+             WHERE seq = $3 AND sent_at IS NULL AND (claimed_by IS NULL OR claimed_by = $4)",
+        )
+        .bind(next_at.as_millis())
+        .bind(error)
+        .bind(seq)
+        .bind(&*self.node)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT provider_id FROM outbox WHERE instance = $1 AND contact = $2 AND sent_at >= $3 AND provider_id IS NOT NULL ORDER BY seq",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .bind(since.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET sent_at = $1, provider_id = $2, attempts = attempts + 1, claimed_by = NULL, claim_until = NULL \
-             WHERE seq = $3",
+            "UPDATE outbox SET sent_at = $1, provider_id = $2, attempts = attempts + 1, attempted_at = NULL, \
+             claimed_by = NULL, claim_until = NULL WHERE seq = $3",
         )
         .bind(at.as_millis())
         .bind(provider_id)
@@ -532,14 +645,17 @@ impl Queue for PgStore {
         Ok(())
     }
 
+    /// Left alone when another process has taken the claim over (this
+    /// process's lock was lost): the row is that process's now.
     async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, claimed_by = NULL, claim_until = NULL \
-             WHERE seq = $3 AND sent_at IS NULL",
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, last_error = $2, attempted_at = NULL, \
+             claimed_by = NULL, claim_until = NULL WHERE seq = $3 AND sent_at IS NULL AND (claimed_by IS NULL OR claimed_by = $4)",
         )
         .bind(next_at.as_millis())
         .bind(error)
         .bind(seq)
+        .bind(&*self.node)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;
@@ -549,8 +665,8 @@ impl Queue for PgStore {
     async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query(
-            "UPDATE outbox SET failed_at = $1, last_error = $2, attempts = attempts + 1, claimed_by = NULL, claim_until = NULL \
-             WHERE seq = $3 AND sent_at IS NULL AND failed_at IS NULL",
+            "UPDATE outbox SET failed_at = $1, last_error = $2, attempts = attempts + 1, attempted_at = NULL, \
+             claimed_by = NULL, claim_until = NULL WHERE seq = $3 AND sent_at IS NULL AND failed_at IS NULL",
         )
         .bind(at.as_millis())
         .bind(reason)
@@ -575,7 +691,7 @@ impl Queue for PgStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        let depth: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'outbox_depth'")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;
@@ -847,6 +963,18 @@ impl PgStore {
         rows.iter().map(crate::report::classification_from_row).collect()
     }
 
+    pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
+        let rows = crate::report::bind_window!(sqlx::query(
+            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
+             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
+        ), window)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(crate::report::slot_event_from_row).collect()
+    }
+
     pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
         let reached = crate::report::bind_window!(sqlx::query(
             "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
@@ -870,8 +998,8 @@ impl PgStore {
 
     pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
-             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+            "SELECT flow, version, outcome, SUM(sessions)::BIGINT AS sessions FROM session_counts \
+             GROUP BY flow, version, outcome HAVING SUM(sessions) > 0 ORDER BY flow, version, outcome",
         )
         .fetch_all(&self.pool)
         .await
@@ -881,7 +1009,8 @@ impl PgStore {
 
     pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
         let row = sqlx::query(
-            "SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound",
+            "SELECT (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_in') AS inbound, \
+             (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_out') AS outbound",
         )
         .fetch_one(&self.pool)
         .await

@@ -68,6 +68,13 @@ pub(crate) fn classification_from_row(row: &impl Columns) -> Result<(Version, Cl
     Ok((row.version("version")?, classification))
 }
 
+/// One form event row (version, kind, detail) of the window's sessions.
+pub(crate) fn slot_event_from_row(row: &impl Columns) -> Result<(Version, switchyard_engine::event::EventKind), StoreError> {
+    let kind = switchyard_engine::event::EventKind::slot_from_detail(&row.text("kind")?, &row.opt_text("detail")?.unwrap_or_default())
+        .map_err(|problem| StoreError::Corrupt(format!("slot event: {problem}")))?;
+    Ok((row.version("version")?, kind))
+}
+
 /// One row of the per-version counts query.
 pub(crate) fn aggregate_from_row(row: &impl Columns) -> Result<VersionAggregate, StoreError> {
     Ok(VersionAggregate {
@@ -140,6 +147,20 @@ impl SqliteStore {
         rows.iter().map(classification_from_row).collect()
     }
 
+    /// Every form event (`slot_filled`, `slot_missed`) of the window's
+    /// sessions, with its version, oldest first. The caller aggregates.
+    pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
+        let rows = crate::report::bind_window!(sqlx::query(
+            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
+             AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
+        ), window)
+        .fetch_all(self.pool())
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(slot_event_from_row).collect()
+    }
+
     /// Per-version counts, versions in ascending order.
     pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
         let rows = crate::report::bind_window!(sqlx::query(
@@ -190,11 +211,11 @@ impl SqliteStore {
         funnel_from_rows(&reached, &ended)
     }
 
-    /// Sessions by (flow, version, outcome or "live"), for `/metrics`.
+    /// Sessions by (flow, version, outcome or "live"), for `/metrics`: the
+    /// totals the triggers keep (migration 0008), not a count of the table.
     pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT flow, version, COALESCE(outcome, 'live') AS outcome, COUNT(*) AS sessions FROM sessions \
-             GROUP BY flow, version, COALESCE(outcome, 'live') ORDER BY flow, version, outcome",
+            "SELECT flow, version, outcome, sessions FROM session_counts WHERE sessions > 0 ORDER BY flow, version, outcome",
         )
         .fetch_all(self.pool())
         .await
@@ -214,7 +235,10 @@ impl SqliteStore {
 
     /// Messages in (inbox rows) and out (replies delivered), for `/metrics`.
     pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query("SELECT (SELECT COUNT(*) FROM inbox) AS inbound, (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL) AS outbound")
+        let row = sqlx::query(
+            "SELECT (SELECT value FROM counters WHERE name = 'messages_in') AS inbound, \
+             (SELECT value FROM counters WHERE name = 'messages_out') AS outbound",
+        )
             .fetch_one(self.pool())
             .await
             .map_err(map_err)?;

@@ -34,6 +34,8 @@ pub(crate) fn migrator() -> Migrator {
         migration(5, "contact and retention indexes", include_str!("../migrations/sqlite/0005_contact_indexes.sql")),
         migration(6, "outbox request ids", include_str!("../migrations/sqlite/0006_outbox_request_id.sql")),
         migration(7, "contact aliases, two-digit pin details", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
+        migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
+        migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
     ])
 }
 
@@ -406,7 +408,8 @@ impl Queue for SqliteStore {
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         let rows = sqlx::query(
-            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id FROM outbox o \
+            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, \
+             COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox o \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
              AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                         AND h.sent_at IS NULL AND h.failed_at IS NULL) \
@@ -420,8 +423,47 @@ impl Queue for SqliteStore {
         rows.iter().map(outgoing_from_row).collect()
     }
 
+    async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
+             WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
+        )
+        .bind(at.as_millis())
+        .bind(seq)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, \
+             unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = NULL WHERE seq = ? AND sent_at IS NULL",
+        )
+        .bind(next_at.as_millis())
+        .bind(error)
+        .bind(seq)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT provider_id FROM outbox WHERE instance = $1 AND contact = $2 AND sent_at >= $3 AND provider_id IS NOT NULL ORDER BY seq",
+        )
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .bind(since.as_millis())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)
+    }
+
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1 WHERE seq = ?")
+        sqlx::query("UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?")
             .bind(at.as_millis())
             .bind(provider_id)
             .bind(seq)
@@ -432,20 +474,23 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE seq = ? AND sent_at IS NULL")
-            .bind(next_at.as_millis())
-            .bind(error)
-            .bind(seq)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, attempted_at = NULL \
+             WHERE seq = ? AND sent_at IS NULL",
+        )
+        .bind(next_at.as_millis())
+        .bind(error)
+        .bind(seq)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
     async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let done = sqlx::query(
-            "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1 \
+            "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1, attempted_at = NULL \
              WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
         )
         .bind(at.as_millis())
@@ -471,7 +516,7 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
-        let depth: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL")
+        let depth: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'outbox_depth'")
             .fetch_one(&self.pool)
             .await
             .map_err(map_err)?;

@@ -1,18 +1,19 @@
 //! The store contract on every backend: the in-memory reference store,
 //! SQLite (a fresh temporary file per test) and PostgreSQL (a fresh schema
-//! per test; skipped, with a note, where no PostgreSQL answers).
+//! per test, dropped after it; skipped, with a note, where no PostgreSQL
+//! answers, unless `SWITCHYARD_REQUIRE_POSTGRES=1`).
 
 use switchyard_store::postgres::{PgSettings, PgStore};
 use switchyard_store::sqlite::SqliteStore;
-use switchyard_store::testing::{fresh_postgres_url, fresh_sqlite_url};
+use switchyard_store::testing::{fresh_postgres_url, fresh_sqlite_url, PgSchema};
 
 async fn fresh_sqlite() -> SqliteStore {
     SqliteStore::open(&fresh_sqlite_url("conformance")).await.expect("open sqlite")
 }
 
-async fn fresh_postgres() -> Option<PgStore> {
-    let url = fresh_postgres_url().await?;
-    Some(PgStore::open(&url, &PgSettings::default()).await.expect("open postgres"))
+async fn fresh_postgres() -> Option<(PgStore, PgSchema)> {
+    let schema = fresh_postgres_url().await?;
+    Some((PgStore::open(&schema, &PgSettings::default()).await.expect("open postgres"), schema))
 }
 
 mod sqlite {

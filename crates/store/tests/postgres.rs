@@ -3,34 +3,41 @@
 
 use switchyard_store::conformance;
 use switchyard_store::postgres::{PgSettings, PgStore, CLAIM};
-use switchyard_store::testing::fresh_postgres_url;
+use switchyard_store::testing::{fresh_postgres_url, PgSchema};
 
-async fn two_processes() -> Option<(PgStore, PgStore)> {
-    let url = fresh_postgres_url().await?;
-    let a = PgStore::open(&url, &PgSettings::default()).await.expect("open a");
-    let b = PgStore::open(&url, &PgSettings::default()).await.expect("open b");
+async fn two_processes() -> Option<(PgStore, PgStore, PgSchema)> {
+    let schema = fresh_postgres_url().await?;
+    let a = PgStore::open(&schema, &PgSettings::default()).await.expect("open a");
+    let b = PgStore::open(&schema, &PgSettings::default()).await.expect("open b");
     assert_ne!(a.node(), b.node());
-    Some((a, b))
+    Some((a, b, schema))
 }
 
 #[tokio::test]
 async fn one_process_works_a_contact_at_a_time() {
-    if let Some((a, b)) = two_processes().await {
+    if let Some((a, b, _schema)) = two_processes().await {
         conformance::one_process_works_a_contact_at_a_time(&a, &b).await;
     }
 }
 
 #[tokio::test]
 async fn two_processes_racing_commit_an_entry_once() {
-    if let Some((a, b)) = two_processes().await {
+    if let Some((a, b, _schema)) = two_processes().await {
         conformance::two_processes_racing_commit_an_entry_once(&a, &b).await;
     }
 }
 
 #[tokio::test]
 async fn a_reply_is_claimed_by_one_process() {
-    if let Some((a, b)) = two_processes().await {
+    if let Some((a, b, _schema)) = two_processes().await {
         conformance::a_reply_is_claimed_by_one_process(&a, &b, CLAIM).await;
+    }
+}
+
+#[tokio::test]
+async fn a_dead_process_claims_are_taken_at_once() {
+    if let Some((a, b, _schema)) = two_processes().await {
+        conformance::a_dead_process_claims_are_taken_at_once(a, &b).await;
     }
 }
 

@@ -92,3 +92,72 @@ async fn counts_and_funnel_follow_the_sessions_and_the_window() {
         assert!(totals.contains(&("unknown".to_owned(), Version::new(1), "live".to_owned(), 1)));
     }
 }
+
+/// What the `/metrics` totals replaced: counting the tables.
+async fn counted(store: &Db) -> (Vec<(String, i64, String, i64)>, (i64, i64, i64)) {
+    const SESSIONS: &str = "SELECT flow, version, COALESCE(outcome, 'live'), COUNT(*) FROM sessions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3";
+    const MESSAGES: &str = "SELECT (SELECT COUNT(*) FROM inbox), (SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL), \
+                            (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL)";
+    match store {
+        Db::Sqlite(s) => (sqlx::query_as(SESSIONS).fetch_all(s.pool()).await.unwrap(), sqlx::query_as(MESSAGES).fetch_one(s.pool()).await.unwrap()),
+        Db::Postgres(p) => (sqlx::query_as(SESSIONS).fetch_all(p.pool()).await.unwrap(), sqlx::query_as(MESSAGES).fetch_one(p.pool()).await.unwrap()),
+    }
+}
+
+#[tokio::test]
+async fn metric_totals_are_kept_counters_equal_to_the_table_counts() {
+    use switchyard_engine::queue::{InboxEntry, InboxKind, Queue};
+    for store in every_backend("counters").await {
+        let (v1, v2) = (engine(""), engine("unknown=v2"));
+        // Customers through the inbox and the outbox: accepted, processed, replies sent, failed, waiting.
+        for (idx, number) in ["5511900000011", "5511900000012", "5511900000013"].iter().enumerate() {
+            let engine = if idx == 2 { &v2 } else { &v1 };
+            for (turn_idx, line) in ["oi", "Ana", "ana@x.com"].iter().enumerate() {
+                let entry = InboxEntry {
+                    instance: InstanceId::parse("vendas").unwrap(),
+                    contact: Contact::parse(number).unwrap(),
+                    message_id: format!("{number}-{turn_idx}"),
+                    reply_to: (*number).to_owned(),
+                    kind: InboxKind::Customer(Content::Text((*line).to_owned())),
+                    sent_at: None,
+                    received_at: T0,
+                };
+                store.accept(&entry).await.unwrap();
+                assert_eq!(store.accept(&entry).await.unwrap(), switchyard_engine::queue::Accepted::Duplicate);
+                if idx == 1 && turn_idx == 2 {
+                    break; // one message waits unprocessed
+                }
+                let pending = store.next_pending(&entry.instance, &entry.contact).await.unwrap().unwrap();
+                let state = store.contact_state(&entry.instance, &entry.contact).await.unwrap();
+                let inbound = Inbound { instance: entry.instance.clone(), contact: entry.contact.clone(), content: Content::Text((*line).to_owned()) };
+                store.commit_inbound(&engine.turn(state, &inbound, T0), &pending, number).await.unwrap();
+            }
+        }
+        let due = store.due_outbox(T0, 10).await.unwrap();
+        store.outbox_sent(due[0].seq, Some("3EB0A"), T0).await.unwrap();
+        store.outbox_failed(due[1].seq, "number not on WhatsApp", T0).await.unwrap();
+        store.outbox_retry(due[2].seq, T0.plus(Duration::from_secs(5)), "503").await.unwrap();
+        // A session expires (live -> expired) and one stays live.
+        walk(&store, &v1, "suporte", "5511900000014", &["oi"], T0).await;
+        for session in store.expired(T0.plus(Duration::from_secs(31 * 60)), 10).await.unwrap() {
+            if session.contact().as_str() == "5511900000014" {
+                store.commit(&v1.expire(session, T0.plus(Duration::from_secs(31 * 60)))).await.unwrap();
+            }
+        }
+
+        let (sessions, (inbound, outbound, depth)) = counted(&store).await;
+        assert!(inbound == 9 && outbound == 1 && depth > 0, "a workload worth checking: {inbound} {outbound} {depth}");
+        let totals: Vec<(String, i64, String, i64)> =
+            store.session_totals().await.unwrap().into_iter().map(|(flow, version, outcome, n)| (flow, i64::from(version.number()), outcome, n as i64)).collect();
+        assert_eq!(totals, sessions, "{}", store.backend());
+        assert!(totals.iter().any(|(_, _, outcome, _)| outcome == "expired") && totals.iter().any(|(_, _, outcome, _)| outcome == "completed"));
+        assert_eq!(store.message_totals().await.unwrap(), (inbound as u64, outbound as u64), "{}", store.backend());
+        assert_eq!(store.outbox_depth().await.unwrap(), depth as u64, "{}", store.backend());
+        // The scrape reads the counters, not the tables.
+        let kept: i64 = match &*store {
+            Db::Sqlite(s) => sqlx::query_scalar("SELECT value FROM counters WHERE name = 'messages_in'").fetch_one(s.pool()).await.unwrap(),
+            Db::Postgres(p) => sqlx::query_scalar("SELECT SUM(value)::BIGINT FROM counters WHERE name = 'messages_in'").fetch_one(p.pool()).await.unwrap(),
+        };
+        assert_eq!(kept, inbound);
+    }
+}

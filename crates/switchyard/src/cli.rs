@@ -201,6 +201,17 @@ pub enum FlowsAction {
         #[arg(value_name = "FLOW@VERSION")]
         spec: String,
     },
+    /// Lock released versions: add them with their fingerprints to
+    /// crates/flows/versions.lock. A locked version is never changed.
+    Lock {
+        /// The versions to lock (FLOW@VERSION); none: every compiled version
+        /// not locked yet.
+        #[arg(value_name = "FLOW@VERSION")]
+        specs: Vec<String>,
+        /// The lock file (default: crates/flows/versions.lock of this source tree).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

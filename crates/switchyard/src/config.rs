@@ -192,6 +192,8 @@ pub struct ServeConfig {
     pub send_timeout: Duration,
     /// Minimum interval between two sends on one instance; `None` = no throttle.
     pub send_interval: Option<Duration>,
+    /// `SEND_CONCURRENCY`: sends in flight at once per instance (at least 1).
+    pub send_concurrency: usize,
     pub webhook_secret: Option<String>,
     pub webhook_secrets: HashMap<String, String>,
     pub webhook_secret_header: String,
@@ -204,6 +206,8 @@ pub struct ServeConfig {
     /// (name, token): each admin API token has a name, recorded as the actor
     /// of every change made with it.
     pub admin_tokens: Vec<(String, String)>,
+    /// `METRICS_TOKEN`: when set, `/metrics` wants it as a bearer token.
+    pub metrics_token: Option<String>,
     pub sweep_interval: Duration,
     /// How often split guards are evaluated.
     pub guard_interval: Duration,
@@ -229,6 +233,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
             .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
             .field("send_interval", &self.send_interval)
+            .field("send_concurrency", &self.send_concurrency)
             .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .field("webhook_secrets", &self.webhook_secrets.keys().collect::<Vec<_>>())
             .field("webhook_jwt_key", &self.webhook_jwt_key.as_ref().map(|_| "<redacted>"))
@@ -236,6 +241,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("answer_groups", &self.answer_groups)
             .field("takeover_on_from_me", &self.takeover_on_from_me)
             .field("admin_tokens", &self.admin_tokens.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("metrics_token", &self.metrics_token.as_ref().map(|_| "<redacted>"))
             .field("model", &self.model)
             .field("debounce", &self.debounce.to_string())
             .field("ignore", &self.ignore.to_string())
@@ -301,6 +307,7 @@ impl ServeConfig {
             evolution_instance_keys: HashMap::new(),
             send_timeout: Duration::from_secs(10),
             send_interval: Some(Duration::from_millis(50)),
+            send_concurrency: 8,
             webhook_secret: None,
             webhook_secrets: HashMap::new(),
             webhook_secret_header: "x-webhook-secret".to_owned(),
@@ -310,6 +317,7 @@ impl ServeConfig {
             answer_groups: false,
             takeover_on_from_me: true,
             admin_tokens: Vec::new(),
+            metrics_token: None,
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
             model: None,
@@ -402,6 +410,16 @@ impl ServeConfig {
                 timeout
             },
             send_interval,
+            send_concurrency: match text_var("SEND_CONCURRENCY", &mut problems) {
+                None => 8,
+                Some(text) => match text.parse::<usize>() {
+                    Ok(count) if (1..=1000).contains(&count) => count,
+                    _ => {
+                        problems.push(format!("SEND_CONCURRENCY '{text}' must be a number of sends in flight per instance, from 1 to 1000"));
+                        8
+                    }
+                },
+            },
             webhook_secret: text_var("WEBHOOK_SECRET", &mut problems),
             webhook_secrets: map_var("WEBHOOK_SECRETS", &mut problems),
             webhook_secret_header: text_var("WEBHOOK_SECRET_HEADER", &mut problems)
@@ -420,6 +438,7 @@ impl ServeConfig {
                 }
                 tokens
             },
+            metrics_token: text_var("METRICS_TOKEN", &mut problems),
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
             model: None,

@@ -46,10 +46,12 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("HTTP_MAX_CONNECTIONS", "256", false),
     ("SEND_THROTTLE", "20/s", false),
     ("SEND_TIMEOUT", "10s", false),
+    ("SEND_CONCURRENCY", "8", false),
     ("ANSWER_GROUPS", "false", false),
     ("TAKEOVER_ON_FROM_ME", "true", false),
     ("ADMIN_TOKENS", "", true),
     ("ADMIN_TOKEN", "", true),
+    ("METRICS_TOKEN", "", true),
     ("SWEEP_INTERVAL", "15s", false),
     ("GUARD_INTERVAL", "30s", false),
     ("DEBOUNCE", "off", false),
@@ -182,7 +184,7 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
                 switchyard_store::redact_url(&value)
             } else if *name == "IGNORE_JIDS" {
                 // Customers' and suppliers' numbers: shown masked like in logs.
-                crate::logs::mask(&value)
+                switchyard_engine::mask::mask_text(&value)
             } else {
                 value
             };

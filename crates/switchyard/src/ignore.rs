@@ -131,9 +131,9 @@ impl fmt::Display for IgnoreList {
             }
             match &rule.pattern {
                 Pattern::Suffix(suffix) => f.write_str(suffix)?,
-                Pattern::Jid(jid) => f.write_str(&crate::logs::mask(jid))?,
-                Pattern::Number(number) => f.write_str(&crate::logs::mask(number))?,
-                Pattern::Prefix(prefix) => write!(f, "{}*", crate::logs::mask(prefix))?,
+                Pattern::Jid(jid) => f.write_str(&switchyard_engine::mask::mask_text(jid))?,
+                Pattern::Number(number) => f.write_str(&switchyard_engine::mask::mask_text(number))?,
+                Pattern::Prefix(prefix) => write!(f, "{}*", switchyard_engine::mask::mask_text(prefix))?,
             }
         }
         Ok(())

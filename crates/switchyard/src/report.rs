@@ -9,6 +9,7 @@ use switchyard_engine::classify::{Classification, Classifier};
 use serde_json::{json, Value};
 use switchyard_engine::analytics::{self, compare, guard_decision, Guard, Metric, Rate, VersionCounts, VersionReport};
 use switchyard_engine::engine::Engine;
+use switchyard_engine::event::EventKind;
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::rollout::{FlowRules, GuardTrip, Weight};
 use switchyard_engine::store::StoreError;
@@ -74,6 +75,39 @@ pub fn classification_json(decisions: &[&Classification]) -> Value {
     })
 }
 
+/// Where a version's form slots came from and where customers got stuck:
+/// per slot, fills by source (and how many from the message that led to the
+/// form), and misses by reason (`nothing`, or the refusal's text key).
+pub fn slots_json(events: &[&EventKind]) -> Value {
+    let mut slots: std::collections::BTreeMap<&str, (std::collections::BTreeMap<&str, u64>, u64, std::collections::BTreeMap<&str, u64>)> =
+        std::collections::BTreeMap::new();
+    for event in events {
+        match event {
+            EventKind::SlotFilled { slot, source, entering } => {
+                let entry = slots.entry(slot.as_str()).or_default();
+                *entry.0.entry(source.as_str()).or_default() += 1;
+                entry.1 += u64::from(*entering);
+            }
+            EventKind::SlotMissed { slot, reason } => {
+                *slots.entry(slot.as_str()).or_default().2.entry(reason.as_str()).or_default() += 1;
+            }
+            _ => {}
+        }
+    }
+    Value::Object(
+        slots
+            .into_iter()
+            .map(|(slot, (filled, entering, missed))| {
+                let value = json!({
+                    "filled": filled.values().sum::<u64>(), "by_source": filled, "on_entering": entering,
+                    "missed": missed.values().sum::<u64>(), "missed_by_reason": missed,
+                });
+                (slot.to_owned(), value)
+            })
+            .collect(),
+    )
+}
+
 pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery) -> Result<Value, StoreError> {
     let window = Window { flow, since: query.since, until: query.until, instance: query.instance.as_ref(), reason: None };
     let aggregates: Vec<VersionAggregate> = store
@@ -94,6 +128,7 @@ pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery)
     }
 
     let classifications = store.classifications(&window).await?;
+    let slot_events = store.slot_events(&window).await?;
     let mut versions_json = Vec::new();
     for report in &reports {
         let decisions: Vec<&Classification> =
@@ -123,6 +158,7 @@ pub async fn build(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery)
                 "commands_here": commands_at(&step.step),
             })).collect::<Vec<_>>(),
             "classification": classification_json(&decisions),
+            "slots": slots_json(&slot_events.iter().filter(|(version, _)| *version == report.version).map(|(_, event)| event).collect::<Vec<_>>()),
         }));
     }
 

@@ -80,7 +80,7 @@ async fn to_document(customer: &Customer<'_>, version: &str) -> &'static str {
 /// On every backend this machine has (SQLite always, PostgreSQL when it answers).
 async fn commands_mid_purchase(version: &str) {
     for store in switchyard_store::testing::every_backend("commands").await {
-        commands_mid_purchase_on(store, version).await;
+        commands_mid_purchase_on(store.clone(), version).await;
     }
 }
 

@@ -164,8 +164,9 @@ async fn metrics_parse_as_prometheus_text_and_match_the_report() {
 
 #[tokio::test]
 async fn when_two_servers_evaluate_the_same_guard_only_one_acts() {
+    let schema = switchyard_store::testing::fresh_postgres_url().await;
     let mut databases = vec![support::fresh_db()];
-    databases.extend(switchyard_store::testing::fresh_postgres_url().await);
+    databases.extend(schema.as_deref().map(str::to_owned));
     for db in databases {
         ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--guard", "handoff", "--reason", "guarded"], &db));
         ok(&switchyard(&["simulate", "--contacts", "400", "--behave", "v2:human=0.5", "--json"], &db));
@@ -180,4 +181,26 @@ async fn when_two_servers_evaluate_the_same_guard_only_one_acts() {
             .count();
         assert_eq!(acted, 1, "on {}", first.backend());
     }
+}
+
+/// The report's slot table: where v3's form got its values and where
+/// customers got stuck (those asking for a person miss at the product question).
+#[test]
+fn the_report_shows_where_form_slots_came_from_and_where_customers_got_stuck() {
+    let db = support::fresh_db();
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v2=50,v3=50", "--reason", "form test"], &db));
+    ok(&switchyard(&["simulate", "--contacts", "60", "--behave", "v3:human=0.5@purchase.order", "--json"], &db));
+    let report = report(&db);
+    let v3 = version(&report, "v3");
+    let slots = &v3["slots"];
+    let completed = v3["completed"].as_u64().unwrap();
+    assert!(completed > 0, "{v3}");
+    for (slot, source) in [("holder", "keyword"), ("media", "keyword"), ("document", "validator"), ("email", "validator")] {
+        assert_eq!(slots[slot]["by_source"][source].as_u64(), Some(slots[slot]["filled"].as_u64().unwrap()), "{slot}: {slots}");
+        assert!(slots[slot]["filled"].as_u64().unwrap() >= completed, "{slot}: {slots}");
+    }
+    assert!(slots["holder"]["missed_by_reason"]["nothing"].as_u64().unwrap() > 0, "{slots}");
+    assert_eq!(version(&report, "v2")["slots"], serde_json::json!({}), "v2 has no form");
+    let text = ok(&switchyard(&["report", "digital_certificate"], &db));
+    assert!(text.contains("form slots: where the values came from"), "{text}");
 }

@@ -45,6 +45,7 @@ const SECRETS: &[&str] = &[
     "EVOLUTION_API_KEY",
     "EVOLUTION_INSTANCE_KEYS",
     "LLM_API_KEY",
+    "METRICS_TOKEN",
 ];
 
 #[test]
@@ -73,7 +74,7 @@ fn a_secret_set_but_blank_is_named_by_check_and_refused_by_serve() {
         assert_eq!(lines, [format!("error: {name} is set but blank: a blank secret protects nothing; give it a value or unset it")], "{stderr}");
     }
     // The same variables with a value are fine.
-    let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:1"), ("WEBHOOK_SECRET", "s3cret")]);
+    let output = switchyard(&["check"], &[("EVOLUTION_URL", "http://127.0.0.1:1"), ("WEBHOOK_SECRET", "s3cret"), ("METRICS_TOKEN", "m")]);
     assert_eq!(output.status.code(), Some(0), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
@@ -267,4 +268,72 @@ async fn connections_beyond_http_max_connections_wait_until_one_closes() {
     let (answer, _) = read_until_closed(&mut third, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "served once a connection closed: {answer:?}");
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn metrics_want_the_metrics_token_and_count_every_webhook_answer_413_included() {
+    let evolution = StandIn::start().await;
+    let env = [("METRICS_TOKEN", "metrics-token"), ("WEBHOOK_MAX_BODY_BYTES", "1024")];
+    let server = ServeProcess::start(&fresh_db(), &evolution, &env).await;
+    let http = support::http();
+    let scrape = |token: Option<&'static str>| {
+        let mut request = http.get(format!("{}/metrics", server.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            (response.status().as_u16(), response.text().await.unwrap())
+        }
+    };
+    for token in [None, Some("wrong"), Some("metrics-tokenX"), Some("")] {
+        let (status, body) = scrape(token).await;
+        assert_eq!(status, 401, "token {token:?}: {body}");
+        assert!(!body.contains("switchyard_"), "nothing leaks: {body}");
+    }
+    let webhook = |body: String| http.post(format!("{}/webhooks/evolution", server.url)).header("content-type", "application/json").body(body).send();
+    let too_large = upsert("BIG-1", "5511911110103", &"a".repeat(2000), 1_795_000_000).to_string();
+    assert_eq!(webhook(too_large).await.unwrap().status(), 413);
+    assert_eq!(webhook(upsert("OK-1", "5511911110103", "oi", 1_795_000_000).to_string()).await.unwrap().status(), 200);
+    let (status, body) = scrape(Some("metrics-token")).await;
+    assert_eq!(status, 200);
+    for line in ["switchyard_webhook_requests_total{status=\"413\"} 1", "switchyard_webhook_requests_total{status=\"200\"} 1", "switchyard_messages_in_total 1"] {
+        assert!(body.lines().any(|l| l == line), "{line} in {body}");
+    }
+}
+
+#[tokio::test]
+async fn metric_totals_are_the_counters_the_store_keeps_and_equal_the_table_counts() {
+    let app = TestApp::spawn().await;
+    for (idx, number) in ["5511911110104", "5511911110105", "5511911110106"].iter().enumerate() {
+        for (turn, line) in ["oi", "2"].iter().enumerate() {
+            let (status, _) = app.webhook(&upsert(&format!("CNT-{idx}-{turn}"), number, line, 1_795_000_000 + turn as i64)).await;
+            assert_eq!(status, 200);
+        }
+    }
+    app.wait_idle().await;
+    let (status, metrics) = app.get("/metrics").await;
+    assert_eq!(status, 200);
+    let value = |name: &str| -> i64 {
+        let line = metrics.lines().find(|line| line.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let inbound = app.count("SELECT COUNT(*) FROM inbox").await;
+    let outbound = app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await;
+    assert!(inbound == 6 && outbound > 0);
+    assert_eq!(value("switchyard_messages_in_total"), inbound);
+    assert_eq!(value("switchyard_messages_out_total"), outbound);
+    assert_eq!(value("switchyard_outbox_depth"), app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").await);
+    let live = app.count("SELECT COUNT(*) FROM sessions WHERE outcome IS NULL").await;
+    let shown: i64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("switchyard_sessions{") && line.contains("outcome=\"live\""))
+        .map(|line| line.rsplit(' ').next().unwrap().parse::<i64>().unwrap())
+        .sum();
+    assert_eq!(shown, live);
+    // Those numbers are rows the triggers keep, not a count of the tables.
+    assert_eq!(app.count("SELECT value FROM counters WHERE name = 'messages_in'").await, inbound);
+    assert_eq!(app.count("SELECT value FROM counters WHERE name = 'messages_out'").await, outbound);
+    assert_eq!(app.count("SELECT SUM(sessions) FROM session_counts WHERE outcome = 'live'").await, live);
+    app.stop().await;
 }

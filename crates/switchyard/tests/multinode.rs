@@ -27,7 +27,7 @@ async fn two_processes_answer_every_conversation_once_and_in_order() {
 
     let urls = Arc::new(vec![a.url.clone(), b.url.clone()]);
     run_contacts(CONTACTS, urls, Arc::new(Spread(AtomicU64::new(seed()))), Arc::default(), Duration::ZERO).await;
-    assert_each_reply_once_in_order(&evolution, &expected, Duration::from_secs(60)).await;
+    assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(60)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -47,9 +47,8 @@ async fn a_killed_process_leaves_its_work_to_the_other_and_nothing_is_sent_twice
     }
     // Evolution refuses sends while a dies, and a dies only when no reply is
     // claimed: a reply Evolution accepted is then already recorded as sent.
-    // (Evolution has no idempotency key: a crash between its answer and the
-    // record is the one window for a repeat, see ARCHITECTURE.md; a busy
-    // machine can hold it open for a long time, so the test waits it out.)
+    // (A death between Evolution storing a reply and answering is the case
+    // of `a_process_killed_mid_send_...` below.)
     evolution.fail_with(503);
     // Replies claimed from now on meet the 503; those claimed before must
     // have been recorded (sent, or rescheduled) before the kill.
@@ -72,10 +71,71 @@ async fn a_killed_process_leaves_its_work_to_the_other_and_nothing_is_sent_twice
     evolution.recover();
     traffic.await.unwrap();
 
-    // a's leases (10 s) and claims (30 s) lapse; b finishes everything.
-    assert_each_reply_once_in_order(&evolution, &expected, Duration::from_secs(90)).await;
-    // a comes back: it finds nothing left to send.
-    let _a = ServeProcess::start(&db, &evolution, &[]).await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_each_reply_once_in_order(&evolution, &expected, Duration::from_secs(1)).await;
+    // a's leases (10 s) lapse and its claims are b's at once; b finishes everything.
+    assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(90)).await;
+    // a comes back: it finds nothing left to send. One more conversation,
+    // through a alone, is answered (a's sender has run) and nothing before
+    // it is sent again.
+    let a = ServeProcess::start(&db, &evolution, &[]).await;
+    let http = support::http();
+    for (idx, line) in script(CONTACTS).iter().enumerate() {
+        let body = support::upsert(&format!("MN-after-{idx}"), &support::traffic::number(CONTACTS), line, 1_795_000_100 + idx as i64);
+        support::traffic::deliver(&http, std::slice::from_ref(&a.url), &Spread(AtomicU64::new(1)), &body).await;
+    }
+    let expected: Vec<Vec<String>> = (0..=CONTACTS).map(expected_replies).collect();
+    assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(90)).await;
+}
+
+/// The sharpest crash: a process is SIGKILLed after Evolution stored its
+/// reply (the customer has it) but before Evolution answered, so the reply
+/// was never marked sent. The other process takes a's claims at once (a's
+/// node lock died with it), waits for a's attempt to settle, asks
+/// `findMessages`, finds the reply and does not send it again. b's own sends
+/// held past SEND_TIMEOUT meanwhile are unsure too and are found the same
+/// way. Every reply a held is done long before its claim would have lapsed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice() {
+    let Some(db) = switchyard_store::testing::fresh_postgres_url().await else { return };
+    const FEW: usize = 100;
+    let evolution = StandIn::start().await;
+    let mut a = ServeProcess::start(&db, &evolution, &[("EVOLUTION_API_KEY", "key-a"), ("SEND_TIMEOUT", "2s")]).await;
+    let b = ServeProcess::start(&db, &evolution, &[("EVOLUTION_API_KEY", "key-b"), ("SEND_TIMEOUT", "2s")]).await;
+    let expected: Vec<Vec<String>> = (0..FEW).map(expected_replies).collect();
+
+    let urls = Arc::new(vec![a.url.clone(), b.url.clone()]);
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let traffic = tokio::spawn(run_contacts(FEW, urls, Arc::new(Spread(AtomicU64::new(seed()))), accepted.clone(), Duration::ZERO));
+    let total_messages: usize = (0..FEW).map(|contact| script(contact).len()).sum();
+    while accepted.load(Ordering::SeqCst) < total_messages / 3 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // Stored sends go unanswered; a dies as soon as one of its own is stored.
+    let before = evolution.sent().len();
+    evolution.hold();
+    support::wait_until(|| async { evolution.sent()[before..].iter().any(|sent| sent.apikey.as_deref() == Some("key-a")) }).await;
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    a.kill();
+    let a_node = format!("{}-%", a.pid());
+    let held: Vec<(i64, i64)> = sqlx::query_as("SELECT seq, claim_until FROM outbox WHERE claimed_by LIKE $1 AND sent_at IS NULL")
+        .bind(&a_node)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let in_flight: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE claimed_by LIKE $1 AND attempted_at IS NOT NULL AND sent_at IS NULL")
+        .bind(&a_node)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(in_flight >= 1, "a died with a stored, unanswered send on record");
+    evolution.release();
+    traffic.await.unwrap();
+
+    assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(90)).await;
+    assert!(evolution.finds() >= 1, "Evolution was asked before anything was sent again");
+    // Taken over, not waited out: each reply a held was done before its claim lapsed.
+    for (seq, claim_until) in held {
+        let sent_at: Option<i64> = sqlx::query_scalar("SELECT sent_at FROM outbox WHERE seq = $1").bind(seq).fetch_one(&pool).await.unwrap();
+        let sent_at = sent_at.unwrap_or_else(|| panic!("reply {seq} a held was never marked sent"));
+        assert!(sent_at < claim_until, "reply {seq} waited for a's claim to lapse ({sent_at} >= {claim_until})");
+    }
 }

@@ -23,7 +23,8 @@ const BURST: [&str; 3] = ["oi", "tudo bem?", "quero meu boleto"];
 
 #[tokio::test]
 async fn three_messages_within_the_debounce_window_make_one_turn_and_spaced_out_make_three() {
-    let app = TestApp::spawn_configured(|config| config.debounce = Debounce::everywhere(Duration::from_millis(800))).await;
+    // A window long enough for three loopback webhooks on a busy machine.
+    let app = TestApp::spawn_configured(|config| config.debounce = Debounce::everywhere(Duration::from_secs(2))).await;
     // Within the window: one input, "oi\ntudo bem?\nquero meu boleto",
     // which the entry flow routes straight to billing.
     for (idx, text) in BURST.iter().enumerate() {
@@ -37,10 +38,11 @@ async fn three_messages_within_the_debounce_window_make_one_turn_and_spaced_out_
     assert_eq!(app.count("SELECT COUNT(*) FROM inbox WHERE contact = '5511922220001'").await, 3, "every message is kept");
     assert_eq!(app.count("SELECT turns FROM sessions WHERE contact = '5511922220001' AND flow = 'billing'").await, 1);
 
-    // The same three, each after the window: three turns, in order.
+    // The same three, each sent once the one before it was answered (its
+    // window closed and its turn committed): three turns, in order.
     for (idx, text) in BURST.iter().enumerate() {
         app.webhook(&upsert(&format!("SLOW-{idx}"), "5511922220002", text, 1_795_000_000 + idx as i64)).await;
-        tokio::time::sleep(Duration::from_millis(1300)).await;
+        support::wait_until(|| async { app.count("SELECT COUNT(*) FROM inbox WHERE contact = '5511922220002' AND processed_at IS NULL").await == 0 }).await;
     }
     app.wait_idle().await;
     assert_eq!(answering_turns(&app, "5511922220002").await, 3);
@@ -100,19 +102,11 @@ async fn the_sweeper_purges_message_texts_past_the_retention_period_and_keeps_th
     app.stop().await;
 }
 
-/// A free loopback port (bound and released).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts the real `serve` binary on `port`, its output to `log` (or nowhere).
-fn spawn_serve(db: &str, evolution_url: &str, port: u16, env: &[(&str, &str)], log: Option<std::fs::File>) -> std::process::Child {
+/// Starts the real `serve` binary on a free port, its output to `log` (or
+/// nowhere); returns it with its base URL and the thread copying its output.
+fn spawn_serve(db: &str, evolution_url: &str, env: &[(&str, &str)], log: Option<std::fs::File>) -> (std::process::Child, String, std::thread::JoinHandle<()>) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
     command.arg("serve").stdin(Stdio::null());
-    match log {
-        Some(log) => command.stdout(log.try_clone().unwrap()).stderr(log),
-        None => command.stdout(Stdio::null()).stderr(Stdio::null()),
-    };
     for name in ["FLOW_VERSION_OVERRIDES", "SESSION_TTL", "HANDOFF_TTL", "SWITCHYARD_CONFIG", "WEBHOOK_SECRET", "DEBOUNCE", "LOG_FORMAT", "RUST_LOG"] {
         command.env_remove(name);
     }
@@ -120,10 +114,10 @@ fn spawn_serve(db: &str, evolution_url: &str, port: u16, env: &[(&str, &str)], l
         .env("DATABASE_URL", db)
         .env("EVOLUTION_URL", evolution_url)
         .env("EVOLUTION_API_KEY", "global-key")
-        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("SEND_THROTTLE", "off")
         .envs(env.iter().copied());
-    command.spawn().unwrap()
+    let (child, addr, copier) = support::spawn_serve_on_free_port(command, log);
+    (child, format!("http://{addr}"), copier)
 }
 
 async fn wait_ready(http: &reqwest::Client, base: &str) {
@@ -134,10 +128,8 @@ async fn wait_ready(http: &reqwest::Client, base: &str) {
 async fn a_burst_cut_by_a_crash_is_answered_once_after_the_restart() {
     let evolution = StandIn::start().await;
     let db = support::fresh_db();
-    let port = free_port();
     let http = support::http();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut first = spawn_serve(&db, &evolution.url, port, &[("DEBOUNCE", "5s")], None);
+    let (mut first, base, _) = spawn_serve(&db, &evolution.url, &[("DEBOUNCE", "5s")], None);
     wait_ready(&http, &base).await;
     for (idx, text) in BURST.iter().enumerate() {
         let body = upsert(&format!("CRASH-{idx}"), "5511922220005", text, 1_795_000_000 + idx as i64);
@@ -151,11 +143,21 @@ async fn a_burst_cut_by_a_crash_is_answered_once_after_the_restart() {
     assert_eq!(pending, 3, "accepted messages survive the crash");
     assert!(evolution.sent().is_empty());
 
-    let mut second = spawn_serve(&db, &evolution.url, port, &[("DEBOUNCE", "5s")], None);
+    let (mut second, base, _) = spawn_serve(&db, &evolution.url, &[("DEBOUNCE", "5s")], None);
     wait_ready(&http, &base).await;
-    support::wait_until(|| async { !evolution.sent().is_empty() }).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Settled: every entry processed, every reply sent; nothing more can go out.
+    support::wait_until(|| async {
+        let unsettled: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL) + (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        unsettled == 0 && !evolution.sent().is_empty()
+    })
+    .await;
     let sent = evolution.sent();
+    assert_eq!(sent.len() as i64, sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM outbox").fetch_one(&pool).await.unwrap(), "each reply once");
     assert!(sent.iter().all(|send| send.text.contains("segunda via")), "one turn for the whole burst, answered by billing: {sent:#?}");
     let turns: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT created_at) FROM outbox").fetch_one(&pool).await.unwrap();
     assert_eq!(turns, 1);
@@ -169,12 +171,10 @@ async fn a_burst_cut_by_a_crash_is_answered_once_after_the_restart() {
 async fn logs_of_a_purchase(number: &str, log_format: &str) -> String {
     let evolution = StandIn::start().await;
     let db = support::fresh_db();
-    let port = free_port();
-    let log_path = std::env::temp_dir().join(format!("switchyard-log-{}-{port}.txt", std::process::id()));
+    let log_path = std::env::temp_dir().join(format!("switchyard-log-{}-{number}-{log_format}.txt", std::process::id()));
     let log = std::fs::File::create(&log_path).unwrap();
-    let mut child = spawn_serve(&db, &evolution.url, port, &[("LOG_FORMAT", log_format), ("RUST_LOG", "debug")], Some(log));
+    let (mut child, base, copier) = spawn_serve(&db, &evolution.url, &[("LOG_FORMAT", log_format), ("RUST_LOG", "debug")], Some(log));
     let http = support::http();
-    let base = format!("http://127.0.0.1:{port}");
     wait_ready(&http, &base).await;
 
     let purchase = ["quero comprar um certificado", "1", "1", "meu cpf é 529.982.247-25", "Ana.Souza@Exemplo.com.br", "1", "sim"];
@@ -185,11 +185,11 @@ async fn logs_of_a_purchase(number: &str, log_format: &str) -> String {
     }
     support::wait_until(|| async { evolution.sent().iter().any(|send| send.text.contains("criado!")) }).await;
     assert!(evolution.sent().iter().all(|send| send.number == number));
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // SIGTERM: a graceful stop flushes everything.
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "serve exits cleanly on SIGTERM");
+    copier.join().expect("the log copier");
     let mut logs = String::new();
     std::fs::File::open(&log_path).unwrap().read_to_string(&mut logs).unwrap();
     logs

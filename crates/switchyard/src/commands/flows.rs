@@ -1,4 +1,5 @@
-//! `switchyard flows`: list every compiled version, show one, or draw its graph.
+//! `switchyard flows`: list every compiled version, show one, draw its graph,
+//! or lock released versions.
 
 use std::process::ExitCode;
 
@@ -315,5 +316,47 @@ pub fn diff(from: &str, to: &str, json: bool) -> anyhow::Result<ExitCode> {
             println!("      + {line}");
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `switchyard flows lock [FLOW@VERSION ...]`: adds the named versions (or
+/// every compiled one not locked yet) to the lock file; a locked version is
+/// never changed, even when its fingerprint moved (the lock test names that).
+pub fn lock(specs: &[String], file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
+    use switchyard_flows::lock::{compiled, Lock};
+    let path = file.unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows/versions.lock"));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => anyhow::bail!("cannot read {}: {err}", path.display()),
+    };
+    let mut lock = Lock::parse(&text).map_err(|problem| anyhow::anyhow!("{}: {problem}", path.display()))?;
+    let all = compiled();
+    let chosen: Vec<_> = if specs.is_empty() {
+        all.clone()
+    } else {
+        let mut chosen = Vec::new();
+        for spec in specs {
+            match all.iter().find(|version| version.label() == spec.trim()) {
+                Some(version) => chosen.push(*version),
+                None => {
+                    let known: Vec<String> = all.iter().map(|version| version.label()).collect();
+                    eprintln!("error: '{spec}' is not a compiled version (known: {})", known.join(", "));
+                    return Ok(ExitCode::from(2));
+                }
+            }
+        }
+        chosen
+    };
+    let added = lock.add(&chosen);
+    for problem in lock.violations(&all) {
+        eprintln!("warning: {problem}");
+    }
+    if added.is_empty() {
+        println!("nothing to add: {} already locked", if specs.is_empty() { "every compiled version is" } else { "the named versions are" });
+        return Ok(ExitCode::SUCCESS);
+    }
+    std::fs::write(&path, lock.render()).map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
+    println!("locked {} in {}", added.join(", "), path.display());
     Ok(ExitCode::SUCCESS)
 }

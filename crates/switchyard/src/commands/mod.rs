@@ -33,6 +33,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Flows { action: None, json } => flows::list(json),
         Command::Flows { action: Some(FlowsAction::Show { spec, json }), .. } => flows::show(&spec, json),
         Command::Flows { action: Some(FlowsAction::Graph { spec }), .. } => flows::graph(&spec),
+        Command::Flows { action: Some(FlowsAction::Lock { specs, file }), .. } => flows::lock(&specs, file),
         Command::Flows { action: Some(FlowsAction::New { spec, from, dir }), .. } => Ok(scaffold::run(&spec, &from, &dir)),
         Command::Flows { action: Some(FlowsAction::Diff { from, to, json }), .. } => flows::diff(&from, &to, json),
         Command::Flows { action: Some(FlowsAction::Snapshot { spec, format }), .. } => snapshot::run(&spec, &format),

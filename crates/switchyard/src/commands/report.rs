@@ -112,6 +112,22 @@ pub async fn run(
             );
         }
     }
+    if versions.iter().any(|version| version["slots"].as_object().is_some_and(|slots| !slots.is_empty())) {
+        println!("\nform slots: where the values came from, and where customers got stuck");
+        println!("{:<10} {:<12} {:>7} {:>24} {:>12} {:>7}  {}", "version", "slot", "filled", "by source", "on entering", "missed", "missed because");
+        for version in &versions {
+            let Some(slots) = version["slots"].as_object() else { continue };
+            for (slot, s) in slots {
+                let pairs = |key: &str| -> String {
+                    s[key].as_object().map_or_else(String::new, |map| map.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", "))
+                };
+                println!(
+                    "{:<10} {:<12} {:>7} {:>24} {:>12} {:>7}  {}",
+                    version["version"].as_str().unwrap_or("?"), slot, s["filled"], pairs("by_source"), s["on_entering"], s["missed"], pairs("missed_by_reason"),
+                );
+            }
+        }
+    }
     if let Some(srm) = report["sample_ratio"].as_object() {
         let observed: Vec<String> = srm["observed"]
             .as_array()

@@ -50,6 +50,9 @@ pub async fn run() -> anyhow::Result<ExitCode> {
     if serve_config.webhook_secret.is_none() && serve_config.webhook_secrets.is_empty() && serve_config.webhook_jwt_key.is_none() {
         tracing::warn!("no WEBHOOK_SECRET, WEBHOOK_SECRETS or WEBHOOK_JWT_KEY: anyone who reaches this port can post webhooks");
     }
+    if serve_config.metrics_token.is_none() {
+        tracing::warn!("no METRICS_TOKEN: anyone who reaches this port can read /metrics");
+    }
     if serve_config.evolution_api_key.is_none() && serve_config.evolution_instance_keys.is_empty() {
         tracing::warn!("no EVOLUTION_API_KEY or EVOLUTION_INSTANCE_KEYS: Evolution will refuse every send; replies wait in the outbox until a key is set");
     }

@@ -2,7 +2,8 @@
 //!
 //! Counts that must agree with `report` (sessions by flow/version/outcome,
 //! messages in and out, outbox depth) are read from the store at scrape
-//! time, so every process reports the same totals. Per-process figures
+//! time, so every process reports the same totals; they are counters the
+//! store's triggers keep, so a scrape costs a few rows, not a table count. Per-process figures
 //! (webhook results, processing and send latency) live in memory here.
 
 use std::collections::BTreeMap;
@@ -69,8 +70,24 @@ impl Metrics {
     }
 }
 
-pub fn router() -> Router<AppState> {
-    Router::new().route("/metrics", get(render))
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new().route("/metrics", get(render)).route_layer(axum::middleware::from_fn_with_state(state.clone(), token))
+}
+
+/// With `METRICS_TOKEN` set, a scrape must present it as a bearer token
+/// (Prometheus: `authorization: {credentials: ...}`); without it, 401.
+async fn token(State(state): State<AppState>, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    if let Some(expected) = &state.config().metrics_token {
+        let presented = request
+            .headers()
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.strip_prefix("Bearer "));
+        if !presented.is_some_and(|presented| switchyard_evolution::auth::secret_matches(expected, presented)) {
+            return (StatusCode::UNAUTHORIZED, [(axum::http::header::WWW_AUTHENTICATE, "Bearer")], "missing or wrong METRICS_TOKEN\n").into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// Label values are escaped as the text format requires.

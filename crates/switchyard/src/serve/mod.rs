@@ -131,7 +131,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.config().http.request_timeout);
     Router::new()
         .merge(webhook::router(&state))
-        .merge(health::router().merge(admin::router(&state)).merge(metrics::router()).layer(timeout))
+        .merge(health::router().merge(admin::router(&state)).merge(metrics::router(&state)).layer(timeout))
         .with_state(state)
 }
 

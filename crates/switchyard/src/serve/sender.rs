@@ -2,8 +2,18 @@
 //! contact's oldest unsent reply first (so order holds through retries),
 //! throttled per instance.
 //!
+//! At most `SEND_CONCURRENCY` sends are in flight per instance. Each attempt
+//! is recorded before its request goes out (`outbox_attempt`), so a process
+//! that stops mid-send leaves the reply marked as maybe sent. Outcomes:
 //! - success: marked sent with Evolution's message id;
-//! - timeout, connection error, 5xx: retried with exponential backoff
+//! - no answer (timeout, connection dropped after the request was written):
+//!   the reply is *unsure*. It is not sent again blindly: after at least one
+//!   `SEND_TIMEOUT` (Evolution may still be working on it) the sender asks
+//!   Evolution whether the text is among the chat's own messages since the
+//!   first unsure attempt (`find_sent`), marks it sent if so, and sends it
+//!   only if not. A reply taken over from a process that died mid-send is
+//!   unsure the same way, checked once that attempt had time to settle;
+//! - connection refused, 5xx, 429: retried with exponential backoff
 //!   (0.5 s doubling up to 60 s), for as long as it takes;
 //! - 400 and other 4xx (number not on WhatsApp ...): never retried, recorded
 //!   as an `undeliverable` event, and the contact's next reply goes on;
@@ -17,8 +27,9 @@ use std::time::{Duration, Instant};
 use switchyard_engine::ids::InstanceId;
 use switchyard_engine::queue::{Outgoing, Queue};
 use switchyard_engine::time::Timestamp;
-use switchyard_evolution::client::SendError;
-use tokio::sync::watch;
+use switchyard_evolution::client::{SendError, Sent};
+use switchyard_evolution::stored::SentQuery;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use super::AppState;
@@ -34,7 +45,9 @@ fn backoff(attempts: u32) -> Duration {
 /// Replies read (and, on PostgreSQL, claimed) at once: as many as the
 /// throttle lets out in half a claim's lifetime, so no claim lapses while
 /// its reply waits its turn (the other half is for the send itself, whose
-/// timeout `config` keeps within it).
+/// timeout `config` keeps within it). When a slow Evolution keeps replies
+/// waiting for a send slot longer, a lapsed claim another process took is
+/// not sent here: its `outbox_attempt` is refused.
 fn batch_size(interval: Option<Duration>) -> u32 {
     let Some(interval) = interval.filter(|interval| !interval.is_zero()) else { return BATCH };
     let fits = (switchyard_store::postgres::CLAIM / 2).as_millis() / interval.as_millis().max(1);
@@ -61,8 +74,31 @@ impl Throttle {
     }
 }
 
+/// At most `SEND_CONCURRENCY` sends in flight per instance: a burst must not
+/// open hundreds of requests against one Evolution (its listen backlog
+/// overflows and answers get lost, which makes sends unsure).
+struct Gates {
+    limit: usize,
+    per_instance: Mutex<HashMap<InstanceId, Arc<Semaphore>>>,
+}
+
+impl Gates {
+    fn new(limit: usize) -> Gates {
+        Gates { limit: limit.max(1), per_instance: Mutex::default() }
+    }
+
+    async fn enter(&self, instance: &InstanceId) -> Option<OwnedSemaphorePermit> {
+        let gate = {
+            let mut gates = self.per_instance.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            Arc::clone(gates.entry(instance.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.limit))))
+        };
+        gate.acquire_owned().await.ok()
+    }
+}
+
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let throttle = Arc::new(Throttle::default());
+    let gates = Arc::new(Gates::new(state.config().send_concurrency));
     loop {
         if *stop.borrow() {
             return;
@@ -87,18 +123,42 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         let mut sends = JoinSet::new();
         for outgoing in due {
             let state = state.clone();
-            let throttle = Arc::clone(&throttle);
-            sends.spawn(async move { deliver(&state, &throttle, outgoing).await });
+            let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
+            sends.spawn(async move { deliver(&state, &throttle, &gates, outgoing).await });
         }
         while sends.join_next().await.is_some() {}
     }
 }
 
-async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
-    throttle.wait(&outgoing.instance, state.config().send_interval).await;
-    let started = std::time::Instant::now();
-    let result = state.inner.client.send_text(outgoing.instance.as_str(), &outgoing.reply_to, &outgoing.text).await;
-    state.inner.metrics.send.observe(started.elapsed());
+async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing) {
+    let Some(_slot) = gates.enter(&outgoing.instance).await else { return };
+    let timeout = state.config().send_timeout;
+    let result = match outgoing.unsure_since {
+        None => send(state, throttle, &outgoing).await,
+        Some(since) => {
+            // An attempt cut short by its process's death may still be in
+            // Evolution's hands: wait for it to time out and settle.
+            if let Some(settled) = outgoing.attempted_at.map(|at| at.plus(timeout * 2)).filter(|settled| *settled > Timestamp::now_utc()) {
+                let reason = "an earlier attempt was cut short; waiting for it to settle before checking";
+                if let Err(err) = state.store().outbox_unsure(outgoing.seq, settled, reason).await {
+                    tracing::warn!(error = %err, seq = outgoing.seq, "could not reschedule an unsure reply");
+                }
+                return;
+            }
+            throttle.wait(&outgoing.instance, state.config().send_interval).await;
+            match already_sent(state, &outgoing, since).await {
+                Ok(Some(found)) => {
+                    let request_id = outgoing.request_id.as_deref().unwrap_or("-");
+                    tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply found already delivered; not sent again");
+                    Some(Ok(found))
+                }
+                Ok(None) => send(state, throttle, &outgoing).await,
+                // Not knowing is no licence to send: ask again later.
+                Err(err) => Some(Err(SendError::Unanswered(format!("cannot tell whether an earlier attempt went out: {err}")))),
+            }
+        }
+    };
+    let Some(result) = result else { return };
     let now = Timestamp::now_utc();
     // The outcome must be recorded: a delivered reply whose record is lost
     // would be sent again. While the store is down (a database restart) the
@@ -108,9 +168,8 @@ async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
         match record(state, &outgoing, &result, now).await {
             Ok(()) => break,
             Err(err) if attempt >= 100 || *state.inner.stopping.borrow() => {
-                // Evolution has no idempotency key: if this process stops now
-                // the row is still unsent and will be tried again, the one
-                // place a duplicate can arise.
+                // The attempt is on record (`outbox_attempt`): whoever takes
+                // the reply next asks Evolution before sending it again.
                 tracing::error!(error = %err, seq = outgoing.seq, "could not record a send result; giving up");
                 break;
             }
@@ -121,6 +180,49 @@ async fn deliver(state: &AppState, throttle: &Throttle, outgoing: Outgoing) {
             }
         }
     }
+}
+
+/// Records the attempt, then sends (throttled unless the caller already
+/// waited its turn). `None`: the reply is no longer this process's to send.
+async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing) -> Option<Result<Sent, SendError>> {
+    if outgoing.unsure_since.is_none() {
+        throttle.wait(&outgoing.instance, state.config().send_interval).await;
+    }
+    match state.store().outbox_attempt(outgoing.seq, Timestamp::now_utc()).await {
+        Ok(true) => {}
+        Ok(false) => return None,
+        Err(err) => {
+            // Unrecorded, the attempt could repeat unnoticed after a crash.
+            tracing::warn!(error = %err, seq = outgoing.seq, "cannot record a send attempt; not sending yet");
+            return None;
+        }
+    }
+    let started = std::time::Instant::now();
+    let result = state.inner.client.send_text(outgoing.instance.as_str(), &outgoing.reply_to, &outgoing.text).await;
+    state.inner.metrics.send.observe(started.elapsed());
+    Some(result)
+}
+
+/// How far before the first unsure attempt the contact's earlier replies
+/// are looked up, so their messages are not taken for this one.
+const EARLIER_REPLIES: Duration = Duration::from_secs(60);
+
+/// Whether Evolution has this reply among the chat's own messages since
+/// `since` (none of them an earlier reply of ours).
+async fn already_sent(state: &AppState, outgoing: &Outgoing, since: Timestamp) -> Result<Option<Sent>, String> {
+    let known = state
+        .store()
+        .sent_ids_since(&outgoing.instance, &outgoing.contact, since.minus(EARLIER_REPLIES))
+        .await
+        .map_err(|err| err.to_string())?;
+    let query = SentQuery {
+        number: &outgoing.reply_to,
+        text: &outgoing.text,
+        since_millis: since.as_millis(),
+        until_millis: Timestamp::now_utc().as_millis(),
+        known_ids: &known,
+    };
+    state.inner.client.find_sent(outgoing.instance.as_str(), &query).await.map_err(|err| err.to_string())
 }
 
 async fn record(
@@ -135,6 +237,13 @@ async fn record(
             let request_id = outgoing.request_id.as_deref().unwrap_or("-");
             tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
             Ok(())
+        }
+        Err(SendError::Unanswered(reason)) => {
+            // Evolution may still deliver it: ask no sooner than one more
+            // timeout from now.
+            let wait = backoff(outgoing.attempts).max(state.config().send_timeout);
+            tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), attempts = outgoing.attempts + 1, check_in_ms = wait.as_millis() as u64, %reason, "send unanswered; will check whether it went out before sending again");
+            state.store().outbox_unsure(outgoing.seq, now.plus(wait), reason).await
         }
         Err(SendError::Retryable(reason)) => {
             let wait = backoff(outgoing.attempts);

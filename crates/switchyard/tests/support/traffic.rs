@@ -113,15 +113,29 @@ pub async fn run_contacts(contacts: usize, urls: Arc<Vec<String>>, spread: Arc<S
     }
 }
 
-/// Waits (up to `limit`) for `count` sends, then a little longer to catch
-/// any duplicate, and checks every contact's replies against the reference.
-pub async fn assert_each_reply_once_in_order(evolution: &StandIn, expected: &[Vec<String>], limit: Duration) {
+/// Waits (up to `limit`) until every inbox entry on `db` (PostgreSQL) is
+/// processed and every reply is recorded as sent or failed, then checks
+/// every contact's replies against the reference. The stand-in records a
+/// send before answering it, and a reply recorded as sent is never sent
+/// again, so once the outbox is settled no further send can come: a
+/// duplicate would already be in the record.
+pub async fn assert_each_reply_once_in_order(evolution: &StandIn, db: &str, expected: &[Vec<String>], limit: Duration) {
     let total: usize = expected.iter().map(Vec::len).sum();
+    let pool = sqlx::PgPool::connect(db).await.unwrap();
     let deadline = tokio::time::Instant::now() + limit;
-    while evolution.sent().len() < total && tokio::time::Instant::now() < deadline {
+    loop {
+        let unsettled: Result<i64, _> = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL) + \
+                    (SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL)",
+        )
+        .fetch_one(&pool)
+        .await;
+        if (unsettled.is_ok_and(|count| count == 0) && evolution.sent().len() >= total) || tokio::time::Instant::now() >= deadline {
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pool.close().await;
     let sent = evolution.sent();
     let mut problems = Vec::new();
     for (contact, wanted) in expected.iter().enumerate() {

@@ -193,6 +193,25 @@ fn holder_by_words(ctx: &mut Ctx<'_>, said: Said<'_>) -> Extracted {
     Extracted::Nothing
 }
 
+/// The product v2 stored (`ecpf_a1` ...), for a customer evacuated from v2.
+fn carried_product(ctx: &Ctx<'_>) -> Option<Product> {
+    ctx.data().get("product").and_then(Product::from_code)
+}
+
+fn holder_carried(ctx: &mut Ctx<'_>, _said: Said<'_>) -> Extracted {
+    match carried_product(ctx) {
+        Some(product) if holder(ctx).is_none() => Extracted::Value(product.cert.code().to_owned()),
+        _ => Extracted::Nothing,
+    }
+}
+
+fn media_carried(ctx: &mut Ctx<'_>, _said: Said<'_>) -> Extracted {
+    match carried_product(ctx) {
+        Some(product) if media(ctx).is_none() => Extracted::Value(product.media.code().to_owned()),
+        _ => Extracted::Nothing,
+    }
+}
+
 /// A valid CPF means e-CPF, a CNPJ e-CNPJ, while nothing was chosen.
 fn holder_by_document(ctx: &mut Ctx<'_>, said: Said<'_>) -> Extracted {
     match document::find(said.text) {
@@ -387,8 +406,9 @@ fn purchase() -> Form {
             Slot::asking("holder", ask_holder)
                 .by(Source::Keyword, holder_by_words)
                 .by(Source::Validator, holder_by_document)
+                .by(Source::Carried, holder_carried)
                 .clears(&["document"]),
-            Slot::asking("media", ask_media).by(Source::Keyword, media_by_words),
+            Slot::asking("media", ask_media).by(Source::Keyword, media_by_words).by(Source::Carried, media_carried),
             Slot::asking("document", ask_document).by(Source::Validator, document_of_holder),
             Slot::new("email", PURCHASE_ASK_EMAIL).by(Source::Validator, email_address),
             Slot::defaulting("validation", "video").by(Source::Keyword, validation_by_words),
@@ -447,7 +467,13 @@ fn check_certificate_enter(ctx: &mut Ctx<'_>) -> Next {
 /// The answer to "quer comprar um novo?" after a certificate that cannot be renewed.
 fn check_certificate_input(ctx: &mut Ctx<'_>, text: &str) -> Next {
     match choice::yes_no(text) {
-        Some(true) => Next::Goto(step::PURCHASE),
+        Some(true) => {
+            // The purchase starts afresh: the renewal's document and product
+            // were about the old certificate.
+            ctx.data_mut().remove("document");
+            ctx.data_mut().remove("product");
+            Next::Goto(step::PURCHASE)
+        }
         Some(false) => {
             ctx.say(CHECK_CERTIFICATE_GOODBYE);
             Next::Complete
@@ -624,8 +650,9 @@ fn status() -> Form {
 // ---- the version ----------------------------------------------------------
 
 /// Where customers evacuated from v2 continue: the start of the same
-/// subroute; the purchase form keeps the document and e-mail v2 collected
-/// (under the same keys) and asks again only what is missing.
+/// subroute. The purchase form keeps what v2 collected (the product it
+/// stored becomes holder and media; document and e-mail have the same keys)
+/// and asks only for what is missing.
 const V2_STEP_MAP: &[(&str, &str)] = &[
     ("route", step::ROUTE),
     ("purchase.choose_product", step::PURCHASE),
