@@ -32,7 +32,7 @@ impl Message {
     /// The text masked for a report (never the customer's data).
     pub fn masked(&self) -> String {
         match &self.content {
-            Content::Text(text) => crate::logs::mask(text),
+            Content::Text(text) => switchyard_engine::mask::mask_text(text),
             Content::Unsupported(kind) => format!("({kind})"),
         }
     }
