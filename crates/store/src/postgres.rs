@@ -80,7 +80,8 @@ fn migrator() -> Migrator {
     ])
 }
 
-/// Connection settings beyond the URL.
+/// Connection settings beyond the URL (the name is older than the SQLite
+/// field).
 #[derive(Clone, Debug)]
 pub struct PgSettings {
     /// Connections per process (`DATABASE_MAX_CONNECTIONS`).
@@ -88,11 +89,13 @@ pub struct PgSettings {
     /// How long a request waits for a free connection before failing with a
     /// retryable error.
     pub acquire_timeout: Duration,
+    /// SQLite only: how commits reach the disk (`SQLITE_SYNCHRONOUS`).
+    pub sqlite_synchronous: crate::sqlite::Synchronous,
 }
 
 impl Default for PgSettings {
     fn default() -> Self {
-        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5), sqlite_synchronous: crate::sqlite::Synchronous::Full }
     }
 }
 
