@@ -371,13 +371,16 @@ impl Step for Form {
         // empty text: one reading what the session data already holds may fill.
         let opening = ctx.message().unwrap_or("");
         let side = self.side_for(opening);
-        let mut filled = match side {
+        let filled = match side {
             Some(side) if side.exclusive => Filled::default(),
-            _ => self.fill(ctx, opening, true),
+            _ => {
+                let mut filled = self.fill(ctx, opening, true);
+                if !opening.is_empty() {
+                    self.ask_model(ctx, opening, true, &mut filled);
+                }
+                filled
+            }
         };
-        if !opening.is_empty() {
-            self.ask_model(ctx, opening, true, &mut filled);
-        }
         if let Some(side) = side {
             (side.answer)(ctx);
         }
@@ -392,9 +395,12 @@ impl Step for Form {
         let side = self.side_for(text);
         let mut filled = match side {
             Some(side) if side.exclusive => Filled::default(),
-            _ => self.fill(ctx, text, false),
+            _ => {
+                let mut filled = self.fill(ctx, text, false);
+                self.ask_model(ctx, text, false, &mut filled);
+                filled
+            }
         };
-        self.ask_model(ctx, text, false, &mut filled);
         if let Some(side) = side {
             (side.answer)(ctx);
         }

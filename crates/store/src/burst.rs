@@ -36,7 +36,7 @@ impl SqliteStore {
     /// them was processed meanwhile (another worker got there first).
     pub async fn merge_burst(&self, seqs: &[i64], text: &str) -> Result<(), StoreError> {
         let Some((first, rest)) = seqs.split_first() else { return Ok(()) };
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let updated = sqlx::query("UPDATE inbox SET body = ? WHERE seq = ? AND processed_at IS NULL AND kind = 'text'")
             .bind(text)
             .bind(first)

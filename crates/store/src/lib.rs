@@ -8,6 +8,7 @@
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
 //! - [`postgres`]: the PostgreSQL store (leases, claims, advisory locks).
 //! - `codec` (private): how rows map to the engine's types, for both.
+//! - `writer` (private): SQLite's group commit, one thread owning the write connection.
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
@@ -32,6 +33,7 @@ pub mod report;
 pub mod sessions;
 pub mod sqlite;
 pub mod testing;
+mod writer;
 
 use serde_json::Value;
 use switchyard_engine::classify::Classification;
@@ -51,6 +53,7 @@ pub use crate::postgres::{redact as redact_url, PgSettings};
 use crate::postgres::PgStore;
 use crate::report::{StepAggregate, VersionAggregate, Window};
 use crate::sqlite::{SqliteStore, VersionStatus};
+pub use crate::sqlite::Synchronous;
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchyard.db";
@@ -67,7 +70,7 @@ pub enum Db {
 /// needed.
 pub async fn open(url: &str, settings: &PgSettings) -> Result<Db, StoreError> {
     if url.starts_with("sqlite:") {
-        Ok(Db::Sqlite(SqliteStore::open(url).await?))
+        Ok(Db::Sqlite(SqliteStore::open_with(url, settings.sqlite_synchronous).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Db::Postgres(PgStore::open(url, settings).await?))
     } else {

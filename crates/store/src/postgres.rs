@@ -80,7 +80,8 @@ fn migrator() -> Migrator {
     ])
 }
 
-/// Connection settings beyond the URL.
+/// Connection settings beyond the URL (the name is older than the SQLite
+/// field).
 #[derive(Clone, Debug)]
 pub struct PgSettings {
     /// Connections per process (`DATABASE_MAX_CONNECTIONS`).
@@ -88,20 +89,22 @@ pub struct PgSettings {
     /// How long a request waits for a free connection before failing with a
     /// retryable error.
     pub acquire_timeout: Duration,
+    /// SQLite only: how commits reach the disk (`SQLITE_SYNCHRONOUS`).
+    pub sqlite_synchronous: crate::sqlite::Synchronous,
 }
 
 impl Default for PgSettings {
     fn default() -> Self {
-        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+        PgSettings { max_connections: 10, acquire_timeout: Duration::from_secs(5), sqlite_synchronous: crate::sqlite::Synchronous::Full }
     }
 }
 
 #[derive(Clone, Debug)]
 pub struct PgStore {
     pool: PgPool,
-    /// For contact leases only: `synchronous_commit = off`, so taking and
-    /// giving up a lease does not wait for a WAL flush (a lease lost in a
-    /// database crash only costs a duplicate computation, refused at commit).
+    /// For contact leases and send-attempt marks: `synchronous_commit = off`,
+    /// so they do not wait for a WAL flush (a lease lost in a database crash
+    /// only costs a duplicate computation, refused at commit).
     leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
@@ -583,7 +586,9 @@ impl Queue for PgStore {
     }
 
     /// Only while the claim is still this process's: renewed from `at`, so
-    /// the send has a whole claim ahead of it.
+    /// the send has a whole claim ahead of it. Written without waiting for a
+    /// WAL flush (the `leases` pool): the mark only matters if this process
+    /// dies, and losing it too takes a database crash at the same moment.
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = $1, claim_until = $2 \
@@ -593,7 +598,7 @@ impl Queue for PgStore {
         .bind(at.as_millis() + millis(CLAIM))
         .bind(seq)
         .bind(&*self.node)
-        .execute(&self.pool)
+        .execute(&self.leases)
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected() == 1)

@@ -288,7 +288,7 @@ impl SqliteStore {
     /// first, so the customer gets a proper goodbye and the analytics an
     /// outcome. Then the WAL is truncated (see the module docs).
     pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let erasure = erase_in!(tx, map_err, contact, actor, reason, at, [] as [&str; 0]);
         tx.commit().await.map_err(map_err)?;
         self.truncate_wal().await.map_err(|err| not_scrubbed(&format!("erasure #{}", erasure.audit_seq), err))?;
@@ -301,7 +301,7 @@ impl SqliteStore {
     /// steps, outcomes and times stay. Numbers stay too: a live customer's
     /// identity is needed to answer them; `forget_contact` removes it.
     pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError> {
-        let mut tx = self.writer().begin().await.map_err(map_err)?;
+        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
         let purge = purge_in!(tx, map_err, cutoff);
         tx.commit().await.map_err(map_err)?;
         if !purge.is_empty() {

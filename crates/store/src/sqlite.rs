@@ -16,6 +16,7 @@ use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
+use crate::writer::{Param, Results, Statement, Writer};
 use crate::codec::{
     assignments_from_text, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
     outgoing_from_row, session_from_row,
@@ -39,14 +40,47 @@ pub(crate) fn migrator() -> Migrator {
     ])
 }
 
-/// Two pools over one database file: every write goes through the single
-/// `writer` connection, so concurrent writers wait in sqlx's queue instead of
-/// in SQLite's busy handler (which sleeps in coarse steps); reads use
-/// `pool`, which in WAL mode never blocks the writer.
+/// How SQLite syncs a commit to disk (`SQLITE_SYNCHRONOUS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Synchronous {
+    /// Every commit is on the disk before it is acknowledged: a power loss
+    /// loses nothing acknowledged. With group commit one fsync covers a
+    /// whole batch, so this costs little.
+    #[default]
+    Full,
+    /// In WAL mode a process crash loses nothing, but a power loss (or an
+    /// OS crash) can drop the last commits, acknowledged ones included.
+    Normal,
+}
+
+impl Synchronous {
+    /// `full` or `normal`, in any case.
+    pub fn parse(text: &str) -> Result<Synchronous, String> {
+        match text.to_ascii_lowercase().as_str() {
+            "full" => Ok(Synchronous::Full),
+            "normal" => Ok(Synchronous::Normal),
+            _ => Err(format!("SQLITE_SYNCHRONOUS '{text}' must be full or normal")),
+        }
+    }
+
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Full => "FULL",
+            Synchronous::Normal => "NORMAL",
+        }
+    }
+}
+
+/// Reads use `pool`, which in WAL mode never blocks the writer. The hot
+/// writes (inbox, turns, outbox marks) go to the group-commit [`Writer`]
+/// thread; the rare ones (policy, erasure, retention, bursts) use the
+/// `writer` pool's one connection with `BEGIN IMMEDIATE`, so SQLite's lock
+/// serialises the two.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    group: Option<Writer>,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -67,13 +101,19 @@ impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite://PATH` or
     /// `sqlite::memory:`) and runs the migrations.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(url, Synchronous::default()).await
+    }
+
+    /// [`SqliteStore::open`] with the commit durability chosen.
+    pub async fn open_with(url: &str, synchronous: Synchronous) -> Result<SqliteStore, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|err| StoreError::Other(format!("DATABASE_URL '{url}' is not a valid SQLite URL: {err}")))?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL survives a process crash; only a power loss
-            // can drop the last commits.
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match synchronous {
+                Synchronous::Full => SqliteSynchronous::Full,
+                Synchronous::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true)
             // Deleted and overwritten content is zeroed, so an erased value
@@ -100,7 +140,32 @@ impl SqliteStore {
         } else {
             connect(4).await.map_err(|err| StoreError::Unavailable(format!("cannot open '{url}': {err}")))?
         };
-        Ok(SqliteStore { pool, writer })
+        // An in-memory database cannot be opened twice: its writes run on
+        // the writer pool's connection.
+        let group = if in_memory {
+            None
+        } else {
+            Some(crate::writer::start(&options.get_filename().to_string_lossy(), synchronous.pragma())?)
+        };
+        Ok(SqliteStore { pool, writer, group })
+    }
+
+    /// Applies `statements` in one transaction (grouped with other writes),
+    /// waiting for room in the writer's queue.
+    pub(crate) async fn write(&self, statements: Vec<Statement>) -> Result<Results, StoreError> {
+        match &self.group {
+            Some(group) => group.write(statements).await,
+            None => crate::writer::direct(&self.writer, statements).await,
+        }
+    }
+
+    /// [`SqliteStore::write`], refused with [`StoreError::Unavailable`] when
+    /// the writer's queue is full.
+    pub(crate) async fn try_write(&self, statements: Vec<Statement>) -> Result<Results, StoreError> {
+        match &self.group {
+            Some(group) => group.try_write(statements).await,
+            None => crate::writer::direct(&self.writer, statements).await,
+        }
     }
 
     pub fn pool(&self) -> &SqlitePool {
@@ -117,137 +182,123 @@ impl SqliteStore {
     }
 }
 
-/// Writes a turn inside `tx`: sessions (insert or revision-checked update),
-/// events and the handoff hold.
-async fn write_turn(tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>, turn: &Turn) -> Result<(), StoreError> {
+/// A turn's writes: sessions (insert or revision-checked update), events,
+/// split assignments and the handoff hold.
+fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
     for session in &turn.sessions {
         let record = session.record();
         if record.revision == 0 {
-            sqlx::query(
+            out.push(Statement::new(
                 "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
                  attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-            )
-            .bind(record.id.to_string())
-            .bind(record.instance.as_str())
-            .bind(record.contact.as_str())
-            .bind(record.flow.as_str())
-            .bind(i64::from(record.version.number()))
-            .bind(record.fingerprint.as_str())
-            .bind(record.reason.name())
-            .bind(record.reason.detail())
-            .bind(record.step.as_str())
-            .bind(data_to_json(&record.data))
-            .bind(i64::from(record.attempts))
-            .bind(i64::from(record.turns))
-            .bind(record.started_at.as_millis())
-            .bind(record.last_input_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(record.outcome.map(Outcome::as_str))
-            .bind(record.ended_at.map(Timestamp::as_millis))
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
+                vec![
+                    record.id.to_string().into(),
+                    record.instance.as_str().into(),
+                    record.contact.as_str().into(),
+                    record.flow.as_str().into(),
+                    i64::from(record.version.number()).into(),
+                    record.fingerprint.as_str().into(),
+                    record.reason.name().into(),
+                    record.reason.detail().into(),
+                    record.step.as_str().into(),
+                    data_to_json(&record.data).into(),
+                    i64::from(record.attempts).into(),
+                    i64::from(record.turns).into(),
+                    record.started_at.as_millis().into(),
+                    record.last_input_at.as_millis().into(),
+                    record.expires_at.as_millis().into(),
+                    record.outcome.map(Outcome::as_str).into(),
+                    record.ended_at.map(Timestamp::as_millis).into(),
+                ],
+            ));
         } else {
-            let done = sqlx::query(
+            out.push(Statement::one(
                 "UPDATE sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
                  outcome = ?, ended_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL",
-            )
-            .bind(record.step.as_str())
-            .bind(data_to_json(&record.data))
-            .bind(i64::from(record.attempts))
-            .bind(i64::from(record.turns))
-            .bind(record.last_input_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(record.outcome.map(Outcome::as_str))
-            .bind(record.ended_at.map(Timestamp::as_millis))
-            .bind(record.id.to_string())
-            .bind(record.revision as i64)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict(format!(
-                    "session {} is no longer live at revision {}",
-                    record.id, record.revision
-                )));
-            }
+                vec![
+                    record.step.as_str().into(),
+                    data_to_json(&record.data).into(),
+                    i64::from(record.attempts).into(),
+                    i64::from(record.turns).into(),
+                    record.last_input_at.as_millis().into(),
+                    record.expires_at.as_millis().into(),
+                    record.outcome.map(Outcome::as_str).into(),
+                    record.ended_at.map(Timestamp::as_millis).into(),
+                    record.id.to_string().into(),
+                    (record.revision as i64).into(),
+                ],
+                format!("session {} is no longer live at revision {}", record.id, record.revision),
+            ));
         }
     }
     for event in &turn.events {
         let (reason, reason_detail, fingerprint, detail) = event_columns(&event.kind);
-        sqlx::query(
+        out.push(Statement::new(
             "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(event.session.to_string())
-        .bind(event.flow.as_str())
-        .bind(i64::from(event.version.number()))
-        .bind(event.at.as_millis())
-        .bind(event.step.as_ref().map(StepId::as_str))
-        .bind(event.kind.name())
-        .bind(reason)
-        .bind(reason_detail)
-        .bind(fingerprint)
-        .bind(detail)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+            vec![
+                event.session.to_string().into(),
+                event.flow.as_str().into(),
+                i64::from(event.version.number()).into(),
+                event.at.as_millis().into(),
+                event.step.as_ref().map(StepId::as_str).into(),
+                event.kind.name().into(),
+                reason.into(),
+                reason_detail.into(),
+                fingerprint.into(),
+                detail.into(),
+            ],
+        ));
     }
     for (flow, version, at) in &turn.assignments {
-        sqlx::query(
+        out.push(Statement::new(
             "INSERT INTO split_assignments (contact, flow, version, assigned_at) VALUES (?, ?, ?, ?) \
              ON CONFLICT (contact, flow) DO UPDATE SET version = excluded.version, assigned_at = excluded.assigned_at",
-        )
-        .bind(turn.contact.as_str())
-        .bind(flow.as_str())
-        .bind(i64::from(version.number()))
-        .bind(at.as_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+            vec![turn.contact.as_str().into(), flow.as_str().into(), i64::from(version.number()).into(), at.as_millis().into()],
+        ));
     }
     if let Some(until) = turn.handoff_until {
-        sqlx::query(
+        out.push(Statement::new(
             "INSERT INTO handoffs (instance, contact, until) VALUES (?, ?, ?) \
              ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
-        )
-        .bind(turn.instance.as_str())
-        .bind(turn.contact.as_str())
-        .bind(until.as_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+            vec![turn.instance.as_str().into(), turn.contact.as_str().into(), until.as_millis().into()],
+        ));
     }
-    Ok(())
 }
 
-/// Queues a turn's replies inside `tx`.
-async fn queue_replies(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    turn: &Turn,
-    reply_to: &str,
-    created_at: i64,
-    request_id: Option<&str>,
-) -> Result<(), StoreError> {
+/// What caused a turn's replies: the inbox entry (its arrival time and
+/// message id go with them), or nothing (an evacuation, queued now).
+enum Cause {
+    Inbox(i64),
+    Now(i64),
+}
+
+/// A turn's replies for the outbox, in order.
+fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: &mut Vec<Statement>) {
     for reply in &turn.replies {
-        sqlx::query(
-            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(turn.instance.as_str())
-        .bind(turn.contact.as_str())
-        .bind(reply_to)
-        .bind(&reply.text)
-        .bind(reply.session.map(|id| id.to_string()))
-        .bind(created_at)
-        .bind(i64::MIN)
-        .bind(request_id)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+        let mut params: Vec<Param> = vec![
+            turn.instance.as_str().into(),
+            turn.contact.as_str().into(),
+            reply_to.into(),
+            reply.text.as_str().into(),
+            reply.session.map(|id| id.to_string()).into(),
+            i64::MIN.into(),
+        ];
+        let sql = match cause {
+            Cause::Inbox(seq) => {
+                params.push((*seq).into());
+                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, created_at, request_id) \
+                 SELECT ?, ?, ?, ?, ?, ?, received_at, message_id FROM inbox WHERE seq = ?"
+            }
+            Cause::Now(at) => {
+                params.push((*at).into());
+                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)"
+            }
+        };
+        out.push(Statement::new(sql, params));
     }
-    Ok(())
 }
 
 impl Store for SqliteStore {
@@ -276,9 +327,9 @@ impl Store for SqliteStore {
     }
 
     async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        write_turn(&mut tx, turn).await?;
-        tx.commit().await.map_err(map_err)
+        let mut statements = Vec::new();
+        turn_statements(turn, &mut statements);
+        self.write(statements).await.map(drop)
     }
 
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
@@ -322,38 +373,39 @@ impl Store for SqliteStore {
     }
 
     async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM handoffs WHERE instance = ? AND contact = ?")
-            .bind(instance.as_str())
-            .bind(contact.as_str())
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        let done = self
+            .write(vec![Statement::new(
+                "DELETE FROM handoffs WHERE instance = ? AND contact = ?",
+                vec![instance.as_str().into(), contact.as_str().into()],
+            )])
+            .await?;
+        Ok(done[0].unwrap_or(0) > 0)
     }
 }
 
 impl Queue for SqliteStore {
     async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
         let (kind, body) = inbox_columns(&entry.kind);
-        let row = sqlx::query(
-            "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
-        )
-        .bind(entry.instance.as_str())
-        .bind(&entry.message_id)
-        .bind(entry.contact.as_str())
-        .bind(&entry.reply_to)
-        .bind(kind)
-        .bind(body)
-        .bind(entry.sent_at.map(Timestamp::as_millis))
-        .bind(entry.received_at.as_millis())
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(map_err)?;
-        match row {
-            Some(row) => Ok(Accepted::New(row.try_get("seq").map_err(|err| corrupt("seq", err))?)),
-            None => Ok(Accepted::Duplicate),
-        }
+        let inserted = self
+            .try_write(vec![Statement::returning(
+                "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
+                vec![
+                    entry.instance.as_str().into(),
+                    entry.message_id.as_str().into(),
+                    entry.contact.as_str().into(),
+                    entry.reply_to.as_str().into(),
+                    kind.into(),
+                    body.into(),
+                    entry.sent_at.map(Timestamp::as_millis).into(),
+                    entry.received_at.as_millis().into(),
+                ],
+            )])
+            .await?;
+        Ok(match inserted[0] {
+            Some(seq) => Accepted::New(seq),
+            None => Accepted::Duplicate,
+        })
     }
 
     async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
@@ -388,22 +440,14 @@ impl Queue for SqliteStore {
 
     async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
         let seq = pending.seq;
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let processed: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL AND body IS ? \
-             RETURNING received_at, message_id",
-        )
-        .bind(seq)
-        .bind(inbox_columns(&pending.entry.kind).1)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((received_at, message_id)) = processed else {
-            return Err(StoreError::Conflict(format!("inbox entry {seq} is processed, changed or gone")));
-        };
-        write_turn(&mut tx, turn).await?;
-        queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
-        tx.commit().await.map_err(map_err)
+        let mut statements = vec![Statement::one(
+            "UPDATE inbox SET processed_at = received_at WHERE seq = ? AND processed_at IS NULL AND body IS ?",
+            vec![seq.into(), inbox_columns(&pending.entry.kind).1.into()],
+            format!("inbox entry {seq} is processed, changed or gone"),
+        )];
+        turn_statements(turn, &mut statements);
+        reply_statements(turn, reply_to, &Cause::Inbox(seq), &mut statements);
+        self.write(statements).await.map(drop)
     }
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
@@ -424,30 +468,24 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
-             WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
-        )
-        .bind(at.as_millis())
-        .bind(seq)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        let done = self
+            .write(vec![Statement::new(
+                "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
+                 WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
+                vec![at.as_millis().into(), seq.into()],
+            )])
+            .await?;
+        Ok(done[0] == Some(1))
     }
 
     async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(vec![Statement::new(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, \
              unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = NULL WHERE seq = ? AND sent_at IS NULL",
-        )
-        .bind(next_at.as_millis())
-        .bind(error)
-        .bind(seq)
-        .execute(&self.writer)
+            vec![next_at.as_millis().into(), error.into(), seq.into()],
+        )])
         .await
-        .map_err(map_err)?;
-        Ok(())
+        .map(drop)
     }
 
     async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
@@ -463,56 +501,42 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?")
-            .bind(at.as_millis())
-            .bind(provider_id)
-            .bind(seq)
-            .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(())
+        self.write(vec![Statement::new(
+            "UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?",
+            vec![at.as_millis().into(), provider_id.into(), seq.into()],
+        )])
+        .await
+        .map(drop)
     }
 
     async fn outbox_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
-        sqlx::query(
+        self.write(vec![Statement::new(
             "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ?, attempted_at = NULL \
              WHERE seq = ? AND sent_at IS NULL",
-        )
-        .bind(next_at.as_millis())
-        .bind(error)
-        .bind(seq)
-        .execute(&self.writer)
+            vec![next_at.as_millis().into(), error.into(), seq.into()],
+        )])
         .await
-        .map_err(map_err)?;
-        Ok(())
+        .map(drop)
     }
 
     async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let done = sqlx::query(
-            "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1, attempted_at = NULL \
-             WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
-        )
-        .bind(at.as_millis())
-        .bind(reason)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() == 1 {
-            sqlx::query(
+        // The event is written only when this call marked the reply failed
+        // (the `changes()` of the update just before it in the same write).
+        self.write(vec![
+            Statement::new(
+                "UPDATE outbox SET failed_at = ?, last_error = ?, attempts = attempts + 1, attempted_at = NULL \
+                 WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
+                vec![at.as_millis().into(), reason.into(), seq.into()],
+            ),
+            Statement::new(
                 "INSERT INTO events (session_id, flow, version, at, step, kind, detail) \
                  SELECT s.id, s.flow, s.version, ?, s.step, 'undeliverable', ? FROM outbox o JOIN sessions s ON s.id = o.session_id \
-                 WHERE o.seq = ?",
-            )
-            .bind(at.as_millis())
-            .bind(reason)
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)
+                 WHERE o.seq = ? AND changes() = 1",
+                vec![at.as_millis().into(), reason.into(), seq.into()],
+            ),
+        ])
+        .await
+        .map(drop)
     }
 
     async fn outbox_depth(&self) -> Result<u64, StoreError> {
@@ -587,12 +611,12 @@ impl SqliteStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(map_err)?;
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        write_turn(&mut tx, turn).await?;
+        let mut statements = Vec::new();
+        turn_statements(turn, &mut statements);
         if let Some(reply_to) = &reply_to {
-            queue_replies(&mut tx, turn, reply_to, Timestamp::now_utc().as_millis(), None).await?;
+            reply_statements(turn, reply_to, &Cause::Now(Timestamp::now_utc().as_millis()), &mut statements);
         }
-        tx.commit().await.map_err(map_err)?;
+        self.write(statements).await?;
         Ok(reply_to.is_some())
     }
 }

@@ -6,6 +6,12 @@
 //!   conversation for 10 000 contacts whose messages interleave (message 1 of
 //!   every contact, then message 2 of every contact, ...), through
 //!   `Engine::turn` and the in-memory store, on one thread.
+//! - `trained/*`: training unknown@v2's classifier from its examples (what
+//!   building a registry costs once per process), and one weighed decision.
+//! - `turn/v3_purchase_10k_interleaved`: the same purchase on
+//!   digital_certificate@v3 as a customer who writes naturally says it (4
+//!   messages instead of 9: the form reads product, document and e-mail from
+//!   free text), so the figure shows what the form costs per message.
 //!
 //! Run: `cargo bench -p switchyard --bench engine`
 
@@ -31,6 +37,15 @@ const PURCHASE: &[&str] = &[
     "123.456.789-09",
     "cliente@exemplo.com.br",
     "1",
+    "sim",
+];
+
+/// The v3 purchase: the first message names the product, then the
+/// document, the e-mail, and the confirmation.
+const PURCHASE_V3: &[&str] = &[
+    "boa tarde, quero comprar um certificado e-CPF A1",
+    "123.456.789-09",
+    "cliente@exemplo.com.br",
     "sim",
 ];
 
@@ -82,11 +97,11 @@ fn resolve(c: &mut Criterion) {
 }
 
 /// Inbound messages for every contact, interleaved by message index.
-fn interleaved() -> Vec<Inbound> {
+fn interleaved(script: &[&str]) -> Vec<Inbound> {
     let instance = InstanceId::parse("vendas").unwrap();
     let contacts: Vec<Contact> = (0..CONTACTS).map(|n| Contact::parse(&format!("55119{n:08}")).unwrap()).collect();
-    let mut messages = Vec::with_capacity(CONTACTS * PURCHASE.len());
-    for line in PURCHASE {
+    let mut messages = Vec::with_capacity(CONTACTS * script.len());
+    for line in script {
         for contact in &contacts {
             messages.push(Inbound { instance: instance.clone(), contact: contact.clone(), content: Content::Text((*line).to_owned()) });
         }
@@ -108,20 +123,40 @@ fn run(engine: &Engine, store: &MemoryStore, messages: &[Inbound], now: Timestam
 }
 
 fn turn(c: &mut Criterion) {
-    let engine = engine("");
-    let messages = interleaved();
     let now = Timestamp::from_millis(1_795_000_000_000);
-    // The script must really complete a purchase for every contact, or the
-    // figure would measure re-prompts.
-    assert_eq!(run(&engine, &MemoryStore::new(), &messages, now), CONTACTS, "every purchase completes");
     let mut group = c.benchmark_group("turn");
     group.sample_size(10);
-    group.throughput(Throughput::Elements(messages.len() as u64));
-    group.bench_function("purchase_10k_interleaved", |b| {
-        b.iter_batched(MemoryStore::new, |store| black_box(run(&engine, &store, &messages, now)), BatchSize::PerIteration)
+    for (name, overrides, script) in [
+        ("purchase_10k_interleaved", "", PURCHASE),
+        ("v3_purchase_10k_interleaved", "digital_certificate=v3", PURCHASE_V3),
+    ] {
+        let engine = engine(overrides);
+        let messages = interleaved(script);
+        // The script must really complete a purchase for every contact, or the
+        // figure would measure re-prompts.
+        assert_eq!(run(&engine, &MemoryStore::new(), &messages, now), CONTACTS, "{name}: every purchase completes");
+        group.throughput(Throughput::Elements(messages.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter_batched(MemoryStore::new, |store| black_box(run(&engine, &store, &messages, now)), BatchSize::PerIteration)
+        });
+    }
+    group.finish();
+}
+
+fn trained(c: &mut Criterion) {
+    let registry = switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows");
+    let fv = registry.lookup("unknown@v2").expect("compiled");
+    let intent = fv.trained("intent").expect("a weighed task");
+    let examples = intent.weighing.examples;
+    let mut group = c.benchmark_group("trained");
+    group.bench_function("train_unknown_v2_intent", |b| {
+        b.iter(|| black_box(switchyard_engine::trained::Trained::from_tsv(black_box(examples)).expect("trains")))
+    });
+    group.bench_function("weigh_one_first_message", |b| {
+        b.iter(|| black_box(intent.decide(black_box("o comprovante de endereco precisa estar no meu nome pro e-cpf?"), None)))
     });
     group.finish();
 }
 
-criterion_group!(benches, resolve, turn);
+criterion_group!(benches, resolve, turn, trained);
 criterion_main!(benches);

@@ -8,12 +8,17 @@
 //! stand-in (p50, p99, max).
 //!
 //! ```text
-//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL] [NODES]
+//! cargo build --release -p switchyard
+//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL] [NODES] [--in-process]
 //! ```
 //! Defaults: 1000 contacts, a fresh SQLite file in the temp directory, one
-//! node. With NODES > 1 (PostgreSQL), that many servers run on the one
-//! database, each with its own pool and lease/claim identity as separate
-//! `serve` processes have, and the messages alternate between them.
+//! node. Each node is a `switchyard serve` process (the release binary next
+//! to this example, or `SWITCHYARD_BIN`), started with this process's
+//! environment (`SQLITE_SYNCHRONOUS`, `DATABASE_MAX_CONNECTIONS` ... pass
+//! through), so the load and the servers do not share a process. With
+//! NODES > 1 (PostgreSQL) the messages alternate between the nodes.
+//! `--in-process` runs the servers inside this process instead (the older
+//! measurements).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -93,13 +98,49 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
+/// Starts `switchyard serve` on a free port and waits for `/readyz`.
+async fn spawn_serve(database_url: &str, evolution_url: &str) -> anyhow::Result<(std::process::Child, String)> {
+    let binary = match std::env::var_os("SWITCHYARD_BIN") {
+        Some(path) => std::path::PathBuf::from(path),
+        None => std::env::current_exe()?
+            .parent()
+            .and_then(|examples| examples.parent())
+            .map(|dir| dir.join("switchyard"))
+            .ok_or_else(|| anyhow::anyhow!("cannot find the switchyard binary: set SWITCHYARD_BIN"))?,
+    };
+    anyhow::ensure!(binary.exists(), "{} does not exist: run `cargo build --release -p switchyard` or set SWITCHYARD_BIN", binary.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let child = std::process::Command::new(&binary)
+        .arg("serve")
+        .env("DATABASE_URL", database_url)
+        .env("EVOLUTION_URL", evolution_url)
+        .env("EVOLUTION_API_KEY", "loadgen-key")
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("SEND_THROTTLE", "off")
+        .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .map_err(|err| anyhow::anyhow!("cannot start {}: {err}", binary.display()))?;
+    let url = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if http.get(format!("{url}/readyz")).send().await.is_ok_and(|response| response.status().is_success()) {
+            return Ok((child, url));
+        }
+        anyhow::ensure!(Instant::now() < deadline, "{} did not become ready within 30 s", binary.display());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     // The server's own warnings (RUST_LOG=warn) explain a bad run.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
     }
-    let mut args = std::env::args().skip(1);
+    let in_process = std::env::args().any(|arg| arg == "--in-process");
+    let mut args = std::env::args().skip(1).filter(|arg| !arg.starts_with("--"));
     let contacts: usize = match args.next() {
         Some(text) => text.parse().map_err(|_| anyhow::anyhow!("CONTACTS '{text}' must be a positive number"))?,
         None => 1000,
@@ -125,19 +166,32 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(async move { axum::serve(stand_in, router).await });
 
     let mut servers = Vec::with_capacity(nodes);
+    let mut processes = Vec::with_capacity(nodes);
+    let mut urls = Vec::with_capacity(nodes);
     for _ in 0..nodes {
-        let mut settings = switchyard_store::PgSettings::default();
-        if let Ok(text) = std::env::var("DATABASE_MAX_CONNECTIONS") {
-            settings.max_connections = text.parse().map_err(|_| anyhow::anyhow!("DATABASE_MAX_CONNECTIONS '{text}' must be a number"))?;
+        if in_process {
+            let mut settings = switchyard_store::PgSettings::default();
+            if let Ok(text) = std::env::var("DATABASE_MAX_CONNECTIONS") {
+                settings.max_connections = text.parse().map_err(|_| anyhow::anyhow!("DATABASE_MAX_CONNECTIONS '{text}' must be a number"))?;
+            }
+            if let Ok(text) = std::env::var("SQLITE_SYNCHRONOUS") {
+                settings.sqlite_synchronous = switchyard_store::Synchronous::parse(&text).map_err(|err| anyhow::anyhow!(err))?;
+            }
+            let store = Arc::new(switchyard_store::open(&database_url, &settings).await?);
+            let mut config = ServeConfig::defaults(&stand_in_url);
+            config.send_interval = None;
+            config.evolution_api_key = Some("loadgen-key".to_owned());
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let server = Server::start(listener, Arc::clone(&engine), store, config).await?;
+            urls.push(format!("http://{}/webhooks/evolution", server.addr));
+            servers.push(server);
+        } else {
+            let (child, url) = spawn_serve(&database_url, &stand_in_url).await?;
+            urls.push(format!("{url}/webhooks/evolution"));
+            processes.push(child);
         }
-        let store = Arc::new(switchyard_store::open(&database_url, &settings).await?);
-        let mut config = ServeConfig::defaults(&stand_in_url);
-        config.send_interval = None;
-        config.evolution_api_key = Some("loadgen-key".to_owned());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        servers.push(Server::start(listener, Arc::clone(&engine), store, config).await?);
     }
-    let urls: Arc<Vec<String>> = Arc::new(servers.iter().map(|server| format!("http://{}/webhooks/evolution", server.addr)).collect());
+    let urls: Arc<Vec<String>> = Arc::new(urls);
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
 
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(contacts * PURCHASE.len())));
@@ -167,11 +221,21 @@ async fn main() -> anyhow::Result<()> {
     for server in servers {
         server.shutdown().await;
     }
+    for mut child in processes {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 
     let mut latencies = latencies.lock().unwrap().clone();
     latencies.sort_unstable();
     let messages = latencies.len();
-    println!("store:           {} ({nodes} node{})", switchyard_store::redact_url(&database_url), if nodes == 1 { "" } else { "s" });
+    println!(
+        "store:           {} ({nodes} node{}, {}; SQLITE_SYNCHRONOUS={})",
+        switchyard_store::redact_url(&database_url),
+        if nodes == 1 { "" } else { "s" },
+        if in_process { "in this process" } else { "serve processes" },
+        std::env::var("SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".to_owned())
+    );
     println!("contacts:        {contacts}");
     println!("messages:        {messages} ({} per purchase, {} replies each)", PURCHASE.len(), expected.iter().sum::<usize>());
     println!("elapsed:         {:.2} s", elapsed.as_secs_f64());

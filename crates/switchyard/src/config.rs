@@ -20,7 +20,8 @@ pub struct Config {
     pub session_ttl: Duration,
     pub handoff_ttl: Duration,
     /// PostgreSQL pool settings (`DATABASE_MAX_CONNECTIONS`,
-    /// `DATABASE_ACQUIRE_TIMEOUT`); SQLite ignores them.
+    /// `DATABASE_ACQUIRE_TIMEOUT`; SQLite ignores them) and SQLite's
+    /// `SQLITE_SYNCHRONOUS`.
     pub database: switchyard_store::PgSettings,
     /// The model for classification (`LLM_*`); `None`: offline, keywords decide.
     pub llm: Option<switchyard_llm::Settings>,
@@ -108,7 +109,18 @@ impl Config {
             }
         };
         let acquire_timeout = duration_var("DATABASE_ACQUIRE_TIMEOUT", defaults.acquire_timeout, &mut problems);
-        let database = switchyard_store::PgSettings { max_connections, acquire_timeout };
+        let sqlite_synchronous = match var("SQLITE_SYNCHRONOUS") {
+            Ok(None) => defaults.sqlite_synchronous,
+            Ok(Some(text)) => switchyard_store::Synchronous::parse(text.trim()).unwrap_or_else(|problem| {
+                problems.push(problem);
+                defaults.sqlite_synchronous
+            }),
+            Err(problem) => {
+                problems.push(problem);
+                defaults.sqlite_synchronous
+            }
+        };
+        let database = switchyard_store::PgSettings { max_connections, acquire_timeout, sqlite_synchronous };
         let mut llm_vars = Vec::new();
         for name in ["LLM_BASE_URL", "LLM_API_KEY", "LLM_MODEL", "LLM_TIMEOUT"] {
             llm_vars.push(var(name).unwrap_or_else(|problem| {

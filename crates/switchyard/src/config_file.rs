@@ -22,6 +22,7 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("DATABASE_URL", "sqlite://switchyard.db", false),
     ("DATABASE_MAX_CONNECTIONS", "10", false),
     ("DATABASE_ACQUIRE_TIMEOUT", "5s", false),
+    ("SQLITE_SYNCHRONOUS", "full", false),
     ("FLOW_VERSION_OVERRIDES", "", false),
     ("SESSION_TTL", "30m", false),
     ("HANDOFF_TTL", "24h", false),

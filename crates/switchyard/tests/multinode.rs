@@ -47,9 +47,8 @@ async fn a_killed_process_leaves_its_work_to_the_other_and_nothing_is_sent_twice
     }
     // Evolution refuses sends while a dies, and a dies only when no reply is
     // claimed: a reply Evolution accepted is then already recorded as sent.
-    // (Evolution has no idempotency key: a crash between its answer and the
-    // record is the one window for a repeat, see ARCHITECTURE.md; a busy
-    // machine can hold it open for a long time, so the test waits it out.)
+    // (A death between Evolution storing a reply and answering is the case
+    // of `a_process_killed_mid_send_...` below.)
     evolution.fail_with(503);
     // Replies claimed from now on meet the 503; those claimed before must
     // have been recorded (sent, or rescheduled) before the kill.
@@ -72,7 +71,7 @@ async fn a_killed_process_leaves_its_work_to_the_other_and_nothing_is_sent_twice
     evolution.recover();
     traffic.await.unwrap();
 
-    // a's leases (10 s) and claims (30 s) lapse; b finishes everything.
+    // a's leases (10 s) lapse and its claims are b's at once; b finishes everything.
     assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(90)).await;
     // a comes back: it finds nothing left to send. One more conversation,
     // through a alone, is answered (a's sender has run) and nothing before

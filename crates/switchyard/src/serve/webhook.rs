@@ -62,6 +62,14 @@ fn rejected(status: StatusCode, reason: impl Into<String>) -> Response {
     reply(status, json!({ "error": reason.into() }))
 }
 
+/// 503 with `Retry-After`: the store cannot take the message now (down, or
+/// its write queue is full); Evolution retries, nothing is lost.
+fn unavailable() -> Response {
+    let mut response = rejected(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later");
+    response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    response
+}
+
 /// Who the request proves to be.
 #[derive(Clone)]
 enum Auth {
@@ -205,7 +213,7 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
         Ok(Accepted::Duplicate) => reply(StatusCode::OK, json!({ "status": "duplicate" })),
         Err(err @ StoreError::Unavailable(_)) => {
             tracing::error!(error = %err, "inbox unavailable: asking Evolution to retry");
-            rejected(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")
+            unavailable()
         }
         Err(err) => {
             tracing::error!(error = %err, "inbox write failed: asking Evolution to retry");
@@ -228,7 +236,7 @@ async fn link_alias(state: &AppState, sender: &evolution::Identity, instance: &I
         Ok(()) => Ok(()),
         Err(err) => {
             tracing::error!(error = %err, "alias link write failed: asking Evolution to retry");
-            Err(rejected(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later"))
+            Err(unavailable())
         }
     }
 }

@@ -1,0 +1,290 @@
+//! Group commit for SQLite: one thread owns the write connection, takes
+//! every write that is queued (up to [`MAX_BATCH`]) into one transaction,
+//! commits once, and then answers each waiter.
+//!
+//! A write is a list of [`Statement`]s that must apply together (a turn: its
+//! inbox entry, sessions, events and replies). Each runs inside its own
+//! `SAVEPOINT`, so one that fails (a stale revision, a processed entry) is
+//! rolled back alone and the others in the batch still commit. Nobody is
+//! answered before the `COMMIT` returns, and a failed commit fails every
+//! write of the batch: nothing is acknowledged that is not on disk.
+//!
+//! Batching is adaptive: the thread blocks for the first write and then
+//! takes only what is already waiting, so a lone write commits at once and
+//! a burst shares one fsync. The queue is bounded ([`QUEUE`]): a
+//! [`Writer::try_write`] on a full queue fails at once with
+//! [`StoreError::Unavailable`] (the webhook answers 503 and Evolution
+//! retries); [`Writer::write`] waits for room.
+//!
+//! Statements are plain SQL with `?` placeholders and owned [`Param`]s, so
+//! the callers build them on their own threads and the writer only runs
+//! them (prepared once, cached). An in-memory database exists only on its
+//! one sqlx connection, so there the same statements run through that
+//! connection instead, one write per transaction ([`Direct`]).
+
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode};
+use sqlx::SqlitePool;
+use switchyard_engine::store::StoreError;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most writes one transaction takes.
+pub const MAX_BATCH: usize = 512;
+/// Writes that may wait for the writer before `try_write` refuses.
+pub const QUEUE: usize = 4096;
+
+/// A bound value.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Param {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Param {
+    fn from(value: i64) -> Param {
+        Param::Int(value)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(value: &str) -> Param {
+        Param::Text(value.to_owned())
+    }
+}
+
+impl From<String> for Param {
+    fn from(value: String) -> Param {
+        Param::Text(value)
+    }
+}
+
+impl<T: Into<Param>> From<Option<T>> for Param {
+    fn from(value: Option<T>) -> Param {
+        value.map_or(Param::Null, Into::into)
+    }
+}
+
+impl rusqlite::ToSql for Param {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, ValueRef};
+        Ok(match self {
+            Param::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Param::Int(value) => ToSqlOutput::Borrowed(ValueRef::Integer(*value)),
+            Param::Text(value) => ToSqlOutput::Borrowed(ValueRef::Text(value.as_bytes())),
+        })
+    }
+}
+
+/// What a statement must do for its write to stand.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Check {
+    /// Nothing: its result is the number of rows it changed.
+    Any,
+    /// Change exactly one row, or the write is refused as a
+    /// [`StoreError::Conflict`] with this message.
+    One(String),
+    /// A `RETURNING` statement: its result is the first column of its first
+    /// row (`None` when it returned none).
+    Returning,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Statement {
+    pub sql: &'static str,
+    pub params: Vec<Param>,
+    pub check: Check,
+}
+
+impl Statement {
+    pub fn new(sql: &'static str, params: Vec<Param>) -> Statement {
+        Statement { sql, params, check: Check::Any }
+    }
+
+    pub fn one(sql: &'static str, params: Vec<Param>, conflict: String) -> Statement {
+        Statement { sql, params, check: Check::One(conflict) }
+    }
+
+    pub fn returning(sql: &'static str, params: Vec<Param>) -> Statement {
+        Statement { sql, params, check: Check::Returning }
+    }
+}
+
+/// Per statement of a write: the rows it changed, or what it returned.
+pub(crate) type Results = Vec<Option<i64>>;
+
+struct Job {
+    statements: Vec<Statement>,
+    done: oneshot::Sender<Result<Results, StoreError>>,
+}
+
+/// The handle to the writer thread; clones share it. The thread ends when
+/// the last handle is dropped.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("statements", &self.statements.len()).finish()
+    }
+}
+
+/// `synchronous` is the PRAGMA's value (`FULL` or `NORMAL`).
+pub(crate) fn start(path: &str, synchronous: &str) -> Result<Writer, StoreError> {
+    let connection = Connection::open(path).map_err(|err| StoreError::Unavailable(format!("cannot open '{path}' for writing: {err}")))?;
+    connection
+        .execute_batch(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
+        ))
+        .map_err(|err| StoreError::Unavailable(format!("cannot set up '{path}' for writing: {err}")))?;
+    connection.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
+    connection.set_prepared_statement_cache_capacity(64);
+    let (queue, jobs) = mpsc::channel(QUEUE);
+    std::thread::Builder::new()
+        .name("sqlite-writer".to_owned())
+        .spawn(move || run(connection, jobs))
+        .map_err(|err| StoreError::Other(format!("cannot start the SQLite writer thread: {err}")))?;
+    Ok(Writer { queue })
+}
+
+fn gone() -> StoreError {
+    StoreError::Unavailable("the SQLite writer stopped".to_owned())
+}
+
+impl Writer {
+    /// Applies `statements` together, waiting for room in the queue.
+    pub async fn write(&self, statements: Vec<Statement>) -> Result<Results, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.queue.send(Job { statements, done }).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+
+    /// Applies `statements` together, or refuses at once when [`QUEUE`]
+    /// writes are already waiting (backpressure on the webhook).
+    pub async fn try_write(&self, statements: Vec<Statement>) -> Result<Results, StoreError> {
+        let (done, answer) = oneshot::channel();
+        self.queue.try_send(Job { statements, done }).map_err(|err| match err {
+            mpsc::error::TrySendError::Full(_) => {
+                StoreError::Unavailable(format!("the write queue is full ({QUEUE} writes waiting): retry later"))
+            }
+            mpsc::error::TrySendError::Closed(_) => gone(),
+        })?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+pub(crate) fn map_err(err: rusqlite::Error) -> StoreError {
+    match err.sqlite_error() {
+        Some(failure) if failure.code == ErrorCode::ConstraintViolation
+            && matches!(failure.extended_code, rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE | rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY) =>
+        {
+            StoreError::Conflict(err.to_string())
+        }
+        Some(failure) if matches!(failure.code, ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable(err.to_string()),
+        _ => StoreError::Other(err.to_string()),
+    }
+}
+
+fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(job) = jobs.blocking_recv() {
+        batch.push(job);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let results = commit_batch(&connection, &batch);
+        for (job, result) in batch.drain(..).zip(results) {
+            let _ = job.done.send(result);
+        }
+    }
+}
+
+/// One transaction for the whole batch; a savepoint per write.
+fn commit_batch(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
+    let fail_all = |message: String| batch.iter().map(|_| Err(StoreError::Unavailable(message.clone()))).collect();
+    if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(format!("cannot start a write: {err}"));
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = run_write(connection, &job.statements);
+        if connection.is_autocommit() {
+            // SQLite rolled the whole transaction back (disk full, I/O
+            // error): the writes before this one are gone too.
+            return fail_all(format!(
+                "a write failed and took its batch with it: {}",
+                result.err().map_or_else(|| "the transaction ended".to_owned(), |err| err.to_string())
+            ));
+        }
+        results.push(result);
+    }
+    if let Err(err) = connection.execute_batch("COMMIT") {
+        let _ = connection.execute_batch("ROLLBACK");
+        return fail_all(format!("commit failed: {err}"));
+    }
+    results
+}
+
+fn run_write(connection: &Connection, statements: &[Statement]) -> Result<Results, StoreError> {
+    connection.execute_batch("SAVEPOINT w").map_err(map_err)?;
+    let outcome = statements.iter().map(|statement| run_statement(connection, statement)).collect::<Result<Results, StoreError>>();
+    if connection.is_autocommit() {
+        return outcome;
+    }
+    let end = if outcome.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
+    connection.execute_batch(end).map_err(map_err)?;
+    outcome
+}
+
+fn run_statement(connection: &Connection, statement: &Statement) -> Result<Option<i64>, StoreError> {
+    let mut prepared = connection.prepare_cached(statement.sql).map_err(map_err)?;
+    let params = rusqlite::params_from_iter(statement.params.iter());
+    match &statement.check {
+        Check::Returning => {
+            let mut rows = prepared.query(params).map_err(map_err)?;
+            let row = rows.next().map_err(map_err)?;
+            row.map(|row| row.get::<_, i64>(0)).transpose().map_err(map_err)
+        }
+        Check::Any => Ok(Some(prepared.execute(params).map_err(map_err)? as i64)),
+        Check::One(conflict) => match prepared.execute(params).map_err(map_err)? {
+            1 => Ok(Some(1)),
+            _ => Err(StoreError::Conflict(conflict.clone())),
+        },
+    }
+}
+
+/// The same statements on the one sqlx connection of an in-memory database:
+/// one transaction per write.
+pub(crate) async fn direct(pool: &SqlitePool, statements: Vec<Statement>) -> Result<Results, StoreError> {
+    use sqlx::Row;
+    let map = crate::sqlite::map_err;
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
+    let mut results = Vec::with_capacity(statements.len());
+    for statement in &statements {
+        let mut query = sqlx::query(statement.sql);
+        for param in &statement.params {
+            query = match param {
+                Param::Null => query.bind(None::<i64>),
+                Param::Int(value) => query.bind(*value),
+                Param::Text(value) => query.bind(value.as_str()),
+            };
+        }
+        let result = match &statement.check {
+            Check::Returning => query.fetch_optional(&mut *tx).await.map_err(map)?.map(|row| row.try_get::<i64, _>(0)).transpose().map_err(map)?,
+            Check::Any => Some(query.execute(&mut *tx).await.map_err(map)?.rows_affected() as i64),
+            Check::One(conflict) => match query.execute(&mut *tx).await.map_err(map)?.rows_affected() {
+                1 => Some(1),
+                _ => return Err(StoreError::Conflict(conflict.clone())),
+            },
+        };
+        results.push(result);
+    }
+    tx.commit().await.map_err(map)?;
+    Ok(results)
+}

@@ -1,0 +1,161 @@
+//! SQLite's group-commit writer: writes queued while the database is busy
+//! share one transaction, a refused write does not take the others with it,
+//! a full queue refuses at once, and a batch that cannot commit fails every
+//! waiter in it with nothing stored.
+//!
+//! The database is kept busy by another connection holding the write lock
+//! (`BEGIN IMMEDIATE`), exactly what a second writer does.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Connection, Executor, SqliteConnection};
+use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+use switchyard_engine::flow::{Lifecycle, VersionDecl};
+use switchyard_engine::ids::{Contact, InstanceId};
+use switchyard_engine::kinds::Say;
+use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Queue};
+use switchyard_engine::registry::Registry;
+use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+use switchyard_engine::store::{Store, StoreError};
+use switchyard_engine::time::Timestamp;
+use switchyard_store::sqlite::SqliteStore;
+use switchyard_store::testing::fresh_sqlite_url;
+
+fn engine() -> Engine {
+    let flow = VersionDecl::new("unknown", 1, Lifecycle::Active).texts("[hi]\nOlá\n").entry("hi").step("hi", Say::finish("hi"));
+    let registry = Arc::new(Registry::new(vec![flow]).unwrap());
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    Engine::new(registry, resolver, EngineConfig::default()).unwrap()
+}
+
+fn entry(n: usize) -> InboxEntry {
+    let number = format!("55119{n:08}");
+    InboxEntry {
+        instance: InstanceId::parse("vendas").unwrap(),
+        contact: Contact::parse(&number).unwrap(),
+        message_id: format!("GC{n}"),
+        reply_to: number,
+        kind: InboxKind::Customer(Content::Text("oi".to_owned())),
+        sent_at: None,
+        received_at: Timestamp::from_millis(1_795_000_000_000 + n as i64),
+    }
+}
+
+/// Another connection holding SQLite's write lock until dropped or released.
+struct Lock(SqliteConnection);
+
+impl Lock {
+    async fn take(url: &str) -> Lock {
+        let mut connection = SqliteConnection::connect(url).await.unwrap();
+        connection.execute("BEGIN IMMEDIATE").await.unwrap();
+        Lock(connection)
+    }
+
+    async fn release(mut self) {
+        self.0.execute("ROLLBACK").await.unwrap();
+        self.0.close().await.unwrap();
+    }
+}
+
+async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_turn_does_not_take_its_batch_with_it() {
+    let url = fresh_sqlite_url("group");
+    let store = SqliteStore::open(&url).await.unwrap();
+    let engine = engine();
+    let mut pendings = Vec::new();
+    for n in 0..40 {
+        let Accepted::New(_) = store.accept(&entry(n)).await.unwrap() else { panic!("new entry") };
+        let key = entry(n);
+        pendings.push(store.next_pending(&key.instance, &key.contact).await.unwrap().expect("pending"));
+    }
+    // Every fourth entry is processed already: its turn must be refused.
+    let mut turns = Vec::new();
+    for (n, pending) in pendings.iter().enumerate() {
+        let inbound = Inbound { instance: pending.entry.instance.clone(), contact: pending.entry.contact.clone(), content: Content::Text("oi".to_owned()) };
+        let state = store.contact_state(&inbound.instance, &inbound.contact).await.unwrap();
+        let turn = engine.turn(state, &inbound, Timestamp::from_millis(1_795_000_100_000));
+        if n % 4 == 0 {
+            store.commit_inbound(&turn, pending, &pending.entry.reply_to).await.unwrap();
+        }
+        turns.push(turn);
+    }
+    // While another connection holds the lock, all 40 queue up and go in
+    // the writer's next transactions together.
+    let lock = Lock::take(&url).await;
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for (turn, pending) in turns.into_iter().zip(pendings) {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move { store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+    for (n, task) in tasks.into_iter().enumerate() {
+        let result = task.await.unwrap();
+        if n % 4 == 0 {
+            assert!(matches!(result, Err(StoreError::Conflict(_))), "entry {n}: {result:?}");
+        } else {
+            result.unwrap_or_else(|err| panic!("entry {n}: {err}"));
+        }
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").await, 0);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM sessions").await, 40, "one session per contact, none twice");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 40, "one reply per entry, the refused turns added none");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_queue_refuses_at_once_and_stores_exactly_what_it_acknowledged() {
+    let url = fresh_sqlite_url("group");
+    let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let lock = Lock::take(&url).await;
+    let total = 6000;
+    let mut tasks = Vec::new();
+    for n in 0..total {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move { store.accept(&entry(n)).await }));
+    }
+    // The writer waits for the lock with its first batch; the queue behind
+    // it holds 4096, the rest are refused without waiting.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    lock.release().await;
+    let (mut accepted, mut refused) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(Accepted::New(_)) => accepted += 1,
+            Err(StoreError::Unavailable(message)) => {
+                assert!(message.contains("queue is full"), "{message}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(refused > 0, "6000 writes against a queue of 4096 must refuse some");
+    assert_eq!(accepted + refused, total);
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM inbox").await, accepted as i64, "exactly the acknowledged entries are stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_that_cannot_commit_fails_every_waiter_and_stores_nothing() {
+    let url = fresh_sqlite_url("group");
+    let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let lock = Lock::take(&url).await;
+    let mut tasks = Vec::new();
+    for n in 0..50 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move { store.accept(&entry(n)).await }));
+    }
+    // Held past the writer's 5 s busy timeout: its transaction cannot start.
+    for task in tasks {
+        let result = task.await.unwrap();
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+    }
+    lock.release().await;
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM inbox").await, 0);
+    // The writer goes on: a retry lands.
+    assert!(matches!(store.accept(&entry(0)).await.unwrap(), Accepted::New(_)));
+}
