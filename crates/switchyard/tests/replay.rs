@@ -222,3 +222,14 @@ async fn bad_input_is_one_line_naming_it() {
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains(":1: 'version' is missing"), "{stderr}");
 }
+
+#[tokio::test]
+async fn an_erased_contact_is_neither_exported_nor_replayed() {
+    let db = seeded().await;
+    ok(&switchyard(&["sessions", "forget", V1_COMPLETE.0, "--reason", "titular pediu"], &db));
+    let replayed = json(&switchyard(&["replay", "digital_certificate", "--candidate", "v2", "--json"], &db));
+    assert_eq!((replayed["skipped"].as_u64(), replayed["aggregate"]["sessions"].as_u64()), (Some(1), Some(3)), "{replayed}");
+    let export = switchyard(&["sessions", "export", "--flow", "digital_certificate", "--masked"], &db);
+    assert_eq!(ok(&export).lines().count(), 3);
+    assert!(String::from_utf8_lossy(&export.stderr).contains("exported 3 sessions of digital_certificate, masked; 1 left out"));
+}
