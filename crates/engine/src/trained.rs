@@ -13,12 +13,13 @@
 //! and training is deterministic (fixed example order, fixed shuffle seed),
 //! so the same folder always yields the same classifier.
 //!
-//! Why our own and not linfa: measured on this machine (2 cores), adding
-//! `linfa` + `linfa-logistic` / `linfa-bayes` cost 22–26 s of build time for
-//! the engine's dependency tree (ndarray, argmin, num), they work on dense
-//! matrices (tens of thousands of n-gram columns per row), and linfa-bayes'
-//! released version still printed a leftover `dbg!` on every fit. The
-//! model here is ~150 lines of sparse arithmetic with tests beside it.
+//! Why our own and not linfa (measured on this machine, 2 cores, in an
+//! earlier session of this issue): adding `linfa` + `linfa-logistic` /
+//! `linfa-bayes` cost 22–26 s of build time for the engine's dependency
+//! tree (ndarray, argmin, num); they take dense matrices (thousands of
+//! n-gram columns per row, nearly all zero); and linfa-bayes' released
+//! version still had a leftover `dbg!` in its fit. The model here is ~150
+//! lines of sparse arithmetic with tests beside it.
 //!
 //! # The weighed decision
 //! [`weigh`] turns the evidence into one class: the trained probabilities,

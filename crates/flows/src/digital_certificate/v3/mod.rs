@@ -605,7 +605,13 @@ fn status_query(_ctx: &mut Ctx<'_>, said: Said<'_>) -> Extracted {
     match document::find(said.text) {
         Ok(found) => Extracted::Value(format!("document:{}", found.formatted())),
         Err(Problem::BadCpf | Problem::BadCnpj) => Extracted::Refused(STATUS_INVALID_DOCUMENT),
-        Err(Problem::NotFound) => Extracted::Nothing,
+        // Another number ("status do pedido 48213") is still the customer's
+        // order number as they know it: looked up, and not found, rather
+        // than asked for again.
+        Err(Problem::NotFound) => match said.text.split(|ch: char| !ch.is_ascii_digit()).find(|run| (4..=10).contains(&run.len())) {
+            Some(digits) if said.answering || !choice::starts_with_number(said.text) => Extracted::Value(format!("order:{digits}")),
+            _ => Extracted::Nothing,
+        },
     }
 }
 
