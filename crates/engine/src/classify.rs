@@ -129,6 +129,8 @@ pub trait Model: Send + Sync {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Classifier {
     Keyword,
+    /// The classifier trained from the version's examples ([`crate::trained`]).
+    Trained,
     Model,
 }
 
@@ -136,6 +138,7 @@ impl Classifier {
     pub fn as_str(self) -> &'static str {
         match self {
             Classifier::Keyword => "keyword",
+            Classifier::Trained => "trained",
             Classifier::Model => "model",
         }
     }
@@ -192,6 +195,7 @@ impl Classification {
                 "by" => {
                     classification.classifier = match value {
                         "keyword" => Classifier::Keyword,
+                        "trained" => Classifier::Trained,
                         "model" => Classifier::Model,
                         other => return Err(format!("unknown classifier '{other}'")),
                     }
@@ -233,6 +237,7 @@ mod tests {
     fn classifications_survive_encoding() {
         let cases = [
             Classification { task: "route".into(), classifier: Classifier::Keyword, answer: Some("renewal".into()), fallback: None, usage: None },
+            Classification { task: "route".into(), classifier: Classifier::Trained, answer: Some("billing".into()), fallback: None, usage: None },
             Classification { task: "route".into(), classifier: Classifier::Keyword, answer: None, fallback: Some("timeout".into()), usage: Some(Usage { latency_ms: 5000, ..Usage::default() }) },
             Classification {
                 task: "details".into(),

@@ -725,6 +725,7 @@ impl Engine {
                 decisions: &turn.decisions,
                 requests: &mut requests,
                 classified: &mut classified,
+                weighed: fv.weighed(),
             };
             catch_unwind(AssertUnwindSafe(|| run(handler, &mut ctx)))
         };

@@ -121,6 +121,8 @@ pub struct Ctx<'a> {
     pub(crate) requests: &'a mut Vec<Request>,
     /// Decisions taken during this call, turned into events by the engine.
     pub(crate) classified: &'a mut Vec<Classification>,
+    /// The version's weighed tasks with their trained classifiers.
+    pub(crate) weighed: &'a [crate::trained::TrainedTask],
 }
 
 impl<'a> Ctx<'a> {
@@ -260,6 +262,53 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Which of `task`'s classes `text` names, weighing the evidence (see
+    /// [`crate::trained`]): a sure match (the task's `sure` words) decides at
+    /// once; otherwise the keywords' class and the classifier trained on the
+    /// version's examples are weighed, and when that leaves doubt the model's
+    /// answer for this turn weighs in too (asked for when missing, exactly
+    /// like [`Ctx::classify`]). A task not declared with
+    /// [`VersionDecl::weighed`] is classified as by [`Ctx::classify`]. Each
+    /// decision becomes a `classified` event naming who decided.
+    pub fn weigh(&mut self, task: &Task, text: &str) -> Option<&'static str> {
+        let Some(trained) = self.weighed.iter().find(|trained| trained.weighing.task.name == task.name).cloned() else {
+            return self.classify(task, text);
+        };
+        let offline = trained.decide(text, None);
+        if offline.clear {
+            self.decided(task, offline.by, offline.class.map(str::to_owned), None, None);
+            return offline.class;
+        }
+        match self.decisions.find(self.flow, self.version, task.name, text).cloned() {
+            None => {
+                self.ask_model(task, text);
+                self.decided(task, offline.by, offline.class.map(str::to_owned), None, None);
+                offline.class
+            }
+            Some(Answer::Failed { reason, latency_ms }) => {
+                let usage = classify::Usage { latency_ms, ..classify::Usage::default() };
+                self.decided(task, offline.by, offline.class.map(str::to_owned), Some(reason), Some(usage));
+                offline.class
+            }
+            Some(Answer::Values { values, usage }) => {
+                let said = values.iter().find(|(key, _)| key == "class").map(|(_, value)| value.as_str());
+                let valid = said.filter(|said| *said == crate::trained::NONE || task.classes().contains(said));
+                match valid {
+                    Some(said) => {
+                        let weighed = trained.decide(text, Some(said));
+                        self.decided(task, weighed.by, weighed.class.map(str::to_owned), None, Some(usage));
+                        weighed.class
+                    }
+                    None => {
+                        let fallback = Some("invalid_answer".to_owned());
+                        self.decided(task, offline.by, offline.class.map(str::to_owned), fallback, Some(usage));
+                        offline.class
+                    }
+                }
+            }
+        }
+    }
+
     /// The fields of `task` the model found in `text`, each checked by
     /// `validate(field, value)` exactly like typed input (`None` drops it).
     /// Call it only for what deterministic parsing left missing; text without
@@ -363,6 +412,8 @@ pub struct VersionDecl {
     pub files: Vec<(&'static str, &'static str)>,
     /// Model tasks (classification, extraction) with their prompt files.
     pub tasks: Vec<Task>,
+    /// Classification tasks decided by weighing, each with its examples.
+    pub weighings: Vec<crate::trained::Weighing>,
     /// Set by the build step (see the flows crate); empty in hand-made test versions.
     pub fingerprint: Fingerprint,
     /// Phrases that move the customer to another step from anywhere in this
@@ -391,6 +442,7 @@ impl VersionDecl {
             texts: "",
             files: Vec::new(),
             tasks: Vec::new(),
+            weighings: Vec::new(),
             fingerprint: Fingerprint::new_static(""),
             interrupts: Vec::new(),
             step_map: Vec::new(),
@@ -432,6 +484,15 @@ impl VersionDecl {
         self.files.push((task.file, task.prompt));
         self.tasks.push(task);
         self
+    }
+    /// Declares a classification task decided by [`Ctx::weigh`]: its prompt
+    /// and its examples (`examples/<task>.tsv`) are version files; the
+    /// registry trains the classifier from the examples when it is built,
+    /// and refuses examples that do not train or name unknown classes.
+    pub fn weighed(mut self, weighing: crate::trained::Weighing) -> VersionDecl {
+        self.files.push((weighing.file, weighing.examples));
+        self.weighings.push(weighing);
+        self.task(weighing.task)
     }
     pub fn fingerprint(mut self, fingerprint: Fingerprint) -> VersionDecl {
         self.fingerprint = fingerprint;

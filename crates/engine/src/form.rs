@@ -393,7 +393,7 @@ impl Step for Form {
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
         let confirming = self.missing(ctx).is_none();
         let side = self.side_for(text);
-        let mut filled = match side {
+        let filled = match side {
             Some(side) if side.exclusive => Filled::default(),
             _ => {
                 let mut filled = self.fill(ctx, text, false);

@@ -20,6 +20,7 @@
 //! - [`session`]: the session, its outcome, its data.
 //! - [`event`]: the append-only event log's entries.
 //! - [`classify`]: model classification and extraction as data: tasks, requests, decisions, the `Model` trait.
+//! - [`trained`]: the offline classifier trained from a version's examples, and the weighed decision (keywords + trained + model).
 //! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
 //! - [`store`]: the `Store` trait the adapters implement, and an in-memory store.
 //! - [`queue`]: the durable inbox and outbox around a turn (the `Queue` trait).
@@ -44,3 +45,4 @@ pub mod session;
 pub mod store;
 pub mod text;
 pub mod time;
+pub mod trained;

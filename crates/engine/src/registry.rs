@@ -27,6 +27,8 @@ pub enum RegistryError {
     BadTexts { flow: String, version: Version, problem: String },
     MissingText { flow: String, version: Version, step: String, key: String, suggestion: Option<String> },
     NoSteps { flow: String, version: Version },
+    /// A weighed task's examples do not train (see [`crate::trained`]).
+    BadExamples { flow: String, version: Version, problem: String },
 }
 
 fn hint(suggestion: &Option<String>) -> String {
@@ -76,6 +78,7 @@ impl fmt::Display for RegistryError {
                 hint(suggestion)
             ),
             NoSteps { flow, version } => write!(f, "{flow}@{version}: declares no steps"),
+            BadExamples { flow, version, problem } => write!(f, "{flow}@{version}: {problem}"),
         }
     }
 }
@@ -107,6 +110,8 @@ pub struct FlowVersion {
     interrupts: Vec<(Vec<String>, Next)>,
     /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
     step_map: Vec<(Version, &'static str, &'static str)>,
+    /// Weighed tasks with their trained classifiers, see [`VersionDecl::weighed`].
+    weighed: Vec<crate::trained::TrainedTask>,
     /// What handlers reach through `Ctx::deps`.
     deps: Option<crate::flow::Deps>,
     /// The generated text keys, for versions that use them (see [`VersionDecl::typed_texts`]).
@@ -157,6 +162,14 @@ impl FlowVersion {
     }
     pub fn task(&self, name: &str) -> Option<&crate::classify::Task> {
         self.tasks.iter().find(|task| task.name == name)
+    }
+    /// The tasks decided by weighing, with their trained classifiers.
+    pub fn weighed(&self) -> &[crate::trained::TrainedTask] {
+        &self.weighed
+    }
+    /// The trained classifier of task `name`, if it is weighed.
+    pub fn trained(&self, name: &str) -> Option<&crate::trained::TrainedTask> {
+        self.weighed.iter().find(|trained| trained.weighing.task.name == name)
     }
     /// Where a customer evacuated from `from` at `step` continues here.
     pub fn mapped_step(&self, from: Version, step: &str) -> Option<&'static str> {
@@ -439,6 +452,14 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         }
     }
 
+    let mut weighed = Vec::new();
+    for weighing in &decl.weighings {
+        match crate::trained::TrainedTask::new(*weighing) {
+            Ok(trained) => weighed.push(trained),
+            Err(problem) => errors.push(RegistryError::BadExamples { flow: flow.clone(), version, problem }),
+        }
+    }
+
     let entry = entry?;
     // Reachability: breadth-first over declared step transitions; interrupt
     // targets are reachable from every step.
@@ -500,6 +521,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
         deps: decl.deps,
         typed_texts: decl.typed_texts,
         step_map: decl.step_map.iter().map(|(from, old, new)| (Version::new(*from), *old, *new)).collect(),
+        weighed,
         interrupts: decl
             .interrupts
             .iter()

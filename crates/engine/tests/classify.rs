@@ -178,3 +178,88 @@ fn without_questions_the_model_is_not_consulted() {
     assert_eq!(step(&turn), "shop");
     assert!(model.asked.lock().unwrap().is_empty());
 }
+
+// Weighed tasks (`VersionDecl::weighed`, `Ctx::weigh`): the keyword hit
+// "loja" is weak evidence, the trained classifier is trained on the examples below.
+
+const EXAMPLES: &str = "shop\tquero comprar na loja\nshop\tquero fazer uma compra\nshop\tcomprar um presente\nshop\tvou comprar agora\nshop\tquero ver os produtos para comprar\n\
+help\tpreciso de ajuda com um problema\nhelp\tmeu pedido veio quebrado, me ajuda\nhelp\ttive um problema na entrega\nhelp\tsocorro, deu erro\nhelp\tajuda por favor, nao funciona\n\
+none\toi\nnone\tbom dia\nnone\tola tudo bem\n";
+
+fn sure(text: &str) -> Option<&'static str> {
+    (switchyard_engine::text::normalize(text) == "loja").then_some("shop")
+}
+
+const WEIGHED: switchyard_engine::trained::Weighing =
+    switchyard_engine::trained::Weighing { task: ROUTE, file: "examples/route.tsv", examples: EXAMPLES, sure: Some(sure) };
+
+fn weighed_engine() -> Engine {
+    let entry = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[menu]\n1 loja, 2 ajuda\n[invalid]\nnão entendi\n[shop]\nloja\n[help]\najuda\n")
+        .weighed(WEIGHED)
+        .entry("menu")
+        .step(
+            "menu",
+            Custom::new(&[To::Step("shop"), To::Step("help")], |ctx, text| match ctx.weigh(&ROUTE, text) {
+                Some("shop") => Next::Goto("shop"),
+                Some(_) => Next::Goto("help"),
+                None => {
+                    ctx.say("invalid");
+                    Next::Retry
+                }
+            })
+            .on_enter(|ctx| {
+                ctx.say("menu");
+                Next::Wait
+            })
+            .texts(&["menu", "invalid"]),
+        )
+        .step("shop", Custom::new(&[], |_, _| Next::Wait).on_enter(|ctx| {
+            ctx.say("shop");
+            Next::Wait
+        }).texts(&["shop"]))
+        .step("help", Custom::new(&[], |_, _| Next::Wait).on_enter(|ctx| {
+            ctx.say("help");
+            Next::Wait
+        }).texts(&["help"]));
+    let registry = Arc::new(Registry::new(vec![entry]).expect("valid"));
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    Engine::new(registry, resolver, EngineConfig::default()).expect("engine")
+}
+
+#[test]
+fn a_weak_keyword_hit_does_not_veto_the_trained_classifier_and_a_sure_match_decides_at_once() {
+    let engine = weighed_engine();
+    let turn = engine.turn(waiting(&engine), &inbound("comprei na loja e deu problema, preciso de ajuda"), NOW);
+    assert_eq!(step(&turn), "help");
+    assert_eq!(decisions(&turn)[0].classifier, Classifier::Trained);
+    assert!(turn.requests.is_empty(), "clear offline: the model is not asked");
+    let turn = engine.turn(waiting(&engine), &inbound("Loja!"), NOW);
+    assert_eq!(step(&turn), "shop");
+    assert_eq!((decisions(&turn)[0].classifier, decisions(&turn)[0].answer.as_deref()), (Classifier::Keyword, Some("shop")));
+}
+
+#[test]
+fn when_the_offline_evidence_is_unsure_the_model_weighs_in() {
+    let engine = weighed_engine();
+    let unsure = "hmm, nao sei bem o que escolher";
+    let turn = engine.turn(waiting(&engine), &inbound(unsure), NOW);
+    assert_eq!(step(&turn), "menu", "offline, thin evidence is nothing");
+    assert_eq!(turn.requests.len(), 1);
+    let model = fixed(class("help"));
+    let turn = ready(run_turn(&engine, Some(&model), waiting(&engine), &inbound(unsure), NOW));
+    assert_eq!(step(&turn), "help");
+    assert_eq!((decisions(&turn)[0].classifier, decisions(&turn)[0].answer.as_deref()), (Classifier::Model, Some("help")));
+}
+
+#[test]
+fn examples_with_a_label_the_task_does_not_have_are_refused_naming_the_file() {
+    let bad = switchyard_engine::trained::Weighing { examples: "shop\tcomprar\nrefund\tdevolver\n", ..WEIGHED };
+    let decl = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[menu]\nx\n")
+        .weighed(bad)
+        .entry("menu")
+        .step("menu", Custom::new(&[], |_, _| Next::Wait).texts(&["menu"]));
+    let errors = Registry::new(vec![decl]).expect_err("refused");
+    assert_eq!(errors[0].to_string(), "unknown@v1: examples/route.tsv: label 'refund' is not a class of task 'route' (shop, help or none)");
+}

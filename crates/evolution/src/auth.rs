@@ -11,6 +11,8 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 use sha2::Sha256;
 
@@ -80,13 +82,18 @@ pub enum JwtError {
 /// [`JWT_LEEWAY_SECS`]), `app == "evolution"` and `action == "webhook"`.
 ///
 /// `exp` is required; `iat` and `nbf` are checked when present.
+///
+/// The `jsonwebtoken` crate decodes the token and checks its signature
+/// (ring's HMAC, constant-time). The times are compared here because its
+/// validation reads the system clock and `now_unix_secs` is injected; the
+/// header's `alg` is read first only to name a refused algorithm.
 pub fn verify_jwt(token: &str, key: &str, now_unix_secs: i64) -> Result<(), JwtError> {
     if key.is_empty() {
         return Err(JwtError::EmptyKey);
     }
     let token = token.trim();
     let mut parts = token.split('.');
-    let (Some(header_b64), Some(claims_b64), Some(signature_b64), None) =
+    let (Some(header_b64), Some(_), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(JwtError::Malformed("expected three dot-separated parts"));
@@ -94,25 +101,25 @@ pub fn verify_jwt(token: &str, key: &str, now_unix_secs: i64) -> Result<(), JwtE
 
     // The algorithm is checked before anything else: a token that says
     // `none` or `RS256` must not get as far as a signature comparison.
-    let header = decode_json(header_b64, "header")?;
+    let header = decode_header(header_b64)?;
     match header.get("alg").and_then(Value::as_str) {
         Some("HS256") => {}
         Some(other) => return Err(JwtError::UnsupportedAlgorithm(sanitise(other))),
         None => return Err(JwtError::Malformed("header has no `alg`")),
     }
 
-    let signature = URL_SAFE_NO_PAD
-        .decode(signature_b64)
-        .map_err(|_| JwtError::Malformed("signature is not base64url"))?;
-    let mut mac =
-        HmacSha256::new_from_slice(key.as_bytes()).expect("hmac accepts keys of any length");
-    mac.update(header_b64.as_bytes());
-    mac.update(b".");
-    mac.update(claims_b64.as_bytes());
-    mac.verify_slice(&signature)
-        .map_err(|_| JwtError::BadSignature)?;
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.validate_aud = false;
+    validation.required_spec_claims.clear();
+    let claims = jsonwebtoken::decode::<Value>(token, &DecodingKey::from_secret(key.as_bytes()), &validation)
+        .map_err(|err| library_error(err.kind()))?
+        .claims;
+    if !claims.is_object() {
+        return Err(JwtError::Malformed("claims are not a json object"));
+    }
 
-    let claims = decode_json(claims_b64, "claims")?;
     let exp = numeric_claim(&claims, "exp")?.ok_or(JwtError::MissingClaim("exp"))?;
     if now_unix_secs > exp.saturating_add(JWT_LEEWAY_SECS) {
         return Err(JwtError::Expired(now_unix_secs.saturating_sub(exp)));
@@ -132,19 +139,28 @@ pub fn verify_jwt(token: &str, key: &str, now_unix_secs: i64) -> Result<(), JwtE
     Ok(())
 }
 
-fn decode_json(part: &str, what: &'static str) -> Result<Value, JwtError> {
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| {
-        JwtError::Malformed(match what {
-            "header" => "header is not base64url",
-            _ => "claims are not base64url",
-        })
-    })?;
+/// What `jsonwebtoken` refused, in our words (never the token or key).
+fn library_error(kind: &ErrorKind) -> JwtError {
+    match kind {
+        ErrorKind::InvalidSignature => JwtError::BadSignature,
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            JwtError::UnsupportedAlgorithm("?".to_owned())
+        }
+        ErrorKind::Base64(_) => JwtError::Malformed("signature or claims are not base64url"),
+        ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            JwtError::Malformed("claims are not a json object")
+        }
+        _ => JwtError::Malformed("not a jwt"),
+    }
+}
+
+fn decode_header(part: &str) -> Result<Value, JwtError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| JwtError::Malformed("header is not base64url"))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(value @ Value::Object(_)) => Ok(value),
-        _ => Err(JwtError::Malformed(match what {
-            "header" => "header is not a json object",
-            _ => "claims are not a json object",
-        })),
+        _ => Err(JwtError::Malformed("header is not a json object")),
     }
 }
 

@@ -243,3 +243,40 @@ fn secret_header_comparison() {
     ));
     assert!(!secret_matches("", ""));
 }
+
+#[test]
+fn every_flipped_signature_character_is_refused() {
+    let token = mint(&hs256(), &evolution_claims(NOW), KEY);
+    let (message, signature) = token.rsplit_once('.').unwrap();
+    for at in 0..signature.len() {
+        let mut forged: Vec<u8> = signature.bytes().collect();
+        forged[at] = if forged[at] == b'A' { b'B' } else { b'A' };
+        let forged = format!("{message}.{}", String::from_utf8(forged).unwrap());
+        assert!(verify_jwt(&forged, KEY, NOW).is_err(), "flipped at {at}");
+    }
+}
+
+#[test]
+fn claims_that_are_not_an_object_are_refused_after_the_signature() {
+    let array = mint(&hs256(), &json!([1, 2]), KEY);
+    assert_eq!(
+        verify_jwt(&array, KEY, NOW),
+        Err(JwtError::Malformed("claims are not a json object"))
+    );
+    let header = b64(hs256().to_string().as_bytes());
+    let not_json = format!("{header}.{}", b64(b"not json"));
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(not_json.as_bytes());
+    let token = format!("{not_json}.{}", b64(&mac.finalize().into_bytes()));
+    assert_eq!(
+        verify_jwt(&token, KEY, NOW),
+        Err(JwtError::Malformed("claims are not a json object"))
+    );
+    // Signed with HS512 but labelled HS256: the signature does not match.
+    let hs256_header = b64(hs256().to_string().as_bytes());
+    let claims = b64(evolution_claims(NOW).to_string().as_bytes());
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(KEY.as_bytes()).unwrap();
+    mac.update(format!("{hs256_header}.{claims}").as_bytes());
+    let relabelled = format!("{hs256_header}.{claims}.{}", b64(&mac.finalize().into_bytes()));
+    assert_eq!(verify_jwt(&relabelled, KEY, NOW), Err(JwtError::BadSignature));
+}

@@ -44,6 +44,14 @@ mod generated {
 /// editing it changes no fingerprint.
 pub const EVAL_SET: &str = include_str!("../eval/classifier.tsv");
 
+/// Held-out free-text first messages, labelled like [`EVAL_SET`]; entry
+/// routing is scored on them too. Like every evaluation set, none of its
+/// messages is in a version's `examples/*.tsv`.
+pub const EVAL_FIRST_MESSAGES: &str = include_str!("../eval/first_messages.tsv");
+
+/// Every evaluation set: (path relative to the crate, contents).
+pub const EVAL_SETS: &[(&str, &str)] = &[("eval/classifier.tsv", EVAL_SET), ("eval/first_messages.tsv", EVAL_FIRST_MESSAGES)];
+
 /// What flow versions may use besides their own folder.
 #[derive(Clone, Debug)]
 pub struct Deps {
@@ -114,6 +122,7 @@ mod tests {
                 "digital_certificate@v3",
                 "general_support@v1",
                 "unknown@v1",
+                "unknown@v2",
             ]
         );
     }
@@ -127,6 +136,7 @@ mod tests {
             (fv.steps().len(), fv.subroutes().to_vec(), fv.lifecycle())
         };
         assert_eq!(shape("unknown", 1), (2, vec![], Lifecycle::Active));
+        assert_eq!(shape("unknown", 2), (2, vec![], Lifecycle::Inactive));
         assert_eq!(shape("general_support", 1), (3, vec![], Lifecycle::Active));
         assert_eq!(shape("billing", 1), (2, vec!["invoice"], Lifecycle::Active));
         assert_eq!(
@@ -209,6 +219,30 @@ mod tests {
             for task in fv.tasks() {
                 let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join(task.file)).unwrap();
                 assert_eq!(text, task.prompt, "{flow}@v{version}: {} is embedded as written", task.file);
+            }
+        }
+    }
+
+    /// Every examples file in a version folder trains a declared weighed
+    /// task (embedded, fingerprinted, in the snapshot), and every weighed
+    /// task's examples are a file there.
+    #[test]
+    fn every_examples_file_is_a_weighed_task_of_its_version() {
+        let registry = checked();
+        for (flow, version, folder, _) in folders() {
+            let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join("examples");
+            let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+                .map(|entries| entries.filter_map(Result::ok).map(|entry| format!("examples/{}", entry.file_name().to_string_lossy())).collect())
+                .unwrap_or_default();
+            on_disk.sort();
+            let fv = registry.get(flow, Version::new(*version)).expect("compiled");
+            let mut declared: Vec<String> = fv.weighed().iter().map(|trained| trained.weighing.file.to_owned()).collect();
+            declared.sort();
+            assert_eq!(on_disk, declared, "{flow}@v{version}");
+            for trained in fv.weighed() {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(folder).join(trained.weighing.file);
+                assert_eq!(std::fs::read_to_string(path).unwrap(), trained.weighing.examples, "{flow}@v{version}");
+                assert!(fv.files().iter().any(|(name, _)| *name == trained.weighing.file), "{flow}@v{version}: in the snapshot");
             }
         }
     }

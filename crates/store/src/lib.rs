@@ -29,6 +29,7 @@ pub mod conformance;
 pub mod policy;
 pub mod postgres;
 pub mod privacy;
+pub mod recorded;
 pub mod report;
 pub mod sessions;
 pub mod sqlite;

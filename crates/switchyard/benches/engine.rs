@@ -6,6 +6,8 @@
 //!   conversation for 10 000 contacts whose messages interleave (message 1 of
 //!   every contact, then message 2 of every contact, ...), through
 //!   `Engine::turn` and the in-memory store, on one thread.
+//! - `trained/*`: training unknown@v2's classifier from its examples (what
+//!   building a registry costs once per process), and one weighed decision.
 //! - `turn/v3_purchase_10k_interleaved`: the same purchase on
 //!   digital_certificate@v3 as a customer who writes naturally says it (4
 //!   messages instead of 9: the form reads product, document and e-mail from
@@ -141,5 +143,20 @@ fn turn(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, resolve, turn);
+fn trained(c: &mut Criterion) {
+    let registry = switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows");
+    let fv = registry.lookup("unknown@v2").expect("compiled");
+    let intent = fv.trained("intent").expect("a weighed task");
+    let examples = intent.weighing.examples;
+    let mut group = c.benchmark_group("trained");
+    group.bench_function("train_unknown_v2_intent", |b| {
+        b.iter(|| black_box(switchyard_engine::trained::Trained::from_tsv(black_box(examples)).expect("trains")))
+    });
+    group.bench_function("weigh_one_first_message", |b| {
+        b.iter(|| black_box(intent.decide(black_box("o comprovante de endereco precisa estar no meu nome pro e-cpf?"), None)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, resolve, turn, trained);
 criterion_main!(benches);

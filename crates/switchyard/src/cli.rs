@@ -33,6 +33,10 @@ pub enum Command {
     /// Uses the DATABASE_URL database and its rollout policy exactly as
     /// `serve` does; time is simulated and the run ends shortly before now.
     Simulate(crate::commands::simulate::SimulateArgs),
+    /// Run a flow's recorded sessions (or a corpus) through a candidate
+    /// version in memory, and compare it with the version that served them:
+    /// alignment, first divergence, understanding, handoffs, a verdict.
+    Replay(crate::commands::replay::ReplayArgs),
     /// Per-version results of a flow: sessions, completion/handoff/expiry/
     /// failure rates with 95% intervals, the funnel per step side by side, and
     /// an A/B comparison with a plain-language verdict.
@@ -254,6 +258,23 @@ pub enum SessionsAction {
         /// Only on this instance (default: every instance).
         #[arg(long)]
         instance: Option<String>,
+    },
+    /// A flow's recorded sessions as a replay corpus (JSON lines) on stdout,
+    /// personal data replaced by stand-ins of the same kind.
+    Export {
+        #[arg(long)]
+        flow: String,
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long)]
+        instance: Option<String>,
+        #[arg(long, default_value_t = 10_000)]
+        limit: u32,
+        /// Required: the export is always masked.
+        #[arg(long)]
+        masked: bool,
     },
     /// Erase the contact's personal data everywhere (messages, session data,
     /// outbox, event details, pins), keeping anonymous counts; audited.

@@ -1,6 +1,9 @@
 //! `eval-classifier`: how well a version's classifiers label the evaluation
-//! set (`crates/flows/eval/classifier.tsv`, real-looking pt-BR customer
-//! messages with typos, missing accents, slang and mixed intents).
+//! sets (`crates/flows/eval/classifier.tsv` and `first_messages.tsv`,
+//! real-looking pt-BR customer messages with typos, missing accents, slang
+//! and mixed intents). Both are held out: no message in them is in a
+//! version's `examples/*.tsv`, so the trained classifier is scored only on
+//! text it never saw (a test below checks it).
 //!
 //! A message's label is `flow/subroute` (`digital_certificate/renewal`),
 //! `flow/topic` (`general_support/hours`), `human`, or `none` (nothing to
@@ -90,9 +93,17 @@ pub fn keyword_class(task: &Task, text: &str) -> String {
     task.keywords.and_then(|keywords| keywords(text)).unwrap_or("none").to_owned()
 }
 
-/// The evaluation set compiled into the binary.
+/// The evaluation set `crates/flows/eval/classifier.tsv` compiled into the binary.
 pub fn cases() -> Result<Vec<Case>, String> {
     parse_cases(switchyard_flows::EVAL_SET).map_err(|problem| format!("crates/flows/eval/classifier.tsv: {problem}"))
+}
+
+/// Every evaluation set compiled into the binary: (its path, its cases).
+pub fn sets() -> Result<Vec<(&'static str, Vec<Case>)>, String> {
+    switchyard_flows::EVAL_SETS
+        .iter()
+        .map(|(path, source)| parse_cases(source).map(|cases| (*path, cases)).map_err(|problem| format!("crates/flows/{path}: {problem}")))
+        .collect()
 }
 
 #[cfg(test)]
@@ -115,8 +126,8 @@ mod tests {
     #[test]
     fn every_label_in_the_set_is_a_class_of_the_tasks_that_read_it() {
         let registry = switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows");
-        let cases = cases().expect("the set parses");
-        assert!(cases.len() >= 150, "{} messages", cases.len());
+        assert!(cases().expect("the set parses").len() >= 150);
+        let cases: Vec<Case> = sets().expect("the sets parse").into_iter().flat_map(|(_, cases)| cases).collect();
         for fv in registry.all() {
             for task in fv.tasks().iter().filter(|task| !task.classes().is_empty()) {
                 for case in &cases {
@@ -127,6 +138,42 @@ mod tests {
                             case.line, case.label, fv.label(), task.name, task.classes()
                         );
                     }
+                }
+            }
+        }
+    }
+
+    /// The evaluation sets stay held out: a message (accents, case and
+    /// punctuation folded) that is also a training example would score the
+    /// trained classifier on its own training data.
+    #[test]
+    fn no_evaluation_message_is_a_training_example() {
+        let registry = switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows");
+        let sets = sets().expect("the sets parse");
+        let mut trained_on = 0;
+        for fv in registry.all() {
+            for trained in fv.weighed() {
+                let examples = switchyard_engine::trained::parse_examples(trained.weighing.examples).expect("parses");
+                trained_on += examples.len();
+                let seen: std::collections::HashSet<String> =
+                    examples.iter().map(|example| switchyard_engine::text::normalize(&example.text)).collect();
+                for (path, cases) in &sets {
+                    for case in cases {
+                        assert!(
+                            !seen.contains(&switchyard_engine::text::normalize(&case.text)),
+                            "{path}:{}: '{}' is also in {}'s {}",
+                            case.line, case.text, fv.label(), trained.weighing.file
+                        );
+                    }
+                }
+            }
+        }
+        assert!(trained_on >= 300, "{trained_on} training examples checked");
+        for (idx, (path, cases)) in sets.iter().enumerate() {
+            for (other, other_cases) in &sets[idx + 1..] {
+                for case in cases {
+                    let text = switchyard_engine::text::normalize(&case.text);
+                    assert!(!other_cases.iter().any(|o| switchyard_engine::text::normalize(&o.text) == text), "{path}:{} is also in {other}", case.line);
                 }
             }
         }

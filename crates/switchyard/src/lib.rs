@@ -9,6 +9,7 @@
 //! - [`ignore`]: ignore lists (numbers, JIDs, `@g.us` / `@s.whatsapp.net` wildcards).
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
+//! - [`replay`]: recorded conversations through a candidate version, compared, and the masked corpus.
 //! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
 //! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
@@ -19,6 +20,7 @@ pub mod eval;
 pub mod config_file;
 pub mod ignore;
 pub mod logs;
+pub mod replay;
 pub mod report;
 pub mod rollout;
 pub mod serve;

@@ -40,6 +40,7 @@ fn rate_json(rate: &Rate) -> Value {
 pub fn classification_json(decisions: &[&Classification]) -> Value {
     let mut by_keyword = 0u64;
     let mut by_model = 0u64;
+    let mut by_trained = 0u64;
     let mut calls = 0u64;
     let mut cached = 0u64;
     let mut latencies: Vec<u64> = Vec::new();
@@ -49,6 +50,7 @@ pub fn classification_json(decisions: &[&Classification]) -> Value {
     for decision in decisions {
         match decision.classifier {
             Classifier::Keyword => by_keyword += 1,
+            Classifier::Trained => by_trained += 1,
             Classifier::Model => by_model += 1,
         }
         if let Some(fallback) = &decision.fallback {
@@ -68,7 +70,7 @@ pub fn classification_json(decisions: &[&Classification]) -> Value {
     latencies.sort_unstable();
     let percentile = |p: f64| (!latencies.is_empty()).then(|| latencies[((latencies.len() - 1) as f64 * p).round() as usize]);
     json!({
-        "decisions": decisions.len(), "by_keyword": by_keyword, "by_model": by_model,
+        "decisions": decisions.len(), "by_keyword": by_keyword, "by_trained": by_trained, "by_model": by_model,
         "model_calls": calls, "cache_hits": cached, "model_failures": failures.values().sum::<u64>(), "failures": failures,
         "latency_ms_p50": percentile(0.5), "latency_ms_p95": percentile(0.95),
         "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
 
 use sqlx::{Connection, Executor, SqliteConnection};
 use support::{upsert, TestApp};
@@ -39,8 +38,8 @@ async fn a_store_that_cannot_commit_gets_503_with_retry_after_and_the_retry_is_a
         let (status, body) = app.webhook(message).await;
         assert_eq!((status, body["status"].as_str()), (200, Some("accepted")));
     }
+    // Settled: every entry processed, every reply sent; nothing more can go out.
     app.wait_idle().await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM inbox").await, 8);
     let sent = app.evolution.sent();
     for n in 0..8 {

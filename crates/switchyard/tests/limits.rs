@@ -65,11 +65,9 @@ fn a_secret_set_but_blank_is_named_by_check_and_refused_by_serve() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let bind = format!("127.0.0.1:{port}");
     for name in ["WEBHOOK_SECRET", "WEBHOOK_JWT_KEY", "ADMIN_TOKEN", "LLM_API_KEY"] {
-        let started = std::time::Instant::now();
         let output = switchyard(&["serve"], &[("EVOLUTION_URL", "http://127.0.0.1:1"), ("BIND_ADDR", &bind), (name, "  ")]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "serve with {name} blank: {stderr}");
-        assert!(started.elapsed() < Duration::from_secs(10));
         let lines: Vec<&str> = stderr.lines().filter(|line| line.contains(name)).collect();
         assert_eq!(lines, [format!("error: {name} is set but blank: a blank secret protects nothing; give it a value or unset it")], "{stderr}");
     }
@@ -172,7 +170,9 @@ async fn a_client_trickling_its_headers_is_cut_off_within_the_header_timeout() {
         }
         assert!(started.elapsed() < Duration::from_secs(10), "a trickling client still holds its connection after 10 s");
     };
-    assert!(cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(3), "cut off after {cut_after:?}, HTTP_HEADER_TIMEOUT=1s");
+    // Not before the timeout; the upper bound only tells 1 s from the 10 s
+    // default, with room for a busy machine.
+    assert!(cut_after >= Duration::from_millis(900) && cut_after < Duration::from_secs(8), "cut off after {cut_after:?}, HTTP_HEADER_TIMEOUT=1s");
 }
 
 #[tokio::test]
@@ -191,15 +191,16 @@ async fn a_stalled_body_gets_408_within_the_request_timeout_and_a_wrong_secret_4
     let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(10)).await;
     let elapsed = started.elapsed();
     assert!(answer.starts_with("HTTP/1.1 408"), "a stalled body is answered 408: {answer:?} after {elapsed:?}");
-    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(3), "408 after {elapsed:?}, HTTP_REQUEST_TIMEOUT=1s");
+    // Not before the timeout; the upper bound tells 1 s from the 30 s default.
+    assert!(elapsed >= Duration::from_millis(900) && elapsed < Duration::from_secs(10), "408 after {elapsed:?}, HTTP_REQUEST_TIMEOUT=1s");
 
     // A wrong secret is answered from the headers, without waiting for the body.
     let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
-    let started = Instant::now();
     stream.write_all(head("wrong-secret").as_bytes()).await.unwrap();
     let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+    // Had the server waited for the 1000 promised bytes, the request timeout
+    // would have answered 408: a 401 is the proof it read only the headers.
     assert!(answer.starts_with("HTTP/1.1 401"), "{answer:?}");
-    assert!(started.elapsed() < Duration::from_millis(800), "401 without the body took {:?}", started.elapsed());
 
     let metrics = support::http().get(format!("{}/metrics", server.url)).bearer_auth("metrics-token").send().await.unwrap().text().await.unwrap();
     for status in ["401", "408"] {
@@ -264,10 +265,8 @@ async fn connections_beyond_http_max_connections_wait_until_one_closes() {
     let (answer, _) = read_until_closed(&mut third, Duration::from_secs(1)).await;
     assert_eq!(answer, "", "a third connection is not served while two are open");
     drop(idle.pop());
-    let started = Instant::now();
     let (answer, _) = read_until_closed(&mut third, Duration::from_secs(5)).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "served once a connection closed: {answer:?}");
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
 }
 
 #[tokio::test]
@@ -335,5 +334,36 @@ async fn metric_totals_are_the_counters_the_store_keeps_and_equal_the_table_coun
     assert_eq!(app.count("SELECT value FROM counters WHERE name = 'messages_in'").await, inbound);
     assert_eq!(app.count("SELECT value FROM counters WHERE name = 'messages_out'").await, outbound);
     assert_eq!(app.count("SELECT SUM(sessions) FROM session_counts WHERE outcome = 'live'").await, live);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn admin_bodies_are_read_only_after_the_token_and_kept_small() {
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), "ops-token".to_owned())]).await;
+    let head = |auth: &str, length: usize| {
+        format!("POST /api/handoffs/release HTTP/1.1\r\nHost: switchyard\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n")
+    };
+    // No token: 401 from the headers, the 2 MiB body never waited for.
+    for auth in ["", "Authorization: Bearer wrong\r\n"] {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        let started = Instant::now();
+        stream.write_all(head(auth, 2 * 1024 * 1024).as_bytes()).await.unwrap();
+        let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{auth:?}: {answer:?}");
+        assert!(started.elapsed() < Duration::from_millis(800), "401 took {:?}", started.elapsed());
+    }
+    // With the token, an admin body over 64 KiB is refused.
+    let body = format!("{{\"instance\": \"loja-bot\", \"contact\": \"5511911110107\", \"pad\": \"{}\"}}", "x".repeat(100 * 1024));
+    let response = support::http()
+        .post(format!("http://{}/api/handoffs/release", app.addr))
+        .bearer_auth("ops-token")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let (status, reply) = app.post_admin("/api/handoffs/release", json!({"instance": "loja-bot", "contact": "5511911110107"}), Some("ops-token")).await;
+    assert_eq!(status, 200, "{reply}");
     app.stop().await;
 }

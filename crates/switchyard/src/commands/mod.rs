@@ -19,6 +19,7 @@ mod check;
 mod explain;
 mod flows;
 mod handoff;
+pub(crate) mod replay;
 mod report;
 mod rollout;
 mod scaffold;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
         Command::Serve => serve::run().await,
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Replay(args) => replay::run(args).await,
         Command::Report { flow, versions, since, until, instance, min_finished, json } => {
             report::run(&flow, versions, since, until, instance, min_finished, json).await
         }

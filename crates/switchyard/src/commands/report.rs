@@ -100,14 +100,14 @@ pub async fn run(
     }
     if versions.iter().any(|version| version["classification"]["decisions"].as_u64().unwrap_or(0) > 0) {
         println!("\nclassification: who decided, and what the model cost");
-        println!("{:<10} {:>9} {:>8} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}", "version", "decisions", "keyword", "model", "calls", "cached", "failures", "p50 ms", "p95 ms", "tokens in", "tokens out");
+        println!("{:<10} {:>9} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}", "version", "decisions", "keyword", "trained", "model", "calls", "cached", "failures", "p50 ms", "p95 ms", "tokens in", "tokens out");
         for version in &versions {
             let c = &version["classification"];
             let n = |key: &str| c[key].as_u64().unwrap_or(0);
             let ms = |key: &str| c[key].as_u64().map_or("-".to_owned(), |ms| ms.to_string());
             println!(
-                "{:<10} {:>9} {:>8} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}",
-                version["version"].as_str().unwrap_or("?"), n("decisions"), n("by_keyword"), n("by_model"), n("model_calls"),
+                "{:<10} {:>9} {:>8} {:>8} {:>6} {:>6} {:>6} {:>9} {:>8} {:>8} {:>10} {:>10}",
+                version["version"].as_str().unwrap_or("?"), n("decisions"), n("by_keyword"), n("by_trained"), n("by_model"), n("model_calls"),
                 n("cache_hits"), n("model_failures"), ms("latency_ms_p50"), ms("latency_ms_p95"), n("prompt_tokens"), n("completion_tokens"),
             );
         }

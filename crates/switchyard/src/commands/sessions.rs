@@ -26,6 +26,9 @@ pub async fn run(action: SessionsAction) -> anyhow::Result<ExitCode> {
         SessionsAction::Show { contact, json } => show(&contact, json).await,
         SessionsAction::End { contact, instance } => end(&contact, instance.as_deref()).await,
         SessionsAction::Forget { contact, reason } => forget(&contact, &reason).await,
+        SessionsAction::Export { flow, since, until, instance, limit, masked } => {
+            super::replay::export(&flow, since.as_deref(), until.as_deref(), instance.as_deref(), limit, masked).await
+        }
     }
 }
 

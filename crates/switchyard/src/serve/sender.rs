@@ -194,6 +194,8 @@ async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing) -> Opt
         Err(err) => {
             // Unrecorded, the attempt could repeat unnoticed after a crash.
             tracing::warn!(error = %err, seq = outgoing.seq, "cannot record a send attempt; not sending yet");
+            // The reply stays due: do not spin on a store that refuses writes.
+            tokio::time::sleep(Duration::from_secs(1)).await;
             return None;
         }
     }
@@ -271,6 +273,18 @@ mod tests {
         assert_eq!(batch_size(Some(Duration::from_millis(50))), BATCH);
         assert_eq!(batch_size(Some(Duration::from_secs(1))), 15);
         assert_eq!(batch_size(Some(Duration::from_secs(60))), 1);
+    }
+
+    #[tokio::test]
+    async fn gates_bound_sends_per_instance_not_across_instances() {
+        let gates = Gates::new(2);
+        let (a, b) = (InstanceId::parse("vendas").unwrap(), InstanceId::parse("suporte").unwrap());
+        let held = [gates.enter(&a).await, gates.enter(&a).await];
+        let third = tokio::time::timeout(Duration::from_millis(50), gates.enter(&a)).await;
+        assert!(third.is_err(), "a third send on one instance waits");
+        assert!(gates.enter(&b).await.is_some(), "another instance has its own slots");
+        drop(held);
+        assert!(gates.enter(&a).await.is_some(), "a slot frees when a send ends");
     }
 
     #[test]

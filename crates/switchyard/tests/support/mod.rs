@@ -424,9 +424,11 @@ pub async fn snapshot(pool: &sqlx::SqlitePool) -> String {
     for table in tables {
         let columns: Vec<String> = sqlx::query_scalar("SELECT name FROM pragma_table_info(?) ORDER BY cid").bind(&table).fetch_all(pool).await.unwrap();
         let row = columns.iter().map(|column| format!("quote(\"{column}\")")).collect::<Vec<_>>().join(" || ',' || ");
-        let sql = format!("SELECT COALESCE(group_concat({row}, char(10)), '') FROM (SELECT * FROM \"{table}\" ORDER BY rowid)");
-        let rows: String = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await.unwrap();
-        out.push_str(&format!("== {table}\n{rows}\n"));
+        // Sorted here: a WITHOUT ROWID table has no rowid to order by.
+        let sql = format!("SELECT {row} FROM \"{table}\"");
+        let mut rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).fetch_all(pool).await.unwrap();
+        rows.sort();
+        out.push_str(&format!("== {table}\n{}\n", rows.join("\n")));
     }
     out
 }

@@ -24,6 +24,7 @@
 //! "quero ver o status do meu pedido" moves to `status` from anywhere.
 
 use switchyard_engine::classify::{Task, Wanted};
+use switchyard_engine::trained::Weighing;
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, VersionDecl};
 use switchyard_engine::form::{Extracted, Form, Said, Slot, Source};
 use switchyard_engine::kinds::Custom;
@@ -80,7 +81,9 @@ fn route_keywords(text: &str) -> Option<&'static str> {
         .map(|idx| ROUTE_CLASSES[idx])
 }
 
-/// Subroute classification: keywords, and the model when they find nothing.
+/// Subroute classification, weighed (`Ctx::weigh`): the keywords, the
+/// classifier trained on `examples/route.tsv`, and the model when those two
+/// leave doubt. A menu number decides before any of them.
 pub const ROUTE: Task = Task {
     name: "route",
     file: "prompts/route.txt",
@@ -88,13 +91,15 @@ pub const ROUTE: Task = Task {
     ask: Wanted::Class(ROUTE_CLASSES),
     keywords: Some(route_keywords),
 };
+const ROUTING: Weighing =
+    Weighing { task: ROUTE, file: "examples/route.tsv", examples: include_str!("examples/route.tsv"), sure: None };
 
 fn route_step(class: &str) -> Option<&'static str> {
     ROUTES.iter().find(|(name, _)| *name == class).map(|(_, step)| *step)
 }
 
 fn route_enter(ctx: &mut Ctx<'_>) -> Next {
-    if let Some(step) = ctx.opening().and_then(|opening| ctx.classify(&ROUTE, opening)).and_then(route_step) {
+    if let Some(step) = ctx.opening().and_then(|opening| ctx.weigh(&ROUTE, opening)).and_then(route_step) {
         return Next::Goto(step);
     }
     ctx.say(ROUTE_PROMPT);
@@ -106,7 +111,7 @@ fn route_input(ctx: &mut Ctx<'_>, text: &str) -> Next {
         return Next::Goto(ROUTES[idx].1);
     }
     if !choice::starts_with_number(text)
-        && let Some(step) = ctx.classify(&ROUTE, text).and_then(route_step)
+        && let Some(step) = ctx.weigh(&ROUTE, text).and_then(route_step)
     {
         return Next::Goto(step);
     }
@@ -600,7 +605,13 @@ fn status_query(_ctx: &mut Ctx<'_>, said: Said<'_>) -> Extracted {
     match document::find(said.text) {
         Ok(found) => Extracted::Value(format!("document:{}", found.formatted())),
         Err(Problem::BadCpf | Problem::BadCnpj) => Extracted::Refused(STATUS_INVALID_DOCUMENT),
-        Err(Problem::NotFound) => Extracted::Nothing,
+        // Another number ("status do pedido 48213") is still the customer's
+        // order number as they know it: looked up, and not found, rather
+        // than asked for again.
+        Err(Problem::NotFound) => match said.text.split(|ch: char| !ch.is_ascii_digit()).find(|run| (4..=10).contains(&run.len())) {
+            Some(digits) if said.answering || !choice::starts_with_number(said.text) => Extracted::Value(format!("order:{digits}")),
+            _ => Extracted::Nothing,
+        },
     }
 }
 
@@ -674,7 +685,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
         .description("Certificado digital (conversacional): a compra é um formulário preenchido pelo que o cliente diz")
         .typed_texts(texts::SOURCE, texts::KEYS)
         .deps(deps.clone())
-        .task(ROUTE)
+        .weighed(ROUTING)
         .task(ORDER)
         .entry(step::ROUTE)
         .interrupt(words::STATUS_INTERRUPT, Next::Goto(step::STATUS))
