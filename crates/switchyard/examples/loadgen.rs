@@ -149,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
     }
+    // reqwest is built without a default TLS provider; its clients need one
+    // installed before the first is built (the readiness poll below).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let in_process = std::env::args().any(|arg| arg == "--in-process");
     let mut args = std::env::args().skip(1).filter(|arg| !arg.starts_with("--"));
     let contacts: usize = match args.next() {
