@@ -84,8 +84,11 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/replay/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// (aligned, divergence's message index and steps, outcomes) per session, in start order.
-fn shape(document: &Value) -> Vec<(u64, Option<(u64, String, String)>, Value)> {
+/// A session's (aligned, divergence's message index and steps, outcomes).
+type Shape = (u64, Option<(u64, String, String)>, Value);
+
+/// Each session's [`Shape`], in start order.
+fn shape(document: &Value) -> Vec<Shape> {
     by_session(document)
         .iter()
         .map(|session| {
