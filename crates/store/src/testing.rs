@@ -150,11 +150,28 @@ impl Drop for PgSchema {
                 let pool = PgPoolOptions::new()
                     .max_connections(1)
                     .acquire_timeout(Duration::from_secs(5))
-                    .after_connect(|connection, _| Box::pin(async move { connection.execute("SET lock_timeout = '10s'").await.map(|_| ()) }))
+                    .after_connect(|connection, _| Box::pin(async move { connection.execute("SET lock_timeout = '5s'").await.map(|_| ()) }))
                     .connect(&server)
                     .await
                     .map_err(|err| err.to_string())?;
-                let result = pool.execute(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE"))).await.map(|_| ()).map_err(|err| err.to_string());
+                // A store the test dropped may still hold a connection (a
+                // background task's, in an open transaction) until the test's
+                // runtime ends; the schema is the test's own, so whatever
+                // still locks its tables is the test's and is ended first.
+                let mut result = Ok(());
+                for _ in 0..3 {
+                    let _ = sqlx::query(
+                        "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                         JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+                    )
+                    .bind(&name)
+                    .execute(&pool)
+                    .await;
+                    result = pool.execute(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {name} CASCADE"))).await.map(|_| ()).map_err(|err| err.to_string());
+                    if result.is_ok() {
+                        break;
+                    }
+                }
                 pool.close().await;
                 result
             })

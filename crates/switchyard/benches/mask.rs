@@ -14,6 +14,7 @@
 //! Run: `cargo bench -p switchyard --bench mask`
 
 use std::hint::black_box;
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
@@ -31,7 +32,7 @@ fn line(unit: &str, size: usize) -> String {
 fn masking(c: &mut Criterion) {
     for (kind, unit) in [("typical", TYPICAL), ("hostile", HOSTILE)] {
         let mut group = c.benchmark_group(format!("mask/{kind}"));
-        group.sample_size(10);
+        group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
         for (name, size) in SIZES {
             let text = line(unit, size);
             group.throughput(Throughput::Bytes(size as u64));
@@ -43,6 +44,7 @@ fn masking(c: &mut Criterion) {
         group.finish();
     }
     let mut group = c.benchmark_group("log_line/typical");
+    group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
     for (name, size) in SIZES {
         let mut text = line(TYPICAL, size);
         text.push('\n');

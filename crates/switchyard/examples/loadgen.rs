@@ -98,6 +98,16 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
+/// CPU seconds (user + system) a process used so far, from /proc (Linux);
+/// `None` elsewhere. On a shared machine this is steadier than throughput.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
 /// Starts `switchyard serve` on a free port and waits for `/readyz`.
 async fn spawn_serve(database_url: &str, evolution_url: &str) -> anyhow::Result<(std::process::Child, String)> {
     let binary = match std::env::var_os("SWITCHYARD_BIN") {
@@ -139,6 +149,9 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_default_env() {
         let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
     }
+    // reqwest is built without a default TLS provider; its clients need one
+    // installed before the first is built (the readiness poll below).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let in_process = std::env::args().any(|arg| arg == "--in-process");
     let mut args = std::env::args().skip(1).filter(|arg| !arg.starts_with("--"));
     let contacts: usize = match args.next() {
@@ -195,6 +208,9 @@ async fn main() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
 
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(contacts * PURCHASE.len())));
+    let pids: Vec<u32> = processes.iter().map(std::process::Child::id).collect();
+    let cpu = |pids: &[u32]| -> Option<f64> { pids.iter().map(|pid| cpu_seconds(*pid)).sum() };
+    let (self_cpu_before, serve_cpu_before) = (cpu_seconds(std::process::id()), cpu(&pids));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for number in numbers {
@@ -218,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
         result??;
     }
     let elapsed = started.elapsed();
+    let (self_cpu, serve_cpu) = (cpu_seconds(std::process::id()), cpu(&pids));
     for server in servers {
         server.shutdown().await;
     }
@@ -243,5 +260,18 @@ async fn main() -> anyhow::Result<()> {
     println!("latency p50:     {:.2} ms", percentile(&latencies, 0.50).as_secs_f64() * 1000.0);
     println!("latency p99:     {:.2} ms", percentile(&latencies, 0.99).as_secs_f64() * 1000.0);
     println!("latency max:     {:.2} ms", latencies.last().copied().unwrap_or_default().as_secs_f64() * 1000.0);
+    let per_message = |after: Option<f64>, before: Option<f64>| match (after, before) {
+        (Some(after), Some(before)) if messages > 0 => format!("{:.0} µs", (after - before) * 1e6 / messages as f64),
+        _ => "n/a".to_owned(),
+    };
+    if in_process {
+        println!("cpu per message: {} (servers and load in this process)", per_message(self_cpu, self_cpu_before));
+    } else {
+        println!(
+            "cpu per message: serve {}, loadgen {} (user + system)",
+            per_message(serve_cpu, serve_cpu_before),
+            per_message(self_cpu, self_cpu_before)
+        );
+    }
     Ok(())
 }

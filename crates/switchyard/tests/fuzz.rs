@@ -284,7 +284,14 @@ struct Tally(std::cell::RefCell<std::collections::BTreeMap<String, u64>>);
 
 impl Tally {
     fn add(&self, what: impl Into<String>) {
-        *self.0.borrow_mut().entry(what.into()).or_default() += 1;
+        let mut counts = self.0.borrow_mut();
+        *counts.entry(what.into()).or_default() += 1;
+        // A long run says how far it got, in case it is cut short.
+        let total: u64 = counts.values().sum();
+        if total % 100_000 == 0 {
+            drop(counts);
+            eprintln!("{total} inputs so far; {}", self.shown());
+        }
     }
     fn shown(&self) -> String {
         self.0.borrow().iter().map(|(what, count)| format!("{what}: {count}")).collect::<Vec<_>>().join(", ")

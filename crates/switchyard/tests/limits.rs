@@ -336,3 +336,34 @@ async fn metric_totals_are_the_counters_the_store_keeps_and_equal_the_table_coun
     assert_eq!(app.count("SELECT SUM(sessions) FROM session_counts WHERE outcome = 'live'").await, live);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn admin_bodies_are_read_only_after_the_token_and_kept_small() {
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), "ops-token".to_owned())]).await;
+    let head = |auth: &str, length: usize| {
+        format!("POST /api/handoffs/release HTTP/1.1\r\nHost: switchyard\r\n{auth}Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n")
+    };
+    // No token: 401 from the headers, the 2 MiB body never waited for.
+    for auth in ["", "Authorization: Bearer wrong\r\n"] {
+        let mut stream = TcpStream::connect(app.addr).await.unwrap();
+        let started = Instant::now();
+        stream.write_all(head(auth, 2 * 1024 * 1024).as_bytes()).await.unwrap();
+        let (answer, _) = read_until_closed(&mut stream, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{auth:?}: {answer:?}");
+        assert!(started.elapsed() < Duration::from_millis(800), "401 took {:?}", started.elapsed());
+    }
+    // With the token, an admin body over 64 KiB is refused.
+    let body = format!("{{\"instance\": \"loja-bot\", \"contact\": \"5511911110107\", \"pad\": \"{}\"}}", "x".repeat(100 * 1024));
+    let response = support::http()
+        .post(format!("http://{}/api/handoffs/release", app.addr))
+        .bearer_auth("ops-token")
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let (status, reply) = app.post_admin("/api/handoffs/release", json!({"instance": "loja-bot", "contact": "5511911110107"}), Some("ops-token")).await;
+    assert_eq!(status, 200, "{reply}");
+    app.stop().await;
+}

@@ -84,8 +84,11 @@ fn fixture(name: &str) -> String {
     format!("{}/tests/fixtures/replay/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
-/// (aligned, divergence's message index and steps, outcomes) per session, in start order.
-fn shape(document: &Value) -> Vec<(u64, Option<(u64, String, String)>, Value)> {
+/// A session's (aligned, divergence's message index and steps, outcomes).
+type Shape = (u64, Option<(u64, String, String)>, Value);
+
+/// Each session's [`Shape`], in start order.
+fn shape(document: &Value) -> Vec<Shape> {
     by_session(document)
         .iter()
         .map(|session| {
@@ -221,4 +224,15 @@ async fn bad_input_is_one_line_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr.contains(":1: 'version' is missing"), "{stderr}");
+}
+
+#[tokio::test]
+async fn an_erased_contact_is_neither_exported_nor_replayed() {
+    let db = seeded().await;
+    ok(&switchyard(&["sessions", "forget", V1_COMPLETE.0, "--reason", "titular pediu"], &db));
+    let replayed = json(&switchyard(&["replay", "digital_certificate", "--candidate", "v2", "--json"], &db));
+    assert_eq!((replayed["skipped"].as_u64(), replayed["aggregate"]["sessions"].as_u64()), (Some(1), Some(3)), "{replayed}");
+    let export = switchyard(&["sessions", "export", "--flow", "digital_certificate", "--masked"], &db);
+    assert_eq!(ok(&export).lines().count(), 3);
+    assert!(String::from_utf8_lossy(&export.stderr).contains("exported 3 sessions of digital_certificate, masked; 1 left out"));
 }

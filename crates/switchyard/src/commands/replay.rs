@@ -57,7 +57,8 @@ fn time(name: &str, text: Option<&str>, problems: &mut Vec<String>) -> Option<Ti
 }
 
 /// The recorded sessions of the window, as conversations, and how many were
-/// left out (a text erased or purged).
+/// left out: a text erased or purged, or no text in the inbox at all (a
+/// session `simulate` ran, or whose texts a contact's erasure removed).
 async fn from_store(flow: &str, since: Option<Timestamp>, until: Option<Timestamp>, instance: Option<&InstanceId>, limit: u32) -> anyhow::Result<Result<(Vec<Conversation>, u64), ExitCode>> {
     let config = match switchyard::config::Config::from_env() {
         Ok(config) => config,
@@ -177,7 +178,7 @@ fn print_text(flow: &str, candidate: Version, baseline: Option<Version>, skipped
     let base = baseline.map_or_else(|| "the version that served each session".to_owned(), |version| version.to_string());
     println!("{flow}: {} sessions replayed through {candidate}, against {base}", results.len());
     if skipped > 0 {
-        println!("{skipped} sessions left out: a text erased or purged");
+        println!("{skipped} sessions left out: texts erased, purged or never in the inbox");
     }
     println!("\nper session: messages aligned / total, first divergence (step in baseline → candidate, the customer's text masked)");
     for result in results {
@@ -255,6 +256,6 @@ pub async fn export(flow: &str, since: Option<&str>, until: Option<&str>, instan
         writeln!(out, "{}", masker.conversation(conversation, index).to_json())?;
     }
     out.flush()?;
-    eprintln!("exported {} sessions of {flow}, masked; {skipped} left out (a text erased or purged)", conversations.len());
+    eprintln!("exported {} sessions of {flow}, masked; {skipped} left out (texts erased, purged or never in the inbox)", conversations.len());
     Ok(ExitCode::SUCCESS)
 }

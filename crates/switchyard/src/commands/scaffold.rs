@@ -206,14 +206,15 @@ mod tests {
     #[test]
     fn the_active_version_copied_is_inactive_and_a_version_without_transcripts_gets_a_stub() {
         let root = scratch("stub", "unknown");
-        let made = scaffold(&root, "unknown", 1, 2).expect("scaffolds");
-        let code = fs::read_to_string(root.join("src/unknown/v2/mod.rs")).unwrap();
-        assert!(code.contains("VersionDecl::new(\"unknown\", 2, Lifecycle::Inactive)"), "{code}");
+        // A source version without transcripts (the scratch copy's only).
+        let _ = fs::remove_dir_all(root.join("src/unknown/v1/transcripts"));
+        let made = scaffold(&root, "unknown", 1, 9).expect("scaffolds");
+        let code = fs::read_to_string(root.join("src/unknown/v9/mod.rs")).unwrap();
+        assert!(code.contains("VersionDecl::new(\"unknown\", 9, Lifecycle::Inactive)"), "{code}");
         assert!(!code.contains("Lifecycle::Active"));
-        let has_transcripts = root.join("src/unknown/v1/transcripts").read_dir().is_ok_and(|mut entries| entries.next().is_some());
-        if !has_transcripts {
-            assert!(made.files.contains(&PathBuf::from("src/unknown/v2/transcripts/v2.txt")));
-        }
+        assert!(made.files.contains(&PathBuf::from("src/unknown/v9/transcripts/v9.txt")), "{:?}", made.files);
+        let stub = fs::read_to_string(root.join("src/unknown/v9/transcripts/v9.txt")).unwrap();
+        assert!(stub.contains("fails until this file holds one"), "{stub}");
         let _ = fs::remove_dir_all(&root);
     }
 

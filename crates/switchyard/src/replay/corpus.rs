@@ -265,7 +265,7 @@ impl Masker {
             let same_kind = match kind {
                 Kind::Cpf => valid_cpf(&candidate),
                 Kind::Cnpj => valid_cnpj(&candidate),
-                Kind::Other => !(candidate.len() == 11 && valid_cpf(&candidate)) && !(candidate.len() == 14 && valid_cnpj(&candidate)),
+                Kind::Other => !((candidate.len() == 11 && valid_cpf(&candidate)) || (candidate.len() == 14 && valid_cnpj(&candidate))),
             };
             if same_kind && candidate != digits {
                 break candidate;
