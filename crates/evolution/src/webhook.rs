@@ -33,6 +33,17 @@ pub struct Webhook {
     /// The event name, normalised by [`normalise_event`] (`messages.upsert`).
     pub event: String,
     pub kind: WebhookKind,
+    /// The Chatwoot conversation Evolution's Chatwoot integration mirrored
+    /// the message into (`data.chatwootConversationId`, `data.chatwootInboxId`;
+    /// Baileys instances only).
+    pub chatwoot: Option<ChatwootRef>,
+}
+
+/// Where Evolution's Chatwoot integration put a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChatwootRef {
+    pub conversation_id: i64,
+    pub inbox_id: Option<i64>,
 }
 
 /// What the server should do with a webhook.
@@ -46,6 +57,11 @@ pub enum WebhookKind {
     /// here: they come as `send.message`. In a 1:1 chat, `sender` is the
     /// customer the operator wrote to, i.e. the conversation to pause.
     OperatorMessage(Incoming),
+    /// `send.message`: a message sent through Evolution's API: ours (an
+    /// echo of a reply), or an agent's reply written in Chatwoot, which
+    /// Evolution's Chatwoot integration sends this way. Only the record of
+    /// our own sends' ids tells them apart.
+    ApiSend(Incoming),
     /// `connection.update`: `state` is `open`, `connecting`, `close` or
     /// `refused`; `close` with status reason 401 means logged out.
     Connection {
@@ -205,8 +221,9 @@ pub fn parse(body: &[u8]) -> Result<Webhook, ParseError> {
     let data = root.remove("data");
     let kind = match event.as_str() {
         "messages.upsert" => decode_upsert(data.as_ref())?,
-        "send.message" => WebhookKind::Ignored {
-            reason: IgnoreReason::OwnApiSend,
+        "send.message" => match decode_upsert(data.as_ref())? {
+            WebhookKind::OperatorMessage(incoming) | WebhookKind::Message(incoming) => WebhookKind::ApiSend(incoming),
+            other => other,
         },
         "messages.update" => WebhookKind::Ignored {
             reason: IgnoreReason::Receipt,
@@ -216,11 +233,21 @@ pub fn parse(body: &[u8]) -> Result<Webhook, ParseError> {
             reason: IgnoreReason::UnknownEvent(other.to_owned()),
         },
     };
+    let chatwoot = data.as_ref().and_then(chatwoot_ref);
     Ok(Webhook {
         instance,
         event,
         kind,
+        chatwoot,
     })
+}
+
+/// `chatwootConversationId` (and `chatwootInboxId`) when Evolution set them:
+/// numbers, or numeric strings; anything else is left out.
+fn chatwoot_ref(data: &Value) -> Option<ChatwootRef> {
+    let conversation_id = data.get("chatwootConversationId").and_then(integer).filter(|id| *id > 0)?;
+    let inbox_id = data.get("chatwootInboxId").and_then(integer).filter(|id| *id > 0);
+    Some(ChatwootRef { conversation_id, inbox_id })
 }
 
 // serde_json's messages can quote input ("invalid type: string \"...\""), so

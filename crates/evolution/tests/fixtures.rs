@@ -95,7 +95,8 @@ fn assert_webhook(name: &str, event: &str, kind: WebhookKind) {
         Webhook {
             instance: INSTANCE.into(),
             event: event.into(),
-            kind
+            kind,
+            chatwoot: None
         },
         "{name}"
     );
@@ -541,13 +542,19 @@ fn f27_uppercase_event_name_is_normalised() {
 }
 
 #[test]
-fn f28_send_message_is_our_own_send() {
+fn f28_send_message_is_an_api_send_to_check_against_ours() {
+    // Ours or an agent's reply from Chatwoot: the parser cannot tell; the
+    // server compares the id with the record of our sends.
     assert_webhook(
         "28-send-message",
         "send.message",
-        WebhookKind::Ignored {
-            reason: IgnoreReason::OwnApiSend,
-        },
+        WebhookKind::ApiSend(incoming(
+            "3EB0000000000000SENT01",
+            phone_only("5521987650002"),
+            "Você",
+            1762300028,
+            text("Seu pedido foi confirmado."),
+        )),
     );
 }
 

@@ -54,7 +54,7 @@ fn assert_real(name: &str, event: &str, kind: WebhookKind) {
         assert_eq!(got.timestamp_secs, want.timestamp_secs, "{name}: timestamp");
         assert_eq!(got.chat, want.chat, "{name}: chat");
     }
-    assert_eq!(actual, Webhook { instance: "loja-teste".into(), event: event.into(), kind }, "{name}");
+    assert_eq!(actual, Webhook { instance: "loja-teste".into(), event: event.into(), kind, chatwoot: None }, "{name}");
 }
 
 /// Every file under `real/` (webhooks) and `real/responses/` has a test

@@ -12,6 +12,7 @@
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
+//! - [`holds`]: holds (handoff, takeover, return) and their durable Chatwoot calls.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
 //! - [`aliases`]: a contact's phone number and `@lid` alias, linked.
@@ -24,6 +25,7 @@
 
 pub mod aliases;
 pub mod burst;
+pub mod holds;
 mod codec;
 pub mod conformance;
 pub mod policy;
@@ -47,6 +49,7 @@ use switchyard_engine::session::Session;
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
+use crate::holds::{DeskJob, Echo, HoldFigures, HoldStart};
 use crate::policy::{AuditRecord, Served};
 use crate::privacy::{Erasure, Purge};
 use crate::sessions::LiveFilter;
@@ -140,6 +143,19 @@ impl Db {
         pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError>;
         pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError>;
         pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError>;
+        pub async fn commit_inbound_holding(&self, turn: &Turn, pending: &Pending, reply_to: &str, hold: &HoldStart) -> Result<(), StoreError>;
+        pub async fn desk_due(&self, now: Timestamp, lease_millis: i64, limit: u32) -> Result<Vec<DeskJob>, StoreError>;
+        pub async fn desk_progress(&self, seq: i64, step: u32, conversation: Option<i64>) -> Result<(), StoreError>;
+        pub async fn desk_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError>;
+        pub async fn desk_done(&self, seq: i64, at: Timestamp, error: Option<&str>) -> Result<(), StoreError>;
+        pub async fn link_chatwoot(&self, instance: &InstanceId, contact: &Contact, conversation: i64, inbox: Option<i64>, at: Timestamp) -> Result<(), StoreError>;
+        pub async fn chatwoot_link(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<i64>, StoreError>;
+        pub async fn chatwoot_contacts(&self, conversation: i64) -> Result<Vec<(String, String)>, StoreError>;
+        pub async fn held_instances(&self, contact: &Contact, now: Timestamp) -> Result<Vec<String>, StoreError>;
+        pub async fn give_back(&self, instance: &InstanceId, contact: &Contact, at: Timestamp) -> Result<bool, StoreError>;
+        pub async fn echo_of(&self, instance: &InstanceId, contact: &Contact, message_id: &str) -> Result<Echo, StoreError>;
+        pub async fn skip_inbox(&self, pending: &Pending) -> Result<(), StoreError>;
+        pub async fn hold_figures(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<HoldFigures, StoreError>;
     }
 }
 

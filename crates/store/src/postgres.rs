@@ -266,7 +266,7 @@ pub(crate) async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
 
 /// Writes a turn inside `tx`: sessions (insert or revision-checked update),
 /// events, split assignments and the handoff hold.
-async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
+pub(crate) async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
     for session in &turn.sessions {
         let record = session.record();
         if record.revision == 0 {
@@ -367,7 +367,7 @@ async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
 }
 
 /// Queues a turn's replies inside `tx`.
-async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
+pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
     for reply in &turn.replies {
         sqlx::query(
             "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id) \
@@ -451,12 +451,15 @@ impl Store for PgStore {
     }
 
     async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
         let done = sqlx::query("DELETE FROM handoffs WHERE instance = $1 AND contact = $2")
             .bind(instance.as_str())
             .bind(contact.as_str())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
+        sqlx::query(crate::holds::PG_RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
 }

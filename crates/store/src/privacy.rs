@@ -171,6 +171,9 @@ const ERASE_ID: &[(Counted, &str, &[Arg])] = &[
         &[Arg::Id, Arg::Pseudonym],
     ),
     (Counted::Nothing, "DELETE FROM contact_aliases WHERE phone = $1 OR lid = $1", &[Arg::Id]),
+    // Holds keep their times (report counts them); the note for Chatwoot goes.
+    (Counted::Nothing, "UPDATE holds SET contact = $2, desk_note = NULL WHERE contact = $1", &[Arg::Id, Arg::Pseudonym]),
+    (Counted::Nothing, "DELETE FROM chatwoot_links WHERE contact = $1", &[Arg::Id]),
 ];
 
 /// PostgreSQL only, before [`ERASE_ID`]: the contact's lease and the
@@ -190,7 +193,7 @@ const PURGE: [&str; 4] = [
 ];
 
 /// The tables each operation writes, vacuumed after it on PostgreSQL.
-const VACUUM_ERASED: &str = "VACUUM sessions, events, inbox, outbox, handoffs, split_assignments, contact_leases, policy, audit, contact_aliases";
+const VACUUM_ERASED: &str = "VACUUM sessions, events, inbox, outbox, handoffs, split_assignments, contact_leases, policy, audit, contact_aliases, holds, chatwoot_links";
 const VACUUM_PURGED: &str = "VACUUM inbox, outbox, sessions, events";
 
 /// The audit reasons (seq, text) that name one of `ids` in any spelling,

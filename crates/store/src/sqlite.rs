@@ -184,7 +184,7 @@ impl SqliteStore {
 
 /// A turn's writes: sessions (insert or revision-checked update), events,
 /// split assignments and the handoff hold.
-fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
+pub(crate) fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
     for session in &turn.sessions {
         let record = session.record();
         if record.revision == 0 {
@@ -269,13 +269,13 @@ fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
 
 /// What caused a turn's replies: the inbox entry (its arrival time and
 /// message id go with them), or nothing (an evacuation, queued now).
-enum Cause {
+pub(crate) enum Cause {
     Inbox(i64),
     Now(i64),
 }
 
 /// A turn's replies for the outbox, in order.
-fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: &mut Vec<Statement>) {
+pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: &mut Vec<Statement>) {
     for reply in &turn.replies {
         let mut params: Vec<Param> = vec![
             turn.instance.as_str().into(),
@@ -377,7 +377,8 @@ impl Store for SqliteStore {
             .write(vec![Statement::new(
                 "DELETE FROM handoffs WHERE instance = ? AND contact = ?",
                 vec![instance.as_str().into(), contact.as_str().into()],
-            )])
+            ),
+            Statement::new(crate::holds::SQLITE_RELEASED, vec![instance.as_str().into(), contact.as_str().into()])])
             .await?;
         Ok(done[0].unwrap_or(0) > 0)
     }

@@ -234,6 +234,12 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// `LOG_FORMAT=json`: JSON lines instead of text.
     pub log_json: bool,
+    /// `CHATWOOT_*`: where handoffs are announced and conversations given back; off when unset.
+    pub chatwoot: crate::chatwoot::ChatwootConfig,
+    /// `BUSINESS_HOURS`: when a person answers, per instance; always when unset.
+    pub business_hours: crate::hours::BusinessHours,
+    /// What "now" is for business hours (the wall clock; tests fix it).
+    pub hours_clock: fn() -> switchyard_engine::time::Timestamp,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -258,6 +264,8 @@ impl std::fmt::Debug for ServeConfig {
             .field("debounce", &self.debounce.to_string())
             .field("ignore", &self.ignore.to_string())
             .field("retention", &self.retention)
+            .field("chatwoot", &self.chatwoot)
+            .field("business_hours", &self.business_hours)
             .finish_non_exhaustive()
     }
 }
@@ -337,6 +345,9 @@ impl ServeConfig {
             ignore: crate::ignore::IgnoreList::default(),
             retention: None,
             log_json: false,
+            chatwoot: crate::chatwoot::ChatwootConfig::default(),
+            business_hours: crate::hours::BusinessHours::default(),
+            hours_clock: switchyard_engine::time::Timestamp::now_utc,
         }
     }
 
@@ -474,6 +485,23 @@ impl ServeConfig {
                     }
                 },
             },
+            chatwoot: crate::chatwoot::ChatwootConfig::from_env(&mut problems),
+            business_hours: match var("BUSINESS_HOURS") {
+                Ok(Some(text)) if text.trim().is_empty() => {
+                    problems.push("BUSINESS_HOURS is set but blank: give a timetable (*=mon-fri 09:00-18:00) or unset it".to_owned());
+                    crate::hours::BusinessHours::default()
+                }
+                Ok(Some(text)) => crate::hours::BusinessHours::parse(&text).unwrap_or_else(|problem| {
+                    problems.push(format!("BUSINESS_HOURS: {problem}"));
+                    crate::hours::BusinessHours::default()
+                }),
+                Ok(None) => crate::hours::BusinessHours::default(),
+                Err(problem) => {
+                    problems.push(problem);
+                    crate::hours::BusinessHours::default()
+                }
+            },
+            hours_clock: switchyard_engine::time::Timestamp::now_utc,
             log_json: match text_var("LOG_FORMAT", &mut problems).map(|text| text.to_ascii_lowercase()).as_deref() {
                 None | Some("text") => false,
                 Some("json") => true,

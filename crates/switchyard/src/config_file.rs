@@ -58,6 +58,15 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("DEBOUNCE", "off", false),
     ("IGNORE_JIDS", "", false),
     ("RETENTION", "off", false),
+    ("CHATWOOT_URL", "", false),
+    ("CHATWOOT_ACCOUNT_ID", "", false),
+    ("CHATWOOT_TOKEN", "", true),
+    ("CHATWOOT_ACCOUNT_IDS", "", false),
+    ("CHATWOOT_TOKENS", "", true),
+    ("CHATWOOT_WEBHOOK_SECRET", "", true),
+    ("CHATWOOT_TEAM_ID", "", false),
+    ("CHATWOOT_LABELS", "", false),
+    ("BUSINESS_HOURS", "", false),
     ("LOG_FORMAT", "text", false),
     ("RUST_LOG", "info", false),
 ];
@@ -179,7 +188,7 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
                 "(none)".to_owned()
             } else if *secret {
                 redact_secret(name, &value)
-            } else if *name == "EVOLUTION_URL" || *name == "LLM_BASE_URL" {
+            } else if *name == "EVOLUTION_URL" || *name == "LLM_BASE_URL" || *name == "CHATWOOT_URL" {
                 redact_url_credentials(&value)
             } else if *name == "DATABASE_URL" {
                 switchyard_store::redact_url(&value)
@@ -197,7 +206,7 @@ pub fn effective() -> Vec<(&'static str, String, Source)> {
 /// The settings that hold `name=secret,...` lists: only these keep the
 /// names. Every other secret is one value, which may itself contain `=`
 /// (base64 padding), so it is never split.
-const NAMED_SECRET_LISTS: &[&str] = &["EVOLUTION_INSTANCE_KEYS", "WEBHOOK_SECRETS", "ADMIN_TOKENS"];
+const NAMED_SECRET_LISTS: &[&str] = &["EVOLUTION_INSTANCE_KEYS", "WEBHOOK_SECRETS", "ADMIN_TOKENS", "CHATWOOT_TOKENS"];
 
 /// `name=secret,...` keeps the names; a single-value secret, whatever it
 /// holds, becomes `<redacted>`.

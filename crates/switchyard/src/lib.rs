@@ -15,9 +15,11 @@
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
+pub mod chatwoot;
 pub mod config;
 pub mod eval;
 pub mod config_file;
+pub mod hours;
 pub mod ignore;
 pub mod logs;
 pub mod replay;

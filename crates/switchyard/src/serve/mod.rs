@@ -30,6 +30,7 @@ use crate::config::ServeConfig;
 
 mod admin;
 mod debounce;
+mod desk;
 mod health;
 mod listen;
 mod metrics;
@@ -58,6 +59,9 @@ struct Inner {
     wake_processor: mpsc::UnboundedSender<(InstanceId, Contact)>,
     /// New outbox rows, for the sender.
     wake_sender: Notify,
+    /// The Chatwoot client, and new handoffs for its worker.
+    chatwoot: crate::chatwoot::ChatwootClient,
+    wake_desk: Notify,
     /// Flips to true when shutdown starts: readiness goes red.
     stopping: watch::Receiver<bool>,
     metrics: metrics::Metrics,
@@ -131,7 +135,7 @@ pub fn app(state: AppState) -> Router {
     let timeout = tower_http::timeout::TimeoutLayer::with_status_code(axum::http::StatusCode::REQUEST_TIMEOUT, state.config().http.request_timeout);
     Router::new()
         .merge(webhook::router(&state))
-        .merge(health::router().merge(admin::router(&state)).merge(metrics::router(&state)).layer(timeout))
+        .merge(health::router().merge(admin::router(&state)).merge(metrics::router(&state)).merge(desk::router(&state)).layer(timeout))
         .with_state(state)
 }
 
@@ -154,6 +158,7 @@ impl Server {
             config.send_timeout,
         )
         .map_err(|err| anyhow::anyhow!("{err}"))?;
+        let chatwoot = crate::chatwoot::ChatwootClient::new(config.send_timeout).map_err(|err| anyhow::anyhow!("{err}"))?;
         // The stored rollout policy applies before the first message, and the
         // deploy manifest says what this process runs (compliance).
         let (revision, warnings) = crate::rollout::load_into(&store, &engine).await.map_err(|err| anyhow::anyhow!("loading the rollout policy: {err}"))?;
@@ -174,6 +179,8 @@ impl Server {
                 client,
                 wake_processor: wake_tx,
                 wake_sender: Notify::new(),
+                chatwoot,
+                wake_desk: Notify::new(),
                 stopping: stop_rx.clone(),
                 metrics: metrics::Metrics::default(),
             }),
@@ -184,6 +191,7 @@ impl Server {
         tasks.push(tokio::spawn(processor::run(state.clone(), wake_rx, stop_rx.clone())));
         tasks.push(tokio::spawn(sender::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(desk::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx.clone())));
         tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx)));
         Ok(Server { addr, stop: stop_tx, tasks })

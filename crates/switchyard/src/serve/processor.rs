@@ -19,6 +19,7 @@ use switchyard_engine::queue::{InboxKind, Pending, Queue};
 use switchyard_engine::service::Conversations;
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::{SystemClock, Timestamp};
+use switchyard_store::holds::Echo;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -32,6 +33,9 @@ const CONCURRENCY: usize = 64;
 /// not more often than the retention period itself): it scans by age, so
 /// not at every sweep.
 const RETENTION_INTERVAL: Duration = Duration::from_secs(3600);
+/// How long a `fromMe` message waits for a send in flight to the same
+/// contact to report its id before it is taken for a person's.
+const ECHO_WAIT: Duration = Duration::from_secs(30);
 /// How often the inbox is scanned for work nobody woke us for (after a restart).
 const POLL: Duration = Duration::from_millis(500);
 
@@ -211,8 +215,29 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
             let model = state.config().model.as_deref().map(|llm| llm as &dyn switchyard_engine::classify::Model);
             switchyard_engine::service::run_turn(state.engine(), model, contact_state, &inbound, now).await
         }
-        InboxKind::Operator => state.engine().takeover(contact_state, &entry.instance, &entry.contact, now),
+        InboxKind::Operator => {
+            // Evolution echoes our own sends back as `fromMe` and
+            // `send.message` (evolution-api #1340): only a message that is
+            // none of our replies is a person taking over.
+            match state.store().echo_of(&entry.instance, &entry.contact, &entry.message_id).await? {
+                Echo::Ours => {
+                    tracing::debug!(contact = %entry.contact.masked(), "echo of our own send: not a takeover");
+                    return state.store().skip_inbox(pending).await;
+                }
+                // A send to the contact is in flight: its id is not known
+                // yet. Look again shortly (a conflict retries the entry);
+                // after ECHO_WAIT a person is assumed.
+                Echo::Unknown if now.millis_since(entry.received_at) < ECHO_WAIT.as_millis() as i64 => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    return Err(StoreError::Conflict("a send to this contact is in flight".to_owned()));
+                }
+                Echo::Unknown | Echo::Theirs => state.engine().takeover(contact_state, &entry.instance, &entry.contact, now),
+            }
+        }
     };
+    let mut turn = turn;
+    let operator = matches!(entry.kind, InboxKind::Operator);
+    let hold = super::desk::hold_of(state, &mut turn, operator, now);
     for session in turn.ended() {
         tracing::info!(
             instance = %entry.instance,
@@ -224,7 +249,16 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
             "session ended"
         );
     }
-    state.store().commit_inbound(&turn, pending, &entry.reply_to).await?;
+    match &hold {
+        Some(hold) => {
+            state.store().commit_inbound_holding(&turn, pending, &entry.reply_to, hold).await?;
+            tracing::info!(instance = %entry.instance, contact = %entry.contact.masked(), cause = hold.cause.as_str(), "contact on hold");
+            if hold.desk.is_some() {
+                state.inner.wake_desk.notify_one();
+            }
+        }
+        None => state.store().commit_inbound(&turn, pending, &entry.reply_to).await?,
+    }
     let live = turn.live();
     tracing::info!(
         instance = %entry.instance,

@@ -136,13 +136,23 @@ async fn receive(State(state): State<AppState>, Extension(auth): Extension<Auth>
         Ok(instance) => instance,
         Err(problem) => return rejected(StatusCode::BAD_REQUEST, problem),
     };
+    let chatwoot = webhook.chatwoot.filter(|_| state.config().chatwoot.account(instance.as_str()).is_some());
     match webhook.kind {
-        WebhookKind::Message(incoming) => accept(&state, instance, incoming, false).await,
+        WebhookKind::Message(incoming) => accept(&state, instance, incoming, false, chatwoot).await,
         WebhookKind::OperatorMessage(incoming) => {
             if state.config().takeover_on_from_me {
-                accept(&state, instance, incoming, true).await
+                accept(&state, instance, incoming, true, chatwoot).await
             } else {
                 ignored("operator messages do not pause the bot (TAKEOVER_ON_FROM_ME=false)")
+            }
+        }
+        // With Chatwoot, an agent's reply arrives as an API send; without
+        // it, API sends are our own replies echoed.
+        WebhookKind::ApiSend(incoming) => {
+            if state.config().takeover_on_from_me && state.config().chatwoot.account(instance.as_str()).is_some() {
+                accept(&state, instance, incoming, true, chatwoot).await
+            } else {
+                ignored(&evolution::IgnoreReason::OwnApiSend.to_string())
             }
         }
         WebhookKind::Connection { state: connection, status_reason } => {
@@ -161,7 +171,7 @@ fn ignored(reason: &str) -> Response {
     reply(StatusCode::OK, json!({ "status": "ignored", "reason": reason }))
 }
 
-async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, operator: bool) -> Response {
+async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, operator: bool, chatwoot: Option<evolution::ChatwootRef>) -> Response {
     match incoming.chat {
         Chat::StatusBroadcast => return ignored("status broadcasts are never answered"),
         Chat::Group { .. } if !state.config().answer_groups => return ignored("group messages are ignored (ANSWER_GROUPS=false)"),
@@ -194,6 +204,12 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
     };
     if let Err(response) = link_alias(state, &incoming.sender, &instance, &incoming.message_id).await {
         return response;
+    }
+    if let Some(link) = chatwoot
+        && let Err(err) = state.store().link_chatwoot(&instance, &contact, link.conversation_id, link.inbox_id, Timestamp::now_utc()).await
+    {
+        tracing::error!(error = %err, "chatwoot link write failed: asking Evolution to retry");
+        return unavailable();
     }
     let entry = InboxEntry {
         instance,
