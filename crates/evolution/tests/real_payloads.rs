@@ -178,3 +178,16 @@ async fn send_text_answers_and_error_bodies_map_to_exact_outcomes() {
         assert_eq!(client.send_text(instance, "5521987650101", "Olá!").await, expected, "{instance}");
     }
 }
+
+#[test]
+fn chatwoot_ids_and_api_sends_are_read() {
+    let upsert = parse_real("v2.3.6-upsert-chatwoot-ids.json");
+    assert_eq!(upsert.chatwoot, Some(switchyard_evolution::webhook::ChatwootRef { conversation_id: 41, inbox_id: Some(3) }));
+    assert!(matches!(upsert.kind, WebhookKind::Message(_)));
+    let agent = parse_real("v2.3.6-send-message-chatwoot-agent.json");
+    let WebhookKind::ApiSend(incoming) = agent.kind else { panic!("{:?}", agent.kind) };
+    assert_eq!((incoming.message_id.as_str(), incoming.sender.phone.as_deref()), ("3EB0A1B2C3D4E5F6A7B8C9", Some("5521987650131")));
+    assert_eq!(agent.chatwoot, None);
+    let echo = parse_real("v2.3.6-upsert-fromme-echo.json");
+    assert!(matches!(echo.kind, WebhookKind::OperatorMessage(_)), "{:?}", echo.kind);
+}

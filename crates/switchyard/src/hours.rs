@@ -237,7 +237,7 @@ mod tests {
     #[test]
     fn bad_timetables_are_named() {
         for (text, needle) in [
-            ("*=mon-fri 9-18", "'9-18'"),
+            ("*=mon-fri 9-18", "'9' in 'mon-fri 9-18'"),
             ("*=fri-mon 09:00-18:00", "runs backwards"),
             ("*=mon-fri 18:00-09:00", "end after it starts"),
             ("*=xyz 09:00-10:00", "day 'xyz'"),
