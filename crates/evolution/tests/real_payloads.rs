@@ -77,7 +77,8 @@ fn every_real_payload_is_tested_and_sourced() {
         "400-connection-closed.json", "400-not-on-whatsapp.json", "400-validation.json", "401-unauthorized.json",
         "404-instance-does-not-exist.json", "500-connection-closed.json", "sendtext-201-docs.json", "sendtext-201-v2.3.6.json",
         "v2.1.0-upsert-extended-text.json", "v2.2.0-upsert-no-push-name.json", "v2.2.3-upsert-lid-only.json",
-        "v2.3-messages-update-deleted.json", "v2.3.6-upsert-lid-with-phone-alt.json",
+        "v2.3-messages-update-deleted.json", "v2.3.6-send-message-chatwoot-agent.json", "v2.3.6-upsert-chatwoot-ids.json",
+        "v2.3.6-upsert-fromme-echo.json", "v2.3.6-upsert-lid-with-phone-alt.json",
     ];
     assert_eq!(names, tested, "add a test for each new payload");
 }

@@ -319,6 +319,7 @@ fn kind(kind: &switchyard_evolution::WebhookKind) -> &'static str {
     match kind {
         WebhookKind::Message(_) => "message",
         WebhookKind::OperatorMessage(_) => "operator message",
+        WebhookKind::ApiSend(_) => "api send",
         WebhookKind::Connection { .. } => "connection",
         WebhookKind::Ignored { .. } => "ignored",
     }
