@@ -152,7 +152,7 @@ pub async fn preview(store: &Db, flow: &str, edit: &Edit) -> Result<(FlowRules, 
 pub async fn apply(store: &Db, engine: &Engine, flow: &str, edit: &Edit, actor: &str, reason: &str) -> Result<AuditRecord, ChangeError> {
     let (_, after) = preview(store, flow, edit).await?;
     let rules = after.map_err(|problem| ChangeError::Invalid(vec![problem]))?;
-    crate::rollout::change(store, engine.registry(), flow, &rules, actor, edit.action(), reason).await
+    crate::rollout::change(store, &engine.registry(), flow, &rules, actor, edit.action(), reason).await
 }
 
 /// What an evacuation did.

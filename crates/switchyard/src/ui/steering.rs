@@ -228,7 +228,7 @@ pub async fn confirm(
     let (for_new_lines, for_live_lines, after) = match parse(&state, &flow, &action, &form) {
         Ok(Action::Edit(edit)) => match edit.apply(&flow, &before) {
             Ok(after) => {
-                problems.extend(after.validate(&flow, engine.registry()));
+                problems.extend(after.validate(&flow, &engine.registry()));
                 (for_new(lang, &state, &flow, &edit, &after), for_live(lang, &versions, None), after)
             }
             Err(problem) => {
