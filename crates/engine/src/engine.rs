@@ -18,6 +18,8 @@ use crate::resolve::{Query, Resolution, Resolver};
 use crate::session::{Data, Outcome, Session, SessionRecord};
 use crate::time::Timestamp;
 
+mod stack;
+
 /// Texts the engine itself sends, in every flow. pt-BR defaults.
 #[derive(Clone, Debug)]
 pub struct EngineTexts {
@@ -157,8 +159,12 @@ pub struct Inbound {
 /// What the store knows about a contact before the turn.
 #[derive(Clone, Debug, Default)]
 pub struct ContactState {
-    /// The contact's live session, if any (possibly past its expiry).
+    /// The contact's live session, if any (possibly past its expiry): the
+    /// outermost one when it called other flows.
     pub session: Option<Session>,
+    /// The live sessions `session` called and is waiting for, outermost
+    /// first (the stack of [`crate::call`]); empty without a call.
+    pub calls: Vec<Session>,
     /// The bot is silent for this contact until then (after a handoff).
     pub handoff_until: Option<Timestamp>,
     /// Versions a split assigned this contact, per flow, and when
@@ -217,6 +223,10 @@ pub struct Turn {
     openings: Vec<(SessionId, String)>,
     /// The customer's text this turn handles (`Ctx::message`).
     message: Option<String>,
+    /// The callers of the session being run, outermost first (empty without a call).
+    stack: Vec<Session>,
+    /// Calls made in this turn; more than `MAX_HOPS` is a loop.
+    calls: u32,
 }
 
 impl Turn {
@@ -235,6 +245,8 @@ impl Turn {
             decisions: Decisions::default(),
             openings: Vec::new(),
             message: None,
+            stack: Vec::new(),
+            calls: 0,
         }
     }
 
@@ -243,9 +255,10 @@ impl Turn {
         self.sessions.iter().filter(|session| !session.is_live())
     }
 
-    /// The contact's live session after the turn.
+    /// The contact's live session after the turn: the innermost one when
+    /// it is inside a call.
     pub fn live(&self) -> Option<&Session> {
-        self.sessions.iter().rev().find(|session| session.is_live())
+        self.sessions.iter().filter(|session| session.is_live()).max_by_key(|session| session.depth())
     }
 }
 
@@ -314,8 +327,8 @@ impl Engine {
             turn.silenced = true;
             return turn;
         }
-        let mut live = state.session.filter(Session::is_live);
-        if live.as_ref().is_some_and(|session| session.expires_at() <= now) {
+        let mut live = state.session.filter(Session::is_live).map(|root| self.innermost(root, state.calls, &mut turn));
+        if live.as_ref().is_some_and(|session| self.expires_at(session, &turn) <= now) {
             if let Some(session) = live.take() {
                 self.expire_into(session, now, &mut turn);
             }
@@ -355,6 +368,11 @@ impl Engine {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
                 session.record.expires_at = now.plus(self.config.session_ttl);
+                if let Some(root) = turn.stack.first_mut() {
+                    root.record.turns += 1;
+                    root.record.last_input_at = now;
+                    root.record.expires_at = session.record.expires_at;
+                }
                 let registry = Arc::clone(&self.registry);
                 match registry.get(session.flow().as_str(), session.version()) {
                     None => {
@@ -362,6 +380,7 @@ impl Engine {
                         // restart the customer on what resolves now.
                         let step = session.step().clone();
                         self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, &mut turn);
+                        self.unwind(Outcome::Failed, Some("version_gone"), now, &mut turn);
                         turn.replies.push(Reply {
                             session: Some(session.id()),
                             flow: Some(session.flow().clone()),
@@ -379,8 +398,10 @@ impl Engine {
                         }
                         Some(step) => match self.interrupt(fv, &session, text) {
                             Some(Next::Handover(flow)) => {
-                                self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, &mut turn);
+                                let detail = format!("handover:{flow}");
+                                self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, &mut turn);
                                 turn.sessions.push(session);
+                                self.unwind(Outcome::Completed, Some(&detail), now, &mut turn);
                                 self.start(FlowId::new_static(flow), text, inbound, now, 1, &mut turn);
                             }
                             Some(Next::Goto(target)) => {
@@ -408,6 +429,7 @@ impl Engine {
                 }
             }
         }
+        self.settle(&mut turn);
         turn
     }
 
@@ -426,8 +448,10 @@ impl Engine {
         if let Some(text) = text {
             turn.replies.push(Reply::at(&session, text.clone()));
         }
-        self.end(&mut session, outcome, Some(format!("command:{}", command.name())), now, turn);
+        let detail = format!("command:{}", command.name());
+        self.end(&mut session, outcome, Some(detail.clone()), now, turn);
         turn.sessions.push(session);
+        self.unwind(outcome, Some(&detail), now, turn);
         match command {
             Command::Menu => self.start(self.config.entry_flow.clone(), "", inbound, now, 0, turn),
             Command::Human => turn.handoff_until = Some(now.plus(self.config.handoff_ttl)),
@@ -466,12 +490,14 @@ impl Engine {
     /// handoff at its step, and the bot goes silent for the contact.
     pub fn takeover(&self, state: ContactState, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Turn {
         let mut turn = Turn::new(instance, contact);
-        if let Some(mut session) = state.session.filter(Session::is_live) {
-            if session.expires_at() <= now {
+        if let Some(root) = state.session.filter(Session::is_live) {
+            let mut session = self.innermost(root, state.calls, &mut turn);
+            if self.expires_at(&session, &turn) <= now {
                 self.expire_into(session, now, &mut turn);
             } else {
                 self.end(&mut session, Outcome::Handoff, Some("operator_takeover".to_owned()), now, &mut turn);
                 turn.sessions.push(session);
+                self.unwind(Outcome::Handoff, Some("operator_takeover"), now, &mut turn);
             }
         }
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
@@ -483,7 +509,36 @@ impl Engine {
     /// customer is restarted on the version that resolves now, with a short
     /// apology. Refused when new sessions would still get the same version:
     /// change the policy (or the override) first.
-    pub fn evacuate(&self, mut session: Session, now: Timestamp) -> Result<Turn, String> {
+    ///
+    /// A session inside a call (depth above 0) needs its stack: use
+    /// [`Engine::evacuate_in`].
+    pub fn evacuate(&self, session: Session, now: Timestamp) -> Result<Turn, String> {
+        if session.depth() > 0 {
+            return Err(format!("session {} was called by another flow: evacuate it with the contact's state", session.id()));
+        }
+        let id = session.id();
+        self.evacuate_in(ContactState { session: Some(session), ..ContactState::default() }, id, now)
+    }
+
+    /// [`Engine::evacuate`] for the live session `target` of a contact whose
+    /// state (with its stack of calls) is `state`. A callee is evacuated like
+    /// a top-level session: it ends `cancelled` (`evacuated`), and a new
+    /// frame of its flow starts under the same caller on the version that
+    /// resolves now (through the step map, with its data). The sessions it
+    /// called end with it; its callers keep their versions.
+    pub fn evacuate_in(&self, state: ContactState, target: SessionId, now: Timestamp) -> Result<Turn, String> {
+        let root = state.session.filter(Session::is_live).ok_or_else(|| format!("session {target} is not live"))?;
+        let (instance, contact) = (root.instance().clone(), root.contact().clone());
+        let mut turn = Turn::new(&instance, &contact);
+        let mut session = self.innermost(root, state.calls, &mut turn);
+        while session.id() != target {
+            let Some(caller) = turn.stack.pop() else { return Err(format!("session {target} is not live")) };
+            // A frame the evacuated session called ends with it.
+            self.end(&mut session, Outcome::Cancelled, Some("evacuated".to_owned()), now, &mut turn);
+            turn.sessions.push(session);
+            session = caller;
+        }
+        let mut session = session;
         let resolved = self
             .resolve(session.flow().as_str(), session.instance(), session.contact(), now)
             .ok_or_else(|| format!("flow '{}' is not compiled in", session.flow()))?;
@@ -495,7 +550,6 @@ impl Engine {
                 resolved.reason
             ));
         }
-        let mut turn = Turn::new(session.instance(), session.contact());
         let inbound = Inbound { instance: session.instance().clone(), contact: session.contact().clone(), content: Content::Text(String::new()) };
         let flow = session.flow().clone();
         let step = session.step().clone();
@@ -513,7 +567,8 @@ impl Engine {
             .and_then(|target| target.mapped_step(session.version(), session.step().as_str()))
             .map(|mapped| (mapped, session.data().clone()));
         turn.sessions.push(session);
-        self.start_at(flow, "", &inbound, now, 0, &mut turn, resume);
+        self.start_at(flow, "", &inbound, now, 0, &mut turn, resume, None);
+        self.settle(&mut turn);
         Ok(turn)
     }
 
@@ -527,15 +582,17 @@ impl Engine {
         turn
     }
 
+    /// Ends `session` (the innermost of the stack in `turn`) and its callers, expired.
     fn expire_into(&self, mut session: Session, now: Timestamp, turn: &mut Turn) {
-        let at = session.expires_at().min(now);
+        let at = self.expires_at(&session, turn).min(now);
         self.end(&mut session, Outcome::Expired, None, at, turn);
         turn.sessions.push(session);
+        self.unwind(Outcome::Expired, None, at, turn);
     }
 
     /// Starts a session of `flow` whose entry step sees `trigger`.
     fn start(&self, flow: FlowId, trigger: &str, inbound: &Inbound, now: Timestamp, handovers: u32, turn: &mut Turn) {
-        self.start_at(flow, trigger, inbound, now, handovers, turn, None);
+        self.start_at(flow, trigger, inbound, now, handovers, turn, None, None);
     }
 
     /// [`Engine::start`], optionally at a given step with data carried over
@@ -550,11 +607,15 @@ impl Engine {
         handovers: u32,
         turn: &mut Turn,
         resume: Option<(&'static str, Data)>,
+        fixed: Option<Version>,
     ) {
         let registry = Arc::clone(&self.registry);
         let remembered = turn.remembered.iter().find(|(remembered_flow, _, _)| *remembered_flow == flow).map(|(_, version, at)| (*version, *at));
         let query = Query { flow: flow.as_str(), instance: &inbound.instance, contact: &inbound.contact, now };
-        let (resolution, remember) = self.resolver.resolve_remembering(&registry, &query, remembered);
+        let (resolution, remember) = match fixed {
+            Some(version) => (Some(Resolution { version, reason: crate::call::fixed_reason() }), false),
+            None => self.resolver.resolve_remembering(&registry, &query, remembered),
+        };
         if let (true, Some(resolution)) = (remember, &resolution) {
             turn.assignments.push((flow.clone(), resolution.version, now));
         }
@@ -565,10 +626,14 @@ impl Engine {
             return;
         };
         let Some(fv) = registry.get(flow.as_str(), version) else { return };
+        // A callee starts with its caller's data (see `crate::call`).
+        let caller = turn.stack.last();
         let (entry, data, trigger) = match resume.and_then(|(step, data)| fv.step(step).map(|step| (step, data))) {
             Some((step, data)) => (step, data, None),
-            None => (fv.entry(), Data::default(), Some(trigger)),
+            None => (fv.entry(), caller.map(|caller| caller.data().clone()).unwrap_or_default(), Some(trigger)),
         };
+        let expires_at = turn.stack.first().map_or(now.plus(self.config.session_ttl), Session::expires_at);
+        let (parent, depth) = caller.map_or((None, 0), |caller| (Some(caller.id()), caller.depth() + 1));
         let mut session = Session {
             record: SessionRecord {
                 id: SessionId::generate(now),
@@ -584,10 +649,12 @@ impl Engine {
                 turns: 1,
                 started_at: now,
                 last_input_at: now,
-                expires_at: now.plus(self.config.session_ttl),
+                expires_at,
                 outcome: None,
                 ended_at: None,
                 revision: 0,
+                parent,
+                depth,
             },
         };
         if let Some(text) = trigger {
@@ -648,6 +715,19 @@ impl Engine {
                     turn.events.push(self.event(&session, now, EventKind::StepEntered));
                     called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| handler.enter(ctx));
                 }
+                Next::Call(spec) => {
+                    if !current.targets.contains(&Next::Call(spec)) {
+                        let detail = format!("step '{}' called '{spec}', which it does not declare", current.id);
+                        return self.fail(session, detail, now, turn);
+                    }
+                    return self.call_flow(session, spec, text, inbound, now, handovers, turn);
+                }
+                Next::Complete if !turn.stack.is_empty() => {
+                    self.end(&mut session, Outcome::Completed, Some(crate::call::RETURNED.to_owned()), now, turn);
+                    let data = session.data().clone();
+                    turn.sessions.push(session);
+                    return self.resume(data, text, inbound, now, handovers, turn);
+                }
                 Next::Complete | Next::Handoff | Next::Cancel => {
                     let outcome = match next {
                         Next::Complete => Outcome::Completed,
@@ -669,7 +749,8 @@ impl Engine {
                     if outcome == Outcome::Handoff {
                         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
                     }
-                    break;
+                    turn.sessions.push(session);
+                    return self.unwind(outcome, None, now, turn);
                 }
                 Next::Handover(flow) => {
                     if !current.targets.contains(&Next::Handover(flow)) {
@@ -680,8 +761,10 @@ impl Engine {
                         let detail = format!("more than {MAX_HANDOVERS} handovers in one turn (to '{flow}')");
                         return self.fail(session, detail, now, turn);
                     }
-                    self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, turn);
+                    let detail = format!("handover:{flow}");
+                    self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
                     turn.sessions.push(session);
+                    self.unwind(Outcome::Completed, Some(&detail), now, turn);
                     return self.start(FlowId::new_static(flow), text, inbound, now, handovers + 1, turn);
                 }
             }
@@ -763,10 +846,11 @@ impl Engine {
     /// A handler failed: the session ends `failed`, the customer gets an
     /// apology and a human.
     fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
-        self.end(&mut session, Outcome::Failed, Some(detail), now, turn);
+        self.end(&mut session, Outcome::Failed, Some(detail.clone()), now, turn);
         turn.replies.push(Reply::at(&session, self.config.texts.apology.clone()));
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
         turn.sessions.push(session);
+        self.unwind(Outcome::Failed, Some(&detail), now, turn);
     }
 
     fn end(&self, session: &mut Session, outcome: Outcome, detail: Option<String>, now: Timestamp, turn: &mut Turn) {

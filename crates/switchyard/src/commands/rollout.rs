@@ -286,7 +286,13 @@ async fn evacuate(
     let sessions = store.live_sessions_of(flow, version).await?;
     let (mut moved, mut queued, mut refused) = (0, 0, Vec::new());
     for session in sessions {
-        match engine.evacuate(session, Timestamp::now_utc()) {
+        // The contact's whole stack: a callee version's live frame is
+        // evacuated under its caller (see `switchyard_engine::call`).
+        let state = switchyard_engine::store::Store::contact_state(store, session.instance(), session.contact()).await?;
+        if !state.session.iter().chain(&state.calls).any(|live| live.id() == session.id()) {
+            continue; // the customer wrote meanwhile and that turn moved on
+        }
+        match engine.evacuate_in(state, session.id(), Timestamp::now_utc()) {
             Ok(turn) => match store.commit_with_replies(&turn).await {
                 Ok(sent) => {
                     moved += 1;
