@@ -15,7 +15,7 @@ use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::rollout::{FlowRules, Pin, Rules, Split, Weight};
 use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 
 const T0: Timestamp = Timestamp::from_millis(1_795_000_000_000);
