@@ -3,8 +3,6 @@
 //! ending the whole stack. Without a call every function here is a check of
 //! an empty vector: no allocation, no extra work.
 
-use std::sync::Arc;
-
 use super::{ContactState, Engine, Failure, Inbound, Turn, MAX_HOPS};
 use crate::call::{Callee, MAX_DEPTH};
 use crate::ids::FlowId;
@@ -57,7 +55,7 @@ impl Engine {
             Err(problem) => Some(problem),
             Ok(_) if caller.depth() + 1 > MAX_DEPTH => Some(format!("calls nested deeper than {MAX_DEPTH} (calling '{spec}')")),
             Ok(_) if turn.calls > MAX_HOPS => Some(format!("more than {MAX_HOPS} calls in one turn (a loop through '{spec}')")),
-            Ok(callee) if !self.registry.has_flow(callee.flow) => Some(format!("calls unknown flow '{}'", callee.flow)),
+            Ok(callee) if !self.registry().has_flow(callee.flow) => Some(format!("calls unknown flow '{}'", callee.flow)),
             Ok(_) => None,
         };
         if let Some(detail) = problem {
@@ -75,7 +73,7 @@ impl Engine {
         let Some(mut caller) = turn.stack.pop() else { return };
         caller.record.data = data;
         caller.record.attempts = 0;
-        let registry = Arc::clone(&self.registry);
+        let registry = self.registry();
         let Some(fv) = registry.get(caller.flow().as_str(), caller.version()) else {
             let detail = format!("{}@{} is not compiled in", caller.flow(), caller.version());
             return self.fail(caller, detail, now, turn);
