@@ -168,7 +168,7 @@ const SKIP: &str = "UPDATE inbox SET processed_at = received_at WHERE seq = $1 A
 /// (cause, ended_by, ended, held millis) of holds started in [$1, $2), at $3.
 const FIGURES: &str = "SELECT cause, COALESCE(ended_by, CASE WHEN until <= $3 THEN 'ttl' END) AS how, \
                        COUNT(*) AS holds, \
-                       SUM(CASE WHEN ended_at IS NOT NULL THEN ended_at - started_at WHEN until <= $3 THEN until - started_at ELSE 0 END) AS held \
+                       CAST(SUM(CASE WHEN ended_at IS NOT NULL THEN ended_at - started_at WHEN until <= $3 THEN until - started_at ELSE 0 END) AS BIGINT) AS held \
                        FROM holds WHERE started_at >= $1 AND started_at < $2 GROUP BY cause, how";
 
 fn job_from(row: (i64, String, String, String, Option<String>, Option<i64>, i64, i64)) -> Result<DeskJob, StoreError> {
