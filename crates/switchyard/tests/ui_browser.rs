@@ -315,6 +315,15 @@ async fn every_page_has_a_screenshot_labelled_forms_and_cues_beyond_colour() {
         cues += count;
     }
     assert!(cues >= 5, "the seeded pages show the guard, the A/B differences and the connection ({cues} cues)");
+    // The language switch in the header: Portuguese, remembered across pages.
+    browser.client.goto(&format!("{base}/ui")).await.unwrap();
+    browser.click("header a.lang").await;
+    browser.wait_text("Visão geral").await;
+    browser.screenshot("overview-pt-BR").await;
+    browser.client.goto(&format!("{base}/ui/health")).await.unwrap();
+    browser.wait_text("Fila de saída").await;
+    browser.click("header a.lang").await;
+    browser.wait_text("Outbox").await;
     // The experiment on the flow page: whiskers per metric, v2 worse on handoffs, the verdict, the sample-ratio check, funnels.
     browser.client.goto(&format!("{base}/ui/flows/digital_certificate?window=30d")).await.unwrap();
     let flow = browser.wait_text("Verdict").await;
