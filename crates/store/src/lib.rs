@@ -28,6 +28,7 @@ pub mod burst;
 pub mod holds;
 mod codec;
 pub mod conformance;
+pub mod documents;
 pub mod policy;
 pub mod postgres;
 pub mod privacy;
@@ -156,6 +157,8 @@ impl Db {
         pub async fn echo_of(&self, instance: &InstanceId, contact: &Contact, message_id: &str) -> Result<Echo, StoreError>;
         pub async fn skip_inbox(&self, pending: &Pending) -> Result<(), StoreError>;
         pub async fn hold_figures(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<HoldFigures, StoreError>;
+        pub async fn publish_document(&self, publish: &documents::Publish<'_>) -> Result<AuditRecord, StoreError>;
+        pub async fn documents(&self) -> Result<Vec<documents::StoredDocument>, StoreError>;
     }
 }
 
