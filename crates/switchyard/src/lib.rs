@@ -10,8 +10,9 @@
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`replay`]: recorded conversations through a candidate version, compared, and the masked corpus.
-//! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
+//! - [`report`]: the guard evaluator (the report itself is [`views::flow`]).
 //! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
+//! - [`views`]: the typed figures the CLI, the admin API and the console render.
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
@@ -25,3 +26,4 @@ pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod sessions;
+pub mod views;
