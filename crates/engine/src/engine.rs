@@ -34,14 +34,16 @@ const MAX_HANDOVERS: u32 = 4;
 const MAX_HOPS: u32 = 32;
 
 pub struct Engine {
-    registry: Arc<Registry>,
+    /// Swapped whole when versions are published at runtime (see
+    /// [`Engine::set_registry`]); readers clone the `Arc`.
+    registry: std::sync::RwLock<Arc<Registry>>,
     resolver: Resolver,
     config: EngineConfig,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("registry", &self.registry).field("resolver", &self.resolver).finish()
+        f.debug_struct("Engine").field("registry", &self.registry()).field("resolver", &self.resolver).finish()
     }
 }
 
@@ -54,11 +56,19 @@ impl Engine {
         if !registry.has_flow(config.entry_flow.as_str()) {
             return Err(format!("entry flow '{}' is not compiled in", config.entry_flow));
         }
-        Ok(Engine { registry, resolver, config })
+        Ok(Engine { registry: std::sync::RwLock::new(registry), resolver, config })
     }
 
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// Every version this engine runs: the compiled ones and those published
+    /// as documents so far.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Replaces the registry (a superset of the current one, built with
+    /// [`Registry::with`]); turns already running keep the one they started with.
+    pub fn set_registry(&self, registry: Arc<Registry>) {
+        *self.registry.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = registry;
     }
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
@@ -69,12 +79,12 @@ impl Engine {
 
     /// The version a new session of `flow` would get now, and why.
     pub fn resolve(&self, flow: &str, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Option<Resolution> {
-        self.resolver.resolve(&self.registry, &Query { flow, instance, contact, now })
+        self.resolver.resolve(&self.registry(), &Query { flow, instance, contact, now })
     }
 
     /// The whole evaluation behind [`Engine::resolve`], for `explain`.
     pub fn explain(&self, flow: &str, instance: &InstanceId, contact: &Contact, now: Timestamp) -> crate::resolve::Explanation {
-        self.resolver.explain(&self.registry, &Query { flow, instance, contact, now })
+        self.resolver.explain(&self.registry(), &Query { flow, instance, contact, now })
     }
 
     /// Handles one inbound message with the keyword classifiers alone (the
@@ -134,7 +144,7 @@ impl Engine {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
                 session.record.expires_at = now.plus(self.config.session_ttl);
-                let registry = Arc::clone(&self.registry);
+                let registry = self.registry();
                 match registry.get(session.flow().as_str(), session.version()) {
                     None => {
                         // The deploy removed this version: fail the session and
@@ -249,7 +259,7 @@ impl Engine {
         turn: &mut Turn,
         resume: Option<(&'static str, Data)>,
     ) {
-        let registry = Arc::clone(&self.registry);
+        let registry = self.registry();
         let remembered = turn.remembered.iter().find(|(remembered_flow, _, _)| *remembered_flow == flow).map(|(_, version, at)| (*version, *at));
         let query = Query { flow: flow.as_str(), instance: &inbound.instance, contact: &inbound.contact, now };
         let (resolution, remember) = self.resolver.resolve_remembering(&registry, &query, remembered);

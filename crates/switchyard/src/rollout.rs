@@ -74,7 +74,7 @@ pub async fn load_into(store: &Db, engine: &Engine) -> Result<(i64, Vec<String>)
     let mut warnings = Vec::new();
     let flows: Vec<String> = rules.flows().map(|(flow, _)| flow.to_owned()).collect();
     for flow in flows {
-        let problems = rules.get(&flow).map(|flow_rules| flow_rules.validate(&flow, engine.registry())).unwrap_or_default();
+        let problems = rules.get(&flow).map(|flow_rules| flow_rules.validate(&flow, &engine.registry())).unwrap_or_default();
         if !problems.is_empty() {
             warnings.extend(problems.into_iter().map(|problem| format!("stored rule ignored: {problem}")));
             rules.set(&flow, FlowRules::default());

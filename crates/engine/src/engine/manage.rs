@@ -64,7 +64,7 @@ impl Engine {
             text: self.config.texts.restarted.clone(),
         });
         let resume = self
-            .registry
+            .registry()
             .get(flow.as_str(), resolved.version)
             .and_then(|target| target.mapped_step(session.version(), session.step().as_str()))
             .map(|mapped| (mapped, session.data().clone()));

@@ -70,7 +70,7 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
     let store = super::open_store(&config).await?;
     // Evacuation and the override notes resolve as serve would: with the stored policy.
     switchyard::rollout::load_into(&store, &engine).await?;
-    let registry = engine.registry();
+    let registry = &engine.registry();
     let (policy, _) = store.load_policy().await?;
     let current = |flow: &str| policy.get(flow).cloned().unwrap_or_default();
 
@@ -238,13 +238,14 @@ async fn status(store: &switchyard_store::Db, engine: &switchyard_engine::engine
     let rows = store.version_status(flow, now.minus(std::time::Duration::from_secs(3600))).await?;
     let recent_total: i64 = rows.iter().map(|row| row.started_recently).sum();
     let share = |count: i64| if recent_total == 0 { 0.0 } else { count as f64 * 100.0 / recent_total as f64 };
-    let mut versions: Vec<Version> = engine.registry().versions_of(flow).map(|fv| fv.version()).collect();
-    versions.extend(rows.iter().map(|row| row.version).filter(|version| engine.registry().get(flow, *version).is_none()));
+    let registry = engine.registry();
+    let mut versions: Vec<Version> = registry.versions_of(flow).map(|fv| fv.version()).collect();
+    versions.extend(rows.iter().map(|row| row.version).filter(|version| registry.get(flow, *version).is_none()));
     let lines: Vec<serde_json::Value> = versions
         .iter()
         .map(|version| {
             let row = rows.iter().find(|row| row.version == *version);
-            let compiled = engine.registry().get(flow, *version);
+            let compiled = registry.get(flow, *version);
             serde_json::json!({
                 "version": version.to_string(),
                 "lifecycle": compiled.map(|fv| fv.lifecycle().as_str()).unwrap_or("not compiled in"),

@@ -146,7 +146,8 @@ pub fn explain(engine: &Engine, flow: &str, instance: &InstanceId, contact: &Con
         })
         .unwrap_or_default();
     let resolution = explained.resolution.as_ref();
-    let fingerprint = resolution.and_then(|resolution| engine.registry().get(flow, resolution.version)).map(|fv| fv.fingerprint().as_str().to_owned());
+    let registry = engine.registry();
+    let fingerprint = resolution.and_then(|resolution| registry.get(flow, resolution.version)).map(|fv| fv.fingerprint().as_str().to_owned());
     let explanation = match resolution.map(|resolution| (&resolution.reason, resolution.version)) {
         Some((Reason::Override, version)) => format!("FLOW_VERSION_OVERRIDES sets {flow}={version}; it beats every rule"),
         Some((Reason::Active, version)) => format!("no rule matched: {version} is the version declared active in code"),
