@@ -13,6 +13,8 @@
 //! - [`report`]: the guard evaluator (the report itself is [`views::flow`]).
 //! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
 //! - [`views`]: the typed figures the CLI, the admin API and the console render.
+//! - [`steer`]: the rollout edits (pin, split, ...) and evacuation the CLI and the console apply.
+//! - [`ui`]: the operator console at `/ui` (its own listener, `CONSOLE_BIND_ADDR`).
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
@@ -27,3 +29,5 @@ pub mod rollout;
 pub mod serve;
 pub mod sessions;
 pub mod views;
+pub mod steer;
+pub mod ui;
