@@ -143,7 +143,12 @@ impl Browser {
 }
 
 async fn console() -> (TestApp, String) {
-    let app = TestApp::spawn_configured(|config| {
+    console_on(&support::fresh_db()).await
+}
+
+async fn console_on(db: &str) -> (TestApp, String) {
+    let evolution = support::StandIn::start().await;
+    let app = TestApp::spawn_with(db, &evolution, |config| {
         config.console_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         config.admin_tokens = vec![("ana".to_owned(), TOKEN.to_owned())];
     })
@@ -152,24 +157,31 @@ async fn console() -> (TestApp, String) {
     (app, base)
 }
 
-/// Rules on two flows (through the admin API), one with a tripped guard, and a live session.
-async fn seed(app: &TestApp) {
+fn cli(args: &[&str], db: &str) {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchyard")).args(args).env("DATABASE_URL", db).env_remove("FLOW_VERSION_OVERRIDES").stdin(Stdio::null()).output().unwrap();
+    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+}
+
+/// A store where an experiment ran: simulated customers on a guarded split
+/// of digital_certificate, v2 handing off far more, and the guard evaluated
+/// (so it really tripped); then a pin on billing, a live session, and an
+/// open WhatsApp connection.
+async fn seeded() -> (TestApp, String) {
+    let db = support::fresh_db();
+    cli(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--guard", "handoff", "--guard-min-sessions", "100", "--reason", "try v2"], &db);
+    cli(&["simulate", "--contacts", "400", "--behave", "v1:human=0.05", "--behave", "v2:human=0.4", "--json"], &db);
+    cli(&["rollout", "check-guards"], &db);
+    let (app, base) = console_on(&db).await;
     let (status, _) = app
         .put_admin("/api/rollout/billing", json!({"rules": {"pins": [{"contact": "5511900000001", "version": "v2"}]}, "reason": "testers on v2"}), TOKEN)
         .await;
     assert_eq!(status, 200);
-    let tripped = json!({"rules": {"split": {
-        "weights": [["v1", "100"], ["v2", "0"]],
-        "guard": {"metric": "completion", "min_sessions": 50, "tolerance_points": 2.0, "confidence": 0.95,
-                  "tripped": {"at": "2026-12-01T10:00:00Z", "reason": "completion 41.0% vs 55.0%"}},
-    }}, "reason": "guard rolled back (seeded)"});
-    let (status, body) = app.put_admin("/api/rollout/digital_certificate", tripped, TOKEN).await;
-    assert_eq!(status, 200, "{body}");
     let (status, _) = app.webhook(&support::upsert("BROWSER0001", CONTACT, "oi", 1_764_750_000)).await;
     assert_eq!(status, 200);
     app.wait_idle().await;
     let connection = json!({"event": "connection.update", "instance": "loja-bot", "data": {"instance": "loja-bot", "state": "open", "statusReason": 200}});
     assert_eq!(app.webhook(&connection).await.0, 200);
+    (app, base)
 }
 
 async fn explain(app: &TestApp, flow: &str, contact: &str) -> Value {
@@ -194,18 +206,17 @@ async fn sign_in_refuses_a_wrong_token_and_accepts_the_right_one() {
 }
 
 #[tokio::test]
-async fn the_overview_shows_the_seeded_flows_versions_rules_and_a_tripped_guard() {
+async fn the_overview_shows_the_seeded_flows_versions_rules_and_a_guard_that_tripped() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(browser) = Browser::start().await else { return };
-    let (app, base) = console().await;
-    seed(&app).await;
+    let (app, base) = seeded().await;
     browser.sign_in(&base, TOKEN).await;
     let text = browser.wait_text("Overview").await;
-    for expected in ["billing", "digital_certificate", "general_support", "v3", "1 pinned contacts → v2", "v1 100% · v2 0%", "testers on v2"] {
+    for expected in ["billing", "digital_certificate", "general_support", "v3", "1 pinned contacts → v2", "v1 100% · v2 0%", "testers on v2", "guard_rollback"] {
         assert!(text.contains(expected), "{expected:?} missing from the overview:\n{text}");
     }
     let guard = browser.client.find(Locator::Css("section[aria-labelledby='flow-digital_certificate'] .guard .tripped")).await.unwrap().text().await.unwrap();
-    assert!(guard.contains("⚠ TRIPPED") && guard.contains("completion 41.0% vs 55.0%"), "{guard}");
+    assert!(guard.contains("⚠ TRIPPED") && guard.contains("handoff"), "{guard}");
     browser.client.goto(&format!("{base}/ui/health")).await.unwrap();
     let health = browser.wait_text("Split guards").await;
     assert!(health.contains("digital_certificate: ⚠ TRIPPED"), "{health}");
@@ -281,8 +292,7 @@ async fn a_cross_site_form_post_is_refused() {
 async fn every_page_has_a_screenshot_labelled_forms_and_cues_beyond_colour() {
     let _one = ONE_AT_A_TIME.lock().await;
     let Some(browser) = Browser::start().await else { return };
-    let (app, base) = console().await;
-    seed(&app).await;
+    let (app, base) = seeded().await;
     browser.client.goto(&format!("{base}/ui/login")).await.unwrap();
     browser.screenshot("login").await;
     assert!(browser.unlabelled_controls().await.is_empty());
@@ -304,7 +314,29 @@ async fn every_page_has_a_screenshot_labelled_forms_and_cues_beyond_colour() {
         assert!(colour_only.is_empty(), "{name}: colour is the only cue in {colour_only:#?}");
         cues += count;
     }
-    assert!(cues >= 3, "the seeded pages show the guard and connection states ({cues} cues)");
+    assert!(cues >= 5, "the seeded pages show the guard, the A/B differences and the connection ({cues} cues)");
+    // The language switch in the header: Portuguese, remembered across pages.
+    browser.client.goto(&format!("{base}/ui")).await.unwrap();
+    browser.click("header a.lang").await;
+    browser.wait_text("Visão geral").await;
+    browser.screenshot("overview-pt-BR").await;
+    browser.client.goto(&format!("{base}/ui/health")).await.unwrap();
+    browser.wait_text("Fila de saída").await;
+    browser.click("header a.lang").await;
+    browser.wait_text("Outbox").await;
+    // The experiment on the flow page: whiskers per metric, v2 worse on handoffs, the verdict, the sample-ratio check, funnels.
+    browser.client.goto(&format!("{base}/ui/flows/digital_certificate?window=30d")).await.unwrap();
+    let flow = browser.wait_text("Verdict").await;
+    // (The sample-ratio check compares with the split as it is now: after the rollback, 100/0.)
+    assert!(flow.contains("Handoff: ▼ worse") && flow.contains("Sample-ratio check") && flow.contains("(v1 100%: "), "{flow}");
+    assert_eq!(browser.client.find_all(Locator::Css("svg.whiskers")).await.unwrap().len(), 4);
+    assert!(browser.client.find_all(Locator::Css("svg.funnel")).await.unwrap().len() >= 2);
+    // htmx loaded under the console's CSP, and the custom window goes through it (the URL follows).
+    assert_eq!(browser.client.execute("return typeof htmx", vec![]).await.unwrap(), json!("object"));
+    browser.fill("#since", "2026-01-01").await;
+    browser.click("form.window button[type=submit]").await;
+    support::wait_until(|| async { browser.client.current_url().await.unwrap().query().is_some_and(|query| query.contains("window=custom")) }).await;
+    assert!(browser.body_text().await.contains("Verdict"), "the swapped page still shows the comparison");
     // A contact's sessions, found through the form: shown masked.
     browser.client.goto(&format!("{base}/ui/sessions")).await.unwrap();
     browser.fill("#find-contact", CONTACT).await;

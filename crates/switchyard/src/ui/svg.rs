@@ -20,9 +20,9 @@ pub struct Whisker {
     pub baseline: bool,
 }
 
-const WIDTH: f64 = 420.0;
+const WIDTH: f64 = 500.0;
 const LEFT: f64 = 60.0;
-const RIGHT: f64 = 60.0;
+const RIGHT: f64 = 130.0;
 
 fn x_of(rate: f64) -> f64 {
     LEFT + rate.clamp(0.0, 1.0) * (WIDTH - LEFT - RIGHT)
@@ -94,8 +94,8 @@ pub struct FunnelStep {
 pub fn funnel(title: &str, steps: &[FunnelStep], dropped_word: &str) -> String {
     let row_height = 22.0;
     let height = 8.0 + row_height * steps.len() as f64;
-    let width = 420.0;
-    let bar_left = 130.0;
+    let width = 520.0;
+    let bar_left = 150.0;
     let bar_width = 170.0;
     let top = steps.first().map_or(0, |step| step.reached).max(1) as f64;
     let mut out = String::new();
@@ -113,7 +113,7 @@ pub fn funnel(title: &str, steps: &[FunnelStep], dropped_word: &str) -> String {
             out,
             r##"<text x="4" y="{:.1}" font-size="11" fill="#222">{}</text><rect x="{bar_left}" y="{y:.1}" width="{bar:.1}" height="16" fill="#3a6ea5"/><text x="{:.1}" y="{:.1}" font-size="11" fill="#222">{} · −{} {} ({drop:.0}%)</text>"##,
             y + 12.0,
-            escape(&truncate(&step.step, 20)),
+            escape(&truncate(&step.step, 24)),
             bar_left + bar_width + 6.0,
             y + 12.0,
             step.reached,
