@@ -20,6 +20,7 @@ pub mod eval;
 pub mod config_file;
 pub mod ignore;
 pub mod logs;
+pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod rollout;
