@@ -24,7 +24,7 @@ use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Rules, Schedule, Split, Weight};
 use switchyard_engine::session::Outcome;
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 
 /// The v1 purchase, from the first "oi" to the confirmed order.

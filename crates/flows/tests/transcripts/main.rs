@@ -78,7 +78,7 @@ use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 
 use parse::{discover, parse_file, Action};

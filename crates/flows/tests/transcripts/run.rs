@@ -14,7 +14,8 @@ use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::store::{MemoryStore, Store};
+use switchyard_engine::memory::MemoryStore;
+use switchyard_engine::store::Store;
 use switchyard_engine::time::Timestamp;
 use switchyard_flows::Deps;
 
