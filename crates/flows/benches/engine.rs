@@ -13,7 +13,9 @@
 //!   messages instead of 9: the form reads product, document and e-mail from
 //!   free text), so the figure shows what the form costs per message.
 //!
-//! Run: `cargo bench -p switchyard --bench engine`
+//! Run: `cargo bench -p switchyard-flows --bench engine` (it lives in the
+//! flows crate because it needs only the engine and the flows: building it
+//! does not compile the server's dependencies in release).
 
 use std::hint::black_box;
 use std::sync::Arc;
