@@ -33,6 +33,7 @@ fn sample(name: &str) -> &'static str {
         "candidate" => "v2",
         "baseline" => "v1",
         "min_sessions" => "1",
+        "document" => "flow = \"billing\"",
         other => panic!("no sample value for the admin API parameter '{other}': add one to tests/auth.rs"),
     }
 }
