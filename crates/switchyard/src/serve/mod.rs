@@ -35,6 +35,7 @@ mod health;
 mod listen;
 mod metrics;
 mod processor;
+mod replay;
 mod sender;
 mod webhook;
 
