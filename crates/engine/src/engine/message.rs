@@ -85,6 +85,8 @@ pub struct Turn {
     pub(super) openings: Vec<(SessionId, String)>,
     /// The customer's text this turn handles (`Ctx::message`).
     pub(super) message: Option<String>,
+    /// `message` normalised ([`crate::text::normalize`]), computed once per turn.
+    pub(super) normalized: Option<String>,
 }
 
 impl Turn {
@@ -103,6 +105,7 @@ impl Turn {
             decisions: Decisions::default(),
             openings: Vec::new(),
             message: None,
+            normalized: None,
         }
     }
 
