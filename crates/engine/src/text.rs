@@ -73,13 +73,13 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
     // building a substring searcher for every phrase (the hot path of menus
     // and intent matching).
     let (hay, needle) = (haystack.as_bytes(), phrase.as_bytes());
-    if needle.is_empty() || needle.len() > hay.len() {
-        return false;
-    }
+    let Some(&first) = needle.first() else { return false };
     let mut start = 0;
-    loop {
+    // Flows test dozens of phrases against one message: most word starts
+    // fail on their first byte, which is checked before comparing slices.
+    while start + needle.len() <= hay.len() {
         let end = start + needle.len();
-        if end <= hay.len() && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ') {
+        if hay[start] == first && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ') {
             return true;
         }
         match hay[start..].iter().position(|byte| *byte == b' ') {
@@ -87,6 +87,7 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
             None => return false,
         }
     }
+    false
 }
 
 /// True when `text` is already in the form [`normalize`] produces, so callers
