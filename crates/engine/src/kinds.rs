@@ -4,6 +4,7 @@
 //!   synonyms, case- and accent-insensitively; after too many misses, hands off.
 //! - [`Ask`]: asks for a value, checks it with a validator, stores it.
 //! - [`Say`]: sends a text and moves on (usually: finishes the session).
+//! - [`Call`]: runs another flow ([`Next::Call`]) and goes on when it returns.
 //! - [`Custom`]: a step from two closures (or plain functions), for everything else.
 //! - [`crate::form::Form`]: slots filled from whatever the customer says.
 
@@ -255,6 +256,7 @@ pub struct Custom {
     keys: Vec<&'static str>,
     enter: Option<EnterFn>,
     input: InputFn,
+    returned: Option<EnterFn>,
 }
 
 impl Custom {
@@ -265,6 +267,7 @@ impl Custom {
             keys: Vec::new(),
             enter: None,
             input: Box::new(input),
+            returned: None,
         }
     }
     /// A step that only acts on entering and never waits: its input (which
@@ -277,10 +280,17 @@ impl Custom {
             keys: Vec::new(),
             enter: Some(Box::new(move |ctx: &mut Ctx<'_>| enter(ctx))),
             input: Box::new(move |ctx: &mut Ctx<'_>, _text: &str| again(ctx)),
+            returned: None,
         }
     }
     pub fn on_enter(mut self, enter: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
         self.enter = Some(Box::new(enter));
+        self
+    }
+    /// What happens when a flow this step called returns (see
+    /// [`Step::returned`]; by default the session completes).
+    pub fn on_return(mut self, returned: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
+        self.returned = Some(Box::new(returned));
         self
     }
     /// Declares the text keys the closures use, so the registry checks them.
@@ -300,10 +310,53 @@ impl Step for Custom {
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
         (self.input)(ctx, text)
     }
+    fn returned(&self, ctx: &mut Ctx<'_>) -> Next {
+        match &self.returned {
+            Some(returned) => returned(ctx),
+            None => Next::Complete,
+        }
+    }
     fn targets(&self) -> Vec<Target> {
         self.targets.clone()
     }
     fn text_keys(&self) -> Vec<&'static str> {
         self.keys.clone()
+    }
+}
+
+/// A step that runs another flow and goes on when it returns: `callee` is
+/// `flow` (its version resolved by its own policy at the moment of the call)
+/// or `flow@vN` (fixed). See [`crate::call`].
+pub struct Call {
+    callee: &'static str,
+    then: Next,
+}
+
+impl Call {
+    /// Calls `callee`; when it returns, the session completes (see [`Call::then`]).
+    pub fn new(callee: &'static str) -> Call {
+        Call { callee, then: Next::Complete }
+    }
+    /// Where the caller goes when the callee returns (a step, another call,
+    /// a handover, or an end).
+    pub fn then(mut self, to: To) -> Call {
+        self.then = to;
+        self
+    }
+    /// The flow (and fixed version) this step calls.
+    pub fn callee(&self) -> &'static str {
+        self.callee
+    }
+}
+
+impl Step for Call {
+    fn enter(&self, _ctx: &mut Ctx<'_>) -> Next {
+        Next::Call(self.callee)
+    }
+    fn returned(&self, _ctx: &mut Ctx<'_>) -> Next {
+        self.then
+    }
+    fn targets(&self) -> Vec<Target> {
+        std::iter::once(Next::Call(self.callee)).chain(self.then.target()).collect()
     }
 }
