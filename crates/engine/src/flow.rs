@@ -436,6 +436,11 @@ pub trait Step: Send + Sync {
     fn text_keys(&self) -> Vec<&'static str> {
         Vec::new()
     }
+    /// What the step does, when its kind can say it as data (for
+    /// `flows export`); `None` for steps written as code.
+    fn shape(&self) -> Option<crate::kinds::Shape> {
+        None
+    }
 }
 
 /// A step in a declaration.

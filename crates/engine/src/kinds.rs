@@ -15,6 +15,29 @@ use crate::text::{contains_phrase, normalize};
 /// under this name for the released version folders.
 pub type To = Next;
 
+/// A kind's declaration as data (see [`Step::shape`]).
+#[derive(Clone, Debug)]
+pub enum Shape {
+    /// Options: (normalised words, where it leads, values it stores).
+    Menu {
+        prompt: &'static str,
+        invalid: &'static str,
+        exhausted: &'static str,
+        max_attempts: u32,
+        options: Vec<(Vec<String>, Next, Vec<(&'static str, &'static str)>)>,
+    },
+    Ask {
+        prompt: &'static str,
+        invalid: &'static str,
+        exhausted: &'static str,
+        max_attempts: u32,
+        save_as: &'static str,
+        validate: Validator,
+        then: Next,
+    },
+    Say { text: &'static str, then: Next },
+}
+
 /// The default number of misses before a kind hands the customer to a human.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
 
@@ -147,6 +170,16 @@ impl Step for Menu {
     fn text_keys(&self) -> Vec<&'static str> {
         vec![self.prompt, self.invalid, self.exhausted]
     }
+
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Menu {
+            prompt: self.prompt,
+            invalid: self.invalid,
+            exhausted: self.exhausted,
+            max_attempts: self.max_attempts,
+            options: self.choices.iter().map(|choice| (choice.phrases.clone(), choice.to, choice.set.clone())).collect(),
+        })
+    }
 }
 
 /// Validates and normalises a typed value: `Some(clean)` or `None` for invalid.
@@ -208,6 +241,18 @@ impl Step for Ask {
     fn text_keys(&self) -> Vec<&'static str> {
         vec![self.prompt, self.invalid, self.exhausted]
     }
+
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Ask {
+            prompt: self.prompt,
+            invalid: self.invalid,
+            exhausted: self.exhausted,
+            max_attempts: self.max_attempts,
+            save_as: self.save_as,
+            validate: self.validate,
+            then: self.then,
+        })
+    }
 }
 
 /// Sends a text on entering, then goes on at once (by default: completes).
@@ -244,6 +289,10 @@ impl Step for Say {
 
     fn text_keys(&self) -> Vec<&'static str> {
         vec![self.text]
+    }
+
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Say { text: self.text, then: self.then })
     }
 }
 

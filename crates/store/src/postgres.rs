@@ -1024,7 +1024,7 @@ impl PgStore {
 }
 
 #[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     tx: &mut Tx<'_>,
     at: Timestamp,
     actor: &str,
