@@ -6,7 +6,7 @@
 use serde_json::Value;
 use sqlx::Row;
 use switchyard_engine::classify::Classification;
-use switchyard_engine::engine::Content;
+use switchyard_engine::engine::{Content, ContactState};
 use switchyard_engine::event::{Event, EventKind};
 use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
 use switchyard_engine::queue::{InboxEntry, InboxKind, Outgoing, Pending};
@@ -59,6 +59,68 @@ macro_rules! columns_for {
 
 columns_for!(sqlx::sqlite::SqliteRow);
 columns_for!(sqlx::postgres::PgRow);
+
+/// SQLite rows read without sqlx (the hot-path readers, `reader`).
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+}
+
+/// A value decoded from one result row, whichever the driver.
+pub(crate) trait FromColumns: Sized {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError>;
+}
+
+impl FromColumns for Pending {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        inbox_from_row(row)
+    }
+}
+
+impl FromColumns for Outgoing {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        outgoing_from_row(row)
+    }
+}
+
+impl FromColumns for Session {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        session_from_row(row)
+    }
+}
+
+impl FromColumns for (InstanceId, Contact) {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        key_from_row(row)
+    }
+}
+
+impl FromColumns for ContactState {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        contact_state_from_row(row)
+    }
+}
+
+/// A contact's state from the `contact_state` query: the live session's
+/// columns (all NULL when there is none), `handoff_until` and the split
+/// `assignments` aggregated into one text.
+pub(crate) fn contact_state_from_row(row: &impl Columns) -> Result<ContactState, StoreError> {
+    Ok(ContactState {
+        session: if row.opt_text("id")?.is_some() { Some(session_from_row(row)?) } else { None },
+        handoff_until: row.opt_int("handoff_until")?.map(Timestamp::from_millis),
+        assignments: assignments_from_text(row.opt_text("assignments")?.as_deref())?,
+    })
+}
 
 pub(crate) fn data_to_json(data: &Data) -> String {
     let map: serde_json::Map<String, Value> = data.iter().map(|(key, value)| (key.to_owned(), Value::String(value.to_owned()))).collect();

@@ -782,6 +782,23 @@ impl PgStore {
         Ok(reply_to.is_some())
     }
 
+    /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),
+    /// in one statement.
+    pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
+        let (seqs, provider_ids): (Vec<i64>, Vec<Option<String>>) = sent.iter().cloned().unzip();
+        sqlx::query(
+            "UPDATE outbox o SET sent_at = $1, provider_id = u.provider_id, attempts = o.attempts + 1, attempted_at = NULL, \
+             claimed_by = NULL, claim_until = NULL FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS u(seq, provider_id) WHERE o.seq = u.seq",
+        )
+        .bind(at.as_millis())
+        .bind(seqs)
+        .bind(provider_ids)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
         // The revision first (see the SQLite store's load_policy).
         let revision = self.policy_revision().await?;
