@@ -23,6 +23,8 @@ pub enum RegistryError {
     UnknownEntry { flow: String, version: Version, entry: String, suggestion: Option<String> },
     DanglingStep { flow: String, version: Version, step: String, target: String, suggestion: Option<String> },
     DanglingFlow { flow: String, version: Version, step: String, target: String, suggestion: Option<String> },
+    /// A step calls a flow (or a fixed version of one) that is not compiled in.
+    DanglingCall { flow: String, version: Version, step: String, problem: String },
     Unreachable { flow: String, version: Version, step: String },
     BadTexts { flow: String, version: Version, problem: String },
     MissingText { flow: String, version: Version, step: String, key: String, suggestion: Option<String> },
@@ -68,6 +70,7 @@ impl fmt::Display for RegistryError {
                 "{flow}@{version}: step '{step}' hands over to unknown flow '{target}'{}",
                 hint(suggestion)
             ),
+            DanglingCall { flow, version, step, problem } => write!(f, "{flow}@{version}: step '{step}' {problem}"),
             Unreachable { flow, version, step } => {
                 write!(f, "{flow}@{version}: step '{step}' cannot be reached from the entry step")
             }
@@ -86,13 +89,17 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {}
 
 /// A step after validation: its handler and its checked transitions.
+#[derive(Clone)]
 pub struct CheckedStep {
     pub id: &'static str,
-    pub handler: Box<dyn Step>,
+    /// Shared, so a registry extended at runtime ([`Registry::with`]) reuses
+    /// the versions it already holds.
+    pub handler: std::sync::Arc<dyn Step>,
     pub targets: Vec<Target>,
 }
 
 /// A validated flow version.
+#[derive(Clone)]
 pub struct FlowVersion {
     flow: FlowId,
     version: Version,
@@ -284,6 +291,51 @@ impl Registry {
                 _ => errors.push(RegistryError::ManyActive { flow: flow.to_owned(), versions: actives }),
             }
         }
+        errors.extend(check_calls(&versions));
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        versions.sort_by(|a: &FlowVersion, b: &FlowVersion| (a.flow.as_str(), a.version).cmp(&(b.flow.as_str(), b.version)));
+        Ok(Registry { versions })
+    }
+
+    /// This registry plus `decls` (versions published at runtime), checked
+    /// exactly like compiled ones. Added versions may not be `active` (the
+    /// code's active version stays the default) nor reuse a version number.
+    /// The existing versions are shared, not rebuilt.
+    pub fn with(&self, decls: Vec<VersionDecl>) -> Result<Registry, Vec<RegistryError>> {
+        let mut errors = Vec::new();
+        let mut flow_names: Vec<String> =
+            self.versions.iter().map(|fv| fv.flow.as_str().to_owned()).chain(decls.iter().map(|decl| decl.flow.to_owned())).collect();
+        flow_names.sort_unstable();
+        flow_names.dedup();
+        let mut versions = self.versions.clone();
+        for decl in decls {
+            let flow = decl.flow.to_owned();
+            if !is_name(decl.flow) {
+                errors.push(RegistryError::BadFlowName { flow });
+                continue;
+            }
+            if decl.version == 0 {
+                errors.push(RegistryError::BadVersion { flow, version: 0 });
+                continue;
+            }
+            let version = Version::new(decl.version);
+            if versions.iter().any(|fv| fv.version == version && fv.flow.as_str() == flow) {
+                errors.push(RegistryError::DuplicateVersion { flow, version });
+                continue;
+            }
+            if decl.lifecycle == Lifecycle::Active {
+                let mut actives: Vec<Version> = versions.iter().filter(|fv| fv.flow.as_str() == flow && fv.lifecycle == Lifecycle::Active).map(|fv| fv.version).collect();
+                actives.push(version);
+                errors.push(RegistryError::ManyActive { flow, versions: actives });
+                continue;
+            }
+            let names: Vec<&str> = flow_names.iter().map(String::as_str).collect();
+            if let Some(checked) = check_version(decl, &names, &mut errors) {
+                versions.push(checked);
+            }
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -336,7 +388,7 @@ impl Registry {
     }
 }
 
-fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Vec<RegistryError>) -> Option<FlowVersion> {
+fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<RegistryError>) -> Option<FlowVersion> {
     let flow = decl.flow.to_owned();
     let version = Version::new(decl.version);
     let before = errors.len();
@@ -401,6 +453,20 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
                     target: name.to_owned(),
                     suggestion: suggest(name, flow_names.iter().copied()),
                 }),
+                Next::Call(spec) => {
+                    let problem = match crate::call::Callee::parse(spec) {
+                        Err(problem) => Some(problem),
+                        Ok(callee) if !flow_names.contains(&callee.flow) => Some(format!(
+                            "calls unknown flow '{}'{}",
+                            callee.flow,
+                            hint(&suggest(callee.flow, flow_names.iter().copied()))
+                        )),
+                        Ok(_) => None,
+                    };
+                    if let Some(problem) = problem {
+                        errors.push(RegistryError::DanglingCall { flow: flow.clone(), version, step: step.id.to_owned(), problem });
+                    }
+                }
                 _ => {}
             }
         }
@@ -417,7 +483,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
                 }
             }
         }
-        steps.push(crate::registry::CheckedStep { id: step.id, handler: step.handler, targets });
+        steps.push(crate::registry::CheckedStep { id: step.id, handler: std::sync::Arc::from(step.handler), targets });
     }
 
     for (_, to) in &decl.interrupts {
@@ -528,6 +594,30 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
             .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
             .collect(),
     })
+}
+
+/// Calls that fix a version (`flow@vN`) must name a compiled one; checked
+/// once every version is known (unknown flows are reported per version).
+pub fn check_calls(versions: &[FlowVersion]) -> Vec<RegistryError> {
+    let mut errors = Vec::new();
+    for fv in versions {
+        for step in &fv.steps {
+            for target in &step.targets {
+                let Next::Call(spec) = target else { continue };
+                let Ok(crate::call::Callee { flow, version: Some(fixed) }) = crate::call::Callee::parse(spec) else { continue };
+                let compiled: Vec<String> = versions.iter().filter(|other| other.flow.as_str() == flow).map(|other| other.version.to_string()).collect();
+                if !compiled.is_empty() && !compiled.contains(&fixed.to_string()) {
+                    errors.push(RegistryError::DanglingCall {
+                        flow: fv.flow.to_string(),
+                        version: fv.version,
+                        step: step.id.to_owned(),
+                        problem: format!("calls {spec}, which is not compiled (compiled: {})", compiled.join(", ")),
+                    });
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// The candidate closest to `name` by edit distance, if it is close enough to

@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::classify::{Decisions, Model};
+use crate::classify::{Answer, Decisions, Model, Outside, Request, Wanted};
 use crate::engine::{ContactState, Engine, Inbound, Turn};
 use crate::ids::{Contact, InstanceId};
-use crate::session::Outcome;
+use crate::session::{Outcome, Session};
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 
@@ -26,20 +26,48 @@ const MAX_MODEL_ROUNDS: u32 = 3;
 /// its budget (the whole turn waits at most that long for it) and the turn
 /// runs again with the answers. The engine itself stays pure.
 pub async fn run_turn(engine: &Engine, model: Option<&dyn Model>, state: ContactState, inbound: &Inbound, now: crate::time::Timestamp) -> Turn {
-    let Some(model) = model else { return engine.turn(state, inbound, now) };
+    run_turn_with(engine, model, None, state, inbound, now).await
+}
+
+/// [`run_turn`] that also answers outside calls (the `http` step,
+/// [`crate::classify::Wanted::Outside`]) with `outside`; without one such a
+/// call fails (`no_endpoints`) and the step takes its failure branch.
+pub async fn run_turn_with(
+    engine: &Engine,
+    model: Option<&dyn Model>,
+    outside: Option<&dyn Outside>,
+    state: ContactState,
+    inbound: &Inbound,
+    now: crate::time::Timestamp,
+) -> Turn {
     // A stopwatch for the model's budget, not the conversation's time: the
     // turn itself still runs at `now`, whatever the model took.
     let started = Instant::now();
     let mut decisions = Decisions::default();
     let mut turn = engine.turn(state.clone(), inbound, now);
     for _ in 0..MAX_MODEL_ROUNDS {
-        if turn.requests.is_empty() {
+        let (calls, questions): (Vec<Request>, Vec<Request>) =
+            std::mem::take(&mut turn.requests).into_iter().partition(|request| request.ask == Wanted::Outside);
+        let model = model.filter(|_| !questions.is_empty());
+        if calls.is_empty() && model.is_none() {
+            turn.requests = questions;
             break;
         }
-        let budget = model.budget().saturating_sub(started.elapsed());
-        let answers = model.decide(&turn.requests, budget).await;
-        for (request, answer) in std::mem::take(&mut turn.requests).into_iter().zip(answers) {
-            decisions.push(request, answer);
+        if let Some(model) = model {
+            let budget = model.budget().saturating_sub(started.elapsed());
+            let answers = model.decide(&questions, budget).await;
+            for (request, answer) in questions.into_iter().zip(answers) {
+                decisions.push(request, answer);
+            }
+        }
+        if !calls.is_empty() {
+            let answers = match outside {
+                Some(outside) => outside.call(&calls).await,
+                None => calls.iter().map(|_| Answer::Failed { reason: "no_endpoints".to_owned(), latency_ms: 0 }).collect(),
+            };
+            for (request, answer) in calls.into_iter().zip(answers) {
+                decisions.push(request, answer);
+            }
         }
         turn = engine.turn_with(state.clone(), inbound, now, decisions.clone());
     }
@@ -95,13 +123,18 @@ impl<S: Store, C: Clock> Conversations<S, C> {
     }
 
     /// Expires every live session past its TTL (a drop-off at its step), up to
-    /// `limit`. Returns the committed turns. A session that moved on meanwhile
-    /// (a conflict) is skipped: it is no longer due.
+    /// `limit`, with the sessions it called (see [`crate::call`]). Returns the
+    /// committed turns. A session that moved on meanwhile (a conflict) is
+    /// skipped: it is no longer due.
     pub async fn sweep(&self, limit: u32) -> Result<Vec<Turn>, StoreError> {
         let now = self.clock.now();
         let mut turns = Vec::new();
         for session in self.store.expired(now, limit).await? {
-            let turn = self.engine.expire(session, now);
+            let state = self.store.contact_state(session.instance(), session.contact()).await?;
+            if state.session.as_ref().map(Session::id) != Some(session.id()) {
+                continue;
+            }
+            let Some(turn) = self.engine.expire_all(state, now) else { continue };
             match self.store.commit(&turn).await {
                 Ok(()) => turns.push(turn),
                 Err(StoreError::Conflict(_)) => {}
@@ -120,10 +153,9 @@ impl<S: Store, C: Clock> Conversations<S, C> {
         detail: &str,
     ) -> Result<Option<Turn>, StoreError> {
         let state = self.store.contact_state(instance, contact).await?;
-        let Some(session) = state.session.filter(|session| session.is_live()) else {
+        let Some(turn) = self.engine.close_all(state, outcome, detail, self.clock.now()) else {
             return Ok(None);
         };
-        let turn = self.engine.close(session, outcome, detail, self.clock.now());
         self.store.commit(&turn).await?;
         Ok(Some(turn))
     }

@@ -32,8 +32,10 @@ use switchyard_engine::registry::{Registry, RegistryError};
 
 use crate::shared::backend::{Backend, DemoBackend};
 
+pub mod functions;
 pub mod lock;
 pub mod shared;
+pub mod transcript;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/versions.rs"));

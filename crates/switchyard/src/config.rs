@@ -194,10 +194,20 @@ fn commands_var(problems: &mut Vec<String>) -> GlobalCommands {
     commands
 }
 
+/// Where the console listens unless `CONSOLE_BIND_ADDR` says otherwise:
+/// loopback only, so it is reached through a proxy or a tunnel.
+pub const DEFAULT_CONSOLE_BIND: &str = "127.0.0.1:8081";
+
 /// What `serve` needs beyond [`Config`].
 #[derive(Clone)]
 pub struct ServeConfig {
     pub bind: SocketAddr,
+    /// `CONSOLE_BIND_ADDR`: where the operator console (`/ui`) listens, apart
+    /// from the webhook and API port; `None` (`off`) serves no console.
+    pub console_bind: Option<SocketAddr>,
+    /// `CONSOLE_SECURE_COOKIE`: mark the console's cookie `Secure` even when
+    /// the request does not say it came over TLS (`X-Forwarded-Proto: https`).
+    pub console_secure_cookie: bool,
     pub evolution_url: String,
     pub evolution_api_key: Option<String>,
     pub evolution_instance_keys: HashMap<String, String>,
@@ -226,6 +236,10 @@ pub struct ServeConfig {
     /// The model that answers what the keyword classifiers cannot (built
     /// from [`Config::llm`]); `None`: offline.
     pub model: Option<std::sync::Arc<switchyard_llm::Llm>>,
+    /// The configuration file's `[endpoints]`: what published `http` steps
+    /// may call, and the caller that calls them.
+    pub endpoints: Vec<crate::document::http::Endpoint>,
+    pub caller: Option<std::sync::Arc<crate::document::http::Caller>>,
     /// `DEBOUNCE`: per-instance windows that join a contact's burst into one input; off by default.
     pub debounce: crate::serve::Debounce,
     /// `IGNORE_JIDS`: chats the bot never answers.
@@ -241,6 +255,7 @@ impl std::fmt::Debug for ServeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeConfig")
             .field("bind", &self.bind)
+            .field("console_bind", &self.console_bind)
             .field("evolution_url", &self.evolution_url)
             .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
             .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
@@ -310,10 +325,26 @@ fn map_var(name: &str, problems: &mut Vec<String>) -> HashMap<String, String> {
 }
 
 impl ServeConfig {
-    /// The defaults every variable falls back to, for a given Evolution URL.
+    /// The names of the endpoints `http` steps may call.
+    pub fn endpoint_names(&self) -> Vec<String> {
+        self.endpoints.iter().map(|endpoint| endpoint.name.clone()).collect()
+    }
+
+    /// Allows `endpoints` for `http` steps, with a caller for them.
+    pub fn with_endpoints(mut self, endpoints: Vec<crate::document::http::Endpoint>) -> Result<ServeConfig, String> {
+        self.caller = Some(std::sync::Arc::new(crate::document::http::Caller::new(endpoints.clone())?));
+        self.endpoints = endpoints;
+        Ok(self)
+    }
+
+    /// The defaults every variable falls back to, for a given Evolution URL;
+    /// but no console, so an embedded server (the tests) binds only the
+    /// listener it is given.
     pub fn defaults(evolution_url: &str) -> ServeConfig {
         ServeConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            console_bind: None,
+            console_secure_cookie: false,
             evolution_url: evolution_url.trim_end_matches('/').to_owned(),
             evolution_api_key: None,
             evolution_instance_keys: HashMap::new(),
@@ -333,6 +364,8 @@ impl ServeConfig {
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
             model: None,
+            endpoints: Vec::new(),
+            caller: None,
             debounce: crate::serve::Debounce::default(),
             ignore: crate::ignore::IgnoreList::default(),
             retention: None,
@@ -349,6 +382,21 @@ impl ServeConfig {
                 problems.push(format!("BIND_ADDR '{bind_text}' must be an address and port such as 0.0.0.0:8080"));
                 SocketAddr::from(([0, 0, 0, 0], 8080))
             }
+        };
+        let console_text = text_var("CONSOLE_BIND_ADDR", &mut problems).unwrap_or_else(|| DEFAULT_CONSOLE_BIND.to_owned());
+        let console_bind = match console_text.as_str() {
+            "off" => None,
+            text => match text.parse::<SocketAddr>() {
+                Ok(console) if console == bind && console.port() != 0 => {
+                    problems.push(format!("CONSOLE_BIND_ADDR '{text}' is BIND_ADDR too: give the console its own port, such as 127.0.0.1:8081 (or off)"));
+                    None
+                }
+                Ok(console) => Some(console),
+                Err(_) => {
+                    problems.push(format!("CONSOLE_BIND_ADDR '{text}' must be an address and port such as 127.0.0.1:8081, or off"));
+                    None
+                }
+            },
         };
         let evolution_url = match text_var("EVOLUTION_URL", &mut problems) {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
@@ -408,6 +456,8 @@ impl ServeConfig {
         };
         let config = ServeConfig {
             bind,
+            console_bind,
+            console_secure_cookie: bool_var("CONSOLE_SECURE_COOKIE", false, &mut problems),
             evolution_url,
             evolution_api_key: text_var("EVOLUTION_API_KEY", &mut problems),
             evolution_instance_keys: map_var("EVOLUTION_INSTANCE_KEYS", &mut problems),
@@ -454,6 +504,14 @@ impl ServeConfig {
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
             model: None,
+            endpoints: crate::config_file::endpoints().to_vec(),
+            caller: match crate::document::http::Caller::new(crate::config_file::endpoints().to_vec()) {
+                Ok(caller) => Some(std::sync::Arc::new(caller)),
+                Err(problem) => {
+                    problems.push(problem);
+                    None
+                }
+            },
             debounce: text_var("DEBOUNCE", &mut problems)
                 .map(|text| crate::serve::Debounce::parse(&text).map_err(|problem| problems.push(format!("DEBOUNCE: {problem}"))).unwrap_or_default())
                 .unwrap_or_default(),

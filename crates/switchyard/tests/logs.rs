@@ -33,6 +33,7 @@ impl Serve {
             .env("EVOLUTION_API_KEY", "k")
             .env("WEBHOOK_SECRET", SECRET)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("CONSOLE_BIND_ADDR", "off")
             .env("RUST_LOG", "info")
             .env("LOG_FORMAT", log_format)
             .stdout(Stdio::from(file))
