@@ -12,6 +12,7 @@
 //! - `reader` (private): SQLite's hot-path reads, inline on plain connections.
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
+//! - [`figures`]: live sessions per version, traffic, outbox and holds, for the console.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
@@ -28,6 +29,7 @@ pub mod burst;
 mod codec;
 mod reader;
 pub mod conformance;
+pub mod figures;
 pub mod documents;
 pub mod policy;
 pub mod postgres;
