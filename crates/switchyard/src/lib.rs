@@ -24,6 +24,7 @@ pub mod config_file;
 pub mod document;
 pub mod ignore;
 pub mod logs;
+pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod rollout;

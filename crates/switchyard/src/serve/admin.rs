@@ -14,6 +14,7 @@
 //! - `GET /api/sessions/{contact}`: the contact's history on every instance.
 //! - `POST /api/sessions/{contact}/end` `{"instance"?}`: end its live session(s) (`cancelled`, `operator`).
 //! - `POST /api/sessions/{contact}/forget` `{"reason"}`: erase the contact (LGPD), audited with the token's name.
+//! - `POST /api/replay` `{"flow","candidate",...}`: recorded sessions through a candidate (see `replay.rs`).
 
 use std::collections::HashMap;
 
@@ -43,6 +44,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/sessions/{contact}", get(show_sessions))
         .route("/api/sessions/{contact}/end", post(end_sessions))
         .route("/api/sessions/{contact}/forget", post(forget_contact))
+        .route("/api/replay", post(super::replay::replay))
         .route("/api/openapi.json", get(openapi))
         // A flow document may be up to `document::MAX_BYTES`; a bigger body is a 413.
         .route("/api/flows", post(publish_flow).layer(DefaultBodyLimit::max(crate::document::MAX_BYTES * 2 + 64 * 1024)))
@@ -65,12 +67,12 @@ async fn token_first(State(state): State<AppState>, request: axum::extract::Requ
     next.run(request).await
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// The name of the presented token, or the 401 to answer.
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
     let tokens = &state.config().admin_tokens;
     if tokens.is_empty() {
         return Err(error(StatusCode::UNAUTHORIZED, "the admin API is closed: set ADMIN_TOKEN or ADMIN_TOKENS to open it"));
@@ -98,7 +100,7 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Response> {
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("body field '{name}' is required and must be a string")))
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+pub(super) fn parse_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|err| error(StatusCode::BAD_REQUEST, format!("body is not JSON: {err}")))
 }
 

@@ -34,6 +34,7 @@ mod health;
 mod listen;
 mod metrics;
 mod processor;
+mod replay;
 mod sender;
 mod webhook;
 
