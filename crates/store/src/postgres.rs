@@ -77,6 +77,7 @@ fn migrator() -> Migrator {
         migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
         migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
+        migration(8, "console indexes and report rollups", include_str!("../migrations/postgres/0008_console_indexes.sql")),
         migration(11, "flow documents", include_str!("../migrations/postgres/0011_flow_documents.sql")),
         migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
     ])

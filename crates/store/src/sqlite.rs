@@ -36,6 +36,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(7, "contact aliases, two-digit pin details", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
         migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
+        migration(11, "console indexes and report rollups", include_str!("../migrations/sqlite/0011_console_indexes.sql")),
         migration(14, "flow documents", include_str!("../migrations/sqlite/0014_flow_documents.sql")),
         migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
     ])
