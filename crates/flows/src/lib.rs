@@ -23,7 +23,8 @@
 //! | `unknown` | v1 (active) | 2 |
 //! | `general_support` | v1 (active) | 3 |
 //! | `billing` | v1 (active), v2 (inactive, invoice season) | 2 / 7 |
-//! | `digital_certificate` | v1 (active), v2 (inactive, the rewrite), v3 (inactive, the conversational purchase) | 16 / 13 / 9 |
+//! | `digital_certificate` | v1 (active), v2 (inactive, the rewrite), v3 (inactive, the conversational purchase), v4 (inactive, v3 calling `dc_purchase`) | 16 / 13 / 9 / 9 |
+//! | `dc_purchase` | v1 (active, only reached by a call), v2 (inactive, shorter questions) | 1 / 1 |
 
 use std::sync::Arc;
 
@@ -119,9 +120,12 @@ mod tests {
             [
                 "billing@v1",
                 "billing@v2",
+                "dc_purchase@v1",
+                "dc_purchase@v2",
                 "digital_certificate@v1",
                 "digital_certificate@v2",
                 "digital_certificate@v3",
+                "digital_certificate@v4",
                 "general_support@v1",
                 "unknown@v1",
                 "unknown@v2",

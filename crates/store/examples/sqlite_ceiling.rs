@@ -20,7 +20,8 @@ fn run(path: &std::path::Path, synchronous: &str, per_commit: usize, messages: u
     while n < messages {
         connection.execute_batch("BEGIN IMMEDIATE").expect("begin");
         for _ in 0..per_commit.min(messages - n) {
-            let contact = format!("55119{:08}", n % 1000);
+            // Each case has its own contacts: a live session is unique per contact.
+            let contact = format!("55{}{:09}", synchronous.len(), per_commit * 1000 + n % 1000);
             let session = format!("{synchronous}-{per_commit}-{}", n % 1000);
             connection
                 .prepare_cached(

@@ -60,6 +60,51 @@ macro_rules! columns_for {
 columns_for!(sqlx::sqlite::SqliteRow);
 columns_for!(sqlx::postgres::PgRow);
 
+/// SQLite rows read without sqlx (the hot-path readers, `reader`).
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, name: &str) -> Result<String, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+    fn opt_text(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+    fn int(&self, name: &str) -> Result<i64, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+    fn opt_int(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        self.get(name).map_err(|err| corrupt(name, err))
+    }
+}
+
+/// A value decoded from one result row, whichever the driver.
+pub(crate) trait FromColumns: Sized {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError>;
+}
+
+impl FromColumns for Pending {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        inbox_from_row(row)
+    }
+}
+
+impl FromColumns for Outgoing {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        outgoing_from_row(row)
+    }
+}
+
+impl FromColumns for Session {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        session_from_row(row)
+    }
+}
+
+impl FromColumns for (InstanceId, Contact) {
+    fn from_columns(row: &impl Columns) -> Result<Self, StoreError> {
+        key_from_row(row)
+    }
+}
+
 pub(crate) fn data_to_json(data: &Data) -> String {
     let map: serde_json::Map<String, Value> = data.iter().map(|(key, value)| (key.to_owned(), Value::String(value.to_owned()))).collect();
     Value::Object(map).to_string()

@@ -168,3 +168,72 @@ impl Db {
         Ok(records)
     }
 }
+
+/// Milliseconds in one rollup hour.
+pub const HOUR_MILLIS: i64 = 3_600_000;
+
+impl Db {
+    /// The stored report rollups of `flow` for hours in `[from_hour, to_hour)`
+    /// (hour = started_at / 3 600 000), as (hour, tally JSON).
+    pub async fn report_hours(&self, flow: &str, from_hour: i64, to_hour: i64) -> Result<Vec<(i64, String)>, StoreError> {
+        fetch_as!(
+            self,
+            (i64, String),
+            "SELECT hour, tally FROM report_hours WHERE flow = $1 AND hour >= $2 AND hour < $3 ORDER BY hour",
+            flow,
+            from_hour,
+            to_hour
+        )
+    }
+
+    /// The hours of `flow` that already have a rollup, in `[from_hour, to_hour)`.
+    pub async fn rolled_hours(&self, flow: &str, from_hour: i64, to_hour: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = fetch_as!(self, (i64,), "SELECT hour FROM report_hours WHERE flow = $1 AND hour >= $2 AND hour < $3 ORDER BY hour", flow, from_hour, to_hour)?;
+        Ok(rows.into_iter().map(|(hour,)| hour).collect())
+    }
+
+    /// Stores the rollup of one hour, unless a session of that hour is live
+    /// now (its figures may still change), checked in the same statement.
+    /// Returns whether it was stored.
+    pub async fn save_report_hour(&self, flow: &str, hour: i64, tally: &str) -> Result<bool, StoreError> {
+        let sql = "INSERT INTO report_hours (flow, hour, tally) SELECT $1, $2, $3 \
+                   WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE outcome IS NULL AND flow = $1 AND started_at >= $4 AND started_at < $5) \
+                   ON CONFLICT (flow, hour) DO UPDATE SET tally = excluded.tally";
+        let (start, end) = (hour * HOUR_MILLIS, (hour + 1) * HOUR_MILLIS);
+        let stored = match self {
+            Db::Sqlite(store) => sqlx::query(sqlx::AssertSqlSafe(sql.replace('$', "?")))
+                .bind(flow)
+                .bind(hour)
+                .bind(tally)
+                .bind(start)
+                .bind(end)
+                .execute(store.pool())
+                .await
+                .map_err(crate::sqlite::map_err)?
+                .rows_affected(),
+            Db::Postgres(store) => sqlx::query(sql)
+                .bind(flow)
+                .bind(hour)
+                .bind(tally)
+                .bind(start)
+                .bind(end)
+                .execute(store.pool())
+                .await
+                .map_err(crate::postgres::map_err)?
+                .rows_affected(),
+        };
+        Ok(stored > 0)
+    }
+
+    /// The hours of `flow` with a live session (never rolled up).
+    pub async fn live_hours(&self, flow: &str) -> Result<Vec<i64>, StoreError> {
+        let rows = fetch_as!(self, (i64,), "SELECT DISTINCT started_at / 3600000 FROM sessions WHERE outcome IS NULL AND flow = $1", flow)?;
+        Ok(rows.into_iter().map(|(hour,)| hour).collect())
+    }
+
+    /// When the first session of `flow` started.
+    pub async fn first_start(&self, flow: &str) -> Result<Option<Timestamp>, StoreError> {
+        let rows = fetch_as!(self, (Option<i64>,), "SELECT MIN(started_at) FROM sessions WHERE flow = $1", flow)?;
+        Ok(rows.first().and_then(|(at,)| *at).map(Timestamp::from_millis))
+    }
+}

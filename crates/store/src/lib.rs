@@ -9,6 +9,7 @@
 //! - [`postgres`]: the PostgreSQL store (leases, claims, advisory locks).
 //! - `codec` (private): how rows map to the engine's types, for both.
 //! - `writer` (private): SQLite's group commit, one thread owning the write connection.
+//! - `reader` (private): SQLite's hot-path reads, inline on plain connections.
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`figures`]: live sessions per version, traffic, outbox and holds, for the console.
@@ -28,6 +29,7 @@ pub mod aliases;
 pub mod burst;
 pub mod holds;
 mod codec;
+mod reader;
 pub mod conformance;
 pub mod figures;
 pub mod documents;
@@ -122,6 +124,7 @@ impl Db {
         pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError>;
         pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError>;
         pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError>;
+        pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError>;
         pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError>;
         pub async fn policy_revision(&self) -> Result<i64, StoreError>;
         pub async fn change_policy(&self, flow: &str, rules: &FlowRules, actor: &str, action: &str, reason: &str, at: Timestamp) -> Result<AuditRecord, StoreError>;

@@ -78,6 +78,7 @@ fn migrator() -> Migrator {
         migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
         migration(9, "holds and chatwoot links", include_str!("../migrations/postgres/0009_holds_and_chatwoot.sql")),
+        migration(8, "console indexes and report rollups", include_str!("../migrations/postgres/0008_console_indexes.sql")),
         migration(11, "flow documents", include_str!("../migrations/postgres/0011_flow_documents.sql")),
         migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
     ])
@@ -786,6 +787,23 @@ impl PgStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(reply_to.is_some())
+    }
+
+    /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),
+    /// in one statement.
+    pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
+        let (seqs, provider_ids): (Vec<i64>, Vec<Option<String>>) = sent.iter().cloned().unzip();
+        sqlx::query(
+            "UPDATE outbox o SET sent_at = $1, provider_id = u.provider_id, attempts = o.attempts + 1, attempted_at = NULL, \
+             claimed_by = NULL, claim_until = NULL FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS u(seq, provider_id) WHERE o.seq = u.seq",
+        )
+        .bind(at.as_millis())
+        .bind(seqs)
+        .bind(provider_ids)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
     }
 
     pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -16,11 +17,9 @@ use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
-use crate::writer::{Param, Results, Statement, Writer};
-use crate::codec::{
-    contact_state_from_rows, corrupt, data_to_json, session_columns, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
-    outgoing_from_row, session_from_row,
-};
+use crate::codec::{contact_state_from_rows, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, session_columns, session_from_row, FromColumns};
+use crate::reader::Readers;
+use crate::writer::{bind, Param, Results, Statement, Writer};
 
 /// Migrations, embedded so the binary needs no files beside it.
 pub(crate) fn migrator() -> Migrator {
@@ -37,6 +36,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(7, "contact aliases, two-digit pin details", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
         migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
+        migration(11, "console indexes and report rollups", include_str!("../migrations/sqlite/0011_console_indexes.sql")),
         migration(12, "holds and chatwoot links", include_str!("../migrations/sqlite/0012_holds_and_chatwoot.sql")),
         migration(14, "flow documents", include_str!("../migrations/sqlite/0014_flow_documents.sql")),
         migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
@@ -84,6 +84,8 @@ pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
     group: Option<Writer>,
+    /// The hot-path reads (none for an in-memory database: they use `pool`).
+    readers: Option<Arc<Readers>>,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -145,12 +147,13 @@ impl SqliteStore {
         };
         // An in-memory database cannot be opened twice: its writes run on
         // the writer pool's connection.
-        let group = if in_memory {
-            None
+        let (group, readers) = if in_memory {
+            (None, None)
         } else {
-            Some(crate::writer::start(&options.get_filename().to_string_lossy(), synchronous.pragma())?)
+            let path = options.get_filename().to_string_lossy().into_owned();
+            (Some(crate::writer::start(&path, synchronous.pragma())?), Some(Arc::new(Readers::new(&path))))
         };
-        Ok(SqliteStore { pool, writer, group })
+        Ok(SqliteStore { pool, writer, group, readers })
     }
 
     /// Applies `statements` in one transaction (grouped with other writes),
@@ -168,6 +171,23 @@ impl SqliteStore {
         match &self.group {
             Some(group) => group.try_write(statements).await,
             None => crate::writer::direct(&self.writer, statements).await,
+        }
+    }
+
+    /// Every row of a hot-path read, decoded: on the [`Readers`] for a
+    /// file, through `pool` for an in-memory database.
+    async fn read_all<T: FromColumns>(&self, sql: &'static str, params: &[Param]) -> Result<Vec<T>, StoreError> {
+        match &self.readers {
+            Some(readers) => readers.all(sql, params, |row| T::from_columns(row)),
+            None => bind(sqlx::query(sql), params).fetch_all(&self.pool).await.map_err(map_err)?.iter().map(T::from_columns).collect(),
+        }
+    }
+
+    /// The first row of a hot-path read, decoded ([`SqliteStore::read_all`]).
+    async fn read_first<T: FromColumns>(&self, sql: &'static str, params: &[Param]) -> Result<Option<T>, StoreError> {
+        match &self.readers {
+            Some(readers) => readers.first(sql, params, |row| T::from_columns(row)),
+            None => bind(sqlx::query(sql), params).fetch_optional(&self.pool).await.map_err(map_err)?.as_ref().map(T::from_columns).transpose(),
         }
     }
 
@@ -306,6 +326,8 @@ pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: 
     }
 }
 
+const OUTBOX_SENT: &str = "UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?";
+
 impl Store for SqliteStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
         // One row per live session (the outermost and the stack of calls, by
@@ -405,33 +427,22 @@ impl Queue for SqliteStore {
     }
 
     async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
-        let rows = sqlx::query(
+        self.read_all(
             "SELECT instance, contact, MIN(seq) AS first FROM inbox WHERE processed_at IS NULL \
              GROUP BY instance, contact ORDER BY first LIMIT ?",
+            &[i64::from(limit).into()],
         )
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
         .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                key_from_row(row)
-            })
-            .collect()
     }
 
     async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
-        let row = sqlx::query(
+        self.read_first(
             "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
              WHERE processed_at IS NULL AND instance = ? AND contact = ? \
              ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
+            &[instance.as_str().into(), contact.as_str().into()],
         )
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .fetch_optional(&self.pool)
         .await
-        .map_err(map_err)?;
-        row.as_ref().map(inbox_from_row).transpose()
     }
 
     async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
@@ -447,20 +458,16 @@ impl Queue for SqliteStore {
     }
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
-        let rows = sqlx::query(
+        self.read_all(
             "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, \
              COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox o \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
              AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                         AND h.sent_at IS NULL AND h.failed_at IS NULL) \
              ORDER BY seq LIMIT ?",
+            &[now.as_millis().into(), i64::from(limit).into()],
         )
-        .bind(now.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
         .await
-        .map_err(map_err)?;
-        rows.iter().map(outgoing_from_row).collect()
     }
 
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
@@ -497,10 +504,7 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
-        self.write(vec![Statement::new(
-            "UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?",
-            vec![at.as_millis().into(), provider_id.into(), seq.into()],
-        )])
+        self.write(vec![Statement::new(OUTBOX_SENT, vec![at.as_millis().into(), provider_id.into(), seq.into()])])
         .await
         .map(drop)
     }
@@ -592,6 +596,18 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         rows.iter().map(session_from_row).collect()
+    }
+
+    /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),
+    /// in one write.
+    pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
+        let statements = sent
+            .iter()
+            .map(|(seq, provider_id)| {
+                Statement::new(OUTBOX_SENT, vec![at.as_millis().into(), provider_id.as_deref().into(), (*seq).into()])
+            })
+            .collect();
+        self.write(statements).await.map(drop)
     }
 
     /// Commits a turn made outside a message (an evacuation) and queues its

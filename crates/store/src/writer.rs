@@ -231,14 +231,21 @@ fn commit_batch(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, S
     results
 }
 
+/// Runs a statement without parameters, prepared once.
+fn control(connection: &Connection, sql: &str) -> Result<(), StoreError> {
+    connection.prepare_cached(sql).and_then(|mut statement| statement.execute([])).map(drop).map_err(map_err)
+}
+
 fn run_write(connection: &Connection, statements: &[Statement]) -> Result<Results, StoreError> {
-    connection.execute_batch("SAVEPOINT w").map_err(map_err)?;
+    control(connection, "SAVEPOINT w")?;
     let outcome = statements.iter().map(|statement| run_statement(connection, statement)).collect::<Result<Results, StoreError>>();
     if connection.is_autocommit() {
         return outcome;
     }
-    let end = if outcome.is_ok() { "RELEASE w" } else { "ROLLBACK TO w; RELEASE w" };
-    connection.execute_batch(end).map_err(map_err)?;
+    if outcome.is_err() {
+        control(connection, "ROLLBACK TO w")?;
+    }
+    control(connection, "RELEASE w")?;
     outcome
 }
 
@@ -259,6 +266,21 @@ fn run_statement(connection: &Connection, statement: &Statement) -> Result<Optio
     }
 }
 
+/// Binds `params` to a sqlx query, in order.
+pub(crate) fn bind<'q>(
+    mut query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    params: &'q [Param],
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    for param in params {
+        query = match param {
+            Param::Null => query.bind(None::<i64>),
+            Param::Int(value) => query.bind(*value),
+            Param::Text(value) => query.bind(value.as_str()),
+        };
+    }
+    query
+}
+
 /// The same statements on the one sqlx connection of an in-memory database:
 /// one transaction per write.
 pub(crate) async fn direct(pool: &SqlitePool, statements: Vec<Statement>) -> Result<Results, StoreError> {
@@ -267,14 +289,7 @@ pub(crate) async fn direct(pool: &SqlitePool, statements: Vec<Statement>) -> Res
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(map)?;
     let mut results = Vec::with_capacity(statements.len());
     for statement in &statements {
-        let mut query = sqlx::query(statement.sql);
-        for param in &statement.params {
-            query = match param {
-                Param::Null => query.bind(None::<i64>),
-                Param::Int(value) => query.bind(*value),
-                Param::Text(value) => query.bind(value.as_str()),
-            };
-        }
+        let query = bind(sqlx::query(statement.sql), &statement.params);
         let result = match &statement.check {
             Check::Returning => query.fetch_optional(&mut *tx).await.map_err(map)?.map(|row| row.try_get::<i64, _>(0)).transpose().map_err(map)?,
             Check::Any => Some(query.execute(&mut *tx).await.map_err(map)?.rows_affected() as i64),

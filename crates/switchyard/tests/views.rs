@@ -78,3 +78,81 @@ async fn overview_report_and_health_show_what_happened_on_every_backend() {
         assert!(view.send_failures.is_empty());
     }
 }
+
+/// A clock the test moves.
+#[derive(Clone)]
+struct TestClock(Arc<std::sync::atomic::AtomicI64>);
+
+impl switchyard_engine::time::Clock for TestClock {
+    fn now(&self) -> Timestamp {
+        Timestamp::from_millis(self.0.load(std::sync::atomic::Ordering::SeqCst))
+    }
+}
+
+impl TestClock {
+    fn set(&self, at: Timestamp) {
+        self.0.store(at.as_millis(), std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn say_at(conversations: &Conversations<Db, TestClock>, contact: &Contact, text: &str) {
+    let inbound = Inbound { instance: InstanceId::parse("vendas").unwrap(), contact: contact.clone(), content: Content::Text(text.to_owned()) };
+    conversations.handle(&inbound).await.expect("turn commits");
+}
+
+/// The report from hourly rollups equals the report counted from the event
+/// log, for whole and ragged windows, and a session written into a rolled
+/// hour drops that hour's rollup so the figures stay right.
+#[tokio::test]
+async fn rollup_figures_equal_the_event_log_on_every_backend() {
+    use switchyard::views::rollup;
+    for store in switchyard_store::testing::every_backend("rollup").await {
+        let store: Db = store.clone();
+        let engine = engine_on("v1");
+        let clock = TestClock(Arc::new(std::sync::atomic::AtomicI64::new(0)));
+        let conversations = Conversations::new(Arc::clone(&engine), store.clone(), clock.clone());
+        let now = Timestamp::now_utc();
+        let hour = 3_600_000;
+        let base = (now.as_millis() / hour - 6) * hour;
+        let contact = |n: u32| Contact::parse(&format!("55119700002{n:02}")).unwrap();
+        // Three past hours: purchases that end with sair, atendente and menu,
+        // and one left live in the last of them.
+        for (n, offset) in [(1, 0), (2, 1), (3, 2), (4, 2)] {
+            clock.set(Timestamp::from_millis(base + offset * hour + 60_000 * i64::from(n)));
+            say_at(&conversations, &contact(n), "quero comprar um certificado").await;
+            say_at(&conversations, &contact(n), "1").await;
+            let ending = ["sair", "atendente", "menu", ""][n as usize - 1];
+            if !ending.is_empty() {
+                say_at(&conversations, &contact(n), ending).await;
+            }
+        }
+        let whole = flow::ReportQuery { since: Some(Timestamp::from_millis(base - hour)), until: Some(now), ..Default::default() };
+        let counted = serde_json::to_value(flow::flow_report(&store, &engine, "digital_certificate", &whole).await.unwrap()).unwrap();
+        assert!(store.rolled_hours("digital_certificate", 0, i64::MAX).await.unwrap().is_empty());
+
+        let stored = rollup::refresh(&store, "digital_certificate", now, 1000).await.unwrap();
+        let rolled = store.rolled_hours("digital_certificate", 0, i64::MAX).await.unwrap();
+        let live_hour = base / hour + 2;
+        assert!(rolled.contains(&(base / hour)) && rolled.contains(&(base / hour + 1)), "{rolled:?}");
+        assert!(!rolled.contains(&live_hour), "an hour with a live session is not rolled up: {rolled:?}");
+        assert_eq!(stored, rolled.len());
+        let merged = serde_json::to_value(flow::flow_report(&store, &engine, "digital_certificate", &whole).await.unwrap()).unwrap();
+        assert_eq!(merged, counted, "rollups and the event log agree");
+        assert_eq!(merged["versions"][0]["started"], 4);
+
+        // A ragged window: half of the first hour, through the middle of the last.
+        let range = rollup::Range { flow: "digital_certificate", since: base + hour / 2, until: base + 2 * hour + hour / 2, instance: None };
+        assert_eq!(rollup::tally(&store, range).await.unwrap(), rollup::count(&store, range).await.unwrap());
+
+        // A late session in a rolled hour drops the rollup; figures stay right.
+        clock.set(Timestamp::from_millis(base + hour + 30 * 60_000));
+        say_at(&conversations, &contact(9), "quero comprar um certificado").await;
+        say_at(&conversations, &contact(9), "sair").await;
+        assert!(!store.rolled_hours("digital_certificate", 0, i64::MAX).await.unwrap().contains(&(base / hour + 1)));
+        let after = flow::flow_report(&store, &engine, "digital_certificate", &whole).await.unwrap();
+        assert_eq!(after.versions[0].started, 5);
+        rollup::refresh(&store, "digital_certificate", now, 1000).await.unwrap();
+        let again = flow::flow_report(&store, &engine, "digital_certificate", &whole).await.unwrap();
+        assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&after).unwrap());
+    }
+}

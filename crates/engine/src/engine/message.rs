@@ -89,6 +89,8 @@ pub struct Turn {
     pub(super) openings: Vec<(SessionId, String)>,
     /// The customer's text this turn handles (`Ctx::message`).
     pub(super) message: Option<String>,
+    /// `message` normalised ([`crate::text::normalize`]), computed once per turn.
+    pub(super) normalized: Option<String>,
     /// The callers of the session being run, outermost first (empty without a call).
     pub(super) stack: Vec<Session>,
     /// Calls made in this turn; more than `MAX_HOPS` is a loop.
@@ -111,6 +113,7 @@ impl Turn {
             decisions: Decisions::default(),
             openings: Vec::new(),
             message: None,
+            normalized: None,
             stack: Vec::new(),
             calls: 0,
         }

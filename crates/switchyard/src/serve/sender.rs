@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_engine::ids::InstanceId;
 use switchyard_engine::queue::{Outgoing, Queue};
+use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 use switchyard_evolution::client::{SendError, Sent};
 use switchyard_evolution::stored::SentQuery;
@@ -119,19 +120,68 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             continue;
         }
         // One reply per contact per batch; all sends of the batch finish
-        // before the next read, so a contact's next reply never overtakes.
+        // (and are marked sent, in one write) before the next read, so a
+        // contact's next reply never overtakes.
         let mut sends = JoinSet::new();
         for outgoing in due {
             let state = state.clone();
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
             sends.spawn(async move { deliver(&state, &throttle, &gates, outgoing).await });
         }
-        while sends.join_next().await.is_some() {}
+        let mut delivered = Vec::new();
+        while let Some(joined) = sends.join_next().await {
+            if let Ok(Some(done)) = joined {
+                delivered.push(done);
+            }
+        }
+        record_sent(&state, &delivered).await;
     }
 }
 
-async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing) {
-    let Some(_slot) = gates.enter(&outgoing.instance).await else { return };
+/// Marks the batch's delivered replies sent, in one write.
+async fn record_sent(state: &AppState, delivered: &[(Outgoing, Sent)]) {
+    let Some((first, _)) = delivered.first() else { return };
+    let now = Timestamp::now_utc();
+    let marks: Vec<(i64, Option<String>)> = delivered.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
+    persist(state, first.seq, || state.store().outbox_sent_many(&marks, now)).await;
+    for (outgoing, _) in delivered {
+        let request_id = outgoing.request_id.as_deref().unwrap_or("-");
+        tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
+    }
+}
+
+/// Writes a send's outcome. It must be recorded: a delivered reply whose
+/// record is lost would be sent again. While the store is down (a database
+/// restart) the write is retried here, in memory, until it lands or the
+/// process stops. `seq` names the (first) reply in the logs.
+async fn persist<F, W>(state: &AppState, seq: i64, mut write: W)
+where
+    W: FnMut() -> F,
+    F: std::future::Future<Output = Result<(), StoreError>>,
+{
+    let mut wait = Duration::from_millis(100);
+    for attempt in 1.. {
+        match write().await {
+            Ok(()) => break,
+            Err(err) if attempt >= 100 || *state.inner.stopping.borrow() => {
+                // The attempt is on record (`outbox_attempt`): whoever takes
+                // the reply next asks Evolution before sending it again.
+                tracing::error!(error = %err, seq, "could not record a send result; giving up");
+                break;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, seq, attempt, "could not record a send result; retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+/// Sends one reply and records a failed outcome; a delivered one is
+/// returned for [`record_sent`].
+async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing) -> Option<(Outgoing, Sent)> {
+    let _slot = gates.enter(&outgoing.instance).await?;
     let timeout = state.config().send_timeout;
     let result = match outgoing.unsure_since {
         None => send(state, throttle, &outgoing).await,
@@ -143,7 +193,7 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
                 if let Err(err) = state.store().outbox_unsure(outgoing.seq, settled, reason).await {
                     tracing::warn!(error = %err, seq = outgoing.seq, "could not reschedule an unsure reply");
                 }
-                return;
+                return None;
             }
             throttle.wait(&outgoing.instance, state.config().send_interval).await;
             match already_sent(state, &outgoing, since).await {
@@ -158,26 +208,12 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
             }
         }
     };
-    let Some(result) = result else { return };
-    let now = Timestamp::now_utc();
-    // The outcome must be recorded: a delivered reply whose record is lost
-    // would be sent again. While the store is down (a database restart) the
-    // record is retried here, in memory, until it lands or the process stops.
-    let mut wait = Duration::from_millis(100);
-    for attempt in 1.. {
-        match record(state, &outgoing, &result, now).await {
-            Ok(()) => break,
-            Err(err) if attempt >= 100 || *state.inner.stopping.borrow() => {
-                // The attempt is on record (`outbox_attempt`): whoever takes
-                // the reply next asks Evolution before sending it again.
-                tracing::error!(error = %err, seq = outgoing.seq, "could not record a send result; giving up");
-                break;
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, seq = outgoing.seq, attempt, "could not record a send result; retrying");
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
+    match result? {
+        Ok(sent) => Some((outgoing, sent)),
+        Err(failure) => {
+            let now = Timestamp::now_utc();
+            persist(state, outgoing.seq, || record_failure(state, &outgoing, &failure, now)).await;
+            None
         }
     }
 }
@@ -227,36 +263,25 @@ async fn already_sent(state: &AppState, outgoing: &Outgoing, since: Timestamp) -
     state.inner.client.find_sent(outgoing.instance.as_str(), &query).await.map_err(|err| err.to_string())
 }
 
-async fn record(
-    state: &AppState,
-    outgoing: &Outgoing,
-    result: &Result<switchyard_evolution::client::Sent, SendError>,
-    now: Timestamp,
-) -> Result<(), switchyard_engine::store::StoreError> {
-    match result {
-        Ok(sent) => {
-            state.store().outbox_sent(outgoing.seq, sent.message_id.as_deref(), now).await?;
-            let request_id = outgoing.request_id.as_deref().unwrap_or("-");
-            tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
-            Ok(())
-        }
-        Err(SendError::Unanswered(reason)) => {
+async fn record_failure(state: &AppState, outgoing: &Outgoing, failure: &SendError, now: Timestamp) -> Result<(), StoreError> {
+    match failure {
+        SendError::Unanswered(reason) => {
             // Evolution may still deliver it: ask no sooner than one more
             // timeout from now.
             let wait = backoff(outgoing.attempts).max(state.config().send_timeout);
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), attempts = outgoing.attempts + 1, check_in_ms = wait.as_millis() as u64, %reason, "send unanswered; will check whether it went out before sending again");
             state.store().outbox_unsure(outgoing.seq, now.plus(wait), reason).await
         }
-        Err(SendError::Retryable(reason)) => {
+        SendError::Retryable(reason) => {
             let wait = backoff(outgoing.attempts);
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), attempts = outgoing.attempts + 1, retry_in_ms = wait.as_millis() as u64, %reason, "send failed; will retry");
             state.store().outbox_retry(outgoing.seq, now.plus(wait), reason).await
         }
-        Err(SendError::Rejected { status, reason }) => {
+        SendError::Rejected { status, reason } => {
             tracing::warn!(instance = %outgoing.instance, contact = %outgoing.contact.masked(), status, %reason, "reply undeliverable; not retried");
             state.store().outbox_failed(outgoing.seq, &format!("{status}: {reason}"), now).await
         }
-        Err(SendError::Unauthorized(reason)) => {
+        SendError::Unauthorized(reason) => {
             tracing::error!(instance = %outgoing.instance, %reason, "Evolution refused our apikey: check EVOLUTION_API_KEY / EVOLUTION_INSTANCE_KEYS");
             state.store().outbox_retry(outgoing.seq, now.plus(Duration::from_secs(60)), reason).await
         }

@@ -18,9 +18,9 @@ use switchyard_engine::event::EventKind;
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
-use switchyard_store::report::{StepAggregate, VersionAggregate, Window};
 use switchyard_store::Db;
 
+use super::rollup::{ClassificationTally, Range, StepTally, Tally, VersionTally};
 use super::{rfc3339_opt, version_text};
 
 /// What a report covers.
@@ -172,7 +172,7 @@ impl ClassificationFigures {
 }
 
 /// Where one form slot's values came from and where customers got stuck.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct SlotFigures {
     pub filled: u64,
     /// Fills by source.
@@ -263,42 +263,64 @@ pub struct SplitShare {
     pub sessions: u64,
 }
 
-/// The report of `flow` over `query`.
+/// The report of `flow` over `query`: stored hourly rollups merged where
+/// they cover the window, the rest counted from the event log
+/// ([`super::rollup::tally`]).
 pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery) -> Result<FlowReport, StoreError> {
-    let window = Window { flow, since: query.since, until: query.until, instance: query.instance.as_ref(), reason: None };
-    let aggregates: Vec<VersionAggregate> = store
-        .version_aggregates(&window)
-        .await?
-        .into_iter()
-        .filter(|aggregate| query.versions.as_ref().is_none_or(|versions| versions.contains(&aggregate.version)))
+    let range = Range {
+        flow,
+        since: query.since.map_or(i64::MIN, Timestamp::as_millis),
+        until: query.until.map_or(i64::MAX, Timestamp::as_millis),
+        instance: query.instance.as_ref(),
+    };
+    let tally = super::rollup::tally(store, range).await?;
+    let mut numbers: Vec<u32> = tally
+        .versions
+        .iter()
+        .filter(|(_, version)| version.started > 0)
+        .map(|(number, _)| *number)
+        .filter(|number| query.versions.as_ref().is_none_or(|versions| versions.contains(&Version::new(*number))))
         .collect();
-    let mut reports: Vec<VersionReport> = aggregates.iter().map(|aggregate| VersionReport::new(aggregate.version, aggregate.counts.clone())).collect();
     // Versions asked for but without sessions still appear, with zeros.
     if let Some(versions) = &query.versions {
         for version in versions {
-            if !reports.iter().any(|report| report.version == *version) {
-                reports.push(VersionReport::new(*version, VersionCounts::default()));
+            if !numbers.contains(&version.number()) {
+                numbers.push(version.number());
             }
         }
-        reports.sort_by_key(|report| versions.iter().position(|v| *v == report.version));
+        numbers.sort_by_key(|number| versions.iter().position(|v| v.number() == *number));
     }
-
-    let classifications = store.classifications(&window).await?;
-    let slot_events = store.slot_events(&window).await?;
+    let empty = VersionTally::default();
+    let registry = engine.registry();
+    let mut reports = Vec::new();
     let mut versions = Vec::new();
-    for report in &reports {
-        let mut funnel = store.funnel(&window, report.version).await?;
+    for number in numbers {
+        let version = Version::new(number);
+        let counted = tally.versions.get(&number).unwrap_or(&empty);
+        let mut report = VersionReport::new(
+            version,
+            VersionCounts {
+                started: counted.started,
+                completed: counted.completed,
+                handoff: counted.handoff,
+                expired: counted.expired,
+                failed: counted.failed,
+                cancelled: counted.cancelled,
+                live: counted.live,
+                turns_of_finished: Vec::new(),
+                completion_millis: Vec::new(),
+            },
+        );
+        report.median_turns = median_of_counts(&counted.turns);
+        report.median_completion_millis = median_of(counted.completion_millis.clone());
+        let mut funnel: Vec<FunnelStepFigures> = counted.funnel.iter().map(|(step, row)| funnel_step(step, row, counted.commands.get(step))).collect();
         // Steps in the order the version declares them; unknown ones last.
-        if let Some(compiled) = engine.registry().get(flow, report.version) {
+        if let Some(compiled) = registry.get(flow, version) {
             funnel.sort_by_key(|step| compiled.steps().iter().position(|declared| declared.id == step.step).unwrap_or(usize::MAX));
         }
-        let commands = store.commands_by_step(&window, report.version).await?;
-        let funnel = funnel.iter().map(|step| funnel_step(step, &commands)).collect();
-        let classification =
-            ClassificationFigures::of(classifications.iter().filter(|(version, _)| *version == report.version).map(|(_, decision)| decision));
-        let slots = SlotFigures::of(slot_events.iter().filter(|(version, _)| *version == report.version).map(|(_, event)| event));
-        let fingerprint = engine.registry().get(flow, report.version).map(|fv| fv.fingerprint().as_str().to_owned());
-        versions.push(version_figures(report, fingerprint, funnel, classification, slots));
+        let fingerprint = registry.get(flow, version).map(|fv| fv.fingerprint().as_str().to_owned());
+        versions.push(version_figures(&report, fingerprint, funnel, classification(&counted.classification), counted.slots.clone()));
+        reports.push(report);
     }
 
     let comparison = match reports.as_slice() {
@@ -325,8 +347,56 @@ pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &Report
         min_finished: query.min_finished,
         versions,
         comparison,
-        sample_ratio: sample_ratio(store, &window).await?,
+        sample_ratio: sample_ratio(store, flow, &tally).await?,
     })
+}
+
+/// The median of values given as (value, how many): the middle one, or the
+/// mean of the two middle ones for an even count.
+fn median_of_counts(counts: &BTreeMap<u32, u64>) -> Option<f64> {
+    let total: u64 = counts.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let nth = |n: u64| {
+        let mut seen = 0;
+        counts.iter().find_map(|(value, count)| {
+            seen += count;
+            (seen > n).then_some(f64::from(*value))
+        })
+    };
+    let (below, above) = (nth((total - 1) / 2)?, nth(total / 2)?);
+    Some(below + (above - below) / 2.0)
+}
+
+/// The median of some values; the mean of the two middle ones for an even count.
+fn median_of(mut values: Vec<i64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let (below, above) = (values[(values.len() - 1) / 2] as f64, values[values.len() / 2] as f64);
+    Some(below + (above - below) / 2.0)
+}
+
+fn classification(tally: &ClassificationTally) -> ClassificationFigures {
+    let mut latencies = tally.latencies_ms.clone();
+    latencies.sort_unstable();
+    let percentile = |p: f64| (!latencies.is_empty()).then(|| latencies[((latencies.len() - 1) as f64 * p).round() as usize]);
+    ClassificationFigures {
+        decisions: tally.decisions,
+        by_keyword: tally.by_keyword,
+        by_trained: tally.by_trained,
+        by_model: tally.by_model,
+        model_calls: tally.model_calls,
+        cache_hits: tally.cache_hits,
+        model_failures: tally.failures.values().sum(),
+        failures: tally.failures.clone(),
+        latency_ms_p50: percentile(0.5),
+        latency_ms_p95: percentile(0.95),
+        prompt_tokens: tally.prompt_tokens,
+        completion_tokens: tally.completion_tokens,
+    }
 }
 
 fn version_figures(
@@ -360,36 +430,34 @@ fn version_figures(
     }
 }
 
-fn funnel_step(step: &StepAggregate, commands: &[(String, String, u64)]) -> FunnelStepFigures {
+fn funnel_step(step: &str, row: &StepTally, commands: Option<&BTreeMap<String, u64>>) -> FunnelStepFigures {
     let engine_step = analytics::FunnelStep {
-        step: step.step.clone(),
-        reached: step.reached,
-        expired_here: step.expired_here,
-        handed_off_here: step.handed_off_here,
-        failed_here: step.failed_here,
-        cancelled_here: step.cancelled_here,
+        step: step.to_owned(),
+        reached: row.reached,
+        expired_here: row.expired,
+        handed_off_here: row.handoff,
+        failed_here: row.failed,
+        cancelled_here: row.cancelled,
     };
     FunnelStepFigures {
-        step: step.step.clone(),
-        reached: step.reached,
-        expired_here: step.expired_here,
-        handed_off_here: step.handed_off_here,
-        failed_here: step.failed_here,
-        cancelled_here: step.cancelled_here,
+        step: step.to_owned(),
+        reached: row.reached,
+        expired_here: row.expired,
+        handed_off_here: row.handoff,
+        failed_here: row.failed,
+        cancelled_here: row.cancelled,
         lost_here: engine_step.lost_here(),
         drop_off: engine_step.drop_off().into(),
-        commands_here: commands.iter().filter(|(at, _, _)| *at == step.step).map(|(_, command, count)| (command.clone(), *count)).collect(),
+        commands_here: commands.cloned().unwrap_or_default(),
     }
 }
 
 /// Sample-ratio mismatch: split-served sessions against the split's weights.
-async fn sample_ratio(store: &Db, window: &Window<'_>) -> Result<Option<SampleRatioFigures>, StoreError> {
+async fn sample_ratio(store: &Db, flow: &str, tally: &Tally) -> Result<Option<SampleRatioFigures>, StoreError> {
     let (rules, _) = store.load_policy().await?;
-    let Some(split) = rules.get(window.flow).and_then(|rules| rules.split.clone()) else { return Ok(None) };
-    let split_window = Window { reason: Some("split"), ..window.clone() };
-    let served = store.version_aggregates(&split_window).await?;
+    let Some(split) = rules.get(flow).and_then(|rules| rules.split.clone()) else { return Ok(None) };
     let observed: Vec<u64> =
-        split.weights.iter().map(|(version, _)| served.iter().find(|a| a.version == *version).map_or(0, |a| a.counts.started)).collect();
+        split.weights.iter().map(|(version, _)| tally.versions.get(&version.number()).map_or(0, |counted| counted.split_started)).collect();
     let weights: Vec<f64> = split.weights.iter().map(|(_, weight)| f64::from(weight.hundredths()) / 100.0).collect();
     Ok(analytics::sample_ratio(&observed, &weights).map(|srm| SampleRatioFigures {
         observed: split

@@ -10,12 +10,14 @@
 //!   previous window, the last audit entries.
 //! - [`health`]: outbox depth and oldest unsent reply, send failures by
 //!   reason, contacts on human hold, the model's breaker.
+//! - [`rollup`]: the report's figures as a mergeable tally, rolled up per hour.
 //! - [`records`]: audit entries, sessions and the version explanation.
 
 pub mod flow;
 pub mod health;
 pub mod overview;
 pub mod records;
+pub mod rollup;
 
 use serde::Serializer;
 use switchyard_engine::ids::Version;

@@ -22,7 +22,7 @@ use crate::shared::email::{self, Problem as EmailProblem};
 mod words;
 
 // The fingerprint covers the shared helpers this file names. Also used,
-// through `shared::backend`: shared::money.
+// through `shared::backend`: shared::money, shared::dates, shared::order.
 
 /// The version's step ids, typed once.
 mod step {
