@@ -143,7 +143,14 @@ impl Default for EngineConfig {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     Text(String),
-    /// Something the bot cannot read (`audio`, `sticker`, `document` ...).
+    /// A voice note, with its transcript when one exists (the channel's or
+    /// one made before the turn): the turn reads the transcript as text and
+    /// records a `received` event `audio`. Without one: the "please type"
+    /// answer.
+    Audio { transcript: Option<String> },
+    /// An image or document, by reference (see [`crate::media`]).
+    Attachment(crate::media::Attachment),
+    /// Something the bot cannot read (`sticker`, `location` ...).
     Unsupported(String),
 }
 
@@ -174,6 +181,9 @@ pub struct Reply {
     pub version: Option<Version>,
     pub step: Option<StepId>,
     pub text: String,
+    /// A file to send with `text` as caption, or the menu options `text`
+    /// lists; `None` for plain text.
+    pub rich: Option<crate::media::Rich>,
 }
 
 impl Reply {
@@ -185,6 +195,7 @@ impl Reply {
             version: Some(session.version()),
             step: Some(session.step().clone()),
             text,
+            rich: None,
         }
     }
 }
@@ -217,6 +228,8 @@ pub struct Turn {
     openings: Vec<(SessionId, String)>,
     /// The customer's text this turn handles (`Ctx::message`).
     message: Option<String>,
+    /// The file the customer sent, for a step that accepts files (`Ctx::attachment`).
+    attachment: Option<crate::media::Attachment>,
 }
 
 impl Turn {
@@ -235,6 +248,7 @@ impl Turn {
             decisions: Decisions::default(),
             openings: Vec::new(),
             message: None,
+            attachment: None,
         }
     }
 
@@ -320,12 +334,17 @@ impl Engine {
                 self.expire_into(session, now, &mut turn);
             }
         }
-        let text = match &inbound.content {
-            Content::Text(text) => {
-                turn.message = Some(text.clone());
-                text.as_str()
+        let (text, medium) = match &inbound.content {
+            Content::Text(text) => (text.as_str(), None),
+            Content::Audio { transcript: Some(text) } if !text.trim().is_empty() => (text.as_str(), Some("audio")),
+            Content::Attachment(file) if self.accepts_attachments(live.as_ref()) => {
+                turn.attachment = Some(file.clone());
+                (file.caption.as_deref().unwrap_or(""), Some(file.kind.as_str()))
             }
-            Content::Unsupported(_) => {
+            Content::Attachment(crate::media::Attachment { caption: Some(caption), kind, .. }) if !caption.trim().is_empty() => {
+                (caption.as_str(), Some(kind.as_str()))
+            }
+            Content::Audio { .. } | Content::Attachment(_) | Content::Unsupported(_) => {
                 let session = live.as_ref();
                 turn.replies.push(Reply {
                     session: session.map(Session::id),
@@ -333,24 +352,50 @@ impl Engine {
                     version: session.map(Session::version),
                     step: session.map(|s| s.step().clone()),
                     text: self.config.texts.unsupported.clone(),
+                    rich: None,
                 });
                 return turn;
             }
         };
+        turn.message = Some(text.to_owned());
+        self.handle(live, text, inbound, now, &mut turn);
+        if let Some(medium) = medium {
+            // On the session that took the message (one that expired
+            // before it did not).
+            if let Some(session) = turn.sessions.iter().find(|session| session.record.last_input_at == now) {
+                let event = self.event(session, now, EventKind::Received { medium: medium.to_owned() });
+                turn.events.push(event);
+            }
+        }
+        turn
+    }
+
+    /// Whether the live session's current step takes files.
+    fn accepts_attachments(&self, live: Option<&Session>) -> bool {
+        live.and_then(|session| {
+            let fv = self.registry.get(session.flow().as_str(), session.version())?;
+            Some(fv.step(session.step().as_str())?.handler.accepts_attachments())
+        })
+        .unwrap_or(false)
+    }
+
+    /// A text turn: global commands, then the live session's step, or a new session.
+    fn handle(&self, live: Option<Session>, text: &str, inbound: &Inbound, now: Timestamp, turn: &mut Turn) {
         // Global commands act on a live session in any flow and version.
         // Without one, `menu` and `atendente` are what the entry flow does
         // anyway (it shows the menu, it routes to a person), and `sair` only
         // needs a goodbye.
         match (self.config.commands.find(text), live) {
-            (Some(command), Some(session)) => self.command(session, command, inbound, now, &mut turn),
+            (Some(command), Some(session)) => self.command(session, command, inbound, now, turn),
             (Some(Command::Exit), None) => turn.replies.push(Reply {
                 session: None,
                 flow: None,
                 version: None,
                 step: None,
                 text: self.config.texts.cancelled.clone(),
+                rich: None,
             }),
-            (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn),
+            (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn),
             (None, Some(mut session)) => {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
@@ -361,54 +406,54 @@ impl Engine {
                         // The deploy removed this version: fail the session and
                         // restart the customer on what resolves now.
                         let step = session.step().clone();
-                        self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, &mut turn);
+                        self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, turn);
                         turn.replies.push(Reply {
                             session: Some(session.id()),
                             flow: Some(session.flow().clone()),
                             version: Some(session.version()),
                             step: Some(step),
                             text: self.config.texts.restarted.clone(),
+                            rich: None,
                         });
                         turn.sessions.push(session);
-                        self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn);
+                        self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn);
                     }
                     Some(fv) => match fv.step(session.step().as_str()) {
                         None => {
                             let detail = format!("step '{}' is not in {}", session.step(), fv.label());
-                            self.fail(session, detail, now, &mut turn);
+                            self.fail(session, detail, now, turn);
                         }
                         Some(step) => match self.interrupt(fv, &session, text) {
                             Some(Next::Handover(flow)) => {
-                                self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, &mut turn);
+                                self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, turn);
                                 turn.sessions.push(session);
-                                self.start(FlowId::new_static(flow), text, inbound, now, 1, &mut turn);
+                                self.start(FlowId::new_static(flow), text, inbound, now, 1, turn);
                             }
                             Some(Next::Goto(target)) => {
-                                let Some(step) = fv.step(target) else { return turn };
+                                let Some(step) = fv.step(target) else { return };
                                 session.record.step = StepId::new_static(step.id);
                                 session.record.attempts = 0;
                                 turn.events.push(self.event(&session, now, EventKind::StepEntered));
-                                let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, &mut turn, |handler, ctx| {
+                                let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, turn, |handler, ctx| {
                                     handler.enter(ctx)
                                 });
-                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                                self.follow(fv, session, called, text, inbound, now, 0, turn);
                             }
                             Some(to) => {
                                 let called = Ok(to.next());
-                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                                self.follow(fv, session, called, text, inbound, now, 0, turn);
                             }
                             None => {
-                                let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, &mut turn, |handler, ctx| {
+                                let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| {
                                     handler.input(ctx, text)
                                 });
-                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                                self.follow(fv, session, called, text, inbound, now, 0, turn);
                             }
                         },
                     },
                 }
             }
         }
-        turn
     }
 
     /// Applies a global command to a live session: it ends at its current
@@ -506,6 +551,7 @@ impl Engine {
             version: Some(session.version()),
             step: Some(step),
             text: self.config.texts.restarted.clone(),
+            rich: None,
         });
         let resume = self
             .registry
@@ -560,7 +606,7 @@ impl Engine {
         }
         let Some(Resolution { version, reason }) = resolution else {
             // Unreachable with a validated registry: handover targets are checked.
-            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone() });
+            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone(), rich: None });
             turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
             return;
         };
@@ -718,6 +764,7 @@ impl Engine {
                 trigger,
                 opening,
                 message: turn.message.as_deref(),
+                attachment: turn.attachment.as_ref(),
                 deps: fv.deps(),
                 slots: &mut slots,
                 flow: &session.record.flow,
@@ -738,13 +785,14 @@ impl Engine {
                 for kind in slots {
                     turn.events.push(self.event(session, now, kind));
                 }
-                for text in replies {
+                for (text, rich) in replies {
                     turn.replies.push(Reply {
                         session: Some(session.id()),
                         flow: Some(session.flow().clone()),
                         version: Some(session.version()),
                         step: Some(session.step().clone()),
                         text,
+                        rich,
                     });
                 }
                 Ok(next)

@@ -121,7 +121,7 @@ impl Step for Menu {
                 return self.take(ctx, choice);
             }
         }
-        ctx.say(self.prompt);
+        ctx.say_menu(self.prompt, self.choices.len());
         Next::Wait
     }
 
@@ -255,6 +255,7 @@ pub struct Custom {
     keys: Vec<&'static str>,
     enter: Option<EnterFn>,
     input: InputFn,
+    attachments: bool,
 }
 
 impl Custom {
@@ -265,6 +266,7 @@ impl Custom {
             keys: Vec::new(),
             enter: None,
             input: Box::new(input),
+            attachments: false,
         }
     }
     /// A step that only acts on entering and never waits: its input (which
@@ -277,6 +279,7 @@ impl Custom {
             keys: Vec::new(),
             enter: Some(Box::new(move |ctx: &mut Ctx<'_>| enter(ctx))),
             input: Box::new(move |ctx: &mut Ctx<'_>, _text: &str| again(ctx)),
+            attachments: false,
         }
     }
     pub fn on_enter(mut self, enter: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
@@ -286,6 +289,11 @@ impl Custom {
     /// Declares the text keys the closures use, so the registry checks them.
     pub fn texts(mut self, keys: &[&'static str]) -> Custom {
         self.keys.extend_from_slice(keys);
+        self
+    }
+    /// The step takes files the customer sends ([`Ctx::attachment`]).
+    pub fn attachments(mut self) -> Custom {
+        self.attachments = true;
         self
     }
 }
@@ -305,5 +313,8 @@ impl Step for Custom {
     }
     fn text_keys(&self) -> Vec<&'static str> {
         self.keys.clone()
+    }
+    fn accepts_attachments(&self) -> bool {
+        self.attachments
     }
 }

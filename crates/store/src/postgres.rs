@@ -370,8 +370,8 @@ async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
 async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
     for reply in &turn.replies {
         sqlx::query(
-            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id, rich) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(turn.instance.as_str())
         .bind(turn.contact.as_str())
@@ -381,6 +381,7 @@ async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at:
         .bind(created_at)
         .bind(i64::MIN)
         .bind(request_id)
+        .bind(crate::codec::rich_to_json(reply.rich.as_ref()))
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -570,7 +571,7 @@ impl Queue for PgStore {
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, \
+             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
                 COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
         )
         .bind(&*self.node)

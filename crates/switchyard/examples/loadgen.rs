@@ -127,6 +127,7 @@ async fn spawn_serve(database_url: &str, evolution_url: &str) -> anyhow::Result<
         .env("EVOLUTION_API_KEY", "loadgen-key")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("SEND_THROTTLE", "off")
+        .env("TYPING", "off")
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .stdout(std::process::Stdio::null())
         .spawn()

@@ -234,6 +234,8 @@ pub struct ServeConfig {
     pub retention: Option<Duration>,
     /// `LOG_FORMAT=json`: JSON lines instead of text.
     pub log_json: bool,
+    /// Voice notes, typing and choices (`TRANSCRIBE*`, `TYPING*`, `EVOLUTION_CLOUD_INSTANCES`).
+    pub media: crate::serve::MediaConfig,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -258,6 +260,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("debounce", &self.debounce.to_string())
             .field("ignore", &self.ignore.to_string())
             .field("retention", &self.retention)
+            .field("media", &self.media)
             .finish_non_exhaustive()
     }
 }
@@ -337,6 +340,7 @@ impl ServeConfig {
             ignore: crate::ignore::IgnoreList::default(),
             retention: None,
             log_json: false,
+            media: crate::serve::MediaConfig::default(),
         }
     }
 
@@ -406,7 +410,10 @@ impl ServeConfig {
                 },
             },
         };
+        let send_timeout_for_media = duration_var("SEND_TIMEOUT", Duration::from_secs(10), &mut Vec::new());
+        let media = crate::serve::MediaConfig::from_env(send_timeout_for_media, &mut problems);
         let config = ServeConfig {
+            media,
             bind,
             evolution_url,
             evolution_api_key: text_var("EVOLUTION_API_KEY", &mut problems),

@@ -32,6 +32,7 @@ mod admin;
 mod debounce;
 mod health;
 mod listen;
+pub mod media;
 mod metrics;
 mod processor;
 mod sender;
@@ -39,6 +40,7 @@ mod webhook;
 
 pub use debounce::Debounce;
 pub use listen::HttpLimits;
+pub use media::{MediaConfig, Typing};
 
 /// The store the server runs on.
 pub type ServerStore = Arc<Db>;
@@ -61,6 +63,8 @@ struct Inner {
     /// Flips to true when shutdown starts: readiness goes red.
     stopping: watch::Receiver<bool>,
     metrics: metrics::Metrics,
+    /// Voice-note transcriptions spent this hour (`TRANSCRIBE_PER_HOUR`).
+    transcriptions: media::HourlyBudget,
 }
 
 impl AppState {
@@ -176,6 +180,7 @@ impl Server {
                 wake_sender: Notify::new(),
                 stopping: stop_rx.clone(),
                 metrics: metrics::Metrics::default(),
+                transcriptions: media::HourlyBudget::default(),
             }),
         };
         let mut tasks = Vec::new();
