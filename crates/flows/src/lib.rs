@@ -117,6 +117,7 @@ mod tests {
             [
                 "billing@v1",
                 "billing@v2",
+                "billing@v3",
                 "digital_certificate@v1",
                 "digital_certificate@v2",
                 "digital_certificate@v3",

@@ -1,16 +1,18 @@
-//! `billing` v3, the invoice-season version: besides the second copy of a
-//! boleto (`invoice`), it offers to split the open invoice in installments
-//! (`payment_plan`) and handles "já paguei" (`payment_confirmation`).
+//! `billing` v3: v2 (second copy, installments, "já paguei") on the
+//! channel's richer means (issue #18): the boleto goes as its PDF, a
+//! document, not a link; the subroute menu is a numbered menu a Cloud API
+//! instance shows as buttons; and "já paguei" takes the payment receipt as
+//! a photo or PDF (kept by reference in the session's `receipt`, for the
+//! person the session is handed to).
 //!
-//! What the customer wants is read once, from the message that started the
-//! session, and remembered while `identify` asks for the document; `classify`
-//! then goes straight to the subroute, or asks with a menu when the first
-//! message did not say. The classification wording is the prompt experiment
-//! against v1 (compare its handoff and completion rates).
+//! Otherwise as v2: what the customer wants is read once, from the message
+//! that started the session, and remembered while `identify` asks for the
+//! document; `classify` then goes straight to the subroute, or asks.
 
 use switchyard_engine::classify::{Task, Wanted};
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, VersionDecl};
 use switchyard_engine::kinds::{Custom, To};
+use switchyard_engine::media::{FileKind, OutgoingFile};
 
 use crate::Deps;
 use crate::shared::backend::Invoice;
@@ -100,18 +102,27 @@ fn open_invoice(ctx: &mut Ctx<'_>, deps: &Deps) -> Result<Option<Invoice>, Next>
     }
 }
 
+/// The boleto's PDF, as the back office serves it next to its page.
+fn boleto_pdf(invoice: &Invoice) -> OutgoingFile {
+    let reference = invoice.link.rsplit('/').next().unwrap_or("boleto");
+    OutgoingFile {
+        kind: FileKind::Document,
+        url: format!("{}.pdf", invoice.link),
+        mimetype: "application/pdf".to_owned(),
+        file_name: Some(format!("boleto-{reference}.pdf")),
+    }
+}
+
 fn send_copy(ctx: &mut Ctx<'_>, deps: &Deps) -> Next {
     match open_invoice(ctx, deps) {
         Ok(Some(invoice)) => {
-            ctx.say_with(
-                "send_copy.found",
-                &[
-                    ("amount", &invoice.amount.to_string()),
-                    ("due", &invoice.due.formatted()),
-                    ("line", &invoice.digitable_line),
-                    ("link", &invoice.link),
-                ],
+            ctx.send_file(
+                boleto_pdf(&invoice),
+                "send_copy.document",
+                &[("amount", &invoice.amount.to_string()), ("due", &invoice.due.formatted())],
             );
+            // The line goes on its own so it can be copied whole.
+            ctx.say_with("send_copy.line", &[("line", &invoice.digitable_line)]);
             Next::Complete
         }
         Ok(None) => {
@@ -274,7 +285,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
                 if let Some((_, step, _)) = known {
                     return Next::Goto(step);
                 }
-                ctx.say("classify.prompt");
+                ctx.say_menu("classify.prompt", INTENTS.len());
                 Next::Wait
             })
             .texts(&["classify.prompt", "classify.invalid", "handoff"]),
@@ -287,7 +298,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
                 Next::Handoff
             })
             .on_enter(move |ctx| send_copy(ctx, &copy))
-            .texts(&["send_copy.found", "no_invoice", "handoff"]),
+            .texts(&["send_copy.document", "send_copy.line", "no_invoice", "handoff"]),
         )
         .step(
             "payment_plan.offer",
@@ -325,6 +336,12 @@ pub fn version(deps: &Deps) -> VersionDecl {
         .step(
             "payment_confirmation.collect_date",
             Custom::new(&[To::Step("payment_confirmation.check_payment")], |ctx, text| {
+                // A photo or PDF of the receipt: a person checks it.
+                if let Some(receipt) = ctx.attachment() {
+                    ctx.data_mut().set("receipt", receipt.reference());
+                    ctx.say("collect_date.receipt");
+                    return Next::Handoff;
+                }
                 match dates::parse_past(text, Day::of(ctx.now())) {
                     Some(day) => {
                         ctx.data_mut().set("paid_on", day.number().to_string());
@@ -344,8 +361,10 @@ pub fn version(deps: &Deps) -> VersionDecl {
                 }
                 Err(next) => next,
             })
+            .attachments()
             .texts(&[
                 "collect_date.prompt",
+                "collect_date.receipt",
                 "collect_date.invalid",
                 "collect_date.nothing_open",
                 "handoff",
