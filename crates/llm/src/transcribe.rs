@@ -56,6 +56,8 @@ impl Transcriber {
             .map_err(|()| format!("LLM_BASE_URL '{base_url}' cannot take a path"))?
             .pop_if_empty()
             .extend(["audio", "transcriptions"]);
+        // reqwest is built without a default TLS provider (see `Llm::new`).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -77,6 +77,7 @@ fn migrator() -> Migrator {
         migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
         migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
+        migration(10, "outbox files and menu options", include_str!("../migrations/postgres/0010_outbox_rich.sql")),
     ])
 }
 

@@ -37,6 +37,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(7, "contact aliases, two-digit pin details", include_str!("../migrations/sqlite/0007_contact_aliases.sql")),
         migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
+        migration(13, "outbox files and menu options", include_str!("../migrations/sqlite/0013_outbox_rich.sql")),
     ])
 }
 

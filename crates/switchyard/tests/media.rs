@@ -165,7 +165,17 @@ impl Rig {
     }
 
     async fn wait_sends(&self, number: &str, count: usize) -> Vec<(String, Value)> {
-        wait_until(|| async { self.sends_to(number).len() >= count }).await;
+        for _ in 0..500 {
+            if self.sends_to(number).len() >= count {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if self.sends_to(number).len() < count {
+            let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as("SELECT text, last_error, attempts FROM outbox").fetch_all(self.store.pool()).await.unwrap();
+            let inbox: Vec<(String, Option<i64>)> = sqlx::query_as("SELECT kind, processed_at FROM inbox").fetch_all(self.store.pool()).await.unwrap();
+            panic!("expected {count} sends to {number}; seen {:?}; outbox {rows:?}; inbox {inbox:?}", self.evo.seen.lock().unwrap());
+        }
         self.sends_to(number)
     }
 
@@ -299,7 +309,8 @@ async fn typing_auto_puts_a_delay_sized_to_the_text_on_each_send() {
     assert!((600..=1_500).contains(&delay), "{delay}");
     rig.app.shutdown().await;
 
-    let rig = rig("v2", |_, _| {}).await;
+    let off = self::rig("v2", |_, _| {}).await;
+    let rig = off;
     rig.post(&upsert("3A0000000000000TYP002", number, "quero a segunda via do boleto", now_secs())).await;
     let sends = rig.wait_sends(number, 1).await;
     assert!(sends[0].1.get("delay").is_none(), "typing is off by default in tests: {sends:?}");
