@@ -13,7 +13,7 @@ binary = os.path.join(os.path.dirname(__file__), "..", "target", "release", "swi
 ready_ms, rss_mib = [], []
 for run in range(runs):
     db = os.path.join(tempfile.mkdtemp(), "cold.db")
-    env = dict(os.environ, DATABASE_URL=f"sqlite://{db}", EVOLUTION_URL="http://127.0.0.1:9",
+    env = dict(os.environ, DATABASE_URL=f"sqlite://{db}", EVOLUTION_URL="http://127.0.0.1:9", CONSOLE_BIND_ADDR="off",
                EVOLUTION_API_KEY="x", BIND_ADDR="127.0.0.1:18081", RUST_LOG="error")
     started = time.monotonic()
     proc = subprocess.Popen([binary, "serve"], env=env)

@@ -26,6 +26,11 @@ pub enum Wanted {
     Class(&'static [&'static str]),
     /// Find these fields in the text (each may be missing).
     Fields(&'static [&'static str]),
+    /// Not a model question: a call to one of the team's own systems (the
+    /// `http` step), answered by an [`Outside`] caller, never by a model.
+    /// The request's `prompt` names the endpoint and its `text` is the call
+    /// as the caller reads it.
+    Outside,
 }
 
 /// The keyword classifier of a classification task: the class the words name, if any.
@@ -56,7 +61,7 @@ impl Task {
     pub fn classes(&self) -> &'static [&'static str] {
         match self.ask {
             Wanted::Class(classes) => classes,
-            Wanted::Fields(_) => &[],
+            Wanted::Fields(_) | Wanted::Outside => &[],
         }
     }
 }
@@ -123,6 +128,14 @@ pub trait Model: Send + Sync {
     fn decide<'a>(&'a self, requests: &'a [Request], budget: Duration) -> Pin<Box<dyn Future<Output = Vec<Answer>> + Send + 'a>>;
     /// The longest a turn waits for the model, all calls and retries included.
     fn budget(&self) -> Duration;
+}
+
+/// Answers the [`Wanted::Outside`] requests of a turn (the `http` step's
+/// calls), implemented outside the engine. Each answer is
+/// `Answer::Values` with `status` and `body`, or `Answer::Failed` with the
+/// reason (`timeout`, `http_500`, `unreachable` ...).
+pub trait Outside: Send + Sync {
+    fn call<'a>(&'a self, requests: &'a [Request]) -> Pin<Box<dyn Future<Output = Vec<Answer>> + Send + 'a>>;
 }
 
 /// Who decided.

@@ -4,264 +4,29 @@
 //! The caller loads the contact's state from the store, calls [`Engine::turn`]
 //! and commits the returned [`Turn`] in one transaction. Nothing here reads a
 //! clock, a database or the network.
+//!
+//! Layout: `config` (texts, lifetimes, global commands), `message` (what
+//! goes into a turn and what comes out), `manage` (expiry, takeover,
+//! evacuation, close), and here the turn itself.
+
+mod config;
+mod manage;
+mod message;
+
+pub use config::{Command, EngineConfig, EngineTexts, GlobalCommands};
+pub use message::{ContactState, Content, Inbound, Reply, Turn};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::classify::{Decisions, Request};
+use crate::classify::Decisions;
 use crate::event::{Event, EventKind};
 use crate::flow::{Ctx, Next, Step};
-use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId, Version};
+use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId};
 use crate::registry::{FlowVersion, Registry};
 use crate::resolve::{Query, Resolution, Resolver};
 use crate::session::{Data, Outcome, Session, SessionRecord};
 use crate::time::Timestamp;
-
-/// Texts the engine itself sends, in every flow. pt-BR defaults.
-#[derive(Clone, Debug)]
-pub struct EngineTexts {
-    /// After a handler failed: the customer is handed to a human.
-    pub apology: String,
-    /// For audio, stickers, documents without caption ...
-    pub unsupported: String,
-    /// When the version a live session was pinned to is gone from this build.
-    pub restarted: String,
-    /// A handoff the flow did not announce itself: never leave the customer in silence.
-    pub handoff: String,
-    /// A cancellation the flow did not announce itself.
-    pub cancelled: String,
-}
-
-impl Default for EngineTexts {
-    fn default() -> EngineTexts {
-        EngineTexts {
-            apology: "Desculpe, tive um problema aqui do meu lado. 😔 Já chamei uma pessoa da nossa equipe para continuar o seu atendimento."
-                .to_owned(),
-            unsupported: "Por enquanto eu só consigo entender mensagens de texto. Pode escrever, por favor? 🙂".to_owned(),
-            restarted: "Desculpe, precisei reiniciar o nosso atendimento. Vamos recomeçar:".to_owned(),
-            handoff: "Vou te passar para uma pessoa da nossa equipe. Aguarde um instante, por favor. 🙂".to_owned(),
-            cancelled: "Tudo bem, encerrei o atendimento. Quando precisar, é só mandar uma mensagem. 👋".to_owned(),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub struct EngineConfig {
-    /// Silence after which a session expires (sliding). Default 30 minutes.
-    pub session_ttl: Duration,
-    /// How long the bot stays silent after a handoff unless released. Default 24 hours.
-    pub handoff_ttl: Duration,
-    /// The flow a contact without a session starts in.
-    pub entry_flow: FlowId,
-    pub texts: EngineTexts,
-    /// Words that act in every flow and version (`menu`, `sair`, `atendente`).
-    pub commands: GlobalCommands,
-}
-
-/// What a global command does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// End the session (`cancelled`) and show the main menu (the entry flow).
-    Menu,
-    /// End the session politely (`cancelled`).
-    Exit,
-    /// Hand the customer to a human at once (`handoff`).
-    Human,
-}
-
-impl Command {
-    /// The name recorded in the `Ended` event's detail as `command:<name>`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Command::Menu => "menu",
-            Command::Exit => "exit",
-            Command::Human => "human",
-        }
-    }
-}
-
-/// The words of each global command. A message is a command only when the
-/// whole message, normalised ([`crate::text::normalize`]), is one of them:
-/// "sair" ends the session, "quero sair do plano" is left to the flow.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GlobalCommands {
-    pub menu: Vec<String>,
-    pub exit: Vec<String>,
-    pub human: Vec<String>,
-}
-
-impl Default for GlobalCommands {
-    fn default() -> GlobalCommands {
-        let words = |list: &[&str]| list.iter().map(|word| (*word).to_owned()).collect();
-        GlobalCommands {
-            menu: words(&["menu"]),
-            exit: words(&["sair", "encerrar"]),
-            human: words(&["atendente", "humano"]),
-        }
-    }
-}
-
-impl GlobalCommands {
-    /// No command at all (a deployment that wants the flows to decide everything).
-    pub fn none() -> GlobalCommands {
-        GlobalCommands { menu: Vec::new(), exit: Vec::new(), human: Vec::new() }
-    }
-
-    /// The command `text` is, if any.
-    pub fn find(&self, text: &str) -> Option<Command> {
-        let text = crate::text::normalize(text);
-        if text.is_empty() {
-            return None;
-        }
-        let is = |words: &[String]| words.iter().any(|word| crate::text::normalize(word) == text);
-        if is(&self.menu) {
-            Some(Command::Menu)
-        } else if is(&self.exit) {
-            Some(Command::Exit)
-        } else if is(&self.human) {
-            Some(Command::Human)
-        } else {
-            None
-        }
-    }
-}
-
-impl Default for EngineConfig {
-    fn default() -> EngineConfig {
-        EngineConfig {
-            session_ttl: Duration::from_secs(30 * 60),
-            handoff_ttl: Duration::from_secs(24 * 60 * 60),
-            entry_flow: FlowId::new_static("unknown"),
-            texts: EngineTexts::default(),
-            commands: GlobalCommands::default(),
-        }
-    }
-}
-
-/// What the customer sent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Content {
-    Text(String),
-    /// A voice note, with its transcript when one exists (the channel's or
-    /// one made before the turn): the turn reads the transcript as text and
-    /// records a `received` event `audio`. Without one: the "please type"
-    /// answer.
-    Audio { transcript: Option<String> },
-    /// An image or document, by reference (see [`crate::media`]).
-    Attachment(crate::media::Attachment),
-    /// Something the bot cannot read (`sticker`, `location` ...).
-    Unsupported(String),
-}
-
-#[derive(Clone, Debug)]
-pub struct Inbound {
-    pub instance: InstanceId,
-    pub contact: Contact,
-    pub content: Content,
-}
-
-/// What the store knows about a contact before the turn.
-#[derive(Clone, Debug, Default)]
-pub struct ContactState {
-    /// The contact's live session, if any (possibly past its expiry).
-    pub session: Option<Session>,
-    /// The bot is silent for this contact until then (after a handoff).
-    pub handoff_until: Option<Timestamp>,
-    /// Versions a split assigned this contact, per flow, and when
-    /// (assignment memory: a split with `memory_days` keeps them there).
-    pub assignments: Vec<(FlowId, Version, Timestamp)>,
-}
-
-/// One message to the customer, with the session context it was sent in.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Reply {
-    pub session: Option<SessionId>,
-    pub flow: Option<FlowId>,
-    pub version: Option<Version>,
-    pub step: Option<StepId>,
-    pub text: String,
-    /// A file to send with `text` as caption, or the menu options `text`
-    /// lists; `None` for plain text.
-    pub rich: Option<crate::media::Rich>,
-}
-
-impl Reply {
-    /// A reply in `session`'s context, at its current step.
-    fn at(session: &Session, text: String) -> Reply {
-        Reply {
-            session: Some(session.id()),
-            flow: Some(session.flow().clone()),
-            version: Some(session.version()),
-            step: Some(session.step().clone()),
-            text,
-            rich: None,
-        }
-    }
-}
-
-/// Everything a turn changed, to be committed in one transaction.
-#[derive(Clone, Debug)]
-pub struct Turn {
-    pub instance: InstanceId,
-    pub contact: Contact,
-    /// Every session the turn touched, in its final state. `revision` is still
-    /// the one loaded (0 for new sessions): the store checks it and bumps it.
-    pub sessions: Vec<Session>,
-    pub events: Vec<Event>,
-    pub replies: Vec<Reply>,
-    /// Set when the turn handed the contact to a human.
-    pub handoff_until: Option<Timestamp>,
-    /// The message arrived while a human has the conversation: stored, not answered.
-    pub silenced: bool,
-    /// Split assignments to remember for this contact: (flow, version, at).
-    pub assignments: Vec<(FlowId, Version, Timestamp)>,
-    /// Questions for the model the steps found no answer to in this turn's
-    /// decisions; the keyword classifier decided them. The service layer may
-    /// ask the model and run the turn again (see [`crate::service::run_turn`]).
-    pub requests: Vec<Request>,
-    /// The contact's assignments as loaded, for resolving sessions started in this turn.
-    remembered: Vec<(FlowId, Version, Timestamp)>,
-    /// The model's answers this turn runs with.
-    decisions: Decisions,
-    /// Sessions started in this turn, with the message that started them (`Ctx::opening`).
-    openings: Vec<(SessionId, String)>,
-    /// The customer's text this turn handles (`Ctx::message`).
-    message: Option<String>,
-    /// The file the customer sent, for a step that accepts files (`Ctx::attachment`).
-    attachment: Option<crate::media::Attachment>,
-}
-
-impl Turn {
-    fn new(instance: &InstanceId, contact: &Contact) -> Turn {
-        Turn {
-            instance: instance.clone(),
-            contact: contact.clone(),
-            sessions: Vec::new(),
-            events: Vec::new(),
-            replies: Vec::new(),
-            handoff_until: None,
-            silenced: false,
-            assignments: Vec::new(),
-            requests: Vec::new(),
-            remembered: Vec::new(),
-            decisions: Decisions::default(),
-            openings: Vec::new(),
-            message: None,
-            attachment: None,
-        }
-    }
-
-    /// Sessions that ended in this turn, with their outcome.
-    pub fn ended(&self) -> impl Iterator<Item = &Session> {
-        self.sessions.iter().filter(|session| !session.is_live())
-    }
-
-    /// The contact's live session after the turn.
-    pub fn live(&self) -> Option<&Session> {
-        self.sessions.iter().rev().find(|session| session.is_live())
-    }
-}
 
 /// A handover chain longer than this (unknown -> billing -> ...) is a bug.
 const MAX_HANDOVERS: u32 = 4;
@@ -269,14 +34,16 @@ const MAX_HANDOVERS: u32 = 4;
 const MAX_HOPS: u32 = 32;
 
 pub struct Engine {
-    registry: Arc<Registry>,
+    /// Swapped whole when versions are published at runtime (see
+    /// [`Engine::set_registry`]); readers clone the `Arc`.
+    registry: std::sync::RwLock<Arc<Registry>>,
     resolver: Resolver,
     config: EngineConfig,
 }
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Engine").field("registry", &self.registry).field("resolver", &self.resolver).finish()
+        f.debug_struct("Engine").field("registry", &self.registry()).field("resolver", &self.resolver).finish()
     }
 }
 
@@ -289,11 +56,19 @@ impl Engine {
         if !registry.has_flow(config.entry_flow.as_str()) {
             return Err(format!("entry flow '{}' is not compiled in", config.entry_flow));
         }
-        Ok(Engine { registry, resolver, config })
+        Ok(Engine { registry: std::sync::RwLock::new(registry), resolver, config })
     }
 
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
+    /// Every version this engine runs: the compiled ones and those published
+    /// as documents so far.
+    pub fn registry(&self) -> Arc<Registry> {
+        Arc::clone(&self.registry.read().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    }
+
+    /// Replaces the registry (a superset of the current one, built with
+    /// [`Registry::with`]); turns already running keep the one they started with.
+    pub fn set_registry(&self, registry: Arc<Registry>) {
+        *self.registry.write().unwrap_or_else(|poisoned| poisoned.into_inner()) = registry;
     }
     pub fn resolver(&self) -> &Resolver {
         &self.resolver
@@ -304,12 +79,12 @@ impl Engine {
 
     /// The version a new session of `flow` would get now, and why.
     pub fn resolve(&self, flow: &str, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Option<Resolution> {
-        self.resolver.resolve(&self.registry, &Query { flow, instance, contact, now })
+        self.resolver.resolve(&self.registry(), &Query { flow, instance, contact, now })
     }
 
     /// The whole evaluation behind [`Engine::resolve`], for `explain`.
     pub fn explain(&self, flow: &str, instance: &InstanceId, contact: &Contact, now: Timestamp) -> crate::resolve::Explanation {
-        self.resolver.explain(&self.registry, &Query { flow, instance, contact, now })
+        self.resolver.explain(&self.registry(), &Query { flow, instance, contact, now })
     }
 
     /// Handles one inbound message with the keyword classifiers alone (the
@@ -373,7 +148,8 @@ impl Engine {
     /// Whether the live session's current step takes files.
     fn accepts_attachments(&self, live: Option<&Session>) -> bool {
         live.and_then(|session| {
-            let fv = self.registry.get(session.flow().as_str(), session.version())?;
+            let registry = self.registry();
+            let fv = registry.get(session.flow().as_str(), session.version())?;
             Some(fv.step(session.step().as_str())?.handler.accepts_attachments())
         })
         .unwrap_or(false)
@@ -400,7 +176,7 @@ impl Engine {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
                 session.record.expires_at = now.plus(self.config.session_ttl);
-                let registry = Arc::clone(&self.registry);
+                let registry = self.registry();
                 match registry.get(session.flow().as_str(), session.version()) {
                     None => {
                         // The deploy removed this version: fail the session and
@@ -497,88 +273,6 @@ impl Engine {
         Some(to)
     }
 
-    /// Ends a session whose TTL has passed: a drop-off at its current step.
-    pub fn expire(&self, session: Session, now: Timestamp) -> Turn {
-        let mut turn = Turn::new(session.instance(), session.contact());
-        if session.is_live() {
-            self.expire_into(session, now, &mut turn);
-        }
-        turn
-    }
-
-    /// An operator typed on the business phone (a `fromMe` message): a human
-    /// has taken the conversation. The live session, if any, ends as a
-    /// handoff at its step, and the bot goes silent for the contact.
-    pub fn takeover(&self, state: ContactState, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Turn {
-        let mut turn = Turn::new(instance, contact);
-        if let Some(mut session) = state.session.filter(Session::is_live) {
-            if session.expires_at() <= now {
-                self.expire_into(session, now, &mut turn);
-            } else {
-                self.end(&mut session, Outcome::Handoff, Some("operator_takeover".to_owned()), now, &mut turn);
-                turn.sessions.push(session);
-            }
-        }
-        turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
-        turn
-    }
-
-    /// Moves a live session off its version now (an evacuation after a bad
-    /// release): the session ends `cancelled` with detail `evacuated`, and the
-    /// customer is restarted on the version that resolves now, with a short
-    /// apology. Refused when new sessions would still get the same version:
-    /// change the policy (or the override) first.
-    pub fn evacuate(&self, mut session: Session, now: Timestamp) -> Result<Turn, String> {
-        let resolved = self
-            .resolve(session.flow().as_str(), session.instance(), session.contact(), now)
-            .ok_or_else(|| format!("flow '{}' is not compiled in", session.flow()))?;
-        if resolved.version == session.version() {
-            return Err(format!(
-                "new {} sessions still resolve to {} (reason: {}): change the rollout policy first",
-                session.flow(),
-                resolved.version,
-                resolved.reason
-            ));
-        }
-        let mut turn = Turn::new(session.instance(), session.contact());
-        let inbound = Inbound { instance: session.instance().clone(), contact: session.contact().clone(), content: Content::Text(String::new()) };
-        let flow = session.flow().clone();
-        let step = session.step().clone();
-        self.end(&mut session, Outcome::Cancelled, Some("evacuated".to_owned()), now, &mut turn);
-        turn.replies.push(Reply {
-            session: Some(session.id()),
-            flow: Some(flow.clone()),
-            version: Some(session.version()),
-            step: Some(step),
-            text: self.config.texts.restarted.clone(),
-            rich: None,
-        });
-        let resume = self
-            .registry
-            .get(flow.as_str(), resolved.version)
-            .and_then(|target| target.mapped_step(session.version(), session.step().as_str()))
-            .map(|mapped| (mapped, session.data().clone()));
-        turn.sessions.push(session);
-        self.start_at(flow, "", &inbound, now, 0, &mut turn, resume);
-        Ok(turn)
-    }
-
-    /// Ends a live session by hand (the console's `/reset`, an operator) with `outcome`.
-    pub fn close(&self, mut session: Session, outcome: Outcome, detail: &str, now: Timestamp) -> Turn {
-        let mut turn = Turn::new(session.instance(), session.contact());
-        if session.is_live() {
-            self.end(&mut session, outcome, Some(detail.to_owned()), now, &mut turn);
-            turn.sessions.push(session);
-        }
-        turn
-    }
-
-    fn expire_into(&self, mut session: Session, now: Timestamp, turn: &mut Turn) {
-        let at = session.expires_at().min(now);
-        self.end(&mut session, Outcome::Expired, None, at, turn);
-        turn.sessions.push(session);
-    }
-
     /// Starts a session of `flow` whose entry step sees `trigger`.
     fn start(&self, flow: FlowId, trigger: &str, inbound: &Inbound, now: Timestamp, handovers: u32, turn: &mut Turn) {
         self.start_at(flow, trigger, inbound, now, handovers, turn, None);
@@ -597,7 +291,7 @@ impl Engine {
         turn: &mut Turn,
         resume: Option<(&'static str, Data)>,
     ) {
-        let registry = Arc::clone(&self.registry);
+        let registry = self.registry();
         let remembered = turn.remembered.iter().find(|(remembered_flow, _, _)| *remembered_flow == flow).map(|(_, version, at)| (*version, *at));
         let query = Query { flow: flow.as_str(), instance: &inbound.instance, contact: &inbound.contact, now };
         let (resolution, remember) = self.resolver.resolve_remembering(&registry, &query, remembered);
@@ -831,26 +525,5 @@ impl Engine {
             step: Some(session.step().clone()),
             kind,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_command_is_the_whole_message_normalised() {
-        let commands = GlobalCommands::default();
-        assert_eq!(commands.find("Menu"), Some(Command::Menu));
-        assert_eq!(commands.find("  SAIR! "), Some(Command::Exit));
-        assert_eq!(commands.find("encerrar"), Some(Command::Exit));
-        assert_eq!(commands.find("Atendente"), Some(Command::Human));
-        assert_eq!(commands.find("humano"), Some(Command::Human));
-        assert_eq!(commands.find("quero sair do plano"), None);
-        assert_eq!(commands.find("o menu"), None);
-        assert_eq!(commands.find(""), None);
-        assert_eq!(GlobalCommands::none().find("menu"), None);
-        let custom = GlobalCommands { menu: vec!["Início".to_owned()], ..GlobalCommands::none() };
-        assert_eq!(custom.find("inicio"), Some(Command::Menu));
     }
 }

@@ -371,6 +371,26 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// The answer to an outside call (the `http` step) in this turn: `None`
+    /// the first time, after recording the request; the service layer makes
+    /// the call and runs the turn again with its answer (exactly as for the
+    /// model). `task` names the calling step, `target` the endpoint and
+    /// `call` the request (the same text finds the same answer).
+    pub fn outside(&mut self, task: &'static str, target: &'static str, call: String) -> Option<Answer> {
+        if let Some(answer) = self.decisions.find(self.flow, self.version, task, &call) {
+            return Some(answer.clone());
+        }
+        self.requests.push(Request {
+            flow: self.flow.clone(),
+            version: self.version,
+            task,
+            prompt: target,
+            ask: crate::classify::Wanted::Outside,
+            text: call,
+        });
+        None
+    }
+
     fn ask_model(&mut self, task: &Task, text: &str) {
         self.requests.push(Request {
             flow: self.flow.clone(),

@@ -145,6 +145,8 @@ impl Slot {
 enum Finish {
     /// Go on at once.
     Done(fn(&mut Ctx<'_>) -> Next),
+    /// Go on at once to a fixed place (a form declared as data).
+    Then(Next),
     /// Show `summary` and hand the answer to `answer`, which returns `None`
     /// when it does not understand (a miss with the `invalid` text).
     Confirm { summary: Speak, answer: fn(&mut Ctx<'_>, &str) -> Option<Next>, invalid: &'static str },
@@ -189,6 +191,19 @@ impl Form {
             model: None,
             finish: Finish::Done(done),
             targets: Vec::new(),
+            exhausted: "handoff",
+            max_attempts: 3,
+        }
+    }
+    /// A form that, once complete, goes to `next` (declared with it), for
+    /// forms built from a document rather than code.
+    pub fn then(slots: Vec<Slot>, next: Next) -> Form {
+        Form {
+            slots,
+            sides: Vec::new(),
+            model: None,
+            finish: Finish::Then(next),
+            targets: next.target().into_iter().collect(),
             exhausted: "handoff",
             max_attempts: 3,
         }
@@ -333,6 +348,7 @@ impl Form {
         }
         match &self.finish {
             Finish::Done(done) => done(ctx),
+            Finish::Then(next) => *next,
             Finish::Confirm { summary, .. } => {
                 summary(ctx);
                 Next::Wait
@@ -426,6 +442,7 @@ impl Step for Form {
             }
             (None, _) => match &self.finish {
                 Finish::Done(done) => done(ctx),
+                Finish::Then(next) => *next,
                 Finish::Confirm { answer, invalid, .. } => match answer(ctx, text) {
                     Some(next) => next,
                     None => {

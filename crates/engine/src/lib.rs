@@ -23,7 +23,8 @@
 //! - [`classify`]: model classification and extraction as data: tasks, requests, decisions, the `Model` trait.
 //! - [`trained`]: the offline classifier trained from a version's examples, and the weighed decision (keywords + trained + model).
 //! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
-//! - [`store`]: the `Store` trait the adapters implement, and an in-memory store.
+//! - [`store`]: the `Store` trait the adapters implement.
+//! - [`memory`]: `MemoryStore`, the in-memory `Store` and `Queue` for tests and benchmarks.
 //! - [`queue`]: the durable inbox and outbox around a turn (the `Queue` trait).
 //! - [`service`]: load, turn, commit (with optimistic retry), and the expiry sweep.
 //! - [`analytics`]: rates with Wilson intervals, A/B comparisons, sample-ratio checks, guarded-rollout decisions.
@@ -38,6 +39,7 @@ pub mod ids;
 pub mod kinds;
 pub mod mask;
 pub mod media;
+pub mod memory;
 pub mod queue;
 pub mod registry;
 pub mod resolve;

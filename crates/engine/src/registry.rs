@@ -86,13 +86,17 @@ impl fmt::Display for RegistryError {
 impl std::error::Error for RegistryError {}
 
 /// A step after validation: its handler and its checked transitions.
+#[derive(Clone)]
 pub struct CheckedStep {
     pub id: &'static str,
-    pub handler: Box<dyn Step>,
+    /// Shared, so a registry extended at runtime ([`Registry::with`]) reuses
+    /// the versions it already holds.
+    pub handler: std::sync::Arc<dyn Step>,
     pub targets: Vec<Target>,
 }
 
 /// A validated flow version.
+#[derive(Clone)]
 pub struct FlowVersion {
     flow: FlowId,
     version: Version,
@@ -291,6 +295,50 @@ impl Registry {
         Ok(Registry { versions })
     }
 
+    /// This registry plus `decls` (versions published at runtime), checked
+    /// exactly like compiled ones. Added versions may not be `active` (the
+    /// code's active version stays the default) nor reuse a version number.
+    /// The existing versions are shared, not rebuilt.
+    pub fn with(&self, decls: Vec<VersionDecl>) -> Result<Registry, Vec<RegistryError>> {
+        let mut errors = Vec::new();
+        let mut flow_names: Vec<String> =
+            self.versions.iter().map(|fv| fv.flow.as_str().to_owned()).chain(decls.iter().map(|decl| decl.flow.to_owned())).collect();
+        flow_names.sort_unstable();
+        flow_names.dedup();
+        let mut versions = self.versions.clone();
+        for decl in decls {
+            let flow = decl.flow.to_owned();
+            if !is_name(decl.flow) {
+                errors.push(RegistryError::BadFlowName { flow });
+                continue;
+            }
+            if decl.version == 0 {
+                errors.push(RegistryError::BadVersion { flow, version: 0 });
+                continue;
+            }
+            let version = Version::new(decl.version);
+            if versions.iter().any(|fv| fv.version == version && fv.flow.as_str() == flow) {
+                errors.push(RegistryError::DuplicateVersion { flow, version });
+                continue;
+            }
+            if decl.lifecycle == Lifecycle::Active {
+                let mut actives: Vec<Version> = versions.iter().filter(|fv| fv.flow.as_str() == flow && fv.lifecycle == Lifecycle::Active).map(|fv| fv.version).collect();
+                actives.push(version);
+                errors.push(RegistryError::ManyActive { flow, versions: actives });
+                continue;
+            }
+            let names: Vec<&str> = flow_names.iter().map(String::as_str).collect();
+            if let Some(checked) = check_version(decl, &names, &mut errors) {
+                versions.push(checked);
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        versions.sort_by(|a: &FlowVersion, b: &FlowVersion| (a.flow.as_str(), a.version).cmp(&(b.flow.as_str(), b.version)));
+        Ok(Registry { versions })
+    }
+
     pub fn all(&self) -> &[FlowVersion] {
         &self.versions
     }
@@ -336,7 +384,7 @@ impl Registry {
     }
 }
 
-fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Vec<RegistryError>) -> Option<FlowVersion> {
+fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<RegistryError>) -> Option<FlowVersion> {
     let flow = decl.flow.to_owned();
     let version = Version::new(decl.version);
     let before = errors.len();
@@ -417,7 +465,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&'static str], errors: &mut Ve
                 }
             }
         }
-        steps.push(crate::registry::CheckedStep { id: step.id, handler: step.handler, targets });
+        steps.push(crate::registry::CheckedStep { id: step.id, handler: std::sync::Arc::from(step.handler), targets });
     }
 
     for (_, to) in &decl.interrupts {

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::classify::{Decisions, Model};
+use crate::classify::{Answer, Decisions, Model, Outside, Request, Wanted};
 use crate::engine::{ContactState, Engine, Inbound, Turn};
 use crate::ids::{Contact, InstanceId};
 use crate::session::Outcome;
@@ -26,20 +26,48 @@ const MAX_MODEL_ROUNDS: u32 = 3;
 /// its budget (the whole turn waits at most that long for it) and the turn
 /// runs again with the answers. The engine itself stays pure.
 pub async fn run_turn(engine: &Engine, model: Option<&dyn Model>, state: ContactState, inbound: &Inbound, now: crate::time::Timestamp) -> Turn {
-    let Some(model) = model else { return engine.turn(state, inbound, now) };
+    run_turn_with(engine, model, None, state, inbound, now).await
+}
+
+/// [`run_turn`] that also answers outside calls (the `http` step,
+/// [`crate::classify::Wanted::Outside`]) with `outside`; without one such a
+/// call fails (`no_endpoints`) and the step takes its failure branch.
+pub async fn run_turn_with(
+    engine: &Engine,
+    model: Option<&dyn Model>,
+    outside: Option<&dyn Outside>,
+    state: ContactState,
+    inbound: &Inbound,
+    now: crate::time::Timestamp,
+) -> Turn {
     // A stopwatch for the model's budget, not the conversation's time: the
     // turn itself still runs at `now`, whatever the model took.
     let started = Instant::now();
     let mut decisions = Decisions::default();
     let mut turn = engine.turn(state.clone(), inbound, now);
     for _ in 0..MAX_MODEL_ROUNDS {
-        if turn.requests.is_empty() {
+        let (calls, questions): (Vec<Request>, Vec<Request>) =
+            std::mem::take(&mut turn.requests).into_iter().partition(|request| request.ask == Wanted::Outside);
+        let model = model.filter(|_| !questions.is_empty());
+        if calls.is_empty() && model.is_none() {
+            turn.requests = questions;
             break;
         }
-        let budget = model.budget().saturating_sub(started.elapsed());
-        let answers = model.decide(&turn.requests, budget).await;
-        for (request, answer) in std::mem::take(&mut turn.requests).into_iter().zip(answers) {
-            decisions.push(request, answer);
+        if let Some(model) = model {
+            let budget = model.budget().saturating_sub(started.elapsed());
+            let answers = model.decide(&questions, budget).await;
+            for (request, answer) in questions.into_iter().zip(answers) {
+                decisions.push(request, answer);
+            }
+        }
+        if !calls.is_empty() {
+            let answers = match outside {
+                Some(outside) => outside.call(&calls).await,
+                None => calls.iter().map(|_| Answer::Failed { reason: "no_endpoints".to_owned(), latency_ms: 0 }).collect(),
+            };
+            for (request, answer) in calls.into_iter().zip(answers) {
+                decisions.push(request, answer);
+            }
         }
         turn = engine.turn_with(state.clone(), inbound, now, decisions.clone());
     }

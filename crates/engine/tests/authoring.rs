@@ -15,7 +15,7 @@ use switchyard_engine::kinds::{Custom, To};
 use switchyard_engine::registry::{Registry, RegistryError};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::session::Outcome;
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 use switchyard_engine::text::normalize;
 

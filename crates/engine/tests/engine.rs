@@ -13,7 +13,7 @@ use switchyard_engine::kinds::{Ask, Custom, Menu, Say, To};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Reason, Resolver};
 use switchyard_engine::session::Outcome;
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 
 const ENTRY_TEXTS: &str = "[menu]\n1 loja, 2 quebrado\n[invalid]\nopção inválida\n[handoff]\nchamando atendente\n";

@@ -34,6 +34,7 @@ use crate::shared::backend::{Backend, DemoBackend};
 
 pub mod lock;
 pub mod shared;
+pub mod transcript;
 
 mod generated {
     include!(concat!(env!("OUT_DIR"), "/versions.rs"));

@@ -11,7 +11,7 @@ use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::session::Outcome;
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 use switchyard_flows::Deps;
 

@@ -18,6 +18,9 @@ pub fn system_message(prompt: &str, ask: Wanted) -> String {
             "Responda somente com um objeto JSON com as chaves {}; use null para o que não estiver no texto. Copie os valores como aparecem, sem inventar.",
             fields.join(", ")
         ),
+        // Outside calls never reach a model (`service::run_turn_with` sends
+        // them to the `Outside` caller); an empty object is the safe shape.
+        Wanted::Outside => "Responda somente com {}.".to_owned(),
     };
     format!("{}\n\n{format}", prompt.trim_end())
 }
@@ -45,6 +48,7 @@ pub fn schema(ask: Wanted) -> Value {
                 "additionalProperties": false,
             })
         }
+        Wanted::Outside => json!({ "type": "object", "additionalProperties": false }),
     }
 }
 

@@ -19,7 +19,7 @@ use switchyard_engine::event::EventKind;
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::service::Conversations;
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::SystemClock;
 use switchyard_llm::{Llm, Settings};
 

@@ -25,5 +25,5 @@ mod postgres {
 }
 
 mod memory {
-    switchyard_store::conformance_suite!(async { std::sync::Arc::new(switchyard_engine::store::MemoryStore::new()) });
+    switchyard_store::conformance_suite!(async { std::sync::Arc::new(switchyard_engine::memory::MemoryStore::new()) });
 }

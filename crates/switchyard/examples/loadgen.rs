@@ -34,7 +34,7 @@ use switchyard::serve::Server;
 use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 use tokio::sync::watch;
 
@@ -126,6 +126,7 @@ async fn spawn_serve(database_url: &str, evolution_url: &str) -> anyhow::Result<
         .env("EVOLUTION_URL", evolution_url)
         .env("EVOLUTION_API_KEY", "loadgen-key")
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("CONSOLE_BIND_ADDR", "off")
         .env("SEND_THROTTLE", "off")
         .env("TYPING", "off")
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))

@@ -194,10 +194,20 @@ fn commands_var(problems: &mut Vec<String>) -> GlobalCommands {
     commands
 }
 
+/// Where the console listens unless `CONSOLE_BIND_ADDR` says otherwise:
+/// loopback only, so it is reached through a proxy or a tunnel.
+pub const DEFAULT_CONSOLE_BIND: &str = "127.0.0.1:8081";
+
 /// What `serve` needs beyond [`Config`].
 #[derive(Clone)]
 pub struct ServeConfig {
     pub bind: SocketAddr,
+    /// `CONSOLE_BIND_ADDR`: where the operator console (`/ui`) listens, apart
+    /// from the webhook and API port; `None` (`off`) serves no console.
+    pub console_bind: Option<SocketAddr>,
+    /// `CONSOLE_SECURE_COOKIE`: mark the console's cookie `Secure` even when
+    /// the request does not say it came over TLS (`X-Forwarded-Proto: https`).
+    pub console_secure_cookie: bool,
     pub evolution_url: String,
     pub evolution_api_key: Option<String>,
     pub evolution_instance_keys: HashMap<String, String>,
@@ -243,6 +253,7 @@ impl std::fmt::Debug for ServeConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServeConfig")
             .field("bind", &self.bind)
+            .field("console_bind", &self.console_bind)
             .field("evolution_url", &self.evolution_url)
             .field("evolution_api_key", &self.evolution_api_key.as_ref().map(|_| "<redacted>"))
             .field("evolution_instance_keys", &self.evolution_instance_keys.keys().collect::<Vec<_>>())
@@ -313,10 +324,14 @@ fn map_var(name: &str, problems: &mut Vec<String>) -> HashMap<String, String> {
 }
 
 impl ServeConfig {
-    /// The defaults every variable falls back to, for a given Evolution URL.
+    /// The defaults every variable falls back to, for a given Evolution URL;
+    /// but no console, so an embedded server (the tests) binds only the
+    /// listener it is given.
     pub fn defaults(evolution_url: &str) -> ServeConfig {
         ServeConfig {
             bind: SocketAddr::from(([0, 0, 0, 0], 8080)),
+            console_bind: None,
+            console_secure_cookie: false,
             evolution_url: evolution_url.trim_end_matches('/').to_owned(),
             evolution_api_key: None,
             evolution_instance_keys: HashMap::new(),
@@ -353,6 +368,21 @@ impl ServeConfig {
                 problems.push(format!("BIND_ADDR '{bind_text}' must be an address and port such as 0.0.0.0:8080"));
                 SocketAddr::from(([0, 0, 0, 0], 8080))
             }
+        };
+        let console_text = text_var("CONSOLE_BIND_ADDR", &mut problems).unwrap_or_else(|| DEFAULT_CONSOLE_BIND.to_owned());
+        let console_bind = match console_text.as_str() {
+            "off" => None,
+            text => match text.parse::<SocketAddr>() {
+                Ok(console) if console == bind && console.port() != 0 => {
+                    problems.push(format!("CONSOLE_BIND_ADDR '{text}' is BIND_ADDR too: give the console its own port, such as 127.0.0.1:8081 (or off)"));
+                    None
+                }
+                Ok(console) => Some(console),
+                Err(_) => {
+                    problems.push(format!("CONSOLE_BIND_ADDR '{text}' must be an address and port such as 127.0.0.1:8081, or off"));
+                    None
+                }
+            },
         };
         let evolution_url = match text_var("EVOLUTION_URL", &mut problems) {
             Some(url) if url.starts_with("http://") || url.starts_with("https://") => url.trim_end_matches('/').to_owned(),
@@ -415,6 +445,8 @@ impl ServeConfig {
         let config = ServeConfig {
             media,
             bind,
+            console_bind,
+            console_secure_cookie: bool_var("CONSOLE_SECURE_COOKIE", false, &mut problems),
             evolution_url,
             evolution_api_key: text_var("EVOLUTION_API_KEY", &mut problems),
             evolution_instance_keys: map_var("EVOLUTION_INSTANCE_KEYS", &mut problems),

@@ -37,6 +37,8 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("EVOLUTION_API_KEY", "", true),
     ("EVOLUTION_INSTANCE_KEYS", "", true),
     ("BIND_ADDR", "0.0.0.0:8080", false),
+    ("CONSOLE_BIND_ADDR", "127.0.0.1:8081", false),
+    ("CONSOLE_SECURE_COOKIE", "false", false),
     ("WEBHOOK_SECRET", "", true),
     ("WEBHOOK_SECRETS", "", true),
     ("WEBHOOK_SECRET_HEADER", "x-webhook-secret", false),

@@ -12,6 +12,8 @@
 //! - [`replay`]: recorded conversations through a candidate version, compared, and the masked corpus.
 //! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
 //! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
+//! - [`steer`]: the rollout edits (pin, split, ...) and evacuation the CLI and the console apply.
+//! - [`ui`]: the operator console at `/ui` (its own listener, `CONSOLE_BIND_ADDR`).
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
 //!   the sweeper (`Server::start`).
 
@@ -25,3 +27,5 @@ pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod sessions;
+pub mod steer;
+pub mod ui;

@@ -74,7 +74,7 @@ pub async fn load_into(store: &Db, engine: &Engine) -> Result<(i64, Vec<String>)
     let mut warnings = Vec::new();
     let flows: Vec<String> = rules.flows().map(|(flow, _)| flow.to_owned()).collect();
     for flow in flows {
-        let problems = rules.get(&flow).map(|flow_rules| flow_rules.validate(&flow, engine.registry())).unwrap_or_default();
+        let problems = rules.get(&flow).map(|flow_rules| flow_rules.validate(&flow, &engine.registry())).unwrap_or_default();
         if !problems.is_empty() {
             warnings.extend(problems.into_iter().map(|problem| format!("stored rule ignored: {problem}")));
             rules.set(&flow, FlowRules::default());
@@ -114,7 +114,8 @@ pub fn explanation(
         })
         .unwrap_or_default();
     let resolution = explained.resolution.as_ref();
-    let fingerprint = resolution.and_then(|resolution| engine.registry().get(flow, resolution.version)).map(|fv| fv.fingerprint().as_str().to_owned());
+    let registry = engine.registry();
+    let fingerprint = resolution.and_then(|resolution| registry.get(flow, resolution.version)).map(|fv| fv.fingerprint().as_str().to_owned());
     let explanation = match resolution.map(|resolution| (&resolution.reason, resolution.version)) {
         Some((Reason::Override, version)) => format!("FLOW_VERSION_OVERRIDES sets {flow}={version}; it beats every rule"),
         Some((Reason::Active, version)) => format!("no rule matched: {version} is the version declared active in code"),

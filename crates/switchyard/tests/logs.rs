@@ -34,6 +34,7 @@ impl Serve {
             .env("TYPING", "off")
             .env("WEBHOOK_SECRET", SECRET)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("CONSOLE_BIND_ADDR", "off")
             .env("RUST_LOG", "info")
             .env("LOG_FORMAT", log_format)
             .stdout(Stdio::from(file))

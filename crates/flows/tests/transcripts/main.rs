@@ -66,8 +66,7 @@
 //! it prints each reply in the exact format.
 
 
-mod parse;
-mod run;
+use switchyard_flows::transcript::{parse, run};
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -78,16 +77,12 @@ use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::store::MemoryStore;
-use switchyard_engine::time::Timestamp;
+use switchyard_engine::memory::MemoryStore;
 
 use parse::{discover, parse_file, Action};
 use run::{registry, run};
 
-/// 2026-11-25T12:00:00Z.
-const START: Timestamp = Timestamp::from_millis(1_795_608_000_000);
-const DEFAULT_CONTACT: &str = "5511900000001";
-const DEFAULT_INSTANCE: &str = "vendas";
+use switchyard_flows::transcript::{DEFAULT_CONTACT, START};
 
 /// Every transcript run once per listed version; parse errors and failures
 /// are collected, not stopped at.

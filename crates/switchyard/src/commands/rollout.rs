@@ -6,12 +6,13 @@ use std::process::ExitCode;
 
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::registry::Registry;
-use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Schedule, Split, Weight};
+use switchyard_engine::rollout::FlowRules;
 use switchyard_engine::time::Timestamp;
 use switchyard_store::policy::rules_to_json;
 
 use crate::cli::RolloutAction;
 use switchyard::rollout::ChangeError;
+use switchyard::steer::{parse_weights, Edit, GuardSpec};
 
 /// The local user, recorded as the actor of CLI changes.
 pub(crate) fn actor() -> String {
@@ -49,19 +50,6 @@ fn time(name: &str, text: &str) -> Result<Timestamp, String> {
     Timestamp::parse_rfc3339(text).map_err(|problem| format!("{name}: {problem}"))
 }
 
-/// Parses `v1=90,v2=10`.
-fn weights(text: &str) -> Result<Vec<(Version, Weight)>, String> {
-    text.split(',')
-        .map(|entry| {
-            let (version, weight) = entry
-                .trim()
-                .split_once('=')
-                .ok_or_else(|| format!("weight '{}' must look like v2=10 (the whole list like v1=90,v2=10)", entry.trim()))?;
-            Ok((Version::parse(version.trim())?, Weight::parse(weight.trim())?))
-        })
-        .collect()
-}
-
 pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
     let (config, engine) = match super::setup() {
         Ok(setup) => setup,
@@ -70,12 +58,12 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
     let store = super::open_store(&config).await?;
     // Evacuation and the override notes resolve as serve would: with the stored policy.
     switchyard::rollout::load_into(&store, &engine).await?;
-    let registry = engine.registry();
+    let registry = &engine.registry();
     let (policy, _) = store.load_policy().await?;
     let current = |flow: &str| policy.get(flow).cloned().unwrap_or_default();
 
     // Every action but `show` becomes (flow, new rules, action name, reason).
-    let edit: Result<(String, FlowRules, &str, String), String> = match action {
+    let edit: Result<(String, Edit, String), String> = match action {
         RolloutAction::Show { flow: only, json } => {
             let overrides = engine.resolver().overrides();
             let flows: Vec<(&str, &FlowRules)> = policy.flows().filter(|(flow, _)| only.as_deref().is_none_or(|only| only == *flow)).collect();
@@ -151,71 +139,29 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
             return evacuate(&store, &engine, &flow, version, &reason).await;
         }
         RolloutAction::Pin { spec: text, contacts: numbers, reason } => spec(registry, &text).and_then(|(flow, version)| {
-            let mut rules = current(&flow);
-            for contact in contacts(&numbers)? {
-                rules.pins.retain(|pin| pin.contact != contact);
-                rules.pins.push(Pin { contact, version });
-            }
-            Ok((flow, rules, "pin", reason))
+            Ok((flow, Edit::Pin { version, contacts: contacts(&numbers)? }, reason))
         }),
-        RolloutAction::Unpin { flow: name, contacts: numbers, reason } => flow(registry, &name).and_then(|flow| {
-            let mut rules = current(&flow);
-            for contact in contacts(&numbers)? {
-                let before = rules.pins.len();
-                rules.pins.retain(|pin| pin.contact != contact);
-                if rules.pins.len() == before {
-                    return Err(format!("{} is not pinned in {flow}", contact.masked()));
-                }
-            }
-            Ok((flow, rules, "unpin", reason))
-        }),
+        RolloutAction::Unpin { flow: name, contacts: numbers, reason } => {
+            flow(registry, &name).and_then(|flow| Ok((flow, Edit::Unpin { contacts: contacts(&numbers)? }, reason)))
+        }
         RolloutAction::Instance { spec: text, instance, reason } => spec(registry, &text).and_then(|(flow, version)| {
-            let instance = InstanceId::parse(&instance)?;
-            let mut rules = current(&flow);
-            rules.instances.retain(|rule| rule.instance != instance);
-            rules.instances.push(InstanceRule { instance, version });
-            Ok((flow, rules, "instance", reason))
+            Ok((flow, Edit::Instance { version, instance: InstanceId::parse(&instance)? }, reason))
         }),
         RolloutAction::Schedule { spec: text, from, until, reason } => spec(registry, &text).and_then(|(flow, version)| {
-            let schedule = Schedule::new(version, time("--from", &from)?, time("--until", &until)?)?;
-            let mut rules = current(&flow);
-            rules.schedules.push(schedule);
-            Ok((flow, rules, "schedule", reason))
+            Ok((flow, Edit::Schedule { version, from: time("--from", &from)?, until: time("--until", &until)? }, reason))
         }),
         RolloutAction::Split { flow: name, weights: text, salt, memory_days, guard, guard_min_sessions, guard_tolerance, guard_confidence, reason } => flow(registry, &name).and_then(|flow| {
-            let mut split = Split::new(weights(&text)?, salt, memory_days)?;
-            if let Some(metric) = guard {
-                // Checked through the same parser the stored document uses.
-                let document = serde_json::json!({"split": {
-                    "weights": split.weights.iter().map(|(v, w)| serde_json::json!([v.to_string(), w.to_string()])).collect::<Vec<_>>(),
-                    "guard": {"metric": metric, "min_sessions": guard_min_sessions, "tolerance_points": guard_tolerance, "confidence": guard_confidence},
-                }});
-                let parsed = switchyard_store::policy::rules_from_json(&document).map_err(|err| err.replace("split.guard.", "--guard-").replace("--guard-metric", "--guard"))?;
-                split.guard = parsed.split.and_then(|parsed| parsed.guard);
-            }
-            let mut rules = current(&flow);
-            rules.split = Some(split);
-            Ok((flow, rules, "split", reason))
+            let guard = guard.map(|metric| GuardSpec { metric, min_sessions: guard_min_sessions, tolerance_points: guard_tolerance, confidence: guard_confidence });
+            Ok((flow, Edit::Split { weights: parse_weights(&text)?, salt, memory_days, guard }, reason))
         }),
-        RolloutAction::Promote { spec: text, reason } => spec(registry, &text).map(|(flow, version)| {
-            let mut rules = current(&flow);
-            rules.promoted = Some(version);
-            (flow, rules, "promote", reason)
-        }),
-        RolloutAction::Clear { flow: name, kind, reason } => flow(registry, &name).and_then(|flow| {
-            let mut rules = current(&flow);
-            match kind.as_str() {
-                "pin" => rules.pins.clear(),
-                "instance" => rules.instances.clear(),
-                "schedule" => rules.schedules.clear(),
-                "split" => rules.split = None,
-                "promote" => rules.promoted = None,
-                "all" => rules = FlowRules::default(),
-                other => return Err(format!("--kind '{other}' must be pin, instance, schedule, split, promote or all")),
-            }
-            Ok((flow, rules, "clear", reason))
-        }),
+        RolloutAction::Promote { spec: text, reason } => spec(registry, &text).map(|(flow, version)| (flow, Edit::Promote { version }, reason)),
+        RolloutAction::Clear { flow: name, kind, reason } => flow(registry, &name).map(|flow| (flow, Edit::Clear { kind }, reason)),
     };
+    // Applied to the policy read above, validated and stored as the API and the console do.
+    let edit = edit.and_then(|(flow, edit, reason)| {
+        let rules = edit.apply(&flow, &current(&flow)).map_err(|problem| problem.replace("guard ", "--guard-").replace("--guard-metric", "--guard"))?;
+        Ok((flow, rules, edit.action(), reason))
+    });
     let (flow, rules, action, reason) = match edit {
         Ok(edit) => edit,
         Err(problem) => return Ok(invalid(vec![problem])),
@@ -238,13 +184,14 @@ async fn status(store: &switchyard_store::Db, engine: &switchyard_engine::engine
     let rows = store.version_status(flow, now.minus(std::time::Duration::from_secs(3600))).await?;
     let recent_total: i64 = rows.iter().map(|row| row.started_recently).sum();
     let share = |count: i64| if recent_total == 0 { 0.0 } else { count as f64 * 100.0 / recent_total as f64 };
-    let mut versions: Vec<Version> = engine.registry().versions_of(flow).map(|fv| fv.version()).collect();
-    versions.extend(rows.iter().map(|row| row.version).filter(|version| engine.registry().get(flow, *version).is_none()));
+    let registry = engine.registry();
+    let mut versions: Vec<Version> = registry.versions_of(flow).map(|fv| fv.version()).collect();
+    versions.extend(rows.iter().map(|row| row.version).filter(|version| registry.get(flow, *version).is_none()));
     let lines: Vec<serde_json::Value> = versions
         .iter()
         .map(|version| {
             let row = rows.iter().find(|row| row.version == *version);
-            let compiled = engine.registry().get(flow, *version);
+            let compiled = registry.get(flow, *version);
             serde_json::json!({
                 "version": version.to_string(),
                 "lifecycle": compiled.map(|fv| fv.lifecycle().as_str()).unwrap_or("not compiled in"),
@@ -278,36 +225,20 @@ async fn status(store: &switchyard_store::Db, engine: &switchyard_engine::engine
 
 async fn evacuate(
     store: &switchyard_store::Db,
-    engine: &switchyard_engine::engine::Engine,
+    engine: &std::sync::Arc<switchyard_engine::engine::Engine>,
     flow: &str,
     version: Version,
     reason: &str,
 ) -> anyhow::Result<ExitCode> {
-    let sessions = store.live_sessions_of(flow, version).await?;
-    let (mut moved, mut queued, mut refused) = (0, 0, Vec::new());
-    for session in sessions {
-        match engine.evacuate(session, Timestamp::now_utc()) {
-            Ok(turn) => match store.commit_with_replies(&turn).await {
-                Ok(sent) => {
-                    moved += 1;
-                    queued += usize::from(sent);
-                }
-                // The customer wrote meanwhile: that turn already moved on.
-                Err(switchyard_engine::store::StoreError::Conflict(_)) => {}
-                Err(err) => return Err(err.into()),
-            },
-            Err(problem) => {
-                refused.push(problem);
-                break;
-            }
+    match switchyard::steer::evacuate(store, engine, flow, version, &actor(), reason).await {
+        Ok(done) => {
+            println!(
+                "{} live {flow}@{version} sessions restarted on the current version ({} customers get the message through Evolution)",
+                done.moved, done.queued
+            );
+            Ok(ExitCode::SUCCESS)
         }
+        Err(ChangeError::Invalid(problems)) => Ok(invalid(problems)),
+        Err(ChangeError::Store(err)) => Err(err.into()),
     }
-    if let Some(problem) = refused.first() {
-        super::report(&[problem.clone()]);
-        return Ok(ExitCode::from(super::INVALID));
-    }
-    let detail = serde_json::json!({ "evacuated": format!("{flow}@{version}"), "sessions": moved });
-    store.record_event(&actor(), "evacuate", flow, reason, &detail).await?;
-    println!("{moved} live {flow}@{version} sessions restarted on the current version ({queued} customers get the message through Evolution)");
-    Ok(ExitCode::SUCCESS)
 }

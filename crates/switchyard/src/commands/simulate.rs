@@ -515,9 +515,8 @@ impl Simulator<'_> {
         };
         // The version is known only now, as for a real customer.
         let version = session.version();
-        let fv = conversations
-            .engine()
-            .registry()
+        let registry = conversations.engine().registry();
+        let fv = registry
             .get(self.walk.flow, version)
             .with_context(|| format!("{}@{version} is not compiled in", self.walk.flow))?;
         let behaviour = self.behaviours.get(&version).cloned().unwrap_or_default();

@@ -178,7 +178,7 @@ async fn set_rollout(State(state): State<AppState>, headers: HeaderMap, Path(flo
         Err(problem) => return error(StatusCode::BAD_REQUEST, format!("rules: {problem}")),
     };
     let action = if rules.is_empty() { "clear" } else { "set" };
-    match crate::rollout::change(state.store(), state.engine().registry(), &flow, &rules, &actor, action, reason).await {
+    match crate::rollout::change(state.store(), &state.engine().registry(), &flow, &rules, &actor, action, reason).await {
         Ok(record) => {
             tracing::info!(%flow, %actor, seq = record.seq, "rollout policy changed");
             (StatusCode::OK, Json(audit_json(&record))).into_response()

@@ -12,7 +12,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
+use tower::ServiceExt as _;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 
@@ -50,9 +50,9 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, mu
             },
             _ = stopped(&mut stop) => break,
         };
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: wait, do not spin.
                     tracing::warn!(error = %err, "accepting a connection failed");
@@ -62,7 +62,13 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, mu
             },
             _ = stopped(&mut stop) => break,
         };
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router.clone())));
+        // The peer's address rides along as `ConnectInfo` (the console rate-limits by it).
+        let peer_router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+            peer_router.clone().oneshot(request)
+        });
+        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             // A client that goes away or times out is not an error worth a log line.
             let _ = connection.await;

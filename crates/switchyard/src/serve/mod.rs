@@ -65,18 +65,34 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Voice-note transcriptions spent this hour (`TRANSCRIBE_PER_HOUR`).
     transcriptions: media::HourlyBudget,
+    connections: std::sync::Mutex<std::collections::BTreeMap<String, Connection>>,
 }
 
 impl AppState {
-    fn engine(&self) -> &Arc<Engine> {
+    pub(crate) fn engine(&self) -> &Arc<Engine> {
         &self.inner.engine
     }
-    fn store(&self) -> &ServerStore {
+    pub(crate) fn store(&self) -> &ServerStore {
         &self.inner.store
     }
-    fn config(&self) -> &ServeConfig {
+    pub(crate) fn config(&self) -> &ServeConfig {
         &self.inner.config
     }
+    /// What each Evolution instance last said about its WhatsApp connection
+    /// (`connection.update`), as this process heard it.
+    pub(crate) fn connections(&self) -> Vec<(String, Connection)> {
+        let connections = self.inner.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        connections.iter().map(|(instance, connection)| (instance.clone(), connection.clone())).collect()
+    }
+}
+
+/// An instance's last `connection.update`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Connection {
+    /// `open`, `connecting` or `close`.
+    pub state: String,
+    pub status_reason: Option<i64>,
+    pub at: switchyard_engine::time::Timestamp,
 }
 
 /// Resolves once shutdown has been requested.
@@ -142,15 +158,25 @@ pub fn app(state: AppState) -> Router {
 /// A running server: its address, and the handle that stops it.
 pub struct Server {
     pub addr: SocketAddr,
+    /// Where the console (`/ui`) listens, when `console_bind` is set.
+    pub console_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Binds nothing itself: serves on `listener` (port 0 in tests), and
-    /// starts the processor, the sender and the sweeper.
+    /// Serves on `listener` (port 0 in tests), binds the console's own
+    /// listener when `config.console_bind` is set, and starts the
+    /// processor, the sender and the sweeper.
     pub async fn start(listener: TcpListener, engine: Arc<Engine>, store: ServerStore, config: ServeConfig) -> anyhow::Result<Server> {
         let addr = listener.local_addr()?;
+        let console = match config.console_bind {
+            Some(bind) => Some(TcpListener::bind(bind).await.map_err(|err| {
+                anyhow::anyhow!("binding the console on CONSOLE_BIND_ADDR {bind}: {err} (choose another address, or off)")
+            })?),
+            None => None,
+        };
+        let console_addr = console.as_ref().map(TcpListener::local_addr).transpose()?;
         let client = EvolutionClient::new(
             &config.evolution_url,
             config.evolution_api_key.clone(),
@@ -181,17 +207,21 @@ impl Server {
                 stopping: stop_rx.clone(),
                 metrics: metrics::Metrics::default(),
                 transcriptions: media::HourlyBudget::default(),
+                connections: std::sync::Mutex::default(),
             }),
         };
         let mut tasks = Vec::new();
         let router = app(state.clone());
         tasks.push(tokio::spawn(listen::serve(listener, router, state.config().http, stop_rx.clone())));
+        if let Some(console) = console {
+            tasks.push(tokio::spawn(listen::serve(console, crate::ui::router(state.clone()), state.config().http, stop_rx.clone())));
+        }
         tasks.push(tokio::spawn(processor::run(state.clone(), wake_rx, stop_rx.clone())));
         tasks.push(tokio::spawn(sender::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx.clone())));
         tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx)));
-        Ok(Server { addr, stop: stop_tx, tasks })
+        Ok(Server { addr, console_addr, stop: stop_tx, tasks })
     }
 
     /// Graceful shutdown: stop accepting, finish the turns and sends in

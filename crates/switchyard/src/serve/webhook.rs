@@ -151,6 +151,8 @@ async fn receive(State(state): State<AppState>, Extension(auth): Extension<Auth>
             } else {
                 tracing::warn!(%instance, state = %connection, status_reason, "evolution instance is not connected");
             }
+            let heard = super::Connection { state: connection.clone(), status_reason, at: switchyard_engine::time::Timestamp::now_utc() };
+            state.inner.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(instance.as_str().to_owned(), heard);
             ignored("connection update recorded")
         }
         WebhookKind::Ignored { reason } => ignored(&reason.to_string()),

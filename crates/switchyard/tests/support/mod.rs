@@ -311,7 +311,7 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub evolution: StandIn,
     pub db: String,
-    server: Server,
+    pub server: Server,
     http: reqwest::Client,
     store: SqliteStore,
 }
@@ -491,6 +491,7 @@ pub fn spawn_serve_on_free_port(mut command: std::process::Command, log: Option<
         .unwrap_or_else(|| "info".to_owned());
     command
         .env("BIND_ADDR", "127.0.0.1:0")
+        .env("CONSOLE_BIND_ADDR", "127.0.0.1:0")
         .env("RUST_LOG", format!("{filter},switchyard::commands::serve=info"))
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());

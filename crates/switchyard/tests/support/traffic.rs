@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use switchyard_engine::engine::{Content, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 
 use super::{upsert, StandIn};

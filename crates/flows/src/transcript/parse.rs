@@ -8,7 +8,7 @@ use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::session::Outcome;
 use switchyard_engine::time::parse_duration;
 
-use crate::{DEFAULT_CONTACT, DEFAULT_INSTANCE};
+use super::{DEFAULT_CONTACT, DEFAULT_INSTANCE};
 
 
 #[derive(Debug)]

@@ -14,16 +14,17 @@ use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::store::{MemoryStore, Store};
+use switchyard_engine::memory::MemoryStore;
+use switchyard_engine::store::Store;
 use switchyard_engine::time::Timestamp;
-use switchyard_flows::Deps;
+use crate::Deps;
 
-use crate::parse::{Action, Expect, Transcript};
-use crate::START;
+use super::parse::{Action, Expect, Transcript};
+use super::START;
 
 
 pub fn registry() -> Arc<Registry> {
-    match switchyard_flows::registry(&Deps::demo()) {
+    match crate::registry(&Deps::demo()) {
         Ok(registry) => Arc::new(registry),
         Err(errors) => {
             let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -213,7 +214,9 @@ impl Run<'_> {
         let inbound =
             Inbound { instance: self.instance.clone(), contact: self.contact.clone(), content: content.clone() };
         let state = self.store.contact_state_now(&self.instance, &self.contact);
-        let turn = self.engine.turn(state, &inbound, self.now);
+        // Through the service's turn, so an `http` step's call is answered
+        // (offline: it fails, `no_endpoints`, and the step takes its failure branch).
+        let turn = ready(switchyard_engine::service::run_turn_with(&self.engine, None, None, state, &inbound, self.now));
         self.store.commit_now(&turn).map_err(|problem| format!("commit refused: {problem}"))?;
         self.record(&turn);
         Ok(turn)
@@ -237,7 +240,13 @@ impl Run<'_> {
 /// back office keeps the orders created through it, and a run must not see
 /// another run's orders (their numbers would depend on the order of runs).
 pub fn run(transcript: &Transcript, flow: &str, version: &str) -> Result<RunLog, String> {
-    let registry = &registry();
+    run_on(transcript, flow, version, &|| Ok(registry()))
+}
+
+/// [`run`] on the registry `fresh` builds (called once per run, for the
+/// same reason): the compiled versions plus a document under test.
+pub fn run_on(transcript: &Transcript, flow: &str, version: &str, fresh: &dyn Fn() -> Result<Arc<Registry>, String>) -> Result<RunLog, String> {
+    let registry = &fresh()?;
     let label = format!("{flow}@{version}");
     let mut pins = vec![format!("{flow}={version}")];
     pins.extend(transcript.overrides.iter().cloned());

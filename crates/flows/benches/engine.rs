@@ -13,7 +13,9 @@
 //!   messages instead of 9: the form reads product, document and e-mail from
 //!   free text), so the figure shows what the form costs per message.
 //!
-//! Run: `cargo bench -p switchyard --bench engine`
+//! Run: `cargo bench -p switchyard-flows --bench engine` (it lives in the
+//! flows crate because it needs only the engine and the flows: building it
+//! does not compile the server's dependencies in release).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -24,7 +26,7 @@ use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::rollout::{FlowRules, InstanceRule, Pin, Rules, Schedule, Split, Weight};
 use switchyard_engine::session::Outcome;
-use switchyard_engine::store::MemoryStore;
+use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 
 /// The v1 purchase, from the first "oi" to the confirmed order.

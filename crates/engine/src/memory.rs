@@ -1,0 +1,371 @@
+//! [`MemoryStore`]: the [`Store`] and [`Queue`] in a mutex-guarded map, for
+//! tests and benchmarks. Same semantics as the database stores: it runs the
+//! same conformance suite.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+
+use crate::engine::{ContactState, Turn};
+use crate::event::{Event, EventKind};
+use crate::ids::{Contact, InstanceId, SessionId};
+use crate::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
+use crate::session::Session;
+use crate::store::{Store, StoreError};
+use crate::time::Timestamp;
+
+/// FxHash (as in rustc): the in-memory store hashes keys it made itself,
+/// never attacker-chosen ones across a trust boundary, so SipHash's DoS
+/// resistance buys nothing here and costs a third of a lookup.
+#[derive(Clone, Copy, Default)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u8(&mut self, byte: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+#[derive(Default)]
+struct Memory {
+    sessions: FastMap<SessionId, Session>,
+    /// instance -> contact -> live session; nested so lookups borrow their keys.
+    live: FastMap<InstanceId, FastMap<Contact, SessionId>>,
+    events: Vec<Event>,
+    handoffs: FastMap<InstanceId, FastMap<Contact, Timestamp>>,
+    /// Split assignments per contact (across instances: one person).
+    assignments: FastMap<Contact, Vec<(crate::ids::FlowId, crate::ids::Version, Timestamp)>>,
+    next_seq: i64,
+    inbox: BTreeMap<i64, (InboxEntry, bool)>,
+    inbox_ids: HashSet<(InstanceId, String)>,
+    outbox: BTreeMap<i64, (Outgoing, OutState)>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+enum OutState {
+    Waiting(Timestamp),
+    Sent { at: Timestamp, provider_id: Option<String> },
+    Failed,
+}
+
+/// A [`Store`] in a mutex-guarded map, with the same semantics as the
+/// database stores (it runs the same conformance suite).
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Memory>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MemoryStore")
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> MemoryStore {
+        MemoryStore::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        // A panic while holding the lock cannot leave a half-applied commit
+        // (commit validates before it writes), so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn contact_state_now(&self, instance: &InstanceId, contact: &Contact) -> ContactState {
+        let memory = self.lock();
+        ContactState {
+            session: memory.live.get(instance).and_then(|by_contact| by_contact.get(contact)).and_then(|id| memory.sessions.get(id)).cloned(),
+            handoff_until: memory.handoffs.get(instance).and_then(|by_contact| by_contact.get(contact)).copied(),
+            assignments: memory.assignments.get(contact).cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn commit_now(&self, turn: &Turn) -> Result<(), StoreError> {
+        let mut memory = self.lock();
+        memory.commit(turn)
+    }
+}
+
+impl Memory {
+    /// Validates the whole turn first, so a refused commit changes nothing.
+    fn commit(&mut self, turn: &Turn) -> Result<(), StoreError> {
+        let mut live_after = self.live.get(&turn.instance).and_then(|by_contact| by_contact.get(&turn.contact)).copied();
+        let live_before = live_after;
+        for session in &turn.sessions {
+            let stored = self.sessions.get(&session.id());
+            match (session.revision(), stored) {
+                (0, Some(_)) => return Err(StoreError::Conflict(format!("session {} already exists", session.id()))),
+                (0, None) => {
+                    if session.is_live() {
+                        if live_after.is_some() {
+                            return Err(StoreError::Conflict("the contact already has a live session".to_owned()));
+                        }
+                        live_after = Some(session.id());
+                    }
+                }
+                (revision, Some(stored)) if stored.revision() == revision && stored.is_live() => {
+                    if !session.is_live() && live_after == Some(session.id()) {
+                        live_after = None;
+                    }
+                }
+                (revision, _) => {
+                    return Err(StoreError::Conflict(format!(
+                        "session {} is no longer live at revision {revision}",
+                        session.id()
+                    )));
+                }
+            }
+        }
+        for session in &turn.sessions {
+            let mut stored = session.clone();
+            stored.record.revision += 1;
+            self.sessions.insert(stored.id(), stored);
+        }
+        if live_after != live_before {
+            let by_contact = self.live.entry(turn.instance.clone()).or_default();
+            match live_after {
+                Some(id) => by_contact.insert(turn.contact.clone(), id),
+                None => by_contact.remove(&turn.contact),
+            };
+        }
+        self.events.extend(turn.events.iter().cloned());
+        if let Some(until) = turn.handoff_until {
+            self.handoffs.entry(turn.instance.clone()).or_default().insert(turn.contact.clone(), until);
+        }
+        if !turn.assignments.is_empty() {
+            let remembered = self.assignments.entry(turn.contact.clone()).or_default();
+            for (flow, version, at) in &turn.assignments {
+                remembered.retain(|(known, _, _)| known != flow);
+                remembered.push((flow.clone(), *version, *at));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Queue for MemoryStore {
+    async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
+        let mut memory = self.lock();
+        if !memory.inbox_ids.insert((entry.instance.clone(), entry.message_id.clone())) {
+            return Ok(Accepted::Duplicate);
+        }
+        memory.next_seq += 1;
+        let seq = memory.next_seq;
+        memory.inbox.insert(seq, (entry.clone(), false));
+        Ok(Accepted::New(seq))
+    }
+
+    async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
+        let memory = self.lock();
+        let mut contacts: Vec<(InstanceId, Contact)> = Vec::new();
+        for (entry, processed) in memory.inbox.values() {
+            let key = (entry.instance.clone(), entry.contact.clone());
+            if !processed && !contacts.contains(&key) {
+                contacts.push(key);
+                if contacts.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(contacts)
+    }
+
+    async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
+        let memory = self.lock();
+        Ok(memory
+            .inbox
+            .iter()
+            .filter(|(_, (entry, processed))| !processed && &entry.instance == instance && &entry.contact == contact)
+            .min_by_key(|(seq, (entry, _))| (entry.sent_at.unwrap_or(entry.received_at), **seq))
+            .map(|(seq, (entry, _))| Pending { seq: *seq, entry: entry.clone() }))
+    }
+
+    async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
+        let seq = pending.seq;
+        let mut memory = self.lock();
+        match memory.inbox.get(&seq) {
+            Some((entry, false)) if entry.kind != pending.entry.kind => {
+                return Err(StoreError::Conflict(format!("inbox entry {seq} changed since it was read")));
+            }
+            Some((_, false)) => {}
+            Some((_, true)) => return Err(StoreError::Conflict(format!("inbox entry {seq} is already processed"))),
+            None => return Err(StoreError::Other(format!("inbox entry {seq} does not exist"))),
+        }
+        memory.commit(turn)?;
+        if let Some(slot) = memory.inbox.get_mut(&seq) {
+            slot.1 = true;
+        }
+        let created_at = memory.inbox.get(&seq).map(|(entry, _)| entry.received_at).unwrap_or(Timestamp::from_millis(0));
+        let request_id = memory.inbox.get(&seq).map(|(entry, _)| entry.message_id.clone());
+        for reply in &turn.replies {
+            memory.next_seq += 1;
+            let out_seq = memory.next_seq;
+            let outgoing = Outgoing {
+                seq: out_seq,
+                instance: turn.instance.clone(),
+                contact: turn.contact.clone(),
+                reply_to: reply_to.to_owned(),
+                text: reply.text.clone(),
+                session: reply.session,
+                attempts: 0,
+                created_at,
+                request_id: request_id.clone(),
+                unsure_since: None,
+                attempted_at: None,
+                rich: reply.rich.clone(),
+            };
+            memory.outbox.insert(out_seq, (outgoing, OutState::Waiting(Timestamp::from_millis(i64::MIN))));
+        }
+        Ok(())
+    }
+
+    async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        let memory = self.lock();
+        let mut heads: Vec<(InstanceId, Contact)> = Vec::new();
+        let mut due = Vec::new();
+        for (outgoing, state) in memory.outbox.values() {
+            let OutState::Waiting(next_at) = state else { continue };
+            let key = (outgoing.instance.clone(), outgoing.contact.clone());
+            if heads.contains(&key) {
+                continue;
+            }
+            heads.push(key);
+            if *next_at <= now {
+                let mut outgoing = outgoing.clone();
+                outgoing.unsure_since = outgoing.unsure_since.or(outgoing.attempted_at);
+                due.push(outgoing);
+                if due.len() >= limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(due)
+    }
+
+    async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let mut memory = self.lock();
+        let Some((outgoing, OutState::Waiting(_))) = memory.outbox.get_mut(&seq) else { return Ok(false) };
+        outgoing.unsure_since = outgoing.unsure_since.or(outgoing.attempted_at);
+        outgoing.attempted_at = Some(at);
+        Ok(true)
+    }
+
+    async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, _error: &str) -> Result<(), StoreError> {
+        if let Some((outgoing, state @ OutState::Waiting(_))) = self.lock().outbox.get_mut(&seq) {
+            outgoing.attempts += 1;
+            outgoing.unsure_since = outgoing.unsure_since.or(outgoing.attempted_at);
+            outgoing.attempted_at = None;
+            *state = OutState::Waiting(next_at);
+        }
+        Ok(())
+    }
+
+    async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .lock()
+            .outbox
+            .values()
+            .filter(|(outgoing, _)| &outgoing.instance == instance && &outgoing.contact == contact)
+            .filter_map(|(_, state)| match state {
+                OutState::Sent { at, provider_id: Some(id) } if *at >= since => Some(id.clone()),
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
+        if let Some(slot) = self.lock().outbox.get_mut(&seq) {
+            slot.0.attempted_at = None;
+            slot.1 = OutState::Sent { at, provider_id: provider_id.map(str::to_owned) };
+        }
+        Ok(())
+    }
+
+    async fn outbox_retry(&self, seq: i64, next_at: Timestamp, _error: &str) -> Result<(), StoreError> {
+        if let Some((outgoing, state @ OutState::Waiting(_))) = self.lock().outbox.get_mut(&seq) {
+            outgoing.attempts += 1;
+            outgoing.attempted_at = None;
+            *state = OutState::Waiting(next_at);
+        }
+        Ok(())
+    }
+
+    async fn outbox_failed(&self, seq: i64, reason: &str, at: Timestamp) -> Result<(), StoreError> {
+        let mut memory = self.lock();
+        let Some(slot) = memory.outbox.get_mut(&seq) else { return Ok(()) };
+        slot.1 = OutState::Failed;
+        let session = slot.0.session;
+        if let Some(session) = session.and_then(|id| memory.sessions.get(&id)).cloned() {
+            memory.events.push(Event {
+                session: session.id(),
+                flow: session.flow().clone(),
+                version: session.version(),
+                at,
+                step: Some(session.step().clone()),
+                kind: EventKind::Undeliverable { reason: reason.to_owned() },
+            });
+        }
+        Ok(())
+    }
+
+    async fn outbox_depth(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().outbox.values().filter(|(_, state)| matches!(state, OutState::Waiting(_))).count() as u64)
+    }
+}
+
+impl Store for MemoryStore {
+    async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
+        Ok(self.contact_state_now(instance, contact))
+    }
+
+    async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
+        self.commit_now(turn)
+    }
+
+    async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let memory = self.lock();
+        let mut due: Vec<Session> = memory
+            .live
+            .values()
+            .flat_map(|by_contact| by_contact.values())
+            .filter_map(|id| memory.sessions.get(id))
+            .filter(|session| session.expires_at() <= now)
+            .cloned()
+            .collect();
+        due.sort_by_key(|session| (session.expires_at(), session.id()));
+        due.truncate(limit as usize);
+        Ok(due)
+    }
+
+    async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let memory = self.lock();
+        let mut all: Vec<Session> = memory
+            .sessions
+            .values()
+            .filter(|session| session.instance() == instance && session.contact() == contact)
+            .cloned()
+            .collect();
+        all.sort_by_key(|session| std::cmp::Reverse((session.started_at(), session.id())));
+        Ok(all)
+    }
+
+    async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
+        Ok(self.lock().events.iter().filter(|event| event.session == session).cloned().collect())
+    }
+
+    async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        Ok(self.lock().handoffs.get_mut(instance).and_then(|by_contact| by_contact.remove(contact)).is_some())
+    }
+}
