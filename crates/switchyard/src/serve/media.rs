@@ -12,7 +12,7 @@
 //! - **Typing.** `TYPING=off|auto|<N>ms` (default `auto`): each send asks
 //!   Evolution to show "digitando…" for a delay sized to the text (`auto`:
 //!   40 ms a character, at least 600 ms) or fixed, never over `TYPING_MAX`
-//!   (default 3 s, at most half of `SEND_TIMEOUT`, since Evolution answers
+//!   (default 3 s or half of `SEND_TIMEOUT` if less; never more than that half, since Evolution answers
 //!   the send only after the delay). With typing on, a reply longer than
 //!   [`SPLIT_OVER`] characters goes as one message per paragraph.
 //! - **Choices.** On instances listed in `EVOLUTION_CLOUD_INSTANCES` (Cloud
@@ -142,8 +142,10 @@ impl MediaConfig {
                 }
             },
         };
-        let cap = duration("TYPING_MAX", DEFAULT_CAP, problems);
-        if cap > send_timeout / 2 {
+        // Unset, the cap shrinks to fit a short SEND_TIMEOUT; set, it must fit.
+        let explicit = read("TYPING_MAX", problems).is_some();
+        let cap = duration("TYPING_MAX", DEFAULT_CAP.min(send_timeout / 2), problems);
+        if explicit && cap > send_timeout / 2 {
             problems.push(format!(
                 "TYPING_MAX '{}ms' must be at most half of SEND_TIMEOUT ({} ms): Evolution answers a send only after the typing delay",
                 cap.as_millis(),
