@@ -7,11 +7,12 @@
 //!
 //! Layout: `config` (texts, lifetimes, global commands), `message` (what
 //! goes into a turn and what comes out), `manage` (expiry, takeover,
-//! evacuation, close), and here the turn itself.
+//! evacuation, close), `stack` (calls between flows), and here the turn itself.
 
 mod config;
 mod manage;
 mod message;
+mod stack;
 
 pub use config::{Command, EngineConfig, EngineTexts, GlobalCommands};
 pub use message::{ContactState, Content, Inbound, Reply, Turn};
@@ -22,7 +23,7 @@ use std::sync::Arc;
 use crate::classify::Decisions;
 use crate::event::{Event, EventKind};
 use crate::flow::{Ctx, Next, Step};
-use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId};
+use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId, Version};
 use crate::registry::{FlowVersion, Registry};
 use crate::resolve::{Query, Resolution, Resolver};
 use crate::session::{Data, Outcome, Session, SessionRecord};
@@ -103,8 +104,8 @@ impl Engine {
             turn.silenced = true;
             return turn;
         }
-        let mut live = state.session.filter(Session::is_live);
-        if live.as_ref().is_some_and(|session| session.expires_at() <= now) {
+        let mut live = state.session.filter(Session::is_live).map(|root| self.innermost(root, state.calls, &mut turn));
+        if live.as_ref().is_some_and(|session| self.expires_at(session, &turn) <= now) {
             if let Some(session) = live.take() {
                 self.expire_into(session, now, &mut turn);
             }
@@ -134,6 +135,7 @@ impl Engine {
         };
         turn.message = Some(text.to_owned());
         self.handle(live, text, inbound, now, &mut turn);
+        self.settle(&mut turn);
         if let Some(medium) = medium {
             // On the session that took the message (one that expired
             // before it did not).
@@ -176,6 +178,11 @@ impl Engine {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
                 session.record.expires_at = now.plus(self.config.session_ttl);
+                if let Some(root) = turn.stack.first_mut() {
+                    root.record.turns += 1;
+                    root.record.last_input_at = now;
+                    root.record.expires_at = session.record.expires_at;
+                }
                 let registry = self.registry();
                 match registry.get(session.flow().as_str(), session.version()) {
                     None => {
@@ -183,6 +190,7 @@ impl Engine {
                         // restart the customer on what resolves now.
                         let step = session.step().clone();
                         self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, turn);
+                        self.unwind(Outcome::Failed, Some("version_gone"), now, turn);
                         turn.replies.push(Reply {
                             session: Some(session.id()),
                             flow: Some(session.flow().clone()),
@@ -201,8 +209,10 @@ impl Engine {
                         }
                         Some(step) => match self.interrupt(fv, &session, text) {
                             Some(Next::Handover(flow)) => {
-                                self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, turn);
+                                let detail = format!("handover:{flow}");
+                                self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
                                 turn.sessions.push(session);
+                                self.unwind(Outcome::Completed, Some(&detail), now, turn);
                                 self.start(FlowId::new_static(flow), text, inbound, now, 1, turn);
                             }
                             Some(Next::Goto(target)) => {
@@ -247,8 +257,10 @@ impl Engine {
         if let Some(text) = text {
             turn.replies.push(Reply::at(&session, text.clone()));
         }
-        self.end(&mut session, outcome, Some(format!("command:{}", command.name())), now, turn);
+        let detail = format!("command:{}", command.name());
+        self.end(&mut session, outcome, Some(detail.clone()), now, turn);
         turn.sessions.push(session);
+        self.unwind(outcome, Some(&detail), now, turn);
         match command {
             Command::Menu => self.start(self.config.entry_flow.clone(), "", inbound, now, 0, turn),
             Command::Human => turn.handoff_until = Some(now.plus(self.config.handoff_ttl)),
@@ -275,7 +287,7 @@ impl Engine {
 
     /// Starts a session of `flow` whose entry step sees `trigger`.
     fn start(&self, flow: FlowId, trigger: &str, inbound: &Inbound, now: Timestamp, handovers: u32, turn: &mut Turn) {
-        self.start_at(flow, trigger, inbound, now, handovers, turn, None);
+        self.start_at(flow, trigger, inbound, now, handovers, turn, None, None);
     }
 
     /// [`Engine::start`], optionally at a given step with data carried over
@@ -290,11 +302,15 @@ impl Engine {
         handovers: u32,
         turn: &mut Turn,
         resume: Option<(&'static str, Data)>,
+        fixed: Option<Version>,
     ) {
         let registry = self.registry();
         let remembered = turn.remembered.iter().find(|(remembered_flow, _, _)| *remembered_flow == flow).map(|(_, version, at)| (*version, *at));
         let query = Query { flow: flow.as_str(), instance: &inbound.instance, contact: &inbound.contact, now };
-        let (resolution, remember) = self.resolver.resolve_remembering(&registry, &query, remembered);
+        let (resolution, remember) = match fixed {
+            Some(version) => (Some(Resolution { version, reason: crate::call::fixed_reason() }), false),
+            None => self.resolver.resolve_remembering(&registry, &query, remembered),
+        };
         if let (true, Some(resolution)) = (remember, &resolution) {
             turn.assignments.push((flow.clone(), resolution.version, now));
         }
@@ -305,10 +321,14 @@ impl Engine {
             return;
         };
         let Some(fv) = registry.get(flow.as_str(), version) else { return };
+        // A callee starts with its caller's data (see `crate::call`).
+        let caller = turn.stack.last();
         let (entry, data, trigger) = match resume.and_then(|(step, data)| fv.step(step).map(|step| (step, data))) {
             Some((step, data)) => (step, data, None),
-            None => (fv.entry(), Data::default(), Some(trigger)),
+            None => (fv.entry(), caller.map(|caller| caller.data().clone()).unwrap_or_default(), Some(trigger)),
         };
+        let expires_at = turn.stack.first().map_or(now.plus(self.config.session_ttl), Session::expires_at);
+        let (parent, depth) = caller.map_or((None, 0), |caller| (Some(caller.id()), caller.depth() + 1));
         let mut session = Session {
             record: SessionRecord {
                 id: SessionId::generate(now),
@@ -324,10 +344,12 @@ impl Engine {
                 turns: 1,
                 started_at: now,
                 last_input_at: now,
-                expires_at: now.plus(self.config.session_ttl),
+                expires_at,
                 outcome: None,
                 ended_at: None,
                 revision: 0,
+                parent,
+                depth,
             },
         };
         if let Some(text) = trigger {
@@ -388,6 +410,19 @@ impl Engine {
                     turn.events.push(self.event(&session, now, EventKind::StepEntered));
                     called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| handler.enter(ctx));
                 }
+                Next::Call(spec) => {
+                    if !current.targets.contains(&Next::Call(spec)) {
+                        let detail = format!("step '{}' called '{spec}', which it does not declare", current.id);
+                        return self.fail(session, detail, now, turn);
+                    }
+                    return self.call_flow(session, spec, text, inbound, now, handovers, turn);
+                }
+                Next::Complete if !turn.stack.is_empty() => {
+                    self.end(&mut session, Outcome::Completed, Some(crate::call::RETURNED.to_owned()), now, turn);
+                    let data = session.data().clone();
+                    turn.sessions.push(session);
+                    return self.resume(data, text, inbound, now, handovers, turn);
+                }
                 Next::Complete | Next::Handoff | Next::Cancel => {
                     let outcome = match next {
                         Next::Complete => Outcome::Completed,
@@ -409,7 +444,8 @@ impl Engine {
                     if outcome == Outcome::Handoff {
                         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
                     }
-                    break;
+                    turn.sessions.push(session);
+                    return self.unwind(outcome, None, now, turn);
                 }
                 Next::Handover(flow) => {
                     if !current.targets.contains(&Next::Handover(flow)) {
@@ -420,8 +456,10 @@ impl Engine {
                         let detail = format!("more than {MAX_HANDOVERS} handovers in one turn (to '{flow}')");
                         return self.fail(session, detail, now, turn);
                     }
-                    self.end(&mut session, Outcome::Completed, Some(format!("handover:{flow}")), now, turn);
+                    let detail = format!("handover:{flow}");
+                    self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
                     turn.sessions.push(session);
+                    self.unwind(Outcome::Completed, Some(&detail), now, turn);
                     return self.start(FlowId::new_static(flow), text, inbound, now, handovers + 1, turn);
                 }
             }
@@ -505,10 +543,11 @@ impl Engine {
     /// A handler failed: the session ends `failed`, the customer gets an
     /// apology and a human.
     fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
-        self.end(&mut session, Outcome::Failed, Some(detail), now, turn);
+        self.end(&mut session, Outcome::Failed, Some(detail.clone()), now, turn);
         turn.replies.push(Reply::at(&session, self.config.texts.apology.clone()));
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
         turn.sessions.push(session);
+        self.unwind(Outcome::Failed, Some(&detail), now, turn);
     }
 
     fn end(&self, session: &mut Session, outcome: Outcome, detail: Option<String>, now: Timestamp, turn: &mut Turn) {

@@ -43,8 +43,8 @@ impl Lifecycle {
 /// released version folders, which also write `To::Step(..)` and
 /// `To::Flow(..)` (see [`Next::Step`], [`Next::Flow`]).
 ///
-/// Only `Goto` and `Handover` are transitions the registry checks; the
-/// others never need declaring.
+/// Only `Goto`, `Handover` and `Call` are transitions the registry checks;
+/// the others never need declaring.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
 pub enum Next {
     /// Stay at this step and wait for the customer's next message.
@@ -63,9 +63,16 @@ pub enum Next {
     /// resolution. The text that caused the move is handed to the new flow
     /// (see [`Ctx::trigger`] and [`Ctx::opening`]).
     Handover(&'static str),
+    /// Run another flow and come back (a subroute versioned on its own):
+    /// `"flow"` resolves the callee's version by its own policy at the
+    /// moment of the call, exactly as for a new session; `"flow@vN"` fixes
+    /// it. The caller waits at this step; when the callee completes, its data
+    /// becomes the caller's and the step's [`Step::returned`] says where to
+    /// go. See [`crate::call`].
+    Call(&'static str),
 }
 
-/// The transitions a step declares: [`Next::Goto`] and [`Next::Handover`].
+/// The transitions a step declares: [`Next::Goto`], [`Next::Handover`] and [`Next::Call`].
 pub type Target = Next;
 
 #[allow(non_snake_case)] // reason: constructors named like the variants of the enums this one replaced
@@ -85,10 +92,10 @@ impl Next {
     pub fn next(self) -> Next {
         self
     }
-    /// Itself when it is a transition to declare (`Goto`, `Handover`).
+    /// Itself when it is a transition to declare (`Goto`, `Handover`, `Call`).
     pub fn target(self) -> Option<Next> {
         match self {
-            Next::Goto(_) | Next::Handover(_) => Some(self),
+            Next::Goto(_) | Next::Handover(_) | Next::Call(_) => Some(self),
             _ => None,
         }
     }
@@ -429,6 +436,14 @@ pub trait Step: Send + Sync {
         let _ = text;
         self.enter(ctx)
     }
+    /// Runs when a flow this step called ([`Next::Call`]) completed and the
+    /// conversation is back here, with the callee's data already in
+    /// [`Ctx::data`]. By default the caller completes too (a call in tail
+    /// position).
+    fn returned(&self, ctx: &mut Ctx<'_>) -> Next {
+        let _ = ctx;
+        Next::Complete
+    }
     /// The transitions this step may take.
     fn targets(&self) -> Vec<Target>;
     /// The text keys this step uses, checked by the registry at start-up.
@@ -441,6 +456,11 @@ pub trait Step: Send + Sync {
     /// caption, a bare one gets the engine's "please type" answer.
     fn accepts_attachments(&self) -> bool {
         false
+    }
+    /// What the step does, when its kind can say it as data (for
+    /// `flows export`); `None` for steps written as code.
+    fn shape(&self) -> Option<crate::kinds::Shape> {
+        None
     }
 }
 

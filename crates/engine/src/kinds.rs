@@ -4,6 +4,7 @@
 //!   synonyms, case- and accent-insensitively; after too many misses, hands off.
 //! - [`Ask`]: asks for a value, checks it with a validator, stores it.
 //! - [`Say`]: sends a text and moves on (usually: finishes the session).
+//! - [`Call`]: runs another flow ([`Next::Call`]) and goes on when it returns.
 //! - [`Custom`]: a step from two closures (or plain functions), for everything else.
 //! - [`crate::form::Form`]: slots filled from whatever the customer says.
 
@@ -13,6 +14,29 @@ use crate::text::{contains_phrase, normalize};
 /// Where a menu option or a kind leads: the same enum as [`Next`], kept
 /// under this name for the released version folders.
 pub type To = Next;
+
+/// A kind's declaration as data (see [`Step::shape`]).
+#[derive(Clone, Debug)]
+pub enum Shape {
+    /// Options: (normalised words, where it leads, values it stores).
+    Menu {
+        prompt: &'static str,
+        invalid: &'static str,
+        exhausted: &'static str,
+        max_attempts: u32,
+        options: Vec<(Vec<String>, Next, Vec<(&'static str, &'static str)>)>,
+    },
+    Ask {
+        prompt: &'static str,
+        invalid: &'static str,
+        exhausted: &'static str,
+        max_attempts: u32,
+        save_as: &'static str,
+        validate: Validator,
+        then: Next,
+    },
+    Say { text: &'static str, then: Next },
+}
 
 /// The default number of misses before a kind hands the customer to a human.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 2;
@@ -146,6 +170,16 @@ impl Step for Menu {
     fn text_keys(&self) -> Vec<&'static str> {
         vec![self.prompt, self.invalid, self.exhausted]
     }
+
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Menu {
+            prompt: self.prompt,
+            invalid: self.invalid,
+            exhausted: self.exhausted,
+            max_attempts: self.max_attempts,
+            options: self.choices.iter().map(|choice| (choice.phrases.clone(), choice.to, choice.set.clone())).collect(),
+        })
+    }
 }
 
 /// Validates and normalises a typed value: `Some(clean)` or `None` for invalid.
@@ -207,6 +241,18 @@ impl Step for Ask {
     fn text_keys(&self) -> Vec<&'static str> {
         vec![self.prompt, self.invalid, self.exhausted]
     }
+
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Ask {
+            prompt: self.prompt,
+            invalid: self.invalid,
+            exhausted: self.exhausted,
+            max_attempts: self.max_attempts,
+            save_as: self.save_as,
+            validate: self.validate,
+            then: self.then,
+        })
+    }
 }
 
 /// Sends a text on entering, then goes on at once (by default: completes).
@@ -244,6 +290,10 @@ impl Step for Say {
     fn text_keys(&self) -> Vec<&'static str> {
         vec![self.text]
     }
+
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Say { text: self.text, then: self.then })
+    }
 }
 
 type EnterFn = Box<dyn Fn(&mut Ctx<'_>) -> Next + Send + Sync>;
@@ -256,6 +306,7 @@ pub struct Custom {
     enter: Option<EnterFn>,
     input: InputFn,
     attachments: bool,
+    returned: Option<EnterFn>,
 }
 
 impl Custom {
@@ -267,6 +318,7 @@ impl Custom {
             enter: None,
             input: Box::new(input),
             attachments: false,
+            returned: None,
         }
     }
     /// A step that only acts on entering and never waits: its input (which
@@ -280,10 +332,17 @@ impl Custom {
             enter: Some(Box::new(move |ctx: &mut Ctx<'_>| enter(ctx))),
             input: Box::new(move |ctx: &mut Ctx<'_>, _text: &str| again(ctx)),
             attachments: false,
+            returned: None,
         }
     }
     pub fn on_enter(mut self, enter: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
         self.enter = Some(Box::new(enter));
+        self
+    }
+    /// What happens when a flow this step called returns (see
+    /// [`Step::returned`]; by default the session completes).
+    pub fn on_return(mut self, returned: impl Fn(&mut Ctx<'_>) -> Next + Send + Sync + 'static) -> Custom {
+        self.returned = Some(Box::new(returned));
         self
     }
     /// Declares the text keys the closures use, so the registry checks them.
@@ -308,6 +367,12 @@ impl Step for Custom {
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
         (self.input)(ctx, text)
     }
+    fn returned(&self, ctx: &mut Ctx<'_>) -> Next {
+        match &self.returned {
+            Some(returned) => returned(ctx),
+            None => Next::Complete,
+        }
+    }
     fn targets(&self) -> Vec<Target> {
         self.targets.clone()
     }
@@ -316,5 +381,42 @@ impl Step for Custom {
     }
     fn accepts_attachments(&self) -> bool {
         self.attachments
+    }
+}
+
+/// A step that runs another flow and goes on when it returns: `callee` is
+/// `flow` (its version resolved by its own policy at the moment of the call)
+/// or `flow@vN` (fixed). See [`crate::call`].
+pub struct Call {
+    callee: &'static str,
+    then: Next,
+}
+
+impl Call {
+    /// Calls `callee`; when it returns, the session completes (see [`Call::then`]).
+    pub fn new(callee: &'static str) -> Call {
+        Call { callee, then: Next::Complete }
+    }
+    /// Where the caller goes when the callee returns (a step, another call,
+    /// a handover, or an end).
+    pub fn then(mut self, to: To) -> Call {
+        self.then = to;
+        self
+    }
+    /// The flow (and fixed version) this step calls.
+    pub fn callee(&self) -> &'static str {
+        self.callee
+    }
+}
+
+impl Step for Call {
+    fn enter(&self, _ctx: &mut Ctx<'_>) -> Next {
+        Next::Call(self.callee)
+    }
+    fn returned(&self, _ctx: &mut Ctx<'_>) -> Next {
+        self.then
+    }
+    fn targets(&self) -> Vec<Target> {
+        std::iter::once(Next::Call(self.callee)).chain(self.then.target()).collect()
     }
 }

@@ -22,6 +22,7 @@
 //! - [`event`]: the append-only event log's entries.
 //! - [`classify`]: model classification and extraction as data: tasks, requests, decisions, the `Model` trait.
 //! - [`trained`]: the offline classifier trained from a version's examples, and the weighed decision (keywords + trained + model).
+//! - [`call`]: calls between flows (a step runs another flow and gets control back); the stack of sessions.
 //! - [`engine`]: one turn: (contact state, inbound message, now) -> (sessions, events, replies).
 //! - [`store`]: the `Store` trait the adapters implement.
 //! - [`memory`]: `MemoryStore`, the in-memory `Store` and `Queue` for tests and benchmarks.
@@ -30,6 +31,7 @@
 //! - [`analytics`]: rates with Wilson intervals, A/B comparisons, sample-ratio checks, guarded-rollout decisions.
 
 pub mod analytics;
+pub mod call;
 pub mod classify;
 pub mod engine;
 pub mod event;

@@ -42,6 +42,9 @@ struct Memory {
     sessions: FastMap<SessionId, Session>,
     /// instance -> contact -> live session; nested so lookups borrow their keys.
     live: FastMap<InstanceId, FastMap<Contact, SessionId>>,
+    /// (instance, contact) -> the live sessions the live one called, as
+    /// (depth, id); only contacts inside a call have an entry.
+    calls: FastMap<(InstanceId, Contact), Vec<(u32, SessionId)>>,
     events: Vec<Event>,
     handoffs: FastMap<InstanceId, FastMap<Contact, Timestamp>>,
     /// Split assignments per contact (across instances: one person).
@@ -89,6 +92,7 @@ impl MemoryStore {
             session: memory.live.get(instance).and_then(|by_contact| by_contact.get(contact)).and_then(|id| memory.sessions.get(id)).cloned(),
             handoff_until: memory.handoffs.get(instance).and_then(|by_contact| by_contact.get(contact)).copied(),
             assignments: memory.assignments.get(contact).cloned().unwrap_or_default(),
+            calls: memory.live_calls(instance, contact),
         }
     }
 
@@ -99,12 +103,49 @@ impl MemoryStore {
 }
 
 impl Memory {
+    /// The live sessions a contact's live session called, outermost first.
+    fn live_calls(&self, instance: &InstanceId, contact: &Contact) -> Vec<Session> {
+        if self.calls.is_empty() {
+            return Vec::new();
+        }
+        let Some(calls) = self.calls.get(&(instance.clone(), contact.clone())) else { return Vec::new() };
+        let mut calls = calls.clone();
+        calls.sort_unstable();
+        calls.iter().filter_map(|(_, id)| self.sessions.get(id)).cloned().collect()
+    }
+
     /// Validates the whole turn first, so a refused commit changes nothing.
     fn commit(&mut self, turn: &Turn) -> Result<(), StoreError> {
         let mut live_after = self.live.get(&turn.instance).and_then(|by_contact| by_contact.get(&turn.contact)).copied();
         let live_before = live_after;
+        // Live callees after the turn, as (depth, id): one per depth, like
+        // the databases' unique index. Looked at only when a callee is in the turn.
+        let mut calls_after: Option<Vec<(u32, SessionId)>> = None;
+        let key = || (turn.instance.clone(), turn.contact.clone());
         for session in &turn.sessions {
             let stored = self.sessions.get(&session.id());
+            if session.depth() > 0 {
+                let calls = calls_after.get_or_insert_with(|| self.calls.get(&key()).cloned().unwrap_or_default());
+                match (session.revision(), stored) {
+                    (0, Some(_)) => return Err(StoreError::Conflict(format!("session {} already exists", session.id()))),
+                    (0, None) if session.is_live() => {
+                        if calls.iter().any(|(depth, _)| *depth == session.depth()) {
+                            return Err(StoreError::Conflict(format!("the contact already has a live call at depth {}", session.depth())));
+                        }
+                        calls.push((session.depth(), session.id()));
+                    }
+                    (0, None) => {}
+                    (revision, Some(stored)) if stored.revision() == revision && stored.is_live() => {
+                        if !session.is_live() {
+                            calls.retain(|(_, id)| *id != session.id());
+                        }
+                    }
+                    (revision, _) => {
+                        return Err(StoreError::Conflict(format!("session {} is no longer live at revision {revision}", session.id())));
+                    }
+                }
+                continue;
+            }
             match (session.revision(), stored) {
                 (0, Some(_)) => return Err(StoreError::Conflict(format!("session {} already exists", session.id()))),
                 (0, None) => {
@@ -132,6 +173,13 @@ impl Memory {
             let mut stored = session.clone();
             stored.record.revision += 1;
             self.sessions.insert(stored.id(), stored);
+        }
+        if let Some(calls) = calls_after {
+            if calls.is_empty() {
+                self.calls.remove(&key());
+            } else {
+                self.calls.insert(key(), calls);
+            }
         }
         if live_after != live_before {
             let by_contact = self.live.entry(turn.instance.clone()).or_default();

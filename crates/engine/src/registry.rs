@@ -23,6 +23,8 @@ pub enum RegistryError {
     UnknownEntry { flow: String, version: Version, entry: String, suggestion: Option<String> },
     DanglingStep { flow: String, version: Version, step: String, target: String, suggestion: Option<String> },
     DanglingFlow { flow: String, version: Version, step: String, target: String, suggestion: Option<String> },
+    /// A step calls a flow (or a fixed version of one) that is not compiled in.
+    DanglingCall { flow: String, version: Version, step: String, problem: String },
     Unreachable { flow: String, version: Version, step: String },
     BadTexts { flow: String, version: Version, problem: String },
     MissingText { flow: String, version: Version, step: String, key: String, suggestion: Option<String> },
@@ -68,6 +70,7 @@ impl fmt::Display for RegistryError {
                 "{flow}@{version}: step '{step}' hands over to unknown flow '{target}'{}",
                 hint(suggestion)
             ),
+            DanglingCall { flow, version, step, problem } => write!(f, "{flow}@{version}: step '{step}' {problem}"),
             Unreachable { flow, version, step } => {
                 write!(f, "{flow}@{version}: step '{step}' cannot be reached from the entry step")
             }
@@ -288,6 +291,7 @@ impl Registry {
                 _ => errors.push(RegistryError::ManyActive { flow: flow.to_owned(), versions: actives }),
             }
         }
+        errors.extend(check_calls(&versions));
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -449,6 +453,20 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
                     target: name.to_owned(),
                     suggestion: suggest(name, flow_names.iter().copied()),
                 }),
+                Next::Call(spec) => {
+                    let problem = match crate::call::Callee::parse(spec) {
+                        Err(problem) => Some(problem),
+                        Ok(callee) if !flow_names.contains(&callee.flow) => Some(format!(
+                            "calls unknown flow '{}'{}",
+                            callee.flow,
+                            hint(&suggest(callee.flow, flow_names.iter().copied()))
+                        )),
+                        Ok(_) => None,
+                    };
+                    if let Some(problem) = problem {
+                        errors.push(RegistryError::DanglingCall { flow: flow.clone(), version, step: step.id.to_owned(), problem });
+                    }
+                }
                 _ => {}
             }
         }
@@ -576,6 +594,30 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
             .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
             .collect(),
     })
+}
+
+/// Calls that fix a version (`flow@vN`) must name a compiled one; checked
+/// once every version is known (unknown flows are reported per version).
+pub fn check_calls(versions: &[FlowVersion]) -> Vec<RegistryError> {
+    let mut errors = Vec::new();
+    for fv in versions {
+        for step in &fv.steps {
+            for target in &step.targets {
+                let Next::Call(spec) = target else { continue };
+                let Ok(crate::call::Callee { flow, version: Some(fixed) }) = crate::call::Callee::parse(spec) else { continue };
+                let compiled: Vec<String> = versions.iter().filter(|other| other.flow.as_str() == flow).map(|other| other.version.to_string()).collect();
+                if !compiled.is_empty() && !compiled.contains(&fixed.to_string()) {
+                    errors.push(RegistryError::DanglingCall {
+                        flow: fv.flow.to_string(),
+                        version: fv.version,
+                        step: step.id.to_owned(),
+                        problem: format!("calls {spec}, which is not compiled (compiled: {})", compiled.join(", ")),
+                    });
+                }
+            }
+        }
+    }
+    errors
 }
 
 /// The candidate closest to `name` by edit distance, if it is close enough to

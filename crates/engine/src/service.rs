@@ -9,7 +9,7 @@ use std::time::Instant;
 use crate::classify::{Answer, Decisions, Model, Outside, Request, Wanted};
 use crate::engine::{ContactState, Engine, Inbound, Turn};
 use crate::ids::{Contact, InstanceId};
-use crate::session::Outcome;
+use crate::session::{Outcome, Session};
 use crate::store::{Store, StoreError};
 use crate::time::Clock;
 
@@ -123,13 +123,18 @@ impl<S: Store, C: Clock> Conversations<S, C> {
     }
 
     /// Expires every live session past its TTL (a drop-off at its step), up to
-    /// `limit`. Returns the committed turns. A session that moved on meanwhile
-    /// (a conflict) is skipped: it is no longer due.
+    /// `limit`, with the sessions it called (see [`crate::call`]). Returns the
+    /// committed turns. A session that moved on meanwhile (a conflict) is
+    /// skipped: it is no longer due.
     pub async fn sweep(&self, limit: u32) -> Result<Vec<Turn>, StoreError> {
         let now = self.clock.now();
         let mut turns = Vec::new();
         for session in self.store.expired(now, limit).await? {
-            let turn = self.engine.expire(session, now);
+            let state = self.store.contact_state(session.instance(), session.contact()).await?;
+            if state.session.as_ref().map(Session::id) != Some(session.id()) {
+                continue;
+            }
+            let Some(turn) = self.engine.expire_all(state, now) else { continue };
             match self.store.commit(&turn).await {
                 Ok(()) => turns.push(turn),
                 Err(StoreError::Conflict(_)) => {}
@@ -148,10 +153,9 @@ impl<S: Store, C: Clock> Conversations<S, C> {
         detail: &str,
     ) -> Result<Option<Turn>, StoreError> {
         let state = self.store.contact_state(instance, contact).await?;
-        let Some(session) = state.session.filter(|session| session.is_live()) else {
+        let Some(turn) = self.engine.close_all(state, outcome, detail, self.clock.now()) else {
             return Ok(None);
         };
-        let turn = self.engine.close(session, outcome, detail, self.clock.now());
         self.store.commit(&turn).await?;
         Ok(Some(turn))
     }

@@ -107,6 +107,11 @@ pub struct SessionRecord {
     /// Optimistic-concurrency counter: 0 for a session not yet stored; the
     /// store refuses an update whose revision is not the stored one.
     pub revision: u64,
+    /// The session that called this one ([`crate::flow::Next::Call`]); `None`
+    /// for a contact's outermost session (and every session stored before calls existed).
+    pub parent: Option<SessionId>,
+    /// 0 for the outermost session, the caller's depth + 1 for a callee.
+    pub depth: u32,
 }
 
 /// A live or ended session. Invariant: `outcome` and `ended_at` are both set
@@ -121,6 +126,9 @@ impl Session {
     pub fn restore(record: SessionRecord) -> Result<Session, String> {
         if record.outcome.is_some() != record.ended_at.is_some() {
             return Err(format!("session {}: outcome and ended_at must be set together", record.id));
+        }
+        if record.parent.is_some() != (record.depth > 0) {
+            return Err(format!("session {}: a caller is set exactly when the depth ({}) is above 0", record.id, record.depth));
         }
         Ok(Session { record })
     }
@@ -174,6 +182,14 @@ impl Session {
     }
     pub fn revision(&self) -> u64 {
         self.record.revision
+    }
+    /// The caller, for a session another flow called (see [`crate::call`]).
+    pub fn parent(&self) -> Option<SessionId> {
+        self.record.parent
+    }
+    /// 0 for a contact's outermost session, 1 for what it called, ...
+    pub fn depth(&self) -> u32 {
+        self.record.depth
     }
 
     pub(crate) fn end(&mut self, outcome: Outcome, at: Timestamp) {

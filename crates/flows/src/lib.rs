@@ -32,6 +32,7 @@ use switchyard_engine::registry::{Registry, RegistryError};
 
 use crate::shared::backend::{Backend, DemoBackend};
 
+pub mod functions;
 pub mod lock;
 pub mod shared;
 pub mod transcript;

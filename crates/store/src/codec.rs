@@ -86,7 +86,7 @@ pub(crate) fn data_from_json(text: &str) -> Result<Data, StoreError> {
 macro_rules! session_columns {
     () => {
         "id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
-         attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision"
+         attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision, parent, depth"
     };
 }
 pub(crate) use session_columns;
@@ -112,6 +112,8 @@ pub(crate) fn session_from_row(row: &impl Columns) -> Result<Session, StoreError
         outcome: row.opt_text("outcome")?.map(|text| Outcome::parse(&text)).transpose().map_err(|err| corrupt("outcome", err))?,
         ended_at: row.opt_int("ended_at")?.map(Timestamp::from_millis),
         revision: u64::try_from(row.int("revision")?).map_err(|err| corrupt("revision", err))?,
+        parent: row.opt_text("parent")?.map(|id| SessionId::parse(&id)).transpose().map_err(|err| corrupt("parent", err))?,
+        depth: u32::try_from(row.int("depth")?).map_err(|err| corrupt("depth", err))?,
     };
     Session::restore(record).map_err(|err| corrupt("session", err))
 }
@@ -282,6 +284,21 @@ pub(crate) fn key_from_row(row: &impl Columns) -> Result<(InstanceId, Contact), 
 
 /// Split assignments as aggregated into one text column: `flow version at`
 /// entries separated by commas.
+/// A contact's state from the rows of its live sessions joined with its
+/// handoff hold and assignments (one row, with NULL session columns, when
+/// it has no live session), ordered by depth: the first is the outermost
+/// session, the others the stack of calls (see `switchyard_engine::call`).
+pub(crate) fn contact_state_from_rows<R: Columns>(rows: &[R]) -> Result<switchyard_engine::engine::ContactState, StoreError> {
+    let Some(first) = rows.first() else { return Ok(switchyard_engine::engine::ContactState::default()) };
+    let mut sessions = rows.iter().filter_map(|row| row.opt_text("id").transpose().map(|_| row)).map(session_from_row);
+    Ok(switchyard_engine::engine::ContactState {
+        session: sessions.next().transpose()?,
+        calls: sessions.collect::<Result<_, _>>()?,
+        handoff_until: first.opt_int("handoff_until")?.map(Timestamp::from_millis),
+        assignments: assignments_from_text(first.opt_text("assignments")?.as_deref())?,
+    })
+}
+
 pub(crate) fn assignments_from_text(text: Option<&str>) -> Result<Vec<(FlowId, Version, Timestamp)>, StoreError> {
     text.unwrap_or("")
         .split(',')

@@ -13,7 +13,7 @@ use switchyard_engine::kinds::{Ask, Menu, Say, To};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Reason, Resolver};
 use switchyard_engine::service::Conversations;
-use switchyard_engine::session::Outcome;
+use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Queue};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::{Clock, Timestamp};
@@ -44,6 +44,7 @@ macro_rules! conformance_suite {
             classification_events_read_back_field_for_field,
             slot_events_read_back_field_for_field,
             voice_notes_attachments_and_rich_replies_read_back,
+            a_stack_of_calls_survives_a_restart_in_the_same_callee_version,
         );
     };
     (@cases $open:expr; $($case:ident),* $(,)?) => {
@@ -732,4 +733,75 @@ pub async fn a_dead_process_claims_are_taken_at_once<S: Queue>(a: S, b: &S) {
     assert_eq!(seen, vec![(claimed[0].seq, Some(now)), (claimed[1].seq, None)], "taken over within 5 s, long before the claim lapses");
     assert_eq!(taken[0].attempted_at, Some(now), "the dead process's attempt, to wait out");
     assert!(b.outbox_attempt(taken[1].seq, Timestamp::now_utc()).await.unwrap());
+}
+
+/// Calls between flows: the caller and its callee are stored as two live
+/// sessions (depth 0 and 1); a restarted process (a new engine whose policy
+/// for the callee changed meanwhile) reads the stack back and goes on in the
+/// same callee version; only the outermost session is listed as expired;
+/// a second live callee at the same depth is refused.
+pub async fn a_stack_of_calls_survives_a_restart_in_the_same_callee_version<S: Store>(store: &S) {
+    use switchyard_engine::kinds::Call;
+    use switchyard_engine::rollout::{FlowRules, Pin, Rules};
+    let engine = |pinned: u32| {
+        let entry = VersionDecl::new("unknown", 1, Lifecycle::Active)
+            .texts("[menu]\n1 loja\n[invalid]\nnão entendi\n[handoff]\natendente\n[thanks]\nAté logo, {email}\n")
+            .entry("menu")
+            .step("menu", Menu::new("menu", "invalid").option(&["loja"], To::Step("shop")))
+            .step("shop", Call::new("shop").then(To::Step("thanks")))
+            .step("thanks", Say::finish("thanks"));
+        let mut decls = vec![entry];
+        for version in [1, 2] {
+            let lifecycle = if version == 1 { Lifecycle::Active } else { Lifecycle::Inactive };
+            decls.push(
+                VersionDecl::new("shop", version, lifecycle)
+                    .texts(if version == 1 { "[ask]\nSeu e-mail? (v1)\n[bad]\ne-mail inválido\n[handoff]\natendente\n" } else { "[ask]\nSeu e-mail? (v2)\n[bad]\ne-mail inválido\n[handoff]\natendente\n" })
+                    .entry("ask_email")
+                    .step("ask_email", Ask::new("ask", "email", |text| text.contains('@').then(|| text.trim().to_owned()), "bad", To::Complete)),
+            );
+        }
+        let registry = Arc::new(Registry::new(decls).expect("valid"));
+        let mut rules = Rules::new();
+        rules.set("shop", FlowRules { pins: vec![Pin { contact: contact("5511900000001"), version: Version::new(pinned) }], ..FlowRules::default() });
+        let resolver = Resolver::new(&registry, Overrides::none(), Box::new(rules));
+        Arc::new(Engine::new(registry, resolver, EngineConfig::default()).expect("engine"))
+    };
+    let before = engine(2);
+    send(store, &before, &text("vendas", "5511900000001", "oi"), T0).await;
+    let turn = send(store, &before, &text("vendas", "5511900000001", "1"), T0.plus(Duration::from_secs(1))).await;
+    assert!(turn.replies.iter().any(|reply| reply.text == "Seu e-mail? (v2)"), "{:?}", turn.replies);
+
+    let state = store.contact_state(&instance("vendas"), &contact("5511900000001")).await.expect("read");
+    let root = state.session.clone().expect("the caller is live");
+    assert_eq!((root.flow().as_str(), root.step().as_str(), root.depth(), root.parent()), ("unknown", "shop", 0, None));
+    assert_eq!(state.calls.len(), 1);
+    let callee = &state.calls[0];
+    assert_eq!((callee.flow().as_str(), callee.version(), callee.depth(), callee.parent()), ("shop", Version::new(2), 1, Some(root.id())));
+    assert_eq!(callee.reason().name(), "pin", "the callee's own resolution");
+    let history = store.sessions_of(&instance("vendas"), &contact("5511900000001")).await.expect("history");
+    assert_eq!(history.iter().find(|session| session.id() == callee.id()).map(Session::record), Some(callee.record()), "the callee reads back field for field");
+
+    // Only the outermost session expires; the callee rides along with it.
+    let due = store.expired(T0.plus(Duration::from_secs(86_400)), 10).await.expect("expired");
+    assert_eq!(due.iter().map(|session| session.id()).collect::<Vec<_>>(), vec![root.id()]);
+
+    // A second live callee at the same depth is refused, whole.
+    let mut twin = engine(1).turn(
+        switchyard_engine::engine::ContactState { session: Some(root.clone()), ..Default::default() },
+        &text("vendas", "5511900000001", "1"),
+        T0.plus(Duration::from_secs(2)),
+    );
+    twin.sessions.retain(|session| session.depth() == 1);
+    assert!(matches!(store.commit(&twin).await, Err(StoreError::Conflict(_))), "one live callee per depth");
+
+    // A restart with the callee's policy moved to v1: the customer stays on v2.
+    let after = engine(1);
+    let turn = send(store, &after, &text("vendas", "5511900000001", "ana@example.com"), T0.plus(Duration::from_secs(3))).await;
+    assert_eq!(turn.replies.iter().map(|reply| reply.text.as_str()).collect::<Vec<_>>(), vec!["Até logo, ana@example.com"]);
+    let returned = turn.ended().find(|session| session.flow().as_str() == "shop").expect("the callee returned");
+    assert_eq!((returned.id(), returned.version(), returned.outcome()), (callee.id(), Version::new(2), Some(Outcome::Completed)));
+    let state = store.contact_state(&instance("vendas"), &contact("5511900000001")).await.expect("read");
+    assert!(state.session.is_none() && state.calls.is_empty());
+    let events = store.events_of(callee.id()).await.expect("events");
+    assert!(events.iter().all(|event| event.flow.as_str() == "shop" && event.version == Version::new(2)), "{events:?}");
 }

@@ -26,6 +26,7 @@ pub mod aliases;
 pub mod burst;
 mod codec;
 pub mod conformance;
+pub mod documents;
 pub mod policy;
 pub mod postgres;
 pub mod privacy;
@@ -140,6 +141,8 @@ impl Db {
         pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError>;
         pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError>;
         pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError>;
+        pub async fn publish_document(&self, publish: &documents::Publish<'_>) -> Result<AuditRecord, StoreError>;
+        pub async fn documents(&self) -> Result<Vec<documents::StoredDocument>, StoreError>;
     }
 }
 

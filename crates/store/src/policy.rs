@@ -200,7 +200,7 @@ fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
 
 /// Appends an audit record inside `tx` and returns it as stored.
 #[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     at: Timestamp,
     actor: &str,

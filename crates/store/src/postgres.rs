@@ -47,7 +47,7 @@ use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::codec::{
-    assignments_from_text, audit_from_row, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
+    contact_state_from_rows, audit_from_row, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
     outgoing_from_row, session_from_row, data_to_json, Columns, session_columns,
 };
 use crate::policy::{rules_from_json, rules_to_json, AuditRecord, Served};
@@ -78,6 +78,7 @@ fn migrator() -> Migrator {
         migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
         migration(10, "outbox files and menu options", include_str!("../migrations/postgres/0010_outbox_rich.sql")),
+        migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
     ])
 }
 
@@ -273,8 +274,8 @@ async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
         if record.revision == 0 {
             sqlx::query(
                 "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
-                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1)",
+                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision, parent, depth) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $19)",
             )
             .bind(record.id.to_string())
             .bind(record.instance.as_str())
@@ -293,6 +294,8 @@ async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
             .bind(record.expires_at.as_millis())
             .bind(record.outcome.map(Outcome::as_str))
             .bind(record.ended_at.map(Timestamp::as_millis))
+            .bind(record.parent.map(|id| id.to_string()))
+            .bind(i64::from(record.depth))
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;
@@ -392,22 +395,20 @@ async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at:
 
 impl Store for PgStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
-        let row = sqlx::query(concat!(
+        // One row per live session (the outermost and the stack of calls, by
+        // depth); one row with NULL session columns when there is none.
+        let rows = sqlx::query(concat!(
             "SELECT ", session_columns!(), ", \
              (SELECT until FROM handoffs h WHERE h.instance = $1 AND h.contact = $2) AS handoff_until, \
              (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = $2) AS assignments \
-             FROM (SELECT 1) AS one LEFT JOIN sessions ON instance = $1 AND contact = $2 AND outcome IS NULL"
+             FROM (SELECT 1) AS one LEFT JOIN sessions ON instance = $1 AND contact = $2 AND outcome IS NULL ORDER BY depth"
         ))
         .bind(instance.as_str())
         .bind(contact.as_str())
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        Ok(ContactState {
-            session: if row.opt_text("id")?.is_some() { Some(session_from_row(&row)?) } else { None },
-            handoff_until: row.opt_int("handoff_until")?.map(Timestamp::from_millis),
-            assignments: assignments_from_text(row.opt_text("assignments")?.as_deref())?,
-        })
+        contact_state_from_rows(&rows)
     }
 
     async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
@@ -418,7 +419,7 @@ impl Store for PgStore {
 
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= $1 AND depth = 0 ORDER BY expires_at, id LIMIT $2"
         ))
         .bind(now.as_millis())
         .bind(i64::from(limit))
@@ -1025,7 +1026,7 @@ impl PgStore {
 }
 
 #[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
-async fn insert_audit(
+pub(crate) async fn insert_audit(
     tx: &mut Tx<'_>,
     at: Timestamp,
     actor: &str,

@@ -18,7 +18,7 @@ use switchyard_engine::time::Timestamp;
 
 use crate::writer::{Param, Results, Statement, Writer};
 use crate::codec::{
-    assignments_from_text, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
+    contact_state_from_rows, corrupt, data_to_json, session_columns, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
     outgoing_from_row, session_from_row,
 };
 
@@ -38,6 +38,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
         migration(13, "outbox files and menu options", include_str!("../migrations/sqlite/0013_outbox_rich.sql")),
+        migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
     ])
 }
 
@@ -191,8 +192,8 @@ fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
         if record.revision == 0 {
             out.push(Statement::new(
                 "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
-                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision, parent, depth) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
                 vec![
                     record.id.to_string().into(),
                     record.instance.as_str().into(),
@@ -211,6 +212,8 @@ fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
                     record.expires_at.as_millis().into(),
                     record.outcome.map(Outcome::as_str).into(),
                     record.ended_at.map(Timestamp::as_millis).into(),
+                    record.parent.map(|id| id.to_string()).into(),
+                    i64::from(record.depth).into(),
                 ],
             ));
         } else {
@@ -305,27 +308,20 @@ fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: &mut Vec<St
 
 impl Store for SqliteStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
-             started_at, last_input_at, expires_at, outcome, ended_at, revision, \
+        // One row per live session (the outermost and the stack of calls, by
+        // depth); one row with NULL session columns when there is none.
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), ", \
              (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until, \
              (SELECT group_concat(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = ?2) AS assignments \
-             FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL",
-        )
+             FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
+        ))
         .bind(instance.as_str())
         .bind(contact.as_str())
-        .fetch_one(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        let handoff_until: Option<i64> = row.try_get("handoff_until").map_err(|err| corrupt("handoff_until", err))?;
-        let has_session = row.try_get::<Option<String>, _>("id").map_err(|err| corrupt("id", err))?.is_some();
-        let assignments: Option<String> = row.try_get("assignments").map_err(|err| corrupt("assignments", err))?;
-        let assignments = assignments_from_text(assignments.as_deref())?;
-        Ok(ContactState {
-            session: if has_session { Some(session_from_row(&row)?) } else { None },
-            handoff_until: handoff_until.map(Timestamp::from_millis),
-            assignments,
-        })
+        contact_state_from_rows(&rows)
     }
 
     async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
@@ -335,11 +331,10 @@ impl Store for SqliteStore {
     }
 
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
-             started_at, last_input_at, expires_at, outcome, ended_at, revision \
-             FROM sessions WHERE outcome IS NULL AND expires_at <= ? ORDER BY expires_at, id LIMIT ?",
-        )
+        // Only outermost sessions expire; the sweep ends their calls with them.
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= ? AND depth = 0 ORDER BY expires_at, id LIMIT ?",
+        ))
         .bind(now.as_millis())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
@@ -349,11 +344,9 @@ impl Store for SqliteStore {
     }
 
     async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
-             started_at, last_input_at, expires_at, outcome, ended_at, revision \
-             FROM sessions WHERE instance = ? AND contact = ? ORDER BY started_at DESC, id DESC",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE instance = ? AND contact = ? ORDER BY started_at DESC, id DESC",
+        ))
         .bind(instance.as_str())
         .bind(contact.as_str())
         .fetch_all(&self.pool)
@@ -589,11 +582,9 @@ impl SqliteStore {
 
     /// Every live session of `flow@version`.
     pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, attempts, turns, \
-             started_at, last_input_at, expires_at, outcome, ended_at, revision \
-             FROM sessions WHERE flow = ? AND version = ? AND outcome IS NULL ORDER BY started_at",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE flow = ? AND version = ? AND outcome IS NULL ORDER BY started_at",
+        ))
         .bind(flow)
         .bind(i64::from(version.number()))
         .fetch_all(&self.pool)

@@ -152,6 +152,33 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum FlowsAction {
+    /// Publish a flow document (TOML) as the next version of its flow:
+    /// validated, its transcripts run, stored inactive and audited. Every
+    /// `serve` loads it within a second.
+    Publish {
+        /// The document, e.g. billing.toml.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Why (recorded in the audit log).
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Run transcripts against an unpublished flow document.
+    Test {
+        /// The document.
+        #[arg(value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Transcript files (besides those the document names).
+        #[arg(value_name = "TRANSCRIPTS")]
+        transcripts: Vec<std::path::PathBuf>,
+    },
+    /// Write a compiled version as a flow document, naming the steps that
+    /// cannot be written as one.
+    Export {
+        /// FLOW@VERSION, e.g. billing@v1.
+        #[arg(value_name = "FLOW@VERSION")]
+        spec: String,
+    },
     /// Steps, subroutes and transitions of one version.
     Show {
         /// FLOW@VERSION, e.g. digital_certificate@v1.

@@ -236,6 +236,10 @@ pub struct ServeConfig {
     /// The model that answers what the keyword classifiers cannot (built
     /// from [`Config::llm`]); `None`: offline.
     pub model: Option<std::sync::Arc<switchyard_llm::Llm>>,
+    /// The configuration file's `[endpoints]`: what published `http` steps
+    /// may call, and the caller that calls them.
+    pub endpoints: Vec<crate::document::http::Endpoint>,
+    pub caller: Option<std::sync::Arc<crate::document::http::Caller>>,
     /// `DEBOUNCE`: per-instance windows that join a contact's burst into one input; off by default.
     pub debounce: crate::serve::Debounce,
     /// `IGNORE_JIDS`: chats the bot never answers.
@@ -324,6 +328,18 @@ fn map_var(name: &str, problems: &mut Vec<String>) -> HashMap<String, String> {
 }
 
 impl ServeConfig {
+    /// The names of the endpoints `http` steps may call.
+    pub fn endpoint_names(&self) -> Vec<String> {
+        self.endpoints.iter().map(|endpoint| endpoint.name.clone()).collect()
+    }
+
+    /// Allows `endpoints` for `http` steps, with a caller for them.
+    pub fn with_endpoints(mut self, endpoints: Vec<crate::document::http::Endpoint>) -> Result<ServeConfig, String> {
+        self.caller = Some(std::sync::Arc::new(crate::document::http::Caller::new(endpoints.clone())?));
+        self.endpoints = endpoints;
+        Ok(self)
+    }
+
     /// The defaults every variable falls back to, for a given Evolution URL;
     /// but no console, so an embedded server (the tests) binds only the
     /// listener it is given.
@@ -351,6 +367,8 @@ impl ServeConfig {
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
             model: None,
+            endpoints: Vec::new(),
+            caller: None,
             debounce: crate::serve::Debounce::default(),
             ignore: crate::ignore::IgnoreList::default(),
             retention: None,
@@ -493,6 +511,14 @@ impl ServeConfig {
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
             model: None,
+            endpoints: crate::config_file::endpoints().to_vec(),
+            caller: match crate::document::http::Caller::new(crate::config_file::endpoints().to_vec()) {
+                Ok(caller) => Some(std::sync::Arc::new(caller)),
+                Err(problem) => {
+                    problems.push(problem);
+                    None
+                }
+            },
             debounce: text_var("DEBOUNCE", &mut problems)
                 .map(|text| crate::serve::Debounce::parse(&text).map_err(|problem| problems.push(format!("DEBOUNCE: {problem}"))).unwrap_or_default())
                 .unwrap_or_default(),

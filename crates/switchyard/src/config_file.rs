@@ -11,6 +11,10 @@
 //! debounce = { vendas = "3s", suporte = "off" } # tables become name=value,...
 //! ```
 //!
+//! One table is not a variable: `[endpoints.NAME]`, the allow-list of URLs
+//! (with headers and secrets) that flow documents' `http` steps may call by
+//! name (see [`crate::document::http`]).
+//!
 //! The file is `SWITCHYARD_CONFIG` when set (it must exist), else
 //! `switchyard.toml` in the working directory when there is one.
 
@@ -76,6 +80,7 @@ pub enum Source {
 struct Loaded {
     path: Option<String>,
     values: BTreeMap<String, String>,
+    endpoints: Vec<crate::document::http::Endpoint>,
     problems: Vec<String>,
 }
 
@@ -88,18 +93,22 @@ fn loaded() -> &'static Loaded {
             _ => ("switchyard.toml".to_owned(), false),
         };
         match std::fs::read_to_string(&path) {
-            Ok(text) => match parse(&text) {
-                Ok(values) => Loaded { path: Some(path), values, problems: Vec::new() },
-                Err(problems) => {
-                    Loaded { path: Some(path.clone()), values: BTreeMap::new(), problems: problems.into_iter().map(|problem| format!("{path}: {problem}")).collect() }
-                }
+            Ok(text) => match parse(&text).and_then(|values| endpoints_in(&text).map(|endpoints| (values, endpoints))) {
+                Ok((values, endpoints)) => Loaded { path: Some(path), values, endpoints, problems: Vec::new() },
+                Err(problems) => Loaded {
+                    path: Some(path.clone()),
+                    values: BTreeMap::new(),
+                    endpoints: Vec::new(),
+                    problems: problems.into_iter().map(|problem| format!("{path}: {problem}")).collect(),
+                },
             },
             Err(err) if required || err.kind() != std::io::ErrorKind::NotFound => Loaded {
                 path: Some(path.clone()),
                 values: BTreeMap::new(),
+                endpoints: Vec::new(),
                 problems: vec![format!("SWITCHYARD_CONFIG '{path}' cannot be read: {err}")],
             },
-            Err(_) => Loaded { path: None, values: BTreeMap::new(), problems: Vec::new() },
+            Err(_) => Loaded { path: None, values: BTreeMap::new(), endpoints: Vec::new(), problems: Vec::new() },
         }
     })
 }
@@ -128,6 +137,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, Vec<String>> {
     let mut values = BTreeMap::new();
     let mut problems = Vec::new();
     for (key, value) in &table {
+        if key == "endpoints" {
+            continue; // not a variable: see `endpoints_in`
+        }
         let name = key.to_ascii_uppercase();
         if key != &key.to_ascii_lowercase() || !SETTINGS.iter().any(|(known, _, _)| *known == name) {
             let hint = SETTINGS
@@ -147,6 +159,20 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, String>, Vec<String>> {
         }
     }
     if problems.is_empty() { Ok(values) } else { Err(problems) }
+}
+
+/// The `[endpoints]` allow-list in the file's text (none when absent).
+pub fn endpoints_in(text: &str) -> Result<Vec<crate::document::http::Endpoint>, Vec<String>> {
+    let table: toml::Table = text.parse().map_err(|err: toml::de::Error| vec![format!("not valid TOML: {}", err.message())])?;
+    match table.get("endpoints") {
+        None => Ok(Vec::new()),
+        Some(value) => crate::document::http::parse_endpoints(value),
+    }
+}
+
+/// The endpoints `http` steps may call, from the file.
+pub fn endpoints() -> &'static [crate::document::http::Endpoint] {
+    &loaded().endpoints
 }
 
 /// The file's problems (unreadable, bad TOML, unknown keys), one line each.

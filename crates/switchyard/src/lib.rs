@@ -5,7 +5,8 @@
 //! # Layout
 //! - [`config`]: every environment variable, parsed strictly.
 //! - [`eval`]: the classifier evaluation (labelled set, accuracy, confusions).
-//! - [`config_file`]: the optional TOML file (same settings; the environment wins).
+//! - [`config_file`]: the optional TOML file (same settings; the environment wins), and the `http` steps' endpoints.
+//! - [`document`]: flows as data: the TOML flow document, its validation, publishing and the `http` step.
 //! - [`ignore`]: ignore lists (numbers, JIDs, `@g.us` / `@s.whatsapp.net` wildcards).
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
@@ -20,6 +21,7 @@
 pub mod config;
 pub mod eval;
 pub mod config_file;
+pub mod document;
 pub mod ignore;
 pub mod logs;
 pub mod replay;

@@ -69,9 +69,15 @@ pub fn manifest(engine: &Engine) -> Value {
 /// Loads the stored policy into the engine, dropping (with a returned
 /// warning each) rules that name versions this build does not compile, so a
 /// rollback deploy never refuses to start over a stale rule.
+///
+/// Versions published as documents since the last call are added to the
+/// engine first (a publish moves the same revision), so rules may name them.
 pub async fn load_into(store: &Db, engine: &Engine) -> Result<(i64, Vec<String>), StoreError> {
-    let (mut rules, revision) = store.load_policy().await?;
-    let mut warnings = Vec::new();
+    // The revision first: a publish landing after it shows as a newer
+    // revision at the next poll, never as one already counted but not loaded.
+    let revision = store.policy_revision().await?;
+    let mut warnings = crate::document::publish::load_new(store, engine).await?;
+    let (mut rules, _) = store.load_policy().await?;
     let flows: Vec<String> = rules.flows().map(|(flow, _)| flow.to_owned()).collect();
     for flow in flows {
         let problems = rules.get(&flow).map(|flow_rules| flow_rules.validate(&flow, &engine.registry())).unwrap_or_default();

@@ -175,7 +175,13 @@ pub async fn evacuate(store: &Db, engine: &Arc<Engine>, flow: &str, version: Ver
     }
     let (mut moved, mut queued, mut refused) = (0, 0, None);
     for session in store.live_sessions_of(flow, version).await? {
-        let turn = match engine.evacuate(session, Timestamp::now_utc()) {
+        // The contact's whole stack: a callee version's live frame is
+        // evacuated under its caller (see `switchyard_engine::call`).
+        let state = switchyard_engine::store::Store::contact_state(store, session.instance(), session.contact()).await?;
+        if !state.session.iter().chain(&state.calls).any(|live| live.id() == session.id()) {
+            continue; // the customer wrote meanwhile and that turn moved on
+        }
+        let turn = match engine.evacuate_in(state, session.id(), Timestamp::now_utc()) {
             Ok(turn) => turn,
             Err(problem) => {
                 refused = Some(problem);

@@ -30,6 +30,7 @@ fn sample(name: &str) -> &'static str {
         "step" => "purchase.collect_document",
         "limit" => "10",
         "reason" => "auth test",
+        "document" => "flow = \"billing\"",
         other => panic!("no sample value for the admin API parameter '{other}': add one to tests/auth.rs"),
     }
 }

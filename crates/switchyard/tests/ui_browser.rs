@@ -315,6 +315,15 @@ async fn every_page_has_a_screenshot_labelled_forms_and_cues_beyond_colour() {
         cues += count;
     }
     assert!(cues >= 5, "the seeded pages show the guard, the A/B differences and the connection ({cues} cues)");
+    // The language switch in the header: Portuguese, remembered across pages.
+    browser.client.goto(&format!("{base}/ui")).await.unwrap();
+    browser.click("header a.lang").await;
+    browser.wait_text("Visão geral").await;
+    browser.screenshot("overview-pt-BR").await;
+    browser.client.goto(&format!("{base}/ui/health")).await.unwrap();
+    browser.wait_text("Fila de saída").await;
+    browser.click("header a.lang").await;
+    browser.wait_text("Outbox").await;
     // The experiment on the flow page: whiskers per metric, v2 worse on handoffs, the verdict, the sample-ratio check, funnels.
     browser.client.goto(&format!("{base}/ui/flows/digital_certificate?window=30d")).await.unwrap();
     let flow = browser.wait_text("Verdict").await;
@@ -322,6 +331,12 @@ async fn every_page_has_a_screenshot_labelled_forms_and_cues_beyond_colour() {
     assert!(flow.contains("Handoff: ▼ worse") && flow.contains("Sample-ratio check") && flow.contains("(v1 100%: "), "{flow}");
     assert_eq!(browser.client.find_all(Locator::Css("svg.whiskers")).await.unwrap().len(), 4);
     assert!(browser.client.find_all(Locator::Css("svg.funnel")).await.unwrap().len() >= 2);
+    // htmx loaded under the console's CSP, and the custom window goes through it (the URL follows).
+    assert_eq!(browser.client.execute("return typeof htmx", vec![]).await.unwrap(), json!("object"));
+    browser.fill("#since", "2026-01-01").await;
+    browser.click("form.window button[type=submit]").await;
+    support::wait_until(|| async { browser.client.current_url().await.unwrap().query().is_some_and(|query| query.contains("window=custom")) }).await;
+    assert!(browser.body_text().await.contains("Verdict"), "the swapped page still shows the comparison");
     // A contact's sessions, found through the form: shown masked.
     browser.client.goto(&format!("{base}/ui/sessions")).await.unwrap();
     browser.fill("#find-contact", CONTACT).await;

@@ -212,11 +212,36 @@ async fn every_page_renders_and_the_assets_are_compiled_in() {
     assert_eq!(http.get(format!("{base}/ui/flows/nope")).header("cookie", &cookie).send().await.unwrap().status(), 404);
     let found = http.post(format!("{base}/ui/sessions")).header("cookie", &cookie).form(&[("csrf", csrf.as_str()), ("contact", "5511987654321")]).send().await.unwrap();
     let found = found.text().await.unwrap();
-    assert!(found.contains("No sessions in this window.") || found.contains("history"), "{found}");
+    assert!(found.contains("No sessions for 5511*******21."), "{found}");
     assert!(!found.contains(">5511987654321<"), "the number is shown masked");
     let htmx = http.get(format!("{base}/ui/assets/htmx.min.js")).send().await.unwrap();
     assert_eq!(htmx.headers()["content-type"], "text/javascript; charset=utf-8");
     assert!(htmx.text().await.unwrap().starts_with("var htmx="));
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_live_session_is_ended_and_the_contact_forgotten_through_the_forms() {
+    let (app, base) = console(true).await;
+    let http = client();
+    let (cookie, csrf) = session(&http, &base).await;
+    let number = "5511987650002";
+    assert_eq!(app.webhook(&support::upsert("UIHTTP0001", number, "oi", 1_764_750_000)).await.0, 200);
+    app.wait_idle().await;
+    let post = |path: &str, fields: Vec<(&str, &str)>| http.post(format!("{base}{path}")).header("cookie", &cookie).form(&fields).send();
+    let found = post("/ui/sessions", vec![("csrf", &csrf), ("contact", number)]).await.unwrap().text().await.unwrap();
+    assert!(found.contains("End this session") && found.contains("5511*******02"), "{found}");
+    let ended = post("/ui/sessions/end", vec![("csrf", &csrf), ("contact", number), ("instance", "loja-bot")]).await.unwrap().text().await.unwrap();
+    assert!(ended.contains("1 live sessions ended.") && !ended.contains("End this session"), "{ended}");
+    let confirm = post("/ui/sessions/forget/confirm", vec![("csrf", &csrf), ("contact", number), ("reason", "ticket 42")]).await.unwrap();
+    assert_eq!(confirm.status(), 200);
+    let confirm = confirm.text().await.unwrap();
+    assert!(confirm.contains("Forget this contact (LGPD): 5511*******02") && confirm.contains("ticket 42"), "{confirm}");
+    assert_eq!(post("/ui/sessions/forget", vec![("csrf", &csrf), ("contact", number), ("reason", "")]).await.unwrap().status(), 400, "a reason is required");
+    let forgotten = post("/ui/sessions/forget", vec![("csrf", &csrf), ("contact", number), ("reason", "ticket 42")]).await.unwrap().text().await.unwrap();
+    assert!(forgotten.contains("Erased; audit #"), "{forgotten}");
+    let after = post("/ui/sessions", vec![("csrf", &csrf), ("contact", number)]).await.unwrap().text().await.unwrap();
+    assert!(after.contains("No sessions for 5511*******02."), "erased: {after}");
     app.stop().await;
 }
 

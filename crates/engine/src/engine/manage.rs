@@ -1,7 +1,7 @@
 //! What happens to a session outside a customer's message: expiry, an
 //! operator's takeover, an evacuation off a bad version, a manual close.
 
-use crate::ids::{Contact, InstanceId};
+use crate::ids::{Contact, InstanceId, SessionId};
 use crate::session::{Outcome, Session};
 use crate::time::Timestamp;
 
@@ -22,12 +22,14 @@ impl Engine {
     /// handoff at its step, and the bot goes silent for the contact.
     pub fn takeover(&self, state: ContactState, instance: &InstanceId, contact: &Contact, now: Timestamp) -> Turn {
         let mut turn = Turn::new(instance, contact);
-        if let Some(mut session) = state.session.filter(Session::is_live) {
-            if session.expires_at() <= now {
+        if let Some(root) = state.session.filter(Session::is_live) {
+            let mut session = self.innermost(root, state.calls, &mut turn);
+            if self.expires_at(&session, &turn) <= now {
                 self.expire_into(session, now, &mut turn);
             } else {
                 self.end(&mut session, Outcome::Handoff, Some("operator_takeover".to_owned()), now, &mut turn);
                 turn.sessions.push(session);
+                self.unwind(Outcome::Handoff, Some("operator_takeover"), now, &mut turn);
             }
         }
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
@@ -39,7 +41,36 @@ impl Engine {
     /// customer is restarted on the version that resolves now, with a short
     /// apology. Refused when new sessions would still get the same version:
     /// change the policy (or the override) first.
-    pub fn evacuate(&self, mut session: Session, now: Timestamp) -> Result<Turn, String> {
+    ///
+    /// A session inside a call (depth above 0) needs its stack: use
+    /// [`Engine::evacuate_in`].
+    pub fn evacuate(&self, session: Session, now: Timestamp) -> Result<Turn, String> {
+        if session.depth() > 0 {
+            return Err(format!("session {} was called by another flow: evacuate it with the contact's state", session.id()));
+        }
+        let id = session.id();
+        self.evacuate_in(ContactState { session: Some(session), ..ContactState::default() }, id, now)
+    }
+
+    /// [`Engine::evacuate`] for the live session `target` of a contact whose
+    /// state (with its stack of calls) is `state`. A callee is evacuated like
+    /// a top-level session: it ends `cancelled` (`evacuated`), and a new
+    /// frame of its flow starts under the same caller on the version that
+    /// resolves now (through the step map, with its data). The sessions it
+    /// called end with it; its callers keep their versions.
+    pub fn evacuate_in(&self, state: ContactState, target: SessionId, now: Timestamp) -> Result<Turn, String> {
+        let root = state.session.filter(Session::is_live).ok_or_else(|| format!("session {target} is not live"))?;
+        let (instance, contact) = (root.instance().clone(), root.contact().clone());
+        let mut turn = Turn::new(&instance, &contact);
+        let mut session = self.innermost(root, state.calls, &mut turn);
+        while session.id() != target {
+            let Some(caller) = turn.stack.pop() else { return Err(format!("session {target} is not live")) };
+            // A frame the evacuated session called ends with it.
+            self.end(&mut session, Outcome::Cancelled, Some("evacuated".to_owned()), now, &mut turn);
+            turn.sessions.push(session);
+            session = caller;
+        }
+        let mut session = session;
         let resolved = self
             .resolve(session.flow().as_str(), session.instance(), session.contact(), now)
             .ok_or_else(|| format!("flow '{}' is not compiled in", session.flow()))?;
@@ -51,7 +82,6 @@ impl Engine {
                 resolved.reason
             ));
         }
-        let mut turn = Turn::new(session.instance(), session.contact());
         let inbound = Inbound { instance: session.instance().clone(), contact: session.contact().clone(), content: Content::Text(String::new()) };
         let flow = session.flow().clone();
         let step = session.step().clone();
@@ -70,7 +100,8 @@ impl Engine {
             .and_then(|target| target.mapped_step(session.version(), session.step().as_str()))
             .map(|mapped| (mapped, session.data().clone()));
         turn.sessions.push(session);
-        self.start_at(flow, "", &inbound, now, 0, &mut turn, resume);
+        self.start_at(flow, "", &inbound, now, 0, &mut turn, resume, None);
+        self.settle(&mut turn);
         Ok(turn)
     }
 
@@ -84,10 +115,12 @@ impl Engine {
         turn
     }
 
+    /// Ends `session` (the innermost of the stack in `turn`) and its callers, expired.
     pub(super) fn expire_into(&self, mut session: Session, now: Timestamp, turn: &mut Turn) {
-        let at = session.expires_at().min(now);
+        let at = self.expires_at(&session, turn).min(now);
         self.end(&mut session, Outcome::Expired, None, at, turn);
         turn.sessions.push(session);
+        self.unwind(Outcome::Expired, None, at, turn);
     }
 
 }

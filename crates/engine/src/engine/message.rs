@@ -32,8 +32,12 @@ pub struct Inbound {
 /// What the store knows about a contact before the turn.
 #[derive(Clone, Debug, Default)]
 pub struct ContactState {
-    /// The contact's live session, if any (possibly past its expiry).
+    /// The contact's live session, if any (possibly past its expiry): the
+    /// outermost one when it called other flows.
     pub session: Option<Session>,
+    /// The live sessions `session` called and is waiting for, outermost
+    /// first (the stack of [`crate::call`]); empty without a call.
+    pub calls: Vec<Session>,
     /// The bot is silent for this contact until then (after a handoff).
     pub handoff_until: Option<Timestamp>,
     /// Versions a split assigned this contact, per flow, and when
@@ -98,6 +102,10 @@ pub struct Turn {
     pub(super) message: Option<String>,
     /// The file the customer sent, for a step that accepts files (`Ctx::attachment`).
     pub(super) attachment: Option<crate::media::Attachment>,
+    /// The callers of the session being run, outermost first (empty without a call).
+    pub(super) stack: Vec<Session>,
+    /// Calls made in this turn; more than `MAX_HOPS` is a loop.
+    pub(super) calls: u32,
 }
 
 impl Turn {
@@ -117,6 +125,8 @@ impl Turn {
             openings: Vec::new(),
             message: None,
             attachment: None,
+            stack: Vec::new(),
+            calls: 0,
         }
     }
 
@@ -125,8 +135,9 @@ impl Turn {
         self.sessions.iter().filter(|session| !session.is_live())
     }
 
-    /// The contact's live session after the turn.
+    /// The contact's live session after the turn: the innermost one when
+    /// it is inside a call.
     pub fn live(&self) -> Option<&Session> {
-        self.sessions.iter().rev().find(|session| session.is_live())
+        self.sessions.iter().filter(|session| session.is_live()).max_by_key(|session| session.depth())
     }
 }

@@ -80,7 +80,12 @@ pub fn folder_version(path: &Path) -> Option<(String, String)> {
 }
 
 pub fn parse_file(path: &Path, source: &str) -> Result<Vec<Transcript>, String> {
-    let default_version = folder_version(path);
+    parse_with_default(path, source, folder_version(path))
+}
+
+/// [`parse_file`] with the versions a transcript runs against when it names
+/// none (a flow document's transcripts run against the document).
+pub fn parse_with_default(path: &Path, source: &str, default_version: Option<(String, String)>) -> Result<Vec<Transcript>, String> {
     let mut transcripts: Vec<Transcript> = Vec::new();
     let err = |line: usize, message: String| format!("{}:{line}: {message}", path.display());
 

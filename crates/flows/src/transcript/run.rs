@@ -227,7 +227,8 @@ impl Run<'_> {
         self.now = self.now.plus(duration);
         let mut ended = Vec::new();
         for session in ready(self.store.expired(self.now, 100)).map_err(|problem| problem.to_string())? {
-            let turn = self.engine.expire(session, self.now);
+            let state = self.store.contact_state_now(session.instance(), session.contact());
+            let Some(turn) = self.engine.expire_all(state, self.now) else { continue };
             self.store.commit_now(&turn).map_err(|problem| format!("commit refused: {problem}"))?;
             self.record(&turn);
             ended.extend(endings(&turn));

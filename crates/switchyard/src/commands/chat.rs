@@ -182,8 +182,9 @@ async fn expire_due<S: Store>(
 ) -> anyhow::Result<()> {
     let now = conversations.clock().now();
     let state = conversations.store().contact_state(instance, contact).await?;
-    if let Some(session) = state.session.filter(|session| session.is_live() && session.expires_at() <= now) {
-        let turn = conversations.engine().expire(session, now);
+    if state.session.as_ref().is_some_and(|session| session.is_live() && session.expires_at() <= now)
+        && let Some(turn) = conversations.engine().expire_all(state, now)
+    {
         conversations.store().commit(&turn).await?;
         printer.turn(&turn)?;
     }

@@ -123,6 +123,7 @@ fn target_name(target: &Target) -> String {
     match target {
         Next::Goto(step) => (*step).to_owned(),
         Next::Handover(flow) => format!("flow:{flow}"),
+        Next::Call(callee) => format!("call:{callee}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -187,6 +188,11 @@ pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The Mermaid node of a called flow (`dc_purchase` or `dc_purchase@v2`).
+fn call_node(callee: &str) -> String {
+    format!("call_{}", callee.replace('@', "_"))
+}
+
 /// A Mermaid node id: Mermaid ids cannot hold dots.
 fn node(step: &str) -> String {
     step.replace('.', "__")
@@ -212,6 +218,7 @@ pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
         out.push_str("    end\n");
     }
     let mut flows = Vec::new();
+    let mut callees = Vec::new();
     for step in version.steps() {
         for target in &step.targets {
             match target {
@@ -220,6 +227,12 @@ pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
                     out.push_str(&format!("    {} -.-> flow_{flow}\n", node(step.id)));
                     if !flows.contains(flow) {
                         flows.push(*flow);
+                    }
+                }
+                Next::Call(callee) => {
+                    out.push_str(&format!("    {} == call ==> {}\n", node(step.id), call_node(callee)));
+                    if !callees.contains(callee) {
+                        callees.push(*callee);
                     }
                 }
                 _ => {}
@@ -233,6 +246,9 @@ pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
     }
     for flow in flows {
         out.push_str(&format!("    flow_{flow}{{{{\"flow {flow}\"}}}}\n"));
+    }
+    for callee in callees {
+        out.push_str(&format!("    {}[[\"call {callee}\"]]\n", call_node(callee)));
     }
     print!("{out}");
     Ok(ExitCode::SUCCESS)

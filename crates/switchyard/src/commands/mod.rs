@@ -16,6 +16,7 @@ mod audit;
 mod chat;
 mod eval_classifier;
 mod check;
+mod documents;
 mod explain;
 mod flows;
 mod handoff;
@@ -32,6 +33,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Flows { action: None, json } => flows::list(json),
         Command::Flows { action: Some(FlowsAction::Show { spec, json }), .. } => flows::show(&spec, json),
+        Command::Flows { action: Some(FlowsAction::Publish { file, reason }), .. } => documents::publish(&file, &reason).await,
+        Command::Flows { action: Some(FlowsAction::Test { file, transcripts }), .. } => Ok(documents::test(&file, &transcripts)),
+        Command::Flows { action: Some(FlowsAction::Export { spec }), .. } => Ok(documents::export(&spec)),
         Command::Flows { action: Some(FlowsAction::Graph { spec }), .. } => flows::graph(&spec),
         Command::Flows { action: Some(FlowsAction::Lock { specs, file }), .. } => flows::lock(&specs, file),
         Command::Flows { action: Some(FlowsAction::New { spec, from, dir }), .. } => Ok(scaffold::run(&spec, &from, &dir)),

@@ -605,7 +605,8 @@ impl Simulator<'_> {
         if !stored.is_live() {
             return Ok(stored);
         }
-        let turn = self.conversations.engine().expire(stored, now);
+        let state = self.conversations.store().contact_state(self.instance, contact).await?;
+        let turn = self.conversations.engine().expire_all(state, now).context("the session to expire is not live")?;
         self.conversations.store().commit(&turn).await?;
         turn.sessions.into_iter().find(|s| s.id() == session.id()).context("the expiry did not end the session")
     }
@@ -613,10 +614,9 @@ impl Simulator<'_> {
     /// Expires any session still live for the contact.
     async fn expire_rest(&self, contact: &Contact, now: Timestamp) -> anyhow::Result<()> {
         let state = self.conversations.store().contact_state(self.instance, contact).await?;
-        if let Some(live) = state.session.filter(Session::is_live) {
-            let at = live.expires_at().max(now).plus(Duration::from_secs(1));
+        if let Some(at) = state.session.as_ref().filter(|live| live.is_live()).map(|live| live.expires_at().max(now).plus(Duration::from_secs(1))) {
             self.clock.set(at);
-            let turn = self.conversations.engine().expire(live, at);
+            let Some(turn) = self.conversations.engine().expire_all(state, at) else { return Ok(()) };
             self.conversations.store().commit(&turn).await?;
         }
         Ok(())

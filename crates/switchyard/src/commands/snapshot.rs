@@ -78,6 +78,7 @@ fn target_name(target: &Target) -> String {
     match target {
         Next::Goto(step) => (*step).to_owned(),
         Next::Handover(flow) => format!("flow:{flow}"),
+        Next::Call(callee) => format!("call:{callee}"),
         other => format!("{other:?}").to_lowercase(),
     }
 }
@@ -89,6 +90,7 @@ fn to_name(to: Next) -> String {
     match to {
         Next::Goto(step) => step.to_owned(),
         Next::Handover(flow) => format!("flow:{flow}"),
+        Next::Call(callee) => format!("call:{callee}"),
         Next::Complete => "complete".to_owned(),
         Next::Handoff => "handoff".to_owned(),
         Next::Cancel => "cancel".to_owned(),

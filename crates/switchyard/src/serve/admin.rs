@@ -44,6 +44,8 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/sessions/{contact}/end", post(end_sessions))
         .route("/api/sessions/{contact}/forget", post(forget_contact))
         .route("/api/openapi.json", get(openapi))
+        // A flow document may be up to `document::MAX_BYTES`; a bigger body is a 413.
+        .route("/api/flows", post(publish_flow).layer(DefaultBodyLimit::max(crate::document::MAX_BYTES * 2 + 64 * 1024)))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), token_first))
 }
@@ -157,6 +159,43 @@ async fn show_rollout(State(state): State<AppState>, headers: HeaderMap) -> Resp
             (StatusCode::OK, Json(json!({ "overrides": overrides, "revision": revision, "flows": flows }))).into_response()
         }
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
+    }
+}
+
+/// `POST /api/flows`: `{"document": "<TOML>", "reason": "..."}` publishes
+/// the document as the next version of its flow (see [`crate::document`]).
+async fn publish_flow(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let actor = match authorized(&state, &headers) {
+        Ok(actor) => actor,
+        Err(response) => return response,
+    };
+    let body = match parse_body(&body) {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let Some(source) = body.get("document").and_then(Value::as_str) else {
+        return error(StatusCode::BAD_REQUEST, "body field 'document' is required (the flow document, TOML, as a string)");
+    };
+    let reason = body.get("reason").and_then(Value::as_str).unwrap_or_default();
+    let names = state.config().endpoint_names();
+    let checks = crate::document::publish::Checks { endpoints: &names, base: None };
+    match crate::document::publish::publish(state.store(), &state.engine().registry(), source, &actor, reason, checks).await {
+        Ok(published) => {
+            tracing::info!(flow = %published.flow, version = %published.version, %actor, seq = published.audit_seq, "flow version published");
+            let body = json!({
+                "flow": published.flow,
+                "version": published.version.to_string(),
+                "fingerprint": published.fingerprint,
+                "lifecycle": "inactive",
+                "audit_seq": published.audit_seq,
+            });
+            (StatusCode::CREATED, Json(body)).into_response()
+        }
+        Err(crate::document::publish::PublishError::Invalid(problems)) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": problems.join("; "), "problems": problems }))).into_response()
+        }
+        Err(crate::document::publish::PublishError::Store(switchyard_engine::store::StoreError::Conflict(problem))) => error(StatusCode::CONFLICT, problem),
+        Err(crate::document::publish::PublishError::Store(err)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
     }
 }
 

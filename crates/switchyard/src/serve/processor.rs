@@ -224,7 +224,8 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
             }
             let inbound = Inbound { instance: entry.instance.clone(), contact: entry.contact.clone(), content: content.clone() };
             let model = state.config().model.as_deref().map(|llm| llm as &dyn switchyard_engine::classify::Model);
-            switchyard_engine::service::run_turn(state.engine(), model, contact_state, &inbound, now).await
+            let outside = state.config().caller.as_deref().map(|caller| caller as &dyn switchyard_engine::classify::Outside);
+            switchyard_engine::service::run_turn_with(state.engine(), model, outside, contact_state, &inbound, now).await
         }
         InboxKind::Operator => state.engine().takeover(contact_state, &entry.instance, &entry.contact, now),
     };

@@ -35,6 +35,8 @@ struct SessionsPage {
     /// The number searched for (carried in the forms), and masked for display.
     contact: String,
     masked: String,
+    /// "No sessions for 5511*******02."
+    no_history: String,
     searched: bool,
     sessions: Vec<SessionView>,
 }
@@ -53,7 +55,7 @@ struct ForgetConfirm {
 fn empty(lang: Lang, operator: &Operator, notice: Option<String>) -> SessionsPage {
     let mut chrome = Chrome::new(lang, Some(operator), "sessions", "/ui/sessions", lang.t("sessions"));
     chrome.notice = notice;
-    SessionsPage { chrome, contact: String::new(), masked: String::new(), searched: false, sessions: Vec::new() }
+    SessionsPage { chrome, contact: String::new(), masked: String::new(), no_history: String::new(), searched: false, sessions: Vec::new() }
 }
 
 /// `GET /ui/sessions`: the search form.
@@ -73,11 +75,13 @@ async fn show(state: &UiState, lang: Lang, operator: &Operator, contact: &Contac
             Ok(events) => events,
             Err(err) => return super::store_failed(state, lang, operator, &err),
         };
-        let steps = events
+        let mut steps: Vec<String> = events
             .iter()
             .filter(|event| matches!(event.kind, EventKind::Started { .. } | EventKind::StepEntered))
             .filter_map(|event| event.step.as_ref().map(|step| step.as_str().to_owned()))
             .collect();
+        // A start is also an entry into its first step.
+        steps.dedup();
         sessions.push(SessionView {
             id: session.id().to_string(),
             instance: session.instance().as_str().to_owned(),
@@ -94,6 +98,7 @@ async fn show(state: &UiState, lang: Lang, operator: &Operator, contact: &Contac
     let mut page = empty(lang, operator, notice);
     page.contact = contact.as_str().to_owned();
     page.masked = contact.masked();
+    page.no_history = lang.f("no_history", &[&page.masked]);
     page.searched = true;
     page.sessions = sessions;
     render(StatusCode::OK, &page)
@@ -101,6 +106,15 @@ async fn show(state: &UiState, lang: Lang, operator: &Operator, contact: &Contac
 
 fn contact_of(state: &UiState, lang: Lang, operator: &Operator, form: &FormData) -> Result<Contact, Response> {
     Contact::parse(form.get("contact")).map_err(|problem| super::message(state, lang, Some(operator), StatusCode::BAD_REQUEST, &problem))
+}
+
+/// The contact and the (required) reason of a forget form.
+fn contact_and_reason<'a>(state: &UiState, lang: Lang, operator: &Operator, form: &'a FormData) -> Result<(Contact, &'a str), Response> {
+    let contact = contact_of(state, lang, operator, form)?;
+    match form.get("reason") {
+        "" => Err(super::message(state, lang, Some(operator), StatusCode::BAD_REQUEST, lang.t("reason_help"))),
+        reason => Ok((contact, reason)),
+    }
 }
 
 /// `POST /ui/sessions` with `contact`: the contact's sessions on every instance.
@@ -136,14 +150,10 @@ pub async fn end(State(state): State<UiState>, headers: HeaderMap, Extension(ope
 /// `POST /ui/sessions/forget/confirm`: what erasing will do, before doing it.
 pub async fn forget_confirm(State(state): State<UiState>, headers: HeaderMap, Extension(operator): Extension<Operator>, Extension(form): Extension<FormData>) -> Response {
     let lang = Lang::of(&headers);
-    let contact = match contact_of(&state, lang, &operator, &form) {
-        Ok(contact) => contact,
+    let (contact, reason) = match contact_and_reason(&state, lang, &operator, &form) {
+        Ok(pair) => pair,
         Err(response) => return response,
     };
-    let reason = form.get("reason");
-    if reason.is_empty() {
-        return super::message(&state, lang, Some(&operator), StatusCode::BAD_REQUEST, lang.t("reason_help"));
-    }
     let history = match state.app.store().history_of(&contact).await {
         Ok(history) => history,
         Err(err) => return super::store_failed(&state, lang, &operator, &err),
@@ -165,14 +175,10 @@ pub async fn forget_confirm(State(state): State<UiState>, headers: HeaderMap, Ex
 /// `POST /ui/sessions/forget` with `contact` and `reason`: erases the contact, audited with the token's name.
 pub async fn forget(State(state): State<UiState>, headers: HeaderMap, Extension(operator): Extension<Operator>, Extension(form): Extension<FormData>) -> Response {
     let lang = Lang::of(&headers);
-    let contact = match contact_of(&state, lang, &operator, &form) {
-        Ok(contact) => contact,
+    let (contact, reason) = match contact_and_reason(&state, lang, &operator, &form) {
+        Ok(pair) => pair,
         Err(response) => return response,
     };
-    let reason = form.get("reason");
-    if reason.is_empty() {
-        return super::message(&state, lang, Some(&operator), StatusCode::BAD_REQUEST, lang.t("reason_help"));
-    }
     match crate::sessions::forget(state.app.engine(), state.app.store(), &contact, &operator.name, reason).await {
         Ok((erasure, _)) => {
             tracing::info!(contact = %contact.masked(), audit_seq = erasure.audit_seq, actor = %operator.name, "contact erased in the console");

@@ -89,6 +89,15 @@ fn parse(state: &UiState, flow: &str, action: &str, form: &FormData) -> Result<A
     Ok(Action::Edit(edit))
 }
 
+/// A 404 page unless `flow` is compiled in.
+fn known_flow(state: &UiState, lang: Lang, operator: &Operator, flow: &str) -> Result<(), Response> {
+    if state.app.engine().registry().has_flow(flow) {
+        Ok(())
+    } else {
+        Err(super::message(state, lang, Some(operator), StatusCode::NOT_FOUND, &lang.f("unknown_flow", &[&flow])))
+    }
+}
+
 #[derive(Template)]
 #[template(path = "ui/steer.html")]
 struct SteerPage {
@@ -120,10 +129,10 @@ pub async fn page(
     Query(done): Query<Done>,
 ) -> Response {
     let lang = Lang::of(&headers);
-    let engine = state.app.engine();
-    if !engine.registry().has_flow(&flow) {
-        return super::message(&state, lang, Some(&operator), StatusCode::NOT_FOUND, &lang.f("unknown_flow", &[&flow]));
+    if let Err(response) = known_flow(&state, lang, &operator, &flow) {
+        return response;
     }
+    let engine = state.app.engine();
     let now = Timestamp::now_utc();
     let rules = match state.app.store().load_policy().await {
         Ok((policy, _)) => policy.get(&flow).cloned().unwrap_or_default(),
@@ -210,10 +219,10 @@ pub async fn confirm(
     Path((flow, action)): Path<(String, String)>,
 ) -> Response {
     let lang = Lang::of(&headers);
-    let engine = state.app.engine();
-    if !engine.registry().has_flow(&flow) {
-        return super::message(&state, lang, Some(&operator), StatusCode::NOT_FOUND, &lang.f("unknown_flow", &[&flow]));
+    if let Err(response) = known_flow(&state, lang, &operator, &flow) {
+        return response;
     }
+    let engine = state.app.engine();
     let now = Timestamp::now_utc();
     let reason = form.get("reason").to_owned();
     let mut problems = Vec::new();
@@ -276,8 +285,8 @@ pub async fn apply(
     Path((flow, action)): Path<(String, String)>,
 ) -> Response {
     let lang = Lang::of(&headers);
-    if !state.app.engine().registry().has_flow(&flow) {
-        return super::message(&state, lang, Some(&operator), StatusCode::NOT_FOUND, &lang.f("unknown_flow", &[&flow]));
+    if let Err(response) = known_flow(&state, lang, &operator, &flow) {
+        return response;
     }
     let refused = |problems: Vec<String>| super::message(&state, lang, Some(&operator), StatusCode::UNPROCESSABLE_ENTITY, &format!("{}: {}", lang.t("refused"), problems.join("; ")));
     let reason = form.get("reason");
