@@ -229,12 +229,16 @@ impl Engine {
                                 let called = Ok(to.next());
                                 self.follow(fv, session, called, text, inbound, now, 0, turn);
                             }
-                            None => {
-                                let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| {
-                                    handler.input(ctx, text)
-                                });
-                                self.follow(fv, session, called, text, inbound, now, 0, turn);
-                            }
+                            None => match self.caller_interrupt(text, turn) {
+                                // A change of subject a caller declares leaves the call.
+                                Some((depth, target)) => self.leave_call(session, depth, target, text, inbound, now, turn),
+                                None => {
+                                    let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| {
+                                        handler.input(ctx, text)
+                                    });
+                                    self.follow(fv, session, called, text, inbound, now, 0, turn);
+                                }
+                            },
                         },
                     },
                 }

@@ -5,6 +5,7 @@
 
 use super::{ContactState, Engine, Failure, Inbound, Turn, MAX_HOPS};
 use crate::call::{Callee, MAX_DEPTH};
+use crate::flow::Next;
 use crate::ids::FlowId;
 use crate::session::{Data, Outcome, Session};
 use crate::time::Timestamp;
@@ -85,6 +86,48 @@ impl Engine {
         let called: Result<_, Failure> =
             self.call(fv, &mut caller, step.handler.as_ref(), None, now, turn, |handler, ctx| handler.returned(ctx));
         self.follow(fv, caller, called, text, inbound, now, handovers, turn);
+    }
+
+    /// A caller's interrupt (a change of subject, `VersionDecl::interrupt`)
+    /// that `text` triggers, innermost caller first: (its depth, the step it
+    /// goes to). Only `Goto` interrupts leave a call, and not when the caller
+    /// is already in the target's subroute. Nothing to look at without a call.
+    pub(super) fn caller_interrupt(&self, text: &str, turn: &Turn) -> Option<(u32, &'static str)> {
+        if turn.stack.is_empty() {
+            return None;
+        }
+        let registry = self.registry();
+        turn.stack.iter().rev().find_map(|caller| {
+            let fv = registry.get(caller.flow().as_str(), caller.version())?;
+            match self.interrupt(fv, caller, text)? {
+                Next::Goto(target) => Some((caller.depth(), target)),
+                _ => None,
+            }
+        })
+    }
+
+    /// The customer changed the subject to a step of the caller at `depth`:
+    /// the sessions above it end `cancelled` (detail `interrupted`, each at
+    /// its step) and the caller enters `target` with the message as trigger.
+    #[allow(clippy::too_many_arguments)] // reason: the shape of `follow`, which it ends in
+    pub(super) fn leave_call(&self, mut session: Session, depth: u32, target: &'static str, text: &str, inbound: &Inbound, now: Timestamp, turn: &mut Turn) {
+        while session.depth() > depth {
+            self.end(&mut session, Outcome::Cancelled, Some("interrupted".to_owned()), now, turn);
+            turn.sessions.push(session);
+            let Some(caller) = turn.stack.pop() else { return };
+            session = caller;
+        }
+        let registry = self.registry();
+        let Some(fv) = registry.get(session.flow().as_str(), session.version()) else { return self.fail(session, "version gone".to_owned(), now, turn) };
+        let Some(step) = fv.step(target) else {
+            let detail = format!("step '{target}' is not in {}", fv.label());
+            return self.fail(session, detail, now, turn);
+        };
+        session.record.step = crate::ids::StepId::new_static(step.id);
+        session.record.attempts = 0;
+        turn.events.push(self.event(&session, now, crate::event::EventKind::StepEntered));
+        let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, turn, |handler, ctx| handler.enter(ctx));
+        self.follow(fv, session, called, text, inbound, now, 0, turn);
     }
 
     /// Ends a contact's live stack by hand (the console's `/reset`, an

@@ -20,7 +20,8 @@ fn target(next: Next) -> Option<String> {
         Next::Complete => Some("complete".to_owned()),
         Next::Handoff => Some("handoff".to_owned()),
         Next::Cancel => Some("cancel".to_owned()),
-        Next::Wait | Next::Retry => None,
+        // A call is not expressible in a document yet: the step is named as such.
+        Next::Wait | Next::Retry | Next::Call(_) => None,
     }
 }
 
