@@ -78,6 +78,7 @@ fn migrator() -> Migrator {
         migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
         migration(10, "outbox files and menu options", include_str!("../migrations/postgres/0010_outbox_rich.sql")),
+        migration(11, "flow documents", include_str!("../migrations/postgres/0011_flow_documents.sql")),
         migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
     ])
 }

@@ -38,6 +38,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(8, "metric counters", include_str!("../migrations/sqlite/0008_metric_counters.sql")),
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
         migration(13, "outbox files and menu options", include_str!("../migrations/sqlite/0013_outbox_rich.sql")),
+        migration(14, "flow documents", include_str!("../migrations/sqlite/0014_flow_documents.sql")),
         migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
     ])
 }
