@@ -239,7 +239,12 @@ const SMALL_TALK: &[&str] = &[
 /// True when a text is worth a model call: it has a word with a letter that
 /// is not small talk (so not blank, numbers, emoji, or a bare "oi, bom dia").
 pub fn worth_asking(text: &str) -> bool {
-    crate::text::normalize(text).split(' ').any(|word| word.chars().any(char::is_alphabetic) && !SMALL_TALK.contains(&word))
+    worth_asking_normalized(&crate::text::normalize(text))
+}
+
+/// [`worth_asking`] for a text already normalised.
+pub fn worth_asking_normalized(normalized: &str) -> bool {
+    normalized.split(' ').any(|word| word.chars().any(char::is_alphabetic) && !SMALL_TALK.contains(&word))
 }
 
 #[cfg(test)]

@@ -40,6 +40,8 @@ pub struct Engine {
     registry: std::sync::RwLock<Arc<Registry>>,
     resolver: Resolver,
     config: EngineConfig,
+    /// `config.commands`, normalised once.
+    commands: Vec<(String, Command)>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -57,7 +59,8 @@ impl Engine {
         if !registry.has_flow(config.entry_flow.as_str()) {
             return Err(format!("entry flow '{}' is not compiled in", config.entry_flow));
         }
-        Ok(Engine { registry: std::sync::RwLock::new(registry), resolver, config })
+        let commands = config.commands.normalized();
+        Ok(Engine { registry: std::sync::RwLock::new(registry), resolver, config, commands })
     }
 
     /// Every version this engine runs: the compiled ones and those published
@@ -134,6 +137,9 @@ impl Engine {
             }
         };
         turn.message = Some(text.to_owned());
+        // Once per turn: the commands, the interrupts and the
+        // matchers that run through `Ctx::normalized` all read it.
+        turn.normalized = Some(crate::text::normalize(text));
         self.handle(live, text, inbound, now, &mut turn);
         self.settle(&mut turn);
         if let Some(medium) = medium {
@@ -163,7 +169,8 @@ impl Engine {
         // Without one, `menu` and `atendente` are what the entry flow does
         // anyway (it shows the menu, it routes to a person), and `sair` only
         // needs a goodbye.
-        match (self.config.commands.find(text), live) {
+        let command = GlobalCommands::lookup(&self.commands, turn.normalized.as_deref().unwrap_or(""));
+        match (command, live) {
             (Some(command), Some(session)) => self.command(session, command, inbound, now, turn),
             (Some(Command::Exit), None) => turn.replies.push(Reply {
                 session: None,
@@ -207,7 +214,7 @@ impl Engine {
                             let detail = format!("step '{}' is not in {}", session.step(), fv.label());
                             self.fail(session, detail, now, turn);
                         }
-                        Some(step) => match self.interrupt(fv, &session, text) {
+                        Some(step) => match self.interrupt(fv, &session, turn.normalized.as_deref().unwrap_or("")) {
                             Some(Next::Handover(flow)) => {
                                 let detail = format!("handover:{flow}");
                                 self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
@@ -272,10 +279,10 @@ impl Engine {
         }
     }
 
-    /// The version's interrupt for `text`, unless the session is already in
-    /// the target's subroute (or at the target step).
-    fn interrupt(&self, fv: &FlowVersion, session: &Session, text: &str) -> Option<Next> {
-        let to = fv.interrupt_for(text)?;
+    /// The version's interrupt for the message (`normalized`), unless the
+    /// session is already in the target's subroute (or at the target step).
+    fn interrupt(&self, fv: &FlowVersion, session: &Session, normalized: &str) -> Option<Next> {
+        let to = fv.interrupt_for_normalized(normalized)?;
         if let Next::Goto(target) = to {
             let current = session.step().as_str();
             let same_subroute = match (target.split_once('.'), current.split_once('.')) {
@@ -501,6 +508,7 @@ impl Engine {
                 opening,
                 message: turn.message.as_deref(),
                 attachment: turn.attachment.as_ref(),
+                normalized: turn.normalized.as_deref(),
                 deps: fv.deps(),
                 slots: &mut slots,
                 flow: &session.record.flow,

@@ -118,6 +118,8 @@ pub struct Ctx<'a> {
     pub(crate) opening: Option<&'a str>,
     /// The customer's message this turn handles (`None` in an evacuation).
     pub(crate) message: Option<&'a str>,
+    /// `message` normalised, once per turn (see [`Ctx::normalized`]).
+    pub(crate) normalized: Option<&'a str>,
     /// The version's dependencies ([`VersionDecl::deps`]).
     pub(crate) deps: Option<&'a (dyn std::any::Any + Send + Sync)>,
     /// Form events of this call (`slot_filled`, `slot_missed`).
@@ -228,6 +230,15 @@ impl<'a> Ctx<'a> {
     pub fn message(&self) -> Option<&'a str> {
         self.message.filter(|text| !text.trim().is_empty())
     }
+    /// `text` normalised ([`text::normalize`]). When `text` is the turn's
+    /// message (what `input` receives, or `message()`), the engine's single
+    /// normalisation of it is borrowed instead of normalising again.
+    pub fn normalized(&self, text: &str) -> std::borrow::Cow<'a, str> {
+        match (self.message, self.normalized) {
+            (Some(message), Some(normalized)) if message == text => std::borrow::Cow::Borrowed(normalized),
+            _ => std::borrow::Cow::Owned(text::normalize(text)),
+        }
+    }
     /// The version's dependencies, as declared with [`VersionDecl::deps`], so
     /// handlers can be plain functions.
     ///
@@ -253,7 +264,7 @@ impl<'a> Ctx<'a> {
     /// result stands. Each decision becomes a `classified` event.
     pub fn classify(&mut self, task: &Task, text: &str) -> Option<&'static str> {
         let keyword = task.keywords.and_then(|keywords| keywords(text));
-        if keyword.is_some() || !classify::worth_asking(text) {
+        if keyword.is_some() || !classify::worth_asking_normalized(&self.normalized(text)) {
             self.decided(task, Classifier::Keyword, keyword.map(str::to_owned), None, None);
             return keyword;
         }

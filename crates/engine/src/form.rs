@@ -258,8 +258,11 @@ impl Form {
         self.slots.iter().find(|slot| slot.default.is_none() && ctx.data().get(slot.name).is_none())
     }
 
-    fn side_for(&self, text: &str) -> Option<&Side> {
-        let normalized = normalize(text);
+    fn side_for(&self, ctx: &Ctx<'_>, text: &str) -> Option<&Side> {
+        if self.sides.is_empty() {
+            return None;
+        }
+        let normalized = ctx.normalized(text);
         self.sides.iter().find(|side| side.phrases.iter().any(|phrase| contains_phrase(&normalized, phrase)))
     }
 
@@ -386,7 +389,7 @@ impl Step for Form {
         // Without a message (an evacuation) the extractors still run, on an
         // empty text: one reading what the session data already holds may fill.
         let opening = ctx.message().unwrap_or("");
-        let side = self.side_for(opening);
+        let side = self.side_for(ctx, opening);
         let filled = match side {
             Some(side) if side.exclusive => Filled::default(),
             _ => {
@@ -408,7 +411,7 @@ impl Step for Form {
 
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
         let confirming = self.missing(ctx).is_none();
-        let side = self.side_for(text);
+        let side = self.side_for(ctx, text);
         let filled = match side {
             Some(side) if side.exclusive => Filled::default(),
             _ => {

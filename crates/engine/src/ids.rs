@@ -96,8 +96,10 @@ impl fmt::Display for Version {
 
 /// The customer's WhatsApp id, normalised to the digits of the phone number
 /// (or of the `@lid` id). Never logged unmasked: its `Debug` masks it.
+/// Shared text: every session, turn and reply of the contact holds one, so
+/// a clone is a reference count, not an allocation.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Contact(String);
+pub struct Contact(std::sync::Arc<str>);
 
 impl Contact {
     /// Accepts `5511987654321`, `+55 (11) 98765-4321`, `5511987654321@s.whatsapp.net`
@@ -120,7 +122,7 @@ impl Contact {
                 mask_id(text)
             ));
         }
-        Ok(Contact(digits))
+        Ok(Contact(digits.into()))
     }
     pub fn as_str(&self) -> &str {
         &self.0
@@ -142,7 +144,7 @@ impl Contact {
     /// erasure's audit seq in 18 digits. An E.164 number never starts with
     /// `0` (nor does any LID seen), so it cannot be a real customer.
     pub fn pseudonym(audit_seq: i64) -> Contact {
-        Contact(format!("00{:018}", audit_seq.max(0)))
+        Contact(format!("00{:018}", audit_seq.max(0)).into())
     }
 
     /// True for an erased contact's [`Contact::pseudonym`]. It still parses
@@ -160,8 +162,9 @@ impl fmt::Debug for Contact {
 }
 
 /// An Evolution API instance name (one WhatsApp number / department).
+/// Shared text, like [`Contact`]: a clone is a reference count.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
-pub struct InstanceId(String);
+pub struct InstanceId(std::sync::Arc<str>);
 
 impl InstanceId {
     /// 1 to 100 characters of letters, digits, `-`, `_` or `.`, not only
@@ -184,7 +187,7 @@ impl InstanceId {
                 "instance '{shown}' must not be only dots: in Evolution's URL paths it would name another endpoint"
             ))
         } else {
-            Ok(InstanceId(text.to_owned()))
+            Ok(InstanceId(text.into()))
         }
     }
     pub fn as_str(&self) -> &str {

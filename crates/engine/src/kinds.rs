@@ -88,9 +88,9 @@ impl Menu {
         self
     }
 
-    /// The option the text picks, by number (when `numbers` is true) or by words.
-    fn pick(&self, text: &str, numbers: bool) -> Option<&Choice> {
-        let normalized = normalize(text);
+    /// The option a normalised text picks, by number (when `numbers` is
+    /// true) or by words.
+    fn pick(&self, normalized: &str, numbers: bool) -> Option<&Choice> {
         let first = normalized.split(' ').next().unwrap_or("");
         if numbers && !first.is_empty() && first.bytes().all(|b| b.is_ascii_digit()) {
             let n: usize = first.parse().ok()?;
@@ -110,7 +110,7 @@ impl Menu {
             let longest = choice
                 .phrases
                 .iter()
-                .filter(|phrase| contains_phrase(&normalized, phrase))
+                .filter(|phrase| contains_phrase(normalized, phrase))
                 .map(|phrase| phrase.len())
                 .max();
             if let Some(len) = longest {
@@ -141,7 +141,7 @@ impl Step for Menu {
     /// from a trigger: "1" meant an option of the previous menu.
     fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
         if let Some(trigger) = ctx.trigger() {
-            if let Some(choice) = self.pick(trigger, false) {
+            if let Some(choice) = self.pick(&ctx.normalized(trigger), false) {
                 return self.take(ctx, choice);
             }
         }
@@ -150,7 +150,7 @@ impl Step for Menu {
     }
 
     fn input(&self, ctx: &mut Ctx<'_>, text: &str) -> Next {
-        match self.pick(text, true) {
+        match self.pick(&ctx.normalized(text), true) {
             Some(choice) => self.take(ctx, choice),
             None if ctx.attempts() + 1 >= self.max_attempts => {
                 ctx.say(self.exhausted);

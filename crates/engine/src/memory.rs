@@ -100,6 +100,25 @@ impl MemoryStore {
         let mut memory = self.lock();
         memory.commit(turn)
     }
+
+    /// [`MemoryStore::commit_now`] for a caller done with the turn: its
+    /// sessions and events move into the store instead of being copied.
+    pub fn commit_owned(&self, mut turn: Turn) -> Result<(), StoreError> {
+        let mut memory = self.lock();
+        let live = memory.check(&turn)?;
+        let sessions = std::mem::take(&mut turn.sessions);
+        let events = std::mem::take(&mut turn.events);
+        memory.apply(&turn, live, sessions, events);
+        Ok(())
+    }
+}
+
+/// The contact's live session before and after a checked turn, and its
+/// live callees after it when the turn touched one (as (depth, id)).
+struct Live {
+    before: Option<SessionId>,
+    after: Option<SessionId>,
+    calls: Option<Vec<(u32, SessionId)>>,
 }
 
 impl Memory {
@@ -116,6 +135,13 @@ impl Memory {
 
     /// Validates the whole turn first, so a refused commit changes nothing.
     fn commit(&mut self, turn: &Turn) -> Result<(), StoreError> {
+        let live = self.check(turn)?;
+        self.apply(turn, live, turn.sessions.iter().cloned(), turn.events.iter().cloned());
+        Ok(())
+    }
+
+    /// Refuses a turn computed from a stale read; changes nothing.
+    fn check(&self, turn: &Turn) -> Result<Live, StoreError> {
         let mut live_after = self.live.get(&turn.instance).and_then(|by_contact| by_contact.get(&turn.contact)).copied();
         let live_before = live_after;
         // Live callees after the turn, as (depth, id): one per depth, like
@@ -169,26 +195,38 @@ impl Memory {
                 }
             }
         }
-        for session in &turn.sessions {
-            let mut stored = session.clone();
+        Ok(Live { before: live_before, after: live_after, calls: calls_after })
+    }
+
+    /// Writes a checked turn (`sessions` and `events` are the turn's own,
+    /// moved or copied by the caller).
+    fn apply(
+        &mut self,
+        turn: &Turn,
+        live: Live,
+        sessions: impl IntoIterator<Item = Session>,
+        events: impl IntoIterator<Item = Event>,
+    ) {
+        for mut stored in sessions {
             stored.record.revision += 1;
             self.sessions.insert(stored.id(), stored);
         }
-        if let Some(calls) = calls_after {
+        if let Some(calls) = live.calls {
+            let key = (turn.instance.clone(), turn.contact.clone());
             if calls.is_empty() {
-                self.calls.remove(&key());
+                self.calls.remove(&key);
             } else {
-                self.calls.insert(key(), calls);
+                self.calls.insert(key, calls);
             }
         }
-        if live_after != live_before {
+        if live.after != live.before {
             let by_contact = self.live.entry(turn.instance.clone()).or_default();
-            match live_after {
+            match live.after {
                 Some(id) => by_contact.insert(turn.contact.clone(), id),
                 None => by_contact.remove(&turn.contact),
             };
         }
-        self.events.extend(turn.events.iter().cloned());
+        self.events.extend(events);
         if let Some(until) = turn.handoff_until {
             self.handoffs.entry(turn.instance.clone()).or_default().insert(turn.contact.clone(), until);
         }
@@ -199,7 +237,6 @@ impl Memory {
                 remembered.push((flow.clone(), *version, *at));
             }
         }
-        Ok(())
     }
 }
 

@@ -205,11 +205,14 @@ impl FlowVersion {
         if self.interrupts.is_empty() {
             return None;
         }
-        let normalized = crate::text::normalize(text);
+        self.interrupt_for_normalized(&crate::text::normalize(text))
+    }
+    /// [`FlowVersion::interrupt_for`] for a text already normalised.
+    pub fn interrupt_for_normalized(&self, normalized: &str) -> Option<Next> {
         let mut best: Option<(Next, usize)> = None;
         for (phrases, to) in &self.interrupts {
             for phrase in phrases {
-                if crate::text::contains_phrase(&normalized, phrase) && best.is_none_or(|(_, len)| phrase.len() > len) {
+                if crate::text::contains_phrase(normalized, phrase) && best.is_none_or(|(_, len)| phrase.len() > len) {
                     best = Some((*to, phrase.len()));
                 }
             }

@@ -46,9 +46,11 @@ impl fmt::Display for Outcome {
 }
 
 /// The values a flow collected (document, e-mail, chosen product ...), in
-/// insertion order. Small, so a vector beats a map.
+/// insertion order. Small, so a vector beats a map. Shared until written:
+/// loading a session and keeping it in a turn copies no value, and the
+/// first change in a turn copies the list once.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct Data(Vec<(Cow<'static, str>, String)>);
+pub struct Data(std::sync::Arc<Vec<(Cow<'static, str>, String)>>);
 
 impl Data {
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -57,14 +59,18 @@ impl Data {
     pub fn set(&mut self, key: impl Into<Cow<'static, str>>, value: impl Into<String>) {
         let key = key.into();
         let value = value.into();
-        match self.0.iter_mut().find(|(name, _)| *name == key) {
+        if self.get(&key) == Some(value.as_str()) {
+            return;
+        }
+        let entries = std::sync::Arc::make_mut(&mut self.0);
+        match entries.iter_mut().find(|(name, _)| *name == key) {
             Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+            None => entries.push((key, value)),
         }
     }
     pub fn remove(&mut self, key: &str) -> Option<String> {
         let idx = self.0.iter().position(|(name, _)| name == key)?;
-        Some(self.0.remove(idx).1)
+        Some(std::sync::Arc::make_mut(&mut self.0).remove(idx).1)
     }
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(key, value)| (key.as_ref(), value.as_str()))

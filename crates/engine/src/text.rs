@@ -25,9 +25,15 @@ pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut pending_space = false;
     for ch in text.chars() {
-        let mapped = fold_char(ch);
+        // ASCII first: nearly every customer message and every phrase is
+        // mostly ASCII, and the accent table below is a long match.
+        let mapped = if ch.is_ascii() {
+            Some(ch.to_ascii_lowercase()).filter(char::is_ascii_alphanumeric)
+        } else {
+            fold_char(ch).filter(|ch| ch.is_alphanumeric())
+        };
         match mapped {
-            Some(ch) if ch.is_alphanumeric() => {
+            Some(ch) => {
                 if pending_space && !out.is_empty() {
                     out.push(' ');
                 }
@@ -36,7 +42,7 @@ pub fn normalize(text: &str) -> String {
             }
             // '@' and '.' inside words matter for e-mails and numbers; the
             // caller that needs them reads the raw text instead.
-            _ => pending_space = true,
+            None => pending_space = true,
         }
     }
     out
@@ -67,13 +73,13 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
     // building a substring searcher for every phrase (the hot path of menus
     // and intent matching).
     let (hay, needle) = (haystack.as_bytes(), phrase.as_bytes());
-    if needle.is_empty() || needle.len() > hay.len() {
-        return false;
-    }
+    let Some(&first) = needle.first() else { return false };
     let mut start = 0;
-    loop {
+    // Flows test dozens of phrases against one message: most word starts
+    // fail on their first byte, which is checked before comparing slices.
+    while start + needle.len() <= hay.len() {
         let end = start + needle.len();
-        if end <= hay.len() && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ') {
+        if hay[start] == first && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ') {
             return true;
         }
         match hay[start..].iter().position(|byte| *byte == b' ') {
@@ -81,15 +87,28 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
             None => return false,
         }
     }
+    false
 }
 
 /// True when `text` is already in the form [`normalize`] produces, so callers
 /// can skip an allocation for constant phrases written in normal form.
 pub fn is_normalized(text: &str) -> bool {
-    !text.starts_with(' ')
-        && !text.ends_with(' ')
-        && !text.contains("  ")
-        && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b' ')
+    // One pass over the bytes (flows call this for each constant phrase on
+    // every message): only `a-z`, `0-9` and single spaces between words.
+    let mut after_space = true;
+    for &byte in text.as_bytes() {
+        if byte == b' ' {
+            if after_space {
+                return false;
+            }
+            after_space = true;
+        } else if byte.is_ascii_lowercase() || byte.is_ascii_digit() {
+            after_space = false;
+        } else {
+            return false;
+        }
+    }
+    !after_space || text.is_empty()
 }
 
 /// The texts of one version, parsed from its embedded `texts.txt`.
@@ -262,6 +281,34 @@ mod properties {
             prop_assert_eq!(normalize(&once), once.clone());
             prop_assert!(!once.starts_with(' ') && !once.ends_with(' ') && !once.contains("  "));
             prop_assert!(once.chars().all(|ch| ch == ' ' || ch.is_alphanumeric()));
+        }
+
+        #[test]
+        fn normal_form_check_agrees_with_its_definition(text in "[a-z0-9 A\u{e1}.]{0,12}") {
+            let defined = !text.starts_with(' ')
+                && !text.ends_with(' ')
+                && !text.contains("  ")
+                && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b' ');
+            prop_assert_eq!(is_normalized(&text), defined);
+        }
+
+        #[test]
+        fn normalize_agrees_with_the_char_by_char_definition(text in "\\PC{0,40}") {
+            let mut defined = String::new();
+            let mut pending_space = false;
+            for ch in text.chars() {
+                match fold_char(ch) {
+                    Some(ch) if ch.is_alphanumeric() => {
+                        if pending_space && !defined.is_empty() {
+                            defined.push(' ');
+                        }
+                        pending_space = false;
+                        defined.push(ch);
+                    }
+                    _ => pending_space = true,
+                }
+            }
+            prop_assert_eq!(normalize(&text), defined);
         }
 
         #[test]

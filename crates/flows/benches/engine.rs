@@ -119,7 +119,7 @@ fn run(engine: &Engine, store: &MemoryStore, messages: &[Inbound], now: Timestam
         let state = store.contact_state_now(&inbound.instance, &inbound.contact);
         let turn = engine.turn(state, inbound, now);
         completed += turn.ended().filter(|session| session.outcome() == Some(Outcome::Completed) && session.flow().as_str() == "digital_certificate").count();
-        store.commit_now(&turn).expect("commit");
+        store.commit_owned(turn).expect("commit");
     }
     completed
 }

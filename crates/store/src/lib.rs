@@ -11,6 +11,7 @@
 //! - `writer` (private): SQLite's group commit, one thread owning the write connection.
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
+//! - [`figures`]: live sessions per version, traffic, outbox and holds, for the console.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
@@ -26,6 +27,7 @@ pub mod aliases;
 pub mod burst;
 mod codec;
 pub mod conformance;
+pub mod figures;
 pub mod documents;
 pub mod policy;
 pub mod postgres;

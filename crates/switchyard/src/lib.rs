@@ -11,8 +11,9 @@
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
 //! - [`replay`]: recorded conversations through a candidate version, compared, and the masked corpus.
-//! - [`report`]: per-version reports, A/B comparison, the guard evaluator.
+//! - [`report`]: the guard evaluator (the report itself is [`views::flow`]).
 //! - [`sessions`]: ending sessions by hand and erasing a contact, for the CLI and the admin API.
+//! - [`views`]: the typed figures the CLI, the admin API and the console render.
 //! - [`steer`]: the rollout edits (pin, split, ...) and evacuation the CLI and the console apply.
 //! - [`ui`]: the operator console at `/ui` (its own listener, `CONSOLE_BIND_ADDR`).
 //! - [`serve`]: the axum app (`app`), the processor, the outbox sender and
@@ -24,10 +25,12 @@ pub mod config_file;
 pub mod document;
 pub mod ignore;
 pub mod logs;
+pub mod progress;
 pub mod replay;
 pub mod report;
 pub mod rollout;
 pub mod serve;
 pub mod sessions;
+pub mod views;
 pub mod steer;
 pub mod ui;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use switchyard_engine::engine::Engine;
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::service::Conversations;
@@ -16,21 +16,7 @@ use switchyard_store::Db;
 
 /// A session as `sessions list --json`, `sessions show --json` and the admin API print it.
 pub fn session_json(session: &Session) -> Value {
-    json!({
-        "id": session.id().to_string(),
-        "instance": session.instance().as_str(),
-        "contact": session.contact().as_str(),
-        "flow": session.flow().as_str(),
-        "version": session.version().to_string(),
-        "reason": session.reason().name(),
-        "step": session.step().as_str(),
-        "turns": session.turns(),
-        "started_at": session.started_at().to_string(),
-        "last_input_at": session.record().last_input_at.to_string(),
-        "expires_at": session.expires_at().to_string(),
-        "outcome": session.outcome().map(Outcome::as_str),
-        "ended_at": session.ended_at().map(|at| at.to_string()),
-    })
+    serde_json::to_value(crate::views::records::SessionView::from(session)).unwrap_or(Value::Null)
 }
 
 /// Ends every live session of `contact` and its aliases (on `instance`, or

@@ -30,6 +30,9 @@ fn sample(name: &str) -> &'static str {
         "step" => "purchase.collect_document",
         "limit" => "10",
         "reason" => "auth test",
+        "candidate" => "v2",
+        "baseline" => "v1",
+        "min_sessions" => "1",
         "document" => "flow = \"billing\"",
         other => panic!("no sample value for the admin API parameter '{other}': add one to tests/auth.rs"),
     }
@@ -49,12 +52,15 @@ struct Call {
 }
 
 /// A body with every property of the request schema: strings get their
-/// sample, objects (`$ref`s such as `FlowRules`) an empty object.
+/// sample, integers theirs as a number, times theirs as text, other
+/// objects (`$ref`s such as `FlowRules`) an empty object.
 fn body_for(schema: &Value) -> Value {
     let mut body = serde_json::Map::new();
     for (name, property) in schema["properties"].as_object().into_iter().flatten() {
         let value = match property["type"].as_str() {
             Some("string") => json!(sample(name)),
+            Some("integer") => json!(sample(name).parse::<u64>().expect("integer samples are numbers")),
+            _ if property["$ref"] == "#/components/schemas/Time" => json!(sample(name)),
             _ if property.get("$ref").is_some() => json!({}),
             other => panic!("body field '{name}' of type {other:?} has no sample: add one to tests/auth.rs"),
         };

@@ -180,6 +180,63 @@ async fn a_masked_export_holds_no_personal_data_and_replays_to_the_same_aggregat
     assert_eq!(snapshot(&db).await, before, "export and replay wrote nothing");
 }
 
+/// Row counts of every table (a running server's file bytes may move with
+/// its own checkpoints, so only rows are compared while it runs).
+async fn rows(db: &str) -> Vec<(String, i64)> {
+    snapshot(db).await.0
+}
+
+#[tokio::test]
+async fn post_api_replay_answers_the_cli_document_and_writes_nothing() {
+    let db = seeded().await;
+    let cli = json(&switchyard(&["replay", "digital_certificate", "--candidate", "v2", "--json"], &db));
+    let evolution = StandIn::start().await;
+    let app = TestApp::spawn_with(&db, &evolution, |config| config.admin_tokens = vec![("ops".to_owned(), "replay-token".to_owned())]).await;
+    let before = rows(&db).await;
+
+    let body = serde_json::json!({"flow": "digital_certificate", "candidate": "v2"});
+    let (status, api) = app.post_admin("/api/replay", body.clone(), Some("replay-token")).await;
+    assert_eq!(status, 200, "{api}");
+    for field in ["flow", "candidate", "baseline", "skipped", "aggregate", "sessions"] {
+        assert_eq!(api[field], cli[field], "{field}: the API answers what the CLI prints");
+    }
+    assert_eq!((api["selected"].as_u64(), api["replayed"].as_u64(), api["complete"].as_bool()), (Some(4), Some(4), Some(true)), "{api}");
+    assert_eq!(api["budget_ms"], 20_000, "the budget stays under HTTP_REQUEST_TIMEOUT (30 s)");
+
+    // A fixed baseline and a limit: the oldest session only.
+    let (status, one) = app
+        .post_admin("/api/replay", serde_json::json!({"flow": "digital_certificate", "candidate": "v1", "baseline": "v2", "limit": 1}), Some("replay-token"))
+        .await;
+    assert_eq!(status, 200, "{one}");
+    assert_eq!((one["baseline"].as_str(), one["replayed"].as_u64()), (Some("v2"), Some(1)), "{one}");
+
+    // Bad bodies: one message naming the bad value; no token: 401.
+    let cases = [
+        (serde_json::json!({"flow": "digital_certificate"}), "'flow' and 'candidate' are required"),
+        (serde_json::json!({"flow": "digital_certificate", "candidate": "v9"}), "candidate: flow 'digital_certificate' has no version v9"),
+        (serde_json::json!({"flow": "digital_certificat", "candidate": "v2"}), "flow 'digital_certificat' is not compiled in"),
+        (serde_json::json!({"flow": "digital_certificate", "candidate": "v2", "limit": 0}), "'limit' must be a whole number from 1 to 10000, not 0"),
+        (serde_json::json!({"flow": "digital_certificate", "candidate": "v2", "limit": 20000}), "not 20000"),
+        (serde_json::json!({"flow": "digital_certificate", "candidate": "v2", "since": "ontem"}), "body field 'since'"),
+        (serde_json::json!({"flow": "digital_certificate", "candidate": "v2", "canddiate": "v1"}), "body field 'canddiate' is not one of"),
+        (serde_json::json!(["digital_certificate"]), "body must be a JSON object"),
+    ];
+    for (body, expected) in cases {
+        let (status, answer) = app.post_admin("/api/replay", body.clone(), Some("replay-token")).await;
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(message.contains(expected) && !message.contains('\n'), "{body}: {message}");
+    }
+    let (status, _) = app.post_admin("/api/replay", body.clone(), None).await;
+    assert_eq!(status, 401);
+    let (status, _) = app.post_admin("/api/replay", body, Some("wrong")).await;
+    assert_eq!(status, 401);
+
+    assert_eq!(rows(&db).await, before, "the replays over the API wrote no row");
+    assert!(evolution.sent().is_empty(), "and sent nothing: {:?}", evolution.sent());
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn fail_on_regression_exits_1_only_when_the_candidate_is_significantly_worse() {
     let db = fresh_db();

@@ -98,20 +98,28 @@ impl GlobalCommands {
 
     /// The command `text` is, if any.
     pub fn find(&self, text: &str) -> Option<Command> {
-        let text = crate::text::normalize(text);
+        Self::lookup(&self.normalized(), &crate::text::normalize(text))
+    }
+
+    /// Every word normalised with its command, in the order [`GlobalCommands::find`]
+    /// tries them (the engine builds this once, not once per message).
+    pub(crate) fn normalized(&self) -> Vec<(String, Command)> {
+        let words = |list: &[String], command: Command| {
+            list.iter().map(move |word| (crate::text::normalize(word), command)).collect::<Vec<_>>()
+        };
+        let mut all = words(&self.menu, Command::Menu);
+        all.extend(words(&self.exit, Command::Exit));
+        all.extend(words(&self.human, Command::Human));
+        all
+    }
+
+    /// The command a message already normalised is, in `normalized` (from
+    /// [`GlobalCommands::normalized`]).
+    pub(crate) fn lookup(normalized: &[(String, Command)], text: &str) -> Option<Command> {
         if text.is_empty() {
             return None;
         }
-        let is = |words: &[String]| words.iter().any(|word| crate::text::normalize(word) == text);
-        if is(&self.menu) {
-            Some(Command::Menu)
-        } else if is(&self.exit) {
-            Some(Command::Exit)
-        } else if is(&self.human) {
-            Some(Command::Human)
-        } else {
-            None
-        }
+        normalized.iter().find(|(word, _)| word == text).map(|(_, command)| *command)
     }
 }
 

@@ -102,6 +102,8 @@ pub struct Turn {
     pub(super) message: Option<String>,
     /// The file the customer sent, for a step that accepts files (`Ctx::attachment`).
     pub(super) attachment: Option<crate::media::Attachment>,
+    /// `message` normalised ([`crate::text::normalize`]), computed once per turn.
+    pub(super) normalized: Option<String>,
     /// The callers of the session being run, outermost first (empty without a call).
     pub(super) stack: Vec<Session>,
     /// Calls made in this turn; more than `MAX_HOPS` is a loop.
@@ -125,6 +127,7 @@ impl Turn {
             openings: Vec::new(),
             message: None,
             attachment: None,
+            normalized: None,
             stack: Vec::new(),
             calls: 0,
         }

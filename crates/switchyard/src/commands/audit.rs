@@ -61,16 +61,8 @@ pub async fn run(action: Option<AuditAction>, flow: Option<String>, since: Optio
     let store = super::open_store(&config).await?;
     let records = store.audit(flow.as_deref(), since, until).await?;
     if json {
-        let rows: Vec<serde_json::Value> = records
-            .iter()
-            .map(|record| {
-                serde_json::json!({
-                    "seq": record.seq, "at": record.at.to_string(), "actor": record.actor, "action": record.action,
-                    "flow": record.flow, "reason": record.reason, "before": record.before, "after": record.after,
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(rows));
+        let entries: Vec<switchyard::views::records::AuditEntry> = records.iter().map(Into::into).collect();
+        println!("{}", serde_json::to_string(&entries)?);
         return Ok(ExitCode::SUCCESS);
     }
     if records.is_empty() {

@@ -25,33 +25,32 @@ pub async fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyho
         Ok(parsed) => parsed,
         Err(code) => return Ok(code),
     };
-    let value = switchyard::rollout::explanation(&engine, flow, &instance, &contact, Timestamp::now_utc());
+    let explanation = switchyard::views::records::explain(&engine, flow, &instance, &contact, Timestamp::now_utc());
     if json {
-        println!("{value}");
+        println!("{}", serde_json::to_string(&explanation)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let text = |key: &str| value[key].as_str().unwrap_or("-").to_owned();
-    println!("{flow}@{} (reason: {})", text("version"), text("reason"));
-    println!("  why: {}", text("explanation"));
-    println!("  fingerprint: {}", text("fingerprint"));
-    match value["override"].as_str() {
+    let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    println!("{flow}@{} (reason: {})", text(&explanation.version), text(&explanation.reason));
+    println!("  why: {}", explanation.explanation);
+    println!("  fingerprint: {}", text(&explanation.fingerprint));
+    match &explanation.forced {
         Some(version) => println!("  1. override   matched   FLOW_VERSION_OVERRIDES sets {flow}={version}"),
         None => println!("  1. override   -         FLOW_VERSION_OVERRIDES does not name {flow}"),
     }
-    let checks = value["rules"].as_array().cloned().unwrap_or_default();
     let mut step = 2;
     for kind in ["pin", "instance", "schedule", "split", "promote"] {
-        match checks.iter().find(|check| check["rule"] == kind) {
+        match explanation.rules.iter().find(|check| check.rule == kind) {
             Some(check) => {
-                let matched = if check["matched"] == true { "matched" } else { "-" };
-                println!("  {step}. {kind:<10} {matched:<9} {}", check["detail"].as_str().unwrap_or(""));
+                let matched = if check.matched { "matched" } else { "-" };
+                println!("  {step}. {kind:<10} {matched:<9} {}", check.detail);
             }
-            None if value["override"].is_null() && !checks.is_empty() => println!("  {step}. {kind:<10} -         not reached (a rule above matched)"),
+            None if explanation.forced.is_none() && !explanation.rules.is_empty() => println!("  {step}. {kind:<10} -         not reached (a rule above matched)"),
             None => println!("  {step}. {kind:<10} -         no rules"),
         }
         step += 1;
     }
-    println!("  {step}. active     {}", if value["reason"] == "active" { "matched   the version declared active in code" } else { "-" });
+    println!("  {step}. active     {}", if explanation.reason.as_deref() == Some("active") { "matched   the version declared active in code" } else { "-" });
     println!("  contact {} on instance {instance}; only new sessions are resolved, live ones keep their version", contact.masked());
     Ok(ExitCode::SUCCESS)
 }

@@ -3,11 +3,12 @@
 //! through a candidate version in memory, compared with their baseline.
 //! The store is only read.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use switchyard::replay::corpus::{self, Conversation, Masker};
-use switchyard::replay::{aggregate, document, Replayer, SessionResult};
+use switchyard::progress as crate_progress;
+use switchyard::replay::{aggregate, choose, document, replay_all, SessionResult};
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::time::Timestamp;
 use switchyard_store::recorded::RecordedFilter;
@@ -73,40 +74,19 @@ async fn from_store(flow: &str, since: Option<Timestamp>, until: Option<Timestam
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let (config, engine) = match super::setup() {
+    let (_config, engine) = match super::setup() {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let _ = config;
     let registry = engine.registry().clone();
-    let mut problems = Vec::new();
-    let flow = match registry.versions_of(&args.flow).next() {
-        Some(fv) => Some(fv.flow().clone()),
-        None => {
-            problems.push(format!("flow '{}' is not compiled in", args.flow));
-            None
-        }
-    };
-    let mut version = |name: &str, text: &str| match Version::parse(text.trim()) {
-        Ok(version) if registry.get(&args.flow, version).is_some() || flow.is_none() => Some(version),
-        Ok(version) => {
-            let known: Vec<String> = registry.versions_of(&args.flow).map(|fv| fv.version().to_string()).collect();
-            problems.push(format!("{name}: flow '{}' has no version {version} (compiled: {})", args.flow, known.join(", ")));
-            None
-        }
-        Err(problem) => {
-            problems.push(format!("{name}: {problem}"));
-            None
-        }
-    };
-    let candidate = version("--candidate", &args.candidate);
-    let baseline = args.baseline.as_deref().and_then(|text| version("--baseline", text));
+    let chosen = choose(&registry, &args.flow, ("--candidate", &args.candidate), args.baseline.as_deref().map(|text| ("--baseline", text)));
+    let mut problems = chosen.as_ref().err().cloned().unwrap_or_default();
     let (since, until) = (time("--since", args.since.as_deref(), &mut problems), time("--until", args.until.as_deref(), &mut problems));
     let instance = args.instance.as_deref().and_then(|text| InstanceId::parse(text).map_err(|problem| problems.push(format!("--instance: {problem}"))).ok());
     if args.corpus.is_some() && (since.is_some() || until.is_some() || instance.is_some()) {
         problems.push("--corpus replays the whole file: --since, --until and --instance select from the store".to_owned());
     }
-    let (Some(flow), Some(candidate), true) = (flow, candidate, problems.is_empty()) else {
+    let (Ok(choice), true) = (chosen, problems.is_empty()) else {
         return Ok(invalid(&problems));
     };
 
@@ -132,41 +112,21 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         },
     };
     conversations.truncate(args.limit as usize);
-    // Every version a session needs: the candidate, the baseline or each served one.
-    let mut versions = vec![candidate];
-    match baseline {
-        Some(baseline) => versions.push(baseline),
-        None => versions.extend(conversations.iter().map(|conversation| conversation.version)),
-    }
-    for served in conversations.iter().map(|conversation| conversation.version) {
-        if baseline.is_none() && registry.get(&args.flow, served).is_none() {
-            return Ok(invalid(&[format!("a session was served by {}@{served}, which is not compiled in: pass --baseline", args.flow)]));
-        }
-    }
-    let replayer = match Replayer::new(registry.clone(), engine.config(), &args.flow, &versions) {
+    let replayer = match choice.replayer(registry, engine.config(), &conversations) {
         Ok(replayer) => replayer,
-        Err(problem) => return Ok(invalid(&[problem])),
+        Err(problem) => return Ok(invalid(&[problem.replace("name a baseline", "pass --baseline")])),
     };
 
-    let progress = !args.json && std::io::stderr().is_terminal() && conversations.len() >= 100;
-    let mut results: Vec<SessionResult> = Vec::with_capacity(conversations.len());
-    for (index, conversation) in conversations.iter().enumerate() {
-        results.push(replayer.compare(conversation, baseline, candidate));
-        if progress && (index + 1) % 100 == 0 {
-            eprint!("\rreplayed {}/{}", index + 1, conversations.len());
-            let _ = std::io::stderr().flush();
-        }
-    }
-    if progress {
-        eprintln!();
-    }
+    let bar = crate_progress::bar(conversations.len() as u64, "replayed", args.json);
+    let results = replay_all(&replayer, &choice, &conversations, None, |done| bar.set_position(done as u64));
+    bar.finish_and_clear();
     let summary = aggregate(&results, args.min_sessions);
     let code = if args.fail_on_regression && summary.regression { ExitCode::from(1) } else { ExitCode::SUCCESS };
     if args.json {
-        println!("{}", document(&flow, candidate, baseline, skipped, &results, &summary));
+        println!("{}", document(&choice.flow, choice.candidate, choice.baseline, skipped, &results, &summary));
         return Ok(code);
     }
-    print_text(&args.flow, candidate, baseline, skipped, &results, &summary);
+    print_text(&args.flow, choice.candidate, choice.baseline, skipped, &results, &summary);
     Ok(code)
 }
 

@@ -19,11 +19,10 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use switchyard_engine::engine::{Content, Inbound, Turn};
@@ -460,7 +459,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let mut tallies: BTreeMap<Version, Tally> = behaviours.keys().map(|version| (*version, Tally::default())).collect();
     let mut deviations: Vec<String> = Vec::new();
     let mut leftovers = 0u64;
-    let mut progress = Progress::new(u64::from(args.contacts));
+    let progress = switchyard::progress::bar(u64::from(args.contacts), "customers", args.json);
     for index in 0..args.contacts {
         let contact = Contact::parse(&contacts.get(index)).map_err(anyhow::Error::msg)?;
         let began = start.plus(SPACING.saturating_mul(index));
@@ -473,9 +472,9 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         tally.customers += 1;
         *tally.outcomes.entry(ended.outcome).or_default() += 1;
         deviations.extend(ended.deviation.map(|what| format!("{} on {}: {what}", contact.masked(), ended.version)));
-        progress.update(u64::from(index) + 1);
+        progress.set_position(u64::from(index) + 1);
     }
-    progress.finish();
+    progress.finish_and_clear();
 
     if leftovers > 0 {
         eprintln!("warning: ended {leftovers} live session(s) or handoff hold(s) an earlier run left on instance '{instance}'");
@@ -692,41 +691,6 @@ fn print_summary(args: &SimulateArgs, instance: &InstanceId, tallies: &BTreeMap<
     for version in tallies.keys() {
         let behaviour = behaviours.get(version).cloned().unwrap_or_default();
         println!("{version}: {behaviour}");
-    }
-}
-
-/// "\r[#####.....] 120/200" on stderr when it is a terminal, redrawn at most
-/// ten times a second; nothing otherwise (logs and pipes stay clean).
-struct Progress {
-    enabled: bool,
-    total: u64,
-    drawn: Option<Instant>,
-}
-
-impl Progress {
-    const WIDTH: u64 = 30;
-
-    fn new(total: u64) -> Progress {
-        Progress { enabled: std::io::stderr().is_terminal(), total, drawn: None }
-    }
-
-    fn update(&mut self, done: u64) {
-        if !self.enabled || (done < self.total && self.drawn.is_some_and(|at| at.elapsed() < Duration::from_millis(100))) {
-            return;
-        }
-        self.drawn = Some(Instant::now());
-        let filled = (done * Progress::WIDTH).checked_div(self.total).unwrap_or(Progress::WIDTH) as usize;
-        let bar = format!("{}{}", "#".repeat(filled), ".".repeat(Progress::WIDTH as usize - filled.min(Progress::WIDTH as usize)));
-        let mut err = std::io::stderr().lock();
-        // A progress bar that cannot be drawn is not worth failing the run for.
-        let _ = write!(err, "\r[{bar}] {done}/{}", self.total);
-        let _ = err.flush();
-    }
-
-    fn finish(&mut self) {
-        if self.enabled && self.drawn.is_some() {
-            eprintln!();
-        }
     }
 }
 

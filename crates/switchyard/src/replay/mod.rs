@@ -474,7 +474,83 @@ impl Aggregate {
     }
 }
 
-/// The whole replay document (`--json`, and what `POST /api/replay` would answer).
+/// What a replay was asked to compare, checked against the compiled flows.
+#[derive(Clone, Debug)]
+pub struct Choice {
+    pub flow: FlowId,
+    pub candidate: Version,
+    /// `None`: each session against the version that served it.
+    pub baseline: Option<Version>,
+}
+
+/// Checks `flow`, `candidate` and `baseline` (as typed: `v3`) against the
+/// registry; every problem is one line naming the value (`what` names the
+/// field: `--candidate` on the command line, `candidate` in the API).
+pub fn choose(registry: &Registry, flow: &str, candidate: (&str, &str), baseline: Option<(&str, &str)>) -> Result<Choice, Vec<String>> {
+    let mut problems = Vec::new();
+    let flow_id = registry.versions_of(flow).next().map(|fv| fv.flow().clone());
+    if flow_id.is_none() {
+        problems.push(format!("flow '{flow}' is not compiled in"));
+    }
+    let mut version = |(what, text): (&str, &str)| match Version::parse(text.trim()) {
+        Ok(version) if registry.get(flow, version).is_some() || flow_id.is_none() => Some(version),
+        Ok(version) => {
+            let known: Vec<String> = registry.versions_of(flow).map(|fv| fv.version().to_string()).collect();
+            problems.push(format!("{what}: flow '{flow}' has no version {version} (compiled: {})", known.join(", ")));
+            None
+        }
+        Err(problem) => {
+            problems.push(format!("{what}: {problem}"));
+            None
+        }
+    };
+    let candidate = version(candidate);
+    let baseline = baseline.map(&mut version);
+    match (flow_id, candidate, baseline) {
+        (Some(flow), Some(candidate), None) => Ok(Choice { flow, candidate, baseline: None }),
+        (Some(flow), Some(candidate), Some(Some(baseline))) => Ok(Choice { flow, candidate, baseline: Some(baseline) }),
+        _ => Err(problems),
+    }
+}
+
+impl Choice {
+    /// The replayer for `conversations`: engines for the candidate and for
+    /// the baseline, or for every version that served one of them (which
+    /// must still be compiled in, or the caller must name a baseline).
+    pub fn replayer(&self, registry: Arc<Registry>, config: &EngineConfig, conversations: &[Conversation]) -> Result<Replayer, String> {
+        let flow = self.flow.as_str();
+        let mut versions = vec![self.candidate];
+        match self.baseline {
+            Some(baseline) => versions.push(baseline),
+            None => {
+                if let Some(gone) = conversations.iter().find(|conversation| registry.get(flow, conversation.version).is_none()) {
+                    return Err(format!("a session was served by {flow}@{}, which is not compiled in: name a baseline", gone.version));
+                }
+                versions.extend(conversations.iter().map(|conversation| conversation.version));
+            }
+        }
+        versions.sort_unstable();
+        versions.dedup();
+        Replayer::new(registry, config, flow, &versions)
+    }
+}
+
+/// Every conversation through the replayer, in order, until `deadline`
+/// (when one is set and has passed, the rest are left out: the caller tells
+/// how many ran). `progress` hears the count after each session.
+pub fn replay_all(replayer: &Replayer, choice: &Choice, conversations: &[Conversation], deadline: Option<std::time::Instant>, mut progress: impl FnMut(usize)) -> Vec<SessionResult> {
+    let mut results = Vec::with_capacity(conversations.len());
+    for conversation in conversations {
+        if deadline.is_some_and(|deadline| std::time::Instant::now() >= deadline) {
+            break;
+        }
+        results.push(replayer.compare(conversation, choice.baseline, choice.candidate));
+        progress(results.len());
+    }
+    results
+}
+
+/// The whole replay document (`--json`, and what `POST /api/replay` answers).
 pub fn document(flow: &FlowId, candidate: Version, baseline: Option<Version>, skipped: u64, results: &[SessionResult], aggregate: &Aggregate) -> Value {
     json!({
         "flow": flow.as_str(),
@@ -547,6 +623,31 @@ mod tests {
         let summary = aggregate(&results, 1);
         assert_eq!((summary.failures, summary.ends_differently, summary.aligned_to_end), (2, 2, 2));
         assert_eq!(summary.new_handoffs.get("ask"), Some(&2), "{:?}", summary.new_handoffs);
+    }
+
+    #[test]
+    fn replay_all_reports_progress_and_stops_at_its_deadline() {
+        let registry = registry();
+        let choice = choose(&registry, "shop", ("candidate", "v2"), None).unwrap();
+        let conversations = vec![conversation("a"), conversation("b")];
+        let replayer = choice.replayer(registry.clone(), &EngineConfig::default(), &conversations).unwrap();
+        let mut heard = Vec::new();
+        let all = replay_all(&replayer, &choice, &conversations, None, |done| heard.push(done));
+        assert_eq!((all.len(), heard), (2, vec![1, 2]));
+        let none = replay_all(&replayer, &choice, &conversations, Some(std::time::Instant::now()), |_| panic!("nothing runs past the deadline"));
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn choose_names_every_bad_value() {
+        let registry = registry();
+        assert_eq!(choose(&registry, "shp", ("--candidate", "v2"), None).unwrap_err(), vec!["flow 'shp' is not compiled in".to_owned()]);
+        assert_eq!(
+            choose(&registry, "shop", ("--candidate", "v7"), Some(("--baseline", "x"))).unwrap_err(),
+            vec!["--candidate: flow 'shop' has no version v7 (compiled: v1, v2)".to_owned(), format!("--baseline: {}", Version::parse("x").unwrap_err())]
+        );
+        let choice = choose(&registry, "shop", ("candidate", "v2"), Some(("baseline", "v1"))).unwrap();
+        assert_eq!((choice.candidate, choice.baseline), (Version::new(2), Some(Version::new(1))));
     }
 
     #[test]

@@ -14,6 +14,7 @@
 //! - `GET /api/sessions/{contact}`: the contact's history on every instance.
 //! - `POST /api/sessions/{contact}/end` `{"instance"?}`: end its live session(s) (`cancelled`, `operator`).
 //! - `POST /api/sessions/{contact}/forget` `{"reason"}`: erase the contact (LGPD), audited with the token's name.
+//! - `POST /api/replay` `{"flow","candidate",...}`: recorded sessions through a candidate (see `replay.rs`).
 
 use std::collections::HashMap;
 
@@ -26,10 +27,11 @@ use serde_json::{json, Value};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::store::Store;
 use switchyard_engine::time::Timestamp;
-use switchyard_store::policy::{rules_from_json, rules_to_json, AuditRecord};
+use switchyard_store::policy::{rules_from_json, rules_to_json};
 
 use super::AppState;
 use crate::rollout::ChangeError;
+use crate::views::records::AuditEntry;
 
 pub fn router(state: &AppState) -> Router<AppState> {
     Router::new()
@@ -43,6 +45,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/sessions/{contact}", get(show_sessions))
         .route("/api/sessions/{contact}/end", post(end_sessions))
         .route("/api/sessions/{contact}/forget", post(forget_contact))
+        .route("/api/replay", post(super::replay::replay))
         .route("/api/openapi.json", get(openapi))
         // A flow document may be up to `document::MAX_BYTES`; a bigger body is a 413.
         .route("/api/flows", post(publish_flow).layer(DefaultBodyLimit::max(crate::document::MAX_BYTES * 2 + 64 * 1024)))
@@ -65,12 +68,12 @@ async fn token_first(State(state): State<AppState>, request: axum::extract::Requ
     next.run(request).await
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(json!({ "error": message.into() }))).into_response()
 }
 
 /// The name of the presented token, or the 401 to answer.
-fn authorized(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
+pub(super) fn authorized(state: &AppState, headers: &HeaderMap) -> Result<String, Response> {
     let tokens = &state.config().admin_tokens;
     if tokens.is_empty() {
         return Err(error(StatusCode::UNAUTHORIZED, "the admin API is closed: set ADMIN_TOKEN or ADMIN_TOKENS to open it"));
@@ -98,21 +101,8 @@ fn field<'a>(body: &'a Value, name: &str) -> Result<&'a str, Response> {
         .ok_or_else(|| error(StatusCode::BAD_REQUEST, format!("body field '{name}' is required and must be a string")))
 }
 
-fn parse_body(body: &[u8]) -> Result<Value, Response> {
+pub(super) fn parse_body(body: &[u8]) -> Result<Value, Response> {
     serde_json::from_slice(body).map_err(|err| error(StatusCode::BAD_REQUEST, format!("body is not JSON: {err}")))
-}
-
-fn audit_json(record: &AuditRecord) -> Value {
-    json!({
-        "seq": record.seq,
-        "at": record.at.to_string(),
-        "actor": record.actor,
-        "action": record.action,
-        "flow": record.flow,
-        "reason": record.reason,
-        "before": record.before,
-        "after": record.after,
-    })
 }
 
 async fn release(State(state): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
@@ -220,7 +210,7 @@ async fn set_rollout(State(state): State<AppState>, headers: HeaderMap, Path(flo
     match crate::rollout::change(state.store(), &state.engine().registry(), &flow, &rules, &actor, action, reason).await {
         Ok(record) => {
             tracing::info!(%flow, %actor, seq = record.seq, "rollout policy changed");
-            (StatusCode::OK, Json(audit_json(&record))).into_response()
+            (StatusCode::OK, Json(AuditEntry::from(&record))).into_response()
         }
         Err(ChangeError::Invalid(problems)) => (StatusCode::UNPROCESSABLE_ENTITY, Json(json!({ "error": problems.join("; "), "problems": problems }))).into_response(),
         Err(ChangeError::Store(err)) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
@@ -245,8 +235,8 @@ async fn explain(State(state): State<AppState>, headers: HeaderMap, Query(query)
         Ok(instance) => instance,
         Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
-    let value = crate::rollout::explanation(state.engine(), flow, &instance, &contact, Timestamp::now_utc());
-    (StatusCode::OK, Json(value)).into_response()
+    let explanation = crate::views::records::explain(state.engine(), flow, &instance, &contact, Timestamp::now_utc());
+    (StatusCode::OK, Json(explanation)).into_response()
 }
 
 async fn audit(State(state): State<AppState>, headers: HeaderMap, Query(query): Query<HashMap<String, String>>) -> Response {
@@ -264,7 +254,7 @@ async fn audit(State(state): State<AppState>, headers: HeaderMap, Query(query): 
         (Err(response), _) | (_, Err(response)) => return response,
     };
     match state.store().audit(query.get("flow").map(String::as_str), since, until).await {
-        Ok(records) => (StatusCode::OK, Json(Value::Array(records.iter().map(audit_json).collect()))).into_response(),
+        Ok(records) => (StatusCode::OK, Json(records.iter().map(AuditEntry::from).collect::<Vec<_>>())).into_response(),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
     }
 }
@@ -285,7 +275,7 @@ async fn report(State(state): State<AppState>, headers: HeaderMap, Query(query):
     if !state.engine().registry().has_flow(flow) {
         return error(StatusCode::BAD_REQUEST, format!("flow '{flow}' is not compiled in"));
     }
-    let mut report_query = crate::report::ReportQuery { min_finished: 100, ..Default::default() };
+    let mut report_query = crate::views::flow::ReportQuery { min_finished: 100, ..Default::default() };
     for (name, value) in &query {
         let parsed: Result<(), String> = match name.as_str() {
             "flow" => Ok(()),
@@ -304,8 +294,8 @@ async fn report(State(state): State<AppState>, headers: HeaderMap, Query(query):
             return error(StatusCode::BAD_REQUEST, format!("{name}: {problem}"));
         }
     }
-    match crate::report::build(state.store(), state.engine(), flow, &report_query).await {
-        Ok(value) => (StatusCode::OK, Json(value)).into_response(),
+    match crate::views::flow::flow_report(state.store(), state.engine(), flow, &report_query).await {
+        Ok(report) => (StatusCode::OK, Json(report)).into_response(),
         Err(err) => error(StatusCode::SERVICE_UNAVAILABLE, format!("store unavailable: {err}")),
     }
 }

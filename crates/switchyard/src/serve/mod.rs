@@ -35,6 +35,7 @@ mod listen;
 pub mod media;
 mod metrics;
 mod processor;
+mod replay;
 mod sender;
 mod webhook;
 

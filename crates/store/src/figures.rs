@@ -1,0 +1,170 @@
+//! Figures for the operator's overview and health views: live sessions per
+//! version with their drain time, traffic in a time range, the outbox's
+//! oldest unsent reply and failures by reason, contacts on human hold.
+//! One SQL text serves both backends (`$n` parameters; SQLite reads them as
+//! `?n`), so the two cannot drift apart.
+
+use switchyard_engine::ids::{Contact, InstanceId, Version};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
+
+use crate::Db;
+
+/// Runs one query on whichever backend, decoding rows as the tuple `$ty`.
+macro_rules! fetch_as {
+    ($db:expr, $ty:ty, $sql:expr $(, $bind:expr)*) => {{
+        let sql: &str = $sql;
+        match $db {
+            Db::Sqlite(store) => {
+                // A literal with `$n` turned into `?n`: nothing from outside.
+                let sql = sqlx::AssertSqlSafe(sql.replace('$', "?"));
+                sqlx::query_as::<_, $ty>(sql)$(.bind($bind))*.fetch_all(store.pool()).await.map_err(crate::sqlite::map_err)
+            }
+            Db::Postgres(store) => sqlx::query_as::<_, $ty>(sql)$(.bind($bind))*.fetch_all(store.pool()).await.map_err(crate::postgres::map_err),
+        }
+    }};
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn version(number: i64) -> Result<Version, StoreError> {
+    u32::try_from(number).map(Version::new).map_err(|_| StoreError::Corrupt(format!("version {number} out of range")))
+}
+
+/// Live sessions of one flow version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveVersion {
+    pub flow: String,
+    pub version: Version,
+    pub live: u64,
+    /// When the last of them expires if nobody writes: the version has
+    /// drained by then.
+    pub last_expiry: Option<Timestamp>,
+}
+
+/// Messages and sessions in a time range.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Inbound messages received.
+    pub messages_in: u64,
+    /// Replies created in the range and delivered.
+    pub messages_out: u64,
+    /// Sessions started, per (flow, version).
+    pub sessions: Vec<(String, Version, u64)>,
+}
+
+/// The outbox and the hold list, for the health view.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryFigures {
+    /// Replies waiting for delivery.
+    pub outbox_depth: u64,
+    /// When the oldest of them was queued.
+    pub oldest_unsent: Option<Timestamp>,
+    /// Replies given up on since the given instant, by reason, most first.
+    pub failures: Vec<(String, u64)>,
+}
+
+/// One contact a human is serving: the bot is silent until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hold {
+    pub instance: InstanceId,
+    pub contact: Contact,
+    pub until: Timestamp,
+}
+
+impl Db {
+    /// Live sessions per (flow, version), with the last expiry. Reads only
+    /// the live rows (the partial index the expiry sweeper uses).
+    pub async fn live_by_version(&self) -> Result<Vec<LiveVersion>, StoreError> {
+        let rows = fetch_as!(
+            self,
+            (String, i64, i64, Option<i64>),
+            "SELECT flow, version, COUNT(*), MAX(expires_at) FROM sessions WHERE outcome IS NULL GROUP BY flow, version ORDER BY flow, version"
+        )?;
+        rows.into_iter()
+            .map(|(flow, number, live, last)| Ok(LiveVersion { flow, version: version(number)?, live: count(live), last_expiry: last.map(Timestamp::from_millis) }))
+            .collect()
+    }
+
+    /// Messages in and out and sessions started in `[since, until)`.
+    pub async fn traffic(&self, since: Timestamp, until: Timestamp) -> Result<Traffic, StoreError> {
+        let (since, until) = (since.as_millis(), until.as_millis());
+        let messages = fetch_as!(
+            self,
+            (i64, i64),
+            "SELECT (SELECT COUNT(*) FROM inbox WHERE received_at >= $1 AND received_at < $2), \
+             (SELECT COUNT(*) FROM outbox WHERE created_at >= $1 AND created_at < $2 AND sent_at IS NOT NULL)",
+            since,
+            until
+        )?;
+        let (messages_in, messages_out) = messages.first().copied().unwrap_or_default();
+        let sessions = fetch_as!(
+            self,
+            (String, i64, i64),
+            "SELECT flow, version, COUNT(*) FROM sessions WHERE started_at >= $1 AND started_at < $2 GROUP BY flow, version ORDER BY flow, version",
+            since,
+            until
+        )?;
+        Ok(Traffic {
+            messages_in: count(messages_in),
+            messages_out: count(messages_out),
+            sessions: sessions.into_iter().map(|(flow, number, n)| Ok((flow, version(number)?, count(n)))).collect::<Result<_, StoreError>>()?,
+        })
+    }
+
+    /// The outbox's depth and oldest unsent reply, and the replies that
+    /// failed for good since `failures_since`, by reason.
+    pub async fn delivery(&self, failures_since: Timestamp) -> Result<DeliveryFigures, StoreError> {
+        let pending = fetch_as!(
+            self,
+            (i64, Option<i64>),
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL"
+        )?;
+        let (depth, oldest) = pending.first().copied().unwrap_or_default();
+        let failures = fetch_as!(
+            self,
+            (Option<String>, i64),
+            "SELECT last_error, COUNT(*) FROM outbox WHERE failed_at >= $1 GROUP BY last_error ORDER BY COUNT(*) DESC, last_error",
+            failures_since.as_millis()
+        )?;
+        Ok(DeliveryFigures {
+            outbox_depth: count(depth),
+            oldest_unsent: oldest.map(Timestamp::from_millis),
+            failures: failures.into_iter().map(|(reason, n)| (reason.unwrap_or_else(|| "unknown".to_owned()), count(n))).collect(),
+        })
+    }
+
+    /// Contacts on human hold at `now`, the earliest release first (at most `limit`),
+    /// and how many there are in all.
+    pub async fn holds(&self, now: Timestamp, limit: u32) -> Result<(u64, Vec<Hold>), StoreError> {
+        let total = fetch_as!(self, (i64,), "SELECT COUNT(*) FROM handoffs WHERE until > $1", now.as_millis())?;
+        let rows = fetch_as!(
+            self,
+            (String, String, i64),
+            "SELECT instance, contact, until FROM handoffs WHERE until > $1 ORDER BY until, instance, contact LIMIT $2",
+            now.as_millis(),
+            i64::from(limit)
+        )?;
+        let holds = rows
+            .into_iter()
+            .map(|(instance, contact, until)| {
+                Ok(Hold {
+                    instance: InstanceId::parse(&instance).map_err(StoreError::Corrupt)?,
+                    contact: Contact::parse(&contact).map_err(StoreError::Corrupt)?,
+                    until: Timestamp::from_millis(until),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((count(total.first().map_or(0, |row| row.0)), holds))
+    }
+
+    /// The last `limit` audit entries, newest first.
+    pub async fn audit_latest(&self, limit: u32) -> Result<Vec<crate::policy::AuditRecord>, StoreError> {
+        let mut records = self.audit(None, None, None).await?;
+        records.sort_by_key(|record| std::cmp::Reverse(record.seq));
+        records.truncate(limit as usize);
+        Ok(records)
+    }
+}

@@ -1,0 +1,406 @@
+//! One flow's report (`switchyard report`, `GET /api/report`, the console's
+//! flow page): per-version counts and rates with 95% Wilson intervals, the
+//! funnel with drop-off per step and the global commands used there, who
+//! classified and what the model cost, where form slots came from, the A/B
+//! comparison with its verdict, and the sample-ratio check of a split.
+//!
+//! Counting is the store's job; the statistics are the engine's
+//! (`switchyard_engine::analytics`); this module joins them into
+//! [`FlowReport`] and writes the sentences people read.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use switchyard_engine::analytics::{self, compare, Rate, TwoProportion, VersionCounts, VersionReport};
+use switchyard_engine::classify::{Classification, Classifier};
+use switchyard_engine::engine::Engine;
+use switchyard_engine::event::EventKind;
+use switchyard_engine::ids::{InstanceId, Version};
+use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
+use switchyard_store::report::{StepAggregate, VersionAggregate, Window};
+use switchyard_store::Db;
+
+use super::{rfc3339_opt, version_text};
+
+/// What a report covers.
+#[derive(Clone, Debug, Default)]
+pub struct ReportQuery {
+    pub versions: Option<Vec<Version>>,
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    pub instance: Option<InstanceId>,
+    /// Finished sessions per version before a winner may be named.
+    pub min_finished: u64,
+}
+
+/// The whole report of one flow.
+#[derive(Clone, Debug, Serialize)]
+pub struct FlowReport {
+    pub flow: String,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub since: Option<Timestamp>,
+    #[serde(serialize_with = "rfc3339_opt")]
+    pub until: Option<Timestamp>,
+    pub instance: Option<String>,
+    pub min_finished: u64,
+    /// Versions with sessions in the window (and those asked for), in order.
+    pub versions: Vec<VersionFigures>,
+    /// The first two versions compared; `None` with fewer than two.
+    pub comparison: Option<ComparisonFigures>,
+    /// The split's served sessions against its weights; `None` without a split.
+    pub sample_ratio: Option<SampleRatioFigures>,
+}
+
+/// One version's figures in the window.
+#[derive(Clone, Debug, Serialize)]
+pub struct VersionFigures {
+    #[serde(serialize_with = "version_text")]
+    pub version: Version,
+    /// `None` when the version is not compiled into this binary.
+    pub fingerprint: Option<String>,
+    pub started: u64,
+    pub completed: u64,
+    pub handoff: u64,
+    pub expired: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub live: u64,
+    pub finished: u64,
+    pub completion_rate: RateFigure,
+    pub handoff_rate: RateFigure,
+    pub expiry_rate: RateFigure,
+    pub failure_rate: RateFigure,
+    /// Median customer turns of finished sessions.
+    pub median_turns: Option<f64>,
+    /// Median start-to-completion time of completed sessions.
+    pub median_completion_seconds: Option<f64>,
+    /// Steps in the order the version declares them; unknown ones last.
+    pub funnel: Vec<FunnelStepFigures>,
+    pub classification: ClassificationFigures,
+    /// Per form slot.
+    pub slots: BTreeMap<String, SlotFigures>,
+}
+
+/// A proportion with its 95% Wilson interval.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct RateFigure {
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    pub successes: u64,
+    pub trials: u64,
+}
+
+impl From<Rate> for RateFigure {
+    fn from(rate: Rate) -> RateFigure {
+        RateFigure { value: rate.value, low: rate.low, high: rate.high, successes: rate.successes, trials: rate.trials }
+    }
+}
+
+/// One funnel step of a version.
+#[derive(Clone, Debug, Serialize)]
+pub struct FunnelStepFigures {
+    pub step: String,
+    /// Sessions that entered the step.
+    pub reached: u64,
+    pub expired_here: u64,
+    pub handed_off_here: u64,
+    pub failed_here: u64,
+    pub cancelled_here: u64,
+    /// Ended here without completing (the four above).
+    pub lost_here: u64,
+    /// `lost_here` over `reached`, with its interval.
+    pub drop_off: RateFigure,
+    /// Of those, ended by a global command (menu, exit, human), by command.
+    pub commands_here: BTreeMap<String, u64>,
+}
+
+/// Who decided a version's classifications, and what the model cost.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClassificationFigures {
+    pub decisions: u64,
+    pub by_keyword: u64,
+    pub by_trained: u64,
+    pub by_model: u64,
+    /// Model calls that reached the provider (cache hits apart).
+    pub model_calls: u64,
+    pub cache_hits: u64,
+    pub model_failures: u64,
+    /// Failures by reason.
+    pub failures: BTreeMap<String, u64>,
+    pub latency_ms_p50: Option<u64>,
+    pub latency_ms_p95: Option<u64>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+}
+
+impl ClassificationFigures {
+    /// Aggregates decisions: by classifier, model calls (cache hits apart),
+    /// failures by reason, latency percentiles and tokens.
+    pub fn of<'a>(decisions: impl IntoIterator<Item = &'a Classification>) -> ClassificationFigures {
+        let mut figures = ClassificationFigures::default();
+        let mut latencies: Vec<u64> = Vec::new();
+        for decision in decisions {
+            figures.decisions += 1;
+            match decision.classifier {
+                Classifier::Keyword => figures.by_keyword += 1,
+                Classifier::Trained => figures.by_trained += 1,
+                Classifier::Model => figures.by_model += 1,
+            }
+            if let Some(fallback) = &decision.fallback {
+                *figures.failures.entry(fallback.as_str().to_owned()).or_default() += 1;
+            }
+            if let Some(usage) = &decision.usage {
+                if usage.cached {
+                    figures.cache_hits += 1;
+                } else {
+                    figures.model_calls += 1;
+                    latencies.push(usage.latency_ms);
+                }
+                figures.prompt_tokens += usage.prompt_tokens;
+                figures.completion_tokens += usage.completion_tokens;
+            }
+        }
+        figures.model_failures = figures.failures.values().sum();
+        latencies.sort_unstable();
+        let percentile = |p: f64| (!latencies.is_empty()).then(|| latencies[((latencies.len() - 1) as f64 * p).round() as usize]);
+        figures.latency_ms_p50 = percentile(0.5);
+        figures.latency_ms_p95 = percentile(0.95);
+        figures
+    }
+}
+
+/// Where one form slot's values came from and where customers got stuck.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SlotFigures {
+    pub filled: u64,
+    /// Fills by source.
+    pub by_source: BTreeMap<String, u64>,
+    /// Fills from the message that led to the form.
+    pub on_entering: u64,
+    pub missed: u64,
+    /// Misses by reason (`nothing`, or the refusal's text key).
+    pub missed_by_reason: BTreeMap<String, u64>,
+}
+
+impl SlotFigures {
+    /// Per slot, from form events (`slot_filled`, `slot_missed`); other events are ignored.
+    pub fn of<'a>(events: impl IntoIterator<Item = &'a EventKind>) -> BTreeMap<String, SlotFigures> {
+        let mut slots: BTreeMap<String, SlotFigures> = BTreeMap::new();
+        for event in events {
+            match event {
+                EventKind::SlotFilled { slot, source, entering } => {
+                    let figures = slots.entry(slot.clone()).or_default();
+                    figures.filled += 1;
+                    *figures.by_source.entry(source.as_str().to_owned()).or_default() += 1;
+                    figures.on_entering += u64::from(*entering);
+                }
+                EventKind::SlotMissed { slot, reason } => {
+                    let figures = slots.entry(slot.clone()).or_default();
+                    figures.missed += 1;
+                    *figures.missed_by_reason.entry(reason.as_str().to_owned()).or_default() += 1;
+                }
+                _ => {}
+            }
+        }
+        slots
+    }
+}
+
+/// A difference of two proportions (candidate minus baseline).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct DifferenceFigures {
+    pub difference: f64,
+    /// The 95% Newcombe interval of the difference.
+    pub low: f64,
+    pub high: f64,
+    pub z: f64,
+    pub p_value: f64,
+}
+
+impl From<&TwoProportion> for DifferenceFigures {
+    fn from(two: &TwoProportion) -> DifferenceFigures {
+        DifferenceFigures { difference: two.difference, low: two.low, high: two.high, z: two.z, p_value: two.p_value }
+    }
+}
+
+/// The first two versions compared on completion and handoff.
+#[derive(Clone, Debug, Serialize)]
+pub struct ComparisonFigures {
+    #[serde(serialize_with = "version_text")]
+    pub baseline: Version,
+    #[serde(serialize_with = "version_text")]
+    pub candidate: Version,
+    pub completion: DifferenceFigures,
+    pub handoff: DifferenceFigures,
+    /// Both versions have `min_finished` finished sessions.
+    pub enough: bool,
+    pub needed_more: u64,
+    /// The plain-English verdict.
+    pub verdict: String,
+}
+
+/// The sessions a split served against its weights (Pearson's chi-square).
+#[derive(Clone, Debug, Serialize)]
+pub struct SampleRatioFigures {
+    pub observed: Vec<SplitShare>,
+    /// `null` in JSON when infinite (traffic to a version weighted 0).
+    pub chi_square: f64,
+    pub degrees_of_freedom: u32,
+    pub p_value: f64,
+    /// `p_value < 0.001`: distrust the comparison.
+    pub mismatch: bool,
+}
+
+/// One version of a split: its weight and the sessions it was served.
+#[derive(Clone, Debug, Serialize)]
+pub struct SplitShare {
+    #[serde(serialize_with = "version_text")]
+    pub version: Version,
+    /// The weight as configured (`50`, `12.5`).
+    pub weight: String,
+    pub sessions: u64,
+}
+
+/// The report of `flow` over `query`.
+pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &ReportQuery) -> Result<FlowReport, StoreError> {
+    let window = Window { flow, since: query.since, until: query.until, instance: query.instance.as_ref(), reason: None };
+    let aggregates: Vec<VersionAggregate> = store
+        .version_aggregates(&window)
+        .await?
+        .into_iter()
+        .filter(|aggregate| query.versions.as_ref().is_none_or(|versions| versions.contains(&aggregate.version)))
+        .collect();
+    let mut reports: Vec<VersionReport> = aggregates.iter().map(|aggregate| VersionReport::new(aggregate.version, aggregate.counts.clone())).collect();
+    // Versions asked for but without sessions still appear, with zeros.
+    if let Some(versions) = &query.versions {
+        for version in versions {
+            if !reports.iter().any(|report| report.version == *version) {
+                reports.push(VersionReport::new(*version, VersionCounts::default()));
+            }
+        }
+        reports.sort_by_key(|report| versions.iter().position(|v| *v == report.version));
+    }
+
+    let classifications = store.classifications(&window).await?;
+    let slot_events = store.slot_events(&window).await?;
+    let mut versions = Vec::new();
+    for report in &reports {
+        let mut funnel = store.funnel(&window, report.version).await?;
+        // Steps in the order the version declares them; unknown ones last.
+        if let Some(compiled) = engine.registry().get(flow, report.version) {
+            funnel.sort_by_key(|step| compiled.steps().iter().position(|declared| declared.id == step.step).unwrap_or(usize::MAX));
+        }
+        let commands = store.commands_by_step(&window, report.version).await?;
+        let funnel = funnel.iter().map(|step| funnel_step(step, &commands)).collect();
+        let classification =
+            ClassificationFigures::of(classifications.iter().filter(|(version, _)| *version == report.version).map(|(_, decision)| decision));
+        let slots = SlotFigures::of(slot_events.iter().filter(|(version, _)| *version == report.version).map(|(_, event)| event));
+        let fingerprint = engine.registry().get(flow, report.version).map(|fv| fv.fingerprint().as_str().to_owned());
+        versions.push(version_figures(report, fingerprint, funnel, classification, slots));
+    }
+
+    let comparison = match reports.as_slice() {
+        [baseline, candidate, ..] => {
+            let comparison = compare(baseline, candidate, query.min_finished);
+            Some(ComparisonFigures {
+                baseline: comparison.baseline,
+                candidate: comparison.candidate,
+                completion: (&comparison.completion).into(),
+                handoff: (&comparison.handoff).into(),
+                enough: comparison.enough,
+                needed_more: comparison.needed_more,
+                verdict: comparison.verdict,
+            })
+        }
+        _ => None,
+    };
+
+    Ok(FlowReport {
+        flow: flow.to_owned(),
+        since: query.since,
+        until: query.until,
+        instance: query.instance.as_ref().map(|instance| instance.as_str().to_owned()),
+        min_finished: query.min_finished,
+        versions,
+        comparison,
+        sample_ratio: sample_ratio(store, &window).await?,
+    })
+}
+
+fn version_figures(
+    report: &VersionReport,
+    fingerprint: Option<String>,
+    funnel: Vec<FunnelStepFigures>,
+    classification: ClassificationFigures,
+    slots: BTreeMap<String, SlotFigures>,
+) -> VersionFigures {
+    let counts = &report.counts;
+    VersionFigures {
+        version: report.version,
+        fingerprint,
+        started: counts.started,
+        completed: counts.completed,
+        handoff: counts.handoff,
+        expired: counts.expired,
+        failed: counts.failed,
+        cancelled: counts.cancelled,
+        live: counts.live,
+        finished: counts.finished(),
+        completion_rate: report.completion.into(),
+        handoff_rate: report.handoff.into(),
+        expiry_rate: report.expiry.into(),
+        failure_rate: report.failure.into(),
+        median_turns: report.median_turns,
+        median_completion_seconds: report.median_completion_millis.map(|millis| millis / 1000.0),
+        funnel,
+        classification,
+        slots,
+    }
+}
+
+fn funnel_step(step: &StepAggregate, commands: &[(String, String, u64)]) -> FunnelStepFigures {
+    let engine_step = analytics::FunnelStep {
+        step: step.step.clone(),
+        reached: step.reached,
+        expired_here: step.expired_here,
+        handed_off_here: step.handed_off_here,
+        failed_here: step.failed_here,
+        cancelled_here: step.cancelled_here,
+    };
+    FunnelStepFigures {
+        step: step.step.clone(),
+        reached: step.reached,
+        expired_here: step.expired_here,
+        handed_off_here: step.handed_off_here,
+        failed_here: step.failed_here,
+        cancelled_here: step.cancelled_here,
+        lost_here: engine_step.lost_here(),
+        drop_off: engine_step.drop_off().into(),
+        commands_here: commands.iter().filter(|(at, _, _)| *at == step.step).map(|(_, command, count)| (command.clone(), *count)).collect(),
+    }
+}
+
+/// Sample-ratio mismatch: split-served sessions against the split's weights.
+async fn sample_ratio(store: &Db, window: &Window<'_>) -> Result<Option<SampleRatioFigures>, StoreError> {
+    let (rules, _) = store.load_policy().await?;
+    let Some(split) = rules.get(window.flow).and_then(|rules| rules.split.clone()) else { return Ok(None) };
+    let split_window = Window { reason: Some("split"), ..window.clone() };
+    let served = store.version_aggregates(&split_window).await?;
+    let observed: Vec<u64> =
+        split.weights.iter().map(|(version, _)| served.iter().find(|a| a.version == *version).map_or(0, |a| a.counts.started)).collect();
+    let weights: Vec<f64> = split.weights.iter().map(|(_, weight)| f64::from(weight.hundredths()) / 100.0).collect();
+    Ok(analytics::sample_ratio(&observed, &weights).map(|srm| SampleRatioFigures {
+        observed: split
+            .weights
+            .iter()
+            .zip(&observed)
+            .map(|((version, weight), sessions)| SplitShare { version: *version, weight: weight.to_string(), sessions: *sessions })
+            .collect(),
+        chi_square: srm.chi_square,
+        degrees_of_freedom: srm.degrees_of_freedom,
+        p_value: srm.p_value,
+        mismatch: srm.mismatch,
+    }))
+}

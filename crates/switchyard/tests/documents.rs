@@ -1,0 +1,275 @@
+//! Flows as data, end to end on loopback: a document published with
+//! `POST /api/flows` reaches a second `serve` process within a second and
+//! survives a restart; a split between a code and a data version of one
+//! flow serves both; every refused document stores nothing; the `http` step
+//! against a stand-in endpoint (success, timeout, 500, malformed JSON).
+
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::{fresh_db, upsert, ServeProcess, StandIn, TestApp};
+use switchyard::document::http::{Caller, Endpoint};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const TOKEN: &str = "tok-docs-51a0";
+
+/// The fixture document with its transcript inline (the API has no folder
+/// to read a referenced one from).
+fn billing_document() -> String {
+    let source = include_str!("fixtures/documents/billing.toml");
+    let transcript = include_str!("fixtures/documents/billing.txt");
+    source.replace("transcripts = [\"billing.txt\"]", &format!("transcript = '''\n{transcript}'''"))
+}
+
+async fn publish(app: &TestApp, document: &str) -> (u16, Value) {
+    app.post_admin("/api/flows", json!({"document": document, "reason": "flows as data test"}), Some(TOKEN)).await
+}
+
+async fn stored(app: &TestApp) -> (i64, i64) {
+    (app.count("SELECT COUNT(*) FROM flow_documents").await, app.count("SELECT COUNT(*) FROM audit WHERE action = 'publish'").await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_published_version_reaches_a_second_serve_within_a_second_and_survives_a_restart() {
+    let db = fresh_db();
+    let evolution = StandIn::start().await;
+    let app = TestApp::spawn_with(&db, &evolution, |config| config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())]).await;
+    let other = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+
+    let (status, body) = publish(&app, &billing_document()).await;
+    assert_eq!(status, 201, "{body}");
+    let published = Instant::now();
+    let version = body["version"].as_str().unwrap().to_owned();
+    assert!(version.trim_start_matches('v').parse::<u32>().unwrap() >= 3, "after the compiled v1 and v2: {body}");
+    assert_eq!(body["lifecycle"], "inactive");
+    assert_eq!(body["fingerprint"].as_str().unwrap().len(), 64);
+    let audit: (String, String) = sqlx::query_as("SELECT actor, after FROM audit WHERE action = 'publish'").fetch_one(app.pool()).await.unwrap();
+    assert_eq!(audit.0, "ops");
+    assert!(audit.1.contains(body["fingerprint"].as_str().unwrap()), "the audit names the fingerprint: {}", audit.1);
+
+    // The other process accepts a pin to the new version once it has loaded it.
+    let http = support::http();
+    let pin = json!({"rules": {"pins": [{"contact": "5511911110001", "version": version}]}, "reason": "try the data version"});
+    let mut loaded_after = None;
+    while published.elapsed() < Duration::from_secs(5) {
+        let response = http.put(format!("{}/api/rollout/billing", other.url)).bearer_auth(TOKEN).json(&pin).send().await.unwrap();
+        if response.status() == 200 {
+            loaded_after = Some(published.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loaded_after = loaded_after.expect("the second serve never loaded the published version");
+    assert!(loaded_after < Duration::from_secs(1), "loaded after {loaded_after:?}");
+
+    // A second publish is the next version; the first is untouched.
+    let (status, again) = publish(&app, &billing_document()).await;
+    assert_eq!(status, 201, "{again}");
+    assert_ne!(again["version"], body["version"]);
+    assert_eq!(app.count("SELECT COUNT(*) FROM flow_documents").await, 2);
+
+    // After a restart the versions are loaded from the store.
+    app.stop().await;
+    drop(other);
+    let restarted = TestApp::spawn_with(&db, &evolution, |config| config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())]).await;
+    let (status, body) = restarted.put_admin("/api/rollout/billing", pin.clone(), TOKEN).await;
+    assert_eq!(status, 200, "the restarted serve knows {version}: {body}");
+    restarted.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_split_between_a_code_version_and_a_data_version_serves_both() {
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())]).await;
+    let (status, body) = publish(&app, &billing_document()).await;
+    assert_eq!(status, 201, "{body}");
+    let version = body["version"].as_str().unwrap().to_owned();
+    let split = json!({"rules": {"split": {"weights": [["v1", "50"], [version.clone(), "50"]]}}, "reason": "code against data"});
+    let (status, body) = app.put_admin("/api/rollout/billing", split.clone(), TOKEN).await;
+    assert_eq!(status, 200, "the publishing serve runs the version at once: {body}");
+    for n in 0..24 {
+        let (status, _) = app.webhook(&upsert(&format!("DOCSPLIT{n:02}"), &format!("55119222{n:05}"), "segunda via do boleto", 1_764_000_000 + n)).await;
+        assert_eq!(status, 200);
+    }
+    app.wait_idle().await;
+    let versions: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT version, fingerprint, COUNT(*) FROM sessions WHERE flow = 'billing' GROUP BY version, fingerprint ORDER BY version")
+            .fetch_all(app.pool())
+            .await
+            .unwrap();
+    let wanted: i64 = version.trim_start_matches('v').parse().unwrap();
+    assert!(versions.iter().any(|(number, _, _)| *number == 1), "code v1 served: {versions:?}");
+    let data = versions.iter().find(|(number, _, _)| *number == wanted).unwrap_or_else(|| panic!("data {version} served: {versions:?}"));
+    assert_eq!(data.1, body["fingerprint"].as_str().unwrap(), "sessions record the document's fingerprint");
+    // The data version's sessions asked its own question.
+    let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM outbox").fetch_all(app.pool()).await.unwrap();
+    assert!(texts.iter().any(|text| text.contains("Para a segunda via, me envie")), "{texts:?}");
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_refused_document_is_refused_with_a_clear_error_and_stores_nothing() {
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())]).await;
+    let good = billing_document();
+    let many_steps: String = {
+        let mut text = String::from("flow = \"billing\"\nentry = \"s0\"\n[texts]\nt = \"x\"\n");
+        for n in 0..10_000 {
+            text.push_str(&format!("[[steps]]\nid = \"s{n}\"\nkind = \"say\"\ntext = \"t\"\nthen = \"s{}\"\n", n + 1));
+        }
+        text
+    };
+    let not_allowed = good.replace(
+        "kind = \"action\"\nfunction = \"backend.open_invoice@1\"\non = { found = \"found\", none = \"none\", no_document = \"human\" }",
+        "kind = \"http\"\nendpoint = \"erp\"\nmethod = \"POST\"\nthen = \"found\"\nfailure = \"human\"",
+    );
+    assert_ne!(not_allowed, good);
+    let cases: Vec<(&str, String, u16, &str)> = vec![
+        ("malformed TOML", "flow = \"billing\"\nentry = ".to_owned(), 422, "line 2"),
+        ("unknown function", good.replace("validate.document@1", "validate.documnet@1"), 422, "did you mean 'validate.document@1'"),
+        ("unknown step", good.replace("then = \"lookup\"", "then = \"lookpu\""), 422, "did you mean 'lookup'"),
+        ("missing text", good.replace("prompt = \"identify.prompt\"", "prompt = \"identify.promt\""), 422, "did you mean 'identify.prompt'"),
+        ("10,000 steps", many_steps, 422, "the limit is 1000"),
+        ("10 MB", format!("{good}\n# {}\n", "x".repeat(10 * 1024 * 1024)), 413, ""),
+        ("endpoint not in the allow-list", not_allowed, 422, "endpoint 'erp'"),
+        ("failing transcript", good.replace("< R$ 289,90", "< R$ 1,00"), 422, "transcript"),
+        ("no reason", good.clone(), 422, "reason"),
+    ];
+    for (name, document, status, says) in cases {
+        let before = stored(&app).await;
+        let reason = if name == "no reason" { "" } else { "refusal test" };
+        let (got, body) = app.post_admin("/api/flows", json!({"document": document, "reason": reason}), Some(TOKEN)).await;
+        assert_eq!(got, status, "{name}: {body}");
+        if !says.is_empty() {
+            assert!(body["error"].as_str().is_some_and(|error| error.contains(says)), "{name}: the error says {says:?}: {body}");
+        }
+        assert_eq!(stored(&app).await, before, "{name}: nothing stored");
+    }
+    app.stop().await;
+}
+
+/// A loopback HTTP server answering by path: `/ok` JSON, `/slow` too late,
+/// `/fail` 500, `/bad` not JSON. Counts requests per path.
+async fn stand_in() -> (String, Arc<[AtomicUsize; 4]>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let counts: Arc<[AtomicUsize; 4]> = Arc::new(Default::default());
+    let seen = Arc::clone(&counts);
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 8192];
+                let read = socket.read(&mut buffer).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buffer[..read]).to_string();
+                let path = request.split(' ').nth(1).unwrap_or("").to_owned();
+                let (index, status, body) = match path.as_str() {
+                    "/ok" => (0, "200 OK", r#"{"order":{"id":"A-1001","total":159.9}}"#),
+                    "/slow" => (1, "200 OK", r#"{"order":{"id":"late"}}"#),
+                    "/fail" => (2, "500 Internal Server Error", r#"{"error":"boom"}"#),
+                    _ => (3, "200 OK", "<html>not json</html>"),
+                };
+                seen[index].fetch_add(1, Ordering::SeqCst);
+                if index == 1 {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                let response = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, counts)
+}
+
+fn http_document(path: &str) -> String {
+    format!(
+        r#"flow = "billing"
+entry = "ask"
+
+[texts]
+ask = "Qual o seu e-mail?"
+bad = "E-mail inválido."
+done = "Pedido {{order_id}} criado."
+sorry = "Não consegui criar o pedido agora."
+handoff = "Vou chamar uma pessoa."
+
+[[steps]]
+id = "ask"
+kind = "ask"
+prompt = "ask"
+invalid = "bad"
+save_as = "email"
+validate = "validate.email@1"
+then = "order"
+
+[[steps]]
+id = "order"
+kind = "http"
+endpoint = "erp"
+method = "POST"
+path = "{path}"
+send = ["email"]
+map = {{ order_id = "/order/id" }}
+then = "done"
+failure = "sorry"
+
+[[steps]]
+id = "done"
+kind = "end"
+text = "done"
+
+[[steps]]
+id = "sorry"
+kind = "end"
+text = "sorry"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_step_maps_success_and_takes_the_failure_branch_on_timeout_500_and_malformed_json() {
+    use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+    use switchyard_engine::ids::{Contact, InstanceId};
+    use switchyard_engine::memory::MemoryStore;
+    use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
+    use switchyard_engine::store::Store;
+
+    let (url, counts) = stand_in().await;
+    let endpoints = vec![Endpoint { name: "erp".to_owned(), url, headers: vec![("authorization".to_owned(), "Bearer s3cret".to_owned())], timeout: Duration::from_millis(500) }];
+    let caller = Caller::new(endpoints).unwrap();
+    let cases = [("/ok", "Pedido A-1001 criado.", 0, 1), ("/slow", "Não consegui criar o pedido agora.", 1, 2), ("/fail", "Não consegui criar o pedido agora.", 2, 2), ("/bad", "Não consegui criar o pedido agora.", 3, 1)];
+    for (path, reply, index, calls) in cases {
+        let document = switchyard::document::parse(&http_document(path)).unwrap();
+        let code = switchyard_flows::registry(&switchyard_flows::Deps::demo()).unwrap();
+        let version = switchyard::document::publish::next_version(&code, &[], "billing");
+        let registry = Arc::new(switchyard::document::publish::extend(&code, &document, version, Some(&["erp".to_owned()])).unwrap());
+        let overrides = Overrides::parse(&format!("billing=v{version}"), &registry).unwrap();
+        let resolver = Resolver::new(&registry, overrides, Box::new(NoRules));
+        let config = EngineConfig { entry_flow: switchyard_engine::ids::FlowId::new_static("billing"), ..EngineConfig::default() };
+        let engine = Engine::new(registry, resolver, config).unwrap();
+        let store = MemoryStore::new();
+        let (instance, contact) = (InstanceId::parse("vendas").unwrap(), Contact::parse("5511933330001").unwrap());
+        let mut last = Vec::new();
+        for text in ["oi", "ana@example.com"] {
+            let inbound = Inbound { instance: instance.clone(), contact: contact.clone(), content: Content::Text(text.to_owned()) };
+            let state = store.contact_state(&instance, &contact).await.unwrap();
+            let turn = switchyard_engine::service::run_turn_with(&engine, None, Some(&caller), state, &inbound, switchyard_engine::time::Timestamp::now_utc()).await;
+            store.commit(&turn).await.unwrap();
+            last = turn.replies.iter().map(|reply| reply.text.clone()).collect();
+        }
+        assert_eq!(last, vec![reply.to_owned()], "{path}");
+        assert_eq!(counts[index].load(Ordering::SeqCst), calls, "{path}: calls made (one retry after a timeout or a 5xx)");
+    }
+}
+
+#[test]
+fn the_flow_document_schema_is_valid_json_and_names_every_step_kind() {
+    let schema: Value = serde_json::from_str(include_str!("../../../schemas/flow-document.schema.json")).expect("the schema is JSON");
+    let text = schema.to_string();
+    for kind in ["menu", "ask", "say", "form", "handoff", "end", "action", "route", "http"] {
+        assert!(text.contains(&format!("\"{kind}\"")), "the schema names the '{kind}' step");
+    }
+}
