@@ -113,15 +113,17 @@ impl Engine {
                 self.expire_into(session, now, &mut turn);
             }
         }
-        let text = match &inbound.content {
-            Content::Text(text) => {
-                turn.message = Some(text.clone());
-                // Once per turn: the commands, the interrupts and the
-                // matchers that run through `Ctx::normalized` all read it.
-                turn.normalized = Some(crate::text::normalize(text));
-                text.as_str()
+        let (text, medium) = match &inbound.content {
+            Content::Text(text) => (text.as_str(), None),
+            Content::Audio { transcript: Some(text) } if !text.trim().is_empty() => (text.as_str(), Some("audio")),
+            Content::Attachment(file) if self.accepts_attachments(live.as_ref()) => {
+                turn.attachment = Some(file.clone());
+                (file.caption.as_deref().unwrap_or(""), Some(file.kind.as_str()))
             }
-            Content::Unsupported(_) => {
+            Content::Attachment(crate::media::Attachment { caption: Some(caption), kind, .. }) if !caption.trim().is_empty() => {
+                (caption.as_str(), Some(kind.as_str()))
+            }
+            Content::Audio { .. } | Content::Attachment(_) | Content::Unsupported(_) => {
                 let session = live.as_ref();
                 turn.replies.push(Reply {
                     session: session.map(Session::id),
@@ -129,25 +131,56 @@ impl Engine {
                     version: session.map(Session::version),
                     step: session.map(|s| s.step().clone()),
                     text: self.config.texts.unsupported.clone(),
+                    rich: None,
                 });
                 return turn;
             }
         };
+        turn.message = Some(text.to_owned());
+        // Once per turn: the commands, the interrupts and the
+        // matchers that run through `Ctx::normalized` all read it.
+        turn.normalized = Some(crate::text::normalize(text));
+        self.handle(live, text, inbound, now, &mut turn);
+        self.settle(&mut turn);
+        if let Some(medium) = medium {
+            // On the session that took the message (one that expired
+            // before it did not).
+            if let Some(session) = turn.sessions.iter().find(|session| session.record.last_input_at == now) {
+                let event = self.event(session, now, EventKind::Received { medium: medium.to_owned() });
+                turn.events.push(event);
+            }
+        }
+        turn
+    }
+
+    /// Whether the live session's current step takes files.
+    fn accepts_attachments(&self, live: Option<&Session>) -> bool {
+        live.and_then(|session| {
+            let registry = self.registry();
+            let fv = registry.get(session.flow().as_str(), session.version())?;
+            Some(fv.step(session.step().as_str())?.handler.accepts_attachments())
+        })
+        .unwrap_or(false)
+    }
+
+    /// A text turn: global commands, then the live session's step, or a new session.
+    fn handle(&self, live: Option<Session>, text: &str, inbound: &Inbound, now: Timestamp, turn: &mut Turn) {
         // Global commands act on a live session in any flow and version.
         // Without one, `menu` and `atendente` are what the entry flow does
         // anyway (it shows the menu, it routes to a person), and `sair` only
         // needs a goodbye.
         let command = GlobalCommands::lookup(&self.commands, turn.normalized.as_deref().unwrap_or(""));
         match (command, live) {
-            (Some(command), Some(session)) => self.command(session, command, inbound, now, &mut turn),
+            (Some(command), Some(session)) => self.command(session, command, inbound, now, turn),
             (Some(Command::Exit), None) => turn.replies.push(Reply {
                 session: None,
                 flow: None,
                 version: None,
                 step: None,
                 text: self.config.texts.cancelled.clone(),
+                rich: None,
             }),
-            (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn),
+            (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn),
             (None, Some(mut session)) => {
                 session.record.turns += 1;
                 session.record.last_input_at = now;
@@ -163,53 +196,54 @@ impl Engine {
                         // The deploy removed this version: fail the session and
                         // restart the customer on what resolves now.
                         let step = session.step().clone();
-                        self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, &mut turn);
-                        self.unwind(Outcome::Failed, Some("version_gone"), now, &mut turn);
+                        self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, turn);
+                        self.unwind(Outcome::Failed, Some("version_gone"), now, turn);
                         turn.replies.push(Reply {
                             session: Some(session.id()),
                             flow: Some(session.flow().clone()),
                             version: Some(session.version()),
                             step: Some(step),
                             text: self.config.texts.restarted.clone(),
+                            rich: None,
                         });
                         turn.sessions.push(session);
-                        self.start(self.config.entry_flow.clone(), text, inbound, now, 0, &mut turn);
+                        self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn);
                     }
                     Some(fv) => match fv.step(session.step().as_str()) {
                         None => {
                             let detail = format!("step '{}' is not in {}", session.step(), fv.label());
-                            self.fail(session, detail, now, &mut turn);
+                            self.fail(session, detail, now, turn);
                         }
                         Some(step) => match self.interrupt(fv, &session, turn.normalized.as_deref().unwrap_or("")) {
                             Some(Next::Handover(flow)) => {
                                 let detail = format!("handover:{flow}");
-                                self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, &mut turn);
+                                self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
                                 turn.sessions.push(session);
-                                self.unwind(Outcome::Completed, Some(&detail), now, &mut turn);
-                                self.start(FlowId::new_static(flow), text, inbound, now, 1, &mut turn);
+                                self.unwind(Outcome::Completed, Some(&detail), now, turn);
+                                self.start(FlowId::new_static(flow), text, inbound, now, 1, turn);
                             }
                             Some(Next::Goto(target)) => {
-                                let Some(step) = fv.step(target) else { return turn };
+                                let Some(step) = fv.step(target) else { return };
                                 session.record.step = StepId::new_static(step.id);
                                 session.record.attempts = 0;
                                 turn.events.push(self.event(&session, now, EventKind::StepEntered));
-                                let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, &mut turn, |handler, ctx| {
+                                let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, turn, |handler, ctx| {
                                     handler.enter(ctx)
                                 });
-                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                                self.follow(fv, session, called, text, inbound, now, 0, turn);
                             }
                             Some(to) => {
                                 let called = Ok(to.next());
-                                self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                                self.follow(fv, session, called, text, inbound, now, 0, turn);
                             }
-                            None => match self.caller_interrupt(text, &turn) {
+                            None => match self.caller_interrupt(text, turn) {
                                 // A change of subject a caller declares leaves the call.
-                                Some((depth, target)) => self.leave_call(session, depth, target, text, inbound, now, &mut turn),
+                                Some((depth, target)) => self.leave_call(session, depth, target, text, inbound, now, turn),
                                 None => {
-                                    let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, &mut turn, |handler, ctx| {
+                                    let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| {
                                         handler.input(ctx, text)
                                     });
-                                    self.follow(fv, session, called, text, inbound, now, 0, &mut turn);
+                                    self.follow(fv, session, called, text, inbound, now, 0, turn);
                                 }
                             },
                         },
@@ -217,8 +251,6 @@ impl Engine {
                 }
             }
         }
-        self.settle(&mut turn);
-        turn
     }
 
     /// Applies a global command to a live session: it ends at its current
@@ -295,7 +327,7 @@ impl Engine {
         }
         let Some(Resolution { version, reason }) = resolution else {
             // Unreachable with a validated registry: handover targets are checked.
-            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone() });
+            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone(), rich: None });
             turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
             return;
         };
@@ -475,6 +507,7 @@ impl Engine {
                 trigger,
                 opening,
                 message: turn.message.as_deref(),
+                attachment: turn.attachment.as_ref(),
                 normalized: turn.normalized.as_deref(),
                 deps: fv.deps(),
                 slots: &mut slots,
@@ -496,13 +529,14 @@ impl Engine {
                 for kind in slots {
                     turn.events.push(self.event(session, now, kind));
                 }
-                for text in replies {
+                for (text, rich) in replies {
                     turn.replies.push(Reply {
                         session: Some(session.id()),
                         flow: Some(session.flow().clone()),
                         version: Some(session.version()),
                         step: Some(session.step().clone()),
                         text,
+                        rich,
                     });
                 }
                 Ok(next)

@@ -45,6 +45,9 @@ pub enum EventKind {
     /// A form asked for `slot` and the answer did not fill it (a re-prompt):
     /// `reason` is the refusal (`invalid_cpf` ...) or `nothing`.
     SlotMissed { slot: String, reason: String },
+    /// The customer's message was not typed text: `medium` is `audio` (a
+    /// voice note read through its transcript), `image` or `document`.
+    Received { medium: String },
 }
 
 impl EventKind {
@@ -90,6 +93,7 @@ impl EventKind {
             EventKind::Classified(_) => "classified",
             EventKind::SlotFilled { .. } => "slot_filled",
             EventKind::SlotMissed { .. } => "slot_missed",
+            EventKind::Received { .. } => "received",
         }
     }
 }

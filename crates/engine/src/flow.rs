@@ -108,7 +108,9 @@ pub type Deps = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 pub struct Ctx<'a> {
     pub(crate) texts: &'a Texts,
     pub(crate) data: &'a mut Data,
-    pub(crate) replies: &'a mut Vec<String>,
+    pub(crate) replies: &'a mut Vec<(String, Option<crate::media::Rich>)>,
+    /// The file the customer attached, offered to a step that accepts files.
+    pub(crate) attachment: Option<&'a crate::media::Attachment>,
     pub(crate) now: Timestamp,
     pub(crate) attempts: u32,
     pub(crate) trigger: Option<&'a str>,
@@ -142,18 +144,41 @@ impl<'a> Ctx<'a> {
     /// session, and the transcript tests catch it before release.
     pub fn say(&mut self, key: &str) {
         let rendered = self.render(key, &[]);
-        self.replies.push(rendered);
+        self.replies.push((rendered, None));
     }
 
     /// Like [`Ctx::say`], with extra values for `{name}` placeholders.
     pub fn say_with(&mut self, key: &str, values: &[(&str, &str)]) {
         let rendered = self.render(key, values);
-        self.replies.push(rendered);
+        self.replies.push((rendered, None));
     }
 
     /// Sends text that was built by the handler (for example a list from the backend).
     pub fn say_raw(&mut self, text: impl Into<String>) {
-        self.replies.push(text.into());
+        self.replies.push((text.into(), None));
+    }
+
+    /// Sends the version's text `key` as a numbered menu of `options`
+    /// options: the text everywhere, and the option titles for channels
+    /// that can show buttons or a list (see [`crate::media::menu_titles`];
+    /// a text whose numbered lines do not match goes as text alone).
+    pub fn say_menu(&mut self, key: &str, options: usize) {
+        let rendered = self.render(key, &[]);
+        let rich = crate::media::menu_titles(&rendered, options).map(crate::media::Rich::Choices);
+        self.replies.push((rendered, rich));
+    }
+
+    /// Sends a file, with the version's text `caption_key` (rendered with
+    /// `values`) as its caption.
+    pub fn send_file(&mut self, file: crate::media::OutgoingFile, caption_key: &str, values: &[(&str, &str)]) {
+        let caption = self.render(caption_key, values);
+        self.replies.push((caption, Some(crate::media::Rich::File(file))));
+    }
+
+    /// The file the customer sent with this message, at a step that
+    /// accepts files ([`Step::accepts_attachments`]); `None` elsewhere.
+    pub fn attachment(&self) -> Option<&'a crate::media::Attachment> {
+        self.attachment
     }
 
     /// The version's text `key` rendered, without sending it.
@@ -435,6 +460,13 @@ pub trait Step: Send + Sync {
     /// The text keys this step uses, checked by the registry at start-up.
     fn text_keys(&self) -> Vec<&'static str> {
         Vec::new()
+    }
+    /// Whether this step takes a file the customer sends (an image or
+    /// document, seen through [`Ctx::attachment`], with its caption or an
+    /// empty text as the input). `false`: a captioned file reads as its
+    /// caption, a bare one gets the engine's "please type" answer.
+    fn accepts_attachments(&self) -> bool {
+        false
     }
     /// What the step does, when its kind can say it as data (for
     /// `flows export`); `None` for steps written as code.

@@ -145,7 +145,7 @@ impl Step for Menu {
                 return self.take(ctx, choice);
             }
         }
-        ctx.say(self.prompt);
+        ctx.say_menu(self.prompt, self.choices.len());
         Next::Wait
     }
 
@@ -305,6 +305,7 @@ pub struct Custom {
     keys: Vec<&'static str>,
     enter: Option<EnterFn>,
     input: InputFn,
+    attachments: bool,
     returned: Option<EnterFn>,
 }
 
@@ -316,6 +317,7 @@ impl Custom {
             keys: Vec::new(),
             enter: None,
             input: Box::new(input),
+            attachments: false,
             returned: None,
         }
     }
@@ -329,6 +331,7 @@ impl Custom {
             keys: Vec::new(),
             enter: Some(Box::new(move |ctx: &mut Ctx<'_>| enter(ctx))),
             input: Box::new(move |ctx: &mut Ctx<'_>, _text: &str| again(ctx)),
+            attachments: false,
             returned: None,
         }
     }
@@ -345,6 +348,11 @@ impl Custom {
     /// Declares the text keys the closures use, so the registry checks them.
     pub fn texts(mut self, keys: &[&'static str]) -> Custom {
         self.keys.extend_from_slice(keys);
+        self
+    }
+    /// The step takes files the customer sends ([`Ctx::attachment`]).
+    pub fn attachments(mut self) -> Custom {
+        self.attachments = true;
         self
     }
 }
@@ -370,6 +378,9 @@ impl Step for Custom {
     }
     fn text_keys(&self) -> Vec<&'static str> {
         self.keys.clone()
+    }
+    fn accepts_attachments(&self) -> bool {
+        self.attachments
     }
 }
 

@@ -8,6 +8,7 @@
 //!
 //! # Layout
 //! - [`ids`]: newtypes (`Contact`, `InstanceId`, `Version`, `SessionId`, ...).
+//! - [`media`]: attachments by reference, files and menu options a reply carries.
 //! - [`mask`]: the one masking rule for phones, CPF/CNPJ and e-mails in text (logs, errors, `Debug`).
 //! - [`time`]: `Timestamp` and the `Clock` trait; duration parsing (`30m`, `24h`).
 //! - [`text`]: normalisation for forgiving matching, and the embedded text files.
@@ -39,6 +40,7 @@ pub mod form;
 pub mod ids;
 pub mod kinds;
 pub mod mask;
+pub mod media;
 pub mod memory;
 pub mod queue;
 pub mod registry;

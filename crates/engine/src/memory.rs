@@ -309,6 +309,7 @@ impl Queue for MemoryStore {
                 request_id: request_id.clone(),
                 unsure_since: None,
                 attempted_at: None,
+                rich: reply.rich.clone(),
             };
             memory.outbox.insert(out_seq, (outgoing, OutState::Waiting(Timestamp::from_millis(i64::MIN))));
         }

@@ -75,6 +75,8 @@ pub struct Outgoing {
     /// process stopped mid-send, or lost its claim): that attempt may still
     /// be in the channel's hands, so the check waits for it to settle.
     pub attempted_at: Option<Timestamp>,
+    /// A file to send with `text` as caption, or the options of a menu.
+    pub rich: Option<crate::media::Rich>,
 }
 
 pub trait Queue: Store {

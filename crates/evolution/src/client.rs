@@ -185,6 +185,17 @@ impl EvolutionClient {
         instance: &str,
         body: &Value,
     ) -> Result<(StatusCode, Vec<u8>), SendError> {
+        self.post_json_limited(route, instance, body, MAX_BODY_BYTES).await
+    }
+
+    /// [`Self::post_json`] reading at most `limit` bytes of the answer.
+    pub(crate) async fn post_json_limited(
+        &self,
+        route: [&str; 2],
+        instance: &str,
+        body: &Value,
+        limit: usize,
+    ) -> Result<(StatusCode, Vec<u8>), SendError> {
         let Some(key) = self.instance_keys.get(instance).or(self.api_key.as_ref()) else {
             return Err(SendError::Unauthorized(format!(
                 "no api key configured for instance `{}`",
@@ -212,7 +223,7 @@ impl EvolutionClient {
             .await
             .map_err(|err| self.transport_error(&err))?;
         let status = response.status();
-        let body = read_body(response)
+        let body = read_body(response, limit)
             .await
             .map_err(|err| self.transport_error(&err))?;
         Ok((status, body))
@@ -246,13 +257,13 @@ impl fmt::Debug for EvolutionClient {
     }
 }
 
-/// Reads at most [`MAX_BODY_BYTES`] of the body.
-async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+/// Reads at most `limit` bytes of the body.
+async fn read_body(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, reqwest::Error> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await? {
-        let room = MAX_BODY_BYTES.saturating_sub(body.len());
+        let room = limit.saturating_sub(body.len());
         body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY_BYTES {
+        if body.len() >= limit {
             break;
         }
     }
@@ -260,7 +271,7 @@ async fn read_body(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::
 }
 
 /// Maps a status and body to the send outcome.
-fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
+pub(crate) fn classify(status: StatusCode, body: &[u8]) -> Result<Sent, SendError> {
     if status.is_success() {
         let json: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let message_id = json

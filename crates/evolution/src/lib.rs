@@ -19,6 +19,8 @@
 //! - [`client`]: `EvolutionClient::send_text` over reqwest + rustls, mapping
 //!   Evolution's loosely shaped error bodies to unanswered / retryable /
 //!   rejected / unauthorized outcomes.
+//! - [`media`]: `sendMedia`, `sendButtons`/`sendList` (Cloud API only),
+//!   `sendText` with a typing `delay`, and `getBase64FromMediaMessage`.
 //! - [`stored`]: `EvolutionClient::find_sent`: whether a text whose send went
 //!   unanswered is among the chat's stored messages (`findMessages`).
 //!
@@ -28,6 +30,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod media;
 pub mod stored;
 pub mod webhook;
 
@@ -36,8 +39,9 @@ use switchyard_engine::mask;
 
 pub use auth::{JwtError, bearer_token, secret_matches, verify_jwt};
 pub use client::{ClientError, EvolutionClient, SendError, Sent};
+pub use media::{Choice, Fetched, OutgoingMedia};
 pub use stored::SentQuery;
 pub use webhook::{
-    Chat, Content, Identity, IgnoreReason, Incoming, ParseError, Webhook, WebhookKind,
-    normalise_event, parse,
+    Audio, Chat, Content, Identity, IgnoreReason, Incoming, Media, MediaKind, ParseError, Webhook,
+    WebhookKind, normalise_event, parse,
 };

@@ -108,7 +108,7 @@ pub fn find_in(answer: &Value, text: &str, from: i64, to: i64, known_ids: &[Stri
         .rev()
         .filter(|record| record.pointer("/key/fromMe").and_then(Value::as_bool) == Some(true))
         .filter(|record| stamped_millis(record).is_none_or(|at| (from - 999..=to).contains(&at)))
-        .filter(|record| text_of(record) == Some(text))
+        .filter(|record| texts_of(record).any(|candidate| candidate == text))
         .map(|record| record.pointer("/key/id").and_then(Value::as_str).filter(|id| !id.is_empty()))
         .find(|id| id.is_none_or(|id| !known_ids.iter().any(|known| known == id)))
         .map(|id| Sent { message_id: id.map(str::to_owned) })
@@ -121,14 +121,29 @@ fn stamped_millis(record: &Value) -> Option<i64> {
     Some(secs.saturating_mul(1000))
 }
 
-/// The text of a stored text message: `message.conversation` (2.1+ folds
-/// `extendedTextMessage` into it), or `extendedTextMessage.text`.
-fn text_of(record: &Value) -> Option<&str> {
-    let message = record.get("message")?;
-    message
-        .get("conversation")
-        .and_then(Value::as_str)
-        .or_else(|| message.pointer("/extendedTextMessage/text").and_then(Value::as_str))
+/// Where a stored message keeps what identifies one of our sends: a text's
+/// `conversation` (2.1+ folds `extendedTextMessage` into it) or
+/// `extendedTextMessage.text`; a file's `caption` or `fileName` (a
+/// captioned document may sit in `documentWithCaptionMessage`); a choice's
+/// text (`buttonsMessage.contentText`, `listMessage.description`,
+/// `interactiveMessage.body.text`).
+const TEXT_PATHS: &[&str] = &[
+    "/conversation",
+    "/extendedTextMessage/text",
+    "/imageMessage/caption",
+    "/documentMessage/caption",
+    "/documentMessage/fileName",
+    "/documentWithCaptionMessage/message/documentMessage/caption",
+    "/documentWithCaptionMessage/message/documentMessage/fileName",
+    "/buttonsMessage/contentText",
+    "/listMessage/description",
+    "/interactiveMessage/body/text",
+];
+
+/// The texts of a stored message (see [`TEXT_PATHS`]).
+fn texts_of(record: &Value) -> impl Iterator<Item = &str> {
+    let message = record.get("message");
+    TEXT_PATHS.iter().filter_map(move |path| message?.pointer(path)?.as_str())
 }
 
 #[cfg(test)]
@@ -173,6 +188,10 @@ mod tests {
         let extended = json!({"messages": {"records": [{"key": {"fromMe": true, "id": "X"},
             "message": {"extendedTextMessage": {"text": "Olá!"}}, "messageTimestamp": "1795000010"}]}});
         assert_eq!(find_in(&extended, "Olá!", 1_795_000_000_000, 1_795_000_030_000, &[]), Some(Sent { message_id: Some("X".into()) }));
+        let document = json!({"messages": {"records": [{"key": {"fromMe": true, "id": "D"},
+            "message": {"documentMessage": {"fileName": "boleto-1a2b.pdf", "mimetype": "application/pdf"}}, "messageTimestamp": 1795000010}]}});
+        assert_eq!(find_in(&document, "boleto-1a2b.pdf", 1_795_000_000_000, 1_795_000_030_000, &[]), Some(Sent { message_id: Some("D".into()) }));
+        assert_eq!(find_in(&document, "outro.pdf", 1_795_000_000_000, 1_795_000_030_000, &[]), None);
         for garbage in [json!(null), json!([]), json!({"messages": []}), json!({"messages": {"records": [1, "x", null]}})] {
             assert_eq!(find_in(&garbage, "Olá!", 0, i64::MAX, &[]), None, "{garbage}");
         }

@@ -128,10 +128,16 @@ impl Identity {
 #[derive(Clone, PartialEq, Eq)]
 pub enum Content {
     /// Text, or the id of a choice: `conversation`, `extendedTextMessage.text`,
-    /// an image/video/document caption, a list reply (`selectedRowId`, else
+    /// a video caption, a list reply (`selectedRowId`, else
     /// its title), a button or template reply (id, else display text), an
     /// interactive reply (`paramsJson` id, else body text).
     Text(String),
+    /// `audioMessage` (a voice note or an audio file), with the text of
+    /// Evolution's OpenAI integration (`message.speechToText`) when it ran.
+    Audio(Audio),
+    /// `imageMessage` or `documentMessage`: a reference to the file (the
+    /// bytes stay with Evolution, fetched by message id when needed).
+    Media(Media),
     /// Content the flow cannot read (`"audio"`, `"sticker"`, `"image"`
     /// without caption, `"location"`, ...): answer with a "please type" hint.
     Unsupported(String),
@@ -140,11 +146,62 @@ pub enum Content {
     Ignored(String),
 }
 
+/// A voice note or audio file.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Audio {
+    /// `message.speechToText` without Evolution's `[audio] ` prefix; `None`
+    /// when absent or when Evolution's transcription produced nothing
+    /// (`[audio] null`, `[audio] undefined`, blank).
+    pub transcript: Option<String>,
+    /// `audioMessage.mimetype` (`audio/ogg; codecs=opus` for voice notes).
+    pub mimetype: Option<String>,
+    /// `audioMessage.seconds`.
+    pub seconds: Option<i64>,
+    /// `audioMessage.fileLength` in bytes (a number, string or long).
+    pub bytes: Option<i64>,
+    /// `audioMessage.ptt`: recorded in the chat rather than a forwarded file.
+    pub voice_note: bool,
+}
+
+/// Which kind of file a [`Media`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    Image,
+    Document,
+}
+
+impl MediaKind {
+    /// `image` or `document`: Evolution's `mediatype` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MediaKind::Image => "image",
+            MediaKind::Document => "document",
+        }
+    }
+}
+
+/// An image or document the customer sent, as a reference.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Media {
+    pub kind: MediaKind,
+    /// `mimetype` (`image/jpeg`, `application/pdf` ...).
+    pub mimetype: Option<String>,
+    /// `documentMessage.fileName` (images have none).
+    pub file_name: Option<String>,
+    /// `caption`, when the customer wrote one.
+    pub caption: Option<String>,
+    /// `fileLength` in bytes.
+    pub bytes: Option<i64>,
+}
+
 impl Content {
-    /// The text, for [`Content::Text`].
+    /// The text, for [`Content::Text`]; the transcript of an [`Content::Audio`];
+    /// the caption of a [`Content::Media`].
     pub fn as_text(&self) -> Option<&str> {
         match self {
             Content::Text(text) => Some(text),
+            Content::Audio(audio) => audio.transcript.as_deref(),
+            Content::Media(media) => media.caption.as_deref(),
             _ => None,
         }
     }
@@ -538,7 +595,6 @@ const IGNORED: &[(&str, &str)] = &[
 
 /// Content the flow cannot read, by a short kind name.
 const UNSUPPORTED: &[(&str, &str)] = &[
-    ("audioMessage", "audio"),
     ("stickerMessage", "sticker"),
     ("lottieStickerMessage", "sticker"),
     ("locationMessage", "location"),
@@ -559,6 +615,9 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 const MAX_WRAPPER_DEPTH: usize = 8;
 
 fn content_of(message: &Map<String, Value>) -> Option<Content> {
+    // Evolution adds `speechToText` to the top-level `message`, next to
+    // any wrapper.
+    let speech = message.get("speechToText").and_then(speech_text);
     let message = unwrap_wrappers(message);
     let field = |name: &str| message.get(name);
     let nested =
@@ -570,11 +629,28 @@ fn content_of(message: &Map<String, Value>) -> Option<Content> {
     if let Some(text) = nested("extendedTextMessage", &["text"]).and_then(non_blank) {
         return Some(Content::Text(text));
     }
-    for (name, kind) in [
-        ("imageMessage", "image"),
-        ("videoMessage", "video"),
-        ("documentMessage", "document"),
-    ] {
+    for (name, kind) in [("imageMessage", MediaKind::Image), ("documentMessage", MediaKind::Document)] {
+        if let Some(Value::Object(media)) = field(name) {
+            let text = |key: &str| media.get(key).and_then(non_blank);
+            return Some(Content::Media(Media {
+                kind,
+                mimetype: text("mimetype"),
+                file_name: text("fileName"),
+                caption: text("caption"),
+                bytes: media.get("fileLength").and_then(timestamp),
+            }));
+        }
+    }
+    if let Some(Value::Object(audio)) = field("audioMessage") {
+        return Some(Content::Audio(Audio {
+            transcript: speech.or_else(|| message.get("speechToText").and_then(speech_text)),
+            mimetype: audio.get("mimetype").and_then(non_blank),
+            seconds: audio.get("seconds").and_then(integer),
+            bytes: audio.get("fileLength").and_then(timestamp),
+            voice_note: audio.get("ptt").and_then(Value::as_bool).unwrap_or(false),
+        }));
+    }
+    for (name, kind) in [("videoMessage", "video")] {
         if field(name).is_some() {
             return Some(match nested(name, &["caption"]).and_then(non_blank) {
                 Some(caption) => Content::Text(caption),
@@ -651,6 +727,17 @@ fn content_of(message: &Map<String, Value>) -> Option<Content> {
             let kind = name.strip_suffix("Message").unwrap_or(name);
             Content::Unsupported(mask::truncate(kind, 48))
         })
+}
+
+/// `speechToText` is `"[audio] " + text`; Evolution writes the prefix even
+/// when its transcription returned nothing (`[audio] null`).
+fn speech_text(value: &Value) -> Option<String> {
+    let text = value.as_str()?.trim();
+    let text = text.strip_prefix("[audio]").unwrap_or(text).trim();
+    match text {
+        "" | "null" | "undefined" => None,
+        text => Some(text.to_owned()),
+    }
 }
 
 fn unwrap_wrappers(message: &Map<String, Value>) -> &Map<String, Value> {
@@ -741,6 +828,20 @@ impl fmt::Debug for Content {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Content::Text(text) => write!(f, "Text(<{} chars>)", text.chars().count()),
+            Content::Audio(audio) => f
+                .debug_struct("Audio")
+                .field("transcript", &audio.transcript.as_ref().map(|text| format!("<{} chars>", text.chars().count())))
+                .field("mimetype", &audio.mimetype)
+                .field("seconds", &audio.seconds)
+                .field("voice_note", &audio.voice_note)
+                .finish(),
+            Content::Media(media) => f
+                .debug_struct("Media")
+                .field("kind", &media.kind)
+                .field("mimetype", &media.mimetype)
+                .field("file_name", &media.file_name.as_ref().map(|_| "<set>"))
+                .field("caption", &media.caption.as_ref().map(|text| format!("<{} chars>", text.chars().count())))
+                .finish(),
             Content::Unsupported(kind) => f.debug_tuple("Unsupported").field(kind).finish(),
             Content::Ignored(kind) => f.debug_tuple("Ignored").field(kind).finish(),
         }
@@ -835,7 +936,8 @@ mod tests {
             "messageContextInfo": {}
         });
         let content = content_of(message.as_object().unwrap());
-        assert_eq!(content, Some(Content::Text("olha".into())));
+        assert_eq!(content.as_ref().and_then(Content::as_text), Some("olha"));
+        assert!(matches!(content, Some(Content::Media(Media { kind: MediaKind::Image, .. }))));
     }
 
     #[test]
@@ -846,7 +948,7 @@ mod tests {
         });
         assert_eq!(
             content_of(message.as_object().unwrap()),
-            Some(Content::Unsupported("audio".into()))
+            Some(Content::Audio(Audio { voice_note: true, ..Audio::default() }))
         );
     }
 
@@ -864,6 +966,16 @@ mod tests {
         );
         let only_meta = json!({"messageContextInfo": {}, "conversation": "  "});
         assert_eq!(content_of(only_meta.as_object().unwrap()), None);
+    }
+
+    #[test]
+    fn speech_to_text_drops_evolutions_prefix_and_empty_results() {
+        assert_eq!(speech_text(&json!("[audio] quero a segunda via")).as_deref(), Some("quero a segunda via"));
+        assert_eq!(speech_text(&json!("sem prefixo")).as_deref(), Some("sem prefixo"));
+        for empty in ["[audio] null", "[audio] undefined", "[audio] ", "  ", "[audio]"] {
+            assert_eq!(speech_text(&json!(empty)), None, "{empty}");
+        }
+        assert_eq!(speech_text(&json!(42)), None);
     }
 
     #[test]

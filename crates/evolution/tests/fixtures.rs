@@ -5,7 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use switchyard_evolution::webhook::{
-    Chat, Content, Identity, IgnoreReason, Incoming, Webhook, WebhookKind, parse,
+    Audio, Chat, Content, Identity, IgnoreReason, Incoming, Media, MediaKind, Webhook, WebhookKind,
+    parse,
 };
 
 const INSTANCE: &str = "loja-teste";
@@ -57,6 +58,17 @@ fn incoming(id: &str, sender: Identity, push_name: &str, ts: i64, content: Conte
 
 fn text(text: &str) -> Content {
     Content::Text(text.into())
+}
+
+/// An image or document reference as the fixtures carry it (12345 bytes).
+fn media(kind: MediaKind, mimetype: &str, file_name: Option<&str>, caption: Option<&str>) -> Content {
+    Content::Media(Media {
+        kind,
+        mimetype: Some(mimetype.into()),
+        file_name: file_name.map(Into::into),
+        caption: caption.map(Into::into),
+        bytes: Some(12345),
+    })
 }
 
 fn unsupported(kind: &str) -> Content {
@@ -200,7 +212,7 @@ fn f03_list_reply_gives_the_row_id() {
 }
 
 #[test]
-fn f04_image_caption_is_text() {
+fn f04_image_caption_is_media_with_its_caption() {
     assert_message(
         "04-image-caption",
         incoming(
@@ -208,13 +220,13 @@ fn f04_image_caption_is_text() {
             phone_only(PN2),
             "João Exemplo",
             T0 + 4,
-            text("Foto da nota fiscal"),
+            media(MediaKind::Image, "image/jpeg", None, Some("Foto da nota fiscal")),
         ),
     );
 }
 
 #[test]
-fn f05_audio_is_unsupported() {
+fn f05_audio_is_a_voice_note_without_transcript() {
     assert_message(
         "05-audio-ptt",
         incoming(
@@ -222,7 +234,13 @@ fn f05_audio_is_unsupported() {
             phone_only(PN1),
             "Maria Teste",
             T0 + 5,
-            unsupported("audio"),
+            Content::Audio(Audio {
+                transcript: None,
+                mimetype: Some("audio/ogg; codecs=opus".into()),
+                seconds: Some(9),
+                bytes: Some(12345),
+                voice_note: true,
+            }),
         ),
     );
 }
@@ -452,13 +470,13 @@ fn f21_document_with_caption_wrapper() {
             phone_only(PN2),
             "João Exemplo",
             T0 + 21,
-            text("Segue o comprovante"),
+            media(MediaKind::Document, "application/pdf", Some("comprovante.pdf"), Some("Segue o comprovante")),
         ),
     );
 }
 
 #[test]
-fn f22_document_without_caption_is_unsupported() {
+fn f22_document_without_caption_is_a_reference() {
     assert_message(
         "22-document-no-caption",
         incoming(
@@ -466,7 +484,7 @@ fn f22_document_without_caption_is_unsupported() {
             phone_only(PN2),
             "João Exemplo",
             T0 + 22,
-            unsupported("document"),
+            media(MediaKind::Document, "application/pdf", Some("contrato.pdf"), None),
         ),
     );
 }
@@ -494,7 +512,7 @@ fn f24_view_once_v2_is_unwrapped() {
             phone_only(PN1),
             "Maria Teste",
             T0 + 24,
-            text("Só uma vez"),
+            media(MediaKind::Image, "image/jpeg", None, Some("Só uma vez")),
         ),
     );
 }

@@ -79,7 +79,15 @@ fn every_real_payload_is_tested_and_sourced() {
         "v2.1.0-upsert-extended-text.json", "v2.2.0-upsert-no-push-name.json", "v2.2.3-upsert-lid-only.json",
         "v2.3-messages-update-deleted.json", "v2.3.6-send-message-chatwoot-agent.json", "v2.3.6-upsert-chatwoot-ids.json",
         "v2.3.6-upsert-fromme-echo.json", "v2.3.6-upsert-lid-with-phone-alt.json",
+        // Media and choices: tests/media_payloads.rs.
+        "getbase64-201-v2.3.6.json", "getbase64-400-not-found.json", "sendmedia-201-v2.3.6.json",
+        "v2.3.6-cloud-upsert-interactive-reply.json", "v2.3.6-upsert-audio-ptt.json",
+        "v2.3.6-upsert-audio-speech-to-text-null.json", "v2.3.6-upsert-audio-speech-to-text.json",
+        "v2.3.6-upsert-buttons-response.json", "v2.3.6-upsert-document.json", "v2.3.6-upsert-image.json",
+        "v2.3.6-upsert-list-response.json",
     ];
+    let mut tested = tested;
+    tested.sort();
     assert_eq!(names, tested, "add a test for each new payload");
 }
 

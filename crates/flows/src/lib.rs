@@ -120,6 +120,7 @@ mod tests {
             [
                 "billing@v1",
                 "billing@v2",
+                "billing@v3",
                 "dc_purchase@v1",
                 "dc_purchase@v2",
                 "digital_certificate@v1",

@@ -17,9 +17,11 @@
 //! - [`wire`]: the only code that knows the chat-completions JSON.
 //! - [`breaker`]: the circuit breaker.
 //! - [`cache`]: the bounded answer cache.
+//! - [`transcribe`]: speech to text (`/audio/transcriptions`, multipart) for voice notes.
 
 pub mod breaker;
 pub mod cache;
+pub mod transcribe;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -7,6 +7,7 @@ use serde_json::Value;
 use sqlx::Row;
 use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::Content;
+use switchyard_engine::media::{Attachment, FileKind, OutgoingFile, Rich};
 use switchyard_engine::event::{Event, EventKind};
 use switchyard_engine::ids::{Contact, Fingerprint, FlowId, InstanceId, SessionId, StepId, Version};
 use switchyard_engine::queue::{InboxEntry, InboxKind, Outgoing, Pending};
@@ -169,6 +170,7 @@ pub(crate) fn event_columns(kind: &EventKind) -> (Option<&str>, Option<&str>, Op
         EventKind::Started { reason, fingerprint } => (Some(reason.name()), reason.detail(), Some(fingerprint.as_str()), None),
         EventKind::Ended { detail, .. } => (None, None, None, detail.clone()),
         EventKind::Undeliverable { reason } => (None, None, None, Some(reason.clone())),
+        EventKind::Received { medium } => (None, None, None, Some(medium.clone())),
         EventKind::Classified(classification) => (None, None, None, Some(classification.encode())),
         EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. } => (None, None, None, kind.slot_detail()),
         EventKind::StepEntered | EventKind::Retried => (None, None, None, None),
@@ -184,6 +186,7 @@ pub(crate) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
         "step_entered" => EventKind::StepEntered,
         "retried" => EventKind::Retried,
         "undeliverable" => EventKind::Undeliverable { reason: row.opt_text("detail")?.unwrap_or_default() },
+        "received" => EventKind::Received { medium: row.opt_text("detail")?.unwrap_or_default() },
         "classified" => EventKind::Classified(
             Classification::decode(&row.opt_text("detail")?.unwrap_or_default()).map_err(|err| corrupt("classified event", err))?,
         ),
@@ -204,19 +207,80 @@ pub(crate) fn event_from_row(row: &impl Columns) -> Result<Event, StoreError> {
     })
 }
 
-/// An inbox entry's (kind, body) columns.
-pub(crate) fn inbox_columns(kind: &InboxKind) -> (&'static str, Option<&str>) {
+/// An inbox entry's (kind, body) columns: a voice note's body is its
+/// transcript, an attachment's a JSON reference (never the bytes).
+pub(crate) fn inbox_columns(kind: &InboxKind) -> (&'static str, Option<String>) {
     match kind {
-        InboxKind::Customer(Content::Text(text)) => ("text", Some(text.as_str())),
-        InboxKind::Customer(Content::Unsupported(kind)) => ("unsupported", Some(kind.as_str())),
+        InboxKind::Customer(Content::Text(text)) => ("text", Some(text.clone())),
+        InboxKind::Customer(Content::Audio { transcript }) => ("audio", transcript.clone()),
+        InboxKind::Customer(Content::Attachment(file)) => ("attachment", Some(attachment_to_json(file))),
+        InboxKind::Customer(Content::Unsupported(kind)) => ("unsupported", Some(kind.clone())),
         InboxKind::Operator => ("operator", None),
     }
+}
+
+fn attachment_to_json(file: &Attachment) -> String {
+    serde_json::json!({
+        "message_id": file.message_id,
+        "kind": file.kind,
+        "mimetype": file.mimetype,
+        "file_name": file.file_name,
+        "caption": file.caption,
+    })
+    .to_string()
+}
+
+/// An attachment's reference; a purged one (no body) reads as an
+/// unsupported attachment.
+fn attachment_from_json(body: Option<&str>) -> Result<Content, StoreError> {
+    let Some(body) = body else { return Ok(Content::Unsupported("attachment".to_owned())) };
+    let value: serde_json::Value = serde_json::from_str(body).map_err(|err| corrupt("inbox attachment", err))?;
+    let text = |key: &str| value.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+    Ok(Content::Attachment(Attachment {
+        message_id: text("message_id").ok_or_else(|| corrupt("inbox attachment", "no message_id"))?,
+        kind: text("kind").unwrap_or_default(),
+        mimetype: text("mimetype"),
+        file_name: text("file_name"),
+        caption: text("caption"),
+    }))
+}
+
+/// An outbox row's `rich` column: what a reply carries besides its text.
+pub(crate) fn rich_to_json(rich: Option<&Rich>) -> Option<String> {
+    let value = match rich? {
+        Rich::File(file) => serde_json::json!({
+            "file": {"kind": file.kind.as_str(), "url": file.url, "mimetype": file.mimetype, "file_name": file.file_name}
+        }),
+        Rich::Choices(titles) => serde_json::json!({ "choices": titles }),
+    };
+    Some(value.to_string())
+}
+
+pub(crate) fn rich_from_json(text: Option<&str>) -> Result<Option<Rich>, StoreError> {
+    let Some(text) = text else { return Ok(None) };
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|err| corrupt("outbox rich", err))?;
+    if let Some(file) = value.get("file") {
+        let field = |key: &str| file.get(key).and_then(serde_json::Value::as_str).map(str::to_owned);
+        let kind = field("kind").and_then(|kind| FileKind::parse(&kind)).ok_or_else(|| corrupt("outbox rich", "file kind"))?;
+        return Ok(Some(Rich::File(OutgoingFile {
+            kind,
+            url: field("url").ok_or_else(|| corrupt("outbox rich", "file url"))?,
+            mimetype: field("mimetype").unwrap_or_default(),
+            file_name: field("file_name"),
+        })));
+    }
+    if let Some(choices) = value.get("choices").and_then(serde_json::Value::as_array) {
+        return Ok(Some(Rich::Choices(choices.iter().filter_map(|title| title.as_str().map(str::to_owned)).collect())));
+    }
+    Err(corrupt("outbox rich", "neither file nor choices"))
 }
 
 pub(crate) fn inbox_from_row(row: &impl Columns) -> Result<Pending, StoreError> {
     let body = row.opt_text("body")?;
     let kind = match row.text("kind")?.as_str() {
         "text" => InboxKind::Customer(Content::Text(body.unwrap_or_default())),
+        "audio" => InboxKind::Customer(Content::Audio { transcript: body }),
+        "attachment" => InboxKind::Customer(attachment_from_json(body.as_deref())?),
         "unsupported" => InboxKind::Customer(Content::Unsupported(body.unwrap_or_default())),
         "operator" => InboxKind::Operator,
         other => return Err(corrupt("inbox kind", other)),
@@ -251,6 +315,7 @@ pub(crate) fn outgoing_from_row(row: &impl Columns) -> Result<Outgoing, StoreErr
         request_id: row.opt_text("request_id")?,
         unsure_since: row.opt_int("unsure_since")?.map(Timestamp::from_millis),
         attempted_at: row.opt_int("attempted_at")?.map(Timestamp::from_millis),
+        rich: rich_from_json(row.opt_text("rich")?.as_deref())?,
     })
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound, Reply};
 use switchyard_engine::event::EventKind;
 use switchyard_engine::flow::{Lifecycle, VersionDecl};
 use switchyard_engine::ids::{Contact, InstanceId, Version};
@@ -43,6 +43,7 @@ macro_rules! conformance_suite {
             a_split_assignment_is_remembered_for_later_sessions,
             classification_events_read_back_field_for_field,
             slot_events_read_back_field_for_field,
+            voice_notes_attachments_and_rich_replies_read_back,
             a_stack_of_calls_survives_a_restart_in_the_same_callee_version,
         );
     };
@@ -379,6 +380,62 @@ pub async fn processing_an_entry_queues_its_replies_exactly_once<S: Queue>(store
     assert_eq!(due[0].text, turn.replies[0].text);
     assert_eq!(due[0].session, turn.replies[0].session);
     assert_eq!(due[0].request_id.as_deref(), Some("P1"), "the reply carries the message that caused it");
+}
+
+/// A voice note keeps its transcript (or none), an attachment its
+/// reference, and a reply its file or menu options, through the inbox and
+/// the outbox (issue #18).
+pub async fn voice_notes_attachments_and_rich_replies_read_back<S: Queue>(store: &S) {
+    use switchyard_engine::media::{Attachment, FileKind, OutgoingFile, Rich};
+    let file = Attachment {
+        message_id: "IMG1".to_owned(),
+        kind: "image".to_owned(),
+        mimetype: Some("image/jpeg".to_owned()),
+        file_name: None,
+        caption: Some("comprovante".to_owned()),
+    };
+    let kinds = [
+        ("5511900000091", InboxKind::Customer(Content::Audio { transcript: Some("quero a segunda via".to_owned()) })),
+        ("5511900000092", InboxKind::Customer(Content::Audio { transcript: None })),
+        ("5511900000093", InboxKind::Customer(Content::Attachment(file))),
+    ];
+    for (number, kind) in kinds {
+        let mut inbound = entry("vendas", number, &format!("M{number}"), None, None);
+        inbound.kind = kind;
+        store.accept(&inbound).await.unwrap();
+        let pending = store.next_pending(&inbound.instance, &inbound.contact).await.unwrap().unwrap();
+        assert_eq!(pending.entry, inbound, "{number}");
+    }
+
+    let engine = engine("");
+    let number = "5511900000094";
+    let inbound = entry("vendas", number, "R1", Some("oi"), None);
+    store.accept(&inbound).await.unwrap();
+    let pending = store.next_pending(&inbound.instance, &inbound.contact).await.unwrap().unwrap();
+    let state = store.contact_state(&inbound.instance, &inbound.contact).await.unwrap();
+    let mut turn = engine.turn(state, &text("vendas", number, "oi"), T0);
+    let pdf = Rich::File(OutgoingFile {
+        kind: FileKind::Document,
+        url: "https://certifacil.example/boleto/1a2b.pdf".to_owned(),
+        mimetype: "application/pdf".to_owned(),
+        file_name: Some("boleto-1a2b.pdf".to_owned()),
+    });
+    let menu = Rich::Choices(vec!["1. Segunda via".to_owned(), "2. Parcelar".to_owned()]);
+    let first = turn.replies[0].clone();
+    turn.replies = vec![
+        Reply { rich: Some(pdf.clone()), ..first.clone() },
+        Reply { rich: Some(menu.clone()), ..first.clone() },
+        Reply { rich: None, ..first },
+    ];
+    store.commit_inbound(&turn, &pending, number).await.unwrap();
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        let due = store.due_outbox(T0, 10).await.unwrap();
+        let head = due.into_iter().find(|outgoing| outgoing.contact.as_str() == number).unwrap();
+        read.push(head.rich.clone());
+        store.outbox_sent(head.seq, Some("X"), T0).await.unwrap();
+    }
+    assert_eq!(read, vec![Some(pdf), Some(menu), None]);
 }
 
 pub async fn the_outbox_delivers_head_of_line_per_contact_with_retries_and_failures<S: Queue>(store: &S) {

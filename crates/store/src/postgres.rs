@@ -77,8 +77,9 @@ fn migrator() -> Migrator {
         migration(4, "contact aliases, two-digit pin details", include_str!("../migrations/postgres/0004_contact_aliases.sql")),
         migration(5, "metric counters", include_str!("../migrations/postgres/0005_metric_counters.sql")),
         migration(6, "outbox attempts of unknown outcome", include_str!("../migrations/postgres/0006_outbox_unsure.sql")),
-        migration(9, "holds and chatwoot links", include_str!("../migrations/postgres/0009_holds_and_chatwoot.sql")),
         migration(8, "console indexes and report rollups", include_str!("../migrations/postgres/0008_console_indexes.sql")),
+        migration(9, "holds and chatwoot links", include_str!("../migrations/postgres/0009_holds_and_chatwoot.sql")),
+        migration(10, "outbox files and menu options", include_str!("../migrations/postgres/0010_outbox_rich.sql")),
         migration(11, "flow documents", include_str!("../migrations/postgres/0011_flow_documents.sql")),
         migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
     ])
@@ -376,8 +377,8 @@ pub(crate) async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), Store
 pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
     for reply in &turn.replies {
         sqlx::query(
-            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id, rich) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(turn.instance.as_str())
         .bind(turn.contact.as_str())
@@ -387,6 +388,7 @@ pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, 
         .bind(created_at)
         .bind(i64::MIN)
         .bind(request_id)
+        .bind(crate::codec::rich_to_json(reply.rich.as_ref()))
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
@@ -577,7 +579,7 @@ impl Queue for PgStore {
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
-             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, \
+             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
                 COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
         )
         .bind(&*self.node)

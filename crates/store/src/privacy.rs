@@ -145,14 +145,14 @@ const ERASE_ID: &[(Counted, &str, &[Arg])] = &[
     // Unprocessed entries would otherwise be answered under the pseudonym.
     (
         Counted::Inbox,
-        "UPDATE inbox SET contact = $2, reply_to = $2, body = CASE WHEN kind = 'text' THEN NULL ELSE body END, \
+        "UPDATE inbox SET contact = $2, reply_to = $2, body = CASE WHEN kind IN ('text', 'audio', 'attachment') THEN NULL ELSE body END, \
          processed_at = COALESCE(processed_at, $3) WHERE contact = $1",
         &[Arg::Id, Arg::Pseudonym, Arg::Now],
     ),
     // Unsent replies are dropped (marked failed) rather than sent to nobody.
     (
         Counted::Outbox,
-        "UPDATE outbox SET contact = $2, reply_to = $2, text = '', last_error = NULL, \
+        "UPDATE outbox SET contact = $2, reply_to = $2, text = '', rich = NULL, last_error = NULL, \
          failed_at = CASE WHEN sent_at IS NULL AND failed_at IS NULL THEN $3 ELSE failed_at END WHERE contact = $1",
         &[Arg::Id, Arg::Pseudonym, Arg::Now],
     ),
@@ -186,8 +186,8 @@ const LIVE: &str = concat!(linked_ids!(), "SELECT COUNT(*) FROM sessions WHERE o
 
 /// The retention purge, `$1` = the cutoff, both backends.
 const PURGE: [&str; 4] = [
-    "UPDATE inbox SET body = NULL WHERE kind = 'text' AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < $1",
-    "UPDATE outbox SET text = '', last_error = NULL WHERE text <> '' AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < $1",
+    "UPDATE inbox SET body = NULL WHERE kind IN ('text', 'audio', 'attachment') AND body IS NOT NULL AND processed_at IS NOT NULL AND received_at < $1",
+    "UPDATE outbox SET text = '', rich = NULL, last_error = NULL WHERE text <> '' AND (sent_at IS NOT NULL OR failed_at IS NOT NULL) AND created_at < $1",
     "UPDATE sessions SET data = '{}' WHERE outcome IS NOT NULL AND data <> '{}' AND ended_at < $1",
     "UPDATE events SET detail = NULL WHERE kind IN ('failed', 'undeliverable') AND detail IS NOT NULL AND at < $1",
 ];

@@ -38,6 +38,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(9, "outbox attempts of unknown outcome", include_str!("../migrations/sqlite/0009_outbox_unsure.sql")),
         migration(11, "console indexes and report rollups", include_str!("../migrations/sqlite/0011_console_indexes.sql")),
         migration(12, "holds and chatwoot links", include_str!("../migrations/sqlite/0012_holds_and_chatwoot.sql")),
+        migration(13, "outbox files and menu options", include_str!("../migrations/sqlite/0013_outbox_rich.sql")),
         migration(14, "flow documents", include_str!("../migrations/sqlite/0014_flow_documents.sql")),
         migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
     ])
@@ -309,17 +310,18 @@ pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: 
             reply.text.as_str().into(),
             reply.session.map(|id| id.to_string()).into(),
             i64::MIN.into(),
+            crate::codec::rich_to_json(reply.rich.as_ref()).into(),
         ];
         let sql = match cause {
             Cause::Inbox(seq) => {
                 params.push((*seq).into());
-                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, created_at, request_id) \
-                 SELECT ?, ?, ?, ?, ?, ?, received_at, message_id FROM inbox WHERE seq = ?"
+                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, rich, created_at, request_id) \
+                 SELECT ?, ?, ?, ?, ?, ?, ?, received_at, message_id FROM inbox WHERE seq = ?"
             }
             Cause::Now(at) => {
                 params.push((*at).into());
-                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, rich, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             }
         };
         out.push(Statement::new(sql, params));
@@ -459,7 +461,7 @@ impl Queue for SqliteStore {
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         self.read_all(
-            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, \
+            "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
              COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox o \
              WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
              AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \

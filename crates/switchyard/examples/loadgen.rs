@@ -128,6 +128,7 @@ async fn spawn_serve(database_url: &str, evolution_url: &str) -> anyhow::Result<
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
         .env("CONSOLE_BIND_ADDR", "off")
         .env("SEND_THROTTLE", "off")
+        .env("TYPING", "off")
         .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".to_owned()))
         .stdout(std::process::Stdio::null())
         .spawn()

@@ -254,6 +254,8 @@ pub struct ServeConfig {
     pub business_hours: crate::hours::BusinessHours,
     /// What "now" is for business hours (the wall clock; tests fix it).
     pub hours_clock: fn() -> switchyard_engine::time::Timestamp,
+    /// Voice notes, typing and choices (`TRANSCRIBE*`, `TYPING*`, `EVOLUTION_CLOUD_INSTANCES`).
+    pub media: crate::serve::MediaConfig,
 }
 
 impl std::fmt::Debug for ServeConfig {
@@ -281,6 +283,7 @@ impl std::fmt::Debug for ServeConfig {
             .field("retention", &self.retention)
             .field("chatwoot", &self.chatwoot)
             .field("business_hours", &self.business_hours)
+            .field("media", &self.media)
             .finish_non_exhaustive()
     }
 }
@@ -381,6 +384,7 @@ impl ServeConfig {
             chatwoot: crate::chatwoot::ChatwootConfig::default(),
             business_hours: crate::hours::BusinessHours::default(),
             hours_clock: switchyard_engine::time::Timestamp::now_utc,
+            media: crate::serve::MediaConfig::default(),
         }
     }
 
@@ -465,7 +469,10 @@ impl ServeConfig {
                 },
             },
         };
+        let send_timeout_for_media = duration_var("SEND_TIMEOUT", Duration::from_secs(10), &mut Vec::new());
+        let media = crate::serve::MediaConfig::from_env(send_timeout_for_media, &mut problems);
         let config = ServeConfig {
+            media,
             bind,
             console_bind,
             console_secure_cookie: bool_var("CONSOLE_SECURE_COOKIE", false, &mut problems),

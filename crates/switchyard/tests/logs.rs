@@ -31,6 +31,7 @@ impl Serve {
             .env("DATABASE_URL", fresh_db())
             .env("EVOLUTION_URL", &evolution.url)
             .env("EVOLUTION_API_KEY", "k")
+            .env("TYPING", "off")
             .env("WEBHOOK_SECRET", SECRET)
             .env("BIND_ADDR", format!("127.0.0.1:{port}"))
             .env("CONSOLE_BIND_ADDR", "off")

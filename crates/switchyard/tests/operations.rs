@@ -112,6 +112,7 @@ fn spawn_serve(db: &str, evolution_url: &str, env: &[(&str, &str)], log: Option<
     }
     command
         .env("DATABASE_URL", db)
+        .env("TYPING", "off")
         .env("EVOLUTION_URL", evolution_url)
         .env("EVOLUTION_API_KEY", "global-key")
         .env("SEND_THROTTLE", "off")

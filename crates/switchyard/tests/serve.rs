@@ -276,6 +276,8 @@ fn serve_refuses_to_start_naming_each_bad_setting() {
         .env("FLOW_VERSION_OVERRIDES", "billing=v9")
         .env("SEND_THROTTLE", "fast")
         .env("SEND_CONCURRENCY", "0")
+        .env("TYPING", "fast")
+        .env("TRANSCRIBE", "on")
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -283,6 +285,8 @@ fn serve_refuses_to_start_naming_each_bad_setting() {
     assert!(err.contains("FLOW_VERSION_OVERRIDES entry 'billing=v9'"), "{err}");
     assert!(err.contains("SEND_THROTTLE 'fast'"), "{err}");
     assert!(err.contains("SEND_CONCURRENCY '0'"), "{err}");
+    assert!(err.contains("TYPING 'fast' must be off, auto or a delay"), "{err}");
+    assert!(err.contains("TRANSCRIBE=on needs LLM_BASE_URL"), "{err}");
     assert!(err.contains("EVOLUTION_URL is required"), "{err}");
 }
 
@@ -389,7 +393,17 @@ async fn real_evolution_webhooks_of_each_version_are_answered_through_serve() {
         ("v2.3.6-upsert-chatwoot-ids.json", Some("5521987650131")),
         // A person typing on the phone: the bot goes quiet, no reply.
         ("v2.3.6-upsert-fromme-echo.json", None),
+        // Voice notes, files and choice replies (issue #18): each answered,
+        // with its text, the polite type-please or the entry menu.
+        ("v2.3.6-cloud-upsert-interactive-reply.json", Some("5521987650118")),
+        ("v2.3.6-upsert-audio-ptt.json", Some("5521987650111")),
+        ("v2.3.6-upsert-audio-speech-to-text-null.json", Some("5521987650113")),
+        ("v2.3.6-upsert-audio-speech-to-text.json", Some("5521987650112")),
+        ("v2.3.6-upsert-buttons-response.json", Some("5521987650117")),
+        ("v2.3.6-upsert-document.json", Some("5521987650115")),
+        ("v2.3.6-upsert-image.json", Some("5521987650114")),
         ("v2.3.6-upsert-lid-with-phone-alt.json", Some("5521987650103")),
+        ("v2.3.6-upsert-list-response.json", Some("5521987650116")),
     ];
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../evolution/tests/fixtures/real");
     let mut files: Vec<String> = std::fs::read_dir(&dir)

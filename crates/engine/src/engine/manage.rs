@@ -92,6 +92,7 @@ impl Engine {
             version: Some(session.version()),
             step: Some(step),
             text: self.config.texts.restarted.clone(),
+            rich: None,
         });
         let resume = self
             .registry()

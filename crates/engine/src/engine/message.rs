@@ -11,7 +11,14 @@ use crate::time::Timestamp;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Content {
     Text(String),
-    /// Something the bot cannot read (`audio`, `sticker`, `document` ...).
+    /// A voice note, with its transcript when one exists (the channel's or
+    /// one made before the turn): the turn reads the transcript as text and
+    /// records a `received` event `audio`. Without one: the "please type"
+    /// answer.
+    Audio { transcript: Option<String> },
+    /// An image or document, by reference (see [`crate::media`]).
+    Attachment(crate::media::Attachment),
+    /// Something the bot cannot read (`sticker`, `location` ...).
     Unsupported(String),
 }
 
@@ -46,6 +53,9 @@ pub struct Reply {
     pub version: Option<Version>,
     pub step: Option<StepId>,
     pub text: String,
+    /// A file to send with `text` as caption, or the menu options `text`
+    /// lists; `None` for plain text.
+    pub rich: Option<crate::media::Rich>,
 }
 
 impl Reply {
@@ -57,6 +67,7 @@ impl Reply {
             version: Some(session.version()),
             step: Some(session.step().clone()),
             text,
+            rich: None,
         }
     }
 }
@@ -89,6 +100,8 @@ pub struct Turn {
     pub(super) openings: Vec<(SessionId, String)>,
     /// The customer's text this turn handles (`Ctx::message`).
     pub(super) message: Option<String>,
+    /// The file the customer sent, for a step that accepts files (`Ctx::attachment`).
+    pub(super) attachment: Option<crate::media::Attachment>,
     /// `message` normalised ([`crate::text::normalize`]), computed once per turn.
     pub(super) normalized: Option<String>,
     /// The callers of the session being run, outermost first (empty without a call).
@@ -113,6 +126,7 @@ impl Turn {
             decisions: Decisions::default(),
             openings: Vec::new(),
             message: None,
+            attachment: None,
             normalized: None,
             stack: Vec::new(),
             calls: 0,

@@ -70,6 +70,20 @@ pub async fn run() -> anyhow::Result<ExitCode> {
         Some(llm) => tracing::info!(model = %llm.settings().model, timeout_ms = llm.settings().timeout.as_millis() as u64, "model classification on; keywords decide when it fails"),
         None => tracing::info!("no LLM_BASE_URL: the keyword classifiers decide"),
     }
+    if serve_config.media.transcribe
+        && let Some(llm) = &config.llm
+    {
+        let transcriber = switchyard_llm::transcribe::Transcriber::new(
+            &llm.base_url,
+            llm.api_key.clone(),
+            &serve_config.media.transcribe_model,
+            Some(serve_config.media.transcribe_language.as_str()),
+            serve_config.media.transcribe_timeout,
+        )
+        .map_err(anyhow::Error::msg)?;
+        tracing::info!(model = %serve_config.media.transcribe_model, per_hour = serve_config.media.transcribe_per_hour, "voice notes without speechToText are transcribed");
+        serve_config.media.transcriber = Some(transcriber);
+    }
     let server = Server::start(listener, engine, Arc::new(store), serve_config).await?;
     tracing::info!(addr = %server.addr, database = %switchyard_store::redact_url(&config.database_url), ready_in_ms = started.elapsed().as_millis() as u64, "switchyard serving");
     shutdown_signal().await;

@@ -112,6 +112,7 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
                     None => format!("[{outcome}]"),
                 }),
                 EventKind::Undeliverable { .. } => Some("(undeliverable reply)".to_owned()),
+                EventKind::Received { medium } => Some(format!("({medium})")),
                 EventKind::Started { .. } | EventKind::Classified(_) | EventKind::SlotFilled { .. } | EventKind::SlotMissed { .. } => None,
             })
             .collect();

@@ -33,6 +33,8 @@ impl Message {
     pub fn masked(&self) -> String {
         match &self.content {
             Content::Text(text) => switchyard_engine::mask::mask_text(text),
+            Content::Audio { transcript } => format!("(audio) {}", switchyard_engine::mask::mask_text(transcript.as_deref().unwrap_or(""))),
+            Content::Attachment(file) => format!("({})", file.kind),
             Content::Unsupported(kind) => format!("({kind})"),
         }
     }
@@ -65,7 +67,13 @@ impl Conversation {
             .iter()
             .map(|message| {
                 let body = message.body.clone().unwrap_or_default();
-                let content = if message.kind == "unsupported" { Content::Unsupported(body) } else { Content::Text(body) };
+                // An attachment replays as what a step that takes none sees.
+                let content = match message.kind.as_str() {
+                    "unsupported" => Content::Unsupported(body),
+                    "attachment" => Content::Unsupported("attachment".to_owned()),
+                    "audio" => Content::Audio { transcript: message.body.clone() },
+                    _ => Content::Text(body),
+                };
                 Message { offset_ms: message.at.millis_since(started_at), content }
             })
             .collect();
@@ -86,6 +94,8 @@ impl Conversation {
             .iter()
             .map(|message| match &message.content {
                 Content::Text(text) => json!({"offset_ms": message.offset_ms, "text": text}),
+                Content::Audio { transcript } => json!({"offset_ms": message.offset_ms, "audio": transcript}),
+                Content::Attachment(file) => json!({"offset_ms": message.offset_ms, "unsupported": file.kind}),
                 Content::Unsupported(kind) => json!({"offset_ms": message.offset_ms, "unsupported": kind}),
             })
             .collect();
@@ -115,10 +125,12 @@ impl Conversation {
         let mut messages = Vec::with_capacity(raw.len());
         for (index, message) in raw.iter().enumerate() {
             let offset_ms = message["offset_ms"].as_i64().ok_or_else(|| format!("message {index}: 'offset_ms' is missing or not an integer"))?;
-            let content = match (message["text"].as_str(), message["unsupported"].as_str()) {
-                (Some(text), None) => Content::Text(text.to_owned()),
-                (None, Some(kind)) => Content::Unsupported(kind.to_owned()),
-                _ => return Err(format!("message {index}: needs exactly one of 'text' or 'unsupported'")),
+            let content = match (message["text"].as_str(), message["unsupported"].as_str(), message.get("audio")) {
+                (Some(text), None, None) => Content::Text(text.to_owned()),
+                (None, Some(kind), None) => Content::Unsupported(kind.to_owned()),
+                (None, None, Some(Value::String(text))) => Content::Audio { transcript: Some(text.clone()) },
+                (None, None, Some(Value::Null)) => Content::Audio { transcript: None },
+                _ => return Err(format!("message {index}: needs exactly one of 'text', 'unsupported' or 'audio' (a transcript or null)")),
             };
             messages.push(Message { offset_ms, content });
         }

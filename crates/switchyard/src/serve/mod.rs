@@ -33,6 +33,7 @@ mod debounce;
 mod desk;
 mod health;
 mod listen;
+pub mod media;
 mod metrics;
 mod processor;
 mod replay;
@@ -41,6 +42,7 @@ mod webhook;
 
 pub use debounce::Debounce;
 pub use listen::HttpLimits;
+pub use media::{MediaConfig, Typing};
 
 /// The store the server runs on.
 pub type ServerStore = Arc<Db>;
@@ -66,6 +68,8 @@ struct Inner {
     /// Flips to true when shutdown starts: readiness goes red.
     stopping: watch::Receiver<bool>,
     metrics: metrics::Metrics,
+    /// Voice-note transcriptions spent this hour (`TRANSCRIBE_PER_HOUR`).
+    transcriptions: media::HourlyBudget,
     connections: std::sync::Mutex<std::collections::BTreeMap<String, Connection>>,
 }
 
@@ -210,6 +214,7 @@ impl Server {
                 wake_desk: Notify::new(),
                 stopping: stop_rx.clone(),
                 metrics: metrics::Metrics::default(),
+                transcriptions: media::HourlyBudget::default(),
                 connections: std::sync::Mutex::default(),
             }),
         };

@@ -205,8 +205,23 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
     let entry = &pending.entry;
     let contact_state = state.store().contact_state(&entry.instance, &entry.contact).await?;
     let now = Timestamp::now_utc();
-    let turn = match &entry.kind {
+    let mut turn = match &entry.kind {
         InboxKind::Customer(content) => {
+            // A voice note Evolution did not transcribe: transcribe it now
+            // (TRANSCRIBE=on), or leave it for the type-please answer.
+            let mut content = content.clone();
+            if matches!(content, switchyard_engine::engine::Content::Audio { transcript: None }) && state.config().media.transcriber.is_some() {
+                let transcript = super::media::transcribe(
+                    &state.inner.client,
+                    &state.config().media,
+                    &state.inner.transcriptions,
+                    entry.instance.as_str(),
+                    &entry.message_id,
+                )
+                .await;
+                content = switchyard_engine::engine::Content::Audio { transcript };
+            }
+            let content = &content;
             // Masked on the way out like every log line (crate::logs).
             if let switchyard_engine::engine::Content::Text(text) = content {
                 tracing::debug!(contact = %entry.contact.masked(), %text, "customer wrote");
@@ -239,6 +254,7 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
     let mut turn = turn;
     let operator = matches!(entry.kind, InboxKind::Operator);
     let hold = super::desk::hold_of(state, &mut turn, operator, now);
+    turn.replies = super::media::split_long(std::mem::take(&mut turn.replies), state.config().media.typing);
     for session in turn.ended() {
         tracing::info!(
             instance = %entry.instance,

@@ -29,7 +29,10 @@ use switchyard_engine::queue::{Outgoing, Queue};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 use switchyard_evolution::client::{SendError, Sent};
+use switchyard_engine::media::{FileKind, Rich};
+use switchyard_evolution::media::{Choice, MAX_LIST_ROWS, OutgoingMedia};
 use switchyard_evolution::stored::SentQuery;
+use switchyard_evolution::webhook::MediaKind;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
@@ -236,9 +239,54 @@ async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing) -> Opt
         }
     }
     let started = std::time::Instant::now();
-    let result = state.inner.client.send_text(outgoing.instance.as_str(), &outgoing.reply_to, &outgoing.text).await;
+    let result = dispatch(state, outgoing).await;
     state.inner.metrics.send.observe(started.elapsed());
     Some(result)
+}
+
+/// Sends one reply the way it asks: a file through `sendMedia`, a menu as
+/// buttons or a list on a Cloud API instance, anything else as text; each
+/// with the typing delay (`TYPING`).
+async fn dispatch(state: &AppState, outgoing: &Outgoing) -> Result<Sent, SendError> {
+    let client = &state.inner.client;
+    let media = &state.config().media;
+    let (instance, number) = (outgoing.instance.as_str(), outgoing.reply_to.as_str());
+    let delay = media.typing.delay_for(&outgoing.text);
+    match &outgoing.rich {
+        Some(Rich::File(file)) => {
+            let media = OutgoingMedia {
+                kind: match file.kind {
+                    FileKind::Image => MediaKind::Image,
+                    FileKind::Document => MediaKind::Document,
+                },
+                media: file.url.clone(),
+                mimetype: file.mimetype.clone(),
+                file_name: file.file_name.clone(),
+                caption: outgoing.text.clone(),
+            };
+            client.send_media(instance, number, &media, delay).await
+        }
+        Some(Rich::Choices(titles)) if media.cloud_instances.contains(instance) && titles.len() <= MAX_LIST_ROWS => {
+            let choices: Vec<Choice> = titles.iter().enumerate().map(|(idx, title)| Choice { id: (idx + 1).to_string(), title: title.clone() }).collect();
+            let body = super::media::menu_body(&outgoing.text, titles.len());
+            client.send_choices(instance, number, &body, &choices, "Opções", delay).await
+        }
+        _ if delay.is_zero() => client.send_text(instance, number, &outgoing.text).await,
+        _ => client.send_text_typing(instance, number, &outgoing.text, delay).await,
+    }
+}
+
+/// What identifies a reply among the chat's stored messages: its text, a
+/// file's caption (or, without one, its file name), a menu's body on a
+/// Cloud API instance.
+fn stored_text(state: &AppState, outgoing: &Outgoing) -> String {
+    match &outgoing.rich {
+        Some(Rich::File(file)) if outgoing.text.trim().is_empty() => file.file_name.clone().unwrap_or_default(),
+        Some(Rich::Choices(titles)) if state.config().media.cloud_instances.contains(outgoing.instance.as_str()) && titles.len() <= MAX_LIST_ROWS => {
+            super::media::menu_body(&outgoing.text, titles.len())
+        }
+        _ => outgoing.text.clone(),
+    }
 }
 
 /// How far before the first unsure attempt the contact's earlier replies
@@ -253,9 +301,10 @@ async fn already_sent(state: &AppState, outgoing: &Outgoing, since: Timestamp) -
         .sent_ids_since(&outgoing.instance, &outgoing.contact, since.minus(EARLIER_REPLIES))
         .await
         .map_err(|err| err.to_string())?;
+    let text = stored_text(state, outgoing);
     let query = SentQuery {
         number: &outgoing.reply_to,
-        text: &outgoing.text,
+        text: &text,
         since_millis: since.as_millis(),
         until_millis: Timestamp::now_utc().as_millis(),
         known_ids: &known,

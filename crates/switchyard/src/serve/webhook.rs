@@ -196,6 +196,14 @@ async fn accept(state: &AppState, instance: InstanceId, incoming: Incoming, oper
     } else {
         match incoming.content {
             evolution::Content::Text(text) => InboxKind::Customer(Content::Text(text)),
+            evolution::Content::Audio(audio) => InboxKind::Customer(Content::Audio { transcript: audio.transcript }),
+            evolution::Content::Media(media) => InboxKind::Customer(Content::Attachment(switchyard_engine::media::Attachment {
+                message_id: incoming.message_id.clone(),
+                kind: media.kind.as_str().to_owned(),
+                mimetype: media.mimetype,
+                file_name: media.file_name,
+                caption: media.caption,
+            })),
             evolution::Content::Unsupported(kind) => InboxKind::Customer(Content::Unsupported(kind)),
             evolution::Content::Ignored(kind) => return ignored(&format!("{kind} messages are not answered")),
         }

@@ -452,6 +452,7 @@ impl ServeProcess {
             .env("DATABASE_URL", db)
             .env("EVOLUTION_URL", &evolution.url)
             .env("EVOLUTION_API_KEY", "k")
+            .env("TYPING", "off")
             .env("RUST_LOG", "warn");
         for (name, value) in env {
             command.env(name, value);
