@@ -205,7 +205,7 @@ async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreE
     let entry = &pending.entry;
     let contact_state = state.store().contact_state(&entry.instance, &entry.contact).await?;
     let now = Timestamp::now_utc();
-    let mut turn = match &entry.kind {
+    let turn = match &entry.kind {
         InboxKind::Customer(content) => {
             // A voice note Evolution did not transcribe: transcribe it now
             // (TRANSCRIBE=on), or leave it for the type-please answer.
