@@ -128,7 +128,7 @@ fn flows_show_and_graph_describe_one_version_and_refuse_unknown_ones() {
 
     let output = switchyard(&["flows", "show", "digital_certificate@v9"], &[], "");
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("flow 'digital_certificate' has no version v9 (compiled: v1, v2, v3)"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("flow 'digital_certificate' has no version v9 (compiled: v1, v2, v3, v4)"), "{}", stderr(&output));
     let output = switchyard(&["flows", "graph", "digitl_certificate@v1"], &[], "");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("unknown flow 'digitl_certificate' (did you mean 'digital_certificate'?)"));

@@ -117,10 +117,11 @@ fn shipping_v3_through_pin_guarded_split_rollback_verdict_promote_and_break_glas
     let flows = Path::new(env!("CARGO_MANIFEST_DIR")).join("../flows");
     copy_dir(&flows.join("src/digital_certificate/v3"), &scratch.join("src/digital_certificate/v3"));
     let dir = scratch.display().to_string();
-    ok(&switchyard(&["flows", "new", "digital_certificate@v4", "--from", CANDIDATE, "--dir", &dir], &db, &[], ""));
-    let v4 = std::fs::read_to_string(scratch.join("src/digital_certificate/v4/mod.rs")).unwrap();
-    assert!(v4.contains("VersionDecl::new(\"digital_certificate\", 4, Lifecycle::Inactive)"), "the copy is v4 and inactive");
-    assert!(!flows.join("src/digital_certificate/v4").exists(), "the repository is not touched");
+    // (v4 exists already: it calls dc_purchase; the next free number is v5.)
+    ok(&switchyard(&["flows", "new", "digital_certificate@v5", "--from", CANDIDATE, "--dir", &dir], &db, &[], ""));
+    let v5 = std::fs::read_to_string(scratch.join("src/digital_certificate/v5/mod.rs")).unwrap();
+    assert!(v5.contains("VersionDecl::new(\"digital_certificate\", 5, Lifecycle::Inactive)"), "the copy is v5 and inactive");
+    assert!(!flows.join("src/digital_certificate/v5").exists(), "the repository is not touched");
     let _ = std::fs::remove_dir_all(&scratch);
 
     // 2. Every version validates; v3 is compiled, inactive, with its fingerprint.

@@ -215,7 +215,7 @@ fn bad_arguments_are_refused_with_one_line_each() {
         (&["--first-contact", "99999999999999999999", "--contacts", "2"], "between 5 and 20 digits"),
         (&["--instance", "a b"], "--instance: instance 'a b'"),
         (&["--behave", "v1"], "--behave 'v1': must look like"),
-        (&["--behave", "v9:human=1"], "--behave 'v9:human=1': flow 'digital_certificate' has no version v9 (compiled: v1, v2, v3)"),
+        (&["--behave", "v9:human=1"], "--behave 'v9:human=1': flow 'digital_certificate' has no version v9 (compiled: v1, v2, v3, v4)"),
         (&["--behave", "v1:human=0.6,silent=0.6"], "probabilities add up to 1.2, more than 1"),
         (&["--behave", "v1:human=lots"], "human: probability 'lots' must be a number from 0 to 1"),
         (&["--behave", "v1:wander=0.5"], "unknown behaviour 'wander'"),
