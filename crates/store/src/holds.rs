@@ -171,6 +171,24 @@ const FIGURES: &str = "SELECT cause, COALESCE(ended_by, CASE WHEN until <= $3 TH
                        CAST(SUM(CASE WHEN ended_at IS NOT NULL THEN ended_at - started_at WHEN until <= $3 THEN until - started_at ELSE 0 END) AS BIGINT) AS held \
                        FROM holds WHERE started_at >= $1 AND started_at < $2 GROUP BY cause, how";
 
+/// [`FIGURES`] per version of one flow (`$4`), on one instance (`$5`) or all.
+const FIGURES_OF: &str = "SELECT version, cause, COALESCE(ended_by, CASE WHEN until <= $3 THEN 'ttl' END) AS how, \
+                          COUNT(*) AS holds, \
+                          CAST(SUM(CASE WHEN ended_at IS NOT NULL THEN ended_at - started_at WHEN until <= $3 THEN until - started_at ELSE 0 END) AS BIGINT) AS held \
+                          FROM holds WHERE started_at >= $1 AND started_at < $2 AND flow = $4 AND version IS NOT NULL AND instance = COALESCE($5, instance) \
+                          GROUP BY version, cause, how";
+
+/// [`figures_from`] per version.
+fn figures_by_version(rows: Vec<(i64, String, Option<String>, i64, Option<i64>)>) -> std::collections::BTreeMap<u32, HoldFigures> {
+    let mut by_version: std::collections::BTreeMap<u32, Vec<(String, Option<String>, i64, Option<i64>)>> = std::collections::BTreeMap::new();
+    for (version, cause, how, holds, held) in rows {
+        if let Ok(version) = u32::try_from(version) {
+            by_version.entry(version).or_default().push((cause, how, holds, held));
+        }
+    }
+    by_version.into_iter().map(|(version, rows)| (version, figures_from(rows))).collect()
+}
+
 fn job_from(row: (i64, String, String, String, Option<String>, Option<i64>, i64, i64)) -> Result<DeskJob, StoreError> {
     let (seq, instance, contact, status, note, conversation, step, attempts) = row;
     Ok(DeskJob {
@@ -353,6 +371,12 @@ impl SqliteStore {
         let rows = sqlx::query_as(FIGURES).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(map_err)?;
         Ok(figures_from(rows))
     }
+
+    /// Holds of `flow` started in [from, to), per version, on `instance` or all, as seen at `now`.
+    pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError> {
+        let rows = sqlx::query_as(FIGURES_OF).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).bind(flow).bind(instance).fetch_all(self.pool()).await.map_err(map_err)?;
+        Ok(figures_by_version(rows))
+    }
 }
 
 impl PgStore {
@@ -471,5 +495,10 @@ impl PgStore {
     pub async fn hold_figures(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<HoldFigures, StoreError> {
         let rows = sqlx::query_as(FIGURES).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(pg_err)?;
         Ok(figures_from(rows))
+    }
+
+    pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError> {
+        let rows = sqlx::query_as(FIGURES_OF).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).bind(flow).bind(instance).fetch_all(self.pool()).await.map_err(pg_err)?;
+        Ok(figures_by_version(rows))
     }
 }

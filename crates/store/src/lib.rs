@@ -162,6 +162,7 @@ impl Db {
         pub async fn echo_of(&self, instance: &InstanceId, contact: &Contact, message_id: &str) -> Result<Echo, StoreError>;
         pub async fn skip_inbox(&self, pending: &Pending) -> Result<(), StoreError>;
         pub async fn hold_figures(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<HoldFigures, StoreError>;
+        pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError>;
         pub async fn publish_document(&self, publish: &documents::Publish<'_>) -> Result<AuditRecord, StoreError>;
         pub async fn documents(&self) -> Result<Vec<documents::StoredDocument>, StoreError>;
     }

@@ -224,7 +224,7 @@ async fn an_agent_reply_with_no_session_holds_the_contact_and_resolved_gives_it_
 #[tokio::test]
 async fn conversation_updated_to_resolved_gives_back_too() {
     let desk = Desk::start().await;
-    let app = spawn(&desk, |_| {}).await;
+    let app = spawn(&desk, |config| config.admin_tokens = vec![("ops".to_owned(), "report-token".to_owned())]).await;
     let number = "5511911110071";
     app.webhook(&upsert_in_chatwoot("CU-1", number, "atendente", 1_796_000_000, 41)).await;
     app.wait_idle().await;
@@ -232,6 +232,18 @@ async fn conversation_updated_to_resolved_gives_back_too() {
     let (status, body) = chatwoot_webhook(&app, SECRET, &fixture("conversation_updated-resolved.json")).await;
     assert_eq!((status, body["released"].as_i64()), (200, Some(1)), "{body}");
     assert_eq!(app.count("SELECT COUNT(*) FROM handoffs").await, 0);
+    // `report` counts the hold under the version that handed off, given back, with its time on hold.
+    let (status, report) = app.get_admin("/api/report?flow=unknown", "report-token").await;
+    assert_eq!(status, 200, "{report}");
+    let holds = &report["versions"][0]["holds"];
+    assert_eq!(report["versions"][0]["version"], "v1", "{report}");
+    assert_eq!(
+        [&holds["handoffs"], &holds["takeovers"], &holds["returned"], &holds["released"], &holds["expired"]].map(|value| value.as_u64()),
+        [Some(1), Some(0), Some(1), Some(0), Some(0)],
+        "{holds}"
+    );
+    let seconds = holds["on_hold_seconds"].as_f64().unwrap();
+    assert!((0.0..60.0).contains(&seconds), "the hold lasted from the handoff to the resolve: {seconds} s");
     app.stop().await;
 }
 

@@ -96,6 +96,15 @@ async fn a_split_between_a_code_version_and_a_data_version_serves_both() {
         answer = app.put_admin("/api/rollout/billing", split.clone(), TOKEN).await;
     }
     assert_eq!(answer.0, 200, "the split names the data version: {}", answer.1);
+    // The change applies at the serve's next policy poll (within 100 ms): wait for it, as a customer would not notice.
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        let (_, explained) = app.get_admin("/api/explain?flow=billing&contact=5511922200000", TOKEN).await;
+        if explained.to_string().contains("split") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     for n in 0..24 {
         let (status, _) = app.webhook(&upsert(&format!("DOCSPLIT{n:02}"), &format!("55119222{n:05}"), "segunda via do boleto", 1_764_000_000 + n)).await;
         assert_eq!(status, 200);

@@ -77,6 +77,21 @@ fn print_report(report: &FlowReport) {
             version.median_turns.map_or("-".to_owned(), |turns| format!("{turns:.1}")),
         );
     }
+    // Holds for a person (handoffs and agent takeovers) and time on hold.
+    for version in versions.iter().filter(|version| version.holds.handoffs + version.holds.takeovers > 0) {
+        let holds = &version.holds;
+        println!(
+            "{}: on hold {} (handoffs {}, takeovers {}); given back {}, released {}, expired {}; {:.0} s on hold in all",
+            version.version,
+            holds.handoffs + holds.takeovers,
+            holds.handoffs,
+            holds.takeovers,
+            holds.returned,
+            holds.released,
+            holds.expired,
+            holds.on_hold_seconds
+        );
+    }
     // The funnel side by side: each version's steps in its own order.
     println!("\nfunnel: sessions that reached each step / lost there (expired, handed off, failed, cancelled)");
     let columns: Vec<Vec<String>> = versions

@@ -80,6 +80,37 @@ pub struct VersionFigures {
     pub classification: ClassificationFigures,
     /// Per form slot.
     pub slots: BTreeMap<String, SlotFigures>,
+    /// Contacts held for a person from this version's sessions.
+    pub holds: HoldsFigures,
+}
+
+/// Holds that started in the window from a version's sessions: handed off by
+/// the bot or taken over by an agent, how they ended, and the time on hold
+/// (of holds that ended).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct HoldsFigures {
+    pub handoffs: u64,
+    pub takeovers: u64,
+    /// Given back by a resolved Chatwoot conversation.
+    pub returned: u64,
+    /// Released by the CLI or the admin API.
+    pub released: u64,
+    /// Ended by `HANDOFF_TTL`.
+    pub expired: u64,
+    pub on_hold_seconds: f64,
+}
+
+impl From<switchyard_store::holds::HoldFigures> for HoldsFigures {
+    fn from(figures: switchyard_store::holds::HoldFigures) -> HoldsFigures {
+        HoldsFigures {
+            handoffs: figures.handoffs,
+            takeovers: figures.takeovers,
+            returned: figures.returned,
+            released: figures.released,
+            expired: figures.expired,
+            on_hold_seconds: figures.held_millis as f64 / 1000.0,
+        }
+    }
 }
 
 /// A proportion with its 95% Wilson interval.
@@ -291,6 +322,8 @@ pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &Report
         numbers.sort_by_key(|number| versions.iter().position(|v| v.number() == *number));
     }
     let empty = VersionTally::default();
+    let instance = query.instance.as_ref().map(InstanceId::as_str);
+    let holds = store.hold_figures_of(flow, instance, Timestamp::from_millis(range.since), Timestamp::from_millis(range.until), Timestamp::now_utc()).await?;
     let registry = engine.registry();
     let mut reports = Vec::new();
     let mut versions = Vec::new();
@@ -319,7 +352,8 @@ pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &Report
             funnel.sort_by_key(|step| compiled.steps().iter().position(|declared| declared.id == step.step).unwrap_or(usize::MAX));
         }
         let fingerprint = registry.get(flow, version).map(|fv| fv.fingerprint().as_str().to_owned());
-        versions.push(version_figures(&report, fingerprint, funnel, classification(&counted.classification), counted.slots.clone()));
+        let held = holds.get(&number).copied().unwrap_or_default().into();
+        versions.push(version_figures(&report, fingerprint, funnel, classification(&counted.classification), counted.slots.clone(), held));
         reports.push(report);
     }
 
@@ -405,6 +439,7 @@ fn version_figures(
     funnel: Vec<FunnelStepFigures>,
     classification: ClassificationFigures,
     slots: BTreeMap<String, SlotFigures>,
+    holds: HoldsFigures,
 ) -> VersionFigures {
     let counts = &report.counts;
     VersionFigures {
@@ -427,6 +462,7 @@ fn version_figures(
         funnel,
         classification,
         slots,
+        holds,
     }
 }
 
