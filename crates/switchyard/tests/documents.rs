@@ -295,3 +295,103 @@ fn the_flow_document_schema_is_valid_json_and_names_every_step_kind() {
         assert!(text.contains(&format!("\"{kind}\"")), "the schema names the '{kind}' step");
     }
 }
+
+/// The real binary with only `env` set (besides PATH), as a user runs it.
+fn cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("USER", "docs-test");
+    command.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn switchyard");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().expect("wait");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/documents/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `flows publish` from the command line, then every command that reads
+/// versions sees the published one exactly like `serve` does: `flows`,
+/// `flows show/graph/diff/snapshot/export`, `check`, `rollout pin`,
+/// `explain`, `chat`, `report`, `audit` and `audit ran`.
+#[test]
+fn commands_see_a_version_published_to_the_store() {
+    let db = fresh_db();
+    let env = [("DATABASE_URL", db.as_str())];
+    let (code, out, err) = cli(&["flows", "publish", &fixture("billing.toml"), "--reason", "billing as data"], &env, "");
+    assert_eq!(code, 0, "{out}{err}");
+    // "published billing@vN (inactive), fingerprint F"
+    let label = out.split_whitespace().nth(1).expect("the version").to_owned();
+    let version = label.trim_start_matches("billing@").to_owned();
+    let fingerprint = out.split("fingerprint ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("the fingerprint").to_owned();
+    assert!(version.trim_start_matches('v').parse::<u32>().unwrap() >= 3, "{out}");
+    let source = std::fs::read_to_string(fixture("billing.toml")).unwrap();
+    assert_eq!(fingerprint, switchyard::document::parse(&source).unwrap().fingerprint());
+
+    let (code, out, err) = cli(&["flows", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let row = rows.iter().find(|row| row["flow"] == "billing" && row["version"] == version.as_str()).unwrap_or_else(|| panic!("{label} listed: {out}"));
+    assert_eq!((row["lifecycle"].as_str(), row["fingerprint"].as_str(), row["folder"].as_null()), (Some("inactive"), Some(fingerprint.as_str()), Some(())));
+
+    let (code, out, err) = cli(&["flows", "show", &label], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("{label}  (inactive, 5 steps)")), "{out}");
+    assert!(out.contains(&format!("fingerprint: {fingerprint}")) && out.contains("published to the store as a document"), "{out}");
+    assert!(out.contains("identify") && out.contains("-> lookup"), "{out}");
+    let (code, out, err) = cli(&["flows", "graph", &label], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("identify --> lookup"), "{out}");
+    let (code, out, err) = cli(&["flows", "diff", "billing@v2", &label, "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let diff: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(diff["fingerprints"]["to"].as_str(), Some(fingerprint.as_str()), "{out}");
+    let (code, out, err) = cli(&["flows", "snapshot", &label, "--format", "json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&fingerprint), "{out}");
+    // Export prints the published document itself.
+    let (code, out, err) = cli(&["flows", "export", &label], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, source);
+    let (code, out, err) = cli(&["check"], &env, "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(") && out.contains("1 published as documents)"), "{out}");
+
+    // A pin names the data version; explain and a conversation follow it.
+    let contact = "5511966660001";
+    let (code, out, err) = cli(&["rollout", "pin", &label, contact, "--reason", "try the data version"], &env, "");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&["explain", "--flow", "billing", "--contact", contact, "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let explained: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(version.as_str()), Some("pin")), "{out}");
+    assert_eq!(explained["fingerprint"].as_str(), Some(fingerprint.as_str()), "{out}");
+    let (code, out, err) = cli(&["chat", "--json", "--contact", contact], &env, "segunda via do boleto\n529.982.247-25\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Para a segunda via, me envie") && out.contains("R$ 289,90"), "{out}");
+
+    let (code, out, err) = cli(&["report", "billing", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let figures = report["versions"].as_array().unwrap().iter().find(|row| row["version"] == version.as_str()).unwrap_or_else(|| panic!("{label} in the report: {out}"));
+    assert_eq!(figures["fingerprint"].as_str(), Some(fingerprint.as_str()), "{out}");
+    assert_eq!(figures["started"].as_u64(), Some(1), "{out}");
+    let (code, out, err) = cli(&["report", "billing"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&version), "{out}");
+
+    // The publish is audited: actor, reason, fingerprint.
+    let (code, out, err) = cli(&["audit", "--flow", "billing", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let publish = records.iter().find(|record| record["action"] == "publish").unwrap_or_else(|| panic!("a publish record: {out}"));
+    assert_eq!((publish["actor"].as_str(), publish["reason"].as_str()), (Some("cli:docs-test"), Some("billing as data")), "{out}");
+    assert!(publish.to_string().contains(&fingerprint), "{publish}");
+    let (code, out, err) = cli(&["audit", "ran", "--flow", "billing", "--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let ran: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(ran.iter().any(|row| row["version"] == version.as_str() && row["fingerprint"] == fingerprint.as_str()), "{out}");
+}
