@@ -395,3 +395,105 @@ fn commands_see_a_version_published_to_the_store() {
     let ran: Vec<Value> = serde_json::from_str(&out).unwrap();
     assert!(ran.iter().any(|row| row["version"] == version.as_str() && row["fingerprint"] == fingerprint.as_str()), "{out}");
 }
+
+/// The same as the first test, on PostgreSQL with real `serve` processes:
+/// a version published through one process reaches the other within a
+/// second; a split between code v1 and the data version serves both from
+/// both processes; a refused document stores nothing; after both
+/// processes are gone a new one runs the version from the store. Skipped
+/// where no PostgreSQL answers (fails instead with SWITCHYARD_REQUIRE_POSTGRES=1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_published_version_reaches_every_serve_survives_a_restart_and_splits_with_code() {
+    let Some(db) = switchyard_store::testing::fresh_postgres_url().await else { return };
+    let evolution = StandIn::start().await;
+    let a = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let b = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let http = support::http();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+
+    let response = http.post(format!("{}/api/flows", a.url)).bearer_auth(TOKEN).json(&json!({"document": billing_document(), "reason": "billing as data on postgres"})).send().await.unwrap();
+    let published = Instant::now();
+    assert_eq!(response.status().as_u16(), 201);
+    let body: Value = response.json().await.unwrap();
+    let version = body["version"].as_str().unwrap().to_owned();
+    let fingerprint = body["fingerprint"].as_str().unwrap().to_owned();
+    let (actor, reason, after): (String, String, String) =
+        sqlx::query_as("SELECT actor, reason, after FROM audit WHERE action = 'publish'").fetch_one(&pool).await.unwrap();
+    assert_eq!((actor.as_str(), reason.as_str()), ("admin", "billing as data on postgres"));
+    assert!(after.contains(&fingerprint), "the audit names the fingerprint: {after}");
+
+    // b accepts a split naming the data version as soon as it has loaded it.
+    let split = json!({"rules": {"split": {"weights": [["v1", "50"], [version.clone(), "50"]]}}, "reason": "code against data"});
+    let mut loaded_after = None;
+    while published.elapsed() < Duration::from_secs(5) {
+        let response = http.put(format!("{}/api/rollout/billing", b.url)).bearer_auth(TOKEN).json(&split).send().await.unwrap();
+        if response.status() == 200 {
+            loaded_after = Some(published.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loaded_after = loaded_after.expect("the second serve never loaded the published version");
+    assert!(loaded_after < Duration::from_secs(1), "loaded after {loaded_after:?}");
+
+    // A refused document stores nothing on PostgreSQL either.
+    let before = (count("SELECT COUNT(*) FROM flow_documents").await, count("SELECT COUNT(*) FROM audit").await);
+    let bad = billing_document().replace("validate.document@1", "validate.documnet@1");
+    let response = http.post(format!("{}/api/flows", b.url)).bearer_auth(TOKEN).json(&json!({"document": bad, "reason": "refused"})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    assert!(response.text().await.unwrap().contains("did you mean 'validate.document@1'"));
+    assert_eq!((count("SELECT COUNT(*) FROM flow_documents").await, count("SELECT COUNT(*) FROM audit").await), before);
+
+    // Both processes apply the split (their next poll), then serve both versions.
+    for url in [&a.url, &b.url] {
+        support::wait_until(|| async {
+            let response = http.get(format!("{url}/api/explain?flow=billing&contact=5511922200000")).bearer_auth(TOKEN).send().await.unwrap();
+            response.text().await.unwrap_or_default().contains("split")
+        })
+        .await;
+    }
+    let urls = [a.url.clone(), b.url.clone()];
+    for n in 0..24i64 {
+        let body = upsert(&format!("PGDOC{n:02}"), &format!("55119333{n:05}"), "segunda via do boleto", 1_764_000_000 + n);
+        let response = http.post(format!("{}/webhooks/evolution", urls[n as usize % 2])).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM sessions WHERE flow = 'billing'").await == 24 }).await;
+    let versions: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT version, fingerprint, COUNT(*) FROM sessions WHERE flow = 'billing' GROUP BY version, fingerprint ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let wanted: i64 = version.trim_start_matches('v').parse().unwrap();
+    assert!(versions.iter().any(|(number, _, _)| *number == 1), "code v1 served: {versions:?}");
+    let data = versions.iter().find(|(number, _, _)| *number == wanted).unwrap_or_else(|| panic!("data {version} served: {versions:?}"));
+    assert_eq!(data.1, fingerprint, "sessions record the document's fingerprint");
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    evolution.wait_for(24).await;
+    let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM outbox").fetch_all(&pool).await.unwrap();
+    assert!(texts.iter().any(|text| text.contains("Para a segunda via, me envie")), "the data version asked its own question: {texts:?}");
+
+    // Restart: both processes gone, a new one runs the version from the store at once.
+    drop(a);
+    drop(b);
+    let c = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let pin = json!({"rules": {"pins": [{"contact": "5511933399999", "version": version}]}, "reason": "after the restart"});
+    let response = http.put(format!("{}/api/rollout/billing", c.url)).bearer_auth(TOKEN).json(&pin).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "the restarted serve knows {version}: {}", response.text().await.unwrap_or_default());
+    support::wait_until(|| async {
+        let response = http.get(format!("{}/api/explain?flow=billing&contact=5511933399999", c.url)).bearer_auth(TOKEN).send().await.unwrap();
+        response.text().await.unwrap_or_default().contains("pin")
+    })
+    .await;
+    let body = upsert("PGDOC-AFTER", "5511933399999", "segunda via do boleto", 1_764_000_100);
+    assert_eq!(http.post(format!("{}/webhooks/evolution", c.url)).json(&body).send().await.unwrap().status().as_u16(), 200);
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM sessions WHERE flow = 'billing' AND contact LIKE '%33399999%'").await == 1 }).await;
+    let (number, recorded): (i64, String) = sqlx::query_as("SELECT version, fingerprint FROM sessions WHERE flow = 'billing' AND contact LIKE '%33399999%'").fetch_one(&pool).await.unwrap();
+    assert_eq!((number, recorded), (wanted, fingerprint));
+    drop(c);
+    pool.close().await;
+}
