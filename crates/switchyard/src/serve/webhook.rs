@@ -168,7 +168,9 @@ const MAX_STATE_LEN: usize = 32;
 /// process; the store being down asks Evolution to retry.
 async fn record_connection(state: &AppState, instance: &InstanceId, connection: &str, status_reason: Option<i64>) -> Response {
     if connection.is_empty() || connection.len() > MAX_STATE_LEN || !connection.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') {
-        // Shown escaped (one line) and masked, like every logged value.
+        // Logged whole (the log layer escapes and masks every field); answered
+        // escaped, masked and cut short.
+        tracing::warn!(%instance, state = %connection, "webhook refused: not a connection state");
         let shown: String = connection.chars().take(MAX_STATE_LEN).collect();
         let shown = switchyard_engine::mask::mask_text(&shown);
         return rejected(StatusCode::BAD_REQUEST, format!("data.state {shown:?} is not a connection state (open, connecting, close, refused)"));
