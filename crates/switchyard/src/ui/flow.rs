@@ -150,7 +150,7 @@ fn build(lang: Lang, flow: &str, report: &FlowReport) -> (Vec<VersionLine>, Vec<
     let (cues, verdict) = match &report.comparison {
         Some(comparison) => {
             let cues = vec![cue(lang, "completion", &comparison.completion, true), cue(lang, "handoff", &comparison.handoff, false)];
-            let verdict = comparison.verdict.clone();
+            let verdict = crate::views::verdict::sentence(&comparison.outcome, lang);
             let head = format!("{} vs {}", comparison.candidate, comparison.baseline);
             (cues, Some(if verdict.is_empty() { head } else { format!("{head}: {verdict}") }).filter(|_| comparison.enough || !verdict.is_empty()))
         }
