@@ -53,7 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rollout { action } => rollout::run(action).await,
         Command::Audit { action, flow, since, until, json } => audit::run(action, flow, since, until, json).await,
-        Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,
+        Command::Handoff { action: HandoffAction::Release { contact, instance, reason } } => handoff::release(&contact, &instance, &reason).await,
         Command::Sessions { action } => sessions::run(action).await,
     }
 }
