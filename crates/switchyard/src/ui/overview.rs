@@ -156,10 +156,10 @@ pub struct Figures {
 }
 
 impl Figures {
-    pub async fn read(store: &Db, now: Timestamp) -> Result<Figures, StoreError> {
+    pub async fn read(store: &Db, flows: &[String], now: Timestamp) -> Result<Figures, StoreError> {
         Ok(Figures {
             live: store.live_by_version().await?,
-            days: store.starts(now.minus(DAY * 8), now, DAY).await?,
+            days: day_starts(store, flows, now.minus(DAY * 8), now).await?,
             hour: store.starts(now.minus(HOUR), now, HOUR).await?,
         })
     }
@@ -171,6 +171,39 @@ impl Figures {
 }
 
 const HOUR: Duration = Duration::from_secs(3600);
+
+/// Sessions started per (flow, version, day from `since`) until `now`: the
+/// starts of hours `serve` rolled up (`report_hours`) from their tallies,
+/// the rest (the edges, recent hours) counted from the index. Counting 8
+/// days of a million-session store from the index alone took ~400 ms.
+async fn day_starts(store: &Db, flows: &[String], since: Timestamp, now: Timestamp) -> Result<Vec<Starts>, StoreError> {
+    use switchyard_store::figures::HOUR_MILLIS;
+    let (origin, end) = (since.as_millis(), now.as_millis());
+    let day_millis = i64::try_from(DAY.as_millis()).unwrap_or(i64::MAX);
+    let first_hour = origin.div_euclid(HOUR_MILLIS) + i64::from(origin.rem_euclid(HOUR_MILLIS) != 0);
+    let end_hour = end.div_euclid(HOUR_MILLIS);
+    let mut rows = Vec::new();
+    for flow in flows {
+        let stored = if first_hour < end_hour { store.report_hours(flow, first_hour, end_hour).await? } else { Vec::new() };
+        let mut cursor = origin;
+        for (hour, json) in stored {
+            let start = hour * HOUR_MILLIS;
+            if cursor < start {
+                rows.extend(store.starts_of(Some(flow), since, Timestamp::from_millis(cursor), Timestamp::from_millis(start), DAY).await?);
+            }
+            let tally: crate::views::rollup::Tally =
+                serde_json::from_str(&json).map_err(|err| StoreError::Corrupt(format!("report_hours {flow}: {err}")))?;
+            for (number, version) in tally.versions.iter().filter(|(_, version)| version.started > 0) {
+                rows.push(Starts { flow: flow.clone(), version: Version::new(*number), bucket: (start - origin) / day_millis, sessions: version.started });
+            }
+            cursor = start + HOUR_MILLIS;
+        }
+        if cursor < end {
+            rows.extend(store.starts_of(Some(flow), since, Timestamp::from_millis(cursor), now, DAY).await?);
+        }
+    }
+    Ok(rows)
+}
 
 /// Live sessions and drain time per compiled version (and per stored one no longer compiled).
 pub async fn version_rows(store: &Db, engine: &Engine, lang: Lang, flow: &str, now: Timestamp) -> Result<Vec<VersionRow>, StoreError> {
@@ -237,9 +270,10 @@ pub async fn page(State(state): State<UiState>, headers: HeaderMap, Extension(op
     let built: Result<(Vec<FlowCard>, Vec<AuditRow>), StoreError> = async {
         let store = state.app.store();
         let (policy, _) = store.load_policy().await?;
-        let figures = Figures::read(store, now).await?;
         let engine = state.app.engine();
         let registry = engine.registry();
+        let names: Vec<String> = registry.flows().into_iter().map(|flow| flow.as_str().to_owned()).collect();
+        let figures = Figures::read(store, &names, now).await?;
         let flows = registry
             .flows()
             .into_iter()
