@@ -14,6 +14,7 @@
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`figures`]: live sessions per version, traffic, outbox and holds, for the console.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
+//! - [`connections`]: each Evolution instance's last `connection.update`.
 //! - [`holds`]: holds (handoff, takeover, return) and their durable Chatwoot calls.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
@@ -27,6 +28,7 @@
 
 pub mod aliases;
 pub mod burst;
+pub mod connections;
 pub mod holds;
 mod codec;
 mod reader;

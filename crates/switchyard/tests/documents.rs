@@ -295,3 +295,205 @@ fn the_flow_document_schema_is_valid_json_and_names_every_step_kind() {
         assert!(text.contains(&format!("\"{kind}\"")), "the schema names the '{kind}' step");
     }
 }
+
+/// The real binary with only `env` set (besides PATH), as a user runs it.
+fn cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+    command.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("USER", "docs-test");
+    command.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = command.spawn().expect("spawn switchyard");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let output = child.wait_with_output().expect("wait");
+    (output.status.code().unwrap_or(-1), String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/documents/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `flows publish` from the command line, then every command that reads
+/// versions sees the published one exactly like `serve` does: `flows`,
+/// `flows show/graph/diff/snapshot/export`, `check`, `rollout pin`,
+/// `explain`, `chat`, `report`, `audit` and `audit ran`.
+#[test]
+fn commands_see_a_version_published_to_the_store() {
+    let db = fresh_db();
+    let env = [("DATABASE_URL", db.as_str())];
+    let (code, out, err) = cli(&["flows", "publish", &fixture("billing.toml"), "--reason", "billing as data"], &env, "");
+    assert_eq!(code, 0, "{out}{err}");
+    // "published billing@vN (inactive), fingerprint F"
+    let label = out.split_whitespace().nth(1).expect("the version").to_owned();
+    let version = label.trim_start_matches("billing@").to_owned();
+    let fingerprint = out.split("fingerprint ").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("the fingerprint").to_owned();
+    assert!(version.trim_start_matches('v').parse::<u32>().unwrap() >= 3, "{out}");
+    let source = std::fs::read_to_string(fixture("billing.toml")).unwrap();
+    assert_eq!(fingerprint, switchyard::document::parse(&source).unwrap().fingerprint());
+
+    let (code, out, err) = cli(&["flows", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let row = rows.iter().find(|row| row["flow"] == "billing" && row["version"] == version.as_str()).unwrap_or_else(|| panic!("{label} listed: {out}"));
+    assert_eq!((row["lifecycle"].as_str(), row["fingerprint"].as_str(), row["folder"].as_null()), (Some("inactive"), Some(fingerprint.as_str()), Some(())));
+
+    let (code, out, err) = cli(&["flows", "show", &label], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with(&format!("{label}  (inactive, 5 steps)")), "{out}");
+    assert!(out.contains(&format!("fingerprint: {fingerprint}")) && out.contains("published to the store as a document"), "{out}");
+    assert!(out.contains("identify") && out.contains("-> lookup"), "{out}");
+    let (code, out, err) = cli(&["flows", "graph", &label], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("identify --> lookup"), "{out}");
+    let (code, out, err) = cli(&["flows", "diff", "billing@v2", &label, "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let diff: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(diff["fingerprints"]["to"].as_str(), Some(fingerprint.as_str()), "{out}");
+    let (code, out, err) = cli(&["flows", "snapshot", &label, "--format", "json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&fingerprint), "{out}");
+    // Export prints the published document itself.
+    let (code, out, err) = cli(&["flows", "export", &label], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, source);
+    let (code, out, err) = cli(&["check"], &env, "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("(") && out.contains("1 published as documents)"), "{out}");
+
+    // A pin names the data version; explain and a conversation follow it.
+    let contact = "5511966660001";
+    let (code, out, err) = cli(&["rollout", "pin", &label, contact, "--reason", "try the data version"], &env, "");
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = cli(&["explain", "--flow", "billing", "--contact", contact, "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let explained: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(version.as_str()), Some("pin")), "{out}");
+    assert_eq!(explained["fingerprint"].as_str(), Some(fingerprint.as_str()), "{out}");
+    let (code, out, err) = cli(&["chat", "--json", "--contact", contact], &env, "segunda via do boleto\n529.982.247-25\n");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Para a segunda via, me envie") && out.contains("R$ 289,90"), "{out}");
+
+    let (code, out, err) = cli(&["report", "billing", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let report: Value = serde_json::from_str(&out).unwrap();
+    let figures = report["versions"].as_array().unwrap().iter().find(|row| row["version"] == version.as_str()).unwrap_or_else(|| panic!("{label} in the report: {out}"));
+    assert_eq!(figures["fingerprint"].as_str(), Some(fingerprint.as_str()), "{out}");
+    assert_eq!(figures["started"].as_u64(), Some(1), "{out}");
+    let (code, out, err) = cli(&["report", "billing"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&version), "{out}");
+
+    // The publish is audited: actor, reason, fingerprint.
+    let (code, out, err) = cli(&["audit", "--flow", "billing", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let records: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let publish = records.iter().find(|record| record["action"] == "publish").unwrap_or_else(|| panic!("a publish record: {out}"));
+    assert_eq!((publish["actor"].as_str(), publish["reason"].as_str()), (Some("cli:docs-test"), Some("billing as data")), "{out}");
+    assert!(publish.to_string().contains(&fingerprint), "{publish}");
+    let (code, out, err) = cli(&["audit", "ran", "--flow", "billing", "--from", "2020-01-01T00:00:00Z", "--to", "2100-01-01T00:00:00Z", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    let ran: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert!(ran.iter().any(|row| row["version"] == version.as_str() && row["fingerprint"] == fingerprint.as_str()), "{out}");
+}
+
+/// The same as the first test, on PostgreSQL with real `serve` processes:
+/// a version published through one process reaches the other within a
+/// second; a split between code v1 and the data version serves both from
+/// both processes; a refused document stores nothing; after both
+/// processes are gone a new one runs the version from the store. Skipped
+/// where no PostgreSQL answers (fails instead with SWITCHYARD_REQUIRE_POSTGRES=1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_a_published_version_reaches_every_serve_survives_a_restart_and_splits_with_code() {
+    let Some(db) = switchyard_store::testing::fresh_postgres_url().await else { return };
+    let evolution = StandIn::start().await;
+    let a = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let b = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
+    let http = support::http();
+    let count = |sql: &'static str| {
+        let pool = pool.clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+
+    let response = http.post(format!("{}/api/flows", a.url)).bearer_auth(TOKEN).json(&json!({"document": billing_document(), "reason": "billing as data on postgres"})).send().await.unwrap();
+    let published = Instant::now();
+    assert_eq!(response.status().as_u16(), 201);
+    let body: Value = response.json().await.unwrap();
+    let version = body["version"].as_str().unwrap().to_owned();
+    let fingerprint = body["fingerprint"].as_str().unwrap().to_owned();
+    let (actor, reason, after): (String, String, String) =
+        sqlx::query_as("SELECT actor, reason, after FROM audit WHERE action = 'publish'").fetch_one(&pool).await.unwrap();
+    assert_eq!((actor.as_str(), reason.as_str()), ("admin", "billing as data on postgres"));
+    assert!(after.contains(&fingerprint), "the audit names the fingerprint: {after}");
+
+    // b accepts a split naming the data version as soon as it has loaded it.
+    let split = json!({"rules": {"split": {"weights": [["v1", "50"], [version.clone(), "50"]]}}, "reason": "code against data"});
+    let mut loaded_after = None;
+    while published.elapsed() < Duration::from_secs(5) {
+        let response = http.put(format!("{}/api/rollout/billing", b.url)).bearer_auth(TOKEN).json(&split).send().await.unwrap();
+        if response.status() == 200 {
+            loaded_after = Some(published.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let loaded_after = loaded_after.expect("the second serve never loaded the published version");
+    assert!(loaded_after < Duration::from_secs(1), "loaded after {loaded_after:?}");
+
+    // A refused document stores nothing on PostgreSQL either.
+    let before = (count("SELECT COUNT(*) FROM flow_documents").await, count("SELECT COUNT(*) FROM audit").await);
+    let bad = billing_document().replace("validate.document@1", "validate.documnet@1");
+    let response = http.post(format!("{}/api/flows", b.url)).bearer_auth(TOKEN).json(&json!({"document": bad, "reason": "refused"})).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    assert!(response.text().await.unwrap().contains("did you mean 'validate.document@1'"));
+    assert_eq!((count("SELECT COUNT(*) FROM flow_documents").await, count("SELECT COUNT(*) FROM audit").await), before);
+
+    // Both processes apply the split (their next poll), then serve both versions.
+    for url in [&a.url, &b.url] {
+        support::wait_until(|| async {
+            let response = http.get(format!("{url}/api/explain?flow=billing&contact=5511922200000")).bearer_auth(TOKEN).send().await.unwrap();
+            response.text().await.unwrap_or_default().contains("split")
+        })
+        .await;
+    }
+    let urls = [a.url.clone(), b.url.clone()];
+    for n in 0..24i64 {
+        let body = upsert(&format!("PGDOC{n:02}"), &format!("55119333{n:05}"), "segunda via do boleto", 1_764_000_000 + n);
+        let response = http.post(format!("{}/webhooks/evolution", urls[n as usize % 2])).json(&body).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM sessions WHERE flow = 'billing'").await == 24 }).await;
+    let versions: Vec<(i64, String, i64)> =
+        sqlx::query_as("SELECT version, fingerprint, COUNT(*) FROM sessions WHERE flow = 'billing' GROUP BY version, fingerprint ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let wanted: i64 = version.trim_start_matches('v').parse().unwrap();
+    assert!(versions.iter().any(|(number, _, _)| *number == 1), "code v1 served: {versions:?}");
+    let data = versions.iter().find(|(number, _, _)| *number == wanted).unwrap_or_else(|| panic!("data {version} served: {versions:?}"));
+    assert_eq!(data.1, fingerprint, "sessions record the document's fingerprint");
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    evolution.wait_for(24).await;
+    let texts: Vec<String> = sqlx::query_scalar("SELECT text FROM outbox").fetch_all(&pool).await.unwrap();
+    assert!(texts.iter().any(|text| text.contains("Para a segunda via, me envie")), "the data version asked its own question: {texts:?}");
+
+    // Restart: both processes gone, a new one runs the version from the store at once.
+    drop(a);
+    drop(b);
+    let c = ServeProcess::start(&db, &evolution, &[("ADMIN_TOKEN", TOKEN)]).await;
+    let pin = json!({"rules": {"pins": [{"contact": "5511933399999", "version": version}]}, "reason": "after the restart"});
+    let response = http.put(format!("{}/api/rollout/billing", c.url)).bearer_auth(TOKEN).json(&pin).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200, "the restarted serve knows {version}: {}", response.text().await.unwrap_or_default());
+    support::wait_until(|| async {
+        let response = http.get(format!("{}/api/explain?flow=billing&contact=5511933399999", c.url)).bearer_auth(TOKEN).send().await.unwrap();
+        response.text().await.unwrap_or_default().contains("pin")
+    })
+    .await;
+    let body = upsert("PGDOC-AFTER", "5511933399999", "segunda via do boleto", 1_764_000_100);
+    assert_eq!(http.post(format!("{}/webhooks/evolution", c.url)).json(&body).send().await.unwrap().status().as_u16(), 200);
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM sessions WHERE flow = 'billing' AND contact LIKE '%33399999%'").await == 1 }).await;
+    let (number, recorded): (i64, String) = sqlx::query_as("SELECT version, fingerprint FROM sessions WHERE flow = 'billing' AND contact LIKE '%33399999%'").fetch_one(&pool).await.unwrap();
+    assert_eq!((number, recorded), (wanted, fingerprint));
+    drop(c);
+    pool.close().await;
+}

@@ -74,10 +74,12 @@ async fn from_store(flow: &str, since: Option<Timestamp>, until: Option<Timestam
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let (_config, engine) = match super::setup() {
+    let (config, engine) = match super::setup() {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
+    // A published (data) version is a candidate or baseline like a compiled one.
+    super::load_published(&config, &engine).await?;
     let registry = engine.registry().clone();
     let chosen = choose(&registry, &args.flow, ("--candidate", &args.candidate), args.baseline.as_deref().map(|text| ("--baseline", text)));
     let mut problems = chosen.as_ref().err().cloned().unwrap_or_default();
@@ -194,7 +196,7 @@ pub async fn export(flow: &str, since: Option<&str>, until: Option<&str>, instan
     if !masked {
         problems.push("sessions export writes customers' messages: pass --masked (personal data replaced by stand-ins)".to_owned());
     }
-    let registry = match super::registry() {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };

@@ -31,7 +31,7 @@ use crate::config::ServeConfig;
 mod admin;
 mod debounce;
 mod desk;
-mod health;
+pub(crate) mod health;
 mod listen;
 pub mod media;
 mod metrics;
@@ -70,7 +70,6 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Voice-note transcriptions spent this hour (`TRANSCRIBE_PER_HOUR`).
     transcriptions: media::HourlyBudget,
-    connections: std::sync::Mutex<std::collections::BTreeMap<String, Connection>>,
 }
 
 impl AppState {
@@ -83,21 +82,6 @@ impl AppState {
     pub(crate) fn config(&self) -> &ServeConfig {
         &self.inner.config
     }
-    /// What each Evolution instance last said about its WhatsApp connection
-    /// (`connection.update`), as this process heard it.
-    pub(crate) fn connections(&self) -> Vec<(String, Connection)> {
-        let connections = self.inner.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        connections.iter().map(|(instance, connection)| (instance.clone(), connection.clone())).collect()
-    }
-}
-
-/// An instance's last `connection.update`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Connection {
-    /// `open`, `connecting` or `close`.
-    pub state: String,
-    pub status_reason: Option<i64>,
-    pub at: switchyard_engine::time::Timestamp,
 }
 
 /// Resolves once shutdown has been requested.
@@ -215,7 +199,6 @@ impl Server {
                 stopping: stop_rx.clone(),
                 metrics: metrics::Metrics::default(),
                 transcriptions: media::HourlyBudget::default(),
-                connections: std::sync::Mutex::default(),
             }),
         };
         let mut tasks = Vec::new();
