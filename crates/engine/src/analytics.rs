@@ -44,8 +44,9 @@
 //!   hypothesis (both versions share one rate), so the standard error uses the
 //!   pooled rate.
 //!
-//! [`compare`] turns the two tests (completion and handoff) into a plain-English
-//! verdict. It refuses to name a winner before both versions have a minimum of
+//! [`compare`] turns the two tests (completion and handoff) into a typed
+//! [`Verdict`] (the sentence is the renderers' job: `switchyard::views::verdict`,
+//! in English and Portuguese). It refuses to name a winner before both versions have a minimum of
 //! finished sessions: with a handful of sessions, "significant" differences are
 //! mostly noise and peeking early inflates false positives.
 //!
@@ -514,8 +515,29 @@ pub struct Comparison {
     pub enough: bool,
     /// Finished sessions still needed by the version furthest from `min_finished`.
     pub needed_more: u64,
-    /// The plain-English verdict.
-    pub verdict: String,
+    /// What the comparison concludes. The words are the renderers' (the
+    /// engine holds no presentation text); the numbers are the fields above.
+    pub verdict: Verdict,
+}
+
+/// What [`compare`] concludes, without words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// No winner may be named yet: `minimum` finished sessions per version
+    /// are needed and the baseline (candidate) is this many short.
+    NotEnough { minimum: u64, baseline_short: u64, candidate_short: u64 },
+    /// At least one metric differs significantly (p < 0.05); the direction
+    /// is the sign of its `difference`.
+    Differs { completion: bool, handoff: bool },
+    /// Neither completion nor handoff differs significantly.
+    NoDifference,
+}
+
+impl Comparison {
+    /// Whether the test's difference is significant at the verdict's level.
+    pub fn significant(test: &TwoProportion) -> bool {
+        test.p_value < SIGNIFICANCE
+    }
 }
 
 /// Compares a candidate with a baseline on completion and handoff (95%, p < 0.05).
@@ -545,45 +567,11 @@ pub fn compare(baseline: &VersionReport, candidate: &VersionReport, min_finished
     let enough = needed_more == 0;
 
     let verdict = if !enough {
-        let short = match (missing_base, missing_cand) {
-            (0, missing) => format!("{cand} needs {missing} more finished {}", sessions(missing)),
-            (missing, 0) => format!("{base} needs {missing} more finished {}", sessions(missing)),
-            (first, second) => format!("{base} needs {first} more and {cand} {second} more finished sessions"),
-        };
-        format!("not enough data yet: {short} (minimum {minimum} per version) before a winner can be named")
+        Verdict::NotEnough { minimum, baseline_short: missing_base, candidate_short: missing_cand }
     } else {
-        let completion_significant = completion.p_value < SIGNIFICANCE;
-        let handoff_significant = handoff.p_value < SIGNIFICANCE;
-        let effect = |test: &TwoProportion| {
-            format!(
-                "{} points (95% CI {} to {}), {}",
-                signed_points(test.difference),
-                signed_points(test.low),
-                signed_points(test.high),
-                p_text(test.p_value)
-            )
-        };
-        let direction = |test: &TwoProportion| if test.difference > 0.0 { "more often" } else { "less often" };
-        match (completion_significant, handoff_significant) {
-            (true, true) => format!(
-                "{cand} completes {} than {base}: {}, and hands off {}: {}",
-                direction(&completion),
-                effect(&completion),
-                direction(&handoff),
-                effect(&handoff)
-            ),
-            (true, false) => format!("{cand} completes {} than {base}: {}", direction(&completion), effect(&completion)),
-            (false, true) => format!(
-                "{cand} hands off {} than {base}: {}; completion shows no significant difference ({})",
-                direction(&handoff),
-                effect(&handoff),
-                p_text(completion.p_value)
-            ),
-            (false, false) => format!(
-                "no significant difference between {base} and {cand} (completion {}, handoff {})",
-                p_text(completion.p_value),
-                p_text(handoff.p_value)
-            ),
+        match (Comparison::significant(&completion), Comparison::significant(&handoff)) {
+            (false, false) => Verdict::NoDifference,
+            (completion, handoff) => Verdict::Differs { completion, handoff },
         }
     };
     Comparison { baseline: base, candidate: cand, completion, handoff, enough, needed_more, verdict }

@@ -34,6 +34,7 @@ mod codec;
 mod reader;
 pub mod conformance;
 pub mod figures;
+mod guard;
 pub mod documents;
 pub mod policy;
 pub mod postgres;
@@ -137,6 +138,8 @@ impl Db {
         pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError>;
         pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError>;
         pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
+        pub async fn event_watermark(&self) -> Result<i64, StoreError>;
+        pub async fn split_population(&self, flow: &str, after_event: i64) -> Result<Vec<VersionAggregate>, StoreError>;
         pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError>;
         pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError>;
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;

@@ -46,9 +46,12 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
             }
         };
         // Only the A/B population counts: sessions the split itself assigned
-        // (pinned testers and overrides would bias it), whenever they started.
-        let window = Window { flow, since: None, until: None, instance: None, reason: Some("split") };
-        let aggregates = store.version_aggregates(&window).await?;
+        // (pinned testers and overrides would bias it) after the guard was
+        // armed (an earlier experiment's split sessions are another population).
+        let aggregates = match spec.armed_after_event {
+            Some(mark) => store.split_population(flow, mark).await?,
+            None => store.version_aggregates(&Window { flow, since: None, until: None, instance: None, reason: Some("split") }).await?,
+        };
         let report_of = |version: Version| {
             let counts = aggregates.iter().find(|a| a.version == version).map(|a| a.counts.clone()).unwrap_or_default();
             VersionReport::new(version, counts)

@@ -276,6 +276,17 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("rate", "Rate", "Taxa"),
     ("difference", "Difference", "Diferença"),
     ("median_turns", "Median turns", "Mediana de turnos"),
+    ("verdict_short_one", "{0} needs {1} more finished session", "{0} precisa de mais {1} sessão terminada"),
+    ("verdict_short_many", "{0} needs {1} more finished sessions", "{0} precisa de mais {1} sessões terminadas"),
+    ("verdict_short_both", "{0} needs {1} more and {2} {3} more finished sessions", "{0} precisa de mais {1} e {2} de mais {3} sessões terminadas"),
+    ("verdict_not_enough", "not enough data yet: {0} (minimum {1} per version) before a winner can be named", "dados insuficientes: {0} (mínimo de {1} por versão) antes de apontar uma vencedora"),
+    ("verdict_effect", "{0} points (95% CI {1} to {2}), {3}", "{0} pontos (IC 95% {1} a {2}), {3}"),
+    ("verdict_more_often", "more often", "com mais frequência"),
+    ("verdict_less_often", "less often", "com menos frequência"),
+    ("verdict_both", "{0} completes {1} than {2}: {3}, and hands off {4}: {5}", "{0} conclui {1} que {2}: {3}, e transfere {4}: {5}"),
+    ("verdict_completion", "{0} completes {1} than {2}: {3}", "{0} conclui {1} que {2}: {3}"),
+    ("verdict_handoff", "{0} hands off {1} than {2}: {3}; completion shows no significant difference ({4})", "{0} transfere {1} que {2}: {3}; a conclusão não mostra diferença significativa ({4})"),
+    ("verdict_none", "no significant difference between {0} and {1} (completion {2}, handoff {3})", "nenhuma diferença significativa entre {0} e {1} (conclusão {2}, transferência {3})"),
 ];
 
 #[cfg(test)]
@@ -304,7 +315,7 @@ mod tests {
     #[test]
     fn every_used_key_has_both_languages() {
         let mut sources = Vec::new();
-        for dir in ["templates/ui", "src/ui"] {
+        for dir in ["templates/ui", "src/ui", "src/views"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();

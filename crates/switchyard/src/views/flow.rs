@@ -367,7 +367,7 @@ pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &Report
                 handoff: (&comparison.handoff).into(),
                 enough: comparison.enough,
                 needed_more: comparison.needed_more,
-                verdict: comparison.verdict,
+                verdict: super::verdict::sentence(&comparison, crate::ui::i18n::Lang::En),
             })
         }
         _ => None,

@@ -12,6 +12,7 @@
 //!   the oldest unsent reply's age, send failures by reason, contacts on
 //!   human hold (count, oldest), the model's breaker.
 //! - [`rollup`]: the report's figures as a mergeable tally, rolled up per hour.
+//! - [`verdict`]: the A/B verdict in words (English, Portuguese) from the engine's typed verdict.
 //! - [`records`]: audit entries, sessions and the version explanation.
 
 pub mod flow;
@@ -19,6 +20,7 @@ pub mod health;
 pub mod overview;
 pub mod records;
 pub mod rollup;
+pub mod verdict;
 
 use serde::Serializer;
 use switchyard_engine::ids::Version;
