@@ -160,6 +160,9 @@ async fn the_confirmation_says_what_changes_and_refuses_a_change_without_a_reaso
     no_reason.retain(|(name, _)| *name != "reason");
     let refused = http.post(&confirm).header("cookie", &cookie).form(&no_reason).send().await.unwrap();
     assert_eq!(refused.status(), 422);
+    no_reason.push(("reason", "   "));
+    let refused = http.post(&confirm).header("cookie", &cookie).form(&no_reason).send().await.unwrap();
+    assert_eq!(refused.status(), 422, "blanks are no reason");
     let bad_weights = [("csrf", csrf.as_str()), ("weights", "v1=70,v2=20"), ("reason", "x")];
     let refused = http.post(&confirm).header("cookie", &cookie).form(&bad_weights).send().await.unwrap();
     assert_eq!(refused.status(), 422);
@@ -238,6 +241,7 @@ async fn a_live_session_is_ended_and_the_contact_forgotten_through_the_forms() {
     let confirm = confirm.text().await.unwrap();
     assert!(confirm.contains("Forget this contact (LGPD): 5511*******02") && confirm.contains("ticket 42"), "{confirm}");
     assert_eq!(post("/ui/sessions/forget", vec![("csrf", &csrf), ("contact", number), ("reason", "")]).await.unwrap().status(), 400, "a reason is required");
+    assert_eq!(post("/ui/sessions/forget/confirm", vec![("csrf", &csrf), ("contact", number), ("reason", "  ")]).await.unwrap().status(), 400, "blanks are no reason");
     let forgotten = post("/ui/sessions/forget", vec![("csrf", &csrf), ("contact", number), ("reason", "ticket 42")]).await.unwrap().text().await.unwrap();
     assert!(forgotten.contains("Erased; audit #"), "{forgotten}");
     let after = post("/ui/sessions", vec![("csrf", &csrf), ("contact", number)]).await.unwrap().text().await.unwrap();
