@@ -1,8 +1,12 @@
 //! Flows as data, end to end on loopback: a document published with
 //! `POST /api/flows` reaches a second `serve` process within a second and
 //! survives a restart; a split between a code and a data version of one
-//! flow serves both; every refused document stores nothing; the `http` step
-//! against a stand-in endpoint (success, timeout, 500, malformed JSON).
+//! flow serves both (SQLite, and PostgreSQL with two real processes); every
+//! refused document stores nothing; the `http` step against a stand-in
+//! endpoint (success, timeout, 500, malformed JSON); the `call` step (a
+//! document calls a compiled flow and gets control back; export of a
+//! compiled call); the commands see published versions; the JSON Schema
+//! matches the parser.
 
 mod support;
 
@@ -127,7 +131,12 @@ async fn a_split_between_a_code_version_and_a_data_version_serves_both() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_refused_document_is_refused_with_a_clear_error_and_stores_nothing() {
-    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())]).await;
+    let app = TestApp::spawn_configured(|config| {
+        config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())];
+        // The allow-list: one endpoint, `erp`.
+        config.endpoints = vec![Endpoint { name: "erp".to_owned(), url: "http://127.0.0.1:9/api".to_owned(), headers: Vec::new(), timeout: Duration::from_secs(1) }];
+    })
+    .await;
     let good = billing_document();
     let many_steps: String = {
         let mut text = String::from("flow = \"billing\"\nentry = \"s0\"\n[texts]\nt = \"x\"\n");
@@ -136,11 +145,15 @@ async fn every_refused_document_is_refused_with_a_clear_error_and_stores_nothing
         }
         text
     };
-    let not_allowed = good.replace(
-        "kind = \"action\"\nfunction = \"backend.open_invoice@1\"\non = { found = \"found\", none = \"none\", no_document = \"human\" }",
-        "kind = \"http\"\nendpoint = \"erp\"\nmethod = \"POST\"\nthen = \"found\"\nfailure = \"human\"",
-    );
+    let http_step = |endpoint: &str, path: &str| {
+        good.replace(
+            "kind = \"action\"\nfunction = \"backend.open_invoice@1\"\non = { found = \"found\", none = \"none\", no_document = \"human\" }",
+            &format!("kind = \"http\"\nendpoint = \"{endpoint}\"\nmethod = \"POST\"\npath = \"{path}\"\nthen = \"found\"\nfailure = \"human\""),
+        )
+    };
+    let not_allowed = http_step("orders_api", "/orders");
     assert_ne!(not_allowed, good);
+    let calling = call_document("dc_purchase@v1", CALL_TRANSCRIPT);
     let cases: Vec<(&str, String, u16, &str)> = vec![
         ("malformed TOML", "flow = \"billing\"\nentry = ".to_owned(), 422, "line 2"),
         ("unknown function", good.replace("validate.document@1", "validate.documnet@1"), 422, "did you mean 'validate.document@1'"),
@@ -148,12 +161,18 @@ async fn every_refused_document_is_refused_with_a_clear_error_and_stores_nothing
         ("missing text", good.replace("prompt = \"identify.prompt\"", "prompt = \"identify.promt\""), 422, "did you mean 'identify.prompt'"),
         ("10,000 steps", many_steps, 422, "the limit is 1000"),
         ("10 MB", format!("{good}\n# {}\n", "x".repeat(10 * 1024 * 1024)), 413, ""),
-        ("endpoint not in the allow-list", not_allowed, 422, "endpoint 'erp'"),
+        ("endpoint not in the allow-list", not_allowed, 422, "endpoint 'orders_api', which the configuration's [endpoints] does not allow (allowed: erp)"),
+        ("a URL outside the allow-list", http_step("erp", "https://evil.example/steal"), 422, "path 'https://evil.example/steal' must start with '/'"),
+        ("credentials in the path", http_step("erp", "@evil.example/steal"), 422, "hold no host or credentials"),
+        ("call of an unknown flow", calling.replace("\"dc_purchase@v1\"", "\"dc_purchse\""), 422, "step 'buy' calls unknown flow 'dc_purchse' (did you mean 'dc_purchase'?)"),
+        ("call of a version that does not exist", calling.replace("\"dc_purchase@v1\"", "\"dc_purchase@v9\""), 422, "step 'buy' calls dc_purchase@v9, which does not exist (dc_purchase has v1, v2)"),
+        ("call with a malformed version", calling.replace("\"dc_purchase@v1\"", "\"dc_purchase@1\""), 422, "call 'dc_purchase@1'"),
+        ("call of its own flow", calling.replace("\"dc_purchase@v1\"", "\"digital_certificate\""), 422, "calls its own flow 'digital_certificate'"),
         ("failing transcript", good.replace("< R$ 289,90", "< R$ 1,00"), 422, "transcript"),
         ("no reason", good.clone(), 422, "reason"),
     ];
     for (name, document, status, says) in cases {
-        let before = stored(&app).await;
+        let before = (stored(&app).await, support::snapshot(app.pool()).await);
         let reason = if name == "no reason" { "" } else { "refusal test" };
         let url = format!("http://{}/api/flows", app.addr);
         let sent = support::http().post(url).bearer_auth(TOKEN).json(&json!({"document": document, "reason": reason})).send().await;
@@ -167,8 +186,14 @@ async fn every_refused_document_is_refused_with_a_clear_error_and_stores_nothing
         if !says.is_empty() {
             assert!(body["error"].as_str().is_some_and(|error| error.contains(says)), "{name}: the error says {says:?}: {body}");
         }
-        assert_eq!(stored(&app).await, before, "{name}: nothing stored");
+        assert!((stored(&app).await, support::snapshot(app.pool()).await) == before, "{name}: nothing stored");
     }
+    // The same documents without their defect are published.
+    for document in [&good, &calling] {
+        let (status, body) = publish(&app, document).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    assert_eq!(stored(&app).await, (2, 2));
     app.stop().await;
 }
 
@@ -287,15 +312,6 @@ async fn the_http_step_maps_success_and_takes_the_failure_branch_on_timeout_500_
     }
 }
 
-#[test]
-fn the_flow_document_schema_is_valid_json_and_names_every_step_kind() {
-    let schema: Value = serde_json::from_str(include_str!("../../../schemas/flow-document.schema.json")).expect("the schema is JSON");
-    let text = schema.to_string();
-    for kind in ["menu", "ask", "say", "form", "handoff", "end", "action", "route", "http"] {
-        assert!(text.contains(&format!("\"{kind}\"")), "the schema names the '{kind}' step");
-    }
-}
-
 /// The real binary with only `env` set (besides PATH), as a user runs it.
 fn cli(args: &[&str], env: &[(&str, &str)], stdin: &str) -> (i32, String, String) {
     use std::io::Write;
@@ -321,6 +337,26 @@ fn fixture(name: &str) -> String {
 fn commands_see_a_version_published_to_the_store() {
     let db = fresh_db();
     let env = [("DATABASE_URL", db.as_str())];
+    // Refused from the command line: one line naming the problem, exit 1, nothing stored.
+    let dir = std::env::temp_dir().join(format!("switchyard-docs-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = std::fs::read_to_string(fixture("billing.toml")).unwrap().replace("transcripts = [\"billing.txt\"]", &format!("transcripts = [\"{}\"]", fixture("billing.txt")));
+    let refused = [
+        ("malformed.toml", "flow = \"billing\"\nentry = ".to_owned(), "line 2"),
+        ("unknown-function.toml", good.replace("validate.document@1", "validate.documnet@1"), "names unknown function 'validate.documnet@1' (did you mean 'validate.document@1'?)"),
+        ("huge.toml", format!("{good}\n# {}\n", "x".repeat(10 * 1024 * 1024)), "the limit is 1048576 bytes"),
+        ("many-steps.toml", (0..10_000).fold(String::from("flow = \"billing\"\nentry = \"s0\"\n[texts]\nt = \"x\"\n"), |text, n| text + &format!("[[steps]]\nid = \"s{n}\"\nkind = \"say\"\ntext = \"t\"\n")), "10000 steps; the limit is 1000"),
+    ];
+    for (name, document, says) in refused {
+        let path = dir.join(name);
+        std::fs::write(&path, document).unwrap();
+        let (code, out, err) = cli(&["flows", "publish", path.to_str().unwrap(), "--reason", "refused"], &env, "");
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(err.contains(says) && err.lines().count() == 1, "{name}: {err}");
+    }
+    let (code, out, err) = cli(&["audit", "--json"], &env, "");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[]", "nothing stored, nothing audited");
     let (code, out, err) = cli(&["flows", "publish", &fixture("billing.toml"), "--reason", "billing as data"], &env, "");
     assert_eq!(code, 0, "{out}{err}");
     // "published billing@vN (inactive), fingerprint F"
@@ -496,4 +532,166 @@ async fn on_postgres_a_published_version_reaches_every_serve_survives_a_restart_
     assert_eq!((number, recorded), (wanted, fingerprint));
     drop(c);
     pool.close().await;
+}
+
+/// A data version of `digital_certificate` whose purchase is the compiled
+/// `dc_purchase` flow (`callee`: `dc_purchase` or `dc_purchase@vN`), then a
+/// thank-you that uses the e-mail the callee collected.
+fn call_document(callee: &str, transcript: &str) -> String {
+    format!(
+        r#"flow = "digital_certificate"
+description = "The purchase as a call of dc_purchase, then a thank-you"
+entry = "buy"
+{transcript}
+[texts]
+thanks = "Obrigado! Qualquer dúvida sobre o pedido, responda para {{email}}."
+
+[[steps]]
+id = "buy"
+kind = "call"
+flow = "{callee}"
+then = "thanks"
+
+[[steps]]
+id = "thanks"
+kind = "end"
+text = "thanks"
+"#
+    )
+}
+
+/// The purchase of `dc_purchase@v1`'s exact transcript, then the caller's thank-you.
+const CALL_TRANSCRIPT: &str = "transcript = '''
+=== a compra pelo fluxo chamado, e o controle volta
+> quero comprar um certificado
+< Qual certificado você quer?
+> 1
+< Agora me envie o *CPF* do titular
+> 529.982.247-25
+< Agora só falta o seu *e-mail*
+> ana@exemplo.com
+< Está tudo certo?
+> sim
+< criado!
+< Obrigado! Qualquer dúvida sobre o pedido, responda para ana@exemplo.com.
+= completed at purchase.order
+= completed at thanks
+'''
+";
+
+#[test]
+fn a_published_document_calls_a_compiled_flow_and_gets_control_back() {
+    use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+    use switchyard_engine::ids::{Contact, FlowId, InstanceId, Version};
+    use switchyard_engine::memory::MemoryStore;
+    use switchyard_engine::resolve::{Overrides, Resolver};
+    use switchyard_engine::rollout::{FlowRules, Pin, Rules};
+    use switchyard_engine::session::Outcome;
+
+    let code = switchyard_flows::registry(&switchyard_flows::Deps::demo()).unwrap();
+    let version = switchyard::document::publish::next_version(&code, &[], "digital_certificate");
+    let ana = Contact::parse("5511944440001").unwrap();
+    let instance = InstanceId::parse("vendas").unwrap();
+    // dc_purchase's own policy pins Ana to v2: a call by name follows it, a fixed call does not.
+    let mut rules = Rules::new();
+    rules.set("dc_purchase", FlowRules { pins: vec![Pin { contact: ana.clone(), version: Version::new(2) }], ..FlowRules::default() });
+    for (callee, version_seen, reason) in [("dc_purchase@v1", 1, "call"), ("dc_purchase", 2, "pin")] {
+        let document = switchyard::document::parse(&call_document(callee, "")).unwrap();
+        let registry = Arc::new(switchyard::document::publish::extend(&code, &document, version, Some(&[])).unwrap());
+        let overrides = Overrides::parse(&format!("digital_certificate=v{version}"), &registry).unwrap();
+        let resolver = Resolver::new(&registry, overrides, Box::new(rules.clone()));
+        let config = EngineConfig { entry_flow: FlowId::new_static("digital_certificate"), ..EngineConfig::default() };
+        let engine = Engine::new(registry, resolver, config).unwrap();
+        let store = MemoryStore::new();
+        let mut now = switchyard_engine::time::Timestamp::from_millis(1_795_000_000_000);
+        let mut send = |text: &str| {
+            now = now.plus(Duration::from_secs(1));
+            let inbound = Inbound { instance: instance.clone(), contact: ana.clone(), content: Content::Text(text.to_owned()) };
+            let turn = engine.turn(store.contact_state_now(&instance, &ana), &inbound, now);
+            store.commit_now(&turn).unwrap();
+            turn
+        };
+        send("quero comprar um certificado");
+        let state = store.contact_state_now(&instance, &ana);
+        let caller = state.session.clone().expect("the document's session is live");
+        assert_eq!((caller.flow().as_str(), caller.version(), caller.step().as_str()), ("digital_certificate", Version::new(version), "buy"), "{callee}");
+        assert_eq!(caller.fingerprint().as_str(), document.fingerprint());
+        let frame = state.calls.first().unwrap_or_else(|| panic!("{callee}: the callee runs in a frame of its own"));
+        assert_eq!((frame.flow().as_str(), frame.version(), frame.parent(), frame.depth()), ("dc_purchase", Version::new(version_seen), Some(caller.id()), 1), "{callee}");
+        assert_eq!(frame.reason().name(), reason, "{callee}");
+        if version_seen != 1 {
+            continue;
+        }
+        for text in ["1", "529.982.247-25", "ana@exemplo.com"] {
+            send(text);
+        }
+        let turn = send("sim");
+        let said: Vec<&str> = turn.replies.iter().map(|reply| reply.text.as_str()).collect();
+        assert!(said.first().is_some_and(|text| text.contains("criado!")), "the callee's last reply first: {said:?}");
+        assert_eq!(said.last(), Some(&"Obrigado! Qualquer dúvida sobre o pedido, responda para ana@exemplo.com."), "control and data came back: {said:?}");
+        let ended: Vec<(String, Option<Outcome>, String)> =
+            turn.ended().map(|session| (session.flow().as_str().to_owned(), session.outcome(), session.step().as_str().to_owned())).collect();
+        assert!(ended.contains(&("dc_purchase".to_owned(), Some(Outcome::Completed), "purchase.order".to_owned())), "{ended:?}");
+        assert!(ended.contains(&("digital_certificate".to_owned(), Some(Outcome::Completed), "thanks".to_owned())), "{ended:?}");
+        assert!(store.contact_state_now(&instance, &ana).session.is_none());
+    }
+
+    // Publishing runs the document's transcripts through the call as well.
+    let document = switchyard::document::parse(&call_document("dc_purchase@v1", CALL_TRANSCRIPT)).unwrap();
+    let failures = switchyard::document::publish::run_transcripts(&document, version, None, &[]);
+    assert!(failures.is_empty(), "{failures:#?}");
+    let wrong = switchyard::document::parse(&call_document("dc_purchase@v1", &CALL_TRANSCRIPT.replace("= completed at thanks", "= completed at buy"))).unwrap();
+    assert_eq!(switchyard::document::publish::run_transcripts(&wrong, version, None, &[]).len(), 1, "a wrong end is a failure");
+}
+
+/// The JSON Schema and the document type agree: every kind's properties
+/// are the fields the parser reads for it, and its required ones are those
+/// without a default.
+#[test]
+fn the_schema_describes_every_step_kind_as_the_parser_reads_it() {
+    use std::collections::BTreeSet;
+    let schema: Value = serde_json::from_str(include_str!("../../../schemas/flow-document.schema.json")).unwrap();
+    let kinds = schema["$defs"]["step"]["oneOf"].as_array().unwrap();
+    let mut documented = BTreeSet::new();
+    // One step of each kind with every optional field set, in a document that parses.
+    let every = [
+        ("menu", "id = \"m\"\nprompt = \"t\"\ninvalid = \"t\"\noptions = [{ words = [\"a\"], to = \"complete\", set = { k = \"v\" } }]\nexhausted = \"t\"\nmax_attempts = 2"),
+        ("ask", "id = \"m\"\nprompt = \"t\"\ninvalid = \"t\"\nsave_as = \"x\"\nvalidate = \"validate.email@1\"\nthen = \"complete\"\nexhausted = \"t\"\nmax_attempts = 2"),
+        ("say", "id = \"m\"\ntext = \"t\"\nthen = \"complete\""),
+        ("form", "id = \"m\"\nslots = [{ name = \"x\", question = \"t\", extract = [\"a@1\"] }]\nthen = \"complete\"\nexhausted = \"t\"\nmax_attempts = 2"),
+        ("handoff", "id = \"m\"\ntext = \"t\""),
+        ("end", "id = \"m\"\ntext = \"t\""),
+        ("action", "id = \"m\"\nfunction = \"a@1\"\non = { found = \"complete\" }"),
+        ("route", "id = \"m\"\ntask = \"x\"\nroutes = { a = \"complete\" }\notherwise = \"complete\""),
+        ("call", "id = \"m\"\nflow = \"dc_purchase@v2\"\nthen = \"complete\""),
+        ("http", "id = \"m\"\nendpoint = \"erp\"\nmethod = \"GET\"\npath = \"/x\"\nsend = [\"a\"]\nmap = { a = \"/b\" }\nthen = \"complete\"\nfailure = \"complete\""),
+    ];
+    for (kind, fields) in every {
+        let source = format!("flow = \"billing\"\nentry = \"m\"\n[[steps]]\nkind = \"{kind}\"\n{fields}\n");
+        let document = switchyard::document::parse(&source).unwrap_or_else(|err| panic!("{kind}: {err}"));
+        let written = serde_json::to_value(&document.steps[0]).unwrap();
+        let read: BTreeSet<String> = written.as_object().unwrap().keys().cloned().collect();
+        let described = kinds.iter().find(|entry| entry["properties"]["kind"]["const"] == kind).unwrap_or_else(|| panic!("the schema has no '{kind}' step"));
+        let properties: BTreeSet<String> = described["properties"].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(properties, read, "{kind}: the schema's properties are the parser's fields");
+        // Each required field is one the parser refuses to go without.
+        for required in described["required"].as_array().unwrap().iter().map(|name| name.as_str().unwrap()).filter(|name| *name != "kind") {
+            let without: String = source.lines().filter(|line| !line.starts_with(&format!("{required} ="))).collect::<Vec<_>>().join("\n");
+            assert!(switchyard::document::parse(&without).is_err(), "{kind}: '{required}' is required by the schema but optional to the parser");
+        }
+        documented.insert(kind);
+    }
+    assert_eq!(documented.len(), kinds.len(), "every kind in the schema is one the parser reads");
+}
+
+#[test]
+fn export_writes_a_compiled_call_as_a_call_step() {
+    let code = switchyard_flows::registry(&switchyard_flows::Deps::demo()).unwrap();
+    let (document, missing) = switchyard::document::export(code.lookup("digital_certificate@v4").unwrap());
+    let call = switchyard::document::Step::Call { id: "purchase.order".to_owned(), flow: "dc_purchase".to_owned(), then: "complete".to_owned() };
+    assert!(document.steps.contains(&call), "{:?}", document.steps);
+    assert!(!missing.contains(&"purchase.order".to_owned()), "{missing:?}");
+    // What export writes reads back as the same steps.
+    let again = switchyard::document::parse(&document.to_toml().unwrap()).unwrap();
+    assert_eq!(again.steps, document.steps);
 }

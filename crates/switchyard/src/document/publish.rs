@@ -67,7 +67,24 @@ pub fn extend(registry: &Registry, document: &Document, version: u32, endpoints:
         }
     };
     let decl = build(document, version, &Context { endpoints, deps: &deps })?;
-    registry.with(vec![decl]).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    let extended = registry.with(vec![decl]).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let fixed = fixed_calls(registry, document, version);
+    if fixed.is_empty() { Ok(extended) } else { Err(fixed) }
+}
+
+/// A `call` that fixes a version (`dc_purchase@v2`) must name one that
+/// exists, compiled or published (the registry checks the flow itself).
+fn fixed_calls(registry: &Registry, document: &Document, version: u32) -> Vec<String> {
+    let mut problems = Vec::new();
+    for step in &document.steps {
+        let super::Step::Call { id, flow, .. } = step else { continue };
+        let Ok(switchyard_engine::call::Callee { flow: callee, version: Some(fixed) }) = switchyard_engine::call::Callee::parse(flow) else { continue };
+        let known: Vec<String> = registry.versions_of(callee).map(|fv| fv.version().to_string()).collect();
+        if !known.is_empty() && registry.get(callee, fixed).is_none() {
+            problems.push(format!("{}@v{version}: step '{id}' calls {flow}, which does not exist ({callee} has {})", document.flow, known.join(", ")));
+        }
+    }
+    problems
 }
 
 /// The next version of `flow`: one more than any compiled or published one.
