@@ -91,10 +91,3 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
     }
     Ok(outcomes)
 }
-
-/// The report as the JSON document `report --json` and `GET /api/report`
-/// print: [`crate::views::flow::flow_report`] serialised.
-pub async fn build(store: &Db, engine: &switchyard_engine::engine::Engine, flow: &str, query: &ReportQuery) -> Result<serde_json::Value, StoreError> {
-    let report = crate::views::flow::flow_report(store, engine, flow, query).await?;
-    serde_json::to_value(&report).map_err(|err| StoreError::Other(format!("report as JSON: {err}")))
-}

@@ -133,6 +133,44 @@ async fn watch_guards(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// How many hours one rollup tick rolls up at most, over every flow: a
+/// store with a month of history catches up in a few ticks without one
+/// tick hogging the database.
+pub const ROLLUP_HOURS_PER_TICK: usize = 48;
+
+/// Rolls up finished hours of the flow report every `ROLLUP_INTERVAL`
+/// (`views::rollup::refresh`), at most [`ROLLUP_HOURS_PER_TICK`] hours a
+/// tick, oldest first. Several processes may do it at once on PostgreSQL:
+/// an hour's rollup is computed from finished sessions only and stored with
+/// an upsert, so two processes write the same figures.
+async fn watch_rollups(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config().rollup_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        let now = switchyard_engine::time::Timestamp::now_utc();
+        let mut budget = ROLLUP_HOURS_PER_TICK;
+        let flows: Vec<String> = state.engine().registry().flows().into_iter().map(|flow| flow.as_str().to_owned()).collect();
+        for flow in flows {
+            if budget == 0 || *stop.borrow() {
+                break;
+            }
+            match crate::views::rollup::refresh(state.store(), &flow, now, budget).await {
+                Ok(stored) => {
+                    budget = budget.saturating_sub(stored);
+                    if stored > 0 {
+                        tracing::debug!(%flow, hours = stored, "report hours rolled up");
+                    }
+                }
+                Err(err) => tracing::warn!(%flow, error = %err, "rolling up report hours failed; will retry"),
+            }
+        }
+    }
+}
+
 /// The HTTP routes. Every request must be answered within
 /// `HTTP_REQUEST_TIMEOUT`, body included (408 otherwise); the webhook sets
 /// its own, inside its authentication, so a 408 is counted like any answer.
@@ -212,7 +250,8 @@ impl Server {
         tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(desk::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx.clone())));
-        tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx)));
+        tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(watch_rollups(state.clone(), stop_rx)));
         Ok(Server { addr, console_addr, stop: stop_tx, tasks })
     }
 
