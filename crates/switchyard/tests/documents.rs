@@ -405,6 +405,16 @@ fn commands_see_a_version_published_to_the_store() {
     let explained: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(version.as_str()), Some("pin")), "{out}");
     assert_eq!(explained["fingerprint"].as_str(), Some(fingerprint.as_str()), "{out}");
+    // The deploy override may name it too.
+    let overridden = format!("billing={version}");
+    let with_override = [("DATABASE_URL", db.as_str()), ("FLOW_VERSION_OVERRIDES", overridden.as_str())];
+    let (code, out, err) = cli(&["explain", "--flow", "billing", "--contact", "5511966660002", "--json"], &with_override, "");
+    assert_eq!(code, 0, "{err}");
+    let explained: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(version.as_str()), Some("override")), "{out}");
+    let (code, out, err) = cli(&["check"], &with_override, "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("overrides: {overridden}")), "{out}");
     let (code, out, err) = cli(&["chat", "--json", "--contact", contact], &env, "segunda via do boleto\n529.982.247-25\n");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Para a segunda via, me envie") && out.contains("R$ 289,90"), "{out}");
