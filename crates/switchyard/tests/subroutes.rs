@@ -453,3 +453,39 @@ fn chat_state_shows_the_called_flow_and_its_version() {
     assert_eq!(calls.len(), 1, "{state}");
     assert_eq!((calls[0]["flow"].as_str(), calls[0]["version"].as_str(), calls[0]["step"].as_str(), calls[0]["reason"].as_str()), (Some("dc_purchase"), Some("v2"), Some("purchase.order"), Some("pin")));
 }
+
+/// A guard on a callee's split judges the callee's sessions: `dc_purchase@v2`
+/// handing off more rolls `dc_purchase` back to v1, and the parent's policy
+/// is untouched.
+#[tokio::test]
+async fn a_guard_on_a_callee_split_rolls_the_callee_back() {
+    let db = support::fresh_db();
+    let app = Deployment::start(&db, &[]).await;
+    app.cli(&["rollout", "promote", "digital_certificate@v4", "--reason", "the parent under test"]);
+    app.cli(&["rollout", "split", "dc_purchase", "v1=50,v2=50", "--guard", "handoff", "--guard-min-sessions", "5", "--reason", "guarded v2"]);
+    app.wait_for_policy("dc_purchase", &contact(70), "split").await;
+    // Customers on v2 give up and ask for a person; those on v1 buy.
+    let mut scripts: Vec<(String, &[&str])> = Vec::new();
+    for n in 70..90 {
+        let customer = contact(n);
+        let explained = app.api(&format!("/api/explain?flow=dc_purchase&contact={customer}&instance=loja-bot")).await;
+        let script: &[&str] = if explained["version"] == "v2" { &["quero comprar um certificado", "atendente"] } else { BUY_AT_ONCE };
+        scripts.push((customer, script));
+    }
+    let borrowed: Vec<(&str, &[&str])> = scripts.iter().map(|(customer, script)| (customer.as_str(), *script)).collect();
+    app.conversations(&borrowed).await;
+    let report = json(&switchyard(&["report", "dc_purchase", "--json"], &db));
+    for row in report["versions"].as_array().unwrap() {
+        assert!(row["finished"].as_u64().unwrap() >= 5, "both versions have enough finished sessions for the guard: {row}");
+    }
+
+    let checked = app.cli(&["rollout", "check-guards"]);
+    assert!(checked.contains("dc_purchase: guard ROLLED BACK v2"), "{checked}");
+    assert!(!checked.contains("digital_certificate: guard ROLLED BACK"), "{checked}");
+    app.wait_for_policy("dc_purchase", &contact(99), "split").await;
+    wait_until(|| async { app.api(&format!("/api/explain?flow=dc_purchase&contact={}&instance=loja-bot", contact(98))).await["version"] == "v1" }).await;
+    let parent = app.api(&format!("/api/explain?flow=digital_certificate&contact={}&instance=loja-bot", contact(98))).await;
+    assert_eq!((parent["version"].as_str(), parent["reason"].as_str()), (Some("v4"), Some("promote")));
+    let audit = json(&switchyard(&["audit", "--flow", "dc_purchase", "--json"], &db));
+    assert!(audit.as_array().unwrap().iter().any(|record| record["action"] == "guard_rollback" && record["actor"] == "guard"), "{audit}");
+}
