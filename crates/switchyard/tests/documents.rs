@@ -706,3 +706,62 @@ fn export_writes_a_compiled_call_as_a_call_step() {
     let again = switchyard::document::parse(&document.to_toml().unwrap()).unwrap();
     assert_eq!(again.steps, document.steps);
 }
+
+/// What `serve` and the commands load from the store: a document calling a
+/// data version of another flow loads whatever order the store lists them
+/// in (here the caller first, both published in the same millisecond); a
+/// stored document whose fingerprint does not match is skipped with a
+/// warning, never half-loaded.
+#[test]
+fn published_versions_load_in_any_order_and_a_tampered_one_is_skipped() {
+    use switchyard_engine::ids::Version;
+    use switchyard_store::documents::StoredDocument;
+
+    let code = switchyard_flows::registry(&switchyard_flows::Deps::demo()).unwrap();
+    let callee_version = switchyard::document::publish::next_version(&code, &[], "dc_purchase");
+    let callee = r#"flow = "dc_purchase"
+entry = "ask"
+
+[texts]
+ask = "Qual o seu e-mail?"
+bad = "E-mail inválido."
+handoff = "Vou chamar uma pessoa."
+
+[[steps]]
+id = "ask"
+kind = "ask"
+prompt = "ask"
+invalid = "bad"
+save_as = "email"
+validate = "validate.email@1"
+then = "complete"
+"#;
+    let caller = call_document(&format!("dc_purchase@v{callee_version}"), "").replace("flow = \"digital_certificate\"", "flow = \"billing\"");
+    let caller_version = switchyard::document::publish::next_version(&code, &[], "billing");
+    let at = switchyard_engine::time::Timestamp::from_millis(1_795_000_000_000);
+    let stored = |flow: &str, version: u32, source: &str| StoredDocument {
+        flow: flow.to_owned(),
+        version: Version::new(version),
+        fingerprint: switchyard::document::parse(source).unwrap().fingerprint(),
+        source: source.to_owned(),
+        published_at: at,
+        actor: "test".to_owned(),
+        reason: "test".to_owned(),
+    };
+    // Alone, the caller is refused: the version it fixes is not there.
+    let (none, warnings) = switchyard::document::publish::with_published(&code, &[stored("billing", caller_version, &caller)]);
+    assert!(none.is_none());
+    assert!(warnings.len() == 1 && warnings[0].contains(&format!("calls dc_purchase@v{callee_version}, which does not exist")), "{warnings:?}");
+
+    let mut tampered = stored("billing", caller_version + 1, &caller);
+    tampered.source = tampered.source.replace("Obrigado!", "Pague aqui:");
+    let listed = [stored("billing", caller_version, &caller), tampered, stored("dc_purchase", callee_version, callee)];
+    let (registry, warnings) = switchyard::document::publish::with_published(&code, &listed);
+    let registry = registry.unwrap_or_else(|| panic!("versions were added: {warnings:?}"));
+    assert!(registry.get("billing", Version::new(caller_version)).is_some() && registry.get("dc_purchase", Version::new(callee_version)).is_some());
+    assert!(registry.get("billing", Version::new(caller_version + 1)).is_none());
+    assert_eq!(warnings, vec![format!("published billing@v{} skipped: its fingerprint or flow does not match the stored one", caller_version + 1)]);
+    // Loading again adds nothing.
+    let (again, warnings) = switchyard::document::publish::with_published(&registry, &listed[..1]);
+    assert!(again.is_none() && warnings.is_empty());
+}
