@@ -213,6 +213,7 @@ async fn callee_split_inside_a_fixed_parent(db: &str) {
     let (customer, version) = &got[0];
     let explained = json(&switchyard(&["explain", "--flow", "dc_purchase", "--contact", customer, "--instance", "loja-bot", "--json"], db));
     assert_eq!(explained["version"], format!("v{version}"));
+    assert_eq!(explained["called_by"], serde_json::json!(["dc_renewal@v1 at renewal.check_certificate", "digital_certificate@v4 at purchase"]));
     let count = |version: i64| got.iter().filter(|(_, v)| *v == version).count() as u64;
     let (v1, v2) = (count(1), count(2));
     assert!(v1 > 0 && v2 > 0, "a 50/50 split of 14 customers uses both versions: {got:?}");
