@@ -427,3 +427,29 @@ async fn expiry_inside_a_call_ends_the_whole_stack_at_the_innermost_step() {
     assert_eq!((v1["version"].as_str(), v1["expired"].as_u64()), (Some("v1"), Some(1)), "{v1}");
     assert_eq!(v1["funnel"][0]["expired_here"], 1);
 }
+
+/// `chat`'s `/state` shows the frame the customer is talking to: the callee,
+/// its version and the reason its call resolved it.
+#[test]
+fn chat_state_shows_the_called_flow_and_its_version() {
+    use std::io::Write as _;
+    let db = support::fresh_db();
+    ok(&switchyard(&["rollout", "promote", "digital_certificate@v4", "--reason", "the parent under test"], &db));
+    ok(&switchyard(&["rollout", "pin", "dc_purchase@v2", "5511900000061", "--reason", "tester on v2"], &db));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["chat", "--json", "--contact", "5511900000061"])
+        .env_remove("FLOW_VERSION_OVERRIDES")
+        .env("DATABASE_URL", &db)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all("quero comprar um certificado\n/state\n".as_bytes()).unwrap();
+    let output = ok(&child.wait_with_output().unwrap());
+    let state: Value = output.lines().filter_map(|line| serde_json::from_str::<Value>(line).ok()).find(|line| line["type"] == "state").unwrap();
+    assert_eq!((state["flow"].as_str(), state["version"].as_str(), state["step"].as_str()), (Some("digital_certificate"), Some("v4"), Some("purchase")));
+    let calls = state["calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 1, "{state}");
+    assert_eq!((calls[0]["flow"].as_str(), calls[0]["version"].as_str(), calls[0]["step"].as_str(), calls[0]["reason"].as_str()), (Some("dc_purchase"), Some("v2"), Some("purchase.order"), Some("pin")));
+}
