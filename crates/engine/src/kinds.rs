@@ -36,6 +36,8 @@ pub enum Shape {
         then: Next,
     },
     Say { text: &'static str, then: Next },
+    /// A call of `callee` (`flow` or `flow@vN`) and where the caller goes when it returns.
+    Call { callee: &'static str, then: Next },
 }
 
 /// The default number of misses before a kind hands the customer to a human.
@@ -418,5 +420,8 @@ impl Step for Call {
     }
     fn targets(&self) -> Vec<Target> {
         std::iter::once(Next::Call(self.callee)).chain(self.then.target()).collect()
+    }
+    fn shape(&self) -> Option<Shape> {
+        Some(Shape::Call { callee: self.callee, then: self.then })
     }
 }

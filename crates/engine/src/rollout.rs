@@ -220,6 +220,13 @@ pub struct SplitGuard {
     pub confidence_permille: u32,
     /// Set when the guard rolled the candidate back.
     pub tripped: Option<GuardTrip>,
+    /// Where the event log stood when the guard was armed: it judges only
+    /// the sessions its split assigned after that (an earlier experiment's
+    /// sessions on the same versions are another population). Stamped when
+    /// the split is stored; a re-weighting of the same versions keeps it.
+    /// `None` (a policy stored before this field existed) counts every
+    /// session the split assigned.
+    pub armed_after_event: Option<i64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -502,3 +502,104 @@ impl PgStore {
         Ok(figures_by_version(rows))
     }
 }
+
+/// One contact on human hold now, for the health view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LiveHold {
+    pub instance: InstanceId,
+    pub contact: Contact,
+    /// The bot answers again at `until` unless released first.
+    pub until: Timestamp,
+    /// When the hold started (`None` for a hold older than the `holds` rows).
+    pub since: Option<Timestamp>,
+    /// `handoff` or `takeover`, when known.
+    pub cause: Option<String>,
+}
+
+/// Contacts on hold now: how many, the oldest start, and the first of them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HoldList {
+    pub count: u64,
+    /// When the longest-running hold started.
+    pub oldest: Option<Timestamp>,
+    /// The longest-running first, at most the limit asked for.
+    pub holds: Vec<LiveHold>,
+}
+
+/// The live hold rows ($1 now) beside the `handoffs` rows that silence the bot.
+const LIVE_COUNT: &str = "SELECT COUNT(*), MIN(s.started_at) FROM handoffs h \
+                          LEFT JOIN holds s ON s.instance = h.instance AND s.contact = h.contact AND s.ended_at IS NULL AND s.until > $1 \
+                          WHERE h.until > $1";
+const LIVE_LIST: &str = "SELECT h.instance, h.contact, h.until, s.started_at, s.cause FROM handoffs h \
+                         LEFT JOIN holds s ON s.instance = h.instance AND s.contact = h.contact AND s.ended_at IS NULL AND s.until > $1 \
+                         WHERE h.until > $1 ORDER BY COALESCE(s.started_at, h.until), h.instance, h.contact LIMIT $2";
+/// Released by hand: (instance, contact) as the audit record's `after`.
+const RELEASE_DELETE: &str = "DELETE FROM handoffs WHERE instance = $1 AND contact = $2";
+const RELEASE_END: &str = "UPDATE holds SET ended_at = $3, ended_by = 'release' WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > $3";
+const RELEASE_AUDIT: &str = "INSERT INTO audit (at, actor, action, flow, reason, after) VALUES ($1, $2, 'release', NULL, $3, $4) RETURNING seq";
+
+type LiveRow = (String, String, i64, Option<i64>, Option<String>);
+
+impl crate::Db {
+    /// Contacts on human hold at `now`: the count, the oldest start, and up
+    /// to `limit` of them, the longest-running first.
+    pub async fn live_holds(&self, now: Timestamp, limit: u32) -> Result<HoldList, StoreError> {
+        let (totals, rows): ((i64, Option<i64>), Vec<LiveRow>) = match self {
+            crate::Db::Sqlite(store) => (
+                sqlx::query_as(LIVE_COUNT).bind(now.as_millis()).fetch_one(store.pool()).await.map_err(map_err)?,
+                sqlx::query_as(LIVE_LIST).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(store.pool()).await.map_err(map_err)?,
+            ),
+            crate::Db::Postgres(store) => (
+                sqlx::query_as(LIVE_COUNT).bind(now.as_millis()).fetch_one(store.pool()).await.map_err(pg_err)?,
+                sqlx::query_as(LIVE_LIST).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(store.pool()).await.map_err(pg_err)?,
+            ),
+        };
+        let holds = rows
+            .into_iter()
+            .map(|(instance, contact, until, since, cause)| {
+                Ok(LiveHold {
+                    instance: InstanceId::parse(&instance).map_err(|err| corrupt("handoffs.instance", err))?,
+                    contact: Contact::parse(&contact).map_err(|err| corrupt("handoffs.contact", err))?,
+                    until: Timestamp::from_millis(until),
+                    since: since.map(Timestamp::from_millis),
+                    cause,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(HoldList { count: u64::try_from(totals.0).unwrap_or(0), oldest: totals.1.map(Timestamp::from_millis), holds })
+    }
+
+    /// Ends the contact's hold by hand and records who did it and why in the
+    /// audit log, in one transaction. `Some(audit seq)` when there was a hold
+    /// to release, `None` (and no record) when there was none.
+    pub async fn release_hold(&self, instance: &InstanceId, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Option<i64>, StoreError> {
+        let after = serde_json::json!({ "instance": instance.as_str(), "contact": contact.as_str() }).to_string();
+        match self {
+            crate::Db::Sqlite(store) => {
+                let mut tx = store.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+                let deleted = sqlx::query(RELEASE_DELETE).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
+                if deleted.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                sqlx::query(RELEASE_END).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(map_err)?;
+                let seq: i64 = sqlx::query_scalar(RELEASE_AUDIT).bind(at.as_millis()).bind(actor).bind(reason).bind(&after).fetch_one(&mut *tx).await.map_err(map_err)?;
+                tx.commit().await.map_err(map_err)?;
+                Ok(Some(seq))
+            }
+            crate::Db::Postgres(store) => {
+                let mut tx = store.pool().begin().await.map_err(pg_err)?;
+                // Audit appends take the audit lock (first, as every audit writer
+                // does): the polled revision grows in commit order.
+                crate::postgres::lock_audit(&mut tx).await?;
+                let deleted = sqlx::query(RELEASE_DELETE).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(pg_err)?;
+                if deleted.rows_affected() == 0 {
+                    return Ok(None);
+                }
+                sqlx::query(RELEASE_END).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(pg_err)?;
+                let seq: i64 = sqlx::query_scalar(RELEASE_AUDIT).bind(at.as_millis()).bind(actor).bind(reason).bind(&after).fetch_one(&mut *tx).await.map_err(pg_err)?;
+                tx.commit().await.map_err(pg_err)?;
+                Ok(Some(seq))
+            }
+        }
+    }
+}

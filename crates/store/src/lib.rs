@@ -14,6 +14,7 @@
 //! - [`report`]: counts per version and per step for reports and `/metrics`.
 //! - [`figures`]: live sessions per version, traffic, outbox and holds, for the console.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
+//! - [`connections`]: each Evolution instance's last `connection.update`.
 //! - [`holds`]: holds (handoff, takeover, return) and their durable Chatwoot calls.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
@@ -27,11 +28,13 @@
 
 pub mod aliases;
 pub mod burst;
+pub mod connections;
 pub mod holds;
 mod codec;
 mod reader;
 pub mod conformance;
 pub mod figures;
+mod guard;
 pub mod documents;
 pub mod policy;
 pub mod postgres;
@@ -136,6 +139,8 @@ impl Db {
         pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError>;
         pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError>;
         pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
+        pub async fn event_watermark(&self) -> Result<i64, StoreError>;
+        pub async fn split_population(&self, flow: &str, after_event: i64) -> Result<Vec<VersionAggregate>, StoreError>;
         pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError>;
         pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError>;
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;

@@ -69,6 +69,7 @@ pub fn rules_to_json(rules: &FlowRules) -> Value {
                 "tolerance_points": f64::from(guard.tolerance_hundredths) / 100.0,
                 "confidence": f64::from(guard.confidence_permille) / 1000.0,
                 "tripped": guard.tripped.as_ref().map(|trip| json!({"at": trip.at.to_string(), "reason": trip.reason})),
+                "armed_after_event": guard.armed_after_event,
             })),
         })),
         "promoted": rules.promoted.map(|version| version.to_string()),
@@ -189,12 +190,17 @@ fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
             reason: text(trip, "reason", "split.guard.tripped")?.to_owned(),
         }),
     };
+    let armed_after_event = match field(guard, "armed_after_event") {
+        None => None,
+        Some(value) => Some(value.as_i64().filter(|seq| *seq >= 0).ok_or_else(|| format!("split.guard.armed_after_event {value} must be an event sequence number (0 or more)"))?),
+    };
     Ok(SplitGuard {
         metric: metric.to_owned(),
         min_sessions,
         tolerance_hundredths: (tolerance * 100.0).round() as u32,
         confidence_permille: (confidence * 1000.0).round() as u32,
         tripped,
+        armed_after_event,
     })
 }
 

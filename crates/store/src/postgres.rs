@@ -82,6 +82,8 @@ fn migrator() -> Migrator {
         migration(10, "outbox files and menu options", include_str!("../migrations/postgres/0010_outbox_rich.sql")),
         migration(11, "flow documents", include_str!("../migrations/postgres/0011_flow_documents.sql")),
         migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
+        migration(13, "instance connections", include_str!("../migrations/postgres/0013_instance_connections.sql")),
+        migration(14, "console at scale: covering start index", include_str!("../migrations/postgres/0014_console_scale.sql")),
     ])
 }
 

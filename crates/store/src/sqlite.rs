@@ -41,6 +41,8 @@ pub(crate) fn migrator() -> Migrator {
         migration(13, "outbox files and menu options", include_str!("../migrations/sqlite/0013_outbox_rich.sql")),
         migration(14, "flow documents", include_str!("../migrations/sqlite/0014_flow_documents.sql")),
         migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
+        migration(16, "instance connections", include_str!("../migrations/sqlite/0016_instance_connections.sql")),
+        migration(17, "console at scale: covering start index", include_str!("../migrations/sqlite/0017_console_scale.sql")),
     ])
 }
 

@@ -1,6 +1,7 @@
 //! Holds and their Chatwoot queue on every backend: a hold is written with
-//! its turn, extended rather than doubled, given back; the queue claims,
-//! retries and finishes jobs; echoes of our own sends are recognised.
+//! its turn, extended rather than doubled, given back, released by hand
+//! with its audit record; the queue claims, retries and finishes jobs;
+//! echoes of our own sends are recognised.
 
 use std::sync::Arc;
 
@@ -96,5 +97,43 @@ async fn the_chatwoot_queue_claims_retries_and_finishes_and_echoes_are_recognise
         assert_eq!(store.chatwoot_link(&instance, &contact).await.unwrap(), Some(42), "{backend}");
         assert_eq!(store.chatwoot_contacts(42).await.unwrap(), [("vendas".to_owned(), contact.as_str().to_owned())], "{backend}");
         assert_eq!(store.echo_of(&instance, &contact, "3EB0NOTOURS").await.unwrap(), Echo::Theirs, "{backend}");
+    }
+}
+
+#[tokio::test]
+async fn a_release_by_hand_is_audited_in_its_transaction_and_the_live_list_says_the_oldest() {
+    let engine = engine();
+    for store in every_backend("release").await {
+        let backend = store.backend();
+        let instance = InstanceId::parse("vendas").unwrap();
+        let (first, second) = (Contact::parse("5511900000883").unwrap(), Contact::parse("5511900000884").unwrap());
+        for (id, contact, at) in [("R1", &second, 20_000), ("R2", &first, 10_000)] {
+            store.accept(&operator(id, contact.as_str(), at)).await.unwrap();
+            let pending = store.next_pending(&instance, contact).await.unwrap().unwrap();
+            let now = Timestamp::from_millis(at);
+            let turn = engine.takeover(store.contact_state(&instance, contact).await.unwrap(), &instance, contact, now);
+            let hold = HoldStart { cause: HoldCause::Takeover, at: now, until: turn.handoff_until.unwrap(), flow: None, version: None, desk: None };
+            store.commit_inbound_holding(&turn, &pending, contact.as_str(), &hold).await.unwrap();
+        }
+        let now = Timestamp::from_millis(30_000);
+        let list = store.live_holds(now, 1).await.unwrap();
+        assert_eq!((list.count, list.oldest, list.holds.len()), (2, Some(Timestamp::from_millis(10_000)), 1), "{backend}: both counted, one listed");
+        assert_eq!((&list.holds[0].contact, list.holds[0].since, list.holds[0].cause.as_deref()), (&first, Some(Timestamp::from_millis(10_000)), Some("takeover")), "{backend}: the longest-running first");
+
+        let revision = store.policy_revision().await.unwrap();
+        let seq = store.release_hold(&instance, &first, "ana", "customer asked for the bot", now).await.unwrap();
+        let seq = seq.unwrap_or_else(|| panic!("{backend}: a hold was released"));
+        assert!(seq > revision, "{backend}: the audit record is appended");
+        assert_eq!(store.release_hold(&instance, &first, "ana", "again", now).await.unwrap(), None, "{backend}: nothing left, nothing audited");
+        let records = store.audit(None, None, None).await.unwrap();
+        let record = records.iter().find(|record| record.seq == seq).expect("the release is in the audit log");
+        assert_eq!((record.actor.as_str(), record.action.as_str(), record.reason.as_str(), record.flow.as_deref()), ("ana", "release", "customer asked for the bot", None), "{backend}");
+        assert_eq!(record.after.as_ref().unwrap()["contact"], first.as_str(), "{backend}: the audit says who was released");
+        assert_eq!(records.iter().filter(|record| record.action == "release").count(), 1, "{backend}");
+        assert!(store.contact_state(&instance, &first).await.unwrap().handoff_until.is_none(), "{backend}: the bot answers again");
+        let figures = store.hold_figures(Timestamp::from_millis(0), Timestamp::from_millis(1_000_000), Timestamp::from_millis(40_000)).await.unwrap();
+        assert_eq!((figures.takeovers, figures.released), (2, 1), "{backend}: the hold row ended by release");
+        let list = store.live_holds(now, 10).await.unwrap();
+        assert_eq!((list.count, list.oldest, list.holds.len()), (1, Some(Timestamp::from_millis(20_000)), 1), "{backend}");
     }
 }

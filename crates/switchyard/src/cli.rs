@@ -250,6 +250,9 @@ pub enum HandoffAction {
         /// The Evolution API instance.
         #[arg(long, default_value = "console")]
         instance: String,
+        /// Why, for the audit log.
+        #[arg(long, default_value = "")]
+        reason: String,
     },
 }
 

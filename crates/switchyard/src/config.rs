@@ -233,6 +233,8 @@ pub struct ServeConfig {
     pub sweep_interval: Duration,
     /// How often split guards are evaluated.
     pub guard_interval: Duration,
+    /// How often finished hours of the flow report are rolled up.
+    pub rollup_interval: Duration,
     /// The model that answers what the keyword classifiers cannot (built
     /// from [`Config::llm`]); `None`: offline.
     pub model: Option<std::sync::Arc<switchyard_llm::Llm>>,
@@ -374,6 +376,7 @@ impl ServeConfig {
             metrics_token: None,
             sweep_interval: Duration::from_secs(15),
             guard_interval: Duration::from_secs(30),
+            rollup_interval: Duration::from_secs(60),
             model: None,
             endpoints: Vec::new(),
             caller: None,
@@ -521,6 +524,7 @@ impl ServeConfig {
             metrics_token: text_var("METRICS_TOKEN", &mut problems),
             sweep_interval: duration_var("SWEEP_INTERVAL", Duration::from_secs(15), &mut problems),
             guard_interval: duration_var("GUARD_INTERVAL", Duration::from_secs(30), &mut problems),
+            rollup_interval: duration_var("ROLLUP_INTERVAL", Duration::from_secs(60), &mut problems),
             model: None,
             endpoints: crate::config_file::endpoints().to_vec(),
             caller: match crate::document::http::Caller::new(crate::config_file::endpoints().to_vec()) {

@@ -61,6 +61,7 @@ pub const SETTINGS: &[(&str, &str, bool)] = &[
     ("METRICS_TOKEN", "", true),
     ("SWEEP_INTERVAL", "15s", false),
     ("GUARD_INTERVAL", "30s", false),
+    ("ROLLUP_INTERVAL", "60s", false),
     ("DEBOUNCE", "off", false),
     ("IGNORE_JIDS", "", false),
     ("RETENTION", "off", false),

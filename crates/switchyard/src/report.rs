@@ -46,9 +46,12 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
             }
         };
         // Only the A/B population counts: sessions the split itself assigned
-        // (pinned testers and overrides would bias it), whenever they started.
-        let window = Window { flow, since: None, until: None, instance: None, reason: Some("split") };
-        let aggregates = store.version_aggregates(&window).await?;
+        // (pinned testers and overrides would bias it) after the guard was
+        // armed (an earlier experiment's split sessions are another population).
+        let aggregates = match spec.armed_after_event {
+            Some(mark) => store.split_population(flow, mark).await?,
+            None => store.version_aggregates(&Window { flow, since: None, until: None, instance: None, reason: Some("split") }).await?,
+        };
         let report_of = |version: Version| {
             let counts = aggregates.iter().find(|a| a.version == version).map(|a| a.counts.clone()).unwrap_or_default();
             VersionReport::new(version, counts)
@@ -60,8 +63,9 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
                 continue;
             }
             let decision = guard_decision(&guard, &baseline_report, &report_of(*candidate));
+            let why = crate::views::verdict::guard_reason(&decision);
             if !decision.is_rollback() {
-                outcomes.push(GuardOutcome::Held { flow: flow.to_owned(), reason: decision.reason().to_owned() });
+                outcomes.push(GuardOutcome::Held { flow: flow.to_owned(), reason: why });
                 continue;
             }
             let mut rolled_back: FlowRules = flow_rules.clone();
@@ -75,23 +79,16 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
                     };
                 }
                 if let Some(guard) = new_split.guard.as_mut() {
-                    guard.tripped = Some(GuardTrip { at: Timestamp::now_utc(), reason: decision.reason().to_owned() });
+                    guard.tripped = Some(GuardTrip { at: Timestamp::now_utc(), reason: why.clone() });
                 }
             }
-            let reason = format!("guard rolled {flow}@{candidate} back to {baseline}: {}", decision.reason());
+            let reason = format!("guard rolled {flow}@{candidate} back to {baseline}: {why}");
             if let Some(record) = store.change_policy_if(flow, flow_rules, &rolled_back, "guard", "guard_rollback", &reason, Timestamp::now_utc()).await? {
-                tracing::warn!(%flow, %candidate, %baseline, reason = %decision.reason(), "guard rolled the candidate back");
+                tracing::warn!(%flow, %candidate, %baseline, reason = %why, "guard rolled the candidate back");
                 outcomes.push(GuardOutcome::RolledBack { flow: flow.to_owned(), candidate: *candidate, record });
             }
             break;
         }
     }
     Ok(outcomes)
-}
-
-/// The report as the JSON document `report --json` and `GET /api/report`
-/// print: [`crate::views::flow::flow_report`] serialised.
-pub async fn build(store: &Db, engine: &switchyard_engine::engine::Engine, flow: &str, query: &ReportQuery) -> Result<serde_json::Value, StoreError> {
-    let report = crate::views::flow::flow_report(store, engine, flow, query).await?;
-    serde_json::to_value(&report).map_err(|err| StoreError::Other(format!("report as JSON: {err}")))
 }

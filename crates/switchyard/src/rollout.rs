@@ -39,7 +39,38 @@ pub async fn change(
     if !problems.is_empty() {
         return Err(ChangeError::Invalid(problems));
     }
-    Ok(store.change_policy(flow, rules, actor, action, reason.trim(), Timestamp::now_utc()).await?)
+    let now = Timestamp::now_utc();
+    let (stored, _) = store.load_policy().await?;
+    let rules = arm_guard(stored.get(flow), rules, || store.event_watermark()).await?;
+    Ok(store.change_policy(flow, &rules, actor, action, reason.trim(), now).await?)
+}
+
+/// `rules` with its split's guard armed. A guard keeps its mark while its
+/// split keeps the same versions in the same order and has not tripped (a
+/// ramp from 10% to 50% is the same experiment); otherwise it is armed at
+/// the event log's current end (a new experiment, or one restarted after a
+/// rollback), and judges only sessions its split assigned after that.
+async fn arm_guard<F, Fut>(before: Option<&FlowRules>, rules: &FlowRules, watermark: F) -> Result<FlowRules, StoreError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<i64, StoreError>>,
+{
+    let mut rules = rules.clone();
+    let Some(split) = rules.split.as_mut() else { return Ok(rules) };
+    let versions: Vec<_> = split.weights.iter().map(|(version, _)| *version).collect();
+    let Some(guard) = split.guard.as_mut().filter(|guard| guard.armed_after_event.is_none()) else { return Ok(rules) };
+    let same_experiment = before
+        .and_then(|before| before.split.as_ref())
+        .filter(|old| old.weights.iter().map(|(version, _)| *version).eq(versions.iter().copied()))
+        .and_then(|old| old.guard.as_ref())
+        .filter(|old| old.tripped.is_none() && guard.tripped.is_none());
+    guard.armed_after_event = match same_experiment {
+        // A guard stored before the mark existed stays unmarked (it counts
+        // every split session, as it always did) until its experiment changes.
+        Some(old) => old.armed_after_event,
+        None => Some(watermark().await?),
+    };
+    Ok(rules)
 }
 
 /// What this process runs: every flow version with lifecycle and fingerprint,

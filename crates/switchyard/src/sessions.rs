@@ -1,6 +1,6 @@
-//! Operator actions on sessions, shared by `switchyard sessions` and the
-//! admin API: the JSON shape of a session, ending live sessions by hand,
-//! and erasing a contact (LGPD).
+//! Operator actions on sessions, shared by the CLI, the admin API and the
+//! console: the JSON shape of a session, ending live sessions by hand,
+//! erasing a contact (LGPD), and releasing a contact from human hold.
 
 use std::sync::Arc;
 
@@ -50,4 +50,27 @@ pub async fn forget(engine: &Arc<Engine>, store: &Db, contact: &Contact, actor: 
             result => return result.map(|erasure| (erasure, ended)),
         }
     }
+}
+
+/// What [`release_hold`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Released {
+    /// The contact was on hold and the bot answers it again.
+    pub released: bool,
+    /// The audit record naming the actor, when a hold was released.
+    pub audit_seq: Option<i64>,
+}
+
+/// Ends the contact's human hold on `instance`: the bot answers it again.
+/// The CLI (`handoff release`), the admin API (`POST /api/handoffs/release`)
+/// and the console's release button all come here; a release is audited
+/// (action `release`) with `actor` and `reason` in the same transaction.
+pub async fn release_hold(store: &Db, instance: &InstanceId, contact: &Contact, actor: &str, reason: &str) -> Result<Released, StoreError> {
+    let reason = match reason.trim() {
+        "" => "released by hand",
+        reason => reason,
+    };
+    let audit_seq = store.release_hold(instance, contact, actor, reason, Timestamp::now_utc()).await?;
+    tracing::info!(%instance, contact = %contact.masked(), released = audit_seq.is_some(), %actor, "human hold release requested");
+    Ok(Released { released: audit_seq.is_some(), audit_seq })
 }

@@ -190,9 +190,11 @@ async fn handoff_release_from_the_cli_works_on_sqlite() {
     assert_eq!(app.webhook(&operator).await.0, 200);
     support::wait_until(|| async { app.count("SELECT COUNT(*) FROM handoffs").await == 1 }).await;
 
-    let output = ok(&switchyard(&["handoff", "release", contact, "--instance", "loja-bot"], &app.db));
+    let output = ok(&switchyard(&["handoff", "release", contact, "--instance", "loja-bot", "--reason", "ticket 7"], &app.db));
     assert!(!output.trim().is_empty(), "says what it did");
     assert_eq!(app.count("SELECT COUNT(*) FROM handoffs").await, 0);
+    let audit = app.scalar("SELECT actor || ' ' || action || ' ' || reason FROM audit WHERE action = 'release'").await;
+    assert!(audit.starts_with("cli:") && audit.ends_with(" release ticket 7"), "audited with the local user: {audit}");
     let before = app.texts_for(contact).await.len();
     say(&app, "HR-2", contact, "oi").await;
     assert!(app.texts_for(contact).await.len() > before, "the bot answers again");

@@ -58,14 +58,14 @@ async fn the_server_asks_the_model_and_metrics_and_report_show_its_cost_per_vers
     }
 
     let store = switchyard_store::open(&app.db, &switchyard_store::PgSettings::default()).await.unwrap();
-    let query = switchyard::report::ReportQuery { versions: None, since: None, until: None, instance: None, min_finished: 100 };
-    let report = switchyard::report::build(&store, &support::engine(), "digital_certificate", &query).await.unwrap();
-    let classification = &report["versions"][0]["classification"];
-    assert_eq!(classification["decisions"], 2, "{classification}");
-    assert_eq!(classification["by_model"], 1, "{classification}");
-    assert_eq!(classification["by_keyword"], 1, "{classification}");
-    assert_eq!(classification["model_calls"], 1);
-    assert_eq!(classification["prompt_tokens"], 250);
-    assert!(classification["latency_ms_p50"].as_u64().is_some_and(|ms| ms < Duration::from_secs(2).as_millis() as u64));
+    let query = switchyard::views::flow::ReportQuery { versions: None, since: None, until: None, instance: None, min_finished: 100 };
+    let report = switchyard::views::flow::flow_report(&store, &support::engine(), "digital_certificate", &query).await.unwrap();
+    let classification = &report.versions[0].classification;
+    assert_eq!(classification.decisions, 2, "{classification:?}");
+    assert_eq!(classification.by_model, 1, "{classification:?}");
+    assert_eq!(classification.by_keyword, 1, "{classification:?}");
+    assert_eq!(classification.model_calls, 1);
+    assert_eq!(classification.prompt_tokens, 250);
+    assert!(classification.latency_ms_p50.is_some_and(|ms| ms < Duration::from_secs(2).as_millis() as u64));
     app.stop().await;
 }

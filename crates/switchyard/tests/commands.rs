@@ -143,10 +143,10 @@ async fn commands_mid_purchase_on(store: Db, version: &str) {
     expected.sort();
     assert_eq!(commands, expected);
     // The report shows them in the funnel.
-    let report = switchyard::report::build(&store, &engine_on(version), "digital_certificate", &switchyard::report::ReportQuery::default()).await.unwrap();
-    let funnel = report["versions"][0]["funnel"].as_array().unwrap();
-    let reported = funnel.iter().find(|step| step["step"] == document_step).unwrap();
-    assert_eq!(reported["commands_here"], serde_json::json!({"exit": 1, "menu": 1}), "{report:#}");
+    let report = switchyard::views::flow::flow_report(&store, &engine_on(version), "digital_certificate", &switchyard::views::flow::ReportQuery::default()).await.unwrap();
+    let reported = report.versions[0].funnel.iter().find(|step| step.step == document_step).unwrap();
+    let expected: std::collections::BTreeMap<String, u64> = [("exit".to_owned(), 1), ("menu".to_owned(), 1)].into();
+    assert_eq!(reported.commands_here, expected, "{report:#?}");
     // The event log names the command at the step it happened.
     let history = store.sessions_of(&InstanceId::parse("vendas").unwrap(), &contact(1)).await.unwrap();
     let purchase = history.iter().find(|session| session.flow().as_str() == "digital_certificate").unwrap();

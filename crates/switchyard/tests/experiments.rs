@@ -64,6 +64,35 @@ fn the_guard_rolls_back_a_candidate_that_hands_off_more_and_never_flaps() {
     }
 }
 
+/// A guard judges its own experiment: sessions an earlier split assigned to
+/// the same versions (here a bad v2 before the guard existed) do not count,
+/// and a ramp of the same versions keeps what the guard has seen.
+#[test]
+fn a_guard_ignores_an_earlier_experiments_sessions_and_a_ramp_keeps_its_mark() {
+    let db = support::fresh_db();
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--reason", "unguarded first run"], &db));
+    ok(&switchyard(&["simulate", "--contacts", "400", "--behave", "v1:human=0.05", "--behave", "v2:human=0.5", "--json"], &db));
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--guard", "handoff", "--guard-min-sessions", "100", "--reason", "v2 fixed, guarded"], &db));
+    let checked = ok(&switchyard(&["rollout", "check-guards"], &db));
+    assert!(!checked.contains("ROLLED BACK"), "the first run's sessions are not this guard's: {checked}");
+    assert!(checked.contains("guard holds"), "{checked}");
+
+    // The re-run behaves alike on both versions: still no rollback.
+    ok(&switchyard(&["simulate", "--contacts", "400", "--first-contact", "5511930000000", "--behave", "v1:human=0.1", "--behave", "v2:human=0.1", "--json"], &db));
+    let checked = ok(&switchyard(&["rollout", "check-guards"], &db));
+    assert!(checked.contains("guard holds"), "{checked}");
+    let policy = |db: &str| -> Value {
+        let audit: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--flow", "digital_certificate", "--json"], db))).unwrap();
+        audit.iter().rev().find(|record| record["action"] == "split").expect("a split record")["after"]["split"]["guard"].clone()
+    };
+    let mark = policy(&db)["armed_after_event"].as_i64().expect("the guard carries its mark");
+    assert!(mark > 0, "armed after the first run's events: {mark}");
+
+    // A ramp of the same versions is the same experiment: the mark stays.
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=20,v2=80", "--guard", "handoff", "--guard-min-sessions", "100", "--reason", "ramp"], &db));
+    assert_eq!(policy(&db)["armed_after_event"].as_i64(), Some(mark));
+}
+
 #[test]
 fn when_both_versions_behave_alike_the_guard_holds_and_the_report_finds_no_difference() {
     let db = support::fresh_db();

@@ -105,10 +105,11 @@ async fn a_newline_in_a_connection_state_or_message_id_cannot_forge_a_text_line(
     let evolution = StandIn::start().await;
     let serve = Serve::start(&evolution, "text").await;
 
+    // Not a state word: refused (400), and logged with the value on one line.
     let state = format!("close\n{FORGED}\r\n{FORGED}\u{2028}{FORGED}\u{1b}[2K");
-    assert_eq!(serve.webhook(&connection_update(&state)).await, 200);
-    let log = serve.wait_for_line("evolution instance is not connected").await;
-    let line = log.lines().find(|line| line.contains("evolution instance is not connected")).unwrap();
+    assert_eq!(serve.webhook(&connection_update(&state)).await, 400);
+    let log = serve.wait_for_line("webhook refused: not a connection state").await;
+    let line = log.lines().find(|line| line.contains("webhook refused: not a connection state")).unwrap();
     // The whole value is on its one line, escaped.
     assert!(line.contains(&format!("close\\n{FORGED}\\r\\n{FORGED}\\u{{2028}}{FORGED}\\u{{1b}}[2K")), "{line}");
 
@@ -127,11 +128,11 @@ async fn json_lines_stay_one_json_object_each() {
     let evolution = StandIn::start().await;
     let serve = Serve::start(&evolution, "json").await;
     let state = format!("close\n{FORGED}\u{2028}x");
-    assert_eq!(serve.webhook(&connection_update(&state)).await, 200);
-    let log = serve.wait_for_line("evolution instance is not connected").await;
+    assert_eq!(serve.webhook(&connection_update(&state)).await, 400);
+    let log = serve.wait_for_line("webhook refused: not a connection state").await;
     for line in log.lines() {
         let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}"));
-        if value["fields"]["message"] == "evolution instance is not connected" {
+        if value["fields"]["message"] == "webhook refused: not a connection state" {
             assert_eq!(value["fields"]["state"], format!("close\n{FORGED}\u{2028}x"));
         }
     }

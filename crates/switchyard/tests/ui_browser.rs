@@ -348,3 +348,37 @@ async fn every_page_has_a_screenshot_labelled_forms_and_cues_beyond_colour() {
     browser.stop().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_health_page_shows_a_dropped_connection_and_releases_a_held_contact_with_its_button() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let Some(browser) = Browser::start().await else { return };
+    let (app, base) = console().await;
+    let held = "5511987650009";
+    assert_eq!(app.webhook(&support::upsert("BROWSERH01", held, "atendente", 1_764_750_000)).await.0, 200);
+    app.wait_idle().await;
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM handoffs").await == 1 }).await;
+    let connection = json!({"event": "connection.update", "instance": "loja-bot", "data": {"instance": "loja-bot", "state": "close", "statusReason": 401}});
+    assert_eq!(app.webhook(&connection).await.0, 200);
+
+    browser.sign_in(&base, TOKEN).await;
+    browser.wait_text("Signed in as ana").await;
+    browser.client.goto(&format!("{base}/ui/health")).await.unwrap();
+    let page = browser.wait_text("⚠ close").await;
+    assert!(page.contains("5511*******09") && !page.contains(held), "the held contact is listed masked: {page}");
+    assert!(page.contains("Contacts on hold: 1") && page.contains("handed over by the bot"), "{page}");
+    browser.screenshot("health-on-hold").await;
+    assert!(browser.unlabelled_controls().await.is_empty());
+    let (cues, colour_only) = browser.colour_only_cues().await;
+    assert!(cues >= 1 && colour_only.is_empty(), "the dropped connection has a shape cue: {colour_only:#?}");
+
+    browser.click("tr.hold form[action='/ui/health/release'] button[type=submit]").await;
+    let released = browser.wait_text("Released: the bot answers 5511*******09 again").await;
+    assert!(released.contains("Nobody is on human hold."), "{released}");
+    browser.screenshot("health-released").await;
+    let (_, audit) = app.get_admin("/api/audit", TOKEN).await;
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["actor"].as_str(), last["action"].as_str()), (Some("ana"), Some("release")), "{last}");
+    browser.stop().await;
+    app.stop().await;
+}

@@ -160,6 +160,9 @@ async fn the_confirmation_says_what_changes_and_refuses_a_change_without_a_reaso
     no_reason.retain(|(name, _)| *name != "reason");
     let refused = http.post(&confirm).header("cookie", &cookie).form(&no_reason).send().await.unwrap();
     assert_eq!(refused.status(), 422);
+    no_reason.push(("reason", "   "));
+    let refused = http.post(&confirm).header("cookie", &cookie).form(&no_reason).send().await.unwrap();
+    assert_eq!(refused.status(), 422, "blanks are no reason");
     let bad_weights = [("csrf", csrf.as_str()), ("weights", "v1=70,v2=20"), ("reason", "x")];
     let refused = http.post(&confirm).header("cookie", &cookie).form(&bad_weights).send().await.unwrap();
     assert_eq!(refused.status(), 422);
@@ -238,10 +241,104 @@ async fn a_live_session_is_ended_and_the_contact_forgotten_through_the_forms() {
     let confirm = confirm.text().await.unwrap();
     assert!(confirm.contains("Forget this contact (LGPD): 5511*******02") && confirm.contains("ticket 42"), "{confirm}");
     assert_eq!(post("/ui/sessions/forget", vec![("csrf", &csrf), ("contact", number), ("reason", "")]).await.unwrap().status(), 400, "a reason is required");
+    assert_eq!(post("/ui/sessions/forget/confirm", vec![("csrf", &csrf), ("contact", number), ("reason", "  ")]).await.unwrap().status(), 400, "blanks are no reason");
     let forgotten = post("/ui/sessions/forget", vec![("csrf", &csrf), ("contact", number), ("reason", "ticket 42")]).await.unwrap().text().await.unwrap();
     assert!(forgotten.contains("Erased; audit #"), "{forgotten}");
     let after = post("/ui/sessions", vec![("csrf", &csrf), ("contact", number)]).await.unwrap().text().await.unwrap();
     assert!(after.contains("No sessions for 5511*******02."), "erased: {after}");
+    app.stop().await;
+}
+
+/// The value of the first hidden `name` field after `marker` in a page.
+fn hidden_after(page: &str, marker: &str, name: &str) -> String {
+    let rest = &page[page.find(marker).unwrap_or_else(|| panic!("{marker} in {page}"))..];
+    let pattern = format!("name=\"{name}\" value=\"");
+    rest.split(pattern.as_str()).nth(1).unwrap_or_else(|| panic!("a {name} field after {marker}")).split('"').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_health_page_shows_connections_the_outbox_failures_and_holds_and_releases_through_its_form() {
+    let (app, base) = console(true).await;
+    let http = client();
+    let (cookie, csrf) = session(&http, &base).await;
+    let page = || async { http.get(format!("{base}/ui/health")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap() };
+    assert!(page().await.contains("No connection.update heard yet"));
+
+    // Evolution says the instance dropped (logged out), then that it is back.
+    let connection = |state: &str, reason: u16| serde_json::json!({"event": "connection.update", "instance": "loja-bot", "data": {"instance": "loja-bot", "state": state, "statusReason": reason}});
+    assert_eq!(app.webhook(&connection("close", 401)).await.0, 200);
+    let closed = page().await;
+    let row = closed.split("<tr class=\"connection\">").nth(1).expect("a connection row").split("</tr>").next().unwrap().to_owned();
+    assert!(row.contains("loja-bot") && row.contains("⚠ close") && row.contains("<td>401</td>") && row.contains("class=\"worse\""), "{row}");
+    let (status, bad) = app.webhook(&connection("open\u{1b}[31m", 200)).await;
+    assert_eq!(status, 400, "not a state word: {bad}");
+    assert!(bad["error"].as_str().unwrap().starts_with("data.state \"open\\u{1b}[31m\" is not a connection state"), "{bad}");
+    assert_eq!(app.webhook(&connection("open", 200)).await.0, 200);
+    let (status, health) = app.get_admin("/api/health", TOKEN).await;
+    assert_eq!(status, 200);
+    assert_eq!((health["connections"][0]["instance"].as_str(), health["connections"][0]["state"].as_str(), health["connections"][0]["open"].as_bool()), (Some("loja-bot"), Some("open"), Some(true)), "{health}");
+    assert!(page().await.contains("✓ open"));
+
+    // A reply Evolution refuses for good: counted by its reason.
+    let refused = "5511987650011";
+    app.evolution.reject_number(refused);
+    assert_eq!(app.webhook(&support::upsert("UIHEALTH01", refused, "oi", 1_764_750_000)).await.0, 200);
+    app.wait_idle().await;
+    let failures = page().await;
+    let row = failures.split("<tr class=\"failure\">").nth(1).expect("a failure row").split("</tr>").next().unwrap().to_owned();
+    let failed = app.count("SELECT COUNT(*) FROM outbox WHERE failed_at IS NOT NULL").await;
+    assert!(failed >= 1);
+    assert!(row.contains("400: number is not on whatsapp") && row.contains(&format!(">{failed}</td>")), "{failed} failed: {row}");
+
+    // A contact asks for a person: on hold.
+    let held = "5511987650012";
+    assert_eq!(app.webhook(&support::upsert("UIHEALTH02", held, "atendente", 1_764_750_001)).await.0, 200);
+    app.wait_idle().await;
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM handoffs").await == 1 }).await;
+
+    // Evolution is down: a reply waits; it was queued ten minutes ago.
+    app.evolution.fail_with(503);
+    assert_eq!(app.webhook(&support::upsert("UIHEALTH03", "5511987650013", "oi", 1_764_750_002)).await.0, 200);
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL AND attempts > 0").await == 1 }).await;
+    sqlx::query("UPDATE outbox SET created_at = created_at - 600000 WHERE sent_at IS NULL AND failed_at IS NULL").execute(app.pool()).await.unwrap();
+    let waiting = page().await;
+    let depth = app.count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL").await;
+    assert!(depth >= 1 && waiting.contains(&format!("<span class=\"outbox-depth\">{depth}</span>")), "{depth} waiting: {waiting}");
+    assert!(waiting.contains("<span class=\"oldest-unsent-age\">waiting for 10 min</span>"), "{waiting}");
+    let (_, health) = app.get_admin("/api/health", TOKEN).await;
+    assert!((600..660).contains(&health["oldest_unsent_age_secs"].as_u64().unwrap()), "{health}");
+    assert_eq!((health["send_failures"][0]["reason"].as_str(), health["send_failures"][0]["count"].as_i64()), (Some("400: number is not on whatsapp"), Some(failed)));
+    assert_eq!((health["on_hold"].as_u64(), health["holds"][0]["contact_masked"].as_str()), (Some(1), Some("5511*******12")), "{health}");
+    assert!(!health.to_string().contains(held), "the API shows the held contact masked: {health}");
+
+    // The held contact's row and its release button.
+    assert!(waiting.contains("<span class=\"holds-count\">1</span>") && waiting.contains("Oldest hold"), "{waiting}");
+    let hold_row = waiting.split("<tr class=\"hold\">").nth(1).expect("a hold row").split("</tr>").next().unwrap().to_owned();
+    assert!(hold_row.contains("5511*******12") && hold_row.contains("handed over by the bot"), "{hold_row}");
+    let contact = hidden_after(&waiting, "<tr class=\"hold\">", "contact");
+    let instance = hidden_after(&waiting, "<tr class=\"hold\">", "instance");
+    assert_eq!((contact.as_str(), instance.as_str()), (held, "loja-bot"));
+    let release = format!("{base}/ui/health/release");
+    let fields = |csrf: &str| vec![("csrf", csrf.to_owned()), ("instance", instance.clone()), ("contact", contact.clone())];
+    let forged = http.post(&release).header("cookie", &cookie).form(&fields("not-the-token")).send().await.unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.text().await.unwrap().contains("CSRF check failed"));
+    let cross_site = http.post(&release).header("cookie", &cookie).header("origin", "http://evil.example").form(&fields(&csrf)).send().await.unwrap();
+    assert_eq!(cross_site.status(), 403);
+    assert_eq!(app.count("SELECT COUNT(*) FROM handoffs").await, 1, "refused forms change nothing");
+
+    let released = http.post(&release).header("cookie", &cookie).header("origin", base.clone()).form(&fields(&csrf)).send().await.unwrap();
+    assert_eq!(released.status(), 200);
+    let released = released.text().await.unwrap();
+    assert!(released.contains("Released: the bot answers 5511*******12 again (audit #"), "{released}");
+    assert!(released.contains("Nobody is on human hold.") && released.contains("<span class=\"holds-count\">0</span>"), "{released}");
+    let (_, audit) = app.get_admin("/api/audit", TOKEN).await;
+    let last = audit.as_array().unwrap().last().unwrap().clone();
+    assert_eq!((last["actor"].as_str(), last["action"].as_str(), last["reason"].as_str()), (Some("ana"), Some("release"), Some("released from the console")), "{last}");
+    assert_eq!(app.scalar("SELECT ended_by FROM holds").await, "release");
+    let again = http.post(&release).header("cookie", &cookie).form(&fields(&csrf)).send().await.unwrap().text().await.unwrap();
+    assert!(again.contains("5511*******12 was not on hold."), "{again}");
+    app.evolution.recover();
     app.stop().await;
 }
 

@@ -156,3 +156,49 @@ async fn rollup_figures_equal_the_event_log_on_every_backend() {
         assert_eq!(serde_json::to_value(&again).unwrap(), serde_json::to_value(&after).unwrap());
     }
 }
+
+/// `serve` rolls up finished hours by itself (`ROLLUP_INTERVAL`), on every
+/// backend, and the report it then reads from `report_hours` has the same
+/// figures as the one counted from the event log before any rollup existed.
+#[tokio::test]
+async fn serve_fills_report_hours_and_the_report_keeps_its_figures_on_every_backend() {
+    for store in switchyard_store::testing::every_backend("serve_rollup").await {
+        let store: Db = store.clone();
+        let engine = engine_on("v1");
+        let clock = TestClock(Arc::new(std::sync::atomic::AtomicI64::new(0)));
+        let conversations = Conversations::new(Arc::clone(&engine), store.clone(), clock.clone());
+        let hour = 3_600_000;
+        let base = (Timestamp::now_utc().as_millis() / hour - 5) * hour;
+        let contact = |n: u32| Contact::parse(&format!("55119700003{n:02}")).unwrap();
+        for (n, offset, ending) in [(1, 0, "sair"), (2, 1, "atendente"), (3, 3, "menu"), (4, 3, "sair")] {
+            clock.set(Timestamp::from_millis(base + offset * hour + 60_000 * i64::from(n)));
+            say_at(&conversations, &contact(n), "quero comprar um certificado").await;
+            say_at(&conversations, &contact(n), ending).await;
+        }
+        let whole = flow::ReportQuery { since: Some(Timestamp::from_millis(base - hour)), until: Some(Timestamp::now_utc()), ..Default::default() };
+        let counted = serde_json::to_value(flow::flow_report(&store, &engine, "digital_certificate", &whole).await.unwrap()).unwrap();
+        assert!(store.rolled_hours("digital_certificate", 0, i64::MAX).await.unwrap().is_empty());
+
+        let mut config = switchyard::config::ServeConfig::defaults("http://127.0.0.1:9");
+        config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        config.rollup_interval = Duration::from_millis(50);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = switchyard::serve::Server::start(listener, Arc::clone(&engine), Arc::new(store.clone()), config).await.unwrap();
+        let expected = [base / hour, base / hour + 1, base / hour + 3];
+        let mut rolled = Vec::new();
+        for _ in 0..400 {
+            rolled = store.rolled_hours("digital_certificate", 0, i64::MAX).await.unwrap();
+            if expected.iter().all(|hour| rolled.contains(hour)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        server.shutdown().await;
+        assert!(expected.iter().all(|hour| rolled.contains(hour)), "serve rolled up {rolled:?}, expected at least {expected:?}");
+        let stored = store.report_hours("digital_certificate", base / hour, base / hour + 4).await.unwrap();
+        assert_eq!(stored.len(), 4, "the hour without sessions is stored too (as empty), so it is never counted again");
+        let merged = serde_json::to_value(flow::flow_report(&store, &engine, "digital_certificate", &whole).await.unwrap()).unwrap();
+        assert_eq!(merged, counted, "the report from serve's rollups equals the one counted from the event log");
+        assert_eq!(merged["versions"][0]["started"], 4);
+    }
+}

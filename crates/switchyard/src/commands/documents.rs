@@ -52,7 +52,7 @@ pub async fn publish(file: &Path, reason: &str) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn test(file: &Path, transcripts: &[PathBuf]) -> ExitCode {
+pub async fn test(file: &Path, transcripts: &[PathBuf]) -> ExitCode {
     let source = match read(file) {
         Ok(source) => source,
         Err(code) => return code,
@@ -64,11 +64,11 @@ pub fn test(file: &Path, transcripts: &[PathBuf]) -> ExitCode {
             return ExitCode::from(INVALID);
         }
     };
-    let registry = match super::registry() {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return code,
     };
-    // Unpublished: checked as the next version after the compiled ones.
+    // Unpublished: checked as the next version after the compiled and published ones.
     let version = next_version(&registry, &[], &document.flow);
     let endpoints: Vec<String> = switchyard::config_file::endpoints().iter().map(|endpoint| endpoint.name.clone()).collect();
     if let Err(problems) = extend(&registry, &document, version, Some(&endpoints)) {
@@ -95,30 +95,41 @@ pub fn test(file: &Path, transcripts: &[PathBuf]) -> ExitCode {
     }
 }
 
-pub fn export(spec: &str) -> ExitCode {
-    let registry = match super::registry() {
+pub async fn export(spec: &str) -> anyhow::Result<ExitCode> {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
-        Err(code) => return code,
+        Err(code) => return Ok(code),
     };
     let fv = match registry.lookup(spec) {
         Ok(fv) => fv,
         Err(problem) => {
             report(&[problem]);
-            return ExitCode::from(INVALID);
+            return Ok(ExitCode::from(INVALID));
         }
     };
+    // A published version is its document, exactly as it was published.
+    if let Ok(config) = switchyard::config::Config::from_env()
+        && let Some(store) = super::existing_store(&config).await?
+        && let Some(stored) = store.documents().await?.into_iter().find(|doc| doc.flow == fv.flow().as_str() && doc.version == fv.version())
+    {
+        print!("{}", stored.source);
+        if !stored.source.ends_with('\n') {
+            println!();
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let (document, missing) = export_version(fv);
     match document.to_toml() {
         Ok(text) => print!("{text}"),
         Err(problem) => {
             report(&[format!("{spec}: cannot be written as TOML: {problem}")]);
-            return ExitCode::from(INVALID);
+            return Ok(ExitCode::from(INVALID));
         }
     }
     if missing.is_empty() {
-        ExitCode::SUCCESS
+        Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("{spec}: {} step(s) are Rust code and cannot be written as a document: {}", missing.len(), missing.join(", "));
-        ExitCode::from(INVALID)
+        Ok(ExitCode::from(INVALID))
     }
 }

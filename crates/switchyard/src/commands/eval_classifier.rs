@@ -17,7 +17,7 @@ use switchyard_engine::classify::{Answer, Request, Wanted};
 use switchyard_engine::engine::EngineConfig;
 
 pub async fn run(spec: &str, json_output: bool) -> anyhow::Result<ExitCode> {
-    let registry = match super::registry() {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };

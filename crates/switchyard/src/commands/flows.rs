@@ -1,5 +1,6 @@
-//! `switchyard flows`: list every compiled version, show one, draw its graph,
-//! or lock released versions.
+//! `switchyard flows`: list every version (compiled, and published to the
+//! store as documents), show one, draw its graph, diff two, or lock released
+//! (compiled) versions.
 
 use std::process::ExitCode;
 
@@ -29,8 +30,8 @@ fn folder(version: &FlowVersion) -> Option<&'static str> {
         .map(|(_, _, folder, _)| *folder)
 }
 
-pub fn list(json: bool) -> anyhow::Result<ExitCode> {
-    let registry = match super::registry() {
+pub async fn list(json: bool) -> anyhow::Result<ExitCode> {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };
@@ -105,8 +106,8 @@ fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
     }
 }
 
-fn lookup(spec: &str) -> Result<(std::sync::Arc<Registry>, usize), ExitCode> {
-    let registry = super::registry()?;
+async fn lookup(spec: &str) -> Result<(std::sync::Arc<Registry>, usize), ExitCode> {
+    let registry = super::registry().await?;
     match registry.lookup(spec) {
         Ok(version) => {
             let idx = registry.all().iter().position(|candidate| std::ptr::eq(candidate, version)).unwrap_or(0);
@@ -128,8 +129,8 @@ fn target_name(target: &Target) -> String {
     }
 }
 
-pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let (registry, idx) = match lookup(spec) {
+pub async fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let (registry, idx) = match lookup(spec).await {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
@@ -151,8 +152,9 @@ pub fn show(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", version.description());
     }
     println!("fingerprint: {}", version.fingerprint());
-    if let Some(folder) = folder(version) {
-        println!("folder:      {folder}");
+    match folder(version) {
+        Some(folder) => println!("folder:      {folder}"),
+        None => println!("source:      published to the store as a document (`switchyard flows export {}` prints it)", version.label()),
     }
     println!("entry:       {}", version.entry().id);
     let mut groups: Vec<Option<&str>> = vec![None];
@@ -198,8 +200,8 @@ fn node(step: &str) -> String {
     step.replace('.', "__")
 }
 
-pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
-    let (registry, idx) = match lookup(spec) {
+pub async fn graph(spec: &str) -> anyhow::Result<ExitCode> {
+    let (registry, idx) = match lookup(spec).await {
         Ok(found) => found,
         Err(code) => return Ok(code),
     };
@@ -255,8 +257,8 @@ pub fn graph(spec: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// `flows diff FROM TO`: the structural and textual differences.
-pub fn diff(from: &str, to: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let registry = match super::registry() {
+pub async fn diff(from: &str, to: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };

@@ -1,13 +1,13 @@
-//! `switchyard handoff release CONTACT`: the bot answers the contact again.
+//! `switchyard handoff release CONTACT [--reason WHY]`: the bot answers the
+//! contact again; audited with `cli:<user>` as the actor.
 
 use std::process::ExitCode;
 
 use anyhow::Context;
 use switchyard::config::Config;
 use switchyard_engine::ids::{Contact, InstanceId};
-use switchyard_engine::store::Store;
 
-pub async fn release(contact: &str, instance: &str) -> anyhow::Result<ExitCode> {
+pub async fn release(contact: &str, instance: &str, reason: &str) -> anyhow::Result<ExitCode> {
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(problems) => {
@@ -29,7 +29,7 @@ pub async fn release(contact: &str, instance: &str) -> anyhow::Result<ExitCode> 
     let store = switchyard_store::open(&config.database_url, &config.database)
         .await
         .with_context(|| format!("opening the store at {}", switchyard_store::redact_url(&config.database_url)))?;
-    if store.release_handoff(&instance, &contact).await? {
+    if switchyard::sessions::release_hold(&store, &instance, &contact, &super::rollout::actor(), reason).await?.released {
         println!("released: the bot answers {} on {instance} again", contact.masked());
     } else {
         println!("{} on {instance} was not handed off; nothing to release", contact.masked());

@@ -31,17 +31,17 @@ mod snapshot;
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Flows { action: None, json } => flows::list(json),
-        Command::Flows { action: Some(FlowsAction::Show { spec, json }), .. } => flows::show(&spec, json),
+        Command::Flows { action: None, json } => flows::list(json).await,
+        Command::Flows { action: Some(FlowsAction::Show { spec, json }), .. } => flows::show(&spec, json).await,
         Command::Flows { action: Some(FlowsAction::Publish { file, reason }), .. } => documents::publish(&file, &reason).await,
-        Command::Flows { action: Some(FlowsAction::Test { file, transcripts }), .. } => Ok(documents::test(&file, &transcripts)),
-        Command::Flows { action: Some(FlowsAction::Export { spec }), .. } => Ok(documents::export(&spec)),
-        Command::Flows { action: Some(FlowsAction::Graph { spec }), .. } => flows::graph(&spec),
+        Command::Flows { action: Some(FlowsAction::Test { file, transcripts }), .. } => Ok(documents::test(&file, &transcripts).await),
+        Command::Flows { action: Some(FlowsAction::Export { spec }), .. } => documents::export(&spec).await,
+        Command::Flows { action: Some(FlowsAction::Graph { spec }), .. } => flows::graph(&spec).await,
         Command::Flows { action: Some(FlowsAction::Lock { specs, file }), .. } => flows::lock(&specs, file),
         Command::Flows { action: Some(FlowsAction::New { spec, from, dir }), .. } => Ok(scaffold::run(&spec, &from, &dir)),
-        Command::Flows { action: Some(FlowsAction::Diff { from, to, json }), .. } => flows::diff(&from, &to, json),
-        Command::Flows { action: Some(FlowsAction::Snapshot { spec, format }), .. } => snapshot::run(&spec, &format),
-        Command::Check => Ok(check::run()),
+        Command::Flows { action: Some(FlowsAction::Diff { from, to, json }), .. } => flows::diff(&from, &to, json).await,
+        Command::Flows { action: Some(FlowsAction::Snapshot { spec, format }), .. } => snapshot::run(&spec, &format).await,
+        Command::Check => Ok(check::run().await),
         Command::EvalClassifier { spec, json } => eval_classifier::run(&spec, json).await,
         Command::Explain { flow, contact, instance, json } => explain::run(&flow, &contact, &instance, json).await,
         Command::Chat { contact, instance, json } => chat::run(&contact, &instance, json).await,
@@ -53,7 +53,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Rollout { action } => rollout::run(action).await,
         Command::Audit { action, flow, since, until, json } => audit::run(action, flow, since, until, json).await,
-        Command::Handoff { action: HandoffAction::Release { contact, instance } } => handoff::release(&contact, &instance).await,
+        Command::Handoff { action: HandoffAction::Release { contact, instance, reason } } => handoff::release(&contact, &instance, &reason).await,
         Command::Sessions { action } => sessions::run(action).await,
     }
 }
@@ -69,8 +69,9 @@ pub fn report(problems: &[String]) {
 }
 
 /// The registry of every compiled version, or the exit code after printing
-/// one line per problem.
-pub fn registry() -> Result<Arc<Registry>, ExitCode> {
+/// one line per problem. Only what is about code itself reads this alone
+/// (`flows lock`, `flows new`); every other command reads [`registry`].
+pub fn compiled() -> Result<Arc<Registry>, ExitCode> {
     switchyard_flows::registry(&switchyard_flows::Deps::demo()).map(Arc::new).map_err(|errors| {
         let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
         report(&problems);
@@ -78,15 +79,75 @@ pub fn registry() -> Result<Arc<Registry>, ExitCode> {
     })
 }
 
+/// Every version a `serve` on the configured store runs: the compiled ones
+/// plus those published to the store as documents, added the way `serve`
+/// adds them ([`switchyard::document::publish::with_published`]). Without a
+/// store (a SQLite file that does not exist yet) that is the compiled ones;
+/// a store that cannot be read is a warning, and the compiled ones are used.
+pub async fn registry() -> Result<Arc<Registry>, ExitCode> {
+    let compiled = compiled()?;
+    match Config::from_env() {
+        Ok(config) => Ok(with_store(compiled, &config).await),
+        Err(problems) => {
+            eprintln!("warning: versions published to the store are not read ({}); compiled versions only", problems.join("; "));
+            Ok(compiled)
+        }
+    }
+}
+
+/// `compiled` plus the versions published to `config`'s store (see [`registry`]).
+async fn with_store(compiled: Arc<Registry>, config: &Config) -> Arc<Registry> {
+    let stored = match existing_store(config).await {
+        Ok(Some(store)) => store.documents().await.map_err(|err| err.to_string()),
+        Ok(None) => Ok(Vec::new()),
+        Err(err) => Err(format!("{err:#}")),
+    };
+    let stored = match stored {
+        Ok(stored) => stored,
+        Err(problem) => {
+            eprintln!("warning: versions published to the store are not read ({problem}); compiled versions only");
+            return compiled;
+        }
+    };
+    let (extended, warnings) = switchyard::document::publish::with_published(&compiled, &stored);
+    for warning in warnings {
+        eprintln!("warning: {warning}");
+    }
+    extended.map_or(compiled, Arc::new)
+}
+
+/// The configured store if it exists: a SQLite file that is not there yet
+/// holds nothing, and is not created by a command that only reads.
+pub async fn existing_store(config: &Config) -> anyhow::Result<Option<Db>> {
+    if let Some(path) = sqlite_path(&config.database_url)
+        && !std::path::Path::new(path).exists()
+    {
+        return Ok(None);
+    }
+    open_store(config).await.map(Some)
+}
+
+/// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL; `None` for other
+/// backends and in-memory databases.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && !path.contains(":memory:")).then_some(path)
+}
+
 /// Everything a command that runs conversations needs: valid flows, valid
 /// configuration and a valid override. Refuses (exit 1) otherwise, exactly
 /// as the server refuses to start.
-pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
-    let registry = registry()?;
+///
+/// The registry holds the published versions too ([`registry`]), so
+/// `FLOW_VERSION_OVERRIDES` may name one, as it may name a compiled one.
+pub async fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
+    let compiled = compiled()?;
     let config = Config::from_env().map_err(|problems| {
         report(&problems);
         ExitCode::from(INVALID)
     })?;
+    let registry = with_store(compiled, &config).await;
     let overrides: Overrides = config.overrides(&registry).map_err(|problems| {
         report(&problems);
         ExitCode::from(INVALID)
@@ -108,7 +169,7 @@ pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
 /// [`setup`] plus the store, with the stored rollout policy loaded into the
 /// engine (the console and `explain` resolve exactly as `serve` would).
 pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, Db), ExitCode>> {
-    let (config, engine) = match setup() {
+    let (config, engine) = match setup().await {
         Ok(setup) => setup,
         Err(code) => return Ok(Err(code)),
     };

@@ -74,7 +74,8 @@ async fn from_store(flow: &str, since: Option<Timestamp>, until: Option<Timestam
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let (_config, engine) = match super::setup() {
+    // A published (data) version is a candidate or baseline like a compiled one.
+    let (_config, engine) = match super::setup().await {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
@@ -194,7 +195,7 @@ pub async fn export(flow: &str, since: Option<&str>, until: Option<&str>, instan
     if !masked {
         problems.push("sessions export writes customers' messages: pass --masked (personal data replaced by stand-ins)".to_owned());
     }
-    let registry = match super::registry() {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };

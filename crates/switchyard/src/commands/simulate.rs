@@ -375,7 +375,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         Ok(ExitCode::from(super::INVALID))
     };
     // Validate what needs no database first, so a typo creates no file.
-    let registry = match super::registry() {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };

@@ -31,7 +31,7 @@ impl Format {
     }
 }
 
-pub fn run(spec: &str, format: &str) -> anyhow::Result<ExitCode> {
+pub async fn run(spec: &str, format: &str) -> anyhow::Result<ExitCode> {
     // The format is checked first: it needs no registry, and a typo in it
     // should not be hidden behind (or mistaken for) a problem with the flows.
     let format = match Format::parse(format) {
@@ -41,7 +41,7 @@ pub fn run(spec: &str, format: &str) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    let registry = match super::registry() {
+    let registry = match super::registry().await {
         Ok(registry) => registry,
         Err(code) => return Ok(code),
     };

@@ -1,8 +1,8 @@
 //! `switchyard flows export FLOW@vN`: a compiled version written as a
 //! document where it can be: its texts, tasks and the steps whose kind
 //! says what they do ([`switchyard_engine::kinds::Shape`]: menus, asks with
-//! a registered validator, says). Steps written as Rust code are named as
-//! not expressible.
+//! a registered validator, says, calls of another flow). Steps written as
+//! Rust code are named as not expressible.
 
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ fn target(next: Next) -> Option<String> {
         Next::Complete => Some("complete".to_owned()),
         Next::Handoff => Some("handoff".to_owned()),
         Next::Cancel => Some("cancel".to_owned()),
-        // A call is not expressible in a document yet: the step is named as such.
+        // A call is a step of its own (`Shape::Call`), never a transition of another.
         Next::Wait | Next::Retry | Next::Call(_) => None,
     }
 }
@@ -68,6 +68,7 @@ pub fn export(fv: &FlowVersion) -> (Document, Vec<String>) {
                 Next::Complete => Some(Step::End { id: id.clone(), text: Some(text.to_owned()) }),
                 other => target(other).map(|then| Step::Say { id: id.clone(), text: text.to_owned(), then }),
             },
+            Some(Shape::Call { callee, then }) => target(then).map(|then| Step::Call { id: id.clone(), flow: callee.to_owned(), then }),
             None => None,
         };
         match written {

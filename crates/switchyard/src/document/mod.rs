@@ -25,7 +25,9 @@
 //! registered in `switchyard_flows::functions`, and an `http` step names an
 //! endpoint of the configuration's allow-list, never a URL or a secret.
 //! Transitions are a step id, `complete`, `handoff`, `cancel` or
-//! `flow:NAME` (a handover).
+//! `flow:NAME` (a handover). A `call` step runs another flow (`flow =
+//! "dc_purchase"`, or `"dc_purchase@v2"` to fix its version) and goes on
+//! at `then` when it returns.
 //!
 //! - [`steps`]: the document turned into a `VersionDecl` (the registry then
 //!   checks it exactly like code).
@@ -137,8 +139,7 @@ impl Method {
 }
 
 /// A step, by kind. New kinds are new variants here, a match arm in
-/// [`steps::build`] and a `oneOf` entry in the schema (the `call` step
-/// of subroutes goes here too).
+/// [`steps::build`] and a `oneOf` entry in the schema.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Step {
@@ -200,6 +201,17 @@ pub enum Step {
         routes: BTreeMap<String, String>,
         otherwise: String,
     },
+    /// Runs another flow and goes on when it returns (`switchyard_engine::call`):
+    /// `flow = "dc_purchase"` resolves the callee's version by its own policy
+    /// at the moment of the call; `flow = "dc_purchase@v2"` fixes it. The
+    /// callee starts with this session's data and its values come back.
+    Call {
+        id: String,
+        flow: String,
+        /// Where this flow goes when the callee returns.
+        #[serde(default = "complete")]
+        then: String,
+    },
     /// Calls an endpoint of the configuration with chosen slots as JSON.
     Http {
         id: String,
@@ -234,6 +246,7 @@ impl Step {
             | Step::End { id, .. }
             | Step::Action { id, .. }
             | Step::Route { id, .. }
+            | Step::Call { id, .. }
             | Step::Http { id, .. } => id,
         }
     }

@@ -67,7 +67,24 @@ pub fn extend(registry: &Registry, document: &Document, version: u32, endpoints:
         }
     };
     let decl = build(document, version, &Context { endpoints, deps: &deps })?;
-    registry.with(vec![decl]).map_err(|errors| errors.iter().map(ToString::to_string).collect())
+    let extended = registry.with(vec![decl]).map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let fixed = fixed_calls(registry, document, version);
+    if fixed.is_empty() { Ok(extended) } else { Err(fixed) }
+}
+
+/// A `call` that fixes a version (`dc_purchase@v2`) must name one that
+/// exists, compiled or published (the registry checks the flow itself).
+fn fixed_calls(registry: &Registry, document: &Document, version: u32) -> Vec<String> {
+    let mut problems = Vec::new();
+    for step in &document.steps {
+        let super::Step::Call { id, flow, .. } = step else { continue };
+        let Ok(switchyard_engine::call::Callee { flow: callee, version: Some(fixed) }) = switchyard_engine::call::Callee::parse(flow) else { continue };
+        let known: Vec<String> = registry.versions_of(callee).map(|fv| fv.version().to_string()).collect();
+        if !known.is_empty() && registry.get(callee, fixed).is_none() {
+            problems.push(format!("{}@v{version}: step '{id}' calls {flow}, which does not exist ({callee} has {})", document.flow, known.join(", ")));
+        }
+    }
+    problems
 }
 
 /// The next version of `flow`: one more than any compiled or published one.
@@ -150,40 +167,55 @@ pub async fn publish(store: &Db, registry: &Registry, source: &str, actor: &str,
     Ok(Published { flow: document.flow, version: Version::new(version), fingerprint, audit_seq: record.seq })
 }
 
-/// Adds every stored version the engine does not run yet to its registry.
-/// A stored document that no longer parses, or whose fingerprint does not
-/// match, is skipped with a warning, never half-loaded.
-pub async fn load_new(store: &Db, engine: &Engine) -> Result<Vec<String>, StoreError> {
-    let stored = store.documents().await?;
-    let mut registry = engine.registry();
+/// `registry` plus every stored version it does not hold yet: what every
+/// `serve` runs and every command reads (one function for both). A stored
+/// document that no longer parses, whose fingerprint does not match, or
+/// that the registry refuses is skipped with a warning, never half-loaded.
+/// Versions are added in publish order, retried until none is left that
+/// can be added, so a document calling a version published after it in
+/// name order (`billing@v4` calling `dc_purchase@v3`) still loads.
+/// `None` when nothing was added.
+pub fn with_published(registry: &Registry, stored: &[StoredDocument]) -> (Option<Registry>, Vec<String>) {
+    let mut pending: Vec<(&StoredDocument, Document)> = Vec::new();
     let mut warnings = Vec::new();
-    let mut changed = false;
-    for doc in &stored {
-        if registry.get(&doc.flow, doc.version).is_some() {
-            continue;
-        }
+    let mut ordered: Vec<&StoredDocument> = stored.iter().filter(|doc| registry.get(&doc.flow, doc.version).is_none()).collect();
+    ordered.sort_by_key(|doc| (doc.published_at, doc.flow.clone(), doc.version));
+    for doc in ordered {
         let label = format!("{}@{}", doc.flow, doc.version);
-        let document = match parse(&doc.source) {
-            Ok(document) if document.fingerprint() == doc.fingerprint && document.flow == doc.flow => document,
-            Ok(_) => {
-                warnings.push(format!("published {label} skipped: its fingerprint or flow does not match the stored one"));
-                continue;
-            }
-            Err(err) => {
-                warnings.push(format!("published {label} skipped: {err}"));
-                continue;
-            }
-        };
-        match extend(&registry, &document, doc.version.number(), None) {
-            Ok(extended) => {
-                registry = Arc::new(extended);
-                changed = true;
-            }
-            Err(problems) => warnings.push(format!("published {label} skipped: {}", problems.join("; "))),
+        match parse(&doc.source) {
+            Ok(document) if document.fingerprint() == doc.fingerprint && document.flow == doc.flow => pending.push((doc, document)),
+            Ok(_) => warnings.push(format!("published {label} skipped: its fingerprint or flow does not match the stored one")),
+            Err(err) => warnings.push(format!("published {label} skipped: {err}")),
         }
     }
-    if changed {
-        engine.set_registry(registry);
+    let mut current: Option<Registry> = None;
+    loop {
+        let mut refused = Vec::new();
+        let before = pending.len();
+        for (doc, document) in pending {
+            let base = current.as_ref().unwrap_or(registry);
+            match extend(base, &document, doc.version.number(), None) {
+                Ok(extended) => current = Some(extended),
+                Err(problems) => refused.push((doc, document, problems)),
+            }
+        }
+        if refused.is_empty() || refused.len() == before {
+            for (doc, _, problems) in refused {
+                warnings.push(format!("published {}@{} skipped: {}", doc.flow, doc.version, problems.join("; ")));
+            }
+            return (current, warnings);
+        }
+        pending = refused.into_iter().map(|(doc, document, _)| (doc, document)).collect();
+    }
+}
+
+/// Adds every stored version the engine does not run yet to its registry
+/// ([`with_published`]), returning the warnings.
+pub async fn load_new(store: &Db, engine: &Engine) -> Result<Vec<String>, StoreError> {
+    let stored = store.documents().await?;
+    let (extended, warnings) = with_published(&engine.registry(), &stored);
+    if let Some(extended) = extended {
+        engine.set_registry(Arc::new(extended));
     }
     Ok(warnings)
 }

@@ -16,7 +16,7 @@ use switchyard_engine::classify::{Task, Wanted};
 use switchyard_engine::flow::{Ctx, Lifecycle, Next, VersionDecl};
 use switchyard_engine::form::{Form, Slot, Source};
 use switchyard_engine::ids::Fingerprint;
-use switchyard_engine::kinds::{Ask, Custom, Menu, Say};
+use switchyard_engine::kinds::{Ask, Call, Custom, Menu, Say};
 use switchyard_engine::registry::suggest;
 use switchyard_engine::text::{contains_phrase, normalize};
 use switchyard_engine::trained::Weighing;
@@ -92,6 +92,11 @@ pub fn build(document: &Document, version: u32, context: &Context<'_>) -> Result
         }
     }
     if problems.is_empty() { Ok(decl) } else { Err(problems) }
+}
+
+/// The flow of a `flow@vN` label.
+fn context_flow(label: &str) -> &str {
+    label.split('@').next().unwrap_or(label)
 }
 
 /// A line the texts format would read as a `[key]`.
@@ -320,6 +325,22 @@ impl Builder<'_> {
                     let class = by_words.or_else(|| ctx.weigh(&built, &text));
                     class.and_then(|class| ways.iter().find(|(known, _)| *known == class)).map_or(otherwise, |(_, to)| *to)
                 })))
+            }
+            Step::Call { flow, then, .. } => {
+                // An unknown callee flow is the registry's to name (with "did
+                // you mean"); a fixed version that does not exist, `extend`'s.
+                match switchyard_engine::call::Callee::parse(flow) {
+                    Err(problem) => {
+                        self.problem(format!("step '{id}': {problem} (write {flow_name} or {flow_name}@vN)", flow_name = flow.split('@').next().unwrap_or(flow)));
+                        return None;
+                    }
+                    Ok(callee) if callee.flow == context_flow(self.label) => {
+                        self.problem(format!("step '{id}' calls its own flow '{}': a flow cannot call itself", callee.flow));
+                        return None;
+                    }
+                    Ok(_) => {}
+                }
+                Some(Box::new(Call::new(intern(flow)).then(self.target(then))))
             }
             Step::Http { endpoint, method, path, send, map, then, failure, .. } => {
                 if !context.endpoints.iter().any(|known| known == endpoint) {

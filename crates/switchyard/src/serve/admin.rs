@@ -9,7 +9,8 @@
 //! - `GET /api/explain?flow=&contact=&instance=`: the whole evaluation.
 //! - `GET /api/audit?flow=&since=&until=`: policy changes and deploys.
 //! - `GET /api/report?flow=&versions=&since=&until=&instance=&min_finished=`: the per-version report.
-//! - `POST /api/handoffs/release` `{"instance","contact"}`: the bot answers the contact again.
+//! - `POST /api/handoffs/release` `{"instance","contact","reason"?}`: the bot answers the contact again (audited).
+//! - `GET /api/health`: connections, outbox, send failures, the LLM breaker, holds (`views::health`).
 //! - `GET /api/sessions?flow=&version=&step=&instance=&limit=`: live sessions.
 //! - `GET /api/sessions/{contact}`: the contact's history on every instance.
 //! - `POST /api/sessions/{contact}/end` `{"instance"?}`: end its live session(s) (`cancelled`, `operator`).
@@ -25,7 +26,6 @@ use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 use switchyard_engine::ids::{Contact, InstanceId};
-use switchyard_engine::store::Store;
 use switchyard_engine::time::Timestamp;
 use switchyard_store::policy::{rules_from_json, rules_to_json};
 
@@ -126,11 +126,9 @@ async fn release(State(state): State<AppState>, headers: HeaderMap, body: axum::
         Ok(contact) => contact,
         Err(problem) => return error(StatusCode::BAD_REQUEST, problem),
     };
-    match state.store().release_handoff(&instance, &contact).await {
-        Ok(released) => {
-            tracing::info!(%instance, contact = %contact.masked(), released, %actor, "handoff release requested");
-            (StatusCode::OK, Json(json!({ "released": released }))).into_response()
-        }
+    let reason = body.get("reason").and_then(Value::as_str).unwrap_or("released through the admin API");
+    match crate::sessions::release_hold(state.store(), &instance, &contact, &actor, reason).await {
+        Ok(released) => (StatusCode::OK, Json(released)).into_response(),
         Err(err) => {
             tracing::error!(error = %err, "handoff release failed");
             error(StatusCode::SERVICE_UNAVAILABLE, "store unavailable, retry later")

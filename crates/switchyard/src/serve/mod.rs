@@ -31,7 +31,7 @@ use crate::config::ServeConfig;
 mod admin;
 mod debounce;
 mod desk;
-mod health;
+pub(crate) mod health;
 mod listen;
 pub mod media;
 mod metrics;
@@ -70,7 +70,6 @@ struct Inner {
     metrics: metrics::Metrics,
     /// Voice-note transcriptions spent this hour (`TRANSCRIBE_PER_HOUR`).
     transcriptions: media::HourlyBudget,
-    connections: std::sync::Mutex<std::collections::BTreeMap<String, Connection>>,
 }
 
 impl AppState {
@@ -83,21 +82,6 @@ impl AppState {
     pub(crate) fn config(&self) -> &ServeConfig {
         &self.inner.config
     }
-    /// What each Evolution instance last said about its WhatsApp connection
-    /// (`connection.update`), as this process heard it.
-    pub(crate) fn connections(&self) -> Vec<(String, Connection)> {
-        let connections = self.inner.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        connections.iter().map(|(instance, connection)| (instance.clone(), connection.clone())).collect()
-    }
-}
-
-/// An instance's last `connection.update`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Connection {
-    /// `open`, `connecting` or `close`.
-    pub state: String,
-    pub status_reason: Option<i64>,
-    pub at: switchyard_engine::time::Timestamp,
 }
 
 /// Resolves once shutdown has been requested.
@@ -145,6 +129,44 @@ async fn watch_guards(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         if let Err(err) = crate::report::evaluate_guards(state.store()).await {
             tracing::warn!(error = %err, "guard evaluation failed; will retry");
+        }
+    }
+}
+
+/// How many hours one rollup tick rolls up at most, over every flow: a
+/// store with a month of history catches up in a few ticks without one
+/// tick hogging the database.
+pub const ROLLUP_HOURS_PER_TICK: usize = 48;
+
+/// Rolls up finished hours of the flow report every `ROLLUP_INTERVAL`
+/// (`views::rollup::refresh`), at most [`ROLLUP_HOURS_PER_TICK`] hours a
+/// tick, oldest first. Several processes may do it at once on PostgreSQL:
+/// an hour's rollup is computed from finished sessions only and stored with
+/// an upsert, so two processes write the same figures.
+async fn watch_rollups(state: AppState, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(state.config().rollup_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped(&mut stop) => return,
+        }
+        let now = switchyard_engine::time::Timestamp::now_utc();
+        let mut budget = ROLLUP_HOURS_PER_TICK;
+        let flows: Vec<String> = state.engine().registry().flows().into_iter().map(|flow| flow.as_str().to_owned()).collect();
+        for flow in flows {
+            if budget == 0 || *stop.borrow() {
+                break;
+            }
+            match crate::views::rollup::refresh(state.store(), &flow, now, budget).await {
+                Ok(stored) => {
+                    budget = budget.saturating_sub(stored);
+                    if stored > 0 {
+                        tracing::debug!(%flow, hours = stored, "report hours rolled up");
+                    }
+                }
+                Err(err) => tracing::warn!(%flow, error = %err, "rolling up report hours failed; will retry"),
+            }
         }
     }
 }
@@ -215,7 +237,6 @@ impl Server {
                 stopping: stop_rx.clone(),
                 metrics: metrics::Metrics::default(),
                 transcriptions: media::HourlyBudget::default(),
-                connections: std::sync::Mutex::default(),
             }),
         };
         let mut tasks = Vec::new();
@@ -229,7 +250,8 @@ impl Server {
         tasks.push(tokio::spawn(processor::sweep(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(desk::run(state.clone(), stop_rx.clone())));
         tasks.push(tokio::spawn(watch_policy(state.clone(), revision, stop_rx.clone())));
-        tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx)));
+        tasks.push(tokio::spawn(watch_guards(state.clone(), stop_rx.clone())));
+        tasks.push(tokio::spawn(watch_rollups(state.clone(), stop_rx)));
         Ok(Server { addr, console_addr, stop: stop_tx, tasks })
     }
 

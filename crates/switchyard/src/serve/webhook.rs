@@ -155,17 +155,37 @@ async fn receive(State(state): State<AppState>, Extension(auth): Extension<Auth>
                 ignored(&evolution::IgnoreReason::OwnApiSend.to_string())
             }
         }
-        WebhookKind::Connection { state: connection, status_reason } => {
-            if connection == "open" {
-                tracing::info!(%instance, "evolution instance connected");
-            } else {
-                tracing::warn!(%instance, state = %connection, status_reason, "evolution instance is not connected");
-            }
-            let heard = super::Connection { state: connection.clone(), status_reason, at: switchyard_engine::time::Timestamp::now_utc() };
-            state.inner.connections.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(instance.as_str().to_owned(), heard);
-            ignored("connection update recorded")
-        }
+        WebhookKind::Connection { state: connection, status_reason } => record_connection(&state, &instance, &connection, status_reason).await,
         WebhookKind::Ignored { reason } => ignored(&reason.to_string()),
+    }
+}
+
+/// The longest connection state word accepted (Evolution's are `open`,
+/// `connecting`, `close`, `refused`).
+const MAX_STATE_LEN: usize = 32;
+
+/// Stores what a `connection.update` said, for the health page of every
+/// process; the store being down asks Evolution to retry.
+async fn record_connection(state: &AppState, instance: &InstanceId, connection: &str, status_reason: Option<i64>) -> Response {
+    if connection.is_empty() || connection.len() > MAX_STATE_LEN || !connection.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_') {
+        // Logged whole (the log layer escapes and masks every field); answered
+        // escaped, masked and cut short.
+        tracing::warn!(%instance, state = %connection, "webhook refused: not a connection state");
+        let shown: String = connection.chars().take(MAX_STATE_LEN).collect();
+        let shown = switchyard_engine::mask::mask_text(&shown);
+        return rejected(StatusCode::BAD_REQUEST, format!("data.state {shown:?} is not a connection state (open, connecting, close, refused)"));
+    }
+    if connection == "open" {
+        tracing::info!(%instance, "evolution instance connected");
+    } else {
+        tracing::warn!(%instance, state = %connection, status_reason, "evolution instance is not connected");
+    }
+    match state.store().record_connection(instance, connection, status_reason, Timestamp::now_utc()).await {
+        Ok(()) => ignored("connection update recorded"),
+        Err(err) => {
+            tracing::error!(error = %err, "connection state write failed: asking Evolution to retry");
+            unavailable()
+        }
     }
 }
 

@@ -1,10 +1,9 @@
 //! A flow's page: the A/B comparison (rates with 95% whiskers, the verdict,
 //! the sample-ratio check), funnels side by side with drop-off per step and
 //! global commands, classification, and a window picker. The numbers are
-//! the report's (`switchyard report`, `GET /api/report`), read through its
-//! serialized form so the three agree.
+//! the report's (`switchyard report`, `GET /api/report`): the same typed
+//! [`FlowReport`] those render, so the three agree.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use askama::Template;
@@ -15,95 +14,11 @@ use axum::Extension;
 use serde::Deserialize;
 use switchyard_engine::time::Timestamp;
 
+use crate::views::flow::{DifferenceFigures, FlowReport, RateFigure, ReportQuery, VersionFigures};
+
 use super::auth::Operator;
 use super::i18n::Lang;
 use super::{percent, render, svg, Chrome, UiState};
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Rate {
-    value: f64,
-    low: f64,
-    high: f64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Step {
-    step: String,
-    reached: u64,
-    expired_here: u64,
-    handed_off_here: u64,
-    failed_here: u64,
-    cancelled_here: u64,
-    commands_here: BTreeMap<String, u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Classification {
-    decisions: u64,
-    by_keyword: u64,
-    by_trained: u64,
-    by_model: u64,
-    model_calls: u64,
-    model_failures: u64,
-    latency_ms_p50: Option<u64>,
-    latency_ms_p95: Option<u64>,
-    prompt_tokens: u64,
-    completion_tokens: u64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct VersionReport {
-    version: String,
-    started: u64,
-    finished: u64,
-    live: u64,
-    completion_rate: Rate,
-    handoff_rate: Rate,
-    expiry_rate: Rate,
-    failure_rate: Rate,
-    median_turns: Option<f64>,
-    funnel: Vec<Step>,
-    classification: Classification,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Difference {
-    difference: f64,
-    low: f64,
-    high: f64,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Comparison {
-    baseline: String,
-    candidate: String,
-    completion: Difference,
-    handoff: Difference,
-    enough: bool,
-    verdict: serde_json::Value,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct SampleRatio {
-    p_value: f64,
-    mismatch: bool,
-    observed: Vec<serde_json::Value>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Report {
-    versions: Vec<VersionReport>,
-    comparison: Option<Comparison>,
-    sample_ratio: Option<SampleRatio>,
-}
 
 /// A difference, worded with a shape and a word (never colour alone).
 pub struct Cue {
@@ -186,7 +101,7 @@ fn bounds(query: &WindowQuery, now: Timestamp) -> Result<(String, Option<Timesta
 
 /// A difference in points with its interval, as `▲ better` / `▼ worse` / `no clear difference`.
 /// `higher_is_better` is false for handoffs.
-fn cue(lang: Lang, metric: &str, difference: &Difference, higher_is_better: bool) -> Cue {
+fn cue(lang: Lang, metric: &str, difference: &DifferenceFigures, higher_is_better: bool) -> Cue {
     let points = format!("{:+.1} pp [{:+.1}, {:+.1}]", difference.difference * 100.0, difference.low * 100.0, difference.high * 100.0);
     let (text, class) = if difference.low > 0.0 {
         if higher_is_better { (format!("▲ {} {points}", lang.t("better")), "better") } else { (format!("▼ {} {points}", lang.t("worse")), "worse") }
@@ -198,12 +113,12 @@ fn cue(lang: Lang, metric: &str, difference: &Difference, higher_is_better: bool
     Cue { metric: lang.t(metric).to_owned(), text, class }
 }
 
-fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<String>, Vec<Cue>, Option<String>, Option<(bool, String)>, Vec<FunnelView>, Vec<ClassRow>) {
+fn build(lang: Lang, flow: &str, report: &FlowReport) -> (Vec<VersionLine>, Vec<String>, Vec<Cue>, Option<String>, Option<(bool, String)>, Vec<FunnelView>, Vec<ClassRow>) {
     let lines = report
         .versions
         .iter()
         .map(|version| VersionLine {
-            version: version.version.clone(),
+            version: version.version.to_string(),
             started: version.started,
             finished: version.finished,
             live: version.live,
@@ -211,7 +126,7 @@ fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<Stri
             median_turns: version.median_turns.map_or("-".to_owned(), |turns| format!("{turns:.1}")),
         })
         .collect();
-    let metrics: [(&str, fn(&VersionReport) -> &Rate); 4] = [
+    let metrics: [(&str, fn(&VersionFigures) -> &RateFigure); 4] = [
         ("completion", |v| &v.completion_rate),
         ("handoff", |v| &v.handoff_rate),
         ("expiry", |v| &v.expiry_rate),
@@ -226,7 +141,7 @@ fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<Stri
                 .enumerate()
                 .map(|(idx, version)| {
                     let rate = rate_of(version);
-                    svg::Whisker { label: version.version.clone(), value: rate.value, low: rate.low, high: rate.high, baseline: idx == 0 }
+                    svg::Whisker { label: version.version.to_string(), value: rate.value, low: rate.low, high: rate.high, baseline: idx == 0 }
                 })
                 .collect();
             format!("<h3>{}</h3>{}", svg::escape(lang.t(metric)), svg::whiskers(&format!("{flow}: {}", lang.t(metric)), &rows))
@@ -235,11 +150,7 @@ fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<Stri
     let (cues, verdict) = match &report.comparison {
         Some(comparison) => {
             let cues = vec![cue(lang, "completion", &comparison.completion, true), cue(lang, "handoff", &comparison.handoff, false)];
-            let verdict = match &comparison.verdict {
-                serde_json::Value::String(text) => text.clone(),
-                serde_json::Value::Null => String::new(),
-                other => other.to_string(),
-            };
+            let verdict = crate::views::verdict::sentence(&comparison.outcome, lang);
             let head = format!("{} vs {}", comparison.candidate, comparison.baseline);
             (cues, Some(if verdict.is_empty() { head } else { format!("{head}: {verdict}") }).filter(|_| comparison.enough || !verdict.is_empty()))
         }
@@ -250,7 +161,7 @@ fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<Stri
         let observed: Vec<String> = srm
             .observed
             .iter()
-            .map(|entry| format!("{} {}%: {}", entry["version"].as_str().unwrap_or("?"), entry["weight"].as_str().unwrap_or("?"), entry["sessions"]))
+            .map(|share| format!("{} {}%: {}", share.version, share.weight, share.sessions))
             .collect();
         let sentence = if srm.mismatch { format!("⚠ {}", lang.f("srm_mismatch", &[&p])) } else { format!("✓ {}", lang.f("srm_ok", &[&p])) };
         (srm.mismatch, format!("{sentence} ({})", observed.join(", ")))
@@ -273,7 +184,7 @@ fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<Stri
                 .iter()
                 .flat_map(|step| step.commands_here.iter().map(|(command, count)| (step.step.clone(), command.clone(), *count)))
                 .collect();
-            FunnelView { version: version.version.clone(), svg: svg::funnel(&format!("{flow} {}", version.version), &steps, lang.t("dropped")), commands }
+            FunnelView { version: version.version.to_string(), svg: svg::funnel(&format!("{flow} {}", version.version), &steps, lang.t("dropped")), commands }
         })
         .collect();
     let classes = report
@@ -283,7 +194,7 @@ fn build(lang: Lang, flow: &str, report: &Report) -> (Vec<VersionLine>, Vec<Stri
             let class = &version.classification;
             let latency = |ms: Option<u64>| ms.map_or("-".to_owned(), |ms| ms.to_string());
             ClassRow {
-                version: version.version.clone(),
+                version: version.version.to_string(),
                 decisions: class.decisions,
                 by: format!(
                     "{} {} · {} {} · {} {}",
@@ -320,14 +231,10 @@ pub async fn page(
         Ok(bounds) => bounds,
         Err(problem) => return super::message(&state, lang, Some(&operator), StatusCode::BAD_REQUEST, &problem),
     };
-    let report_query = crate::report::ReportQuery { since, until, min_finished: 100, ..Default::default() };
-    let value = match crate::report::build(state.app.store(), state.app.engine(), &flow, &report_query).await {
-        Ok(value) => value,
-        Err(err) => return super::store_failed(&state, lang, &operator, &err),
-    };
-    let report: Report = match serde_json::from_value(value) {
+    let report_query = ReportQuery { since, until, min_finished: 100, ..Default::default() };
+    let report = match crate::views::flow::flow_report(state.app.store(), state.app.engine(), &flow, &report_query).await {
         Ok(report) => report,
-        Err(err) => return super::message(&state, lang, Some(&operator), StatusCode::INTERNAL_SERVER_ERROR, &format!("report: {err}")),
+        Err(err) => return super::store_failed(&state, lang, &operator, &err),
     };
     let (lines, whiskers, cues, verdict, srm, funnels, classes) = build(lang, &flow, &report);
     let path = format!("/ui/flows/{flow}");
@@ -354,10 +261,10 @@ mod tests {
 
     #[test]
     fn cues_read_in_the_metric_direction() {
-        let up = Difference { difference: 0.05, low: 0.01, high: 0.09 };
+        let up = DifferenceFigures { difference: 0.05, low: 0.01, high: 0.09, z: 2.0, p_value: 0.04 };
         assert_eq!(cue(Lang::En, "completion", &up, true).class, "better");
         assert!(cue(Lang::En, "handoff", &up, false).text.starts_with("▼ worse"));
-        let unclear = Difference { difference: 0.01, low: -0.02, high: 0.04 };
+        let unclear = DifferenceFigures { difference: 0.01, low: -0.02, high: 0.04, z: 0.5, p_value: 0.6 };
         assert!(cue(Lang::PtBr, "completion", &unclear, true).text.contains("sem diferença clara"));
     }
 

@@ -180,7 +180,22 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("finished", "Finished", "Terminadas"),
     ("no_sessions", "No sessions in this window.", "Nenhuma sessão nesta janela."),
     ("connection", "WhatsApp connections", "Conexões do WhatsApp"),
-    ("connection_none", "No connection.update heard by this process yet.", "Nenhum connection.update recebido por este processo ainda."),
+    ("connection_none", "No connection.update heard yet (Evolution sends one when an instance connects or drops).", "Nenhum connection.update recebido ainda (a Evolution envia um quando uma instância conecta ou cai)."),
+    ("heard", "Last heard", "Último aviso"),
+    ("ago", "{0} ago", "há {0}"),
+    ("waiting_for", "waiting for {0}", "aguardando há {0}"),
+    ("failures_since", "Replies given up on since {0}.", "Respostas abandonadas desde {0}."),
+    ("no_failures", "No reply given up on.", "Nenhuma resposta abandonada."),
+    ("count", "Count", "Quantidade"),
+    ("contact_masked", "Contact", "Contato"),
+    ("cause", "Cause", "Causa"),
+    ("cause_handoff", "handed over by the bot", "transferido pelo bot"),
+    ("cause_takeover", "an agent wrote first", "um atendente escreveu primeiro"),
+    ("hold_until", "Bot silent until", "Bot em silêncio até"),
+    ("no_holds", "Nobody is on human hold.", "Ninguém em atendimento humano."),
+    ("holds_more", "The first {0} of {1} are listed; release the others by number below.", "Os primeiros {0} de {1} estão listados; libere os demais pelo número abaixo."),
+    ("release_other", "Release a contact by number", "Liberar um contato pelo número"),
+    ("reason_optional", "Reason (optional, for the audit)", "Motivo (opcional, para a auditoria)"),
     ("state", "State", "Estado"),
     ("outbox", "Outbox", "Fila de saída"),
     ("outbox_depth", "Replies waiting", "Respostas aguardando"),
@@ -194,7 +209,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("holds_count", "Contacts on hold", "Contatos em espera"),
     ("oldest_hold", "Oldest hold", "Espera mais antiga"),
     ("release", "Release: the bot answers again", "Liberar: o bot volta a responder"),
-    ("released", "Released: the bot answers {0} again.", "Liberado: o bot volta a responder {0}."),
+    ("released", "Released: the bot answers {0} again (audit #{1}).", "Liberado: o bot volta a responder {0} (auditoria #{1})."),
     ("not_on_hold", "{0} was not on hold.", "{0} não estava em espera."),
     ("contact", "Contact (phone number)", "Contato (telefone)"),
     ("find", "Find", "Buscar"),
@@ -261,6 +276,17 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("rate", "Rate", "Taxa"),
     ("difference", "Difference", "Diferença"),
     ("median_turns", "Median turns", "Mediana de turnos"),
+    ("verdict_short_one", "{0} needs {1} more finished session", "{0} precisa de mais {1} sessão terminada"),
+    ("verdict_short_many", "{0} needs {1} more finished sessions", "{0} precisa de mais {1} sessões terminadas"),
+    ("verdict_short_both", "{0} needs {1} more and {2} {3} more finished sessions", "{0} precisa de mais {1} e {2} de mais {3} sessões terminadas"),
+    ("verdict_not_enough", "not enough data yet: {0} (minimum {1} per version) before a winner can be named", "dados insuficientes: {0} (mínimo de {1} por versão) antes de apontar uma vencedora"),
+    ("verdict_effect", "{0} points (95% CI {1} to {2}), {3}", "{0} pontos (IC 95% {1} a {2}), {3}"),
+    ("verdict_more_often", "more often", "com mais frequência"),
+    ("verdict_less_often", "less often", "com menos frequência"),
+    ("verdict_both", "{0} completes {1} than {2}: {3}, and hands off {4}: {5}", "{0} conclui {1} que {2}: {3}, e transfere {4}: {5}"),
+    ("verdict_completion", "{0} completes {1} than {2}: {3}", "{0} conclui {1} que {2}: {3}"),
+    ("verdict_handoff", "{0} hands off {1} than {2}: {3}; completion shows no significant difference ({4})", "{0} transfere {1} que {2}: {3}; a conclusão não mostra diferença significativa ({4})"),
+    ("verdict_none", "no significant difference between {0} and {1} (completion {2}, handoff {3})", "nenhuma diferença significativa entre {0} e {1} (conclusão {2}, transferência {3})"),
 ];
 
 #[cfg(test)]
@@ -289,7 +315,7 @@ mod tests {
     #[test]
     fn every_used_key_has_both_languages() {
         let mut sources = Vec::new();
-        for dir in ["templates/ui", "src/ui"] {
+        for dir in ["templates/ui", "src/ui", "src/views"] {
             let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
             for entry in std::fs::read_dir(&dir).unwrap() {
                 let path = entry.unwrap().path();

@@ -13,7 +13,8 @@ use switchyard_engine::engine::Engine;
 use switchyard_engine::rollout::FlowRules;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
-use switchyard_store::report::Window;
+use switchyard_engine::ids::Version;
+use switchyard_store::figures::{LiveVersion, Starts};
 use switchyard_store::Db;
 
 use super::auth::Operator;
@@ -142,59 +143,83 @@ pub fn guard_view(lang: Lang, rules: &FlowRules) -> Option<GuardView> {
     })
 }
 
-/// Sessions started in `[since, until)` over every version.
-async fn started(store: &Db, flow: &str, since: Timestamp, until: Timestamp) -> Result<u64, StoreError> {
-    let window = Window { flow, since: Some(since), until: Some(until), instance: None, reason: None };
-    Ok(store.version_aggregates(&window).await?.iter().map(|aggregate| aggregate.counts.started).sum())
+/// What the overview reads from the store once for every flow: live
+/// sessions per version (the partial index of live rows), and sessions
+/// started per flow and version by day over the last 8 days and in the last
+/// hour (the covering index `sessions_by_start`), never the sessions' rows.
+pub struct Figures {
+    live: Vec<LiveVersion>,
+    /// Buckets of a day from `now - 8 d`: 7 is the last 24 h, 6 the 24 h before.
+    days: Vec<Starts>,
+    /// The last hour (bucket 0).
+    hour: Vec<Starts>,
 }
+
+impl Figures {
+    pub async fn read(store: &Db, now: Timestamp) -> Result<Figures, StoreError> {
+        Ok(Figures {
+            live: store.live_by_version().await?,
+            days: store.starts(now.minus(DAY * 8), now, DAY).await?,
+            hour: store.starts(now.minus(HOUR), now, HOUR).await?,
+        })
+    }
+
+    /// Sessions of `flow` (every version) started in day bucket `bucket`.
+    fn started(&self, flow: &str, bucket: i64) -> u64 {
+        self.days.iter().filter(|row| row.flow == flow && row.bucket == bucket).map(|row| row.sessions).sum()
+    }
+}
+
+const HOUR: Duration = Duration::from_secs(3600);
 
 /// Live sessions and drain time per compiled version (and per stored one no longer compiled).
 pub async fn version_rows(store: &Db, engine: &Engine, lang: Lang, flow: &str, now: Timestamp) -> Result<Vec<VersionRow>, StoreError> {
-    let status = store.version_status(flow, now.minus(Duration::from_secs(3600))).await?;
-    let recent: i64 = status.iter().map(|row| row.started_recently).sum();
+    let figures = Figures { live: store.live_by_version().await?, days: Vec::new(), hour: store.starts(now.minus(HOUR), now, HOUR).await? };
+    Ok(version_rows_of(&figures, engine, lang, flow))
+}
+
+fn version_rows_of(figures: &Figures, engine: &Engine, lang: Lang, flow: &str) -> Vec<VersionRow> {
+    let live: Vec<&LiveVersion> = figures.live.iter().filter(|row| row.flow == flow).collect();
+    let recent_of = |version: Version| figures.hour.iter().filter(|row| row.flow == flow && row.version == version).map(|row| row.sessions).sum::<u64>();
+    let recent: u64 = figures.hour.iter().filter(|row| row.flow == flow).map(|row| row.sessions).sum();
     let mut rows: Vec<VersionRow> = engine
         .registry()
         .versions_of(flow)
         .map(|compiled| (compiled.version(), compiled.lifecycle().as_str().to_owned()))
-        .chain(status.iter().filter(|row| engine.registry().get(flow, row.version).is_none()).map(|row| (row.version, "not compiled in".to_owned())))
+        .chain(live.iter().filter(|row| engine.registry().get(flow, row.version).is_none()).map(|row| (row.version, "not compiled in".to_owned())))
         .map(|(version, lifecycle)| {
-            let row = status.iter().find(|row| row.version == version);
-            let live = row.map_or(0, |row| row.live);
+            let row = live.iter().find(|row| row.version == version);
+            let count = row.map_or(0, |row| row.live);
             let drain = match row.and_then(|row| row.last_expiry) {
-                Some(at) if live > 0 => when(at),
+                Some(at) if count > 0 => when(at),
                 _ => lang.t("drained").to_owned(),
             };
-            let share = if recent == 0 { "-".to_owned() } else { percent(row.map_or(0, |row| row.started_recently) as f64 / recent as f64) };
-            VersionRow { version: version.to_string(), lifecycle, live, drain, share }
+            let share = if recent == 0 { "-".to_owned() } else { percent(recent_of(version) as f64 / recent as f64) };
+            VersionRow { version: version.to_string(), lifecycle, live: i64::try_from(count).unwrap_or(i64::MAX), drain, share }
         })
         .collect();
     rows.sort_by(|a, b| a.version.cmp(&b.version));
-    Ok(rows)
+    rows
 }
 
-async fn card(state: &UiState, lang: Lang, flow: &str, rules: &FlowRules, now: Timestamp) -> Result<FlowCard, StoreError> {
-    let store = state.app.store();
-    let engine = state.app.engine();
+fn card(figures: &Figures, engine: &Engine, lang: Lang, flow: &str, rules: &FlowRules, now: Timestamp) -> FlowCard {
     let (now_gets, why) = default_choice(lang, engine, flow, rules, now);
     let exceptions = (!rules.pins.is_empty() || !rules.instances.is_empty())
         .then(|| lang.f("why_pins_instances", &[&rules.pins.len(), &rules.instances.len()]));
-    let started_now = started(store, flow, now.minus(DAY), now).await?;
-    let previous = started(store, flow, now.minus(DAY * 2), now.minus(DAY)).await?;
-    let mut daily = Vec::new();
-    for day in (0..7u32).rev() {
-        daily.push(started(store, flow, now.minus(DAY * (day + 1)), now.minus(DAY * day)).await?);
-    }
+    let (started_now, previous) = (figures.started(flow, 7), figures.started(flow, 6));
+    // The last 7 days, oldest first.
+    let daily: Vec<u64> = (1..=7).map(|bucket| figures.started(flow, bucket)).collect();
     let (trend, trend_class) = match started_now.cmp(&previous) {
         std::cmp::Ordering::Greater => (format!("▲ +{}", started_now - previous), "up"),
         std::cmp::Ordering::Less => (format!("▼ −{}", previous - started_now), "down"),
         std::cmp::Ordering::Equal => ("=".to_owned(), "neutral"),
     };
-    Ok(FlowCard {
+    FlowCard {
         name: flow.to_owned(),
         now_gets,
         why,
         exceptions,
-        versions: version_rows(store, engine, lang, flow, now).await?,
+        versions: version_rows_of(figures, engine, lang, flow),
         rules: rule_rows(lang, rules),
         guard: guard_view(lang, rules),
         started: started_now,
@@ -202,7 +227,7 @@ async fn card(state: &UiState, lang: Lang, flow: &str, rules: &FlowRules, now: T
         trend,
         trend_class,
         spark: svg::sparkline(&format!("{flow}: {} / 7 d", lang.t("sessions_started")), &daily),
-    })
+    }
 }
 
 /// `GET /ui`.
@@ -210,13 +235,17 @@ pub async fn page(State(state): State<UiState>, headers: HeaderMap, Extension(op
     let lang = Lang::of(&headers);
     let now = Timestamp::now_utc();
     let built: Result<(Vec<FlowCard>, Vec<AuditRow>), StoreError> = async {
-        let (policy, _) = state.app.store().load_policy().await?;
-        let mut flows = Vec::new();
-        for flow in state.app.engine().registry().flows() {
-            let rules = policy.get(flow.as_str()).cloned().unwrap_or_default();
-            flows.push(card(&state, lang, flow.as_str(), &rules, now).await?);
-        }
-        let audit = state.app.store().audit(None, Some(now.minus(DAY * 30)), None).await?;
+        let store = state.app.store();
+        let (policy, _) = store.load_policy().await?;
+        let figures = Figures::read(store, now).await?;
+        let engine = state.app.engine();
+        let registry = engine.registry();
+        let flows = registry
+            .flows()
+            .into_iter()
+            .map(|flow| card(&figures, engine, lang, flow.as_str(), &policy.get(flow.as_str()).cloned().unwrap_or_default(), now))
+            .collect();
+        let audit = store.audit(None, Some(now.minus(DAY * 30)), None).await?;
         let audit = audit.iter().rev().take(12).map(audit_row).collect();
         Ok((flows, audit))
     }

@@ -111,7 +111,7 @@ fn contact_of(state: &UiState, lang: Lang, operator: &Operator, form: &FormData)
 /// The contact and the (required) reason of a forget form.
 fn contact_and_reason<'a>(state: &UiState, lang: Lang, operator: &Operator, form: &'a FormData) -> Result<(Contact, &'a str), Response> {
     let contact = contact_of(state, lang, operator, form)?;
-    match form.get("reason") {
+    match form.get("reason").trim() {
         "" => Err(super::message(state, lang, Some(operator), StatusCode::BAD_REQUEST, lang.t("reason_help"))),
         reason => Ok((contact, reason)),
     }

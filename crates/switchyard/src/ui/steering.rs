@@ -224,7 +224,7 @@ pub async fn confirm(
     }
     let engine = state.app.engine();
     let now = Timestamp::now_utc();
-    let reason = form.get("reason").to_owned();
+    let reason = form.get("reason").trim().to_owned();
     let mut problems = Vec::new();
     if reason.is_empty() {
         problems.push(lang.t("reason_help").to_owned());

@@ -270,6 +270,10 @@ pub struct ComparisonFigures {
     pub needed_more: u64,
     /// The plain-English verdict.
     pub verdict: String,
+    /// The comparison itself, for a renderer that words the verdict in
+    /// another language (the console); not serialised.
+    #[serde(skip)]
+    pub outcome: analytics::Comparison,
 }
 
 /// The sessions a split served against its weights (Pearson's chi-square).
@@ -367,7 +371,8 @@ pub async fn flow_report(store: &Db, engine: &Engine, flow: &str, query: &Report
                 handoff: (&comparison.handoff).into(),
                 enough: comparison.enough,
                 needed_more: comparison.needed_more,
-                verdict: comparison.verdict,
+                verdict: super::verdict::sentence(&comparison, crate::ui::i18n::Lang::En),
+                outcome: comparison,
             })
         }
         _ => None,

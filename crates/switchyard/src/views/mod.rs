@@ -8,9 +8,11 @@
 //! - [`overview`]: every flow at a glance: what new sessions get, the rules,
 //!   live sessions per version with their drain time, traffic against the
 //!   previous window, the last audit entries.
-//! - [`health`]: outbox depth and oldest unsent reply, send failures by
-//!   reason, contacts on human hold, the model's breaker.
+//! - [`health`]: each instance's last connection state, outbox depth and
+//!   the oldest unsent reply's age, send failures by reason, contacts on
+//!   human hold (count, oldest), the model's breaker.
 //! - [`rollup`]: the report's figures as a mergeable tally, rolled up per hour.
+//! - [`verdict`]: the A/B verdict in words (English, Portuguese) from the engine's typed verdict.
 //! - [`records`]: audit entries, sessions and the version explanation.
 
 pub mod flow;
@@ -18,6 +20,7 @@ pub mod health;
 pub mod overview;
 pub mod records;
 pub mod rollup;
+pub mod verdict;
 
 use serde::Serializer;
 use switchyard_engine::ids::Version;

@@ -1,0 +1,46 @@
+//! What a split guard judges: the sessions its split assigned after the
+//! guard was armed. The mark is the event log's sequence number when the
+//! guard was armed (not a time: `simulate` writes sessions with past start
+//! times, and nodes' clocks differ), so an earlier experiment on the same
+//! versions never counts. One statement serves both backends.
+
+use switchyard_engine::store::StoreError;
+
+use crate::postgres::PgStore;
+use crate::report::VersionAggregate;
+use crate::sqlite::SqliteStore;
+
+/// The event log's newest sequence number (0 when empty).
+const WATERMARK: &str = "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM events";
+
+/// Per-version counts of `flow`'s split-assigned sessions whose first event
+/// came after `$2`, versions ascending. The medians are not needed here.
+const POPULATION: &str = "SELECT s.version AS version, COUNT(*) AS started, \
+     COUNT(*) FILTER (WHERE s.outcome = 'completed') AS completed, COUNT(*) FILTER (WHERE s.outcome = 'handoff') AS handoff, \
+     COUNT(*) FILTER (WHERE s.outcome = 'expired') AS expired, COUNT(*) FILTER (WHERE s.outcome = 'failed') AS failed, \
+     COUNT(*) FILTER (WHERE s.outcome = 'cancelled') AS cancelled, COUNT(*) FILTER (WHERE s.outcome IS NULL) AS live \
+     FROM sessions s WHERE s.flow = $1 AND s.reason = 'split' \
+     AND (SELECT MIN(e.seq) FROM events e WHERE e.session_id = s.id) > $2 \
+     GROUP BY s.version ORDER BY s.version";
+
+impl SqliteStore {
+    pub async fn event_watermark(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(WATERMARK).fetch_one(self.pool()).await.map_err(crate::sqlite::map_err)
+    }
+
+    pub async fn split_population(&self, flow: &str, after_event: i64) -> Result<Vec<VersionAggregate>, StoreError> {
+        let rows = sqlx::query(POPULATION).bind(flow).bind(after_event).fetch_all(self.pool()).await.map_err(crate::sqlite::map_err)?;
+        rows.iter().map(crate::report::aggregate_from_row).collect()
+    }
+}
+
+impl PgStore {
+    pub async fn event_watermark(&self) -> Result<i64, StoreError> {
+        sqlx::query_scalar(WATERMARK).fetch_one(self.pool()).await.map_err(crate::postgres::map_err)
+    }
+
+    pub async fn split_population(&self, flow: &str, after_event: i64) -> Result<Vec<VersionAggregate>, StoreError> {
+        let rows = sqlx::query(POPULATION).bind(flow).bind(after_event).fetch_all(self.pool()).await.map_err(crate::postgres::map_err)?;
+        rows.iter().map(crate::report::aggregate_from_row).collect()
+    }
+}
