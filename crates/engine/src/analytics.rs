@@ -607,24 +607,62 @@ impl Guard {
     }
 }
 
-/// What a guarded rollout should do now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What a guarded rollout should do now, with what the guard found (the
+/// words are the renderers': `switchyard::views::verdict::guard_reason`).
+#[derive(Clone, Debug, PartialEq)]
 pub enum GuardDecision {
     /// Keep the rollout as it is.
-    Hold { reason: String },
+    Hold(GuardFinding),
     /// The candidate is confidently worse than tolerated: roll it back.
-    Rollback { reason: String },
+    Rollback(GuardFinding),
 }
 
 impl GuardDecision {
     pub fn is_rollback(&self) -> bool {
-        matches!(self, GuardDecision::Rollback { .. })
+        matches!(self, GuardDecision::Rollback(_))
     }
-    pub fn reason(&self) -> &str {
+    pub fn finding(&self) -> &GuardFinding {
         match self {
-            GuardDecision::Hold { reason } | GuardDecision::Rollback { reason } => reason,
+            GuardDecision::Hold(finding) | GuardDecision::Rollback(finding) => finding,
         }
     }
+}
+
+/// What a guard found.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GuardFinding {
+    /// A version has fewer finished sessions than the guard needs (`minimum`).
+    TooFew { minimum: u64, baseline: Version, baseline_finished: u64, candidate: Version, candidate_finished: u64 },
+    /// Both versions measured on the guard's metric.
+    Measured(GuardMeasurement),
+}
+
+/// The guard's metric for both versions, and how the candidate compares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuardMeasurement {
+    pub metric: Metric,
+    pub baseline: Version,
+    pub candidate: Version,
+    pub baseline_rate: Rate,
+    pub candidate_rate: Rate,
+    /// Candidate minus baseline, its interval at the guard's one-sided confidence.
+    pub test: TwoProportion,
+    /// The tolerance and confidence as applied (an odd hand-built guard read leniently).
+    pub tolerance_points: f64,
+    pub confidence: f64,
+    pub degradation: Degradation,
+}
+
+/// How much worse the candidate is than the baseline, against the tolerance.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Degradation {
+    /// Worse by more than the tolerance, with the guard's confidence.
+    BeyondTolerance,
+    /// Within the tolerance (or better).
+    WithinTolerance,
+    /// Looks worse than tolerated, but not with the guard's confidence: the
+    /// difference could be as little as `nearest` (a proportion).
+    NotConfident { nearest: f64 },
 }
 
 /// Decides a guarded rollout: hold until both versions have `min_sessions`
@@ -638,25 +676,14 @@ pub fn guard_decision(guard: &Guard, baseline: &VersionReport, candidate: &Versi
     let (base, cand) = (baseline.version, candidate.version);
     let (base_rate, cand_rate) = (baseline.rate_of(metric), candidate.rate_of(metric));
 
-    let (base_short, cand_short) = (base_rate.trials < minimum, cand_rate.trials < minimum);
-    if base_short || cand_short {
-        let reason = match (base_short, cand_short) {
-            (true, true) => format!(
-                "{base} has {} and {cand} has {} finished sessions, the guard needs {minimum} per version",
-                base_rate.trials, cand_rate.trials
-            ),
-            (true, false) => format!(
-                "{base} has {} finished {}, the guard needs {minimum}",
-                base_rate.trials,
-                sessions(base_rate.trials)
-            ),
-            _ => format!(
-                "{cand} has {} finished {}, the guard needs {minimum}",
-                cand_rate.trials,
-                sessions(cand_rate.trials)
-            ),
-        };
-        return GuardDecision::Hold { reason };
+    if base_rate.trials < minimum || cand_rate.trials < minimum {
+        return GuardDecision::Hold(GuardFinding::TooFew {
+            minimum,
+            baseline: base,
+            baseline_finished: base_rate.trials,
+            candidate: cand,
+            candidate_finished: cand_rate.trials,
+        });
     }
 
     let confidence = if guard.confidence.is_nan() { REPORT_CONFIDENCE } else { guard.confidence };
@@ -676,96 +703,25 @@ pub fn guard_decision(guard: &Guard, baseline: &VersionReport, candidate: &Versi
     } else {
         (test.difference, test.low)
     };
-    let noun = format!("{metric} rate");
-    let tolerated = tolerance_text(tolerance_points);
-    let confidence_label = percent_label(confidence);
-    if least_degradation > tolerance {
-        let reason = format!(
-            "{noun} of {cand} is {} (95% CI {}–{}, {} finished) against {} for {base} ({} finished): {} points, more than the {tolerated} tolerated ({})",
-            percent(cand_rate.value),
-            percent_number(cand_rate.low),
-            percent(cand_rate.high),
-            cand_rate.trials,
-            percent(base_rate.value),
-            base_rate.trials,
-            signed_points(test.difference),
-            p_text(test.p_value)
-        );
-        return GuardDecision::Rollback { reason };
-    }
-    let reason = if degradation <= tolerance {
-        format!(
-            "{cand}'s {noun} is within the tolerance: {} against {} for {base} ({} points, {tolerated} tolerated)",
-            percent(cand_rate.value),
-            percent(base_rate.value),
-            signed_points(test.difference)
-        )
+    let found = if least_degradation > tolerance {
+        Degradation::BeyondTolerance
+    } else if degradation <= tolerance {
+        Degradation::WithinTolerance
     } else {
-        let nearest = if metric.higher_is_better() { test.high } else { test.low };
-        format!(
-            "{cand}'s {noun} looks worse than {base}'s by {} points ({} against {}), more than the {tolerated} tolerated, but not with {confidence_label} confidence: the difference could be as little as {} points",
-            signed_points(test.difference),
-            percent(cand_rate.value),
-            percent(base_rate.value),
-            signed_points(nearest)
-        )
+        Degradation::NotConfident { nearest: if metric.higher_is_better() { test.high } else { test.low } }
     };
-    GuardDecision::Hold { reason }
-}
-
-// ---------------------------------------------------------------------------
-// Formatting
-
-fn sessions(count: u64) -> &'static str {
-    if count == 1 { "session" } else { "sessions" }
-}
-
-/// A proportion as percentage points with one decimal and an explicit sign:
-/// `+8.1`, `-5.0`, `+0.0` (never `-0.0`).
-fn signed_points(proportion: f64) -> String {
-    let points = proportion * 100.0;
-    if points.is_nan() || points.abs() < 0.05 { "+0.0".to_string() } else { format!("{points:+.1}") }
-}
-
-/// A tolerance in points: one decimal, two when it needs them (`2.0`, `0.5`,
-/// `0.95`), so the printed tolerance is the configured one.
-fn tolerance_text(points: f64) -> String {
-    let text = format!("{points:.2}");
-    match text.strip_suffix('0') {
-        Some(shorter) if !shorter.ends_with('.') => shorter.to_string(),
-        _ => text,
-    }
-}
-
-/// `31.0%`.
-fn percent(proportion: f64) -> String {
-    format!("{}%", percent_number(proportion))
-}
-
-/// `31.0`.
-fn percent_number(proportion: f64) -> String {
-    format!("{:.1}", proportion * 100.0)
-}
-
-/// `95%`, `97.5%`: a confidence level as people write it.
-fn percent_label(confidence: f64) -> String {
-    let tenths = (confidence * 1000.0).round() / 10.0;
-    format!("{tenths}%")
-}
-
-/// `p < 0.001`, `p = 0.009`, `p = 0.42`. Two decimals from 0.01 up, three below.
-/// Just under 0.05 the value is truncated to three decimals (0.0496 prints as
-/// `0.049`), so a significant p never prints as `0.05` next to its verdict.
-fn p_text(p: f64) -> String {
-    if p < 0.001 {
-        "p < 0.001".to_string()
-    } else if p < 0.01 {
-        format!("p = {p:.3}")
-    } else if (0.045..SIGNIFICANCE).contains(&p) {
-        format!("p = {:.3}", (p * 1000.0).floor() / 1000.0)
-    } else {
-        format!("p = {p:.2}")
-    }
+    let measured = GuardFinding::Measured(GuardMeasurement {
+        metric,
+        baseline: base,
+        candidate: cand,
+        baseline_rate: base_rate,
+        candidate_rate: cand_rate,
+        test,
+        tolerance_points,
+        confidence,
+        degradation: found,
+    });
+    if found == Degradation::BeyondTolerance { GuardDecision::Rollback(measured) } else { GuardDecision::Hold(measured) }
 }
 
 #[cfg(test)]
@@ -822,27 +778,6 @@ mod tests {
         assert_eq!(median(vec![f64::NAN]), None);
         assert_eq!(median(vec![f64::NAN, 5.0]), Some(5.0));
         assert_eq!(median(vec![f64::MAX, f64::MAX]), Some(f64::MAX));
-    }
-
-    #[test]
-    fn formatting_helpers() {
-        assert_eq!(signed_points(0.081), "+8.1");
-        assert_eq!(signed_points(-0.05), "-5.0");
-        assert_eq!(signed_points(-0.0001), "+0.0");
-        assert_eq!(p_text(0.0001), "p < 0.001");
-        assert_eq!(p_text(0.009), "p = 0.009");
-        assert_eq!(p_text(0.42), "p = 0.42");
-        assert_eq!(p_text(0.0496), "p = 0.049");
-        assert_eq!(p_text(0.0504), "p = 0.05");
-        assert_eq!(p_text(0.0337), "p = 0.03");
-        assert_eq!(p_text(1.0), "p = 1.00");
-        assert_eq!(percent_label(0.95), "95%");
-        assert_eq!(percent_label(0.975), "97.5%");
-        assert_eq!(percent(0.31), "31.0%");
-        assert_eq!(tolerance_text(2.0), "2.0");
-        assert_eq!(tolerance_text(0.5), "0.5");
-        assert_eq!(tolerance_text(0.95), "0.95");
-        assert_eq!(tolerance_text(0.0), "0.0");
     }
 
     #[test]

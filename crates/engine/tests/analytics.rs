@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 use switchyard_engine::analytics::{
     chi_square_p_value, compare, guard_decision, normal_cdf, normal_quantile, rate, sample_ratio, two_proportion, wilson, FunnelStep,
-    Guard, GuardDecision, Metric, Verdict, VersionCounts, VersionReport,
+    Degradation, Guard, GuardDecision, GuardFinding, GuardMeasurement, Metric, Verdict, VersionCounts, VersionReport,
 };
 use switchyard_engine::ids::Version;
 
@@ -448,65 +448,62 @@ fn guard_validates_its_ranges() {
     assert!(err.contains("1.5"), "{err}");
 }
 
+/// The guard's measurement (panics on a hold for too few sessions).
+fn measured(decision: &GuardDecision) -> &GuardMeasurement {
+    match decision.finding() {
+        GuardFinding::Measured(found) => found,
+        other => panic!("not measured: {other:?}"),
+    }
+}
+
 #[test]
 fn guard_rolls_back_a_clearly_worse_handoff_rate() {
+    // (The words of every decision: switchyard::views::verdict::guard_reason.)
     let decision = guard_decision(&guard(Metric::Handoff, 100, 2.0), &report(1, 400, 300, 40), &report(2, 400, 200, 120));
     assert!(decision.is_rollback());
-    assert_eq!(
-        decision,
-        GuardDecision::Rollback {
-            reason: "handoff rate of v2 is 30.0% (95% CI 25.7–34.7%, 400 finished) against 10.0% for v1 \
-                     (400 finished): +20.0 points, more than the 2.0 tolerated (p < 0.001)"
-                .to_string()
-        }
-    );
+    let found = measured(&decision);
+    assert_eq!((found.metric, found.baseline, found.candidate, found.degradation), (Metric::Handoff, v(1), v(2), Degradation::BeyondTolerance));
+    assert_eq!((found.candidate_rate.successes, found.candidate_rate.trials, found.baseline_rate.successes), (120, 400, 40));
+    close(found.test.difference, 0.20, 1e-12);
+    close(found.candidate_rate.low, 0.257, 0.0005);
+    assert_eq!((found.tolerance_points, found.confidence), (2.0, 0.95));
 }
 
 #[test]
 fn guard_holds_when_behaviour_is_the_same() {
     let decision = guard_decision(&guard(Metric::Handoff, 100, 2.0), &report(1, 400, 300, 50), &report(2, 400, 300, 52));
-    assert_eq!(
-        decision,
-        GuardDecision::Hold {
-            reason: "v2's handoff rate is within the tolerance: 13.0% against 12.5% for v1 (+0.5 points, 2.0 tolerated)"
-                .to_string()
-        }
-    );
+    assert!(!decision.is_rollback());
+    assert_eq!(measured(&decision).degradation, Degradation::WithinTolerance);
+    close(measured(&decision).test.difference, 0.005, 1e-12);
     // Even with no tolerance, a tiny difference is not confident.
     let decision = guard_decision(&guard(Metric::Handoff, 100, 0.0), &report(1, 400, 300, 50), &report(2, 400, 300, 52));
-    assert!(!decision.is_rollback(), "{}", decision.reason());
+    assert!(!decision.is_rollback(), "{decision:?}");
+    assert!(matches!(measured(&decision).degradation, Degradation::NotConfident { .. }), "{decision:?}");
 }
 
 #[test]
 fn guard_holds_below_the_minimum() {
     let g = guard(Metric::Handoff, 100, 2.0);
     // Even a dramatic difference is not acted on.
-    let decision = guard_decision(&g, &report(1, 400, 300, 40), &report(2, 40, 0, 40));
-    assert_eq!(decision, GuardDecision::Hold { reason: "v2 has 40 finished sessions, the guard needs 100".to_string() });
-    let decision = guard_decision(&g, &report(1, 1, 1, 0), &report(2, 400, 300, 40));
-    assert_eq!(decision, GuardDecision::Hold { reason: "v1 has 1 finished session, the guard needs 100".to_string() });
-    let decision = guard_decision(&g, &report(1, 10, 5, 0), &report(2, 40, 20, 0));
-    assert_eq!(
-        decision,
-        GuardDecision::Hold { reason: "v1 has 10 and v2 has 40 finished sessions, the guard needs 100 per version".to_string() }
-    );
+    let too_few = |baseline_finished, candidate_finished, minimum| {
+        GuardDecision::Hold(GuardFinding::TooFew { minimum, baseline: v(1), baseline_finished, candidate: v(2), candidate_finished })
+    };
+    assert_eq!(guard_decision(&g, &report(1, 400, 300, 40), &report(2, 40, 0, 40)), too_few(400, 40, 100));
+    assert_eq!(guard_decision(&g, &report(1, 1, 1, 0), &report(2, 400, 300, 40)), too_few(1, 400, 100));
+    assert_eq!(guard_decision(&g, &report(1, 10, 5, 0), &report(2, 40, 20, 0)), too_few(10, 40, 100));
 }
 
 #[test]
 fn guard_rolls_back_a_worse_completion_rate() {
     let decision = guard_decision(&guard(Metric::Completion, 100, 2.0), &report(1, 400, 300, 40), &report(2, 400, 200, 40));
-    assert_eq!(
-        decision,
-        GuardDecision::Rollback {
-            reason: "completion rate of v2 is 50.0% (95% CI 45.1–54.9%, 400 finished) against 75.0% for v1 \
-                     (400 finished): -25.0 points, more than the 2.0 tolerated (p < 0.001)"
-                .to_string()
-        }
-    );
+    assert!(decision.is_rollback());
+    let found = measured(&decision);
+    close(found.test.difference, -0.25, 1e-12);
+    close(found.candidate_rate.value, 0.50, 1e-12);
     // A better completion rate is never a reason to roll back.
     let decision = guard_decision(&guard(Metric::Completion, 100, 0.0), &report(1, 400, 200, 40), &report(2, 400, 300, 40));
     assert!(!decision.is_rollback());
-    assert!(decision.reason().contains("within the tolerance"), "{}", decision.reason());
+    assert_eq!(measured(&decision).degradation, Degradation::WithinTolerance);
 }
 
 #[test]
@@ -517,21 +514,18 @@ fn guard_respects_the_tolerance_even_with_huge_samples() {
     let candidate = report(2, 1_000_000, 500_000, 110_000);
     let decision = guard_decision(&guard(Metric::Handoff, 100, 2.0), &baseline, &candidate);
     assert!(!decision.is_rollback());
-    assert!(decision.reason().contains("within the tolerance"), "{}", decision.reason());
+    assert_eq!(measured(&decision).degradation, Degradation::WithinTolerance);
     // Tolerating only half a point, the same data rolls back.
     let decision = guard_decision(&guard(Metric::Handoff, 100, 0.5), &baseline, &candidate);
-    assert!(decision.is_rollback(), "{}", decision.reason());
+    assert!(decision.is_rollback(), "{decision:?}");
     // Tolerating 0.95 points: the estimate (+1.0) exceeds it but the one-sided
-    // bound (+0.93) does not: hold, and say why.
+    // bound (+0.93) does not: hold, and say how small it could be.
     let decision = guard_decision(&guard(Metric::Handoff, 100, 0.95), &baseline, &candidate);
-    assert_eq!(
-        decision,
-        GuardDecision::Hold {
-            reason: "v2's handoff rate looks worse than v1's by +1.0 points (11.0% against 10.0%), more than the 0.95 \
-                     tolerated, but not with 95% confidence: the difference could be as little as +0.9 points"
-                .to_string()
-        }
-    );
+    assert!(!decision.is_rollback());
+    match measured(&decision).degradation {
+        Degradation::NotConfident { nearest } => close(nearest, 0.0093, 0.0001),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
@@ -546,8 +540,10 @@ fn guard_watches_failure_and_expiry() {
     );
     for metric in [Metric::Failure, Metric::Expiry] {
         let decision = guard_decision(&guard(metric, 100, 2.0), &base, &cand);
-        assert!(decision.is_rollback(), "{metric}: {}", decision.reason());
-        assert!(decision.reason().starts_with(&format!("{metric} rate of v2 is 15.0%")), "{}", decision.reason());
+        assert!(decision.is_rollback(), "{metric}: {decision:?}");
+        let found = measured(&decision);
+        assert_eq!(found.metric, metric);
+        close(found.candidate_rate.value, 0.15, 1e-12);
     }
 }
 
@@ -555,12 +551,14 @@ fn guard_watches_failure_and_expiry() {
 fn guard_built_by_hand_with_odd_fields_does_not_panic() {
     let odd = Guard { metric: Metric::Handoff, min_sessions: 0, tolerance_points: f64::NAN, confidence: f64::NAN };
     let decision = guard_decision(&odd, &report(1, 0, 0, 0), &report(2, 0, 0, 0));
-    assert_eq!(decision, GuardDecision::Hold { reason: "v1 has 0 and v2 has 0 finished sessions, the guard needs 1 per version".to_string() });
+    assert_eq!(decision, GuardDecision::Hold(GuardFinding::TooFew { minimum: 1, baseline: v(1), baseline_finished: 0, candidate: v(2), candidate_finished: 0 }));
     let decision = guard_decision(&odd, &report(1, 400, 300, 40), &report(2, 400, 200, 120));
     assert!(decision.is_rollback());
+    assert_eq!((measured(&decision).tolerance_points, measured(&decision).confidence), (0.0, 0.95), "read leniently");
     let extreme = Guard { metric: Metric::Completion, min_sessions: 1, tolerance_points: -5.0, confidence: 7.0 };
     let decision = guard_decision(&extreme, &report(1, 400, 300, 40), &report(2, 400, 200, 120));
-    assert!(!decision.reason().contains("NaN"), "{}", decision.reason());
+    let found = measured(&decision);
+    assert!(!found.test.low.is_nan() && !found.test.high.is_nan(), "{decision:?}");
 }
 
 // --- Never NaN, never panic --------------------------------------------------
@@ -625,6 +623,8 @@ proptest! {
         prop_assert_eq!(not_enough, !comparison.enough, "no winner without enough data: {:?}", comparison.verdict);
         let g = Guard::new(Metric::ALL[metric], min.max(1), tolerance, confidence).expect("valid guard");
         let decision = guard_decision(&g, &baseline, &candidate);
-        prop_assert!(!decision.reason().contains("NaN"));
+        if let GuardFinding::Measured(found) = decision.finding() {
+            prop_assert!(!found.test.difference.is_nan() && !found.test.low.is_nan() && !found.test.high.is_nan(), "{:?}", decision);
+        }
     }
 }

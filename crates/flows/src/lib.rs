@@ -23,8 +23,10 @@
 //! | `unknown` | v1 (active) | 2 |
 //! | `general_support` | v1 (active) | 3 |
 //! | `billing` | v1 (active), v2 (inactive, invoice season) | 2 / 7 |
-//! | `digital_certificate` | v1 (active), v2 (inactive, the rewrite), v3 (inactive, the conversational purchase), v4 (inactive, v3 calling `dc_purchase`) | 16 / 13 / 9 / 9 |
+//! | `digital_certificate` | v1 (active), v2 (inactive, the rewrite), v3 (inactive, the conversational purchase), v4 (inactive, v3's routing calling one flow per subroute) | 16 / 13 / 9 / 6 |
 //! | `dc_purchase` | v1 (active, only reached by a call), v2 (inactive, shorter questions) | 1 / 1 |
+//! | `dc_renewal` | v1 (active, called by v4; calls `dc_purchase` when a certificate cannot be renewed) | 3 |
+//! | `dc_support`, `dc_requirements`, `dc_status` | v1 (active, called by v4) | 2 / 1 / 1 |
 
 use std::sync::Arc;
 
@@ -123,6 +125,10 @@ mod tests {
                 "billing@v3",
                 "dc_purchase@v1",
                 "dc_purchase@v2",
+                "dc_renewal@v1",
+                "dc_requirements@v1",
+                "dc_status@v1",
+                "dc_support@v1",
                 "digital_certificate@v1",
                 "digital_certificate@v2",
                 "digital_certificate@v3",
@@ -162,6 +168,13 @@ mod tests {
             shape("digital_certificate", 3),
             (9, vec!["purchase", "renewal", "support", "requirements", "status"], Lifecycle::Inactive)
         );
+        // v4 routes and calls: each subroute is a flow of its own (v3's code).
+        assert_eq!(shape("digital_certificate", 4), (6, vec![], Lifecycle::Inactive));
+        assert_eq!(shape("dc_purchase", 1), (1, vec!["purchase"], Lifecycle::Active));
+        assert_eq!(shape("dc_renewal", 1), (3, vec!["renewal"], Lifecycle::Active));
+        assert_eq!(shape("dc_support", 1), (2, vec!["support"], Lifecycle::Active));
+        assert_eq!(shape("dc_requirements", 1), (1, vec!["requirements"], Lifecycle::Active));
+        assert_eq!(shape("dc_status", 1), (1, vec!["status"], Lifecycle::Active));
         let purchase: Vec<&str> = registry
             .get("digital_certificate", Version::new(2))
             .map(|fv| fv.steps().iter().map(|step| step.id).filter(|id| id.starts_with("purchase.")).collect())

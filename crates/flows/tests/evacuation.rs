@@ -1,6 +1,7 @@
-//! `rollout evacuate` from digital_certificate@v2 to v3, through the real
-//! engine and the v2 -> v3 step map: the customer continues in the same
-//! subroute and is asked only for what v2 had not collected yet.
+//! `rollout evacuate` from digital_certificate@v2 to v3 and from v3 to v4,
+//! through the real engine and the step maps: the customer continues in the
+//! same subroute (in v4, the call of its flow) and is asked only for what
+//! the old version had not collected yet.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,4 +72,46 @@ fn a_v2_purchase_evacuated_to_v3_keeps_product_and_document_and_asks_only_the_e_
     assert!(texts(&turn).contains("*Certificado:* e-CPF A1 (arquivo, 1 ano)") && texts(&turn).contains("*Documento:* 529.982.247-25"), "{}", texts(&turn));
     let (turn, _) = say(&v3, "sim");
     assert_eq!(turn.ended().next().and_then(|session| session.outcome()), Some(Outcome::Completed));
+}
+
+/// v3 -> v4: the customer continues in the same subroute, now a call. A v3
+/// renewal waiting for its confirmation restarts as v4's `renewal` step,
+/// whose call of `dc_renewal` starts with the document v3 collected: the
+/// certificate is looked up again and the confirmation asked, no question
+/// repeated.
+#[test]
+fn a_v3_renewal_evacuated_to_v4_continues_in_the_dc_renewal_call_with_its_document() {
+    let registry = Arc::new(switchyard_flows::registry(&Deps::demo()).expect("valid registry"));
+    let store = MemoryStore::new();
+    let (instance, contact) = (InstanceId::parse("vendas").unwrap(), Contact::parse("5511900000002").unwrap());
+    let mut now = START;
+    let mut say = |engine: &Engine, text: &str| {
+        now = now.plus(Duration::from_secs(1));
+        let inbound = Inbound { instance: instance.clone(), contact: contact.clone(), content: Content::Text(text.to_owned()) };
+        let turn = engine.turn(store.contact_state_now(&instance, &contact), &inbound, now);
+        store.commit_now(&turn).expect("commit");
+        turn
+    };
+    let v3 = engine(&registry, "v3");
+    say(&v3, "quero renovar meu certificado");
+    let turn = say(&v3, "529.982.247-25");
+    let live = turn.live().expect("v3 session").clone();
+    assert_eq!((live.version(), live.step().as_str()), (Version::new(3), "renewal.confirm_renewal"));
+
+    let v4 = engine(&registry, "v4");
+    let evacuated = v4.evacuate(store.contact_state_now(&instance, &contact).session.expect("live"), START.plus(Duration::from_secs(60))).expect("evacuates");
+    store.commit_now(&evacuated).expect("commit");
+    let said = texts(&evacuated);
+    assert!(said.contains("precisei reiniciar") && said.contains("Confirma?") && !said.contains("Me envie o *CPF*"), "{said}");
+    let state = store.contact_state_now(&instance, &contact);
+    let parent = state.session.expect("the v4 session");
+    assert_eq!((parent.flow().as_str(), parent.version(), parent.step().as_str()), ("digital_certificate", Version::new(4), "renewal"));
+    let frames: Vec<(String, Version, String, Option<_>)> =
+        state.calls.iter().map(|frame| (frame.flow().to_string(), frame.version(), frame.step().to_string(), frame.parent())).collect();
+    assert_eq!(frames, [("dc_renewal".to_owned(), Version::new(1), "renewal.confirm_renewal".to_owned(), Some(parent.id()))]);
+
+    let turn = say(&v4, "sim");
+    assert!(texts(&turn).contains("Renovação confirmada!"), "{}", texts(&turn));
+    let ended: Vec<(String, Option<Outcome>)> = turn.ended().map(|session| (session.flow().to_string(), session.outcome())).collect();
+    assert_eq!(ended, [("dc_renewal".to_owned(), Some(Outcome::Completed)), ("digital_certificate".to_owned(), Some(Outcome::Completed))]);
 }

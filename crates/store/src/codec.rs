@@ -334,14 +334,42 @@ pub(crate) fn key_from_row(row: &impl Columns) -> Result<(InstanceId, Contact), 
 /// it has no live session), ordered by depth: the first is the outermost
 /// session, the others the stack of calls (see `switchyard_engine::call`).
 pub(crate) fn contact_state_from_rows<R: Columns>(rows: &[R]) -> Result<switchyard_engine::engine::ContactState, StoreError> {
-    let Some(first) = rows.first() else { return Ok(switchyard_engine::engine::ContactState::default()) };
-    let mut sessions = rows.iter().filter_map(|row| row.opt_text("id").transpose().map(|_| row)).map(session_from_row);
-    Ok(switchyard_engine::engine::ContactState {
-        session: sessions.next().transpose()?,
-        calls: sessions.collect::<Result<_, _>>()?,
-        handoff_until: first.opt_int("handoff_until")?.map(Timestamp::from_millis),
-        assignments: assignments_from_text(first.opt_text("assignments")?.as_deref())?,
-    })
+    let mut state = ContactRows::default();
+    for row in rows {
+        state.push(row)?;
+    }
+    Ok(state.finish())
+}
+
+/// [`contact_state_from_rows`] one row at a time, for drivers whose rows
+/// live only while they are visited (rusqlite).
+#[derive(Default)]
+pub(crate) struct ContactRows {
+    state: switchyard_engine::engine::ContactState,
+    seen: bool,
+}
+
+impl ContactRows {
+    pub fn push(&mut self, row: &impl Columns) -> Result<(), StoreError> {
+        if !self.seen {
+            // The first row (the others repeat these columns).
+            self.seen = true;
+            self.state.handoff_until = row.opt_int("handoff_until")?.map(Timestamp::from_millis);
+            self.state.assignments = assignments_from_text(row.opt_text("assignments")?.as_deref())?;
+        }
+        if row.opt_text("id")?.is_some() {
+            let session = session_from_row(row)?;
+            match self.state.session {
+                None => self.state.session = Some(session),
+                Some(_) => self.state.calls.push(session),
+            }
+        }
+        Ok(())
+    }
+
+    pub fn finish(self) -> switchyard_engine::engine::ContactState {
+        self.state
+    }
 }
 
 pub(crate) fn assignments_from_text(text: Option<&str>) -> Result<Vec<(FlowId, Version, Timestamp)>, StoreError> {

@@ -707,6 +707,18 @@ pub async fn slot_events_read_back_field_for_field<S: Queue>(store: &S) {
     assert_eq!(stored, kinds);
 }
 
+/// A batch of send attempts (`PgStore::outbox_attempt_many`) marks only
+/// the claims of the process that makes it.
+pub async fn a_batch_of_attempts_marks_only_its_own_claims(a: &crate::postgres::PgStore, b: &crate::postgres::PgStore) {
+    queue_menu(a, "5511900000131", "B1").await;
+    queue_menu(a, "5511900000132", "B2").await;
+    let now = Timestamp::now_utc();
+    let seqs: Vec<i64> = a.due_outbox(now, 10).await.unwrap().iter().map(|outgoing| outgoing.seq).collect();
+    assert_eq!(seqs.len(), 2);
+    assert!(b.outbox_attempt_many(&seqs, now).await.unwrap().is_empty(), "not b's claims to attempt");
+    assert_eq!(a.outbox_attempt_many(&seqs, now).await.unwrap(), seqs, "a's own claims, in seq order");
+}
+
 /// A process that dies holding claims (its node lock gone with its
 /// session) leaves them to the others at once, not after the claim lapses:
 /// the reply it was sending comes back unsure, the one it had not started

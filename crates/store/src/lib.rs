@@ -128,6 +128,7 @@ impl Db {
         pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError>;
         pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError>;
         pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError>;
+        pub async fn outbox_attempt_many(&self, seqs: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError>;
         pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError>;
         pub async fn policy_revision(&self) -> Result<i64, StoreError>;
         pub async fn change_policy(&self, flow: &str, rules: &FlowRules, actor: &str, action: &str, reason: &str, at: Timestamp) -> Result<AuditRecord, StoreError>;

@@ -510,14 +510,20 @@ impl Queue for PgStore {
         rows.iter().map(key_from_row).collect()
     }
 
-    /// Takes (or renews) the contact's lease, then its oldest unprocessed
-    /// entry; `None` when another process holds the contact.
+    /// Takes (or renews) the contact's lease and reads its oldest
+    /// unprocessed entry, in one round trip; `None` when another process
+    /// holds the contact (the data-modifying `WITH` runs whether or not the
+    /// read needs it, and the read happens only when the lease is ours).
     async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
         let now = Timestamp::now_utc();
-        let held: Option<String> = sqlx::query_scalar(
-            "INSERT INTO contact_leases (instance, contact, owner, until) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-             WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 RETURNING owner",
+        let row = sqlx::query(
+            "WITH lease AS ( \
+                INSERT INTO contact_leases (instance, contact, owner, until) VALUES ($1, $2, $3, $4) \
+                ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+                WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 RETURNING owner) \
+             SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+             WHERE EXISTS (SELECT 1 FROM lease) AND processed_at IS NULL AND instance = $1 AND contact = $2 \
+             ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
         )
         .bind(instance.as_str())
         .bind(contact.as_str())
@@ -525,19 +531,6 @@ impl Queue for PgStore {
         .bind(now.as_millis() + millis(LEASE))
         .bind(now.as_millis())
         .fetch_optional(&self.leases)
-        .await
-        .map_err(map_err)?;
-        if held.is_none() {
-            return Ok(None);
-        }
-        let row = sqlx::query(
-            "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
-             WHERE processed_at IS NULL AND instance = $1 AND contact = $2 \
-             ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
-        )
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
         row.as_ref().map(inbox_from_row).transpose()
@@ -601,18 +594,7 @@ impl Queue for PgStore {
     /// WAL flush (the `leases` pool): the mark only matters if this process
     /// dies, and losing it too takes a database crash at the same moment.
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = $1, claim_until = $2 \
-             WHERE seq = $3 AND sent_at IS NULL AND failed_at IS NULL AND claimed_by = $4",
-        )
-        .bind(at.as_millis())
-        .bind(at.as_millis() + millis(CLAIM))
-        .bind(seq)
-        .bind(&*self.node)
-        .execute(&self.leases)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.outbox_attempt_many(&[seq], at).await? == [seq])
     }
 
     /// Left alone when another process has taken the claim over: it already
@@ -714,27 +696,21 @@ impl Queue for PgStore {
 
     /// Gives up the lease; true when entries wait that nobody holds (they
     /// arrived, through another process, while this one held the contact).
+    /// One statement: its read sees the leases as they were before its own
+    /// `DELETE`, so this process's lease is left out by owner.
     async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
-        let mut tx = self.leases.begin().await.map_err(map_err)?;
-        sqlx::query("DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3")
-            .bind(instance.as_str())
-            .bind(contact.as_str())
-            .bind(&*self.node)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let waiting: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
-             AND NOT EXISTS (SELECT 1 FROM contact_leases WHERE instance = $1 AND contact = $2 AND until > $3)",
+        sqlx::query_scalar(
+            "WITH gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3) \
+             SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
+             AND NOT EXISTS (SELECT 1 FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner <> $3 AND until > $4)",
         )
         .bind(instance.as_str())
         .bind(contact.as_str())
+        .bind(&*self.node)
         .bind(Timestamp::now_utc().as_millis())
-        .fetch_one(&mut *tx)
+        .fetch_one(&self.leases)
         .await
-        .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(waiting)
+        .map_err(map_err)
     }
 }
 
@@ -791,6 +767,31 @@ impl PgStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(reply_to.is_some())
+    }
+
+    /// [`Queue::outbox_attempt`] for several replies, in one statement: the
+    /// seqs marked. Only while the claim is still this process's: renewed
+    /// from `at`, so the send has a whole claim ahead of it. Written without
+    /// waiting for a WAL flush (the `leases` pool): the mark only matters if
+    /// this process dies, and losing it too takes a database crash at the
+    /// same moment.
+    pub async fn outbox_attempt_many(&self, seqs: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut marked: Vec<i64> = sqlx::query_scalar(
+            "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = $1, claim_until = $2 \
+             WHERE seq = ANY($3::BIGINT[]) AND sent_at IS NULL AND failed_at IS NULL AND claimed_by = $4 RETURNING seq",
+        )
+        .bind(at.as_millis())
+        .bind(at.as_millis() + millis(CLAIM))
+        .bind(seqs)
+        .bind(&*self.node)
+        .fetch_all(&self.leases)
+        .await
+        .map_err(map_err)?;
+        marked.sort_unstable();
+        Ok(marked)
     }
 
     /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),

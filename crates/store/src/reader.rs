@@ -72,6 +72,18 @@ impl Readers {
         })
     }
 
+    /// Hands every row `sql` returns to `visit`, in order.
+    pub fn each(&self, sql: &str, params: &[Param], mut visit: impl FnMut(&rusqlite::Row<'_>) -> Result<(), StoreError>) -> Result<(), StoreError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(sql).map_err(map_err)?;
+            let mut rows = statement.query(rusqlite::params_from_iter(params.iter())).map_err(map_err)?;
+            while let Some(row) = rows.next().map_err(map_err)? {
+                visit(row)?;
+            }
+            Ok(())
+        })
+    }
+
     /// The first row `sql` returns, decoded by `decode`.
     pub fn first<T>(&self, sql: &str, params: &[Param], decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>) -> Result<Option<T>, StoreError> {
         self.with(|connection| {

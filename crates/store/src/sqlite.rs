@@ -17,7 +17,7 @@ use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
-use crate::codec::{contact_state_from_rows, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, session_columns, session_from_row, FromColumns};
+use crate::codec::{contact_state_from_rows, ContactRows, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, session_columns, session_from_row, FromColumns};
 use crate::reader::Readers;
 use crate::writer::{bind, Param, Results, Statement, Writer};
 
@@ -330,24 +330,30 @@ pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: 
     }
 }
 
+const OUTBOX_ATTEMPT: &str = "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
+                              WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL";
+
 const OUTBOX_SENT: &str = "UPDATE outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?";
 
 impl Store for SqliteStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
         // One row per live session (the outermost and the stack of calls, by
         // depth); one row with NULL session columns when there is none.
-        let rows = sqlx::query(concat!(
+        const SQL: &str = concat!(
             "SELECT ", session_columns!(), ", \
              (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until, \
              (SELECT group_concat(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = ?2) AS assignments \
              FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
-        ))
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        contact_state_from_rows(&rows)
+        );
+        let params: [Param; 2] = [instance.as_str().into(), contact.as_str().into()];
+        match &self.readers {
+            Some(readers) => {
+                let mut state = ContactRows::default();
+                readers.each(SQL, &params, |row| state.push(row))?;
+                Ok(state.finish())
+            }
+            None => contact_state_from_rows(&bind(sqlx::query(SQL), &params).fetch_all(&self.pool).await.map_err(map_err)?),
+        }
     }
 
     async fn commit(&self, turn: &Turn) -> Result<(), StoreError> {
@@ -475,14 +481,7 @@ impl Queue for SqliteStore {
     }
 
     async fn outbox_attempt(&self, seq: i64, at: Timestamp) -> Result<bool, StoreError> {
-        let done = self
-            .write(vec![Statement::new(
-                "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
-                 WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL",
-                vec![at.as_millis().into(), seq.into()],
-            )])
-            .await?;
-        Ok(done[0] == Some(1))
+        Ok(self.outbox_attempt_many(&[seq], at).await? == [seq])
     }
 
     async fn outbox_unsure(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
@@ -600,6 +599,17 @@ impl SqliteStore {
         .await
         .map_err(map_err)?;
         rows.iter().map(session_from_row).collect()
+    }
+
+    /// [`Queue::outbox_attempt`] for several replies, in one write: the
+    /// seqs marked (a reply sent or failed meanwhile is left out).
+    pub async fn outbox_attempt_many(&self, seqs: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        if seqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let statements = seqs.iter().map(|seq| Statement::new(OUTBOX_ATTEMPT, vec![at.as_millis().into(), (*seq).into()])).collect();
+        let done = self.write(statements).await?;
+        Ok(seqs.iter().zip(done).filter(|(_, changed)| *changed == Some(1)).map(|(seq, _)| *seq).collect())
     }
 
     /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),

@@ -135,9 +135,13 @@ impl std::fmt::Debug for Job {
 /// `synchronous` is the PRAGMA's value (`FULL` or `NORMAL`).
 pub(crate) fn start(path: &str, synchronous: &str) -> Result<Writer, StoreError> {
     let connection = Connection::open(path).map_err(|err| StoreError::Unavailable(format!("cannot open '{path}' for writing: {err}")))?;
+    // `temp_store = MEMORY`: each write's savepoint keeps the pages it
+    // changes in a statement journal, a temporary file by default; written
+    // through the kernel that was about a quarter of the writer thread's
+    // time (`subjournalPageIfRequired`). In memory it costs a page copy.
     connection
         .execute_batch(&format!(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;"
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; PRAGMA temp_store = MEMORY;"
         ))
         .map_err(|err| StoreError::Unavailable(format!("cannot set up '{path}' for writing: {err}")))?;
     connection.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
@@ -237,6 +241,14 @@ fn control(connection: &Connection, sql: &str) -> Result<(), StoreError> {
 }
 
 fn run_write(connection: &Connection, statements: &[Statement]) -> Result<Results, StoreError> {
+    if let [statement] = statements
+        && !matches!(statement.check, Check::One(_))
+    {
+        // One statement is atomic on its own (SQLite backs out a failed
+        // statement, triggers included), so it needs no savepoint. A
+        // `Check::One` keeps it: its refusal must undo a change it made.
+        return run_statement(connection, statement).map(|result| vec![result]);
+    }
     control(connection, "SAVEPOINT w")?;
     let outcome = statements.iter().map(|statement| run_statement(connection, statement)).collect::<Result<Results, StoreError>>();
     if connection.is_autocommit() {

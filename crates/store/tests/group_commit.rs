@@ -108,6 +108,32 @@ async fn a_refused_turn_does_not_take_its_batch_with_it() {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox").await, 40, "one reply per entry, the refused turns added none");
 }
 
+/// The sender records a batch's send attempts in one write: every reply
+/// still unsent is marked (and reads back as maybe sent), one sent
+/// meanwhile is left out and not attempted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_send_attempts_is_one_write_that_leaves_sent_replies_out() {
+    let store = SqliteStore::open(&fresh_sqlite_url("attempts")).await.unwrap();
+    let engine = engine();
+    let at = Timestamp::from_millis(1_795_000_100_000);
+    for n in 0..3 {
+        let Accepted::New(_) = store.accept(&entry(n)).await.unwrap() else { panic!("new entry") };
+        let key = entry(n);
+        let pending = store.next_pending(&key.instance, &key.contact).await.unwrap().expect("pending");
+        let inbound = Inbound { instance: key.instance.clone(), contact: key.contact.clone(), content: Content::Text("oi".to_owned()) };
+        let state = store.contact_state(&key.instance, &key.contact).await.unwrap();
+        store.commit_inbound(&engine.turn(state, &inbound, at), &pending, &key.reply_to).await.unwrap();
+    }
+    let seqs: Vec<i64> = store.due_outbox(at, 10).await.unwrap().iter().map(|outgoing| outgoing.seq).collect();
+    assert_eq!(seqs.len(), 3, "one reply per contact");
+    store.outbox_sent(seqs[1], Some("3EB0SENT"), at).await.unwrap();
+    assert_eq!(store.outbox_attempt_many(&seqs, at).await.unwrap(), vec![seqs[0], seqs[2]]);
+    let due = store.due_outbox(at, 10).await.unwrap();
+    let seen: Vec<(i64, Option<Timestamp>, Option<Timestamp>)> = due.iter().map(|o| (o.seq, o.attempted_at, o.unsure_since)).collect();
+    assert_eq!(seen, vec![(seqs[0], Some(at), Some(at)), (seqs[2], Some(at), Some(at))], "marked: maybe sent from now on");
+    assert!(store.outbox_attempt_many(&[], at).await.unwrap().is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_at_once_and_stores_exactly_what_it_acknowledged() {
     let url = fresh_sqlite_url("group");

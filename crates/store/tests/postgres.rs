@@ -34,6 +34,15 @@ async fn a_reply_is_claimed_by_one_process() {
     }
 }
 
+/// A batch of send attempts marks only this process's claims: the other
+/// process's batch over the same replies marks none.
+#[tokio::test]
+async fn a_batch_of_attempts_marks_only_its_own_claims() {
+    if let Some((a, b, _schema)) = two_processes().await {
+        conformance::a_batch_of_attempts_marks_only_its_own_claims(&a, &b).await;
+    }
+}
+
 #[tokio::test]
 async fn a_dead_process_claims_are_taken_at_once() {
     if let Some((a, b, _schema)) = two_processes().await {

@@ -9,10 +9,12 @@
 //!
 //! ```text
 //! cargo build --release -p switchyard
-//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL] [NODES] [--in-process]
+//! cargo run --release -p switchyard --example loadgen -- [CONTACTS] [DATABASE_URL] [NODES] [--in-process] [--rounds=N]
 //! ```
 //! Defaults: 1000 contacts, a fresh SQLite file in the temp directory, one
-//! node. Each node is a `switchyard serve` process (the release binary next
+//! node, one round (`--rounds=N`: each contact walks the purchase N times in
+//! a row, a new session each time, so a small CONTACTS still runs long
+//! enough for the CPU figures to be steady). Each node is a `switchyard serve` process (the release binary next
 //! to this example, or `SWITCHYARD_BIN`), started with this process's
 //! environment (`SQLITE_SYNCHRONOUS`, `DATABASE_MAX_CONNECTIONS` ... pass
 //! through), so the load and the servers do not share a process. With
@@ -60,12 +62,12 @@ fn engine() -> Arc<Engine> {
 
 /// How many replies each message of the script produces, learnt by running
 /// it once through the engine alone.
-fn replies_per_message(engine: &Engine) -> Vec<usize> {
+fn replies_per_message(engine: &Engine, rounds: usize) -> Vec<usize> {
     let store = MemoryStore::new();
     let instance = InstanceId::parse("loja-bot").unwrap();
     let contact = Contact::parse("5511900000000").unwrap();
-    PURCHASE
-        .iter()
+    (0..rounds)
+        .flat_map(|_| PURCHASE.iter())
         .map(|line| {
             let state = store.contact_state_now(&instance, &contact);
             let inbound = Inbound { instance: instance.clone(), contact: contact.clone(), content: Content::Text((*line).to_owned()) };
@@ -155,6 +157,10 @@ async fn main() -> anyhow::Result<()> {
     // installed before the first is built (the readiness poll below).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let in_process = std::env::args().any(|arg| arg == "--in-process");
+    let rounds: usize = match std::env::args().find_map(|arg| arg.strip_prefix("--rounds=").map(str::to_owned)) {
+        Some(text) => text.parse().ok().filter(|n| *n >= 1).ok_or_else(|| anyhow::anyhow!("--rounds '{text}' must be a positive number"))?,
+        None => 1,
+    };
     let mut args = std::env::args().skip(1).filter(|arg| !arg.starts_with("--"));
     let contacts: usize = match args.next() {
         Some(text) => text.parse().map_err(|_| anyhow::anyhow!("CONTACTS '{text}' must be a positive number"))?,
@@ -171,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
     };
 
     let engine = engine();
-    let expected = replies_per_message(&engine);
+    let expected = replies_per_message(&engine, rounds);
     let numbers: Vec<String> = (0..contacts).map(|n| format!("55119{n:08}")).collect();
     let counters: Counters = Arc::new(numbers.iter().map(|number| (number.clone(), watch::channel(0).0)).collect());
 
@@ -209,7 +215,7 @@ async fn main() -> anyhow::Result<()> {
     let urls: Arc<Vec<String>> = Arc::new(urls);
     let http = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
 
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(contacts * PURCHASE.len())));
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(contacts * PURCHASE.len() * rounds)));
     let pids: Vec<u32> = processes.iter().map(std::process::Child::id).collect();
     let cpu = |pids: &[u32]| -> Option<f64> { pids.iter().map(|pid| cpu_seconds(*pid)).sum() };
     let (self_cpu_before, serve_cpu_before) = (cpu_seconds(std::process::id()), cpu(&pids));
@@ -220,7 +226,7 @@ async fn main() -> anyhow::Result<()> {
         tasks.spawn(async move {
             let mut received = counters[&number].subscribe();
             let mut target = 0;
-            for (seq, line) in PURCHASE.iter().enumerate() {
+            for (seq, line) in (0..rounds).flat_map(|_| PURCHASE.iter()).enumerate() {
                 target += expected[seq];
                 let posted = Instant::now();
                 let url = &urls[seq % urls.len()];
@@ -256,7 +262,12 @@ async fn main() -> anyhow::Result<()> {
         std::env::var("SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".to_owned())
     );
     println!("contacts:        {contacts}");
-    println!("messages:        {messages} ({} per purchase, {} replies each)", PURCHASE.len(), expected.iter().sum::<usize>());
+    println!(
+        "messages:        {messages} ({} per purchase, {} replies each, {rounds} round{})",
+        PURCHASE.len(),
+        expected.iter().take(PURCHASE.len()).sum::<usize>(),
+        if rounds == 1 { "" } else { "s" }
+    );
     println!("elapsed:         {:.2} s", elapsed.as_secs_f64());
     println!("throughput:      {:.0} messages/s", messages as f64 / elapsed.as_secs_f64());
     println!("latency p50:     {:.2} ms", percentile(&latencies, 0.50).as_secs_f64() * 1000.0);

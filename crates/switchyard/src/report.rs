@@ -63,8 +63,9 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
                 continue;
             }
             let decision = guard_decision(&guard, &baseline_report, &report_of(*candidate));
+            let why = crate::views::verdict::guard_reason(&decision);
             if !decision.is_rollback() {
-                outcomes.push(GuardOutcome::Held { flow: flow.to_owned(), reason: decision.reason().to_owned() });
+                outcomes.push(GuardOutcome::Held { flow: flow.to_owned(), reason: why });
                 continue;
             }
             let mut rolled_back: FlowRules = flow_rules.clone();
@@ -78,12 +79,12 @@ pub async fn evaluate_guards(store: &Db) -> Result<Vec<GuardOutcome>, StoreError
                     };
                 }
                 if let Some(guard) = new_split.guard.as_mut() {
-                    guard.tripped = Some(GuardTrip { at: Timestamp::now_utc(), reason: decision.reason().to_owned() });
+                    guard.tripped = Some(GuardTrip { at: Timestamp::now_utc(), reason: why.clone() });
                 }
             }
-            let reason = format!("guard rolled {flow}@{candidate} back to {baseline}: {}", decision.reason());
+            let reason = format!("guard rolled {flow}@{candidate} back to {baseline}: {why}");
             if let Some(record) = store.change_policy_if(flow, flow_rules, &rolled_back, "guard", "guard_rollback", &reason, Timestamp::now_utc()).await? {
-                tracing::warn!(%flow, %candidate, %baseline, reason = %decision.reason(), "guard rolled the candidate back");
+                tracing::warn!(%flow, %candidate, %baseline, reason = %why, "guard rolled the candidate back");
                 outcomes.push(GuardOutcome::RolledBack { flow: flow.to_owned(), candidate: *candidate, record });
             }
             break;

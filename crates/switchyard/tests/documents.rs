@@ -405,6 +405,16 @@ fn commands_see_a_version_published_to_the_store() {
     let explained: Value = serde_json::from_str(&out).unwrap();
     assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(version.as_str()), Some("pin")), "{out}");
     assert_eq!(explained["fingerprint"].as_str(), Some(fingerprint.as_str()), "{out}");
+    // The deploy override may name it too.
+    let overridden = format!("billing={version}");
+    let with_override = [("DATABASE_URL", db.as_str()), ("FLOW_VERSION_OVERRIDES", overridden.as_str())];
+    let (code, out, err) = cli(&["explain", "--flow", "billing", "--contact", "5511966660002", "--json"], &with_override, "");
+    assert_eq!(code, 0, "{err}");
+    let explained: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(version.as_str()), Some("override")), "{out}");
+    let (code, out, err) = cli(&["check"], &with_override, "");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(&format!("overrides: {overridden}")), "{out}");
     let (code, out, err) = cli(&["chat", "--json", "--contact", contact], &env, "segunda via do boleto\n529.982.247-25\n");
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Para a segunda via, me envie") && out.contains("R$ 289,90"), "{out}");
@@ -688,10 +698,116 @@ fn the_schema_describes_every_step_kind_as_the_parser_reads_it() {
 fn export_writes_a_compiled_call_as_a_call_step() {
     let code = switchyard_flows::registry(&switchyard_flows::Deps::demo()).unwrap();
     let (document, missing) = switchyard::document::export(code.lookup("digital_certificate@v4").unwrap());
-    let call = switchyard::document::Step::Call { id: "purchase.order".to_owned(), flow: "dc_purchase".to_owned(), then: "complete".to_owned() };
+    // v4 routes, then calls one flow per subroute (`purchase` calls `dc_purchase`).
+    let call = switchyard::document::Step::Call { id: "purchase".to_owned(), flow: "dc_purchase".to_owned(), then: "complete".to_owned() };
     assert!(document.steps.contains(&call), "{:?}", document.steps);
-    assert!(!missing.contains(&"purchase.order".to_owned()), "{missing:?}");
+    assert!(!missing.contains(&"purchase".to_owned()), "{missing:?}");
     // What export writes reads back as the same steps.
     let again = switchyard::document::parse(&document.to_toml().unwrap()).unwrap();
     assert_eq!(again.steps, document.steps);
+}
+
+/// What `serve` and the commands load from the store: a document calling a
+/// data version of another flow loads whatever order the store lists them
+/// in (here the caller first, both published in the same millisecond); a
+/// stored document whose fingerprint does not match is skipped with a
+/// warning, never half-loaded.
+#[test]
+fn published_versions_load_in_any_order_and_a_tampered_one_is_skipped() {
+    use switchyard_engine::ids::Version;
+    use switchyard_store::documents::StoredDocument;
+
+    let code = switchyard_flows::registry(&switchyard_flows::Deps::demo()).unwrap();
+    let callee_version = switchyard::document::publish::next_version(&code, &[], "dc_purchase");
+    let callee = r#"flow = "dc_purchase"
+entry = "ask"
+
+[texts]
+ask = "Qual o seu e-mail?"
+bad = "E-mail inválido."
+handoff = "Vou chamar uma pessoa."
+
+[[steps]]
+id = "ask"
+kind = "ask"
+prompt = "ask"
+invalid = "bad"
+save_as = "email"
+validate = "validate.email@1"
+then = "complete"
+"#;
+    let caller = call_document(&format!("dc_purchase@v{callee_version}"), "").replace("flow = \"digital_certificate\"", "flow = \"billing\"");
+    let caller_version = switchyard::document::publish::next_version(&code, &[], "billing");
+    let at = switchyard_engine::time::Timestamp::from_millis(1_795_000_000_000);
+    let stored = |flow: &str, version: u32, source: &str| StoredDocument {
+        flow: flow.to_owned(),
+        version: Version::new(version),
+        fingerprint: switchyard::document::parse(source).unwrap().fingerprint(),
+        source: source.to_owned(),
+        published_at: at,
+        actor: "test".to_owned(),
+        reason: "test".to_owned(),
+    };
+    // Alone, the caller is refused: the version it fixes is not there.
+    let (none, warnings) = switchyard::document::publish::with_published(&code, &[stored("billing", caller_version, &caller)]);
+    assert!(none.is_none());
+    assert!(warnings.len() == 1 && warnings[0].contains(&format!("calls dc_purchase@v{callee_version}, which does not exist")), "{warnings:?}");
+
+    let mut tampered = stored("billing", caller_version + 1, &caller);
+    tampered.source = tampered.source.replace("Obrigado!", "Pague aqui:");
+    let listed = [stored("billing", caller_version, &caller), tampered, stored("dc_purchase", callee_version, callee)];
+    let (registry, warnings) = switchyard::document::publish::with_published(&code, &listed);
+    let registry = registry.unwrap_or_else(|| panic!("versions were added: {warnings:?}"));
+    assert!(registry.get("billing", Version::new(caller_version)).is_some() && registry.get("dc_purchase", Version::new(callee_version)).is_some());
+    assert!(registry.get("billing", Version::new(caller_version + 1)).is_none());
+    assert_eq!(warnings, vec![format!("published billing@v{} skipped: its fingerprint or flow does not match the stored one", caller_version + 1)]);
+    // Loading again adds nothing.
+    let (again, warnings) = switchyard::document::publish::with_published(&registry, &listed[..1]);
+    assert!(again.is_none() && warnings.is_empty());
+}
+
+/// On the real server: a published `digital_certificate` version whose
+/// purchase calls the compiled `dc_purchase`; a customer pinned to it buys
+/// through the callee and gets the document's thank-you after it returns.
+/// The session rows record the stack (the callee's parent and depth).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_server_a_published_version_calls_a_compiled_flow_and_gets_control_back() {
+    let app = TestApp::spawn_configured(|config| config.admin_tokens = vec![("ops".to_owned(), TOKEN.to_owned())]).await;
+    let (status, body) = publish(&app, &call_document("dc_purchase", CALL_TRANSCRIPT)).await;
+    assert_eq!(status, 201, "{body}");
+    let version = body["version"].as_str().unwrap().to_owned();
+    let contact = "5511955550001";
+    let pin = json!({"rules": {"pins": [{"contact": contact, "version": version}]}, "reason": "buy through the data version"});
+    let started = Instant::now();
+    let mut answer = app.put_admin("/api/rollout/digital_certificate", pin.clone(), TOKEN).await;
+    while answer.0 != 200 && started.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        answer = app.put_admin("/api/rollout/digital_certificate", pin.clone(), TOKEN).await;
+    }
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    support::wait_until(|| async {
+        let (_, explained) = app.get_admin(&format!("/api/explain?flow=digital_certificate&contact={contact}"), TOKEN).await;
+        explained["version"] == version.as_str()
+    })
+    .await;
+    for (n, text) in ["quero comprar um certificado", "1", "529.982.247-25", "ana@exemplo.com", "sim"].into_iter().enumerate() {
+        let (status, _) = app.webhook(&upsert(&format!("DOCCALL{n}"), contact, text, 1_764_000_000 + n as i64)).await;
+        assert_eq!(status, 200);
+        app.wait_idle().await;
+    }
+    let texts = app.texts_for(contact).await;
+    assert!(texts.iter().any(|text| text.contains("criado!")), "the callee created the order: {texts:?}");
+    assert_eq!(texts.last().map(String::as_str), Some("Obrigado! Qualquer dúvida sobre o pedido, responda para ana@exemplo.com."), "{texts:?}");
+    let rows: Vec<(String, String, i64, String, Option<String>, i64, String)> = sqlx::query_as(
+        "SELECT id, flow, version, step, parent, depth, outcome FROM sessions WHERE flow IN ('digital_certificate', 'dc_purchase') ORDER BY depth",
+    )
+    .fetch_all(app.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let (caller, callee) = (&rows[0], &rows[1]);
+    let wanted: i64 = version.trim_start_matches('v').parse().unwrap();
+    assert_eq!((caller.1.as_str(), caller.2, caller.3.as_str(), caller.5, caller.6.as_str()), ("digital_certificate", wanted, "thanks", 0, "completed"), "{rows:?}");
+    assert_eq!((callee.1.as_str(), callee.2, callee.4.as_deref(), callee.5, callee.6.as_str()), ("dc_purchase", 1, Some(caller.0.as_str()), 1, "completed"), "{rows:?}");
+    app.stop().await;
 }

@@ -100,6 +100,13 @@ async fn after_sessions_forget_no_row_holds_the_number_cpf_or_email_and_the_coun
     }
     // A pin names the number in the policy and its audit record.
     ok(&switchyard(&["rollout", "pin", "digital_certificate@v2", NUMBER, "--reason", &format!("tester {NUMBER}")], &app.db));
+    // A hold released by hand names the number in its audit record.
+    app.webhook(&upsert("ERASE-HOLD", NUMBER, "atendente", 1_795_000_100)).await;
+    app.wait_idle().await;
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM handoffs").await == 1 }).await;
+    ok(&switchyard(&["handoff", "release", NUMBER, "--instance", "loja-bot", "--reason", "back to the bot"], &app.db));
+    let audited = rows_containing(&pool, NUMBER).await;
+    assert!(audited.iter().any(|row| row.starts_with("audit.after: ") && row.contains("\"instance\":\"loja-bot\"")), "the release's audit names the number: {audited:#?}");
     let reports_before = (
         ok(&switchyard(&["report", "digital_certificate", "--json"], &app.db)),
         ok(&switchyard(&["report", "unknown", "--json"], &app.db)),

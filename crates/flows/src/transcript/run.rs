@@ -103,14 +103,22 @@ impl Run<'_> {
             }
         }
         let state = self.store.contact_state_now(&self.instance, &self.contact);
-        match state.session.filter(Session::is_live) {
-            Some(session) => {
-                let _ =
-                    write!(out, "\n    live session: {}@{} at '{}'", session.flow(), session.version(), session.step());
-            }
-            None => out.push_str("\n    no live session"),
+        let stack: Vec<Session> = state.session.filter(Session::is_live).into_iter().chain(state.calls).collect();
+        if stack.is_empty() {
+            out.push_str("\n    no live session");
+        }
+        for session in &stack {
+            let _ = write!(out, "\n    live session: {}@{} at '{}'", session.flow(), session.version(), session.step());
         }
         out
+    }
+
+    /// The contact's innermost live session: the callee it is talking to
+    /// when a flow called another, else its only session. `@ step` names it.
+    fn innermost(&self) -> Option<Session> {
+        let state = self.store.contact_state_now(&self.instance, &self.contact);
+        let root = state.session.filter(Session::is_live)?;
+        Some(state.calls.into_iter().rev().find(Session::is_live).unwrap_or(root))
     }
 
     fn record(&mut self, turn: &Turn) {
@@ -159,8 +167,7 @@ impl Run<'_> {
                     }
                 }
                 Expect::Step { line, step } => {
-                    let state = self.store.contact_state_now(&self.instance, &self.contact);
-                    let live = state.session.filter(Session::is_live).map(|session| session.step().to_string());
+                    let live = self.innermost().map(|session| session.step().to_string());
                     if live.as_deref() != step.as_deref() {
                         let wanted = step.as_deref().unwrap_or("no live session");
                         return Err(self.fail(*line, &format!("expected the live session at '{wanted}'"), replies));

@@ -43,7 +43,10 @@
 //! cannot read), `>` alone or `> {empty}` (an empty text), `> {repeat a 5000}`
 //! (the text `a` 5000 times).
 //!
-//! `@ none` says the contact has no live session. Outcomes are `completed`,
+//! `@ step` names the innermost live session's step: inside a call (a flow
+//! another flow called), the callee's. `@ none` says the contact has no live
+//! session. Each session of a call stack that ends is declared: the callee at
+//! its step, each caller at its call step. Outcomes are `completed`,
 //! `handoff`, `expired`, `failed` and `cancelled`; a session that ends by
 //! handing over to another flow is not an outcome to declare.
 //!

@@ -201,6 +201,9 @@ async fn print_state<S: Store>(
     let now = conversations.clock().now();
     let session = state.session.filter(|session| session.is_live());
     let handoff = state.handoff_until.filter(|until| *until > now);
+    // The flows the session called and is waiting for (outermost first): the
+    // customer is talking to the last one, on its own version.
+    let calls: Vec<&switchyard_engine::session::Session> = state.calls.iter().filter(|call| call.is_live()).collect();
     if json {
         let value = match &session {
             Some(session) => serde_json::json!({
@@ -214,6 +217,13 @@ async fn print_state<S: Store>(
                 "expires_in_seconds": session.expires_at().millis_since(now) / 1000,
                 "data": session.data().iter().collect::<std::collections::BTreeMap<_, _>>(),
                 "handoff_until": handoff.map(|until| until.to_string()),
+                "calls": calls.iter().map(|call| serde_json::json!({
+                    "flow": call.flow().as_str(),
+                    "version": call.version().to_string(),
+                    "step": call.step().as_str(),
+                    "reason": call.reason().name(),
+                    "fingerprint": call.fingerprint().as_str(),
+                })).collect::<Vec<_>>(),
             }),
             None => serde_json::json!({ "type": "state", "flow": null, "handoff_until": handoff.map(|until| until.to_string()) }),
         };
@@ -225,7 +235,12 @@ async fn print_state<S: Store>(
             println!("  ── session {}@{} at step {}", session.flow(), session.version(), session.step());
             println!("     reason: {}, fingerprint: {}, turns: {}", session.reason(), session.fingerprint().short(), session.turns());
             println!("     expires in {}s", session.expires_at().millis_since(now) / 1000);
-            for (key, value) in session.data().iter() {
+            for call in &calls {
+                println!("     called {}@{}, now at step {} (reason: {}, fingerprint: {})", call.flow(), call.version(), call.step(), call.reason(), call.fingerprint().short());
+            }
+            // The innermost frame holds the data collected so far.
+            let data = calls.last().map_or(session.data(), |call| call.data());
+            for (key, value) in data.iter() {
                 println!("     {key} = {value}");
             }
         }

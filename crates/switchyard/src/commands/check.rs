@@ -29,6 +29,13 @@ pub async fn run() -> ExitCode {
     {
         problems.extend(serve_problems);
     }
+    // Versions published to the store, loaded as `serve` loads them (a
+    // version it would skip is a warning); the override may name one.
+    let compiled = registry.as_ref().map_or(0, |registry| registry.all().len());
+    let registry = match (registry, &config) {
+        (Some(registry), Some(config)) => Some(super::with_store(std::sync::Arc::new(registry), config).await),
+        (registry, _) => registry.map(std::sync::Arc::new),
+    };
     let mut overrides = None;
     if let Some(registry) = &registry {
         // Parse the override even when another variable is bad: report everything at once.
@@ -45,15 +52,9 @@ pub async fn run() -> ExitCode {
     let (Some(registry), Some(config), Some(overrides)) = (registry, config, overrides) else {
         return ExitCode::from(super::INVALID);
     };
-    let compiled = registry.all().len();
-    // The same loading as `serve` (warnings go to stderr).
-    let all = match super::registry().await {
-        Ok(all) => all,
-        Err(code) => return code,
-    };
-    let flows = all.flows().len();
-    let published = all.all().len().saturating_sub(compiled);
-    println!("ok: {} flow versions in {flows} flows are valid ({compiled} compiled, {published} published as documents)", all.all().len());
+    let flows = registry.flows().len();
+    let published = registry.all().len().saturating_sub(compiled);
+    println!("ok: {} flow versions in {flows} flows are valid ({compiled} compiled, {published} published as documents)", registry.all().len());
     if overrides.is_empty() {
         println!("overrides: none");
     } else {

@@ -86,26 +86,34 @@ pub fn compiled() -> Result<Arc<Registry>, ExitCode> {
 /// a store that cannot be read is a warning, and the compiled ones are used.
 pub async fn registry() -> Result<Arc<Registry>, ExitCode> {
     let compiled = compiled()?;
-    let stored = match Config::from_env() {
-        Ok(config) => match existing_store(&config).await {
-            Ok(Some(store)) => store.documents().await.map_err(|err| err.to_string()),
-            Ok(None) => Ok(Vec::new()),
-            Err(err) => Err(format!("{err:#}")),
-        },
-        Err(problems) => Err(problems.join("; ")),
+    match Config::from_env() {
+        Ok(config) => Ok(with_store(compiled, &config).await),
+        Err(problems) => {
+            eprintln!("warning: versions published to the store are not read ({}); compiled versions only", problems.join("; "));
+            Ok(compiled)
+        }
+    }
+}
+
+/// `compiled` plus the versions published to `config`'s store (see [`registry`]).
+async fn with_store(compiled: Arc<Registry>, config: &Config) -> Arc<Registry> {
+    let stored = match existing_store(config).await {
+        Ok(Some(store)) => store.documents().await.map_err(|err| err.to_string()),
+        Ok(None) => Ok(Vec::new()),
+        Err(err) => Err(format!("{err:#}")),
     };
     let stored = match stored {
         Ok(stored) => stored,
         Err(problem) => {
             eprintln!("warning: versions published to the store are not read ({problem}); compiled versions only");
-            return Ok(compiled);
+            return compiled;
         }
     };
     let (extended, warnings) = switchyard::document::publish::with_published(&compiled, &stored);
     for warning in warnings {
         eprintln!("warning: {warning}");
     }
-    Ok(extended.map_or(compiled, Arc::new))
+    extended.map_or(compiled, Arc::new)
 }
 
 /// The configured store if it exists: a SQLite file that is not there yet
@@ -127,26 +135,19 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && !path.contains(":memory:")).then_some(path)
 }
 
-/// Adds the versions published to the configured store (if it exists) to
-/// `engine`, as `serve` does; warnings go to stderr.
-pub async fn load_published(config: &Config, engine: &Engine) -> anyhow::Result<()> {
-    if let Some(store) = existing_store(config).await? {
-        for warning in switchyard::document::publish::load_new(&store, engine).await? {
-            eprintln!("warning: {warning}");
-        }
-    }
-    Ok(())
-}
-
 /// Everything a command that runs conversations needs: valid flows, valid
 /// configuration and a valid override. Refuses (exit 1) otherwise, exactly
 /// as the server refuses to start.
-pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
-    let registry = compiled()?;
+///
+/// The registry holds the published versions too ([`registry`]), so
+/// `FLOW_VERSION_OVERRIDES` may name one, as it may name a compiled one.
+pub async fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
+    let compiled = compiled()?;
     let config = Config::from_env().map_err(|problems| {
         report(&problems);
         ExitCode::from(INVALID)
     })?;
+    let registry = with_store(compiled, &config).await;
     let overrides: Overrides = config.overrides(&registry).map_err(|problems| {
         report(&problems);
         ExitCode::from(INVALID)
@@ -168,7 +169,7 @@ pub fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
 /// [`setup`] plus the store, with the stored rollout policy loaded into the
 /// engine (the console and `explain` resolve exactly as `serve` would).
 pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, Db), ExitCode>> {
-    let (config, engine) = match setup() {
+    let (config, engine) = match setup().await {
         Ok(setup) => setup,
         Err(code) => return Ok(Err(code)),
     };

@@ -74,12 +74,11 @@ async fn from_store(flow: &str, since: Option<Timestamp>, until: Option<Timestam
 }
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
-    let (config, engine) = match super::setup() {
+    // A published (data) version is a candidate or baseline like a compiled one.
+    let (_config, engine) = match super::setup().await {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    // A published (data) version is a candidate or baseline like a compiled one.
-    super::load_published(&config, &engine).await?;
     let registry = engine.registry().clone();
     let chosen = choose(&registry, &args.flow, ("--candidate", &args.candidate), args.baseline.as_deref().map(|text| ("--baseline", text)));
     let mut problems = chosen.as_ref().err().cloned().unwrap_or_default();

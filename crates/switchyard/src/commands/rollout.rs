@@ -51,7 +51,7 @@ fn time(name: &str, text: &str) -> Result<Timestamp, String> {
 }
 
 pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
-    let (config, engine) = match super::setup() {
+    let (config, engine) = match super::setup().await {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };

@@ -32,7 +32,7 @@ async fn shutdown_signal() {
 
 pub async fn run() -> anyhow::Result<ExitCode> {
     // Every configuration problem is reported before anything starts.
-    let setup = super::setup();
+    let setup = super::setup().await;
     let serve_config = ServeConfig::from_env();
     let ((config, engine), mut serve_config) = match (setup, serve_config) {
         (Ok(setup), Ok(serve_config)) => (setup, serve_config),

@@ -3,7 +3,8 @@
 //! throttled per instance.
 //!
 //! At most `SEND_CONCURRENCY` sends are in flight per instance. Each attempt
-//! is recorded before its request goes out (`outbox_attempt`), so a process
+//! is recorded before its request goes out (`outbox_attempt`; without a
+//! throttle, a batch's first attempts together in one write), so a process
 //! that stops mid-send leaves the reply marked as maybe sent. Outcomes:
 //! - success: marked sent with Evolution's message id;
 //! - no answer (timeout, connection dropped after the request was written):
@@ -122,14 +123,19 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
+        let Some(due) = mark_attempts(&state, due).await else {
+            // The reply stays due: do not spin on a store that refuses writes.
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        };
         // One reply per contact per batch; all sends of the batch finish
         // (and are marked sent, in one write) before the next read, so a
         // contact's next reply never overtakes.
         let mut sends = JoinSet::new();
-        for outgoing in due {
+        for (outgoing, marked) in due {
             let state = state.clone();
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            sends.spawn(async move { deliver(&state, &throttle, &gates, outgoing).await });
+            sends.spawn(async move { deliver(&state, &throttle, &gates, outgoing, marked).await });
         }
         let mut delivered = Vec::new();
         while let Some(joined) = sends.join_next().await {
@@ -139,6 +145,40 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         record_sent(&state, &delivered).await;
     }
+}
+
+/// Without a throttle every first attempt of the batch goes out at once
+/// (within `SEND_CONCURRENCY`), so those attempts are recorded together, in
+/// one write, before any of their requests: one commit per batch instead of
+/// one per reply. Each comes back with whether its attempt is on record; a
+/// reply the store refused (sent, failed, or on PostgreSQL claimed by
+/// another process meanwhile) is dropped. Throttled instances and unsure
+/// replies record their attempt just before their request (`send`). `None`:
+/// the store refused the write, and nothing is sent.
+async fn mark_attempts(state: &AppState, due: Vec<Outgoing>) -> Option<Vec<(Outgoing, bool)>> {
+    if state.config().send_interval.is_some() {
+        return Some(due.into_iter().map(|outgoing| (outgoing, false)).collect());
+    }
+    let first: Vec<i64> = due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect();
+    let marked = match state.store().outbox_attempt_many(&first, Timestamp::now_utc()).await {
+        Ok(mut marked) => {
+            marked.sort_unstable();
+            marked
+        }
+        Err(err) => {
+            // Unrecorded, the attempts could repeat unnoticed after a crash.
+            tracing::warn!(error = %err, replies = first.len(), "cannot record send attempts; not sending yet");
+            return None;
+        }
+    };
+    Some(
+        due.into_iter()
+            .filter_map(|outgoing| match outgoing.unsure_since {
+                Some(_) => Some((outgoing, false)),
+                None => marked.binary_search(&outgoing.seq).is_ok().then_some((outgoing, true)),
+            })
+            .collect(),
+    )
 }
 
 /// Marks the batch's delivered replies sent, in one write.
@@ -183,11 +223,12 @@ where
 
 /// Sends one reply and records a failed outcome; a delivered one is
 /// returned for [`record_sent`].
-async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing) -> Option<(Outgoing, Sent)> {
+/// `marked`: its attempt is already on record (`mark_attempts`).
+async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing, marked: bool) -> Option<(Outgoing, Sent)> {
     let _slot = gates.enter(&outgoing.instance).await?;
     let timeout = state.config().send_timeout;
     let result = match outgoing.unsure_since {
-        None => send(state, throttle, &outgoing).await,
+        None => send(state, throttle, &outgoing, marked).await,
         Some(since) => {
             // An attempt cut short by its process's death may still be in
             // Evolution's hands: wait for it to time out and settle.
@@ -205,7 +246,7 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
                     tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply found already delivered; not sent again");
                     Some(Ok(found))
                 }
-                Ok(None) => send(state, throttle, &outgoing).await,
+                Ok(None) => send(state, throttle, &outgoing, false).await,
                 // Not knowing is no licence to send: ask again later.
                 Err(err) => Some(Err(SendError::Unanswered(format!("cannot tell whether an earlier attempt went out: {err}")))),
             }
@@ -221,13 +262,15 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
     }
 }
 
-/// Records the attempt, then sends (throttled unless the caller already
-/// waited its turn). `None`: the reply is no longer this process's to send.
-async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing) -> Option<Result<Sent, SendError>> {
+/// Records the attempt (unless `marked`: already on record), then sends
+/// (throttled unless the caller already waited its turn). `None`: the reply
+/// is no longer this process's to send.
+async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing, marked: bool) -> Option<Result<Sent, SendError>> {
     if outgoing.unsure_since.is_none() {
         throttle.wait(&outgoing.instance, state.config().send_interval).await;
     }
-    match state.store().outbox_attempt(outgoing.seq, Timestamp::now_utc()).await {
+    let recorded = if marked { Ok(true) } else { state.store().outbox_attempt(outgoing.seq, Timestamp::now_utc()).await };
+    match recorded {
         Ok(true) => {}
         Ok(false) => return None,
         Err(err) => {

@@ -348,5 +348,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
         .deps(deps.clone())
         .task(ORDER)
         .entry(step::PURCHASE)
+        // Evacuated from v2: the same form, with what it collected.
+        .step_map(2, &[(step::PURCHASE, step::PURCHASE)])
         .step(step::PURCHASE, purchase())
 }

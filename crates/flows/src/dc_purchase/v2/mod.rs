@@ -349,5 +349,7 @@ pub fn version(deps: &Deps) -> VersionDecl {
         .deps(deps.clone())
         .task(ORDER)
         .entry(step::PURCHASE)
+        // Evacuated from v1: the same form, with what it collected.
+        .step_map(1, &[(step::PURCHASE, step::PURCHASE)])
         .step(step::PURCHASE, purchase())
 }

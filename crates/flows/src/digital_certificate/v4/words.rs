@@ -39,37 +39,3 @@ pub(super) const REQUIREMENTS: &[&str] = &[
 pub(super) const STATUS: &[&str] = &[
     "status", "pedido", "meu pedido", "acompanhar", "andamento", "rastrear", "situacao",
 ];
-
-/// A certificate for a person, said plainly enough to change a choice already made.
-pub(super) const PERSON: &[&str] = &[
-    "e-cpf", "ecpf", "e cpf", "pessoa fisica", "pra mim", "para mim", "pra eu", "no meu nome", "pf",
-];
-
-/// A certificate for a company, said plainly enough to change a choice already made.
-pub(super) const COMPANY: &[&str] = &[
-    "e-cnpj", "ecnpj", "e cnpj", "pessoa juridica", "empresa", "pra empresa", "para a empresa", "minha empresa",
-    "pj", "firma",
-];
-
-/// The document's name alone: a choice only while none was made ("meu cpf é ...").
-pub(super) const PERSON_WEAK: &[&str] = &["cpf"];
-pub(super) const COMPANY_WEAK: &[&str] = &["cnpj"];
-
-/// `support`: installing the certificate.
-pub(super) const INSTALLATION: &[&str] = &[
-    "instalar", "instalacao", "instalei", "baixar", "download", "driver", "nao consigo instalar",
-];
-
-/// `support`: a blocked PIN.
-pub(super) const PIN: &[&str] = &[
-    "pin", "senha", "bloqueado", "bloqueou", "bloqueada", "puk", "senha bloqueada", "pin bloqueado",
-];
-
-/// `support`: the computer does not see the token.
-pub(super) const TOKEN: &[&str] = &[
-    "token nao reconhecido", "nao reconhece", "nao reconhecido", "nao e reconhecido", "nao aparece", "nao detecta",
-    "leitora", "token",
-];
-
-/// `support`: anything else.
-pub(super) const OTHER_ISSUE: &[&str] = &["outro", "outros", "outra coisa", "nenhum", "nenhuma"];
