@@ -47,6 +47,9 @@ fn the_guard_rolls_back_a_candidate_that_hands_off_more_and_never_flaps() {
     assert!(checked.contains("guard ROLLED BACK v2"), "{checked}");
     let again = ok(&switchyard(&["rollout", "check-guards"], &db));
     assert!(!again.contains("ROLLED BACK"), "a tripped guard stays tripped and does not act again: {again}");
+    // The split's weights now (v2 at 0%) did not assign these sessions: no
+    // sample-ratio alarm after a rollback.
+    assert!(report(&db)["sample_ratio"].is_null(), "{}", report(&db)["sample_ratio"]);
 
     let audit: Vec<Value> = serde_json::from_str(&ok(&switchyard(&["audit", "--flow", "digital_certificate", "--json"], &db))).unwrap();
     let rollback = audit.iter().find(|record| record["action"] == "guard_rollback").expect("audited");

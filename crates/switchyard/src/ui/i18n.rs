@@ -154,7 +154,7 @@ pub const TEXTS: &[(&str, &str, &str)] = &[
     ("srm", "Sample-ratio check", "Verificação de proporção da amostra"),
     ("srm_ok", "Sessions match the split's weights (p = {0}).", "As sessões batem com os pesos da divisão (p = {0})."),
     ("srm_mismatch", "MISMATCH: sessions do not match the split's weights (p = {0}); do not trust the comparison.", "DIVERGÊNCIA: as sessões não batem com os pesos da divisão (p = {0}); não confie na comparação."),
-    ("srm_none", "No split: nothing to check.", "Sem divisão: nada a verificar."),
+    ("srm_none", "Not checked: there is no split, or its guard rolled it back (today's weights did not assign these sessions).", "Não verificado: não há divisão, ou a proteção a reverteu (os pesos de hoje não distribuíram estas sessões)."),
     ("funnels", "Funnels", "Funis"),
     ("step", "Step", "Etapa"),
     ("reached", "reached", "chegaram"),
