@@ -385,7 +385,7 @@ pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, 
         .bind(turn.instance.as_str())
         .bind(turn.contact.as_str())
         .bind(reply_to)
-        .bind(&reply.text)
+        .bind(reply.text.as_str())
         .bind(reply.session.map(|id| id.to_string()))
         .bind(created_at)
         .bind(i64::MIN)
