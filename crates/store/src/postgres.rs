@@ -444,19 +444,19 @@ impl Queue for PgStore {
     /// claimed by a live process.
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         // A claim is free when it lapsed, or at once when its owner's node
-        // lock is gone (the process died: its session ended with it).
+        // lock is gone (the process died: its session ended with it). The
+        // lock is probed only for a claim still running, by trying it
+        // shared for this transaction: a live owner holds it exclusively.
+        // (Reading `pg_locks` instead took every lock-manager partition on
+        // each poll, whatever the outbox held.)
         let rows = sqlx::query(
-            "WITH live AS MATERIALIZED ( \
-                SELECT (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l \
-                WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) \
-             UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
+            "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
                 SELECT o.seq FROM outbox o \
                 WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
-                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
-                     OR hashtextextended(o.claimed_by, 0) NOT IN (SELECT key FROM live)) \
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
+                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
+                     OR (o.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(o.claimed_by, 0)))) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
                 COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
