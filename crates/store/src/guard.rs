@@ -23,7 +23,30 @@ const POPULATION: &str = "SELECT s.version AS version, COUNT(*) AS started, \
      AND (SELECT MIN(e.seq) FROM events e WHERE e.session_id = s.id) > $2 \
      GROUP BY s.version ORDER BY s.version";
 
+/// Per-version counts of `flow`'s bucket draws (split sessions not kept by
+/// memory) whose first event came after `$2`, versions ascending: what the
+/// sample-ratio check compares with the weights set at that mark. A
+/// remembered contact keeps the version drawn at the earlier weights.
+const DRAWS: &str = "SELECT CAST(s.version AS BIGINT) AS version, COUNT(*) AS drawn FROM sessions s \
+     WHERE s.flow = $1 AND s.reason = 'split' AND COALESCE(s.reason_detail, '') NOT LIKE 'remembered since%' \
+     AND (SELECT MIN(e.seq) FROM events e WHERE e.session_id = s.id) > $2 \
+     GROUP BY s.version ORDER BY s.version";
+
+fn draws(rows: Vec<(i64, i64)>) -> Result<Vec<(u32, u64)>, StoreError> {
+    rows.into_iter()
+        .map(|(version, drawn)| {
+            let version = u32::try_from(version).map_err(|_| StoreError::Corrupt(format!("session version {version} is out of range")))?;
+            Ok((version, drawn.max(0) as u64))
+        })
+        .collect()
+}
+
 impl SqliteStore {
+    /// See [`DRAWS`]: (version number, sessions drawn).
+    pub async fn split_draws(&self, flow: &str, after_event: i64) -> Result<Vec<(u32, u64)>, StoreError> {
+        draws(sqlx::query_as(DRAWS).bind(flow).bind(after_event).fetch_all(self.pool()).await.map_err(crate::sqlite::map_err)?)
+    }
+
     pub async fn event_watermark(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(WATERMARK).fetch_one(self.pool()).await.map_err(crate::sqlite::map_err)
     }
@@ -35,6 +58,11 @@ impl SqliteStore {
 }
 
 impl PgStore {
+    /// See [`DRAWS`]: (version number, sessions drawn).
+    pub async fn split_draws(&self, flow: &str, after_event: i64) -> Result<Vec<(u32, u64)>, StoreError> {
+        draws(sqlx::query_as(DRAWS).bind(flow).bind(after_event).fetch_all(self.pool()).await.map_err(crate::postgres::map_err)?)
+    }
+
     pub async fn event_watermark(&self) -> Result<i64, StoreError> {
         sqlx::query_scalar(WATERMARK).fetch_one(self.pool()).await.map_err(crate::postgres::map_err)
     }

@@ -141,6 +141,7 @@ impl Db {
         pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
         pub async fn event_watermark(&self) -> Result<i64, StoreError>;
         pub async fn split_population(&self, flow: &str, after_event: i64) -> Result<Vec<VersionAggregate>, StoreError>;
+        pub async fn split_draws(&self, flow: &str, after_event: i64) -> Result<Vec<(u32, u64)>, StoreError>;
         pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError>;
         pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError>;
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;

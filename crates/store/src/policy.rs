@@ -71,6 +71,7 @@ pub fn rules_to_json(rules: &FlowRules) -> Value {
                 "tripped": guard.tripped.as_ref().map(|trip| json!({"at": trip.at.to_string(), "reason": trip.reason})),
                 "armed_after_event": guard.armed_after_event,
             })),
+            "weights_after_event": split.weights_after_event,
         })),
         "promoted": rules.promoted.map(|version| version.to_string()),
     })
@@ -156,6 +157,7 @@ pub fn rules_from_json(value: &Value) -> Result<FlowRules, String> {
         if let Some(guard) = field(split, "guard") {
             parsed.guard = Some(guard_from_json(guard)?);
         }
+        parsed.weights_after_event = event_mark(split, "split.weights_after_event")?;
         rules.split = Some(parsed);
     }
     if let Some(promoted) = field(value, "promoted") {
@@ -163,6 +165,15 @@ pub fn rules_from_json(value: &Value) -> Result<FlowRules, String> {
         rules.promoted = Some(Version::parse(promoted).map_err(|err| format!("promoted: {err}"))?);
     }
     Ok(rules)
+}
+
+/// An event sequence number stored as a mark (`None` when absent).
+fn event_mark(value: &Value, path: &str) -> Result<Option<i64>, String> {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    match field(value, name) {
+        None => Ok(None),
+        Some(mark) => mark.as_i64().filter(|seq| *seq >= 0).map(Some).ok_or_else(|| format!("{path} {mark} must be an event sequence number (0 or more)")),
+    }
 }
 
 fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
@@ -190,10 +201,7 @@ fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
             reason: text(trip, "reason", "split.guard.tripped")?.to_owned(),
         }),
     };
-    let armed_after_event = match field(guard, "armed_after_event") {
-        None => None,
-        Some(value) => Some(value.as_i64().filter(|seq| *seq >= 0).ok_or_else(|| format!("split.guard.armed_after_event {value} must be an event sequence number (0 or more)"))?),
-    };
+    let armed_after_event = event_mark(guard, "split.guard.armed_after_event")?;
     Ok(SplitGuard {
         metric: metric.to_owned(),
         min_sessions,
