@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
 //! - [`postgres`]: the PostgreSQL store (leases, claims, advisory locks).
+//! - `pg_writer` (private): PostgreSQL's group commit, one task per store, multi-row statements.
 //! - `codec` (private): how rows map to the engine's types, for both.
 //! - `writer` (private): SQLite's group commit, one thread owning the write connection.
 //! - `reader` (private): SQLite's hot-path reads, inline on plain connections.
@@ -38,6 +39,7 @@ mod guard;
 pub mod documents;
 pub mod policy;
 pub mod postgres;
+mod pg_writer;
 pub mod privacy;
 pub mod recorded;
 pub mod report;
