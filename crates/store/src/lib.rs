@@ -27,6 +27,7 @@
 //! they are serialised.
 
 pub mod aliases;
+mod backend;
 pub mod burst;
 pub mod connections;
 pub mod holds;
@@ -63,8 +64,8 @@ use crate::privacy::{Erasure, Purge};
 use crate::sessions::LiveFilter;
 pub use crate::postgres::{redact as redact_url, PgSettings};
 use crate::postgres::PgStore;
-use crate::report::{StepAggregate, VersionAggregate, Window};
-use crate::sqlite::{SqliteStore, VersionStatus};
+use crate::report::{StepAggregate, VersionAggregate, VersionStatus, Window};
+use crate::sqlite::SqliteStore;
 pub use crate::sqlite::Synchronous;
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
