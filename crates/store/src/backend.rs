@@ -12,6 +12,9 @@
 //! | [`Backend::writes`] | the second, one-connection write pool | the pool |
 //! | [`Backend::begin_write`] | `BEGIN IMMEDIATE` (it reads, then writes) | `BEGIN` |
 //! | [`Backend::begin_audit`] | `BEGIN IMMEDIATE` | `BEGIN` + the audit's advisory lock |
+//! | [`Backend::begin_erasure`] | `BEGIN IMMEDIATE` | audit lock + `LOCK TABLE sessions` |
+//! | [`Backend::CONTACT_CLAIMS`] | none | the contact's lease, its replies' claims |
+//! | [`Backend::scrub`] | WAL checkpoint, truncated | `VACUUM` of the tables written |
 //! | [`Backend::map_err`] | busy/locked: unavailable | SQLSTATE classes |
 //! | [`Backend::dialect`] | a tiny dialect detail (`rowid` against `seq`) | |
 //!
@@ -46,6 +49,19 @@ pub(crate) trait Backend {
     /// every process polls, so it must grow in commit order.
     fn begin_audit(&self) -> impl Future<Output = Result<Tx<Self>, StoreError>> + Send;
 
+    /// A transaction that erases a contact (`privacy`): an audit append that
+    /// no turn may race (a session started between its live check and its
+    /// renames would be renamed live).
+    fn begin_erasure(&self) -> impl Future<Output = Result<Tx<Self>, StoreError>> + Send;
+
+    /// Statements (`$1` = one id of the contact) that free an erased
+    /// contact from what only this backend keeps: leases and claims.
+    const CONTACT_CLAIMS: &'static [&'static str];
+
+    /// Clears the old row versions an erasure or purge left on disk, after
+    /// its commit; `tables` are those it wrote.
+    fn scrub(&self, tables: &'static str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     fn map_err(err: sqlx::Error) -> StoreError;
 
     /// `sqlite` on SQLite, `postgres` on PostgreSQL: for a dialect detail
@@ -73,6 +89,29 @@ impl Backend for SqliteStore {
     /// SQLite's one writer already orders commits.
     async fn begin_audit(&self) -> Result<Tx<Self>, StoreError> {
         self.begin_write().await
+    }
+
+    /// The writer's lock keeps turns out already.
+    async fn begin_erasure(&self) -> Result<Tx<Self>, StoreError> {
+        self.begin_write().await
+    }
+
+    const CONTACT_CLAIMS: &'static [&'static str] = &[];
+
+    /// Every connection runs with `secure_delete`; this writes every
+    /// committed page into the database file and cuts the WAL, which still
+    /// holds the pages' old versions, to zero bytes. It waits (the busy
+    /// timeout) for readers on an older snapshot; a reader that keeps one
+    /// longer makes it fail rather than leave the file as it was silently.
+    async fn scrub(&self, _tables: &'static str) -> Result<(), StoreError> {
+        for _ in 0..2 {
+            let (busy, _, _): (i64, i64, i64) =
+                sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(self.writer()).await.map_err(crate::sqlite::map_err)?;
+            if busy == 0 {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable("the WAL checkpoint stayed busy: a reader kept an old snapshot open".to_owned()))
     }
 
     fn map_err(err: sqlx::Error) -> StoreError {
@@ -105,6 +144,25 @@ impl Backend for PgStore {
         let mut tx = self.begin_write().await?;
         crate::postgres::lock_audit(&mut tx).await?;
         Ok(tx)
+    }
+
+    /// Other processes keep committing turns: they wait for the erasure,
+    /// which is rare and short.
+    async fn begin_erasure(&self) -> Result<Tx<Self>, StoreError> {
+        let mut tx = self.begin_audit().await?;
+        sqlx::query("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(crate::postgres::map_err)?;
+        Ok(tx)
+    }
+
+    const CONTACT_CLAIMS: &'static [&'static str] =
+        &["DELETE FROM contact_leases WHERE contact = $1", "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE contact = $1"];
+
+    /// `VACUUM` of the tables written, so no dead row version can be read.
+    /// It cannot run in a transaction block, so it goes as a plain
+    /// (simple-protocol) statement on a pooled connection.
+    async fn scrub(&self, tables: &'static str) -> Result<(), StoreError> {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {tables}"))).execute(self.pool()).await.map_err(crate::postgres::map_err)?;
+        Ok(())
     }
 
     fn map_err(err: sqlx::Error) -> StoreError {

@@ -172,6 +172,11 @@ impl Db {
         pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError>;
         pub async fn publish_document(&self, publish: &documents::Publish<'_>) -> Result<AuditRecord, StoreError>;
         pub async fn documents(&self) -> Result<Vec<documents::StoredDocument>, StoreError>;
+        pub async fn live_holds(&self, now: Timestamp, limit: u32) -> Result<holds::HoldList, StoreError>;
+        pub async fn release_hold(&self, instance: &InstanceId, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Option<i64>, StoreError>;
+        pub async fn record_connection(&self, instance: &InstanceId, state: &str, status_reason: Option<i64>, at: Timestamp) -> Result<(), StoreError>;
+        pub async fn connections(&self) -> Result<Vec<connections::InstanceConnection>, StoreError>;
+        pub async fn recorded_sessions(&self, filter: &recorded::RecordedFilter<'_>) -> Result<Vec<recorded::RecordedSession>, StoreError>;
     }
 }
 
