@@ -64,6 +64,11 @@ pub(crate) trait Backend {
 
     fn map_err(err: sqlx::Error) -> StoreError;
 
+    /// [`Backend::map_err`], for code that has a store but does not name its type.
+    fn error(&self, err: sqlx::Error) -> StoreError {
+        Self::map_err(err)
+    }
+
     /// `sqlite` on SQLite, `postgres` on PostgreSQL: for a dialect detail
     /// too small to name (which column keeps insertion order).
     fn dialect<T>(sqlite: T, postgres: T) -> T;

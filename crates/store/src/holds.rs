@@ -102,33 +102,6 @@ pub struct HoldFigures {
     pub held_millis: i64,
 }
 
-/// SQL clock in Unix milliseconds, SQLite.
-macro_rules! sqlite_now {
-    () => {
-        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    };
-}
-/// SQL clock in Unix milliseconds, PostgreSQL.
-macro_rules! pg_now {
-    () => {
-        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-    };
-}
-
-/// Closes the contact's live hold as released by hand ($1 instance, $2 contact).
-pub(crate) const SQLITE_RELEASED: &str = concat!(
-    "UPDATE holds SET ended_at = ",
-    sqlite_now!(),
-    ", ended_by = 'release' WHERE instance = ?1 AND contact = ?2 AND ended_at IS NULL AND until > ",
-    sqlite_now!()
-);
-pub(crate) const PG_RELEASED: &str = concat!(
-    "UPDATE holds SET ended_at = ",
-    pg_now!(),
-    ", ended_by = 'release' WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > ",
-    pg_now!()
-);
-
 /// A live hold's `until` moves with a new hold on the same contact ($1
 /// until, $2 instance, $3 contact, $4 at).
 ///

@@ -460,7 +460,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query(crate::holds::PG_RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query(RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
@@ -770,6 +770,11 @@ impl PgStore {
         Ok(())
     }
 }
+
+/// Closes the contact's live hold (`holds`) as released by hand ($1
+/// instance, $2 contact), on PostgreSQL's clock in Unix milliseconds.
+const RELEASED: &str = "UPDATE holds SET ended_at = CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT), ended_by = 'release' \
+                        WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 #[cfg(test)]
 mod tests {

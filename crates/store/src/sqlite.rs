@@ -405,7 +405,7 @@ impl Store for SqliteStore {
                 "DELETE FROM handoffs WHERE instance = ? AND contact = ?",
                 vec![instance.as_str().into(), contact.as_str().into()],
             ),
-            Statement::new(crate::holds::SQLITE_RELEASED, vec![instance.as_str().into(), contact.as_str().into()])])
+            Statement::new(RELEASED, vec![instance.as_str().into(), contact.as_str().into()])])
             .await?;
         Ok(done[0].unwrap_or(0) > 0)
     }
@@ -595,3 +595,8 @@ impl SqliteStore {
         Ok(reply_to.is_some())
     }
 }
+
+/// Closes the contact's live hold (`holds`) as released by hand ($1
+/// instance, $2 contact), on SQLite's clock in Unix milliseconds.
+const RELEASED: &str = "UPDATE holds SET ended_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ended_by = 'release' \
+                        WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
