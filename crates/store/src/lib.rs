@@ -31,7 +31,8 @@
 //!   connect) and its hot path: `writer` (private), group commit on one
 //!   thread; `reader` (private), hot reads inline on plain connections.
 //! - [`postgres`]: the PostgreSQL store and its hot path (leases,
-//!   `SKIP LOCKED` claims, node advisory locks).
+//!   `SKIP LOCKED` claims, node advisory locks); `pg_writer` (private), its
+//!   group commit, one task per store, multi-row statements.
 //! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox
 //!   entry (its merge is one `= ANY` statement on PostgreSQL, one per entry on SQLite).
 //!
@@ -58,6 +59,7 @@ mod guard;
 pub mod documents;
 pub mod policy;
 pub mod postgres;
+mod pg_writer;
 pub mod privacy;
 pub mod recorded;
 pub mod report;

@@ -37,16 +37,17 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, SqlSafeStr};
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
-use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId};
+use switchyard_engine::ids::{Contact, InstanceId, SessionId};
 use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
-use switchyard_engine::session::{Outcome, Session};
+use switchyard_engine::session::Session;
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::codec::{
-    contact_state_from_rows, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
-    outgoing_from_row, session_from_row, data_to_json, session_columns,
+    contact_state_from_rows, event_from_row, inbox_from_row, key_from_row,
+    outgoing_from_row, session_from_row, session_columns,
 };
+use crate::pg_writer::{insert_replies, write_rows, Inbound, Outbound, TurnRows, Writer};
 
 /// How long a process keeps a contact to itself without renewing.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -109,6 +110,8 @@ pub struct PgStore {
     leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
+    /// Group commit of the hot-path writes (inbox, inbound turns, sent marks).
+    writer: Writer,
     /// Held for as long as any clone of this store lives.
     _node_lock: Arc<NodeLock>,
 }
@@ -209,6 +212,12 @@ impl PgStore {
     /// Connects to `url` (`postgres://...`) and runs the migrations (under
     /// PostgreSQL's migration lock, so processes starting together are safe).
     pub async fn open(url: &str, settings: &PgSettings) -> Result<PgStore, StoreError> {
+        PgStore::open_with_queue(url, settings, crate::pg_writer::QUEUE).await
+    }
+
+    /// [`PgStore::open`] with room for `queue` writes waiting for the
+    /// writer (tests fill a small one).
+    pub async fn open_with_queue(url: &str, settings: &PgSettings, queue: usize) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| StoreError::Other(format!("DATABASE_URL '{}' is not a valid PostgreSQL URL: {err}", redact(url))))?
             .application_name("switchyard");
@@ -230,7 +239,8 @@ impl PgStore {
         migrator().run(&pool).await.map_err(|err| StoreError::Other(format!("migrating '{}' failed: {err}", redact(url))))?;
         let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
         let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
-        Ok(PgStore { pool, leases, node, _node_lock: Arc::new(node_lock) })
+        let writer = Writer::start(pool.clone(), queue);
+        Ok(PgStore { pool, leases, node, writer, _node_lock: Arc::new(node_lock) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -244,6 +254,12 @@ impl PgStore {
 
     pub async fn ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Writes waiting for the writer (the batch being written not counted).
+    #[doc(hidden)]
+    pub fn write_backlog(&self) -> usize {
+        self.writer.backlog()
     }
 }
 
@@ -266,130 +282,25 @@ pub(crate) async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
 }
 
 /// Writes a turn inside `tx`: sessions (insert or revision-checked update),
-/// events, split assignments and the handoff hold.
+/// events, split assignments and the handoff hold, one statement per kind
+/// of row ([`crate::pg_writer::write_rows`]).
 pub(crate) async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
-    for session in &turn.sessions {
-        let record = session.record();
-        if record.revision == 0 {
-            sqlx::query(
-                "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
-                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision, parent, depth) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $19)",
-            )
-            .bind(record.id.to_string())
-            .bind(record.instance.as_str())
-            .bind(record.contact.as_str())
-            .bind(record.flow.as_str())
-            .bind(i64::from(record.version.number()))
-            .bind(record.fingerprint.as_str())
-            .bind(record.reason.name())
-            .bind(record.reason.detail())
-            .bind(record.step.as_str())
-            .bind(data_to_json(&record.data))
-            .bind(i64::from(record.attempts))
-            .bind(i64::from(record.turns))
-            .bind(record.started_at.as_millis())
-            .bind(record.last_input_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(record.outcome.map(Outcome::as_str))
-            .bind(record.ended_at.map(Timestamp::as_millis))
-            .bind(record.parent.map(|id| id.to_string()))
-            .bind(i64::from(record.depth))
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-        } else {
-            let done = sqlx::query(
-                "UPDATE sessions SET step = $1, data = $2, attempts = $3, turns = $4, last_input_at = $5, expires_at = $6, \
-                 outcome = $7, ended_at = $8, revision = revision + 1 WHERE id = $9 AND revision = $10 AND outcome IS NULL",
-            )
-            .bind(record.step.as_str())
-            .bind(data_to_json(&record.data))
-            .bind(i64::from(record.attempts))
-            .bind(i64::from(record.turns))
-            .bind(record.last_input_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(record.outcome.map(Outcome::as_str))
-            .bind(record.ended_at.map(Timestamp::as_millis))
-            .bind(record.id.to_string())
-            .bind(record.revision as i64)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict(format!("session {} is no longer live at revision {}", record.id, record.revision)));
-            }
-        }
+    let rows = TurnRows::new(turn);
+    let refused = write_rows(&mut **tx, &[(&rows, None)]).await.map_err(map_err)?;
+    match refused.into_iter().next() {
+        Some((_, err)) => Err(err),
+        None => Ok(()),
     }
-    for event in &turn.events {
-        let (reason, reason_detail, fingerprint, detail) = event_columns(&event.kind);
-        sqlx::query(
-            "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(event.session.to_string())
-        .bind(event.flow.as_str())
-        .bind(i64::from(event.version.number()))
-        .bind(event.at.as_millis())
-        .bind(event.step.as_ref().map(StepId::as_str))
-        .bind(event.kind.name())
-        .bind(reason)
-        .bind(reason_detail)
-        .bind(fingerprint)
-        .bind(detail)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    for (flow, version, at) in &turn.assignments {
-        sqlx::query(
-            "INSERT INTO split_assignments (contact, flow, version, assigned_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (contact, flow) DO UPDATE SET version = excluded.version, assigned_at = excluded.assigned_at",
-        )
-        .bind(turn.contact.as_str())
-        .bind(flow.as_str())
-        .bind(i64::from(version.number()))
-        .bind(at.as_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    if let Some(until) = turn.handoff_until {
-        sqlx::query(
-            "INSERT INTO handoffs (instance, contact, until) VALUES ($1, $2, $3) \
-             ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
-        )
-        .bind(turn.instance.as_str())
-        .bind(turn.contact.as_str())
-        .bind(until.as_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    Ok(())
 }
 
-/// Queues a turn's replies inside `tx`.
+/// Queues a turn's replies inside `tx`, in one statement.
 pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
-    for reply in &turn.replies {
-        sqlx::query(
-            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id, rich) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(turn.instance.as_str())
-        .bind(turn.contact.as_str())
-        .bind(reply_to)
-        .bind(&reply.text)
-        .bind(reply.session.map(|id| id.to_string()))
-        .bind(created_at)
-        .bind(i64::MIN)
-        .bind(request_id)
-        .bind(crate::codec::rich_to_json(reply.rich.as_ref()))
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    if turn.replies.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let rows = TurnRows::new(turn);
+    let out = Outbound { reply_to: reply_to.to_owned(), created_at, request_id: request_id.map(str::to_owned) };
+    insert_replies(&mut **tx, &[(&rows, &out)]).await.map_err(map_err)
 }
 
 impl Store for PgStore {
@@ -467,24 +378,10 @@ impl Store for PgStore {
 }
 
 impl Queue for PgStore {
+    /// Through the writer: many accepts share one statement and one commit;
+    /// refused at once (`Unavailable`) when its queue is full.
     async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
-        let (kind, body) = inbox_columns(&entry.kind);
-        let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
-        )
-        .bind(entry.instance.as_str())
-        .bind(&entry.message_id)
-        .bind(entry.contact.as_str())
-        .bind(&entry.reply_to)
-        .bind(kind)
-        .bind(body)
-        .bind(entry.sent_at.map(Timestamp::as_millis))
-        .bind(entry.received_at.as_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(seq.map_or(Accepted::Duplicate, Accepted::New))
+        self.writer.accept(entry).await
     }
 
     /// Contacts with unprocessed entries that no other process holds.
@@ -530,43 +427,30 @@ impl Queue for PgStore {
         row.as_ref().map(inbox_from_row).transpose()
     }
 
+    /// Through the writer, together with the other turns, accepts and sent
+    /// marks waiting: refused alone (`Conflict`) when its entry is taken or
+    /// a session it read has moved on.
     async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
-        let seq = pending.seq;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let processed: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL \
-             AND body IS NOT DISTINCT FROM $2 RETURNING received_at, message_id",
-        )
-        .bind(seq)
-        .bind(inbox_columns(&pending.entry.kind).1)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((received_at, message_id)) = processed else {
-            return Err(StoreError::Conflict(format!("inbox entry {seq} is processed, changed or gone")));
-        };
-        write_turn(&mut tx, turn).await?;
-        queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
-        tx.commit().await.map_err(map_err)
+        self.writer.commit_inbound(Inbound::new(turn, pending, reply_to)).await
     }
 
     /// Claims and returns each contact's oldest unsent reply, if due and not
     /// claimed by a live process.
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         // A claim is free when it lapsed, or at once when its owner's node
-        // lock is gone (the process died: its session ended with it).
+        // lock is gone (the process died: its session ended with it). The
+        // lock is probed only for a claim still running, by trying it
+        // shared for this transaction: a live owner holds it exclusively.
+        // (Reading `pg_locks` instead took every lock-manager partition on
+        // each poll, whatever the outbox held.)
         let rows = sqlx::query(
-            "WITH live AS MATERIALIZED ( \
-                SELECT (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l \
-                WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) \
-             UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
+            "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
                 SELECT o.seq FROM outbox o \
                 WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
-                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
-                     OR hashtextextended(o.claimed_by, 0) NOT IN (SELECT key FROM live)) \
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
+                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
+                     OR (o.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(o.claimed_by, 0)))) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
                 COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
@@ -622,17 +506,7 @@ impl Queue for PgStore {
     }
 
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET sent_at = $1, provider_id = $2, attempts = attempts + 1, attempted_at = NULL, \
-             claimed_by = NULL, claim_until = NULL WHERE seq = $3",
-        )
-        .bind(at.as_millis())
-        .bind(provider_id)
-        .bind(seq)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        self.writer.sent(vec![(seq, provider_id.map(str::to_owned))], at).await
     }
 
     /// Left alone when another process has taken the claim over (this
@@ -756,18 +630,7 @@ impl PgStore {
     /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),
     /// in one statement.
     pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
-        let (seqs, provider_ids): (Vec<i64>, Vec<Option<String>>) = sent.iter().cloned().unzip();
-        sqlx::query(
-            "UPDATE outbox o SET sent_at = $1, provider_id = u.provider_id, attempts = o.attempts + 1, attempted_at = NULL, \
-             claimed_by = NULL, claim_until = NULL FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS u(seq, provider_id) WHERE o.seq = u.seq",
-        )
-        .bind(at.as_millis())
-        .bind(seqs)
-        .bind(provider_ids)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        self.writer.sent(sent.to_vec(), at).await
     }
 }
 
