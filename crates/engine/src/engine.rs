@@ -15,7 +15,7 @@ mod message;
 mod stack;
 
 pub use config::{Command, EngineConfig, EngineTexts, GlobalCommands};
-pub use message::{ContactState, Content, Inbound, Reply, Turn};
+pub use message::{ContactState, Content, Inbound, Reply, ReplyText, Turn};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -130,7 +130,7 @@ impl Engine {
                     flow: session.map(|s| s.flow().clone()),
                     version: session.map(Session::version),
                     step: session.map(|s| s.step().clone()),
-                    text: self.config.texts.unsupported.clone(),
+                    text: self.config.texts.unsupported.clone().into(),
                     rich: None,
                 });
                 return turn;
@@ -177,7 +177,7 @@ impl Engine {
                 flow: None,
                 version: None,
                 step: None,
-                text: self.config.texts.cancelled.clone(),
+                text: self.config.texts.cancelled.clone().into(),
                 rich: None,
             }),
             (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn),
@@ -203,7 +203,7 @@ impl Engine {
                             flow: Some(session.flow().clone()),
                             version: Some(session.version()),
                             step: Some(step),
-                            text: self.config.texts.restarted.clone(),
+                            text: self.config.texts.restarted.clone().into(),
                             rich: None,
                         });
                         turn.sessions.push(session);
@@ -266,7 +266,7 @@ impl Engine {
             Command::Human => (Outcome::Handoff, Some(&self.config.texts.handoff)),
         };
         if let Some(text) = text {
-            turn.replies.push(Reply::at(&session, text.clone()));
+            turn.replies.push(Reply::at(&session, text.clone().into()));
         }
         let detail = format!("command:{}", command.name());
         self.end(&mut session, outcome, Some(detail.clone()), now, turn);
@@ -327,7 +327,7 @@ impl Engine {
         }
         let Some(Resolution { version, reason }) = resolution else {
             // Unreachable with a validated registry: handover targets are checked.
-            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone(), rich: None });
+            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone().into(), rich: None });
             turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
             return;
         };
@@ -449,7 +449,7 @@ impl Engine {
                         _ => None,
                     };
                     if let (false, Some(text)) = (said_something, default) {
-                        turn.replies.push(Reply::at(&session, text.clone()));
+                        turn.replies.push(Reply::at(&session, text.clone().into()));
                     }
                     self.end(&mut session, outcome, None, now, turn);
                     if outcome == Outcome::Handoff {
@@ -556,7 +556,7 @@ impl Engine {
     /// apology and a human.
     fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
         self.end(&mut session, Outcome::Failed, Some(detail.clone()), now, turn);
-        turn.replies.push(Reply::at(&session, self.config.texts.apology.clone()));
+        turn.replies.push(Reply::at(&session, self.config.texts.apology.clone().into()));
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
         turn.sessions.push(session);
         self.unwind(Outcome::Failed, Some(&detail), now, turn);

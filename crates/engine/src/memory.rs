@@ -2,40 +2,18 @@
 //! tests and benchmarks. Same semantics as the database stores: it runs the
 //! same conformance suite.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use crate::engine::{ContactState, Turn};
 use crate::event::{Event, EventKind};
+use crate::hash::FastMap;
 use crate::ids::{Contact, InstanceId, SessionId};
 use crate::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
 use crate::session::Session;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
-/// FxHash (as in rustc): the in-memory store hashes keys it made itself,
-/// never attacker-chosen ones across a trust boundary, so SipHash's DoS
-/// resistance buys nothing here and costs a third of a lookup.
-#[derive(Clone, Copy, Default)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u8(&mut self, byte: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 #[derive(Default)]
 struct Memory {
@@ -302,7 +280,7 @@ impl Queue for MemoryStore {
                 instance: turn.instance.clone(),
                 contact: turn.contact.clone(),
                 reply_to: reply_to.to_owned(),
-                text: reply.text.clone(),
+                text: reply.text.to_string(),
                 session: reply.session,
                 attempts: 0,
                 created_at,

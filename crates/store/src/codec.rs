@@ -249,7 +249,7 @@ pub(crate) fn rich_to_json(rich: Option<&Rich>) -> Option<String> {
         Rich::File(file) => serde_json::json!({
             "file": {"kind": file.kind.as_str(), "url": file.url, "mimetype": file.mimetype, "file_name": file.file_name}
         }),
-        Rich::Choices(titles) => serde_json::json!({ "choices": titles }),
+        Rich::Choices(titles) => serde_json::json!({ "choices": &titles[..] }),
     };
     Some(value.to_string())
 }
