@@ -50,6 +50,36 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Text buffers of finished turns, reused by the next turn on the same
+/// thread for its message and normalised message (two allocations and two
+/// frees fewer per message).
+mod spare {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn string() -> String {
+        SPARE.with(|spare| spare.borrow_mut().pop()).unwrap_or_default()
+    }
+
+    /// Keeps `text`'s buffer (cleared), unless it is large or two are kept already.
+    pub(super) fn keep(text: Option<String>) {
+        let Some(mut text) = text else { return };
+        if text.capacity() > 4096 {
+            return;
+        }
+        text.clear();
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < 2 {
+                spare.push(text);
+            }
+        });
+    }
+}
+
 /// Why a step call failed: a panic or a transition the step did not declare.
 struct Failure(String);
 
@@ -102,7 +132,7 @@ impl Engine {
     pub fn turn_with(&self, state: ContactState, inbound: &Inbound, now: Timestamp, decisions: Decisions) -> Turn {
         let mut turn = Turn::new(&inbound.instance, &inbound.contact);
         turn.decisions = decisions;
-        turn.remembered = state.assignments.clone();
+        turn.remembered = state.assignments;
         if state.handoff_until.is_some_and(|until| now < until) {
             turn.silenced = true;
             return turn;
@@ -136,12 +166,19 @@ impl Engine {
                 return turn;
             }
         };
-        turn.message = Some(text.to_owned());
+        let mut message = spare::string();
+        message.push_str(text);
+        turn.message = Some(message);
         // Once per turn: the commands, the interrupts and the
         // matchers that run through `Ctx::normalized` all read it.
-        turn.normalized = Some(crate::text::normalize(text));
+        let mut normalized = spare::string();
+        crate::text::normalize_into(text, &mut normalized);
+        turn.normalized = Some(normalized);
         self.handle(live, text, inbound, now, &mut turn);
         self.settle(&mut turn);
+        // Only the turn's steps read these: their buffers serve the next turn.
+        spare::keep(turn.message.take());
+        spare::keep(turn.normalized.take());
         if let Some(medium) = medium {
             // On the session that took the message (one that expired
             // before it did not).

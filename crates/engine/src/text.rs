@@ -26,6 +26,14 @@ use crate::hash::FastMap;
 /// becomes `"ola bom dia"`. Emoji and other symbols are dropped.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    normalize_into(text, &mut out);
+    out
+}
+
+/// [`normalize`] appended to `out` (empty: a reused buffer).
+pub(crate) fn normalize_into(text: &str, out: &mut String) {
+    debug_assert!(out.is_empty());
+    out.reserve(text.len());
     let mut pending_space = false;
     for ch in text.chars() {
         // ASCII first: nearly every customer message and every phrase is
@@ -48,7 +56,6 @@ pub fn normalize(text: &str) -> String {
             None => pending_space = true,
         }
     }
-    out
 }
 
 fn fold_char(ch: char) -> Option<char> {
