@@ -490,7 +490,7 @@ impl Engine {
         turn: &mut Turn,
         run: impl FnOnce(&dyn Step, &mut Ctx<'_>) -> Next,
     ) -> Result<Next, Failure> {
-        let mut replies = Vec::new();
+        let replied = turn.replies.len();
         let mut requests = Vec::new();
         let mut classified = Vec::new();
         let mut slots = Vec::new();
@@ -501,7 +501,9 @@ impl Engine {
             let mut ctx = Ctx {
                 texts: fv.texts(),
                 data: &mut session.record.data,
-                replies: &mut replies,
+                replies: &mut turn.replies,
+                session: id,
+                step: &session.record.step,
                 now,
                 attempts,
                 trigger,
@@ -529,19 +531,10 @@ impl Engine {
                 for kind in slots {
                     turn.events.push(self.event(session, now, kind));
                 }
-                for (text, rich) in replies {
-                    turn.replies.push(Reply {
-                        session: Some(session.id()),
-                        flow: Some(session.flow().clone()),
-                        version: Some(session.version()),
-                        step: Some(session.step().clone()),
-                        text,
-                        rich,
-                    });
-                }
                 Ok(next)
             }
             Err(payload) => {
+                turn.replies.truncate(replied);
                 let message = payload
                     .downcast_ref::<&str>()
                     .map(|text| (*text).to_owned())

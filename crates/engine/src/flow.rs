@@ -10,8 +10,8 @@
 //! (`Next::Retry`). A handler that panics fails only its session.
 
 use crate::classify::{self, Answer, Classification, Classifier, Decisions, Request, Task};
-use crate::engine::ReplyText;
-use crate::ids::{FlowId, Fingerprint, StepId, Version};
+use crate::engine::{Reply, ReplyText};
+use crate::ids::{FlowId, Fingerprint, SessionId, StepId, Version};
 use crate::session::Data;
 use crate::text::{self, Texts};
 use crate::time::Timestamp;
@@ -109,7 +109,12 @@ pub type Deps = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 pub struct Ctx<'a> {
     pub(crate) texts: &'a Texts,
     pub(crate) data: &'a mut Data,
-    pub(crate) replies: &'a mut Vec<(ReplyText, Option<crate::media::Rich>)>,
+    /// The turn's replies: this call's are appended (and dropped again if
+    /// the handler panics).
+    pub(crate) replies: &'a mut Vec<Reply>,
+    /// The session and step the replies are sent from.
+    pub(crate) session: SessionId,
+    pub(crate) step: &'a StepId,
     /// The file the customer attached, offered to a step that accepts files.
     pub(crate) attachment: Option<&'a crate::media::Attachment>,
     pub(crate) now: Timestamp,
@@ -145,18 +150,18 @@ impl<'a> Ctx<'a> {
     /// session, and the transcript tests catch it before release.
     pub fn say(&mut self, key: &str) {
         let text = self.reply_text(key, &[]);
-        self.replies.push((text, None));
+        self.push(text, None);
     }
 
     /// Like [`Ctx::say`], with extra values for `{name}` placeholders.
     pub fn say_with(&mut self, key: &str, values: &[(&str, &str)]) {
         let text = self.reply_text(key, values);
-        self.replies.push((text, None));
+        self.push(text, None);
     }
 
     /// Sends text that was built by the handler (for example a list from the backend).
     pub fn say_raw(&mut self, text: impl Into<String>) {
-        self.replies.push((ReplyText::from(text.into()), None));
+        self.push(ReplyText::from(text.into()), None);
     }
 
     /// Sends the version's text `key` as a numbered menu of `options`
@@ -176,14 +181,25 @@ impl<'a> Ctx<'a> {
                 (text, rich)
             }
         };
-        self.replies.push((text, rich));
+        self.push(text, rich);
     }
 
     /// Sends a file, with the version's text `caption_key` (rendered with
     /// `values`) as its caption.
     pub fn send_file(&mut self, file: crate::media::OutgoingFile, caption_key: &str, values: &[(&str, &str)]) {
         let caption = self.reply_text(caption_key, values);
-        self.replies.push((caption, Some(crate::media::Rich::File(file))));
+        self.push(caption, Some(crate::media::Rich::File(file)));
+    }
+
+    fn push(&mut self, text: ReplyText, rich: Option<crate::media::Rich>) {
+        self.replies.push(Reply {
+            session: Some(self.session),
+            flow: Some(self.flow.clone()),
+            version: Some(self.version),
+            step: Some(self.step.clone()),
+            text,
+            rich,
+        });
     }
 
     /// The text `key` for a reply: a constant one shared with the version,

@@ -12,10 +12,18 @@ const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
+        // Whole words, then the rest zero-padded (fixed-size copies: no
+        // call to memcpy per key).
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
             let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(SEED);
+            word.copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let word = rest.iter().rev().fold(0u64, |word, byte| (word << 8) | u64::from(*byte));
+            self.write_u64(word);
         }
     }
     fn write_u8(&mut self, byte: u8) {

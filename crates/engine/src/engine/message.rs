@@ -223,7 +223,9 @@ impl Turn {
         Turn {
             instance: instance.clone(),
             contact: contact.clone(),
-            sessions: Vec::new(),
+            // Nearly every turn touches one session, one that starts a
+            // flow or hands over two; room for two stays a small allocation.
+            sessions: Vec::with_capacity(2),
             events: Vec::new(),
             replies: Vec::new(),
             handoff_until: None,
