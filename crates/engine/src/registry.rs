@@ -115,6 +115,10 @@ pub struct FlowVersion {
     tasks: Vec<crate::classify::Task>,
     /// (normalised phrases, target), see [`VersionDecl::interrupt`].
     interrupts: Vec<(Vec<String>, Next)>,
+    /// The first bytes of the interrupt phrases, as a bitmap: a message
+    /// with no word starting with one of them matches none (most messages
+    /// are menu numbers, documents, a "sim").
+    interrupt_starts: crate::text::WordStarts,
     /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
     step_map: Vec<(Version, &'static str, &'static str)>,
     /// Weighed tasks with their trained classifiers, see [`VersionDecl::weighed`].
@@ -209,6 +213,9 @@ impl FlowVersion {
     }
     /// [`FlowVersion::interrupt_for`] for a text already normalised.
     pub fn interrupt_for_normalized(&self, normalized: &str) -> Option<Next> {
+        if !self.interrupt_starts.start_a_word_of(normalized) {
+            return None;
+        }
         let mut best: Option<(Next, usize)> = None;
         for (phrases, to) in &self.interrupts {
             for phrase in phrases {
@@ -574,6 +581,12 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
             }
         }
     }
+    let interrupts: Vec<(Vec<String>, Next)> = decl
+        .interrupts
+        .iter()
+        .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
+        .collect();
+    let interrupt_starts = crate::text::WordStarts::firsts(interrupts.iter().flat_map(|(phrases, _)| phrases.iter().map(String::as_str)));
     Some(FlowVersion {
         flow: FlowId::new_static(decl.flow),
         version,
@@ -591,11 +604,8 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
         typed_texts: decl.typed_texts,
         step_map: decl.step_map.iter().map(|(from, old, new)| (Version::new(*from), *old, *new)).collect(),
         weighed,
-        interrupts: decl
-            .interrupts
-            .iter()
-            .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
-            .collect(),
+        interrupt_starts,
+        interrupts,
     })
 }
 

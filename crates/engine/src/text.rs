@@ -16,13 +16,24 @@
 //! key, with surrounding blank lines trimmed. Lines starting with `//` are
 //! comments. `{name}` in a text is replaced by the session value `name`.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use crate::hash::FastMap;
 
 /// Lowercases, strips accents (Portuguese and common Latin letters), turns
 /// punctuation into spaces and collapses runs of whitespace, so `"Olá, BOM-dia!"`
 /// becomes `"ola bom dia"`. Emoji and other symbols are dropped.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    normalize_into(text, &mut out);
+    out
+}
+
+/// [`normalize`] appended to `out` (empty: a reused buffer).
+pub(crate) fn normalize_into(text: &str, out: &mut String) {
+    debug_assert!(out.is_empty());
+    out.reserve(text.len());
     let mut pending_space = false;
     for ch in text.chars() {
         // ASCII first: nearly every customer message and every phrase is
@@ -45,7 +56,6 @@ pub fn normalize(text: &str) -> String {
             None => pending_space = true,
         }
     }
-    out
 }
 
 fn fold_char(ch: char) -> Option<char> {
@@ -90,6 +100,54 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
     false
 }
 
+/// The bytes the words of a normalised text start with, as a bitmap: a
+/// phrase whose first byte is not among them cannot occur in the text on
+/// word boundaries ([`contains_phrase`]), so lists of phrases are checked
+/// without scanning the text once per phrase.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct WordStarts([u64; 4]);
+
+impl WordStarts {
+    /// The word starts of `normalized`.
+    pub(crate) fn of(normalized: &str) -> WordStarts {
+        let mut starts = WordStarts::default();
+        let bytes = normalized.as_bytes();
+        if let Some(first) = bytes.first() {
+            starts.add(*first);
+        }
+        for pair in bytes.windows(2) {
+            if pair[0] == b' ' {
+                starts.add(pair[1]);
+            }
+        }
+        starts
+    }
+    /// The first bytes of `phrases`.
+    pub(crate) fn firsts<'p>(phrases: impl IntoIterator<Item = &'p str>) -> WordStarts {
+        let mut starts = WordStarts::default();
+        for byte in phrases.into_iter().filter_map(|phrase| phrase.as_bytes().first()) {
+            starts.add(*byte);
+        }
+        starts
+    }
+    fn add(&mut self, byte: u8) {
+        self.0[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
+    fn has(&self, byte: u8) -> bool {
+        self.0[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    }
+    /// Whether `phrase` may start at one of these word starts.
+    pub(crate) fn may_start(&self, phrase: &str) -> bool {
+        phrase.as_bytes().first().is_some_and(|byte| self.has(*byte))
+    }
+    /// Whether a word of `normalized` starts with one of these bytes
+    /// (without building the text's own set; it stops at the first).
+    pub(crate) fn start_a_word_of(&self, normalized: &str) -> bool {
+        let bytes = normalized.as_bytes();
+        bytes.first().is_some_and(|byte| self.has(*byte)) || bytes.windows(2).any(|pair| pair[0] == b' ' && self.has(pair[1]))
+    }
+}
+
 /// True when `text` is already in the form [`normalize`] produces, so callers
 /// can skip an allocation for constant phrases written in normal form.
 pub fn is_normalized(text: &str) -> bool {
@@ -112,25 +170,52 @@ pub fn is_normalized(text: &str) -> bool {
 }
 
 /// The texts of one version, parsed from its embedded `texts.txt`.
+///
+/// A text is kept as a slice of the embedded file when it is one (so a
+/// reply of a constant text shares it instead of copying it, see
+/// [`crate::flow::Ctx::say`]), and looked up by FxHash: its keys are the
+/// version's own.
 #[derive(Debug, Default, Clone)]
 pub struct Texts {
-    entries: HashMap<String, String>,
+    entries: FastMap<&'static str, Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    text: Cow<'static, str>,
+    /// No `{name}` placeholder: the text is sent as written.
+    constant: bool,
+    /// For a constant text: its numbered-menu option titles
+    /// ([`crate::media::menu_options`]), found the first time it is sent as a menu.
+    menu: OnceLock<Option<Arc<[String]>>>,
 }
 
 impl Texts {
     /// Parses the text file format described in the module docs.
-    pub fn parse(source: &str) -> Result<Texts, String> {
-        let mut entries = HashMap::new();
-        let mut current: Option<(String, usize, Vec<&str>)> = None;
-        let finish = |current: Option<(String, usize, Vec<&str>)>,
-                          entries: &mut HashMap<String, String>|
+    pub fn parse(source: &'static str) -> Result<Texts, String> {
+        let mut entries = FastMap::default();
+        let mut current: Option<(&'static str, usize, Vec<&'static str>)> = None;
+        let finish = |current: Option<(&'static str, usize, Vec<&'static str>)>,
+                          entries: &mut FastMap<&'static str, Entry>|
          -> Result<(), String> {
             if let Some((key, line_no, lines)) = current {
                 let body = lines.join("\n").trim_matches('\n').trim_end().to_owned();
                 if body.is_empty() {
                     return Err(format!("line {line_no}: text '{key}' is empty"));
                 }
-                if entries.insert(key.clone(), body).is_some() {
+                // The same text as a slice of the file, when the lines are
+                // contiguous there (no comment between them, no "\r\n").
+                let text = match (lines.first(), lines.last()) {
+                    (Some(first), Some(last)) => {
+                        let start = first.as_ptr() as usize - source.as_ptr() as usize;
+                        let end = last.as_ptr() as usize - source.as_ptr() as usize + last.len();
+                        let slice = source[start..end].trim_matches('\n').trim_end();
+                        if slice == body { Cow::Borrowed(slice) } else { Cow::Owned(body) }
+                    }
+                    _ => Cow::Owned(body),
+                };
+                let constant = !text.contains('{');
+                if entries.insert(key, Entry { text, constant, menu: OnceLock::new() }).is_some() {
                     return Err(format!("line {line_no}: text '{key}' is defined twice"));
                 }
             }
@@ -148,7 +233,7 @@ impl Texts {
                     return Err(format!("line {line_no}: text key '{key}' may only hold letters, digits, '_', '.' and '-'"));
                 }
                 finish(current.take(), &mut entries)?;
-                current = Some((key.to_owned(), line_no, Vec::new()));
+                current = Some((key, line_no, Vec::new()));
             } else if let Some((_, _, lines)) = current.as_mut() {
                 lines.push(line.trim_end());
             } else if !trimmed.is_empty() {
@@ -160,7 +245,21 @@ impl Texts {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.get(key).map(String::as_str)
+        self.entries.get(key).map(|entry| entry.text.as_ref())
+    }
+
+    /// The text `key` when it has no placeholder (it is sent as written),
+    /// shared: a clone copies no text when it is a slice of the file.
+    pub(crate) fn constant(&self, key: &str) -> Option<&Cow<'static, str>> {
+        self.entries.get(key).filter(|entry| entry.constant).map(|entry| &entry.text)
+    }
+
+    /// The constant text `key` with its option titles when read as a
+    /// numbered menu ([`crate::media::menu_options`], computed once).
+    pub(crate) fn constant_menu(&self, key: &str) -> Option<(&Cow<'static, str>, Option<&Arc<[String]>>)> {
+        let entry = self.entries.get(key).filter(|entry| entry.constant)?;
+        let titles = entry.menu.get_or_init(|| crate::media::menu_options(&entry.text).map(Arc::from));
+        Some((&entry.text, titles.as_ref()))
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -168,13 +267,12 @@ impl Texts {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
+        self.entries.keys().copied()
     }
 
     /// Every key with its text, sorted by key (for snapshots and diffs).
     pub fn sorted(&self) -> Vec<(&str, &str)> {
-        let mut all: Vec<(&str, &str)> =
-            self.entries.iter().map(|(key, text)| (key.as_str(), text.as_str())).collect();
+        let mut all: Vec<(&str, &str)> = self.entries.iter().map(|(key, entry)| (*key, entry.text.as_ref())).collect();
         all.sort_unstable();
         all
     }
@@ -255,6 +353,17 @@ mod tests {
         assert!(Texts::parse("stray\n[a]\nx").unwrap_err().contains("line 1"));
         assert!(Texts::parse("[a]\nx\n[a]\ny").unwrap_err().contains("'a' is defined twice"));
         assert!(Texts::parse("[a]\n\n[b]\ny").unwrap_err().contains("'a' is empty"));
+        // Texts that are no slice of the file (CRLF, a comment or trailing
+        // blanks inside) read the same as those that are.
+        let texts = Texts::parse("[a]\r\nline 1  \r\n// note\r\nline 2\r\n\r\n[b]\n\nHi {name}\n").unwrap();
+        assert_eq!(texts.get("a"), Some("line 1\nline 2"));
+        assert!(matches!(texts.constant("a"), Some(Cow::Owned(text)) if text == "line 1\nline 2"));
+        assert_eq!(texts.get("b"), Some("Hi {name}"));
+        assert_eq!(texts.constant("b"), None, "a text with a placeholder is rendered");
+        let texts = Texts::parse("[menu]\nEscolha:\n1. *Um*\n2. Dois\n").unwrap();
+        assert!(matches!(texts.constant("menu"), Some(Cow::Borrowed("Escolha:\n1. *Um*\n2. Dois"))));
+        let (_, titles) = texts.constant_menu("menu").unwrap();
+        assert_eq!(titles.map(|titles| titles.to_vec()), Some(vec!["1. Um".to_owned(), "2. Dois".to_owned()]));
     }
 
     #[test]
@@ -317,6 +426,18 @@ mod properties {
             let needle = phrase.join(" ");
             let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
             prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
+        }
+
+        #[test]
+        fn word_starts_never_rule_out_a_phrase_that_occurs(words in proptest::collection::vec("[abc1]{1,3}", 0..8), phrase in proptest::collection::vec("[abc1]{1,2}", 1..3)) {
+            let haystack = words.join(" ");
+            let needle = phrase.join(" ");
+            let starts = WordStarts::of(&haystack);
+            if contains_phrase(&haystack, &needle) {
+                prop_assert!(starts.may_start(&needle));
+                prop_assert!(WordStarts::firsts([needle.as_str()]).start_a_word_of(&haystack));
+            }
+            prop_assert_eq!(starts.may_start(&needle), words.iter().any(|word| word.as_bytes()[0] == needle.as_bytes()[0]));
         }
 
         #[test]

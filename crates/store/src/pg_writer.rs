@@ -196,7 +196,7 @@ impl TurnRows {
             replies: turn
                 .replies
                 .iter()
-                .map(|reply| ReplyRow { text: reply.text.clone(), session_id: reply.session.map(|id| id.to_string()), rich: rich_to_json(reply.rich.as_ref()) })
+                .map(|reply| ReplyRow { text: reply.text.to_string(), session_id: reply.session.map(|id| id.to_string()), rich: rich_to_json(reply.rich.as_ref()) })
                 .collect(),
         }
     }

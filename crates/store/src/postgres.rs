@@ -32,28 +32,22 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, SqlSafeStr};
-use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
-use switchyard_engine::ids::{Contact, InstanceId, SessionId, Version};
+use switchyard_engine::ids::{Contact, InstanceId, SessionId};
 use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
-use switchyard_engine::rollout::{FlowRules, Rules};
 use switchyard_engine::session::Session;
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::codec::{
-    contact_state_from_rows, audit_from_row, event_from_row, inbox_from_row, key_from_row,
-    outgoing_from_row, session_from_row, Columns, session_columns,
+    contact_state_from_rows, event_from_row, inbox_from_row, key_from_row,
+    outgoing_from_row, session_from_row, session_columns,
 };
 use crate::pg_writer::{insert_replies, write_rows, Inbound, Outbound, TurnRows, Writer};
-use crate::policy::{rules_from_json, rules_to_json, AuditRecord, Served};
-use crate::report::{StepAggregate, VersionAggregate, Window};
-use crate::sqlite::VersionStatus;
 
 /// How long a process keeps a contact to itself without renewing.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -401,7 +395,7 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query(crate::holds::PG_RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query(RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
@@ -638,44 +632,9 @@ impl Queue for PgStore {
     }
 }
 
-/// Drain view, evacuation and policy: the same operations as
+/// Evacuation and batched send marks: the same operations as
 /// [`crate::sqlite::SqliteStore`]'s.
 impl PgStore {
-    pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, COUNT(*) FILTER (WHERE outcome IS NULL) AS live, \
-             MAX(CASE WHEN outcome IS NULL THEN expires_at END) AS last_expiry, \
-             COUNT(*) FILTER (WHERE started_at >= $1) AS recent FROM sessions WHERE flow = $2 GROUP BY version ORDER BY version",
-        )
-        .bind(since.as_millis())
-        .bind(flow)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                Ok(VersionStatus {
-                    version: row.version("version")?,
-                    live: row.int("live")?,
-                    last_expiry: row.opt_int("last_expiry")?.map(Timestamp::from_millis),
-                    started_recently: row.int("recent")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE flow = $1 AND version = $2 AND outcome IS NULL ORDER BY started_at"
-        ))
-        .bind(flow)
-        .bind(i64::from(version.number()))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
-    }
-
     pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError> {
         let reply_to: Option<String> =
             sqlx::query_scalar("SELECT reply_to FROM inbox WHERE instance = $1 AND contact = $2 ORDER BY seq DESC LIMIT 1")
@@ -723,274 +682,12 @@ impl PgStore {
     pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
         self.writer.sent(sent.to_vec(), at).await
     }
-
-    pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
-        // The revision first (see the SQLite store's load_policy).
-        let revision = self.policy_revision().await?;
-        let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(&self.pool).await.map_err(map_err)?;
-        let mut rules = Rules::new();
-        for row in rows {
-            let flow = row.text("flow")?;
-            let value: Value =
-                serde_json::from_str(&row.text("rules")?).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
-            let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
-            rules.set(&flow, flow_rules);
-        }
-        Ok((rules, revision))
-    }
-
-    pub async fn policy_revision(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit").fetch_one(&self.pool).await.map_err(map_err)
-    }
-
-    pub async fn change_policy(
-        &self,
-        flow: &str,
-        rules: &FlowRules,
-        actor: &str,
-        action: &str,
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let before: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = $1").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
-        let after = if rules.is_empty() { None } else { Some(rules_to_json(rules).to_string()) };
-        match &after {
-            Some(document) => {
-                sqlx::query(
-                    "INSERT INTO policy (flow, rules, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (flow) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-                )
-                .bind(flow)
-                .bind(document)
-                .bind(at.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-            None => {
-                sqlx::query("DELETE FROM policy WHERE flow = $1").bind(flow).execute(&mut *tx).await.map_err(map_err)?;
-            }
-        }
-        let record = insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, after).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record)
-    }
-
-    #[allow(clippy::too_many_arguments)] // reason: the audit record's fields, spelled out
-    pub async fn change_policy_if(
-        &self,
-        flow: &str,
-        expected: &FlowRules,
-        rules: &FlowRules,
-        actor: &str,
-        action: &str,
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<Option<AuditRecord>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = $1").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
-        let current = current
-            .map(|text| serde_json::from_str::<Value>(&text).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}"))))
-            .transpose()?;
-        if current.as_ref() != Some(&rules_to_json(expected)) {
-            return Ok(None);
-        }
-        let after = rules_to_json(rules).to_string();
-        sqlx::query("UPDATE policy SET rules = $1, updated_at = $2 WHERE flow = $3")
-            .bind(&after)
-            .bind(at.as_millis())
-            .bind(flow)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let before = current.map(|value| value.to_string());
-        let record = insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, Some(after)).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Some(record))
-    }
-
-    pub async fn record_deploy(&self, manifest: &Value, reason: &str, at: Timestamp) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let record = insert_audit(&mut tx, at, "serve", "deploy", None, reason, None, Some(manifest.to_string())).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record.seq)
-    }
-
-    pub async fn audit(&self, flow: Option<&str>, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, flow, reason, before, after FROM audit \
-             WHERE ($1::TEXT IS NULL OR flow = $1 OR flow IS NULL) AND at >= $2 AND at < $3 ORDER BY seq",
-        )
-        .bind(flow)
-        .bind(since.map_or(i64::MIN, Timestamp::as_millis))
-        .bind(until.map_or(i64::MAX, Timestamp::as_millis))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, fingerprint, COUNT(*) AS sessions, MIN(started_at) AS first, MAX(started_at) AS last FROM sessions \
-             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 GROUP BY version, fingerprint ORDER BY version, first",
-        )
-        .bind(flow)
-        .bind(from.as_millis())
-        .bind(to.as_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                Ok(Served {
-                    version: row.version("version")?,
-                    fingerprint: row.text("fingerprint")?,
-                    sessions: row.int("sessions")?,
-                    first: Timestamp::from_millis(row.int("first")?),
-                    last: Timestamp::from_millis(row.int("last")?),
-                })
-            })
-            .collect()
-    }
-
-    pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let record =
-            insert_audit(&mut tx, Timestamp::now_utc(), actor, action, Some(flow), reason, None, Some(detail.to_string())).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record.seq)
-    }
-
-    pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT version, COUNT(*) AS started, COUNT(*) FILTER (WHERE outcome = 'completed') AS completed, \
-             COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, \
-             COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled, \
-             COUNT(*) FILTER (WHERE outcome IS NULL) AS live FROM sessions \
-             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
-             AND ($5::TEXT IS NULL OR reason = $5) GROUP BY version ORDER BY version",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let mut aggregates = rows.iter().map(crate::report::aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
-        let details = crate::report::bind_window!(sqlx::query(
-            "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
-             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
-             AND ($5::TEXT IS NULL OR reason = $5) AND outcome IS NOT NULL",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        for row in &details {
-            crate::report::add_detail(&mut aggregates, row)?;
-        }
-        Ok(aggregates)
-    }
-
-    pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind = 'classified' AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
-             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(crate::report::classification_from_row).collect()
-    }
-
-    pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
-             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(crate::report::slot_event_from_row).collect()
-    }
-
-    pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
-        let reached = crate::report::bind_window!(sqlx::query(
-            "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind = 'step_entered' AND s.flow = $1 AND s.version = $2 AND s.started_at >= $3 AND s.started_at < $4 \
-             AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) GROUP BY e.step",
-        ), window, version)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let ended = crate::report::bind_window!(sqlx::query(
-            "SELECT step, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, \
-             COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled \
-             FROM sessions WHERE flow = $1 AND version = $2 AND started_at >= $3 AND started_at < $4 \
-             AND ($5::TEXT IS NULL OR instance = $5) AND ($6::TEXT IS NULL OR reason = $6) AND outcome IS NOT NULL GROUP BY step",
-        ), window, version)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        crate::report::funnel_from_rows(&reached, &ended)
-    }
-
-    pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT flow, version, outcome, SUM(sessions)::BIGINT AS sessions FROM session_counts \
-             GROUP BY flow, version, outcome HAVING SUM(sessions) > 0 ORDER BY flow, version, outcome",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(|row| Ok((row.text("flow")?, row.version("version")?, row.text("outcome")?, row.count("sessions")?))).collect()
-    }
-
-    pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query(
-            "SELECT (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_in') AS inbound, \
-             (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_out') AS outbound",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok((row.count("inbound")?, row.count("outbound")?))
-    }
 }
 
-#[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
-pub(crate) async fn insert_audit(
-    tx: &mut Tx<'_>,
-    at: Timestamp,
-    actor: &str,
-    action: &str,
-    flow: Option<&str>,
-    reason: &str,
-    before: Option<String>,
-    after: Option<String>,
-) -> Result<AuditRecord, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         RETURNING seq, at, actor, action, flow, reason, before, after",
-    )
-    .bind(at.as_millis())
-    .bind(actor)
-    .bind(action)
-    .bind(flow)
-    .bind(reason)
-    .bind(before)
-    .bind(after)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    audit_from_row(&row)
-}
+/// Closes the contact's live hold (`holds`) as released by hand ($1
+/// instance, $2 contact), on PostgreSQL's clock in Unix milliseconds.
+const RELEASED: &str = "UPDATE holds SET ended_at = CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT), ended_by = 'release' \
+                        WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 #[cfg(test)]
 mod tests {
