@@ -468,13 +468,16 @@ impl Queue for SqliteStore {
     }
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        // Each contact's head is found in the waiting replies' partial index
+        // (`outbox_waiting`, one pass, the minimum per contact), then read by
+        // seq. The former `seq = (SELECT MIN ...)` per row was planned (no
+        // ANALYZE statistics) as a scan of the whole outbox in seq order,
+        // sent rows included: its cost grew with the history, not the work.
         self.read_all(
             "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
-             COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox o \
-             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
-             AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
-                        AND h.sent_at IS NULL AND h.failed_at IS NULL) \
-             ORDER BY seq LIMIT ?",
+             COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox \
+             WHERE seq IN (SELECT MIN(seq) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY instance, contact) \
+             AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
             &[now.as_millis().into(), i64::from(limit).into()],
         )
         .await
