@@ -618,6 +618,24 @@ impl SqliteStore {
         Ok(seqs.iter().zip(done).filter(|(_, changed)| *changed == Some(1)).map(|(seq, _)| *seq).collect())
     }
 
+    /// In one write: the sent marks of replies delivered earlier (as
+    /// [`SqliteStore::outbox_sent_many`]), then the first attempts of the
+    /// next batch (as [`SqliteStore::outbox_attempt_many`], whose answer
+    /// this is). The sender's rounds then cost one commit each instead of
+    /// two. Refused whole: neither is written.
+    pub async fn outbox_sent_then_attempt(&self, sent: &[(i64, Option<String>)], attempts: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        let mut statements: Vec<Statement> = sent
+            .iter()
+            .map(|(seq, provider_id)| Statement::new(OUTBOX_SENT, vec![at.as_millis().into(), provider_id.as_deref().into(), (*seq).into()]))
+            .collect();
+        statements.extend(attempts.iter().map(|seq| Statement::new(OUTBOX_ATTEMPT, vec![at.as_millis().into(), (*seq).into()])));
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done = self.write(statements).await?;
+        Ok(attempts.iter().zip(&done[sent.len()..]).filter(|(_, changed)| **changed == Some(1)).map(|(seq, _)| *seq).collect())
+    }
+
     /// [`Queue::due_outbox`], and behind each contact's due head the
     /// replies queued after it that were never attempted and are due (at
     /// most [`RUN`] a contact; none past one that is not), in order. The

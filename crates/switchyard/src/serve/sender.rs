@@ -104,18 +104,34 @@ impl Gates {
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let throttle = Arc::new(Throttle::default());
     let gates = Arc::new(Gates::new(state.config().send_concurrency));
+    // On SQLite a round's sent marks are written with the next round's
+    // attempt marks (one commit per round, not two), or alone as soon as a
+    // read finds nothing more to send, and before the sender stops.
+    let defer = matches!(state.store().as_ref(), switchyard_store::Db::Sqlite(_));
+    let mut unrecorded: Vec<(Outgoing, Sent)> = Vec::new();
     loop {
         if *stop.borrow() {
+            record_sent(&state, &std::mem::take(&mut unrecorded)).await;
             return;
         }
-        let due = match read_due(&state).await {
+        let mut due = match read_due(&state).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the outbox; retrying");
                 Vec::new()
             }
         };
+        if !unrecorded.is_empty() {
+            // Delivered already: its mark is on its way, not a send.
+            let mut done: Vec<i64> = unrecorded.iter().map(|(outgoing, _)| outgoing.seq).collect();
+            done.sort_unstable();
+            due.retain(|outgoing| done.binary_search(&outgoing.seq).is_err());
+        }
         if due.is_empty() {
+            if !unrecorded.is_empty() {
+                record_sent(&state, &std::mem::take(&mut unrecorded)).await;
+                continue;
+            }
             tokio::select! {
                 _ = state.inner.wake_sender.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -123,7 +139,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        let Some(runs) = mark_attempts(&state, due).await else {
+        let Some(runs) = mark_attempts(&state, due, &mut unrecorded).await else {
             // The reply stays due: do not spin on a store that refuses writes.
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -145,7 +161,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 untried.extend(left);
             }
         }
-        record_sent(&state, &delivered).await;
+        if defer {
+            unrecorded = delivered;
+        } else {
+            record_sent(&state, &delivered).await;
+        }
         if !untried.is_empty() {
             unmark(&state, &untried).await;
         }
@@ -200,10 +220,24 @@ async fn unmark(state: &AppState, seqs: &[i64]) {
 /// unsure replies record their attempt just before their request (`send`).
 /// The batch comes back as runs, one per contact in the order read. `None`:
 /// the store refused the write, and nothing is sent.
-async fn mark_attempts(state: &AppState, due: Vec<Outgoing>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
+async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, unrecorded: &mut Vec<(Outgoing, Sent)>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
     let throttled = state.config().send_interval.is_some();
     let first: Vec<i64> = if throttled { Vec::new() } else { due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect() };
-    let marked = match if first.is_empty() { Ok(Vec::new()) } else { state.store().outbox_attempt_many(&first, Timestamp::now_utc()).await } {
+    let now = Timestamp::now_utc();
+    let written = match state.store().as_ref() {
+        // The previous round's sent marks ride along (SQLite defers them).
+        switchyard_store::Db::Sqlite(store) if !unrecorded.is_empty() => {
+            let marks: Vec<(i64, Option<String>)> = unrecorded.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
+            let written = store.outbox_sent_then_attempt(&marks, &first, now).await;
+            if written.is_ok() {
+                log_sent(&std::mem::take(unrecorded));
+            }
+            written
+        }
+        _ if first.is_empty() => Ok(Vec::new()),
+        _ => state.store().outbox_attempt_many(&first, now).await,
+    };
+    let marked = match written {
         Ok(mut marked) => {
             marked.sort_unstable();
             marked
@@ -211,6 +245,8 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>) -> Option<Vec<Vec<(
         Err(err) => {
             // Unrecorded, the attempts could repeat unnoticed after a crash.
             tracing::warn!(error = %err, replies = first.len(), "cannot record send attempts; not sending yet");
+            // The sent marks must land: on their own, retried.
+            record_sent(state, &std::mem::take(unrecorded)).await;
             return None;
         }
     };
@@ -250,6 +286,10 @@ async fn record_sent(state: &AppState, delivered: &[(Outgoing, Sent)]) {
     let now = Timestamp::now_utc();
     let marks: Vec<(i64, Option<String>)> = delivered.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
     persist(state, first.seq, || state.store().outbox_sent_many(&marks, now)).await;
+    log_sent(delivered);
+}
+
+fn log_sent(delivered: &[(Outgoing, Sent)]) {
     for (outgoing, _) in delivered {
         let request_id = outgoing.request_id.as_deref().unwrap_or("-");
         tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
