@@ -15,7 +15,7 @@ mod message;
 mod stack;
 
 pub use config::{Command, EngineConfig, EngineTexts, GlobalCommands};
-pub use message::{ContactState, Content, Inbound, Reply, Turn};
+pub use message::{ContactState, Content, Inbound, Reply, ReplyText, Turn};
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -47,6 +47,36 @@ pub struct Engine {
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Engine").field("registry", &self.registry()).field("resolver", &self.resolver).finish()
+    }
+}
+
+/// Text buffers of finished turns, reused by the next turn on the same
+/// thread for its message and normalised message (two allocations and two
+/// frees fewer per message).
+mod spare {
+    use std::cell::RefCell;
+
+    thread_local! {
+        static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(super) fn string() -> String {
+        SPARE.with(|spare| spare.borrow_mut().pop()).unwrap_or_default()
+    }
+
+    /// Keeps `text`'s buffer (cleared), unless it is large or two are kept already.
+    pub(super) fn keep(text: Option<String>) {
+        let Some(mut text) = text else { return };
+        if text.capacity() > 4096 {
+            return;
+        }
+        text.clear();
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            if spare.len() < 2 {
+                spare.push(text);
+            }
+        });
     }
 }
 
@@ -102,7 +132,7 @@ impl Engine {
     pub fn turn_with(&self, state: ContactState, inbound: &Inbound, now: Timestamp, decisions: Decisions) -> Turn {
         let mut turn = Turn::new(&inbound.instance, &inbound.contact);
         turn.decisions = decisions;
-        turn.remembered = state.assignments.clone();
+        turn.remembered = state.assignments;
         if state.handoff_until.is_some_and(|until| now < until) {
             turn.silenced = true;
             return turn;
@@ -130,18 +160,25 @@ impl Engine {
                     flow: session.map(|s| s.flow().clone()),
                     version: session.map(Session::version),
                     step: session.map(|s| s.step().clone()),
-                    text: self.config.texts.unsupported.clone(),
+                    text: self.config.texts.unsupported.clone().into(),
                     rich: None,
                 });
                 return turn;
             }
         };
-        turn.message = Some(text.to_owned());
+        let mut message = spare::string();
+        message.push_str(text);
+        turn.message = Some(message);
         // Once per turn: the commands, the interrupts and the
         // matchers that run through `Ctx::normalized` all read it.
-        turn.normalized = Some(crate::text::normalize(text));
+        let mut normalized = spare::string();
+        crate::text::normalize_into(text, &mut normalized);
+        turn.normalized = Some(normalized);
         self.handle(live, text, inbound, now, &mut turn);
         self.settle(&mut turn);
+        // Only the turn's steps read these: their buffers serve the next turn.
+        spare::keep(turn.message.take());
+        spare::keep(turn.normalized.take());
         if let Some(medium) = medium {
             // On the session that took the message (one that expired
             // before it did not).
@@ -177,7 +214,7 @@ impl Engine {
                 flow: None,
                 version: None,
                 step: None,
-                text: self.config.texts.cancelled.clone(),
+                text: self.config.texts.cancelled.clone().into(),
                 rich: None,
             }),
             (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn),
@@ -203,7 +240,7 @@ impl Engine {
                             flow: Some(session.flow().clone()),
                             version: Some(session.version()),
                             step: Some(step),
-                            text: self.config.texts.restarted.clone(),
+                            text: self.config.texts.restarted.clone().into(),
                             rich: None,
                         });
                         turn.sessions.push(session);
@@ -266,7 +303,7 @@ impl Engine {
             Command::Human => (Outcome::Handoff, Some(&self.config.texts.handoff)),
         };
         if let Some(text) = text {
-            turn.replies.push(Reply::at(&session, text.clone()));
+            turn.replies.push(Reply::at(&session, text.clone().into()));
         }
         let detail = format!("command:{}", command.name());
         self.end(&mut session, outcome, Some(detail.clone()), now, turn);
@@ -327,7 +364,7 @@ impl Engine {
         }
         let Some(Resolution { version, reason }) = resolution else {
             // Unreachable with a validated registry: handover targets are checked.
-            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone(), rich: None });
+            turn.replies.push(Reply { session: None, flow: Some(flow), version: None, step: None, text: self.config.texts.apology.clone().into(), rich: None });
             turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
             return;
         };
@@ -449,7 +486,7 @@ impl Engine {
                         _ => None,
                     };
                     if let (false, Some(text)) = (said_something, default) {
-                        turn.replies.push(Reply::at(&session, text.clone()));
+                        turn.replies.push(Reply::at(&session, text.clone().into()));
                     }
                     self.end(&mut session, outcome, None, now, turn);
                     if outcome == Outcome::Handoff {
@@ -490,7 +527,7 @@ impl Engine {
         turn: &mut Turn,
         run: impl FnOnce(&dyn Step, &mut Ctx<'_>) -> Next,
     ) -> Result<Next, Failure> {
-        let mut replies = Vec::new();
+        let replied = turn.replies.len();
         let mut requests = Vec::new();
         let mut classified = Vec::new();
         let mut slots = Vec::new();
@@ -501,7 +538,9 @@ impl Engine {
             let mut ctx = Ctx {
                 texts: fv.texts(),
                 data: &mut session.record.data,
-                replies: &mut replies,
+                replies: &mut turn.replies,
+                session: id,
+                step: &session.record.step,
                 now,
                 attempts,
                 trigger,
@@ -529,19 +568,10 @@ impl Engine {
                 for kind in slots {
                     turn.events.push(self.event(session, now, kind));
                 }
-                for (text, rich) in replies {
-                    turn.replies.push(Reply {
-                        session: Some(session.id()),
-                        flow: Some(session.flow().clone()),
-                        version: Some(session.version()),
-                        step: Some(session.step().clone()),
-                        text,
-                        rich,
-                    });
-                }
                 Ok(next)
             }
             Err(payload) => {
+                turn.replies.truncate(replied);
                 let message = payload
                     .downcast_ref::<&str>()
                     .map(|text| (*text).to_owned())
@@ -556,7 +586,7 @@ impl Engine {
     /// apology and a human.
     fn fail(&self, mut session: Session, detail: String, now: Timestamp, turn: &mut Turn) {
         self.end(&mut session, Outcome::Failed, Some(detail.clone()), now, turn);
-        turn.replies.push(Reply::at(&session, self.config.texts.apology.clone()));
+        turn.replies.push(Reply::at(&session, self.config.texts.apology.clone().into()));
         turn.handoff_until = Some(now.plus(self.config.handoff_ttl));
         turn.sessions.push(session);
         self.unwind(Outcome::Failed, Some(&detail), now, turn);

@@ -10,7 +10,8 @@
 //! (`Next::Retry`). A handler that panics fails only its session.
 
 use crate::classify::{self, Answer, Classification, Classifier, Decisions, Request, Task};
-use crate::ids::{FlowId, Fingerprint, StepId, Version};
+use crate::engine::{Reply, ReplyText};
+use crate::ids::{FlowId, Fingerprint, SessionId, StepId, Version};
 use crate::session::Data;
 use crate::text::{self, Texts};
 use crate::time::Timestamp;
@@ -108,7 +109,12 @@ pub type Deps = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 pub struct Ctx<'a> {
     pub(crate) texts: &'a Texts,
     pub(crate) data: &'a mut Data,
-    pub(crate) replies: &'a mut Vec<(String, Option<crate::media::Rich>)>,
+    /// The turn's replies: this call's are appended (and dropped again if
+    /// the handler panics).
+    pub(crate) replies: &'a mut Vec<Reply>,
+    /// The session and step the replies are sent from.
+    pub(crate) session: SessionId,
+    pub(crate) step: &'a StepId,
     /// The file the customer attached, offered to a step that accepts files.
     pub(crate) attachment: Option<&'a crate::media::Attachment>,
     pub(crate) now: Timestamp,
@@ -143,19 +149,19 @@ impl<'a> Ctx<'a> {
     /// When the version has no text `key`; the engine turns that into a failed
     /// session, and the transcript tests catch it before release.
     pub fn say(&mut self, key: &str) {
-        let rendered = self.render(key, &[]);
-        self.replies.push((rendered, None));
+        let text = self.reply_text(key, &[]);
+        self.push(text, None);
     }
 
     /// Like [`Ctx::say`], with extra values for `{name}` placeholders.
     pub fn say_with(&mut self, key: &str, values: &[(&str, &str)]) {
-        let rendered = self.render(key, values);
-        self.replies.push((rendered, None));
+        let text = self.reply_text(key, values);
+        self.push(text, None);
     }
 
     /// Sends text that was built by the handler (for example a list from the backend).
     pub fn say_raw(&mut self, text: impl Into<String>) {
-        self.replies.push((text.into(), None));
+        self.push(ReplyText::from(text.into()), None);
     }
 
     /// Sends the version's text `key` as a numbered menu of `options`
@@ -163,16 +169,46 @@ impl<'a> Ctx<'a> {
     /// that can show buttons or a list (see [`crate::media::menu_titles`];
     /// a text whose numbered lines do not match goes as text alone).
     pub fn say_menu(&mut self, key: &str, options: usize) {
-        let rendered = self.render(key, &[]);
-        let rich = crate::media::menu_titles(&rendered, options).map(crate::media::Rich::Choices);
-        self.replies.push((rendered, rich));
+        let (text, rich) = match self.texts.constant_menu(key) {
+            // A constant menu's titles are read once per version.
+            Some((text, titles)) => {
+                let titles = titles.filter(|titles| titles.len() == options && options > 0);
+                (ReplyText::from(text.clone()), titles.map(|titles| crate::media::Rich::Choices(titles.clone())))
+            }
+            None => {
+                let text = self.reply_text(key, &[]);
+                let rich = crate::media::menu_titles(&text, options).map(|titles| crate::media::Rich::Choices(titles.into()));
+                (text, rich)
+            }
+        };
+        self.push(text, rich);
     }
 
     /// Sends a file, with the version's text `caption_key` (rendered with
     /// `values`) as its caption.
     pub fn send_file(&mut self, file: crate::media::OutgoingFile, caption_key: &str, values: &[(&str, &str)]) {
-        let caption = self.render(caption_key, values);
-        self.replies.push((caption, Some(crate::media::Rich::File(file))));
+        let caption = self.reply_text(caption_key, values);
+        self.push(caption, Some(crate::media::Rich::File(file)));
+    }
+
+    fn push(&mut self, text: ReplyText, rich: Option<crate::media::Rich>) {
+        self.replies.push(Reply {
+            session: Some(self.session),
+            flow: Some(self.flow.clone()),
+            version: Some(self.version),
+            step: Some(self.step.clone()),
+            text,
+            rich,
+        });
+    }
+
+    /// The text `key` for a reply: a constant one shared with the version,
+    /// otherwise rendered ([`Ctx::render`]).
+    fn reply_text(&self, key: &str, values: &[(&str, &str)]) -> ReplyText {
+        match self.texts.constant(key) {
+            Some(text) => ReplyText::from(text.clone()),
+            None => ReplyText::from(self.render(key, values)),
+        }
     }
 
     /// The file the customer sent with this message, at a step that

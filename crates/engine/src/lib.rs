@@ -37,6 +37,7 @@ pub mod engine;
 pub mod event;
 pub mod flow;
 pub mod form;
+mod hash;
 pub mod ids;
 pub mod kinds;
 pub mod mask;

@@ -77,7 +77,7 @@ pub enum Rich {
     /// The text is a numbered menu with these option titles (in order,
     /// each starting with its number): a channel may show them as buttons
     /// or a list, whose answer reads as the number.
-    Choices(Vec<String>),
+    Choices(std::sync::Arc<[String]>),
 }
 
 /// The option lines of a numbered menu text, in order: lines that start
@@ -85,22 +85,34 @@ pub enum Rich {
 /// or nothing after), each made `"<n>. <label>"` without the `*` bold marks.
 /// `None` unless exactly `expected` consecutive options from 1 are found.
 pub fn menu_titles(text: &str, expected: usize) -> Option<Vec<String>> {
-    let mut titles = Vec::new();
+    menu_options(text).filter(|titles| titles.len() == expected && expected > 0)
+}
+
+/// Every option line of `text` as [`menu_titles`] reads them, however many;
+/// `None` when the numbers skip or an option has no label. A version's
+/// constant menu text is read once ([`crate::text::Texts`] keeps the result).
+pub fn menu_options(text: &str) -> Option<Vec<String>> {
+    use std::fmt::Write as _;
+    let mut titles: Vec<String> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
-        let digits: String = line.chars().take_while(char::is_ascii_digit).collect();
-        let Ok(number) = digits.parse::<usize>() else { continue };
-        let rest = &line[digits.len()..];
+        let digits = line.bytes().take_while(u8::is_ascii_digit).count();
+        let Ok(number) = line[..digits].parse::<usize>() else { continue };
+        let rest = &line[digits..];
         let rest = rest.trim_start_matches(['\u{fe0f}', '\u{20e3}']);
         let rest = rest.trim_start_matches(['.', ')', '-', ':', ' ']);
-        let label = rest.replace('*', "");
-        let label = label.trim();
+        // The label is `rest` without its `*` marks, trimmed.
+        let label = rest.trim_matches(|ch: char| ch == '*' || ch.is_whitespace());
         if number != titles.len() + 1 || label.is_empty() {
             return None;
         }
-        titles.push(format!("{number}. {label}"));
+        let mut title = String::with_capacity(digits + 2 + label.len());
+        // The number as a number (`01` is `1`).
+        let _ = write!(title, "{number}. ");
+        title.extend(label.split('*'));
+        titles.push(title);
     }
-    (titles.len() == expected && expected > 0).then_some(titles)
+    Some(titles)
 }
 
 #[cfg(test)]
@@ -113,6 +125,11 @@ mod tests {
         assert_eq!(
             menu_titles(text, 3),
             Some(vec!["1. Segunda via do boleto".to_owned(), "2. Parcelar".to_owned(), "3. Já paguei".to_owned()])
+        );
+        assert_eq!(
+            menu_titles("01. *a* b *\n2 -  c", 2),
+            Some(vec!["1. a b".to_owned(), "2. c".to_owned()]),
+            "the number as a number, the label without its marks"
         );
         assert_eq!(menu_titles(text, 2), None, "a count that does not match is no menu");
         assert_eq!(menu_titles("1. a\n3. b", 2), None, "gaps are not options");

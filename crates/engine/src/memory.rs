@@ -2,57 +2,65 @@
 //! tests and benchmarks. Same semantics as the database stores: it runs the
 //! same conformance suite.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 
 use crate::engine::{ContactState, Turn};
 use crate::event::{Event, EventKind};
+use crate::hash::FastMap;
 use crate::ids::{Contact, InstanceId, SessionId};
 use crate::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
 use crate::session::Session;
 use crate::store::{Store, StoreError};
 use crate::time::Timestamp;
 
-/// FxHash (as in rustc): the in-memory store hashes keys it made itself,
-/// never attacker-chosen ones across a trust boundary, so SipHash's DoS
-/// resistance buys nothing here and costs a third of a lookup.
-#[derive(Clone, Copy, Default)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_u8(&mut self, byte: u8) {
-        self.0 = (self.0.rotate_left(5) ^ u64::from(byte)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 #[derive(Default)]
 struct Memory {
     sessions: FastMap<SessionId, Session>,
-    /// instance -> contact -> live session; nested so lookups borrow their keys.
-    live: FastMap<InstanceId, FastMap<Contact, SessionId>>,
-    /// (instance, contact) -> the live sessions the live one called, as
-    /// (depth, id); only contacts inside a call have an entry.
-    calls: FastMap<(InstanceId, Contact), Vec<(u32, SessionId)>>,
+    /// What the store keeps per contact (live session, calls, handoff,
+    /// assignments), so a turn's load and its commit each find all of it
+    /// with one lookup.
+    contacts: FastMap<Contact, ContactEntry>,
     events: Vec<Event>,
-    handoffs: FastMap<InstanceId, FastMap<Contact, Timestamp>>,
-    /// Split assignments per contact (across instances: one person).
-    assignments: FastMap<Contact, Vec<(crate::ids::FlowId, crate::ids::Version, Timestamp)>>,
     next_seq: i64,
     inbox: BTreeMap<i64, (InboxEntry, bool)>,
     inbox_ids: HashSet<(InstanceId, String)>,
     outbox: BTreeMap<i64, (Outgoing, OutState)>,
+}
+
+#[derive(Default)]
+struct ContactEntry {
+    /// Per instance the contact talks to (nearly always one).
+    instances: Vec<InstanceEntry>,
+    /// Split assignments (across instances: one person).
+    assignments: Vec<(crate::ids::FlowId, crate::ids::Version, Timestamp)>,
+}
+
+struct InstanceEntry {
+    instance: InstanceId,
+    /// The live session (the outermost one when it called others).
+    live: Option<SessionId>,
+    /// The live sessions the live one called, as (depth, id); empty outside a call.
+    calls: Vec<(u32, SessionId)>,
+    handoff_until: Option<Timestamp>,
+}
+
+impl ContactEntry {
+    fn at(&self, instance: &InstanceId) -> Option<&InstanceEntry> {
+        self.instances.iter().find(|entry| entry.instance == *instance)
+    }
+
+    fn at_mut(&mut self, instance: &InstanceId) -> &mut InstanceEntry {
+        match self.instances.iter().position(|entry| entry.instance == *instance) {
+            Some(idx) => &mut self.instances[idx],
+            None => {
+                self.instances.push(InstanceEntry { instance: instance.clone(), live: None, calls: Vec::new(), handoff_until: None });
+                let last = self.instances.len() - 1;
+                &mut self.instances[last]
+            }
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -88,11 +96,13 @@ impl MemoryStore {
 
     pub fn contact_state_now(&self, instance: &InstanceId, contact: &Contact) -> ContactState {
         let memory = self.lock();
+        let Some(known) = memory.contacts.get(contact) else { return ContactState::default() };
+        let entry = known.at(instance);
         ContactState {
-            session: memory.live.get(instance).and_then(|by_contact| by_contact.get(contact)).and_then(|id| memory.sessions.get(id)).cloned(),
-            handoff_until: memory.handoffs.get(instance).and_then(|by_contact| by_contact.get(contact)).copied(),
-            assignments: memory.assignments.get(contact).cloned().unwrap_or_default(),
-            calls: memory.live_calls(instance, contact),
+            session: entry.and_then(|entry| entry.live).and_then(|id| memory.sessions.get(&id)).cloned(),
+            handoff_until: entry.and_then(|entry| entry.handoff_until),
+            assignments: known.assignments.clone(),
+            calls: entry.map(|entry| memory.live_calls(entry)).unwrap_or_default(),
         }
     }
 
@@ -123,12 +133,11 @@ struct Live {
 
 impl Memory {
     /// The live sessions a contact's live session called, outermost first.
-    fn live_calls(&self, instance: &InstanceId, contact: &Contact) -> Vec<Session> {
-        if self.calls.is_empty() {
+    fn live_calls(&self, entry: &InstanceEntry) -> Vec<Session> {
+        if entry.calls.is_empty() {
             return Vec::new();
         }
-        let Some(calls) = self.calls.get(&(instance.clone(), contact.clone())) else { return Vec::new() };
-        let mut calls = calls.clone();
+        let mut calls = entry.calls.clone();
         calls.sort_unstable();
         calls.iter().filter_map(|(_, id)| self.sessions.get(id)).cloned().collect()
     }
@@ -142,16 +151,16 @@ impl Memory {
 
     /// Refuses a turn computed from a stale read; changes nothing.
     fn check(&self, turn: &Turn) -> Result<Live, StoreError> {
-        let mut live_after = self.live.get(&turn.instance).and_then(|by_contact| by_contact.get(&turn.contact)).copied();
+        let entry = self.contacts.get(&turn.contact).and_then(|known| known.at(&turn.instance));
+        let mut live_after = entry.and_then(|entry| entry.live);
         let live_before = live_after;
         // Live callees after the turn, as (depth, id): one per depth, like
         // the databases' unique index. Looked at only when a callee is in the turn.
         let mut calls_after: Option<Vec<(u32, SessionId)>> = None;
-        let key = || (turn.instance.clone(), turn.contact.clone());
         for session in &turn.sessions {
             let stored = self.sessions.get(&session.id());
             if session.depth() > 0 {
-                let calls = calls_after.get_or_insert_with(|| self.calls.get(&key()).cloned().unwrap_or_default());
+                let calls = calls_after.get_or_insert_with(|| entry.map(|entry| entry.calls.clone()).unwrap_or_default());
                 match (session.revision(), stored) {
                     (0, Some(_)) => return Err(StoreError::Conflict(format!("session {} already exists", session.id()))),
                     (0, None) if session.is_live() => {
@@ -211,27 +220,24 @@ impl Memory {
             stored.record.revision += 1;
             self.sessions.insert(stored.id(), stored);
         }
-        if let Some(calls) = live.calls {
-            let key = (turn.instance.clone(), turn.contact.clone());
-            if calls.is_empty() {
-                self.calls.remove(&key);
-            } else {
-                self.calls.insert(key, calls);
+        self.events.extend(events);
+        let at_instance = live.calls.is_some() || live.after != live.before || turn.handoff_until.is_some();
+        if !at_instance && turn.assignments.is_empty() {
+            return;
+        }
+        let known = self.contacts.entry(turn.contact.clone()).or_default();
+        if at_instance {
+            let entry = known.at_mut(&turn.instance);
+            if let Some(calls) = live.calls {
+                entry.calls = calls;
+            }
+            entry.live = live.after;
+            if let Some(until) = turn.handoff_until {
+                entry.handoff_until = Some(until);
             }
         }
-        if live.after != live.before {
-            let by_contact = self.live.entry(turn.instance.clone()).or_default();
-            match live.after {
-                Some(id) => by_contact.insert(turn.contact.clone(), id),
-                None => by_contact.remove(&turn.contact),
-            };
-        }
-        self.events.extend(events);
-        if let Some(until) = turn.handoff_until {
-            self.handoffs.entry(turn.instance.clone()).or_default().insert(turn.contact.clone(), until);
-        }
         if !turn.assignments.is_empty() {
-            let remembered = self.assignments.entry(turn.contact.clone()).or_default();
+            let remembered = &mut known.assignments;
             for (flow, version, at) in &turn.assignments {
                 remembered.retain(|(known, _, _)| known != flow);
                 remembered.push((flow.clone(), *version, *at));
@@ -302,7 +308,7 @@ impl Queue for MemoryStore {
                 instance: turn.instance.clone(),
                 contact: turn.contact.clone(),
                 reply_to: reply_to.to_owned(),
-                text: reply.text.clone(),
+                text: reply.text.to_string(),
                 session: reply.session,
                 attempts: 0,
                 created_at,
@@ -422,10 +428,10 @@ impl Store for MemoryStore {
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
         let memory = self.lock();
         let mut due: Vec<Session> = memory
-            .live
+            .contacts
             .values()
-            .flat_map(|by_contact| by_contact.values())
-            .filter_map(|id| memory.sessions.get(id))
+            .flat_map(|known| known.instances.iter().filter_map(|entry| entry.live))
+            .filter_map(|id| memory.sessions.get(&id))
             .filter(|session| session.expires_at() <= now)
             .cloned()
             .collect();
@@ -451,6 +457,8 @@ impl Store for MemoryStore {
     }
 
     async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
-        Ok(self.lock().handoffs.get_mut(instance).and_then(|by_contact| by_contact.remove(contact)).is_some())
+        let mut memory = self.lock();
+        let entry = memory.contacts.get_mut(contact).and_then(|known| known.instances.iter_mut().find(|entry| entry.instance == *instance));
+        Ok(entry.and_then(|entry| entry.handoff_until.take()).is_some())
     }
 }

@@ -115,6 +115,10 @@ pub struct FlowVersion {
     tasks: Vec<crate::classify::Task>,
     /// (normalised phrases, target), see [`VersionDecl::interrupt`].
     interrupts: Vec<(Vec<String>, Next)>,
+    /// The first bytes of the interrupt phrases, as a bitmap: a message
+    /// with no word starting with one of them matches none (most messages
+    /// are menu numbers, documents, a "sim").
+    interrupt_starts: [u64; 4],
     /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
     step_map: Vec<(Version, &'static str, &'static str)>,
     /// Weighed tasks with their trained classifiers, see [`VersionDecl::weighed`].
@@ -209,6 +213,13 @@ impl FlowVersion {
     }
     /// [`FlowVersion::interrupt_for`] for a text already normalised.
     pub fn interrupt_for_normalized(&self, normalized: &str) -> Option<Next> {
+        let starts = &self.interrupt_starts;
+        let has_start = |byte: u8| starts[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0;
+        let bytes = normalized.as_bytes();
+        let word_starts = bytes.first().into_iter().chain(bytes.windows(2).filter(|pair| pair[0] == b' ').map(|pair| &pair[1]));
+        if !word_starts.into_iter().any(|byte| has_start(*byte)) {
+            return None;
+        }
         let mut best: Option<(Next, usize)> = None;
         for (phrases, to) in &self.interrupts {
             for phrase in phrases {
@@ -574,6 +585,15 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
             }
         }
     }
+    let interrupts: Vec<(Vec<String>, Next)> = decl
+        .interrupts
+        .iter()
+        .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
+        .collect();
+    let mut interrupt_starts = [0u64; 4];
+    for byte in interrupts.iter().flat_map(|(phrases, _)| phrases.iter().filter_map(|phrase| phrase.as_bytes().first())) {
+        interrupt_starts[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
     Some(FlowVersion {
         flow: FlowId::new_static(decl.flow),
         version,
@@ -591,11 +611,8 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
         typed_texts: decl.typed_texts,
         step_map: decl.step_map.iter().map(|(from, old, new)| (Version::new(*from), *old, *new)).collect(),
         weighed,
-        interrupts: decl
-            .interrupts
-            .iter()
-            .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
-            .collect(),
+        interrupt_starts,
+        interrupts,
     })
 }
 

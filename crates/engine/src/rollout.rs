@@ -244,13 +244,19 @@ pub struct Split {
     pub memory_days: u32,
     /// Rolls the candidate back when it is significantly worse.
     pub guard: Option<SplitGuard>,
+    /// Where the event log stood when these weights were set: the
+    /// sample-ratio check counts only the bucket draws made after that (a
+    /// ramp from 10% to 50% drew the earlier sessions at other odds).
+    /// Stamped when the split is stored; kept while the weights stay the
+    /// same. `None` (stored before this field existed) counts every draw.
+    pub weights_after_event: Option<i64>,
 }
 
 impl Split {
     /// A split, refusing weights that do not sum to 100, a version listed
     /// twice, no versions, or an empty salt. All problems in one line.
     pub fn new(weights: Vec<(Version, Weight)>, salt: Option<String>, memory_days: u32) -> Result<Split, String> {
-        let split = Split { weights, salt, memory_days, guard: None };
+        let split = Split { weights, salt, memory_days, guard: None, weights_after_event: None };
         let problems = split.problems("the split");
         if problems.is_empty() { Ok(split) } else { Err(problems.join("; ")) }
     }
@@ -853,10 +859,11 @@ mod tests {
             salt: None,
             memory_days: 0,
             guard: None,
+            weights_after_event: None,
         };
         assert_eq!(split.version_at(999).map(|(v, _)| v), Some(Version::new(2)));
         assert_eq!(split.version_at(9_999).map(|(v, _)| v), Some(Version::new(1)));
-        let empty = Split { weights: Vec::new(), salt: None, memory_days: 0, guard: None };
+        let empty = Split { weights: Vec::new(), salt: None, memory_days: 0, guard: None, weights_after_event: None };
         assert_eq!(empty.pick("shop", &Contact::parse("5511987654321").unwrap()), None);
     }
 }

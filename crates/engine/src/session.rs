@@ -62,6 +62,13 @@ impl Data {
         if self.get(&key) == Some(value.as_str()) {
             return;
         }
+        if std::sync::Arc::get_mut(&mut self.0).is_none() {
+            // Shared with the stored session: copy once, with room for the
+            // value about to be added (no second allocation to grow it).
+            let mut copy = Vec::with_capacity(self.0.len() + 1);
+            copy.extend(self.0.iter().cloned());
+            self.0 = std::sync::Arc::new(copy);
+        }
         let entries = std::sync::Arc::make_mut(&mut self.0);
         match entries.iter_mut().find(|(name, _)| *name == key) {
             Some(slot) => slot.1 = value,

@@ -16,13 +16,24 @@
 //! key, with surrounding blank lines trimmed. Lines starting with `//` are
 //! comments. `{name}` in a text is replaced by the session value `name`.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
+
+use crate::hash::FastMap;
 
 /// Lowercases, strips accents (Portuguese and common Latin letters), turns
 /// punctuation into spaces and collapses runs of whitespace, so `"Olá, BOM-dia!"`
 /// becomes `"ola bom dia"`. Emoji and other symbols are dropped.
 pub fn normalize(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    normalize_into(text, &mut out);
+    out
+}
+
+/// [`normalize`] appended to `out` (empty: a reused buffer).
+pub(crate) fn normalize_into(text: &str, out: &mut String) {
+    debug_assert!(out.is_empty());
+    out.reserve(text.len());
     let mut pending_space = false;
     for ch in text.chars() {
         // ASCII first: nearly every customer message and every phrase is
@@ -45,7 +56,6 @@ pub fn normalize(text: &str) -> String {
             None => pending_space = true,
         }
     }
-    out
 }
 
 fn fold_char(ch: char) -> Option<char> {
@@ -112,25 +122,52 @@ pub fn is_normalized(text: &str) -> bool {
 }
 
 /// The texts of one version, parsed from its embedded `texts.txt`.
+///
+/// A text is kept as a slice of the embedded file when it is one (so a
+/// reply of a constant text shares it instead of copying it, see
+/// [`crate::flow::Ctx::say`]), and looked up by FxHash: its keys are the
+/// version's own.
 #[derive(Debug, Default, Clone)]
 pub struct Texts {
-    entries: HashMap<String, String>,
+    entries: FastMap<&'static str, Entry>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    text: Cow<'static, str>,
+    /// No `{name}` placeholder: the text is sent as written.
+    constant: bool,
+    /// For a constant text: its numbered-menu option titles
+    /// ([`crate::media::menu_options`]), found the first time it is sent as a menu.
+    menu: OnceLock<Option<Arc<[String]>>>,
 }
 
 impl Texts {
     /// Parses the text file format described in the module docs.
-    pub fn parse(source: &str) -> Result<Texts, String> {
-        let mut entries = HashMap::new();
-        let mut current: Option<(String, usize, Vec<&str>)> = None;
-        let finish = |current: Option<(String, usize, Vec<&str>)>,
-                          entries: &mut HashMap<String, String>|
+    pub fn parse(source: &'static str) -> Result<Texts, String> {
+        let mut entries = FastMap::default();
+        let mut current: Option<(&'static str, usize, Vec<&'static str>)> = None;
+        let finish = |current: Option<(&'static str, usize, Vec<&'static str>)>,
+                          entries: &mut FastMap<&'static str, Entry>|
          -> Result<(), String> {
             if let Some((key, line_no, lines)) = current {
                 let body = lines.join("\n").trim_matches('\n').trim_end().to_owned();
                 if body.is_empty() {
                     return Err(format!("line {line_no}: text '{key}' is empty"));
                 }
-                if entries.insert(key.clone(), body).is_some() {
+                // The same text as a slice of the file, when the lines are
+                // contiguous there (no comment between them, no "\r\n").
+                let text = match (lines.first(), lines.last()) {
+                    (Some(first), Some(last)) => {
+                        let start = first.as_ptr() as usize - source.as_ptr() as usize;
+                        let end = last.as_ptr() as usize - source.as_ptr() as usize + last.len();
+                        let slice = source[start..end].trim_matches('\n').trim_end();
+                        if slice == body { Cow::Borrowed(slice) } else { Cow::Owned(body) }
+                    }
+                    _ => Cow::Owned(body),
+                };
+                let constant = !text.contains('{');
+                if entries.insert(key, Entry { text, constant, menu: OnceLock::new() }).is_some() {
                     return Err(format!("line {line_no}: text '{key}' is defined twice"));
                 }
             }
@@ -148,7 +185,7 @@ impl Texts {
                     return Err(format!("line {line_no}: text key '{key}' may only hold letters, digits, '_', '.' and '-'"));
                 }
                 finish(current.take(), &mut entries)?;
-                current = Some((key.to_owned(), line_no, Vec::new()));
+                current = Some((key, line_no, Vec::new()));
             } else if let Some((_, _, lines)) = current.as_mut() {
                 lines.push(line.trim_end());
             } else if !trimmed.is_empty() {
@@ -160,7 +197,21 @@ impl Texts {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.get(key).map(String::as_str)
+        self.entries.get(key).map(|entry| entry.text.as_ref())
+    }
+
+    /// The text `key` when it has no placeholder (it is sent as written),
+    /// shared: a clone copies no text when it is a slice of the file.
+    pub(crate) fn constant(&self, key: &str) -> Option<&Cow<'static, str>> {
+        self.entries.get(key).filter(|entry| entry.constant).map(|entry| &entry.text)
+    }
+
+    /// The constant text `key` with its option titles when read as a
+    /// numbered menu ([`crate::media::menu_options`], computed once).
+    pub(crate) fn constant_menu(&self, key: &str) -> Option<(&Cow<'static, str>, Option<&Arc<[String]>>)> {
+        let entry = self.entries.get(key).filter(|entry| entry.constant)?;
+        let titles = entry.menu.get_or_init(|| crate::media::menu_options(&entry.text).map(Arc::from));
+        Some((&entry.text, titles.as_ref()))
     }
 
     pub fn contains(&self, key: &str) -> bool {
@@ -168,13 +219,12 @@ impl Texts {
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(String::as_str)
+        self.entries.keys().copied()
     }
 
     /// Every key with its text, sorted by key (for snapshots and diffs).
     pub fn sorted(&self) -> Vec<(&str, &str)> {
-        let mut all: Vec<(&str, &str)> =
-            self.entries.iter().map(|(key, text)| (key.as_str(), text.as_str())).collect();
+        let mut all: Vec<(&str, &str)> = self.entries.iter().map(|(key, entry)| (*key, entry.text.as_ref())).collect();
         all.sort_unstable();
         all
     }

@@ -326,3 +326,16 @@ fn the_model_fills_what_the_extractors_missed_through_the_same_extractors() {
     assert_eq!(replies(&turn), ["Qual cor?"], "roxo is no colour this form knows");
     assert_eq!(slot_events(&turn), ["filled size by model (entering)"]);
 }
+
+#[test]
+fn an_interrupt_matches_its_phrase_at_any_word_and_nothing_else() {
+    let decl = plain().interrupt(&["Segunda via", "cancelar"], Next::Goto("bye")).interrupt(&["2ª via"], Next::Goto("second"));
+    let registry = Registry::new(vec![decl]).expect("valid test flow");
+    let fv = registry.lookup("unknown@v1").expect("compiled");
+    assert_eq!(fv.interrupt_for("quero a SEGUNDA-VIA!"), Some(Next::Goto("bye")));
+    assert_eq!(fv.interrupt_for("cancelar"), Some(Next::Goto("bye")));
+    assert_eq!(fv.interrupt_for("a 2ª via"), Some(Next::Goto("second")));
+    for text in ["1", "123.456.789-09", "sim", "via segunda", "cancelarei", "", "ok 2"] {
+        assert_eq!(fv.interrupt_for(text), None, "{text:?}");
+    }
+}

@@ -65,7 +65,13 @@ fn broken_v1() -> VersionDecl {
         )
         .step(
             "explode",
-            Custom::new(&[], |_ctx, _text| Next::Wait).on_enter(|_ctx| panic!("the backend returned nonsense")),
+            // It says something before it panics: that reply must not go out.
+            Custom::new(&[], |_ctx, _text| Next::Wait)
+                .on_enter(|ctx| {
+                    ctx.say("hello");
+                    panic!("the backend returned nonsense")
+                })
+                .texts(&["hello"]),
         )
 }
 
@@ -248,6 +254,7 @@ fn a_panicking_handler_fails_only_its_session_with_an_apology_and_a_handoff() {
     let failed = turn.ended().next().expect("the session ended");
     assert_eq!(failed.outcome(), Some(Outcome::Failed));
     assert_reply(&turn, "Desculpe, tive um problema");
+    assert!(!texts(&turn).iter().any(|text| text.contains("olá")), "the panicking step's reply is dropped: {:?}", texts(&turn));
     assert!(turn.handoff_until.is_some(), "a human takes over");
     let detail = turn.events.iter().find_map(|event| match &event.kind {
         EventKind::Ended { outcome: Outcome::Failed, detail } => detail.clone(),

@@ -441,7 +441,7 @@ fn split_new_refuses_bad_weights_and_salts() {
 fn validate_names_the_flow_the_version_and_suggests() {
     let registry = registry();
     let mut rules = FlowRules {
-        split: Some(Split { weights: vec![(v(1), pct("80")), (v(9), pct("10.5"))], salt: None, memory_days: 0, guard: None }),
+        split: Some(Split { weights: vec![(v(1), pct("80")), (v(9), pct("10.5"))], salt: None, memory_days: 0, guard: None, weights_after_event: None }),
         ..FlowRules::default()
     };
     rules.pins.push(Pin { contact: contact("5511987654321"), version: v(1) });

@@ -8,9 +8,8 @@ use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::backend::{both, Backend};
 use crate::codec::corrupt;
-use crate::postgres::{map_err as pg_err, PgStore};
-use crate::sqlite::{map_err, SqliteStore};
 
 /// A `WITH` clause naming `ids`: `$1` and every id linked to it through any
 /// chain of links (a number that got a new LID keeps both), the same text on
@@ -35,43 +34,30 @@ pub(crate) fn contacts(ids: Vec<String>) -> Result<Vec<Contact>, StoreError> {
     ids.iter().map(|id| Contact::parse(id).map_err(|err| corrupt("contact_aliases", err))).collect()
 }
 
-/// [`LINK`] with its arguments, for either backend.
-macro_rules! link {
-    ($phone:expr, $lid:expr, $instance:expr, $message_id:expr, $at:expr) => {
-        sqlx::query(LINK).bind($phone.as_str()).bind($lid.as_str()).bind($at.as_millis()).bind($instance.as_str()).bind($message_id)
-    };
-}
-
-impl SqliteStore {
+both! {
     /// Records that `phone` and `lid` are the same contact, as the message
     /// `message_id` on `instance` says, unless that message was stored
     /// before. Most messages repeat a known link, so it is looked up on the
     /// read pool first and only a new one takes the writer.
     pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError> {
-        let known: i64 = sqlx::query_scalar(KNOWN).bind(phone.as_str()).bind(lid.as_str()).fetch_one(self.pool()).await.map_err(map_err)?;
+        let known: i64 = sqlx::query_scalar(KNOWN).bind(phone.as_str()).bind(lid.as_str()).fetch_one(self.reads()).await.map_err(Self::map_err)?;
         if known == 0 {
-            link!(phone, lid, instance, message_id, at).execute(self.writer()).await.map_err(map_err)?;
+            sqlx::query(LINK)
+                .bind(phone.as_str())
+                .bind(lid.as_str())
+                .bind(at.as_millis())
+                .bind(instance.as_str())
+                .bind(message_id)
+                .execute(self.writes())
+                .await
+                .map_err(Self::map_err)?;
         }
         Ok(())
     }
 
     /// `contact` and every id linked to it.
     pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError> {
-        contacts(sqlx::query_scalar(LINKED).bind(contact.as_str()).fetch_all(self.pool()).await.map_err(map_err)?)
-    }
-}
-
-impl PgStore {
-    pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError> {
-        let known: i64 = sqlx::query_scalar(KNOWN).bind(phone.as_str()).bind(lid.as_str()).fetch_one(self.pool()).await.map_err(pg_err)?;
-        if known == 0 {
-            link!(phone, lid, instance, message_id, at).execute(self.pool()).await.map_err(pg_err)?;
-        }
-        Ok(())
-    }
-
-    pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError> {
-        contacts(sqlx::query_scalar(LINKED).bind(contact.as_str()).fetch_all(self.pool()).await.map_err(pg_err)?)
+        contacts(sqlx::query_scalar(LINKED).bind(contact.as_str()).fetch_all(self.reads()).await.map_err(Self::map_err)?)
     }
 }
 

@@ -16,8 +16,6 @@ use switchyard_engine::session::{Data, Outcome, Session, SessionRecord};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
-use crate::policy::AuditRecord;
-
 pub(crate) fn corrupt(what: &str, err: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {err}"))
 }
@@ -251,7 +249,7 @@ pub(crate) fn rich_to_json(rich: Option<&Rich>) -> Option<String> {
         Rich::File(file) => serde_json::json!({
             "file": {"kind": file.kind.as_str(), "url": file.url, "mimetype": file.mimetype, "file_name": file.file_name}
         }),
-        Rich::Choices(titles) => serde_json::json!({ "choices": titles }),
+        Rich::Choices(titles) => serde_json::json!({ "choices": &titles[..] }),
     };
     Some(value.to_string())
 }
@@ -386,22 +384,6 @@ pub(crate) fn assignments_from_text(text: Option<&str>) -> Result<Vec<(FlowId, V
             Ok((FlowId::new(flow), Version::new(version), Timestamp::from_millis(at)))
         })
         .collect()
-}
-
-pub(crate) fn audit_from_row(row: &impl Columns) -> Result<AuditRecord, StoreError> {
-    let json = |name: &str| -> Result<Option<Value>, StoreError> {
-        row.opt_text(name)?.map(|text| serde_json::from_str(&text).map_err(|err| corrupt(&format!("audit.{name}"), err))).transpose()
-    };
-    Ok(AuditRecord {
-        seq: row.int("seq")?,
-        at: Timestamp::from_millis(row.int("at")?),
-        actor: row.text("actor")?,
-        action: row.text("action")?,
-        flow: row.opt_text("flow")?,
-        reason: row.text("reason")?,
-        before: json("before")?,
-        after: json("after")?,
-    })
 }
 
 #[cfg(test)]

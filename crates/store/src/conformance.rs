@@ -420,7 +420,7 @@ pub async fn voice_notes_attachments_and_rich_replies_read_back<S: Queue>(store:
         mimetype: "application/pdf".to_owned(),
         file_name: Some("boleto-1a2b.pdf".to_owned()),
     });
-    let menu = Rich::Choices(vec!["1. Segunda via".to_owned(), "2. Parcelar".to_owned()]);
+    let menu = Rich::Choices(vec!["1. Segunda via".to_owned(), "2. Parcelar".to_owned()].into());
     let first = turn.replies[0].clone();
     turn.replies = vec![
         Reply { rich: Some(pdf.clone()), ..first.clone() },

@@ -8,7 +8,7 @@ use switchyard_engine::ids::InstanceId;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
-use crate::Db;
+use crate::backend::{both, Backend};
 
 /// An instance's last reported connection.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,38 +45,24 @@ fn from_row((instance, state, status_reason, heard_at, since): Row) -> Result<In
     })
 }
 
-impl Db {
-    /// Records what a `connection.update` said about `instance`, heard at `at`.
+both! {
+    /// Records what a `connection.update` said about `instance`, heard at `at`
+    /// (a rare write: on SQLite the second connection, not the hot writer's queue).
     pub async fn record_connection(&self, instance: &InstanceId, state: &str, status_reason: Option<i64>, at: Timestamp) -> Result<(), StoreError> {
-        match self {
-            // A rare write: the second connection, not the hot writer's queue.
-            Db::Sqlite(store) => sqlx::query(RECORD)
-                .bind(instance.as_str())
-                .bind(state)
-                .bind(status_reason)
-                .bind(at.as_millis())
-                .execute(store.writer())
-                .await
-                .map(drop)
-                .map_err(crate::sqlite::map_err),
-            Db::Postgres(store) => sqlx::query(RECORD)
-                .bind(instance.as_str())
-                .bind(state)
-                .bind(status_reason)
-                .bind(at.as_millis())
-                .execute(store.pool())
-                .await
-                .map(drop)
-                .map_err(crate::postgres::map_err),
-        }
+        sqlx::query(RECORD)
+            .bind(instance.as_str())
+            .bind(state)
+            .bind(status_reason)
+            .bind(at.as_millis())
+            .execute(self.writes())
+            .await
+            .map(drop)
+            .map_err(Self::map_err)
     }
 
     /// Every instance's last reported connection, by instance name.
     pub async fn connections(&self) -> Result<Vec<InstanceConnection>, StoreError> {
-        let rows: Vec<Row> = match self {
-            Db::Sqlite(store) => sqlx::query_as(ALL).fetch_all(store.pool()).await.map_err(crate::sqlite::map_err)?,
-            Db::Postgres(store) => sqlx::query_as(ALL).fetch_all(store.pool()).await.map_err(crate::postgres::map_err)?,
-        };
+        let rows: Vec<Row> = sqlx::query_as(ALL).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         rows.into_iter().map(from_row).collect()
     }
 }

@@ -4,14 +4,13 @@
 //! so a new version reaches every process like a policy change.
 
 use serde_json::json;
-use sqlx::Row;
 use switchyard_engine::ids::Version;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::backend::{both, Backend};
+use crate::codec::Columns;
 use crate::policy::AuditRecord;
-use crate::postgres::{lock_audit, map_err as pg_err, PgStore};
-use crate::sqlite::{map_err, SqliteStore};
 
 /// One published version.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,34 +52,32 @@ fn taken(publish: &Publish<'_>) -> StoreError {
     StoreError::Conflict(format!("{}@{} is already published (publish again for the next version)", publish.flow, publish.version))
 }
 
-fn document_from_row<R>(row: &R) -> Result<StoredDocument, StoreError>
-where
-    R: Row,
-    for<'c> &'c str: sqlx::ColumnIndex<R>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    let get_text = |name: &str| row.try_get::<String, _>(name).map_err(|err| StoreError::Corrupt(format!("flow_documents.{name}: {err}")));
-    let get_int = |name: &str| row.try_get::<i64, _>(name).map_err(|err| StoreError::Corrupt(format!("flow_documents.{name}: {err}")));
-    let version = u32::try_from(get_int("version")?).map_err(|err| StoreError::Corrupt(format!("flow_documents.version: {err}")))?;
-    Ok(StoredDocument {
-        flow: get_text("flow")?,
-        version: Version::new(version),
-        fingerprint: get_text("fingerprint")?,
-        source: get_text("source")?,
-        published_at: Timestamp::from_millis(get_int("published_at")?),
-        actor: get_text("actor")?,
-        reason: get_text("reason")?,
+fn document_from_row(row: &impl Columns) -> Result<StoredDocument, StoreError> {
+    let read = || -> Result<StoredDocument, StoreError> {
+        Ok(StoredDocument {
+            flow: row.text("flow")?,
+            version: row.version("version")?,
+            fingerprint: row.text("fingerprint")?,
+            source: row.text("source")?,
+            published_at: Timestamp::from_millis(row.int("published_at")?),
+            actor: row.text("actor")?,
+            reason: row.text("reason")?,
+        })
+    };
+    // The column's name, as `flow_documents.<column>: <problem>`.
+    read().map_err(|err| match err {
+        StoreError::Corrupt(problem) => StoreError::Corrupt(format!("flow_documents.{problem}")),
+        other => other,
     })
 }
 
-impl SqliteStore {
+both! {
     /// Stores a published version with its audit record, in one
     /// transaction. `Conflict` when that version exists already.
     pub async fn publish_document(&self, publish: &Publish<'_>) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        let mut tx = self.begin_audit().await?;
         let version = i64::from(publish.version.number());
-        let exists: i64 = sqlx::query_scalar(EXISTS).bind(publish.flow).bind(version).fetch_one(&mut *tx).await.map_err(map_err)?;
+        let exists: i64 = sqlx::query_scalar(EXISTS).bind(publish.flow).bind(version).fetch_one(&mut *tx).await.map_err(Self::map_err)?;
         if exists > 0 {
             return Err(taken(publish));
         }
@@ -94,60 +91,16 @@ impl SqliteStore {
             .bind(publish.reason)
             .execute(&mut *tx)
             .await
-            .map_err(map_err)?;
-        let record =
-            crate::policy::insert_audit(&mut tx, publish.at, publish.actor, "publish", publish.flow, publish.reason, None, Some(publish.audit_after())).await?;
-        tx.commit().await.map_err(map_err)?;
+            .map_err(Self::map_err)?;
+        let after = Some(publish.audit_after());
+        let record = Self::insert_audit(&mut tx, publish.at, publish.actor, "publish", Some(publish.flow), publish.reason, None, after).await?;
+        tx.commit().await.map_err(Self::map_err)?;
         Ok(record)
     }
 
     /// Every published version, by flow and version.
     pub async fn documents(&self) -> Result<Vec<StoredDocument>, StoreError> {
-        let rows = sqlx::query(SELECT).fetch_all(self.pool()).await.map_err(map_err)?;
-        rows.iter().map(document_from_row).collect()
-    }
-}
-
-impl PgStore {
-    /// Stores a published version with its audit record, in one
-    /// transaction. `Conflict` when that version exists already.
-    pub async fn publish_document(&self, publish: &Publish<'_>) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(pg_err)?;
-        lock_audit(&mut tx).await?;
-        let version = i64::from(publish.version.number());
-        let exists: i64 = sqlx::query_scalar(EXISTS).bind(publish.flow).bind(version).fetch_one(&mut *tx).await.map_err(pg_err)?;
-        if exists > 0 {
-            return Err(taken(publish));
-        }
-        sqlx::query(INSERT)
-            .bind(publish.flow)
-            .bind(version)
-            .bind(publish.fingerprint)
-            .bind(publish.source)
-            .bind(publish.at.as_millis())
-            .bind(publish.actor)
-            .bind(publish.reason)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
-        let record = crate::postgres::insert_audit(
-            &mut tx,
-            publish.at,
-            publish.actor,
-            "publish",
-            Some(publish.flow),
-            publish.reason,
-            None,
-            Some(publish.audit_after()),
-        )
-        .await?;
-        tx.commit().await.map_err(pg_err)?;
-        Ok(record)
-    }
-
-    /// Every published version, by flow and version.
-    pub async fn documents(&self) -> Result<Vec<StoredDocument>, StoreError> {
-        let rows = sqlx::query(SELECT).fetch_all(self.pool()).await.map_err(pg_err)?;
+        let rows = sqlx::query(SELECT).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         rows.iter().map(document_from_row).collect()
     }
 }

@@ -1,27 +1,32 @@
 //! Figures for the operator's overview and health views: live sessions per
 //! version with their drain time, traffic in a time range, the outbox's
 //! oldest unsent reply and failures by reason, contacts on human hold.
-//! One SQL text serves both backends (`$n` parameters; SQLite reads them as
-//! `?n`), so the two cannot drift apart.
+//! One SQL text serves both backends (`$n` parameters, which SQLite reads
+//! as numbered too), so the two cannot drift apart.
 
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::backend::Backend;
 use crate::Db;
+
+/// `$body` with `$store` bound to whichever backend `$db` runs on: the one
+/// body compiles for each (like [`both!`](crate::backend::both)).
+macro_rules! on_either {
+    ($db:expr, |$store:ident| $body:expr) => {
+        match $db {
+            Db::Sqlite($store) => $body,
+            Db::Postgres($store) => $body,
+        }
+    };
+}
 
 /// Runs one query on whichever backend, decoding rows as the tuple `$ty`.
 macro_rules! fetch_as {
     ($db:expr, $ty:ty, $sql:expr $(, $bind:expr)*) => {{
-        let sql: &str = $sql;
-        match $db {
-            Db::Sqlite(store) => {
-                // A literal with `$n` turned into `?n`: nothing from outside.
-                let sql = sqlx::AssertSqlSafe(sql.replace('$', "?"));
-                sqlx::query_as::<_, $ty>(sql)$(.bind($bind))*.fetch_all(store.pool()).await.map_err(crate::sqlite::map_err)
-            }
-            Db::Postgres(store) => sqlx::query_as::<_, $ty>(sql)$(.bind($bind))*.fetch_all(store.pool()).await.map_err(crate::postgres::map_err),
-        }
+        let sql: &'static str = $sql;
+        on_either!($db, |store| sqlx::query_as::<_, $ty>(sql)$(.bind($bind))*.fetch_all(store.reads()).await.map_err(|err| store.error(err)))
     }};
 }
 
@@ -93,6 +98,7 @@ impl Db {
         // the range on `expires_at` (always true) and the `+` (no index for
         // the grouping) make it read the live rows through `sessions_due`.
         let sql = match self {
+            // (a dialect detail: the two planners want different hints)
             Db::Sqlite(_) => {
                 "SELECT flow, version, COUNT(*), MAX(expires_at) FROM sessions WHERE outcome IS NULL AND expires_at > -9223372036854775808 \
                  GROUP BY +flow, +version ORDER BY 1, 2"
@@ -245,28 +251,10 @@ impl Db {
                    WHERE NOT EXISTS (SELECT 1 FROM sessions WHERE outcome IS NULL AND flow = $1 AND started_at >= $4 AND started_at < $5) \
                    ON CONFLICT (flow, hour) DO UPDATE SET tally = excluded.tally";
         let (start, end) = (hour * HOUR_MILLIS, (hour + 1) * HOUR_MILLIS);
-        let stored = match self {
-            Db::Sqlite(store) => sqlx::query(sqlx::AssertSqlSafe(sql.replace('$', "?")))
-                .bind(flow)
-                .bind(hour)
-                .bind(tally)
-                .bind(start)
-                .bind(end)
-                .execute(store.pool())
-                .await
-                .map_err(crate::sqlite::map_err)?
-                .rows_affected(),
-            Db::Postgres(store) => sqlx::query(sql)
-                .bind(flow)
-                .bind(hour)
-                .bind(tally)
-                .bind(start)
-                .bind(end)
-                .execute(store.pool())
-                .await
-                .map_err(crate::postgres::map_err)?
-                .rows_affected(),
-        };
+        let stored = on_either!(self, |store| {
+            let done = sqlx::query(sql).bind(flow).bind(hour).bind(tally).bind(start).bind(end).execute(store.writes()).await;
+            done.map_err(|err| store.error(err))?.rows_affected()
+        });
         Ok(stored > 0)
     }
 

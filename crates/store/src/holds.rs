@@ -14,9 +14,10 @@ use switchyard_engine::queue::{InboxKind, Pending};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
+use crate::backend::{both, Backend};
 use crate::codec::{corrupt, inbox_columns};
 use crate::postgres::{map_err as pg_err, PgStore};
-use crate::sqlite::{map_err, Cause, SqliteStore};
+use crate::sqlite::{Cause, SqliteStore};
 use crate::writer::Statement;
 
 /// Why a hold started.
@@ -101,46 +102,16 @@ pub struct HoldFigures {
     pub held_millis: i64,
 }
 
-/// SQL clock in Unix milliseconds, SQLite.
-macro_rules! sqlite_now {
-    () => {
-        "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)"
-    };
-}
-/// SQL clock in Unix milliseconds, PostgreSQL.
-macro_rules! pg_now {
-    () => {
-        "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)"
-    };
-}
-
-/// Closes the contact's live hold as released by hand ($1 instance, $2 contact).
-pub(crate) const SQLITE_RELEASED: &str = concat!(
-    "UPDATE holds SET ended_at = ",
-    sqlite_now!(),
-    ", ended_by = 'release' WHERE instance = ?1 AND contact = ?2 AND ended_at IS NULL AND until > ",
-    sqlite_now!()
-);
-pub(crate) const PG_RELEASED: &str = concat!(
-    "UPDATE holds SET ended_at = ",
-    pg_now!(),
-    ", ended_by = 'release' WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > ",
-    pg_now!()
-);
-
 /// A live hold's `until` moves with a new hold on the same contact ($1
-/// instance, $2 contact, $3 until, $4 at).
-const EXTEND: &str = "UPDATE holds SET until = $3 WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > $4";
+/// until, $2 instance, $3 contact, $4 at).
+///
+/// This and [`START`] also run on SQLite's writer thread, which binds by
+/// position: each `$N` first appears after `$N-1`, so position and number agree.
+const EXTEND: &str = "UPDATE holds SET until = $1 WHERE instance = $2 AND contact = $3 AND ended_at IS NULL AND until > $4";
 /// A hold row, unless the contact has a live one (extended above).
-const START: &str = "INSERT INTO holds (instance, contact, cause, flow, version, started_at, until, desk_status, desk_note, desk_next_at) \
-                     SELECT $1, $2, $5, $6, $7, $4, $3, $8, $9, CASE WHEN $8 IS NULL THEN NULL ELSE $4 END \
+const START: &str = "INSERT INTO holds (instance, contact, until, started_at, cause, flow, version, desk_status, desk_note, desk_next_at) \
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, CASE WHEN $8 IS NULL THEN NULL ELSE $4 END \
                      WHERE NOT EXISTS (SELECT 1 FROM holds WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > $4)";
-/// [`EXTEND`] and [`START`] for SQLite's writer thread, which binds by
-/// position: `?N` numbers a parameter where `$N` would name it.
-const SQLITE_EXTEND: &str = "UPDATE holds SET until = ?3 WHERE instance = ?1 AND contact = ?2 AND ended_at IS NULL AND until > ?4";
-const SQLITE_START: &str = "INSERT INTO holds (instance, contact, cause, flow, version, started_at, until, desk_status, desk_note, desk_next_at) \
-                            SELECT ?1, ?2, ?5, ?6, ?7, ?4, ?3, ?8, ?9, CASE WHEN ?8 IS NULL THEN NULL ELSE ?4 END \
-                            WHERE NOT EXISTS (SELECT 1 FROM holds WHERE instance = ?1 AND contact = ?2 AND ended_at IS NULL AND until > ?4)";
 /// Handoffs whose Chatwoot calls are due ($1 now, $2 limit).
 const DUE: &str = "SELECT seq, instance, contact, desk_status, desk_note, desk_conversation, desk_step, desk_attempts, desk_next_at FROM holds \
                    WHERE desk_status IS NOT NULL AND desk_done_at IS NULL AND desk_next_at <= $1 ORDER BY desk_next_at, seq LIMIT $2";
@@ -253,6 +224,9 @@ fn hold_params(turn: &Turn, hold: &HoldStart) -> (String, String, i64, i64, &'st
     )
 }
 
+/// Starting a hold is the one operation here whose backends differ: it
+/// joins the turn's own write (SQLite's group commit, PostgreSQL's
+/// transaction), so it is written with each.
 impl SqliteStore {
     /// [`Queue::commit_inbound`](switchyard_engine::queue::Queue::commit_inbound)
     /// for a turn that holds the contact: the hold's row (or its live one
@@ -267,115 +241,12 @@ impl SqliteStore {
         crate::sqlite::turn_statements(turn, &mut statements);
         crate::sqlite::reply_statements(turn, reply_to, &Cause::Inbox(seq), &mut statements);
         let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
-        statements.push(Statement::new(SQLITE_EXTEND, vec![instance.as_str().into(), contact.as_str().into(), until.into(), at.into()]));
+        statements.push(Statement::new(EXTEND, vec![until.into(), instance.as_str().into(), contact.as_str().into(), at.into()]));
         statements.push(Statement::new(
-            SQLITE_START,
+            START,
             vec![instance.into(), contact.into(), until.into(), at.into(), cause.into(), flow.into(), version.into(), status.into(), note.into()],
         ));
         self.write(statements).await.map(drop)
-    }
-
-    /// Up to `limit` handoffs whose Chatwoot calls are due at `now`, each
-    /// claimed until `now + lease` (another process skips it meanwhile).
-    pub async fn desk_due(&self, now: Timestamp, lease_millis: i64, limit: u32) -> Result<Vec<DeskJob>, StoreError> {
-        let rows: Vec<JobRow> = sqlx::query_as(DUE).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(self.pool()).await.map_err(map_err)?;
-        let mut jobs = Vec::new();
-        for row in rows {
-            let (row, next_at) = split(row);
-            let claimed = sqlx::query(CLAIM)
-                .bind(row.0)
-                .bind(next_at)
-                .bind(now.as_millis() + lease_millis)
-                .execute(self.writer())
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-            if claimed == 1 {
-                let mut job = job_from(row)?;
-                job.attempts += 1;
-                jobs.push(job);
-            }
-        }
-        Ok(jobs)
-    }
-
-    /// `step` calls of the job are done; `conversation` is the one they went to.
-    pub async fn desk_progress(&self, seq: i64, step: u32, conversation: Option<i64>) -> Result<(), StoreError> {
-        sqlx::query(PROGRESS).bind(seq).bind(i64::from(step)).bind(conversation).execute(self.writer()).await.map_err(map_err).map(drop)
-    }
-
-    /// Try the job again at `next_at`; `error` says why this attempt failed.
-    pub async fn desk_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
-        sqlx::query(RETRY).bind(seq).bind(next_at.as_millis()).bind(error).execute(self.writer()).await.map_err(map_err).map(drop)
-    }
-
-    /// The job is over: done, or given up with `error`.
-    pub async fn desk_done(&self, seq: i64, at: Timestamp, error: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query(DONE).bind(seq).bind(at.as_millis()).bind(error).execute(self.writer()).await.map_err(map_err).map(drop)
-    }
-
-    /// Records the Chatwoot conversation Evolution named for the contact.
-    pub async fn link_chatwoot(&self, instance: &InstanceId, contact: &Contact, conversation: i64, inbox: Option<i64>, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(LINK)
-            .bind(instance.as_str())
-            .bind(contact.as_str())
-            .bind(conversation)
-            .bind(inbox)
-            .bind(at.as_millis())
-            .execute(self.writer())
-            .await
-            .map_err(map_err)
-            .map(drop)
-    }
-
-    /// The contact's Chatwoot conversation, as Evolution last named it.
-    pub async fn chatwoot_link(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar(LINKED).bind(instance.as_str()).bind(contact.as_str()).fetch_optional(self.pool()).await.map_err(map_err)
-    }
-
-    /// The (instance, contact) pairs linked to a Chatwoot conversation.
-    pub async fn chatwoot_contacts(&self, conversation: i64) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(BY_CONVERSATION).bind(conversation).fetch_all(self.pool()).await.map_err(map_err)
-    }
-
-    /// The instances on which `contact` is on hold at `now`.
-    pub async fn held_instances(&self, contact: &Contact, now: Timestamp) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(HELD).bind(contact.as_str()).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(map_err)
-    }
-
-    /// A person finished (Chatwoot resolved the conversation): the hold ends
-    /// now. `false` when there was none.
-    pub async fn give_back(&self, instance: &InstanceId, contact: &Contact, at: Timestamp) -> Result<bool, StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let done = sqlx::query(GIVE_BACK[0]).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
-        sqlx::query(GIVE_BACK[1]).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    /// Is `message_id`, a `fromMe` message to `contact`, one of our sends?
-    pub async fn echo_of(&self, instance: &InstanceId, contact: &Contact, message_id: &str) -> Result<Echo, StoreError> {
-        let ours: i64 = sqlx::query_scalar(OURS).bind(instance.as_str()).bind(message_id).fetch_one(self.pool()).await.map_err(map_err)?;
-        let in_flight: i64 = sqlx::query_scalar(IN_FLIGHT).bind(instance.as_str()).bind(contact.as_str()).fetch_one(self.pool()).await.map_err(map_err)?;
-        Ok(echo_from(ours, in_flight))
-    }
-
-    /// Marks an inbox entry processed without a turn (an echo of our own send).
-    pub async fn skip_inbox(&self, pending: &Pending) -> Result<(), StoreError> {
-        debug_assert!(matches!(pending.entry.kind, InboxKind::Operator));
-        sqlx::query(SKIP).bind(pending.seq).execute(self.writer()).await.map_err(map_err).map(drop)
-    }
-
-    /// Holds started in [from, to), as seen at `now`.
-    pub async fn hold_figures(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<HoldFigures, StoreError> {
-        let rows = sqlx::query_as(FIGURES).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(map_err)?;
-        Ok(figures_from(rows))
-    }
-
-    /// Holds of `flow` started in [from, to), per version, on `instance` or all, as seen at `now`.
-    pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError> {
-        let rows = sqlx::query_as(FIGURES_OF).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).bind(flow).bind(instance).fetch_all(self.pool()).await.map_err(map_err)?;
-        Ok(figures_by_version(rows))
     }
 }
 
@@ -398,7 +269,7 @@ impl PgStore {
         crate::postgres::write_turn(&mut tx, turn).await?;
         crate::postgres::queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
         let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
-        sqlx::query(EXTEND).bind(&instance).bind(&contact).bind(until).bind(at).execute(&mut *tx).await.map_err(pg_err)?;
+        sqlx::query(EXTEND).bind(until).bind(&instance).bind(&contact).bind(at).execute(&mut *tx).await.map_err(pg_err)?;
         sqlx::query(START)
             .bind(instance)
             .bind(contact)
@@ -414,9 +285,13 @@ impl PgStore {
             .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)
     }
+}
 
+both! {
+    /// Up to `limit` handoffs whose Chatwoot calls are due at `now`, each
+    /// claimed until `now + lease` (another process skips it meanwhile).
     pub async fn desk_due(&self, now: Timestamp, lease_millis: i64, limit: u32) -> Result<Vec<DeskJob>, StoreError> {
-        let rows: Vec<JobRow> = sqlx::query_as(DUE).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(self.pool()).await.map_err(pg_err)?;
+        let rows: Vec<JobRow> = sqlx::query_as(DUE).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         let mut jobs = Vec::new();
         for row in rows {
             let (row, next_at) = split(row);
@@ -424,9 +299,9 @@ impl PgStore {
                 .bind(row.0)
                 .bind(next_at)
                 .bind(now.as_millis() + lease_millis)
-                .execute(self.pool())
+                .execute(self.writes())
                 .await
-                .map_err(pg_err)?
+                .map_err(Self::map_err)?
                 .rows_affected();
             if claimed == 1 {
                 let mut job = job_from(row)?;
@@ -437,18 +312,22 @@ impl PgStore {
         Ok(jobs)
     }
 
+    /// `step` calls of the job are done; `conversation` is the one they went to.
     pub async fn desk_progress(&self, seq: i64, step: u32, conversation: Option<i64>) -> Result<(), StoreError> {
-        sqlx::query(PROGRESS).bind(seq).bind(i64::from(step)).bind(conversation).execute(self.pool()).await.map_err(pg_err).map(drop)
+        sqlx::query(PROGRESS).bind(seq).bind(i64::from(step)).bind(conversation).execute(self.writes()).await.map_err(Self::map_err).map(drop)
     }
 
+    /// Try the job again at `next_at`; `error` says why this attempt failed.
     pub async fn desk_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError> {
-        sqlx::query(RETRY).bind(seq).bind(next_at.as_millis()).bind(error).execute(self.pool()).await.map_err(pg_err).map(drop)
+        sqlx::query(RETRY).bind(seq).bind(next_at.as_millis()).bind(error).execute(self.writes()).await.map_err(Self::map_err).map(drop)
     }
 
+    /// The job is over: done, or given up with `error`.
     pub async fn desk_done(&self, seq: i64, at: Timestamp, error: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query(DONE).bind(seq).bind(at.as_millis()).bind(error).execute(self.pool()).await.map_err(pg_err).map(drop)
+        sqlx::query(DONE).bind(seq).bind(at.as_millis()).bind(error).execute(self.writes()).await.map_err(Self::map_err).map(drop)
     }
 
+    /// Records the Chatwoot conversation Evolution named for the contact.
     pub async fn link_chatwoot(&self, instance: &InstanceId, contact: &Contact, conversation: i64, inbox: Option<i64>, at: Timestamp) -> Result<(), StoreError> {
         sqlx::query(LINK)
             .bind(instance.as_str())
@@ -456,50 +335,108 @@ impl PgStore {
             .bind(conversation)
             .bind(inbox)
             .bind(at.as_millis())
-            .execute(self.pool())
+            .execute(self.writes())
             .await
-            .map_err(pg_err)
+            .map_err(Self::map_err)
             .map(drop)
     }
 
+    /// The contact's Chatwoot conversation, as Evolution last named it.
     pub async fn chatwoot_link(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<i64>, StoreError> {
-        sqlx::query_scalar(LINKED).bind(instance.as_str()).bind(contact.as_str()).fetch_optional(self.pool()).await.map_err(pg_err)
+        sqlx::query_scalar(LINKED).bind(instance.as_str()).bind(contact.as_str()).fetch_optional(self.reads()).await.map_err(Self::map_err)
     }
 
+    /// The (instance, contact) pairs linked to a Chatwoot conversation.
     pub async fn chatwoot_contacts(&self, conversation: i64) -> Result<Vec<(String, String)>, StoreError> {
-        sqlx::query_as(BY_CONVERSATION).bind(conversation).fetch_all(self.pool()).await.map_err(pg_err)
+        sqlx::query_as(BY_CONVERSATION).bind(conversation).fetch_all(self.reads()).await.map_err(Self::map_err)
     }
 
+    /// The instances on which `contact` is on hold at `now`.
     pub async fn held_instances(&self, contact: &Contact, now: Timestamp) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(HELD).bind(contact.as_str()).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(pg_err)
+        sqlx::query_scalar(HELD).bind(contact.as_str()).bind(now.as_millis()).fetch_all(self.reads()).await.map_err(Self::map_err)
     }
 
+    /// A person finished (Chatwoot resolved the conversation): the hold ends
+    /// now. `false` when there was none.
     pub async fn give_back(&self, instance: &InstanceId, contact: &Contact, at: Timestamp) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(pg_err)?;
-        let done = sqlx::query(GIVE_BACK[0]).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(pg_err)?;
-        sqlx::query(GIVE_BACK[1]).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(pg_err)?;
-        tx.commit().await.map_err(pg_err)?;
+        let mut tx = self.begin_write().await?;
+        let done = sqlx::query(GIVE_BACK[0]).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(Self::map_err)?;
+        sqlx::query(GIVE_BACK[1]).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(Self::map_err)?;
+        tx.commit().await.map_err(Self::map_err)?;
         Ok(done.rows_affected() > 0)
     }
 
+    /// Is `message_id`, a `fromMe` message to `contact`, one of our sends?
     pub async fn echo_of(&self, instance: &InstanceId, contact: &Contact, message_id: &str) -> Result<Echo, StoreError> {
-        let ours: i64 = sqlx::query_scalar(OURS).bind(instance.as_str()).bind(message_id).fetch_one(self.pool()).await.map_err(pg_err)?;
-        let in_flight: i64 = sqlx::query_scalar(IN_FLIGHT).bind(instance.as_str()).bind(contact.as_str()).fetch_one(self.pool()).await.map_err(pg_err)?;
+        let ours: i64 = sqlx::query_scalar(OURS).bind(instance.as_str()).bind(message_id).fetch_one(self.reads()).await.map_err(Self::map_err)?;
+        let in_flight: i64 =
+            sqlx::query_scalar(IN_FLIGHT).bind(instance.as_str()).bind(contact.as_str()).fetch_one(self.reads()).await.map_err(Self::map_err)?;
         Ok(echo_from(ours, in_flight))
     }
 
+    /// Marks an inbox entry processed without a turn (an echo of our own send).
     pub async fn skip_inbox(&self, pending: &Pending) -> Result<(), StoreError> {
-        sqlx::query(SKIP).bind(pending.seq).execute(self.pool()).await.map_err(pg_err).map(drop)
+        debug_assert!(matches!(pending.entry.kind, InboxKind::Operator));
+        sqlx::query(SKIP).bind(pending.seq).execute(self.writes()).await.map_err(Self::map_err).map(drop)
     }
 
+    /// Holds started in [from, to), as seen at `now`.
     pub async fn hold_figures(&self, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<HoldFigures, StoreError> {
-        let rows = sqlx::query_as(FIGURES).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).fetch_all(self.pool()).await.map_err(pg_err)?;
+        let rows =
+            sqlx::query_as(FIGURES).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         Ok(figures_from(rows))
     }
 
+    /// Holds of `flow` started in [from, to), per version, on `instance` or all, as seen at `now`.
     pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError> {
-        let rows = sqlx::query_as(FIGURES_OF).bind(from.as_millis()).bind(to.as_millis()).bind(now.as_millis()).bind(flow).bind(instance).fetch_all(self.pool()).await.map_err(pg_err)?;
+        let rows = sqlx::query_as(FIGURES_OF)
+            .bind(from.as_millis())
+            .bind(to.as_millis())
+            .bind(now.as_millis())
+            .bind(flow)
+            .bind(instance)
+            .fetch_all(self.reads())
+            .await
+            .map_err(Self::map_err)?;
         Ok(figures_by_version(rows))
+    }
+
+    /// Contacts on human hold at `now`: the count, the oldest start, and up
+    /// to `limit` of them, the longest-running first.
+    pub async fn live_holds(&self, now: Timestamp, limit: u32) -> Result<HoldList, StoreError> {
+        let totals: (i64, Option<i64>) = sqlx::query_as(LIVE_COUNT).bind(now.as_millis()).fetch_one(self.reads()).await.map_err(Self::map_err)?;
+        let rows: Vec<LiveRow> =
+            sqlx::query_as(LIVE_LIST).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        let holds = rows
+            .into_iter()
+            .map(|(instance, contact, until, since, cause)| {
+                Ok(LiveHold {
+                    instance: InstanceId::parse(&instance).map_err(|err| corrupt("handoffs.instance", err))?,
+                    contact: Contact::parse(&contact).map_err(|err| corrupt("handoffs.contact", err))?,
+                    until: Timestamp::from_millis(until),
+                    since: since.map(Timestamp::from_millis),
+                    cause,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(HoldList { count: u64::try_from(totals.0).unwrap_or(0), oldest: totals.1.map(Timestamp::from_millis), holds })
+    }
+
+    /// Ends the contact's hold by hand and records who did it and why in the
+    /// audit log, in one transaction. `Some(audit seq)` when there was a hold
+    /// to release, `None` (and no record) when there was none.
+    pub async fn release_hold(&self, instance: &InstanceId, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Option<i64>, StoreError> {
+        let after = serde_json::json!({ "instance": instance.as_str(), "contact": contact.as_str() }).to_string();
+        let mut tx = self.begin_audit().await?;
+        let deleted = sqlx::query(RELEASE_DELETE).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(Self::map_err)?;
+        if deleted.rows_affected() == 0 {
+            return Ok(None);
+        }
+        sqlx::query(RELEASE_END).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(Self::map_err)?;
+        let seq: i64 =
+            sqlx::query_scalar(RELEASE_AUDIT).bind(at.as_millis()).bind(actor).bind(reason).bind(&after).fetch_one(&mut *tx).await.map_err(Self::map_err)?;
+        tx.commit().await.map_err(Self::map_err)?;
+        Ok(Some(seq))
     }
 }
 
@@ -539,67 +476,3 @@ const RELEASE_END: &str = "UPDATE holds SET ended_at = $3, ended_by = 'release' 
 const RELEASE_AUDIT: &str = "INSERT INTO audit (at, actor, action, flow, reason, after) VALUES ($1, $2, 'release', NULL, $3, $4) RETURNING seq";
 
 type LiveRow = (String, String, i64, Option<i64>, Option<String>);
-
-impl crate::Db {
-    /// Contacts on human hold at `now`: the count, the oldest start, and up
-    /// to `limit` of them, the longest-running first.
-    pub async fn live_holds(&self, now: Timestamp, limit: u32) -> Result<HoldList, StoreError> {
-        let (totals, rows): ((i64, Option<i64>), Vec<LiveRow>) = match self {
-            crate::Db::Sqlite(store) => (
-                sqlx::query_as(LIVE_COUNT).bind(now.as_millis()).fetch_one(store.pool()).await.map_err(map_err)?,
-                sqlx::query_as(LIVE_LIST).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(store.pool()).await.map_err(map_err)?,
-            ),
-            crate::Db::Postgres(store) => (
-                sqlx::query_as(LIVE_COUNT).bind(now.as_millis()).fetch_one(store.pool()).await.map_err(pg_err)?,
-                sqlx::query_as(LIVE_LIST).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(store.pool()).await.map_err(pg_err)?,
-            ),
-        };
-        let holds = rows
-            .into_iter()
-            .map(|(instance, contact, until, since, cause)| {
-                Ok(LiveHold {
-                    instance: InstanceId::parse(&instance).map_err(|err| corrupt("handoffs.instance", err))?,
-                    contact: Contact::parse(&contact).map_err(|err| corrupt("handoffs.contact", err))?,
-                    until: Timestamp::from_millis(until),
-                    since: since.map(Timestamp::from_millis),
-                    cause,
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        Ok(HoldList { count: u64::try_from(totals.0).unwrap_or(0), oldest: totals.1.map(Timestamp::from_millis), holds })
-    }
-
-    /// Ends the contact's hold by hand and records who did it and why in the
-    /// audit log, in one transaction. `Some(audit seq)` when there was a hold
-    /// to release, `None` (and no record) when there was none.
-    pub async fn release_hold(&self, instance: &InstanceId, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Option<i64>, StoreError> {
-        let after = serde_json::json!({ "instance": instance.as_str(), "contact": contact.as_str() }).to_string();
-        match self {
-            crate::Db::Sqlite(store) => {
-                let mut tx = store.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-                let deleted = sqlx::query(RELEASE_DELETE).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
-                if deleted.rows_affected() == 0 {
-                    return Ok(None);
-                }
-                sqlx::query(RELEASE_END).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(map_err)?;
-                let seq: i64 = sqlx::query_scalar(RELEASE_AUDIT).bind(at.as_millis()).bind(actor).bind(reason).bind(&after).fetch_one(&mut *tx).await.map_err(map_err)?;
-                tx.commit().await.map_err(map_err)?;
-                Ok(Some(seq))
-            }
-            crate::Db::Postgres(store) => {
-                let mut tx = store.pool().begin().await.map_err(pg_err)?;
-                // Audit appends take the audit lock (first, as every audit writer
-                // does): the polled revision grows in commit order.
-                crate::postgres::lock_audit(&mut tx).await?;
-                let deleted = sqlx::query(RELEASE_DELETE).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(pg_err)?;
-                if deleted.rows_affected() == 0 {
-                    return Ok(None);
-                }
-                sqlx::query(RELEASE_END).bind(instance.as_str()).bind(contact.as_str()).bind(at.as_millis()).execute(&mut *tx).await.map_err(pg_err)?;
-                let seq: i64 = sqlx::query_scalar(RELEASE_AUDIT).bind(at.as_millis()).bind(actor).bind(reason).bind(&after).fetch_one(&mut *tx).await.map_err(pg_err)?;
-                tx.commit().await.map_err(pg_err)?;
-                Ok(Some(seq))
-            }
-        }
-    }
-}

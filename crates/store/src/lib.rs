@@ -5,28 +5,49 @@
 //! process runs on, whichever backend `DATABASE_URL` names.
 //!
 //! # Layout
-//! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on connect).
-//! - [`postgres`]: the PostgreSQL store (leases, claims, advisory locks).
-//! - `codec` (private): how rows map to the engine's types, for both.
-//! - `writer` (private): SQLite's group commit, one thread owning the write connection.
-//! - `reader` (private): SQLite's hot-path reads, inline on plain connections.
+//! Two places: what both backends share, and what differs per backend.
+//!
+//! **Shared, by topic**: each module writes its statements once (`$N`
+//! placeholders, which SQLite reads as numbered too) and each operation once,
+//! in a `backend::both!` block compiled for both stores:
 //! - [`policy`]: the stored rollout policy (JSON per flow) and the audit log.
-//! - [`report`]: counts per version and per step for reports and `/metrics`.
+//! - [`report`]: counts per version and per step for reports and `/metrics`; the drain view.
+//! - `guard` (private): a split guard's population.
 //! - [`figures`]: live sessions per version, traffic, outbox and holds, for the console.
 //! - [`sessions`]: live sessions by flow, version, step and instance; a contact's history.
 //! - [`connections`]: each Evolution instance's last `connection.update`.
 //! - [`holds`]: holds (handoff, takeover, return) and their durable Chatwoot calls.
-//! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox entry.
+//! - [`documents`]: flow versions published as documents.
+//! - [`recorded`]: recorded sessions with their messages, for replay and export.
 //! - [`privacy`]: erasing a contact (LGPD), purging old message texts and session data.
 //! - [`aliases`]: a contact's phone number and `@lid` alias, linked.
-//! - [`conformance`]: the contract every store must pass, as async functions
-//!   the backends' test files call; [`testing`]: fresh databases for tests.
-//! - [`open`]: picks the backend from a `DATABASE_URL`.
+//! - `codec` (private): how rows map to the engine's types, for both.
+//!
+//! **Per backend**:
+//! - `backend` (private): the `Backend` trait, all a shared operation asks of
+//!   a store (pools, how a rare write or an audit append begins, erasure's
+//!   locks and scrub, error mapping), and its two small implementations.
+//! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on
+//!   connect) and its hot path: `writer` (private), group commit on one
+//!   thread; `reader` (private), hot reads inline on plain connections.
+//! - [`postgres`]: the PostgreSQL store and its hot path (leases,
+//!   `SKIP LOCKED` claims, node advisory locks); `pg_writer` (private), its
+//!   group commit, one task per store, multi-row statements.
+//! - [`burst`]: debounce: a contact's burst of texts, merged into one inbox
+//!   entry (its merge is one `= ANY` statement on PostgreSQL, one per entry on SQLite).
+//!
+//! Dependencies point one way: topic modules use `backend`, which uses the
+//! stores, which use `codec`.
+//!
+//! [`conformance`]: the contract every store must pass, as async functions
+//! the backends' test files call; [`testing`]: fresh databases for tests.
+//! [`open`]: picks the backend from a `DATABASE_URL`.
 //!
 //! Row types live here, not in the engine: the engine's types do not know how
 //! they are serialised.
 
 pub mod aliases;
+mod backend;
 pub mod burst;
 pub mod connections;
 pub mod holds;
@@ -38,6 +59,7 @@ mod guard;
 pub mod documents;
 pub mod policy;
 pub mod postgres;
+mod pg_writer;
 pub mod privacy;
 pub mod recorded;
 pub mod report;
@@ -63,8 +85,8 @@ use crate::privacy::{Erasure, Purge};
 use crate::sessions::LiveFilter;
 pub use crate::postgres::{redact as redact_url, PgSettings};
 use crate::postgres::PgStore;
-use crate::report::{StepAggregate, VersionAggregate, Window};
-use crate::sqlite::{SqliteStore, VersionStatus};
+use crate::report::{StepAggregate, VersionAggregate, VersionStatus, Window};
+use crate::sqlite::SqliteStore;
 pub use crate::sqlite::Synchronous;
 
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
@@ -141,6 +163,7 @@ impl Db {
         pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError>;
         pub async fn event_watermark(&self) -> Result<i64, StoreError>;
         pub async fn split_population(&self, flow: &str, after_event: i64) -> Result<Vec<VersionAggregate>, StoreError>;
+        pub async fn split_draws(&self, flow: &str, after_event: i64) -> Result<Vec<(u32, u64)>, StoreError>;
         pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError>;
         pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError>;
         pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError>;
@@ -171,6 +194,11 @@ impl Db {
         pub async fn hold_figures_of(&self, flow: &str, instance: Option<&str>, from: Timestamp, to: Timestamp, now: Timestamp) -> Result<std::collections::BTreeMap<u32, HoldFigures>, StoreError>;
         pub async fn publish_document(&self, publish: &documents::Publish<'_>) -> Result<AuditRecord, StoreError>;
         pub async fn documents(&self) -> Result<Vec<documents::StoredDocument>, StoreError>;
+        pub async fn live_holds(&self, now: Timestamp, limit: u32) -> Result<holds::HoldList, StoreError>;
+        pub async fn release_hold(&self, instance: &InstanceId, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Option<i64>, StoreError>;
+        pub async fn record_connection(&self, instance: &InstanceId, state: &str, status_reason: Option<i64>, at: Timestamp) -> Result<(), StoreError>;
+        pub async fn connections(&self) -> Result<Vec<connections::InstanceConnection>, StoreError>;
+        pub async fn recorded_sessions(&self, filter: &recorded::RecordedFilter<'_>) -> Result<Vec<recorded::RecordedSession>, StoreError>;
     }
 }
 

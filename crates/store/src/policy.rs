@@ -1,4 +1,4 @@
-//! The stored rollout policy and the audit log (SQLite).
+//! The stored rollout policy and the audit log, both backends.
 //!
 //! The engine's rule types do not know JSON; this module owns the stored
 //! shape, one JSON document per flow:
@@ -16,14 +16,13 @@
 //! revision every running server polls.
 
 use serde_json::{json, Value};
-use sqlx::Row;
 use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::rollout::{FlowRules, GuardTrip, InstanceRule, Pin, Rules, Schedule, Split, SplitGuard, Weight};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
-use crate::codec::audit_from_row;
-use crate::sqlite::{map_err, SqliteStore};
+use crate::backend::{both, Backend, Tx};
+use crate::codec::{corrupt, Columns};
 
 /// One audit record: a policy change or a deploy.
 #[derive(Clone, Debug, PartialEq)]
@@ -71,6 +70,7 @@ pub fn rules_to_json(rules: &FlowRules) -> Value {
                 "tripped": guard.tripped.as_ref().map(|trip| json!({"at": trip.at.to_string(), "reason": trip.reason})),
                 "armed_after_event": guard.armed_after_event,
             })),
+            "weights_after_event": split.weights_after_event,
         })),
         "promoted": rules.promoted.map(|version| version.to_string()),
     })
@@ -156,6 +156,7 @@ pub fn rules_from_json(value: &Value) -> Result<FlowRules, String> {
         if let Some(guard) = field(split, "guard") {
             parsed.guard = Some(guard_from_json(guard)?);
         }
+        parsed.weights_after_event = event_mark(split, "split.weights_after_event")?;
         rules.split = Some(parsed);
     }
     if let Some(promoted) = field(value, "promoted") {
@@ -163,6 +164,15 @@ pub fn rules_from_json(value: &Value) -> Result<FlowRules, String> {
         rules.promoted = Some(Version::parse(promoted).map_err(|err| format!("promoted: {err}"))?);
     }
     Ok(rules)
+}
+
+/// An event sequence number stored as a mark (`None` when absent).
+fn event_mark(value: &Value, path: &str) -> Result<Option<i64>, String> {
+    let name = path.rsplit('.').next().unwrap_or(path);
+    match field(value, name) {
+        None => Ok(None),
+        Some(mark) => mark.as_i64().filter(|seq| *seq >= 0).map(Some).ok_or_else(|| format!("{path} {mark} must be an event sequence number (0 or more)")),
+    }
 }
 
 fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
@@ -190,10 +200,7 @@ fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
             reason: text(trip, "reason", "split.guard.tripped")?.to_owned(),
         }),
     };
-    let armed_after_event = match field(guard, "armed_after_event") {
-        None => None,
-        Some(value) => Some(value.as_i64().filter(|seq| *seq >= 0).ok_or_else(|| format!("split.guard.armed_after_event {value} must be an event sequence number (0 or more)"))?),
-    };
+    let armed_after_event = event_mark(guard, "split.guard.armed_after_event")?;
     Ok(SplitGuard {
         metric: metric.to_owned(),
         min_sessions,
@@ -204,36 +211,70 @@ fn guard_from_json(guard: &Value) -> Result<SplitGuard, String> {
     })
 }
 
-/// Appends an audit record inside `tx` and returns it as stored.
-#[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
-pub(crate) async fn insert_audit(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    at: Timestamp,
-    actor: &str,
-    action: &str,
-    flow: &str,
-    reason: &str,
-    before: Option<String>,
-    after: Option<String>,
-) -> Result<AuditRecord, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES (?, ?, ?, ?, ?, ?, ?) \
-         RETURNING seq, at, actor, action, flow, reason, before, after",
-    )
-    .bind(at.as_millis())
-    .bind(actor)
-    .bind(action)
-    .bind(flow)
-    .bind(reason)
-    .bind(before)
-    .bind(after)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    audit_from_row(&row)
+/// The statements of the policy and the audit log, both backends.
+const REVISION: &str = "SELECT CAST(COALESCE(MAX(seq), 0) AS BIGINT) FROM audit";
+const ALL_RULES: &str = "SELECT flow, rules FROM policy ORDER BY flow";
+const RULES_OF: &str = "SELECT rules FROM policy WHERE flow = $1";
+const UPSERT: &str = "INSERT INTO policy (flow, rules, updated_at) VALUES ($1, $2, $3) \
+                      ON CONFLICT (flow) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at";
+const DELETE: &str = "DELETE FROM policy WHERE flow = $1";
+const REPLACE: &str = "UPDATE policy SET rules = $1, updated_at = $2 WHERE flow = $3";
+const INSERT_AUDIT: &str = "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                            RETURNING seq, at, actor, action, flow, reason, before, after";
+/// Records about `$1` (and deploys, which concern every flow) in [$2, $3).
+const AUDIT: &str = "SELECT seq, at, actor, action, flow, reason, before, after FROM audit \
+                     WHERE ($1 IS NULL OR flow = $1 OR flow IS NULL) AND at >= $2 AND at < $3 ORDER BY seq";
+const SERVED: &str = "SELECT version, fingerprint, COUNT(*) AS sessions, MIN(started_at) AS first, MAX(started_at) AS last FROM sessions \
+                      WHERE flow = $1 AND started_at >= $2 AND started_at < $3 GROUP BY version, fingerprint ORDER BY version, first";
+
+pub(crate) fn audit_from_row(row: &impl Columns) -> Result<AuditRecord, StoreError> {
+    let json = |name: &str| -> Result<Option<Value>, StoreError> {
+        row.opt_text(name)?.map(|text| serde_json::from_str(&text).map_err(|err| corrupt(&format!("audit.{name}"), err))).transpose()
+    };
+    Ok(AuditRecord {
+        seq: row.int("seq")?,
+        at: Timestamp::from_millis(row.int("at")?),
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        flow: row.opt_text("flow")?,
+        reason: row.text("reason")?,
+        before: json("before")?,
+        after: json("after")?,
+    })
 }
 
-impl SqliteStore {
+fn stored_rules(flow: &str, document: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(document).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))
+}
+
+both! {
+    /// Appends an audit record inside `tx` (begun with
+    /// [`Backend::begin_audit`]) and returns it as stored.
+    #[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
+    pub(crate) async fn insert_audit(
+        tx: &mut Tx<Self>,
+        at: Timestamp,
+        actor: &str,
+        action: &str,
+        flow: Option<&str>,
+        reason: &str,
+        before: Option<String>,
+        after: Option<String>,
+    ) -> Result<AuditRecord, StoreError> {
+        let row = sqlx::query(INSERT_AUDIT)
+            .bind(at.as_millis())
+            .bind(actor)
+            .bind(action)
+            .bind(flow)
+            .bind(reason)
+            .bind(before)
+            .bind(after)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(Self::map_err)?;
+        audit_from_row(&row)
+    }
+
     /// The stored policy and its revision. A stored document that no longer
     /// parses is reported, not silently dropped.
     pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
@@ -241,13 +282,12 @@ impl SqliteStore {
         // shows as a newer revision at the next poll, never as rules older
         // than the revision they are stored under.
         let revision = self.policy_revision().await?;
-        let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(self.pool()).await.map_err(map_err)?;
+        let rows = sqlx::query(ALL_RULES).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         let mut rules = Rules::new();
         for row in rows {
-            let flow: String = row.try_get("flow").map_err(map_err)?;
-            let document: String = row.try_get("rules").map_err(map_err)?;
-            let value: Value = serde_json::from_str(&document).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
-            let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
+            let flow = row.text("flow")?;
+            let flow_rules = rules_from_json(&stored_rules(&flow, &row.text("rules")?)?)
+                .map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
             rules.set(&flow, flow_rules);
         }
         Ok((rules, revision))
@@ -255,7 +295,7 @@ impl SqliteStore {
 
     /// The highest audit seq: changes whenever the policy changes.
     pub async fn policy_revision(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM audit").fetch_one(self.pool()).await.map_err(map_err)
+        sqlx::query_scalar(REVISION).fetch_one(self.reads()).await.map_err(Self::map_err)
     }
 
     /// Replaces a flow's rules (empty rules remove the row) and records the
@@ -269,31 +309,16 @@ impl SqliteStore {
         reason: &str,
         at: Timestamp,
     ) -> Result<AuditRecord, StoreError> {
-        // IMMEDIATE: this transaction reads then writes; a deferred one would
-        // deadlock on the lock upgrade against another process doing the same.
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let before: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = ?").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
+        let mut tx = self.begin_audit().await?;
+        let before: Option<String> = sqlx::query_scalar(RULES_OF).bind(flow).fetch_optional(&mut *tx).await.map_err(Self::map_err)?;
         let after = if rules.is_empty() { None } else { Some(rules_to_json(rules).to_string()) };
         match &after {
-            Some(document) => {
-                sqlx::query(
-                    "INSERT INTO policy (flow, rules, updated_at) VALUES (?, ?, ?) \
-                     ON CONFLICT (flow) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-                )
-                .bind(flow)
-                .bind(document)
-                .bind(at.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-            None => {
-                sqlx::query("DELETE FROM policy WHERE flow = ?").bind(flow).execute(&mut *tx).await.map_err(map_err)?;
-            }
+            Some(document) => sqlx::query(UPSERT).bind(flow).bind(document).bind(at.as_millis()).execute(&mut *tx).await,
+            None => sqlx::query(DELETE).bind(flow).execute(&mut *tx).await,
         }
-        let record = insert_audit(&mut tx, at, actor, action, flow, reason, before, after).await?;
-        tx.commit().await.map_err(map_err)?;
+        .map_err(Self::map_err)?;
+        let record = Self::insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, after).await?;
+        tx.commit().await.map_err(Self::map_err)?;
         Ok(record)
     }
 
@@ -311,97 +336,64 @@ impl SqliteStore {
         reason: &str,
         at: Timestamp,
     ) -> Result<Option<AuditRecord>, StoreError> {
-        // IMMEDIATE: this transaction reads then writes; a deferred one would
-        // deadlock on the lock upgrade against another process doing the same.
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = ?").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
-        let current = current
-            .map(|text| serde_json::from_str::<Value>(&text).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}"))))
-            .transpose()?;
+        let mut tx = self.begin_audit().await?;
+        let current: Option<String> = sqlx::query_scalar(RULES_OF).bind(flow).fetch_optional(&mut *tx).await.map_err(Self::map_err)?;
+        let current = current.map(|text| stored_rules(flow, &text)).transpose()?;
         if current.as_ref() != Some(&rules_to_json(expected)) {
             return Ok(None);
         }
         let after = rules_to_json(rules).to_string();
-        sqlx::query("UPDATE policy SET rules = ?, updated_at = ? WHERE flow = ?")
-            .bind(&after)
-            .bind(at.as_millis())
-            .bind(flow)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let record = insert_audit(&mut tx, at, actor, action, flow, reason, current.map(|value| value.to_string()), Some(after)).await?;
-        tx.commit().await.map_err(map_err)?;
+        sqlx::query(REPLACE).bind(&after).bind(at.as_millis()).bind(flow).execute(&mut *tx).await.map_err(Self::map_err)?;
+        let before = current.map(|value| value.to_string());
+        let record = Self::insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, Some(after)).await?;
+        tx.commit().await.map_err(Self::map_err)?;
         Ok(Some(record))
     }
 
     /// Records a deploy manifest (what `serve` runs) in the audit log.
     pub async fn record_deploy(&self, manifest: &Value, reason: &str, at: Timestamp) -> Result<i64, StoreError> {
-        sqlx::query_scalar("INSERT INTO audit (at, actor, action, reason, after) VALUES (?, 'serve', 'deploy', ?, ?) RETURNING seq")
-            .bind(at.as_millis())
-            .bind(reason)
-            .bind(manifest.to_string())
-            .fetch_one(self.writer())
-            .await
-            .map_err(map_err)
+        let mut tx = self.begin_audit().await?;
+        let record = Self::insert_audit(&mut tx, at, "serve", "deploy", None, reason, None, Some(manifest.to_string())).await?;
+        tx.commit().await.map_err(Self::map_err)?;
+        Ok(record.seq)
+    }
+
+    /// An audited operation that is not a policy change (an evacuation).
+    pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError> {
+        let mut tx = self.begin_audit().await?;
+        let record =
+            Self::insert_audit(&mut tx, Timestamp::now_utc(), actor, action, Some(flow), reason, None, Some(detail.to_string())).await?;
+        tx.commit().await.map_err(Self::map_err)?;
+        Ok(record.seq)
     }
 
     /// Audit records, oldest first: those about `flow` (and deploys, which
     /// concern every flow) inside [since, until).
     pub async fn audit(&self, flow: Option<&str>, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, flow, reason, before, after FROM audit \
-             WHERE (?1 IS NULL OR flow = ?1 OR flow IS NULL) AND at >= ?2 AND at < ?3 ORDER BY seq",
-        )
-        .bind(flow)
-        .bind(since.map_or(i64::MIN, Timestamp::as_millis))
-        .bind(until.map_or(i64::MAX, Timestamp::as_millis))
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(AUDIT)
+            .bind(flow)
+            .bind(since.map_or(i64::MIN, Timestamp::as_millis))
+            .bind(until.map_or(i64::MAX, Timestamp::as_millis))
+            .fetch_all(self.reads())
+            .await
+            .map_err(Self::map_err)?;
         rows.iter().map(audit_from_row).collect()
     }
 
     /// Which versions of `flow` served sessions that started in [from, to),
     /// with their fingerprints and counts.
     pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, fingerprint, COUNT(*) AS sessions, MIN(started_at) AS first, MAX(started_at) AS last FROM sessions \
-             WHERE flow = ? AND started_at >= ? AND started_at < ? GROUP BY version, fingerprint ORDER BY version, first",
-        )
-        .bind(flow)
-        .bind(from.as_millis())
-        .bind(to.as_millis())
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(SERVED).bind(flow).bind(from.as_millis()).bind(to.as_millis()).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         rows.iter()
             .map(|row| {
-                let version: i64 = row.try_get("version").map_err(map_err)?;
                 Ok(Served {
-                    version: Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?),
-                    fingerprint: row.try_get("fingerprint").map_err(map_err)?,
-                    sessions: row.try_get("sessions").map_err(map_err)?,
-                    first: Timestamp::from_millis(row.try_get("first").map_err(map_err)?),
-                    last: Timestamp::from_millis(row.try_get("last").map_err(map_err)?),
+                    version: row.version("version")?,
+                    fingerprint: row.text("fingerprint")?,
+                    sessions: row.int("sessions")?,
+                    first: Timestamp::from_millis(row.int("first")?),
+                    last: Timestamp::from_millis(row.int("last")?),
                 })
             })
             .collect()
-    }
-}
-
-impl SqliteStore {
-    /// An audited operation that is not a policy change (an evacuation).
-    pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError> {
-        sqlx::query_scalar("INSERT INTO audit (at, actor, action, flow, reason, after) VALUES (?, ?, ?, ?, ?, ?) RETURNING seq")
-            .bind(Timestamp::now_utc().as_millis())
-            .bind(actor)
-            .bind(action)
-            .bind(flow)
-            .bind(reason)
-            .bind(detail.to_string())
-            .fetch_one(self.writer())
-            .await
-            .map_err(map_err)
     }
 }

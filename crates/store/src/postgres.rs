@@ -32,27 +32,22 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{Connection, SqlSafeStr};
-use switchyard_engine::classify::Classification;
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
-use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId, Version};
+use switchyard_engine::ids::{Contact, InstanceId, SessionId};
 use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
-use switchyard_engine::rollout::{FlowRules, Rules};
-use switchyard_engine::session::{Outcome, Session};
+use switchyard_engine::session::Session;
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::codec::{
-    contact_state_from_rows, audit_from_row, event_columns, event_from_row, inbox_columns, inbox_from_row, key_from_row,
-    outgoing_from_row, session_from_row, data_to_json, Columns, session_columns,
+    contact_state_from_rows, event_from_row, inbox_from_row, key_from_row,
+    outgoing_from_row, session_from_row, session_columns,
 };
-use crate::policy::{rules_from_json, rules_to_json, AuditRecord, Served};
-use crate::report::{StepAggregate, VersionAggregate, Window};
-use crate::sqlite::VersionStatus;
+use crate::pg_writer::{insert_replies, write_rows, Inbound, Outbound, TurnRows, Writer};
 
 /// How long a process keeps a contact to itself without renewing.
 pub const LEASE: Duration = Duration::from_secs(10);
@@ -115,6 +110,8 @@ pub struct PgStore {
     leases: PgPool,
     /// This process's name in leases and claims.
     node: Arc<str>,
+    /// Group commit of the hot-path writes (inbox, inbound turns, sent marks).
+    writer: Writer,
     /// Held for as long as any clone of this store lives.
     _node_lock: Arc<NodeLock>,
 }
@@ -215,6 +212,12 @@ impl PgStore {
     /// Connects to `url` (`postgres://...`) and runs the migrations (under
     /// PostgreSQL's migration lock, so processes starting together are safe).
     pub async fn open(url: &str, settings: &PgSettings) -> Result<PgStore, StoreError> {
+        PgStore::open_with_queue(url, settings, crate::pg_writer::QUEUE).await
+    }
+
+    /// [`PgStore::open`] with room for `queue` writes waiting for the
+    /// writer (tests fill a small one).
+    pub async fn open_with_queue(url: &str, settings: &PgSettings, queue: usize) -> Result<PgStore, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|err| StoreError::Other(format!("DATABASE_URL '{}' is not a valid PostgreSQL URL: {err}", redact(url))))?
             .application_name("switchyard");
@@ -236,7 +239,8 @@ impl PgStore {
         migrator().run(&pool).await.map_err(|err| StoreError::Other(format!("migrating '{}' failed: {err}", redact(url))))?;
         let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
         let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
-        Ok(PgStore { pool, leases, node, _node_lock: Arc::new(node_lock) })
+        let writer = Writer::start(pool.clone(), queue);
+        Ok(PgStore { pool, leases, node, writer, _node_lock: Arc::new(node_lock) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -250,6 +254,12 @@ impl PgStore {
 
     pub async fn ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    /// Writes waiting for the writer (the batch being written not counted).
+    #[doc(hidden)]
+    pub fn write_backlog(&self) -> usize {
+        self.writer.backlog()
     }
 }
 
@@ -272,130 +282,25 @@ pub(crate) async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
 }
 
 /// Writes a turn inside `tx`: sessions (insert or revision-checked update),
-/// events, split assignments and the handoff hold.
+/// events, split assignments and the handoff hold, one statement per kind
+/// of row ([`crate::pg_writer::write_rows`]).
 pub(crate) async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
-    for session in &turn.sessions {
-        let record = session.record();
-        if record.revision == 0 {
-            sqlx::query(
-                "INSERT INTO sessions (id, instance, contact, flow, version, fingerprint, reason, reason_detail, step, data, \
-                 attempts, turns, started_at, last_input_at, expires_at, outcome, ended_at, revision, parent, depth) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, 1, $18, $19)",
-            )
-            .bind(record.id.to_string())
-            .bind(record.instance.as_str())
-            .bind(record.contact.as_str())
-            .bind(record.flow.as_str())
-            .bind(i64::from(record.version.number()))
-            .bind(record.fingerprint.as_str())
-            .bind(record.reason.name())
-            .bind(record.reason.detail())
-            .bind(record.step.as_str())
-            .bind(data_to_json(&record.data))
-            .bind(i64::from(record.attempts))
-            .bind(i64::from(record.turns))
-            .bind(record.started_at.as_millis())
-            .bind(record.last_input_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(record.outcome.map(Outcome::as_str))
-            .bind(record.ended_at.map(Timestamp::as_millis))
-            .bind(record.parent.map(|id| id.to_string()))
-            .bind(i64::from(record.depth))
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-        } else {
-            let done = sqlx::query(
-                "UPDATE sessions SET step = $1, data = $2, attempts = $3, turns = $4, last_input_at = $5, expires_at = $6, \
-                 outcome = $7, ended_at = $8, revision = revision + 1 WHERE id = $9 AND revision = $10 AND outcome IS NULL",
-            )
-            .bind(record.step.as_str())
-            .bind(data_to_json(&record.data))
-            .bind(i64::from(record.attempts))
-            .bind(i64::from(record.turns))
-            .bind(record.last_input_at.as_millis())
-            .bind(record.expires_at.as_millis())
-            .bind(record.outcome.map(Outcome::as_str))
-            .bind(record.ended_at.map(Timestamp::as_millis))
-            .bind(record.id.to_string())
-            .bind(record.revision as i64)
-            .execute(&mut **tx)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::Conflict(format!("session {} is no longer live at revision {}", record.id, record.revision)));
-            }
-        }
+    let rows = TurnRows::new(turn);
+    let refused = write_rows(&mut **tx, &[(&rows, None)]).await.map_err(map_err)?;
+    match refused.into_iter().next() {
+        Some((_, err)) => Err(err),
+        None => Ok(()),
     }
-    for event in &turn.events {
-        let (reason, reason_detail, fingerprint, detail) = event_columns(&event.kind);
-        sqlx::query(
-            "INSERT INTO events (session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(event.session.to_string())
-        .bind(event.flow.as_str())
-        .bind(i64::from(event.version.number()))
-        .bind(event.at.as_millis())
-        .bind(event.step.as_ref().map(StepId::as_str))
-        .bind(event.kind.name())
-        .bind(reason)
-        .bind(reason_detail)
-        .bind(fingerprint)
-        .bind(detail)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    for (flow, version, at) in &turn.assignments {
-        sqlx::query(
-            "INSERT INTO split_assignments (contact, flow, version, assigned_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (contact, flow) DO UPDATE SET version = excluded.version, assigned_at = excluded.assigned_at",
-        )
-        .bind(turn.contact.as_str())
-        .bind(flow.as_str())
-        .bind(i64::from(version.number()))
-        .bind(at.as_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    if let Some(until) = turn.handoff_until {
-        sqlx::query(
-            "INSERT INTO handoffs (instance, contact, until) VALUES ($1, $2, $3) \
-             ON CONFLICT (instance, contact) DO UPDATE SET until = excluded.until",
-        )
-        .bind(turn.instance.as_str())
-        .bind(turn.contact.as_str())
-        .bind(until.as_millis())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    Ok(())
 }
 
-/// Queues a turn's replies inside `tx`.
+/// Queues a turn's replies inside `tx`, in one statement.
 pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, created_at: i64, request_id: Option<&str>) -> Result<(), StoreError> {
-    for reply in &turn.replies {
-        sqlx::query(
-            "INSERT INTO outbox (instance, contact, reply_to, text, session_id, created_at, next_attempt_at, request_id, rich) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        )
-        .bind(turn.instance.as_str())
-        .bind(turn.contact.as_str())
-        .bind(reply_to)
-        .bind(&reply.text)
-        .bind(reply.session.map(|id| id.to_string()))
-        .bind(created_at)
-        .bind(i64::MIN)
-        .bind(request_id)
-        .bind(crate::codec::rich_to_json(reply.rich.as_ref()))
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    if turn.replies.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let rows = TurnRows::new(turn);
+    let out = Outbound { reply_to: reply_to.to_owned(), created_at, request_id: request_id.map(str::to_owned) };
+    insert_replies(&mut **tx, &[(&rows, &out)]).await.map_err(map_err)
 }
 
 impl Store for PgStore {
@@ -466,31 +371,17 @@ impl Store for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        sqlx::query(crate::holds::PG_RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
+        sqlx::query(RELEASED).bind(instance.as_str()).bind(contact.as_str()).execute(&mut *tx).await.map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(done.rows_affected() > 0)
     }
 }
 
 impl Queue for PgStore {
+    /// Through the writer: many accepts share one statement and one commit;
+    /// refused at once (`Unavailable`) when its queue is full.
     async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
-        let (kind, body) = inbox_columns(&entry.kind);
-        let seq: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq",
-        )
-        .bind(entry.instance.as_str())
-        .bind(&entry.message_id)
-        .bind(entry.contact.as_str())
-        .bind(&entry.reply_to)
-        .bind(kind)
-        .bind(body)
-        .bind(entry.sent_at.map(Timestamp::as_millis))
-        .bind(entry.received_at.as_millis())
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(seq.map_or(Accepted::Duplicate, Accepted::New))
+        self.writer.accept(entry).await
     }
 
     /// Contacts with unprocessed entries that no other process holds.
@@ -536,43 +427,30 @@ impl Queue for PgStore {
         row.as_ref().map(inbox_from_row).transpose()
     }
 
+    /// Through the writer, together with the other turns, accepts and sent
+    /// marks waiting: refused alone (`Conflict`) when its entry is taken or
+    /// a session it read has moved on.
     async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
-        let seq = pending.seq;
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        let processed: Option<(i64, String)> = sqlx::query_as(
-            "UPDATE inbox SET processed_at = received_at WHERE seq = $1 AND processed_at IS NULL \
-             AND body IS NOT DISTINCT FROM $2 RETURNING received_at, message_id",
-        )
-        .bind(seq)
-        .bind(inbox_columns(&pending.entry.kind).1)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        let Some((received_at, message_id)) = processed else {
-            return Err(StoreError::Conflict(format!("inbox entry {seq} is processed, changed or gone")));
-        };
-        write_turn(&mut tx, turn).await?;
-        queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
-        tx.commit().await.map_err(map_err)
+        self.writer.commit_inbound(Inbound::new(turn, pending, reply_to)).await
     }
 
     /// Claims and returns each contact's oldest unsent reply, if due and not
     /// claimed by a live process.
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         // A claim is free when it lapsed, or at once when its owner's node
-        // lock is gone (the process died: its session ended with it).
+        // lock is gone (the process died: its session ended with it). The
+        // lock is probed only for a claim still running, by trying it
+        // shared for this transaction: a live owner holds it exclusively.
+        // (Reading `pg_locks` instead took every lock-manager partition on
+        // each poll, whatever the outbox held.)
         let rows = sqlx::query(
-            "WITH live AS MATERIALIZED ( \
-                SELECT (l.classid::bigint << 32) | l.objid::bigint AS key FROM pg_locks l \
-                WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
-                AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())) \
-             UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
+            "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
                 SELECT o.seq FROM outbox o \
                 WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
-                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
-                     OR hashtextextended(o.claimed_by, 0) NOT IN (SELECT key FROM live)) \
                 AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
                              AND h.sent_at IS NULL AND h.failed_at IS NULL) \
+                AND (o.claim_until IS NULL OR o.claim_until <= $3 \
+                     OR (o.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(o.claimed_by, 0)))) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
                 COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
@@ -628,17 +506,7 @@ impl Queue for PgStore {
     }
 
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET sent_at = $1, provider_id = $2, attempts = attempts + 1, attempted_at = NULL, \
-             claimed_by = NULL, claim_until = NULL WHERE seq = $3",
-        )
-        .bind(at.as_millis())
-        .bind(provider_id)
-        .bind(seq)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
+        self.writer.sent(vec![(seq, provider_id.map(str::to_owned))], at).await
     }
 
     /// Left alone when another process has taken the claim over (this
@@ -714,44 +582,9 @@ impl Queue for PgStore {
     }
 }
 
-/// Drain view, evacuation and policy: the same operations as
+/// Evacuation and batched send marks: the same operations as
 /// [`crate::sqlite::SqliteStore`]'s.
 impl PgStore {
-    pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, COUNT(*) FILTER (WHERE outcome IS NULL) AS live, \
-             MAX(CASE WHEN outcome IS NULL THEN expires_at END) AS last_expiry, \
-             COUNT(*) FILTER (WHERE started_at >= $1) AS recent FROM sessions WHERE flow = $2 GROUP BY version ORDER BY version",
-        )
-        .bind(since.as_millis())
-        .bind(flow)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                Ok(VersionStatus {
-                    version: row.version("version")?,
-                    live: row.int("live")?,
-                    last_expiry: row.opt_int("last_expiry")?.map(Timestamp::from_millis),
-                    started_recently: row.int("recent")?,
-                })
-            })
-            .collect()
-    }
-
-    pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE flow = $1 AND version = $2 AND outcome IS NULL ORDER BY started_at"
-        ))
-        .bind(flow)
-        .bind(i64::from(version.number()))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
-    }
-
     pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError> {
         let reply_to: Option<String> =
             sqlx::query_scalar("SELECT reply_to FROM inbox WHERE instance = $1 AND contact = $2 ORDER BY seq DESC LIMIT 1")
@@ -797,287 +630,14 @@ impl PgStore {
     /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),
     /// in one statement.
     pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
-        let (seqs, provider_ids): (Vec<i64>, Vec<Option<String>>) = sent.iter().cloned().unzip();
-        sqlx::query(
-            "UPDATE outbox o SET sent_at = $1, provider_id = u.provider_id, attempts = o.attempts + 1, attempted_at = NULL, \
-             claimed_by = NULL, claim_until = NULL FROM UNNEST($2::BIGINT[], $3::TEXT[]) AS u(seq, provider_id) WHERE o.seq = u.seq",
-        )
-        .bind(at.as_millis())
-        .bind(seqs)
-        .bind(provider_ids)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok(())
-    }
-
-    pub async fn load_policy(&self) -> Result<(Rules, i64), StoreError> {
-        // The revision first (see the SQLite store's load_policy).
-        let revision = self.policy_revision().await?;
-        let rows = sqlx::query("SELECT flow, rules FROM policy ORDER BY flow").fetch_all(&self.pool).await.map_err(map_err)?;
-        let mut rules = Rules::new();
-        for row in rows {
-            let flow = row.text("flow")?;
-            let value: Value =
-                serde_json::from_str(&row.text("rules")?).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
-            let flow_rules = rules_from_json(&value).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}")))?;
-            rules.set(&flow, flow_rules);
-        }
-        Ok((rules, revision))
-    }
-
-    pub async fn policy_revision(&self) -> Result<i64, StoreError> {
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0)::BIGINT FROM audit").fetch_one(&self.pool).await.map_err(map_err)
-    }
-
-    pub async fn change_policy(
-        &self,
-        flow: &str,
-        rules: &FlowRules,
-        actor: &str,
-        action: &str,
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<AuditRecord, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let before: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = $1").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
-        let after = if rules.is_empty() { None } else { Some(rules_to_json(rules).to_string()) };
-        match &after {
-            Some(document) => {
-                sqlx::query(
-                    "INSERT INTO policy (flow, rules, updated_at) VALUES ($1, $2, $3) \
-                     ON CONFLICT (flow) DO UPDATE SET rules = excluded.rules, updated_at = excluded.updated_at",
-                )
-                .bind(flow)
-                .bind(document)
-                .bind(at.as_millis())
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-            }
-            None => {
-                sqlx::query("DELETE FROM policy WHERE flow = $1").bind(flow).execute(&mut *tx).await.map_err(map_err)?;
-            }
-        }
-        let record = insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, after).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record)
-    }
-
-    #[allow(clippy::too_many_arguments)] // reason: the audit record's fields, spelled out
-    pub async fn change_policy_if(
-        &self,
-        flow: &str,
-        expected: &FlowRules,
-        rules: &FlowRules,
-        actor: &str,
-        action: &str,
-        reason: &str,
-        at: Timestamp,
-    ) -> Result<Option<AuditRecord>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT rules FROM policy WHERE flow = $1").bind(flow).fetch_optional(&mut *tx).await.map_err(map_err)?;
-        let current = current
-            .map(|text| serde_json::from_str::<Value>(&text).map_err(|err| StoreError::Corrupt(format!("policy of {flow}: {err}"))))
-            .transpose()?;
-        if current.as_ref() != Some(&rules_to_json(expected)) {
-            return Ok(None);
-        }
-        let after = rules_to_json(rules).to_string();
-        sqlx::query("UPDATE policy SET rules = $1, updated_at = $2 WHERE flow = $3")
-            .bind(&after)
-            .bind(at.as_millis())
-            .bind(flow)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let before = current.map(|value| value.to_string());
-        let record = insert_audit(&mut tx, at, actor, action, Some(flow), reason, before, Some(after)).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Some(record))
-    }
-
-    pub async fn record_deploy(&self, manifest: &Value, reason: &str, at: Timestamp) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let record = insert_audit(&mut tx, at, "serve", "deploy", None, reason, None, Some(manifest.to_string())).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record.seq)
-    }
-
-    pub async fn audit(&self, flow: Option<&str>, since: Option<Timestamp>, until: Option<Timestamp>) -> Result<Vec<AuditRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, action, flow, reason, before, after FROM audit \
-             WHERE ($1::TEXT IS NULL OR flow = $1 OR flow IS NULL) AND at >= $2 AND at < $3 ORDER BY seq",
-        )
-        .bind(flow)
-        .bind(since.map_or(i64::MIN, Timestamp::as_millis))
-        .bind(until.map_or(i64::MAX, Timestamp::as_millis))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(audit_from_row).collect()
-    }
-
-    pub async fn served(&self, flow: &str, from: Timestamp, to: Timestamp) -> Result<Vec<Served>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, fingerprint, COUNT(*) AS sessions, MIN(started_at) AS first, MAX(started_at) AS last FROM sessions \
-             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 GROUP BY version, fingerprint ORDER BY version, first",
-        )
-        .bind(flow)
-        .bind(from.as_millis())
-        .bind(to.as_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                Ok(Served {
-                    version: row.version("version")?,
-                    fingerprint: row.text("fingerprint")?,
-                    sessions: row.int("sessions")?,
-                    first: Timestamp::from_millis(row.int("first")?),
-                    last: Timestamp::from_millis(row.int("last")?),
-                })
-            })
-            .collect()
-    }
-
-    pub async fn record_event(&self, actor: &str, action: &str, flow: &str, reason: &str, detail: &Value) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(map_err)?;
-        lock_audit(&mut tx).await?;
-        let record =
-            insert_audit(&mut tx, Timestamp::now_utc(), actor, action, Some(flow), reason, None, Some(detail.to_string())).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(record.seq)
-    }
-
-    pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT version, COUNT(*) AS started, COUNT(*) FILTER (WHERE outcome = 'completed') AS completed, \
-             COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, \
-             COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled, \
-             COUNT(*) FILTER (WHERE outcome IS NULL) AS live FROM sessions \
-             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
-             AND ($5::TEXT IS NULL OR reason = $5) GROUP BY version ORDER BY version",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let mut aggregates = rows.iter().map(crate::report::aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
-        let details = crate::report::bind_window!(sqlx::query(
-            "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
-             WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) \
-             AND ($5::TEXT IS NULL OR reason = $5) AND outcome IS NOT NULL",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        for row in &details {
-            crate::report::add_detail(&mut aggregates, row)?;
-        }
-        Ok(aggregates)
-    }
-
-    pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind = 'classified' AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
-             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(crate::report::classification_from_row).collect()
-    }
-
-    pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = $1 AND s.started_at >= $2 AND s.started_at < $3 \
-             AND ($4::TEXT IS NULL OR s.instance = $4) AND ($5::TEXT IS NULL OR s.reason = $5) ORDER BY e.at, e.seq",
-        ), window)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(crate::report::slot_event_from_row).collect()
-    }
-
-    pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
-        let reached = crate::report::bind_window!(sqlx::query(
-            "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind = 'step_entered' AND s.flow = $1 AND s.version = $2 AND s.started_at >= $3 AND s.started_at < $4 \
-             AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) GROUP BY e.step",
-        ), window, version)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let ended = crate::report::bind_window!(sqlx::query(
-            "SELECT step, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, \
-             COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled \
-             FROM sessions WHERE flow = $1 AND version = $2 AND started_at >= $3 AND started_at < $4 \
-             AND ($5::TEXT IS NULL OR instance = $5) AND ($6::TEXT IS NULL OR reason = $6) AND outcome IS NOT NULL GROUP BY step",
-        ), window, version)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        crate::report::funnel_from_rows(&reached, &ended)
-    }
-
-    pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT flow, version, outcome, SUM(sessions)::BIGINT AS sessions FROM session_counts \
-             GROUP BY flow, version, outcome HAVING SUM(sessions) > 0 ORDER BY flow, version, outcome",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(|row| Ok((row.text("flow")?, row.version("version")?, row.text("outcome")?, row.count("sessions")?))).collect()
-    }
-
-    pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query(
-            "SELECT (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_in') AS inbound, \
-             (SELECT COALESCE(SUM(value), 0)::BIGINT FROM counters WHERE name = 'messages_out') AS outbound",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(map_err)?;
-        Ok((row.count("inbound")?, row.count("outbound")?))
+        self.writer.sent(sent.to_vec(), at).await
     }
 }
 
-#[allow(clippy::too_many_arguments)] // reason: the audit record's columns, spelled out
-pub(crate) async fn insert_audit(
-    tx: &mut Tx<'_>,
-    at: Timestamp,
-    actor: &str,
-    action: &str,
-    flow: Option<&str>,
-    reason: &str,
-    before: Option<String>,
-    after: Option<String>,
-) -> Result<AuditRecord, StoreError> {
-    let row = sqlx::query(
-        "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         RETURNING seq, at, actor, action, flow, reason, before, after",
-    )
-    .bind(at.as_millis())
-    .bind(actor)
-    .bind(action)
-    .bind(flow)
-    .bind(reason)
-    .bind(before)
-    .bind(after)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    audit_from_row(&row)
-}
+/// Closes the contact's live hold (`holds`) as released by hand ($1
+/// instance, $2 contact), on PostgreSQL's clock in Unix milliseconds.
+const RELEASED: &str = "UPDATE holds SET ended_at = CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT), ended_by = 'release' \
+                        WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
 
 #[cfg(test)]
 mod tests {

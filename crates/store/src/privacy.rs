@@ -28,8 +28,7 @@ use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
 use crate::aliases::{contacts, linked_ids, LINKED};
-use crate::postgres::map_err as pg_err;
-use crate::sqlite::{map_err, SqliteStore};
+use crate::backend::{both, Backend};
 
 /// What an erasure changed, row counts per table.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -176,11 +175,6 @@ const ERASE_ID: &[(Counted, &str, &[Arg])] = &[
     (Counted::Nothing, "DELETE FROM chatwoot_links WHERE contact = $1", &[Arg::Id]),
 ];
 
-/// PostgreSQL only, before [`ERASE_ID`]: the contact's lease and the
-/// sender's claims on its replies.
-const PG_RELEASE: [&str; 2] =
-    ["DELETE FROM contact_leases WHERE contact = $1", "UPDATE outbox SET claimed_by = NULL, claim_until = NULL WHERE contact = $1"];
-
 /// Live sessions of the contact under any of its ids.
 const LIVE: &str = concat!(linked_ids!(), "SELECT COUNT(*) FROM sessions WHERE outcome IS NULL AND contact IN (SELECT id FROM ids)");
 
@@ -192,9 +186,9 @@ const PURGE: [&str; 4] = [
     "UPDATE events SET detail = NULL WHERE kind IN ('failed', 'undeliverable') AND detail IS NOT NULL AND at < $1",
 ];
 
-/// The tables each operation writes, vacuumed after it on PostgreSQL.
-const VACUUM_ERASED: &str = "VACUUM sessions, events, inbox, outbox, handoffs, split_assignments, contact_leases, policy, audit, contact_aliases, holds, chatwoot_links";
-const VACUUM_PURGED: &str = "VACUUM inbox, outbox, sessions, events";
+/// The tables each operation writes (vacuumed after it on PostgreSQL).
+const ERASED_TABLES: &str = "sessions, events, inbox, outbox, handoffs, split_assignments, contact_leases, policy, audit, contact_aliases, holds, chatwoot_links";
+const PURGED_TABLES: &str = "inbox, outbox, sessions, events";
 
 /// The audit reasons (seq, text) that name one of `ids` in any spelling,
 /// rewritten with the pseudonym. Reasons are free text (`tester +55 11
@@ -211,30 +205,41 @@ fn rewritten_reasons(reasons: Vec<(i64, String)>, ids: &[Contact], pseudonym: &s
         .collect()
 }
 
-/// The body of `forget_contact`, the same on both backends: `$tx` is an open
-/// transaction, `$err` the backend's error mapping.
-macro_rules! erase_in {
-    ($tx:ident, $err:path, $contact:expr, $actor:expr, $reason:expr, $at:expr, $before_each:expr) => {{
-        let (contact, at): (&Contact, Timestamp) = ($contact, $at);
-        let ids = contacts(sqlx::query_scalar(LINKED).bind(contact.as_str()).fetch_all(&mut *$tx).await.map_err($err)?)?;
-        let live: i64 = sqlx::query_scalar(LIVE).bind(contact.as_str()).fetch_one(&mut *$tx).await.map_err($err)?;
+/// The operation committed but its old row versions could not be cleared
+/// yet: said plainly, as the operator asked for them to be gone.
+fn not_scrubbed(what: &str, err: StoreError) -> StoreError {
+    StoreError::Unavailable(format!("{what} committed, but clearing its old row versions from disk failed (the next erasure or purge retries): {err}"))
+}
+
+both! {
+    /// Erases `contact` and every id linked to it, everywhere, in one
+    /// transaction, and records an `erasure` audit record (actor, reason,
+    /// the pseudonym and the counts; never the number). Refused with
+    /// [`StoreError::Conflict`] while the contact has a live session: end it
+    /// first, so the customer gets a proper goodbye and the analytics an
+    /// outcome. Then the old row versions are cleared from disk (see the
+    /// module docs).
+    pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
+        let mut tx = self.begin_erasure().await?;
+        let ids = contacts(sqlx::query_scalar(LINKED).bind(contact.as_str()).fetch_all(&mut *tx).await.map_err(Self::map_err)?)?;
+        let live: i64 = sqlx::query_scalar(LIVE).bind(contact.as_str()).fetch_one(&mut *tx).await.map_err(Self::map_err)?;
         if live > 0 {
             return Err(StoreError::Conflict(format!("contact {} has a live session; end it first", contact.masked())));
         }
         let audit_seq: i64 = sqlx::query_scalar("INSERT INTO audit (at, actor, action, reason) VALUES ($1, $2, 'erasure', $3) RETURNING seq")
             .bind(at.as_millis())
-            .bind($actor)
-            .bind($reason)
-            .fetch_one(&mut *$tx)
+            .bind(actor)
+            .bind(reason)
+            .fetch_one(&mut *tx)
             .await
-            .map_err($err)?;
+            .map_err(Self::map_err)?;
         let pseudonym = Contact::pseudonym(audit_seq);
         let pin_detail = format!("contact {}", pseudonym.masked_tail());
         let mut erasure = Erasure { pseudonym: pseudonym.as_str().to_owned(), audit_seq, ids: ids.len(), ..Erasure::default() };
         let mut quoted_in_audit = 0;
         for id in &ids {
-            for sql in $before_each {
-                sqlx::query(sql).bind(id.as_str()).execute(&mut *$tx).await.map_err($err)?;
+            for sql in Self::CONTACT_CLAIMS {
+                sqlx::query(*sql).bind(id.as_str()).execute(&mut *tx).await.map_err(Self::map_err)?;
             }
             for (counted, sql, args) in ERASE_ID {
                 let mut query = sqlx::query(*sql);
@@ -246,55 +251,23 @@ macro_rules! erase_in {
                         Arg::PinDetail => query.bind(pin_detail.as_str()),
                     };
                 }
-                let rows = query.execute(&mut *$tx).await.map_err($err)?.rows_affected();
+                let rows = query.execute(&mut *tx).await.map_err(Self::map_err)?.rows_affected();
                 match counted {
                     Counted::Audit => quoted_in_audit += rows,
                     counted => erasure.count(*counted, rows),
                 }
             }
         }
-        let reasons: Vec<(i64, String)> = sqlx::query_as("SELECT seq, reason FROM audit").fetch_all(&mut *$tx).await.map_err($err)?;
+        let reasons: Vec<(i64, String)> = sqlx::query_as("SELECT seq, reason FROM audit").fetch_all(&mut *tx).await.map_err(Self::map_err)?;
         let rewrites = rewritten_reasons(reasons, &ids, pseudonym.as_str());
         erasure.audit = quoted_in_audit.max(rewrites.len() as u64);
         for (seq, rewritten) in rewrites {
-            sqlx::query("UPDATE audit SET reason = $1 WHERE seq = $2").bind(rewritten).bind(seq).execute(&mut *$tx).await.map_err($err)?;
+            sqlx::query("UPDATE audit SET reason = $1 WHERE seq = $2").bind(rewritten).bind(seq).execute(&mut *tx).await.map_err(Self::map_err)?;
         }
         let after = json!({ "pseudonym": erasure.pseudonym, "ids": erasure.ids, "rows": erasure.rows_json() });
-        sqlx::query("UPDATE audit SET after = $1 WHERE seq = $2").bind(after.to_string()).bind(audit_seq).execute(&mut *$tx).await.map_err($err)?;
-        erasure
-    }};
-}
-
-/// The body of `purge_before`, the same on both backends.
-macro_rules! purge_in {
-    ($tx:ident, $err:path, $cutoff:expr) => {{
-        let mut counts = [0u64; 4];
-        for (count, sql) in counts.iter_mut().zip(PURGE) {
-            *count = sqlx::query(sql).bind($cutoff.as_millis()).execute(&mut *$tx).await.map_err($err)?.rows_affected();
-        }
-        let [inbox_texts, outbox_texts, session_data, event_details] = counts;
-        Purge { inbox_texts, outbox_texts, session_data, event_details }
-    }};
-}
-
-/// The operation committed but its old row versions could not be cleared
-/// yet: said plainly, as the operator asked for them to be gone.
-fn not_scrubbed(what: &str, err: StoreError) -> StoreError {
-    StoreError::Unavailable(format!("{what} committed, but clearing its old row versions from disk failed (the next erasure or purge retries): {err}"))
-}
-
-impl SqliteStore {
-    /// Erases `contact` and every id linked to it, everywhere, in one
-    /// transaction, and records an `erasure` audit record (actor, reason,
-    /// the pseudonym and the counts; never the number). Refused with
-    /// [`StoreError::Conflict`] while the contact has a live session: end it
-    /// first, so the customer gets a proper goodbye and the analytics an
-    /// outcome. Then the WAL is truncated (see the module docs).
-    pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let erasure = erase_in!(tx, map_err, contact, actor, reason, at, [] as [&str; 0]);
-        tx.commit().await.map_err(map_err)?;
-        self.truncate_wal().await.map_err(|err| not_scrubbed(&format!("erasure #{}", erasure.audit_seq), err))?;
+        sqlx::query("UPDATE audit SET after = $1 WHERE seq = $2").bind(after.to_string()).bind(audit_seq).execute(&mut *tx).await.map_err(Self::map_err)?;
+        tx.commit().await.map_err(Self::map_err)?;
+        self.scrub(ERASED_TABLES).await.map_err(|err| not_scrubbed(&format!("erasure #{}", erasure.audit_seq), err))?;
         Ok(erasure)
     }
 
@@ -304,62 +277,18 @@ impl SqliteStore {
     /// steps, outcomes and times stay. Numbers stay too: a live customer's
     /// identity is needed to answer them; `forget_contact` removes it.
     pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError> {
-        let mut tx = self.writer().begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
-        let purge = purge_in!(tx, map_err, cutoff);
-        tx.commit().await.map_err(map_err)?;
+        let mut tx = self.begin_write().await?;
+        let mut counts = [0u64; 4];
+        for (count, sql) in counts.iter_mut().zip(PURGE) {
+            *count = sqlx::query(sql).bind(cutoff.as_millis()).execute(&mut *tx).await.map_err(Self::map_err)?.rows_affected();
+        }
+        tx.commit().await.map_err(Self::map_err)?;
+        let [inbox_texts, outbox_texts, session_data, event_details] = counts;
+        let purge = Purge { inbox_texts, outbox_texts, session_data, event_details };
         if !purge.is_empty() {
-            self.truncate_wal().await.map_err(|err| not_scrubbed("the retention purge", err))?;
+            self.scrub(PURGED_TABLES).await.map_err(|err| not_scrubbed("the retention purge", err))?;
         }
         Ok(purge)
-    }
-
-    /// Writes every committed page into the database file and cuts the WAL,
-    /// which still holds the pages' old versions, to zero bytes. It waits
-    /// (the busy timeout) for readers on an older snapshot; a reader that
-    /// keeps one longer makes it fail rather than leave the file as it was
-    /// silently.
-    async fn truncate_wal(&self) -> Result<(), StoreError> {
-        for _ in 0..2 {
-            let (busy, _, _): (i64, i64, i64) = sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(self.writer()).await.map_err(map_err)?;
-            if busy == 0 {
-                return Ok(());
-            }
-        }
-        Err(StoreError::Unavailable("the WAL checkpoint stayed busy: a reader kept an old snapshot open".to_owned()))
-    }
-}
-
-/// The same operations on PostgreSQL (plus the contact's lease and claims),
-/// each followed by a `VACUUM` of the tables it wrote.
-impl crate::postgres::PgStore {
-    pub async fn forget_contact(&self, contact: &Contact, actor: &str, reason: &str, at: Timestamp) -> Result<Erasure, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(pg_err)?;
-        crate::postgres::lock_audit(&mut tx).await?;
-        // Other processes keep committing turns; without this lock a session
-        // started between the live check and the rename would be renamed
-        // live. Erasures are rare and short, so turns wait for one briefly.
-        sqlx::query("LOCK TABLE sessions IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await.map_err(pg_err)?;
-        let erasure = erase_in!(tx, pg_err, contact, actor, reason, at, PG_RELEASE);
-        tx.commit().await.map_err(pg_err)?;
-        self.vacuum(VACUUM_ERASED).await.map_err(|err| not_scrubbed(&format!("erasure #{}", erasure.audit_seq), err))?;
-        Ok(erasure)
-    }
-
-    pub async fn purge_before(&self, cutoff: Timestamp) -> Result<Purge, StoreError> {
-        let mut tx = self.pool().begin().await.map_err(pg_err)?;
-        let purge = purge_in!(tx, pg_err, cutoff);
-        tx.commit().await.map_err(pg_err)?;
-        if !purge.is_empty() {
-            self.vacuum(VACUUM_PURGED).await.map_err(|err| not_scrubbed("the retention purge", err))?;
-        }
-        Ok(purge)
-    }
-
-    /// `VACUUM` cannot run in a transaction block, so it goes as a plain
-    /// (simple-protocol) statement on a pooled connection.
-    async fn vacuum(&self, statement: &'static str) -> Result<(), StoreError> {
-        sqlx::raw_sql(statement).execute(self.pool()).await.map_err(pg_err)?;
-        Ok(())
     }
 }
 
@@ -368,6 +297,7 @@ mod tests {
     use switchyard_engine::session::Outcome;
 
     use super::*;
+    use crate::sqlite::SqliteStore;
     use crate::sessions::tests::insert;
 
     async fn exec(store: &SqliteStore, sql: &'static str) {

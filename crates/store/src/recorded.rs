@@ -8,14 +8,11 @@
 //! session's end, in the order the processor takes them (the customer's
 //! clock, then arrival). Operator messages are left out.
 
-use sqlx::Row;
 use switchyard_engine::ids::{InstanceId, Version};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
-use crate::postgres::map_err as pg_err;
-use crate::sqlite::map_err;
-use crate::Db;
+use crate::backend::{both, Backend};
 
 /// Which sessions to read: `flow`'s sessions started in [since, until) on `instance`.
 #[derive(Clone, Debug)]
@@ -61,42 +58,23 @@ impl RecordedSession {
 type SessionRow = (String, String, String, i64, i64, Option<i64>, Option<String>);
 type MessageRow = (String, Option<String>, i64);
 
-const SQLITE_SESSIONS: &str = "SELECT id, instance, contact, version, started_at, ended_at, outcome FROM sessions \
-     WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) ORDER BY started_at, id LIMIT ?5";
-const SQLITE_MESSAGES: &str = "SELECT kind, body, received_at FROM inbox WHERE instance = ?1 AND contact = ?2 \
-     AND kind IN ('text', 'unsupported') AND processed_at IS NOT NULL AND received_at <= ?3 ORDER BY COALESCE(sent_at, received_at), seq";
-const PG_SESSIONS: &str = "SELECT id, instance, contact, version, started_at, ended_at, outcome FROM sessions \
-     WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4::TEXT IS NULL OR instance = $4) ORDER BY started_at, id LIMIT $5";
-const PG_MESSAGES: &str = "SELECT kind, body, received_at FROM inbox WHERE instance = $1 AND contact = $2 \
+const SESSIONS: &str = "SELECT id, instance, contact, version, started_at, ended_at, outcome FROM sessions \
+     WHERE flow = $1 AND started_at >= $2 AND started_at < $3 AND ($4 IS NULL OR instance = $4) ORDER BY started_at, id LIMIT $5";
+const MESSAGES: &str = "SELECT kind, body, received_at FROM inbox WHERE instance = $1 AND contact = $2 \
      AND kind IN ('text', 'unsupported') AND processed_at IS NOT NULL AND received_at <= $3 ORDER BY COALESCE(sent_at, received_at), seq";
 
-impl Db {
+both! {
     /// The sessions of `filter.flow`, oldest first, with their messages.
     pub async fn recorded_sessions(&self, filter: &RecordedFilter<'_>) -> Result<Vec<RecordedSession>, StoreError> {
-        let since = filter.since.map_or(i64::MIN, Timestamp::as_millis);
-        let until = filter.until.map_or(i64::MAX, Timestamp::as_millis);
-        let instance = filter.instance.map(InstanceId::as_str);
-        let limit = i64::from(filter.limit);
-        let rows: Vec<SessionRow> = match self {
-            Db::Sqlite(store) => sqlx::query_as(SQLITE_SESSIONS)
-                .bind(filter.flow)
-                .bind(since)
-                .bind(until)
-                .bind(instance)
-                .bind(limit)
-                .fetch_all(store.pool())
-                .await
-                .map_err(map_err)?,
-            Db::Postgres(store) => sqlx::query_as(PG_SESSIONS)
-                .bind(filter.flow)
-                .bind(since)
-                .bind(until)
-                .bind(instance)
-                .bind(limit)
-                .fetch_all(store.pool())
-                .await
-                .map_err(pg_err)?,
-        };
+        let rows: Vec<SessionRow> = sqlx::query_as(SESSIONS)
+            .bind(filter.flow)
+            .bind(filter.since.map_or(i64::MIN, Timestamp::as_millis))
+            .bind(filter.until.map_or(i64::MAX, Timestamp::as_millis))
+            .bind(filter.instance.map(InstanceId::as_str))
+            .bind(i64::from(filter.limit))
+            .fetch_all(self.reads())
+            .await
+            .map_err(Self::map_err)?;
         let mut sessions = Vec::with_capacity(rows.len());
         for (id, instance, contact, version, started_at, ended_at, outcome) in rows {
             let version = u32::try_from(version)
@@ -104,31 +82,13 @@ impl Db {
                 .filter(|number| *number > 0)
                 .map(Version::new)
                 .ok_or_else(|| StoreError::Corrupt(format!("session {id} has version {version}")))?;
-            let end = ended_at.unwrap_or(i64::MAX);
-            let messages: Vec<MessageRow> = match self {
-                Db::Sqlite(store) => sqlx::query(SQLITE_MESSAGES)
-                    .bind(&instance)
-                    .bind(&contact)
-                    .bind(end)
-                    .fetch_all(store.pool())
-                    .await
-                    .map_err(map_err)?
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(map_err)?,
-                Db::Postgres(store) => sqlx::query(PG_MESSAGES)
-                    .bind(&instance)
-                    .bind(&contact)
-                    .bind(end)
-                    .fetch_all(store.pool())
-                    .await
-                    .map_err(pg_err)?
-                    .iter()
-                    .map(|row| Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?)))
-                    .collect::<Result<_, sqlx::Error>>()
-                    .map_err(pg_err)?,
-            };
+            let messages: Vec<MessageRow> = sqlx::query_as(MESSAGES)
+                .bind(&instance)
+                .bind(&contact)
+                .bind(ended_at.unwrap_or(i64::MAX))
+                .fetch_all(self.reads())
+                .await
+                .map_err(Self::map_err)?;
             // The message that started the session is the last one that had
             // arrived when it started; every later one up to its end is its.
             let opening = messages.iter().rposition(|(_, _, received)| *received <= started_at);

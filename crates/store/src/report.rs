@@ -1,16 +1,16 @@
 //! Aggregates for per-version reports, read from the sessions table and the
-//! event log (SQLite). The engine's analytics module turns them into rates,
+//! event log, both backends; the drain view (`rollout status`). The engine's analytics module turns them into rates,
 //! intervals and verdicts; this module only counts.
 
-use sqlx::Row;
 use switchyard_engine::analytics::VersionCounts;
 use switchyard_engine::classify::Classification;
 use switchyard_engine::ids::{InstanceId, Version};
+use switchyard_engine::session::Session;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
-use crate::codec::Columns;
-use crate::sqlite::{map_err, SqliteStore};
+use crate::backend::{both, Backend};
+use crate::codec::{session_columns, session_from_row, Columns};
 
 /// Which sessions a report covers: those of `flow` started in [since, until),
 /// optionally on one instance.
@@ -132,55 +132,108 @@ pub(crate) fn funnel_from_rows<R: Columns>(reached: &[R], ended: &[R]) -> Result
     Ok(steps)
 }
 
-impl SqliteStore {
+/// A report's sessions: `flow` = `$1` [, `version` = `$2`], started in
+/// [since, until), on `instance` or all, resolved for `reason` or any (the
+/// order [`bind_window!`] binds them in).
+macro_rules! window {
+    ($s:literal, $flow:literal, $since:literal, $until:literal, $instance:literal, $reason:literal) => {
+        concat!($s, "flow = ", $flow, " AND ", $s, "started_at >= ", $since, " AND ", $s, "started_at < ", $until,
+                " AND (", $instance, " IS NULL OR ", $s, "instance = ", $instance, ") AND (", $reason, " IS NULL OR ", $s, "reason = ", $reason, ")")
+    };
+}
+pub(crate) use window;
+
+/// Outcome counts of a group of sessions, as [`aggregate_from_row`] reads them.
+macro_rules! outcome_counts {
+    ($s:literal) => {
+        concat!("COUNT(*) AS started, COUNT(*) FILTER (WHERE ", $s, "outcome = 'completed') AS completed, \
+                 COUNT(*) FILTER (WHERE ", $s, "outcome = 'handoff') AS handoff, COUNT(*) FILTER (WHERE ", $s, "outcome = 'expired') AS expired, \
+                 COUNT(*) FILTER (WHERE ", $s, "outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE ", $s, "outcome = 'cancelled') AS cancelled, \
+                 COUNT(*) FILTER (WHERE ", $s, "outcome IS NULL) AS live")
+    };
+}
+pub(crate) use outcome_counts;
+
+const CLASSIFICATIONS: &str = concat!(
+    "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+     WHERE e.kind = 'classified' AND ",
+    window!("s.", "$1", "$2", "$3", "$4", "$5"),
+    " ORDER BY e.at, e.seq"
+);
+const SLOT_EVENTS: &str = concat!(
+    "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
+     WHERE e.kind IN ('slot_filled', 'slot_missed') AND ",
+    window!("s.", "$1", "$2", "$3", "$4", "$5"),
+    " ORDER BY e.at, e.seq"
+);
+const AGGREGATES: &str = concat!(
+    "SELECT version, ",
+    outcome_counts!(""),
+    " FROM sessions WHERE ",
+    window!("", "$1", "$2", "$3", "$4", "$5"),
+    " GROUP BY version ORDER BY version"
+);
+/// The finished sessions of [`AGGREGATES`], for the medians.
+const FINISHED: &str = concat!(
+    "SELECT version, turns, outcome, started_at, ended_at FROM sessions WHERE ",
+    window!("", "$1", "$2", "$3", "$4", "$5"),
+    " AND outcome IS NOT NULL"
+);
+const REACHED: &str = concat!(
+    "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
+     WHERE e.kind = 'step_entered' AND s.version = $2 AND ",
+    window!("s.", "$1", "$3", "$4", "$5", "$6"),
+    " GROUP BY e.step"
+);
+const ENDED: &str = concat!(
+    "SELECT step, COUNT(*) FILTER (WHERE outcome = 'expired') AS expired, COUNT(*) FILTER (WHERE outcome = 'handoff') AS handoff, \
+     COUNT(*) FILTER (WHERE outcome = 'failed') AS failed, COUNT(*) FILTER (WHERE outcome = 'cancelled') AS cancelled \
+     FROM sessions WHERE version = $2 AND ",
+    window!("", "$1", "$3", "$4", "$5", "$6"),
+    " AND outcome IS NOT NULL GROUP BY step"
+);
+/// The totals the triggers keep (sharded on PostgreSQL: summed).
+const SESSION_TOTALS: &str = "SELECT flow, version, outcome, CAST(SUM(sessions) AS BIGINT) AS sessions FROM session_counts \
+                              GROUP BY flow, version, outcome HAVING SUM(sessions) > 0 ORDER BY flow, version, outcome";
+const MESSAGE_TOTALS: &str = "SELECT (SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM counters WHERE name = 'messages_in') AS inbound, \
+                              (SELECT CAST(COALESCE(SUM(value), 0) AS BIGINT) FROM counters WHERE name = 'messages_out') AS outbound";
+/// The drain view: live sessions, last expiry and starts since `$1`, per version of `$2`.
+const VERSION_STATUS: &str = "SELECT version, COUNT(*) FILTER (WHERE outcome IS NULL) AS live, \
+                              MAX(CASE WHEN outcome IS NULL THEN expires_at END) AS last_expiry, \
+                              COUNT(*) FILTER (WHERE started_at >= $1) AS recent FROM sessions WHERE flow = $2 GROUP BY version ORDER BY version";
+const LIVE_OF: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE flow = $1 AND version = $2 AND outcome IS NULL ORDER BY started_at");
+
+/// One version's share of a flow, for the drain view (`rollout status`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionStatus {
+    pub version: Version,
+    pub live: i64,
+    /// When the last live session expires if nobody writes (its sliding TTL).
+    pub last_expiry: Option<Timestamp>,
+    /// Sessions started since the `since` instant given to `version_status`.
+    pub started_recently: i64,
+}
+
+both! {
     /// Every classification decision (`classified` events) of the window's
     /// sessions, with its version, oldest first. The caller aggregates.
     pub async fn classifications(&self, window: &Window<'_>) -> Result<Vec<(Version, Classification)>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT s.version AS version, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind = 'classified' AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
-             AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
-        ), window)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = bind_window!(sqlx::query(CLASSIFICATIONS), window).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         rows.iter().map(classification_from_row).collect()
     }
 
     /// Every form event (`slot_filled`, `slot_missed`) of the window's
     /// sessions, with its version, oldest first. The caller aggregates.
     pub async fn slot_events(&self, window: &Window<'_>) -> Result<Vec<(Version, switchyard_engine::event::EventKind)>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT s.version AS version, e.kind AS kind, e.detail AS detail FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind IN ('slot_filled', 'slot_missed') AND s.flow = ?1 AND s.started_at >= ?2 AND s.started_at < ?3 \
-             AND (?4 IS NULL OR s.instance = ?4) AND (?5 IS NULL OR s.reason = ?5) ORDER BY e.at",
-        ), window)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = bind_window!(sqlx::query(SLOT_EVENTS), window).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         rows.iter().map(slot_event_from_row).collect()
     }
 
     /// Per-version counts, versions in ascending order.
     pub async fn version_aggregates(&self, window: &Window<'_>) -> Result<Vec<VersionAggregate>, StoreError> {
-        let rows = crate::report::bind_window!(sqlx::query(
-            "SELECT version, COUNT(*) AS started, SUM(outcome = 'completed') AS completed, SUM(outcome = 'handoff') AS handoff, \
-             SUM(outcome = 'expired') AS expired, SUM(outcome = 'failed') AS failed, SUM(outcome = 'cancelled') AS cancelled, \
-             SUM(outcome IS NULL) AS live FROM sessions \
-             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) \
-             GROUP BY version ORDER BY version",
-        ), window)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = bind_window!(sqlx::query(AGGREGATES), window).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         let mut aggregates = rows.iter().map(aggregate_from_row).collect::<Result<Vec<_>, _>>()?;
-        let details = crate::report::bind_window!(sqlx::query(
-            "SELECT version, turns, outcome, started_at, ended_at FROM sessions \
-             WHERE flow = ?1 AND started_at >= ?2 AND started_at < ?3 AND (?4 IS NULL OR instance = ?4) AND (?5 IS NULL OR reason = ?5) AND outcome IS NOT NULL",
-        ), window)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let details = bind_window!(sqlx::query(FINISHED), window).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         for row in &details {
             add_detail(&mut aggregates, row)?;
         }
@@ -191,57 +244,42 @@ impl SqliteStore {
     /// sessions that ended there by outcome. Steps in no particular order
     /// (the caller orders them as the version declares them).
     pub async fn funnel(&self, window: &Window<'_>, version: Version) -> Result<Vec<StepAggregate>, StoreError> {
-        let reached = crate::report::bind_window!(sqlx::query(
-            "SELECT e.step AS step, COUNT(DISTINCT e.session_id) AS reached FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind = 'step_entered' AND s.flow = ?1 AND s.version = ?2 AND s.started_at >= ?3 AND s.started_at < ?4 \
-             AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) GROUP BY e.step",
-        ), window, version)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
-        let ended = crate::report::bind_window!(sqlx::query(
-            "SELECT step, SUM(outcome = 'expired') AS expired, SUM(outcome = 'handoff') AS handoff, SUM(outcome = 'failed') AS failed, \
-             SUM(outcome = 'cancelled') AS cancelled FROM sessions \
-             WHERE flow = ?1 AND version = ?2 AND started_at >= ?3 AND started_at < ?4 AND (?5 IS NULL OR instance = ?5) \
-             AND (?6 IS NULL OR reason = ?6) AND outcome IS NOT NULL GROUP BY step",
-        ), window, version)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let reached = bind_window!(sqlx::query(REACHED), window, version).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        let ended = bind_window!(sqlx::query(ENDED), window, version).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         funnel_from_rows(&reached, &ended)
     }
 
     /// Sessions by (flow, version, outcome or "live"), for `/metrics`: the
-    /// totals the triggers keep (migration 0008), not a count of the table.
+    /// totals the triggers keep, not a count of the table.
     pub async fn session_totals(&self) -> Result<Vec<(String, Version, String, u64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT flow, version, outcome, sessions FROM session_counts WHERE sessions > 0 ORDER BY flow, version, outcome",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let version: i64 = row.try_get("version").map_err(map_err)?;
-                Ok((
-                    row.try_get("flow").map_err(map_err)?,
-                    Version::new(u32::try_from(version).map_err(|err| StoreError::Corrupt(err.to_string()))?),
-                    row.try_get("outcome").map_err(map_err)?,
-                    row.count("sessions")?,
-                ))
-            })
-            .collect()
+        let rows = sqlx::query(SESSION_TOTALS).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        rows.iter().map(|row| Ok((row.text("flow")?, row.version("version")?, row.text("outcome")?, row.count("sessions")?))).collect()
     }
 
     /// Messages in (inbox rows) and out (replies delivered), for `/metrics`.
     pub async fn message_totals(&self) -> Result<(u64, u64), StoreError> {
-        let row = sqlx::query(
-            "SELECT (SELECT value FROM counters WHERE name = 'messages_in') AS inbound, \
-             (SELECT value FROM counters WHERE name = 'messages_out') AS outbound",
-        )
-            .fetch_one(self.pool())
-            .await
-            .map_err(map_err)?;
+        let row = sqlx::query(MESSAGE_TOTALS).fetch_one(self.reads()).await.map_err(Self::map_err)?;
         Ok((row.count("inbound")?, row.count("outbound")?))
+    }
+
+    /// Live sessions and recent starts per version of `flow`.
+    pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError> {
+        let rows = sqlx::query(VERSION_STATUS).bind(since.as_millis()).bind(flow).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        rows.iter()
+            .map(|row| {
+                Ok(VersionStatus {
+                    version: row.version("version")?,
+                    live: row.opt_int("live")?.unwrap_or(0),
+                    last_expiry: row.opt_int("last_expiry")?.map(Timestamp::from_millis),
+                    started_recently: row.opt_int("recent")?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Every live session of `flow@version`.
+    pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(LIVE_OF).bind(flow).bind(i64::from(version.number())).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        rows.iter().map(session_from_row).collect()
     }
 }

@@ -5,11 +5,10 @@ use switchyard_engine::ids::{Contact, InstanceId, Version};
 use switchyard_engine::session::Session;
 use switchyard_engine::store::StoreError;
 
-use crate::report::Window;
 use crate::aliases::linked_ids;
+use crate::backend::{both, Backend};
 use crate::codec::{session_columns, session_from_row};
-use crate::postgres::map_err as pg_err;
-use crate::sqlite::{map_err, SqliteStore};
+use crate::report::{bind_window, window, Window};
 
 /// Which live sessions to list; `None` matches everything.
 #[derive(Clone, Debug, Default)]
@@ -20,33 +19,53 @@ pub struct LiveFilter<'a> {
     pub instance: Option<&'a InstanceId>,
 }
 
-impl SqliteStore {
+/// Sessions in insertion order within a start time: SQLite's `rowid`,
+/// PostgreSQL's `seq` (the one dialect detail here).
+macro_rules! live {
+    ($insertion:literal) => {
+        concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND ($1 IS NULL OR flow = $1) AND ($2 IS NULL OR version = $2) \
+             AND ($3 IS NULL OR step = $3) AND ($4 IS NULL OR instance = $4) ORDER BY started_at, ", $insertion, " LIMIT $5"
+        )
+    };
+}
+macro_rules! history {
+    ($insertion:literal) => {
+        concat!(linked_ids!(), "SELECT ", session_columns!(), " FROM sessions WHERE contact IN (SELECT id FROM ids) ORDER BY started_at DESC, ", $insertion, " DESC")
+    };
+}
+/// Sessions of `version` that a global command ended, per (step, command).
+const COMMANDS: &str = concat!(
+    "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
+     WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.version = $2 AND ",
+    window!("s.", "$1", "$3", "$4", "$5", "$6"),
+    " GROUP BY e.step, command ORDER BY e.step, command"
+);
+
+both! {
     /// Live sessions matching `filter` (even those past their expiry that the
     /// sweeper has not reached yet), longest-running first, at most `limit`.
     pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND (?1 IS NULL OR flow = ?1) AND (?2 IS NULL OR version = ?2) \
-             AND (?3 IS NULL OR step = ?3) AND (?4 IS NULL OR instance = ?4) ORDER BY started_at, rowid LIMIT ?5"
-        ))
-        .bind(filter.flow)
-        .bind(filter.version.map(|version| i64::from(version.number())))
-        .bind(filter.step)
-        .bind(filter.instance.map(InstanceId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
+        let rows = sqlx::query(Self::dialect(live!("rowid"), live!("seq")))
+            .bind(filter.flow)
+            .bind(filter.version.map(|version| i64::from(version.number())))
+            .bind(filter.step)
+            .bind(filter.instance.map(InstanceId::as_str))
+            .bind(i64::from(limit))
+            .fetch_all(self.reads())
+            .await
+            .map_err(Self::map_err)?;
         rows.iter().map(session_from_row).collect()
     }
 
     /// Every session of `contact` and of its aliases (`aliases`) on every
     /// instance, newest first.
     pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(linked_ids!(), "SELECT ", session_columns!(), " FROM sessions WHERE contact IN (SELECT id FROM ids) ORDER BY started_at DESC, rowid DESC"))
+        let rows = sqlx::query(Self::dialect(history!("rowid"), history!("seq")))
             .bind(contact.as_str())
-            .fetch_all(self.pool())
+            .fetch_all(self.reads())
             .await
-            .map_err(map_err)?;
+            .map_err(Self::map_err)?;
         rows.iter().map(session_from_row).collect()
     }
 
@@ -54,57 +73,8 @@ impl SqliteStore {
     /// (event detail `command:<name>`), per (step, command), ordered by step
     /// and command: where customers gave up or asked for a person.
     pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows: Vec<(Option<String>, String, i64)> = crate::report::bind_window!(sqlx::query_as(
-            "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = ?1 AND s.version = ?2 \
-             AND s.started_at >= ?3 AND s.started_at < ?4 AND (?5 IS NULL OR s.instance = ?5) AND (?6 IS NULL OR s.reason = ?6) \
-             GROUP BY e.step, command ORDER BY e.step, command",
-        ), window, version)
-        .fetch_all(self.pool())
-        .await
-        .map_err(map_err)?;
-        Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
-    }
-}
-
-/// The same operations on PostgreSQL.
-impl crate::postgres::PgStore {
-    pub async fn live_sessions(&self, filter: &LiveFilter<'_>, limit: u32) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND ($1::TEXT IS NULL OR flow = $1) \
-             AND ($2::BIGINT IS NULL OR version = $2) AND ($3::TEXT IS NULL OR step = $3) AND ($4::TEXT IS NULL OR instance = $4) \
-             ORDER BY started_at, seq LIMIT $5"
-        ))
-        .bind(filter.flow)
-        .bind(filter.version.map(|version| i64::from(version.number())))
-        .bind(filter.step)
-        .bind(filter.instance.map(InstanceId::as_str))
-        .bind(i64::from(limit))
-        .fetch_all(self.pool())
-        .await
-        .map_err(pg_err)?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    pub async fn history_of(&self, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(linked_ids!(), "SELECT ", session_columns!(), " FROM sessions WHERE contact IN (SELECT id FROM ids) ORDER BY started_at DESC, seq DESC"))
-            .bind(contact.as_str())
-            .fetch_all(self.pool())
-            .await
-            .map_err(pg_err)?;
-        rows.iter().map(session_from_row).collect()
-    }
-
-    pub async fn commands_by_step(&self, window: &Window<'_>, version: Version) -> Result<Vec<(String, String, u64)>, StoreError> {
-        let rows: Vec<(Option<String>, String, i64)> = crate::report::bind_window!(sqlx::query_as(
-            "SELECT e.step, substr(e.detail, 9) AS command, COUNT(*) FROM events e JOIN sessions s ON s.id = e.session_id \
-             WHERE e.kind IN ('cancelled', 'handoff') AND e.detail LIKE 'command:%' AND s.flow = $1 AND s.version = $2 \
-             AND s.started_at >= $3 AND s.started_at < $4 AND ($5::TEXT IS NULL OR s.instance = $5) AND ($6::TEXT IS NULL OR s.reason = $6) \
-             GROUP BY e.step, command ORDER BY e.step, command",
-        ), window, version)
-        .fetch_all(self.pool())
-        .await
-        .map_err(pg_err)?;
+        let rows: Vec<(Option<String>, String, i64)> =
+            bind_window!(sqlx::query_as(COMMANDS), window, version).fetch_all(self.reads()).await.map_err(Self::map_err)?;
         Ok(rows.into_iter().map(|(step, command, count)| (step.unwrap_or_default(), command, count.max(0) as u64)).collect())
     }
 }
@@ -114,6 +84,7 @@ pub(crate) mod tests {
     use switchyard_engine::session::Outcome;
 
     use super::*;
+    use crate::sqlite::SqliteStore;
 
     /// Inserts a session row as a turn would have committed it.
     #[allow(clippy::too_many_arguments)] // reason: the row's columns, spelled out in each test

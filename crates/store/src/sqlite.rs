@@ -8,16 +8,16 @@ use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlSafeStr};
+use sqlx::SqlSafeStr;
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::queue::{Accepted, InboxEntry, Outgoing, Pending, Queue};
 use switchyard_engine::event::Event;
-use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId, Version};
+use switchyard_engine::ids::{Contact, InstanceId, SessionId, StepId};
 use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
-use crate::codec::{contact_state_from_rows, ContactRows, corrupt, data_to_json, event_columns, event_from_row, inbox_columns, session_columns, session_from_row, FromColumns};
+use crate::codec::{contact_state_from_rows, ContactRows, data_to_json, event_columns, event_from_row, inbox_columns, session_columns, session_from_row, FromColumns};
 use crate::reader::Readers;
 use crate::writer::{bind, Param, Results, Statement, Writer};
 
@@ -408,7 +408,7 @@ impl Store for SqliteStore {
                 "DELETE FROM handoffs WHERE instance = ? AND contact = ?",
                 vec![instance.as_str().into(), contact.as_str().into()],
             ),
-            Statement::new(crate::holds::SQLITE_RELEASED, vec![instance.as_str().into(), contact.as_str().into()])])
+            Statement::new(RELEASED, vec![instance.as_str().into(), contact.as_str().into()])])
             .await?;
         Ok(done[0].unwrap_or(0) > 0)
     }
@@ -557,56 +557,7 @@ impl Queue for SqliteStore {
     }
 }
 
-/// One version's share of a flow, for the drain view (`rollout status`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct VersionStatus {
-    pub version: Version,
-    pub live: i64,
-    /// When the last live session expires if nobody writes (its sliding TTL).
-    pub last_expiry: Option<Timestamp>,
-    /// Sessions started since the `since` instant given to `version_status`.
-    pub started_recently: i64,
-}
-
 impl SqliteStore {
-    /// Live sessions and recent starts per version of `flow`.
-    pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT version, SUM(outcome IS NULL) AS live, MAX(CASE WHEN outcome IS NULL THEN expires_at END) AS last_expiry, \
-             SUM(started_at >= ?) AS recent FROM sessions WHERE flow = ? GROUP BY version ORDER BY version",
-        )
-        .bind(since.as_millis())
-        .bind(flow)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter()
-            .map(|row| {
-                let version: i64 = row.try_get("version").map_err(map_err)?;
-                let last_expiry: Option<i64> = row.try_get("last_expiry").map_err(map_err)?;
-                Ok(VersionStatus {
-                    version: Version::new(u32::try_from(version).map_err(|err| corrupt("version", err))?),
-                    live: row.try_get::<Option<i64>, _>("live").map_err(map_err)?.unwrap_or(0),
-                    last_expiry: last_expiry.map(Timestamp::from_millis),
-                    started_recently: row.try_get::<Option<i64>, _>("recent").map_err(map_err)?.unwrap_or(0),
-                })
-            })
-            .collect()
-    }
-
-    /// Every live session of `flow@version`.
-    pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE flow = ? AND version = ? AND outcome IS NULL ORDER BY started_at",
-        ))
-        .bind(flow)
-        .bind(i64::from(version.number()))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
-    }
-
     /// [`Queue::outbox_attempt`] for several replies, in one write: the
     /// seqs marked (a reply sent or failed meanwhile is left out).
     pub async fn outbox_attempt_many(&self, seqs: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError> {
@@ -724,3 +675,8 @@ impl SqliteStore {
         Ok(reply_to.is_some())
     }
 }
+
+/// Closes the contact's live hold (`holds`) as released by hand ($1
+/// instance, $2 contact), on SQLite's clock in Unix milliseconds.
+const RELEASED: &str = "UPDATE holds SET ended_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ended_by = 'release' \
+                        WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";

@@ -282,12 +282,16 @@ pub enum SessionsAction {
         #[arg(long)]
         json: bool,
     },
-    /// End the contact's live session now (outcome `cancelled`, detail `operator`).
+    /// End the contact's live session now (outcome `cancelled`, detail
+    /// `operator`); audited as `end_session` with `cli:<user>` as the actor.
     End {
         contact: String,
         /// Only on this instance (default: every instance).
         #[arg(long)]
         instance: Option<String>,
+        /// Why, for the audit log (default: "ended by hand").
+        #[arg(long, default_value = "")]
+        reason: String,
     },
     /// A flow's recorded sessions as a replay corpus (JSON lines) on stdout,
     /// personal data replaced by stand-ins of the same kind.

@@ -41,35 +41,49 @@ pub async fn change(
     }
     let now = Timestamp::now_utc();
     let (stored, _) = store.load_policy().await?;
-    let rules = arm_guard(stored.get(flow), rules, || store.event_watermark()).await?;
+    let rules = stamp_marks(stored.get(flow), rules, || store.event_watermark()).await?;
     Ok(store.change_policy(flow, &rules, actor, action, reason.trim(), now).await?)
 }
 
-/// `rules` with its split's guard armed. A guard keeps its mark while its
+/// `rules` with its split's marks stamped. A guard keeps its mark while its
 /// split keeps the same versions in the same order and has not tripped (a
 /// ramp from 10% to 50% is the same experiment); otherwise it is armed at
 /// the event log's current end (a new experiment, or one restarted after a
-/// rollback), and judges only sessions its split assigned after that.
-async fn arm_guard<F, Fut>(before: Option<&FlowRules>, rules: &FlowRules, watermark: F) -> Result<FlowRules, StoreError>
+/// rollback), and judges only sessions its split assigned after that. The
+/// weights' own mark moves whenever the weights change (the ramp included):
+/// the sample-ratio check compares only draws made at these weights.
+async fn stamp_marks<F, Fut>(before: Option<&FlowRules>, rules: &FlowRules, watermark: F) -> Result<FlowRules, StoreError>
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Result<i64, StoreError>>,
 {
     let mut rules = rules.clone();
     let Some(split) = rules.split.as_mut() else { return Ok(rules) };
+    let old_split = before.and_then(|before| before.split.as_ref());
     let versions: Vec<_> = split.weights.iter().map(|(version, _)| *version).collect();
-    let Some(guard) = split.guard.as_mut().filter(|guard| guard.armed_after_event.is_none()) else { return Ok(rules) };
-    let same_experiment = before
-        .and_then(|before| before.split.as_ref())
-        .filter(|old| old.weights.iter().map(|(version, _)| *version).eq(versions.iter().copied()))
-        .and_then(|old| old.guard.as_ref())
-        .filter(|old| old.tripped.is_none() && guard.tripped.is_none());
-    guard.armed_after_event = match same_experiment {
-        // A guard stored before the mark existed stays unmarked (it counts
-        // every split session, as it always did) until its experiment changes.
-        Some(old) => old.armed_after_event,
-        None => Some(watermark().await?),
+    let guard_mark = match split.guard.as_ref().filter(|guard| guard.armed_after_event.is_none()) {
+        None => None,
+        Some(guard) => Some(
+            old_split
+                .filter(|old| old.weights.iter().map(|(version, _)| *version).eq(versions.iter().copied()))
+                .and_then(|old| old.guard.as_ref())
+                .filter(|old| old.tripped.is_none() && guard.tripped.is_none())
+                // A guard stored before the mark existed stays unmarked (it
+                // counts every split session, as it always did) until its
+                // experiment changes.
+                .map(|old| old.armed_after_event),
+        ),
     };
+    // The server owns this mark: kept from the stored split while the
+    // weights are the same (unmarked stays unmarked, counting every draw),
+    // stamped now when they changed or the split is new.
+    let kept = old_split.filter(|old| old.weights == split.weights).map(|old| old.weights_after_event);
+    let needs_reading = matches!(guard_mark, Some(None)) || kept.is_none();
+    let now = if needs_reading { Some(watermark().await?) } else { None };
+    if let (Some(guard), Some(mark)) = (split.guard.as_mut(), guard_mark) {
+        guard.armed_after_event = mark.unwrap_or(now);
+    }
+    split.weights_after_event = kept.unwrap_or(now);
     Ok(rules)
 }
 

@@ -21,19 +21,56 @@ pub fn session_json(session: &Session) -> Value {
 
 /// Ends every live session of `contact` and its aliases (on `instance`, or
 /// on every instance) as `cancelled` with `detail`, through the engine so
-/// the event log records it at its step. Returns how many ended.
-pub async fn end_live(engine: &Arc<Engine>, store: &Db, contact: &Contact, instance: Option<&InstanceId>, detail: &str) -> Result<usize, StoreError> {
+/// the event log records it at its step. Returns the sessions it ended (as
+/// they were just before).
+pub async fn end_live(engine: &Arc<Engine>, store: &Db, contact: &Contact, instance: Option<&InstanceId>, detail: &str) -> Result<Vec<Session>, StoreError> {
     let conversations = Conversations::new(Arc::clone(engine), store.clone(), SystemClock);
-    let mut ended = 0;
-    for session in store.history_of(contact).await?.iter().filter(|session| session.is_live()) {
+    let mut ended = Vec::new();
+    for session in store.history_of(contact).await?.into_iter().filter(Session::is_live) {
         if instance.is_some_and(|instance| instance != session.instance()) {
             continue;
         }
         if conversations.close(session.instance(), session.contact(), Outcome::Cancelled, detail).await?.is_some() {
-            ended += 1;
+            ended.push(session);
         }
     }
     Ok(ended)
+}
+
+/// What [`end_by_hand`] did.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Ended {
+    /// How many live sessions ended.
+    pub ended: usize,
+    /// One audit record per ended session (action `end_session`).
+    pub audit_seqs: Vec<i64>,
+}
+
+/// An operator ends the contact's live sessions ([`end_live`], detail
+/// `operator`): the CLI (`sessions end`), the admin API and the console all
+/// come here. Each ended session is audited (action `end_session`) with
+/// `actor`, `reason`, and the session's id, version and step; the contact
+/// only by its masked tail, as a session's reason detail stores it.
+pub async fn end_by_hand(engine: &Arc<Engine>, store: &Db, contact: &Contact, instance: Option<&InstanceId>, actor: &str, reason: &str) -> Result<Ended, StoreError> {
+    let reason = match reason.trim() {
+        "" => "ended by hand",
+        reason => reason,
+    };
+    let sessions = end_live(engine, store, contact, instance, "operator").await?;
+    let mut audit_seqs = Vec::with_capacity(sessions.len());
+    for session in &sessions {
+        let record = session.record();
+        let detail = serde_json::json!({
+            "session": record.id.to_string(),
+            "instance": record.instance.as_str(),
+            "contact": contact.masked_tail(),
+            "version": record.version.to_string(),
+            "step": record.step.as_str(),
+        });
+        audit_seqs.push(store.record_event(actor, "end_session", record.flow.as_str(), reason, &detail).await?);
+    }
+    tracing::info!(contact = %contact.masked(), ended = sessions.len(), %actor, "sessions ended by hand");
+    Ok(Ended { ended: sessions.len(), audit_seqs })
 }
 
 /// Erases `contact` and its aliases: ends their live sessions (`erased`), then
@@ -44,7 +81,7 @@ pub async fn forget(engine: &Arc<Engine>, store: &Db, contact: &Contact, actor: 
     let mut ended = 0;
     let mut attempt = 0;
     loop {
-        ended += end_live(engine, store, contact, None, "erased").await?;
+        ended += end_live(engine, store, contact, None, "erased").await?.len();
         match store.forget_contact(contact, actor, reason, Timestamp::now_utc()).await {
             Err(StoreError::Conflict(_)) if attempt < 3 => attempt += 1,
             result => return result.map(|erasure| (erasure, ended)),

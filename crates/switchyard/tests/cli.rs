@@ -549,8 +549,11 @@ fn sessions_lists_shows_and_ends_a_live_session() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stderr(&bad).contains("--version"), "{}", stderr(&bad));
 
-    let ended = switchyard(&["sessions", "end", "5511977770001"], &env, "");
+    let ended = switchyard(&["sessions", "end", "5511977770001", "--reason", "ticket 9"], &env, "");
     assert!(stdout(&ended).contains("ended 1 live session"), "{}{}", stdout(&ended), stderr(&ended));
+    let audit: Vec<Value> = serde_json::from_str(&stdout(&switchyard(&["audit", "--json"], &env, ""))).unwrap();
+    let ending = audit.iter().find(|record| record["action"] == "end_session").expect("the end is audited");
+    assert!(ending["actor"].as_str().unwrap().starts_with("cli:") && ending["reason"] == "ticket 9", "{ending}");
     let live: Vec<Value> = serde_json::from_str(&stdout(&switchyard(&["sessions", "list", "--json"], &env, ""))).unwrap();
     assert!(live.is_empty());
 

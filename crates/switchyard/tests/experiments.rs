@@ -96,6 +96,30 @@ fn a_guard_ignores_an_earlier_experiments_sessions_and_a_ramp_keeps_its_mark() {
     assert_eq!(policy(&db)["armed_after_event"].as_i64(), Some(mark));
 }
 
+/// A ramp changes the odds: the sample-ratio check compares only the draws
+/// made at the new weights. Counting the 90/10 sessions against 50/50 would
+/// cry MISMATCH on every ramp.
+#[test]
+fn after_a_ramp_the_sample_ratio_check_counts_only_draws_at_the_new_weights() {
+    let db = support::fresh_db();
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=90,v2=10", "--reason", "canary"], &db));
+    ok(&switchyard(&["simulate", "--contacts", "400", "--json"], &db));
+    let canary = report(&db)["sample_ratio"].clone();
+    assert_eq!(canary["mismatch"], false, "{canary}");
+    let counted = |srm: &Value| srm["observed"].as_array().unwrap().iter().map(|row| row["sessions"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(counted(&canary), 400, "{canary}");
+
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v1=50,v2=50", "--reason", "ramp"], &db));
+    ok(&switchyard(&["simulate", "--contacts", "400", "--first-contact", "5511940000000", "--json"], &db));
+    let ramped = report(&db);
+    let srm = &ramped["sample_ratio"];
+    assert_eq!(counted(srm), 400, "only the draws since the ramp: {srm}");
+    assert_eq!(srm["mismatch"], false, "{srm}");
+    // The report itself still covers all 800 split sessions.
+    let started: u64 = ramped["versions"].as_array().unwrap().iter().map(|v| v["started"].as_u64().unwrap()).sum();
+    assert_eq!(started, 800, "{}", ramped["versions"]);
+}
+
 #[test]
 fn when_both_versions_behave_alike_the_guard_holds_and_the_report_finds_no_difference() {
     let db = support::fresh_db();

@@ -170,8 +170,16 @@ async fn the_admin_api_lists_ends_and_forgets_sessions_with_the_tokens_name_as_a
     let (status, _) = app.get_admin("/api/sessions", "wrong").await;
     assert_eq!(status, 401);
 
-    let (status, body) = app.post_admin("/api/sessions/5511911117777/end", json!({}), Some("tok-suporte")).await;
+    let (status, body) = app.post_admin("/api/sessions/5511911117777/end", json!({"reason": 7}), Some("tok-suporte")).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("'reason'"), "{body}");
+    let (status, body) = app.post_admin("/api/sessions/5511911117777/end", json!({"reason": "cliente pediu por telefone"}), Some("tok-suporte")).await;
     assert_eq!((status, body["ended"].as_u64()), (200, Some(1)));
+    let (_, audit) = app.get_admin("/api/audit", "tok-suporte").await;
+    let ending = audit.as_array().unwrap().iter().find(|record| record["action"] == "end_session").expect("an end is audited").clone();
+    assert_eq!(body["audit_seqs"], json!([ending["seq"]]), "{body} {ending}");
+    assert_eq!((ending["actor"].as_str(), ending["reason"].as_str(), ending["flow"].as_str()), (Some("suporte"), Some("cliente pediu por telefone"), Some("unknown")), "the session it ended was in the unknown-intent flow");
+    assert!(!ending.to_string().contains("5511911117777") && ending.to_string().contains("77"), "only the masked tail: {ending}");
     let (status, body) = app.post_admin(&format!("/api/sessions/{NUMBER}/forget"), json!({"reason": " "}), Some("tok-suporte")).await;
     assert_eq!(status, 400, "{body}");
     let (status, body) = app.post_admin(&format!("/api/sessions/{NUMBER}/forget"), json!({"reason": "pedido LGPD 77"}), Some("tok-suporte")).await;

@@ -202,3 +202,47 @@ async fn serve_fills_report_hours_and_the_report_keeps_its_figures_on_every_back
         assert_eq!(merged["versions"][0]["started"], 4);
     }
 }
+
+/// The sample-ratio check counts the draws made at the split's current
+/// weights, on every backend: a ramp moves the mark, and the draws before it
+/// are not compared with the new weights.
+#[tokio::test]
+async fn the_sample_ratio_check_counts_draws_since_the_weights_changed_on_every_backend() {
+    use switchyard_engine::rollout::{FlowRules, Split, Weight};
+    for store in switchyard_store::testing::every_backend("views_draws").await {
+        let store: Db = store.clone();
+        let registry = Arc::new(switchyard_flows::registry(&switchyard_flows::Deps::demo()).expect("valid flows"));
+        let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+        let engine = Arc::new(Engine::new(Arc::clone(&registry), resolver, EngineConfig::default()).unwrap());
+        let conversations = Conversations::new(Arc::clone(&engine), store.clone(), SystemClock);
+        let split = |v1: u32, v2: u32| FlowRules {
+            split: Some(Split::new(vec![(Version::new(1), Weight::percent(v1)), (Version::new(2), Weight::percent(v2))], None, 0).unwrap()),
+            ..FlowRules::default()
+        };
+        let set = |v1: u32, v2: u32| {
+            let (store, registry, engine) = (store.clone(), Arc::clone(&registry), Arc::clone(&engine));
+            async move {
+                switchyard::rollout::change(&store, &registry, "digital_certificate", &split(v1, v2), "test", "split", "weights").await.unwrap();
+                switchyard::rollout::load_into(&store, &engine).await.unwrap();
+                store.load_policy().await.unwrap().0.get("digital_certificate").unwrap().split.clone().unwrap().weights_after_event
+            }
+        };
+        let first = set(50, 50).await.expect("a new split is stamped");
+        for n in 0..6 {
+            say(&conversations, &Contact::parse(&format!("55119710001{n:02}")).unwrap(), "quero comprar um certificado").await;
+        }
+        assert_eq!(set(50, 50).await, Some(first), "the same weights keep their mark");
+        let ramp = set(20, 80).await.expect("a ramp is stamped");
+        assert!(ramp > first, "{ramp} after {first}");
+        for n in 0..4 {
+            say(&conversations, &Contact::parse(&format!("55119720001{n:02}")).unwrap(), "quero comprar um certificado").await;
+        }
+        let total = |draws: Vec<(u32, u64)>| draws.iter().map(|(_, count)| count).sum::<u64>();
+        assert_eq!(total(store.split_draws("digital_certificate", first).await.unwrap()), 10);
+        assert_eq!(total(store.split_draws("digital_certificate", ramp).await.unwrap()), 4);
+        let report = flow::flow_report(&store, &engine, "digital_certificate", &flow::ReportQuery::default()).await.unwrap();
+        let srm = report.sample_ratio.expect("a split is checked");
+        let counted: Vec<u64> = srm.observed.iter().map(|share| share.sessions).collect();
+        assert_eq!(counted.iter().sum::<u64>(), 4, "only the draws at 20/80: {counted:?}");
+    }
+}

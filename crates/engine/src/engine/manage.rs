@@ -91,7 +91,7 @@ impl Engine {
             flow: Some(flow.clone()),
             version: Some(session.version()),
             step: Some(step),
-            text: self.config.texts.restarted.clone(),
+            text: self.config.texts.restarted.clone().into(),
             rich: None,
         });
         let resume = self

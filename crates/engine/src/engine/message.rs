@@ -1,6 +1,8 @@
 //! What goes into a turn (the inbound message and the contact's stored
 //! state) and what comes out of it (the [`Turn`] to commit, its replies).
 
+use std::borrow::Cow;
+
 use crate::classify::{Decisions, Request};
 use crate::event::Event;
 use crate::ids::{Contact, FlowId, InstanceId, SessionId, StepId, Version};
@@ -52,7 +54,7 @@ pub struct Reply {
     pub flow: Option<FlowId>,
     pub version: Option<Version>,
     pub step: Option<StepId>,
-    pub text: String,
+    pub text: ReplyText,
     /// A file to send with `text` as caption, or the menu options `text`
     /// lists; `None` for plain text.
     pub rich: Option<crate::media::Rich>,
@@ -60,7 +62,7 @@ pub struct Reply {
 
 impl Reply {
     /// A reply in `session`'s context, at its current step.
-    pub(super) fn at(session: &Session, text: String) -> Reply {
+    pub(super) fn at(session: &Session, text: ReplyText) -> Reply {
         Reply {
             session: Some(session.id()),
             flow: Some(session.flow().clone()),
@@ -69,6 +71,112 @@ impl Reply {
             text,
             rich: None,
         }
+    }
+}
+
+/// A reply's text. A version's constant text (no `{name}` in it) is shared
+/// with the version instead of copied into every reply; a rendered one is
+/// owned. Reads as a `str` (`as_str`, `Deref`, `==` with text).
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReplyText(Cow<'static, str>);
+
+impl ReplyText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    pub fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl std::ops::Deref for ReplyText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for ReplyText {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for ReplyText {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ReplyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl std::fmt::Display for ReplyText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for ReplyText {
+    fn from(text: String) -> ReplyText {
+        ReplyText(Cow::Owned(text))
+    }
+}
+
+impl From<&'static str> for ReplyText {
+    fn from(text: &'static str) -> ReplyText {
+        ReplyText(Cow::Borrowed(text))
+    }
+}
+
+impl From<Cow<'static, str>> for ReplyText {
+    fn from(text: Cow<'static, str>) -> ReplyText {
+        ReplyText(text)
+    }
+}
+
+impl From<ReplyText> for String {
+    fn from(text: ReplyText) -> String {
+        text.into_string()
+    }
+}
+
+impl PartialEq<str> for ReplyText {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for ReplyText {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<String> for ReplyText {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<ReplyText> for str {
+    fn eq(&self, other: &ReplyText) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<ReplyText> for &str {
+    fn eq(&self, other: &ReplyText) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<ReplyText> for String {
+    fn eq(&self, other: &ReplyText) -> bool {
+        **self == *other.0
     }
 }
 
@@ -115,7 +223,9 @@ impl Turn {
         Turn {
             instance: instance.clone(),
             contact: contact.clone(),
-            sessions: Vec::new(),
+            // Nearly every turn touches one session, one that starts a
+            // flow or hands over two; room for two stays a small allocation.
+            sessions: Vec::with_capacity(2),
             events: Vec::new(),
             replies: Vec::new(),
             handoff_until: None,

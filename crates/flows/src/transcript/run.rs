@@ -283,7 +283,7 @@ pub fn run_on(transcript: &Transcript, flow: &str, version: &str, fresh: &dyn Fn
         match action {
             Action::Say { line, content, shown, expects } => {
                 let turn = runner.say(content).map_err(|problem| runner.fail(*line, &problem, &[]))?;
-                let replies: Vec<String> = turn.replies.iter().map(|reply| reply.text.clone()).collect();
+                let replies: Vec<String> = turn.replies.iter().map(|reply| reply.text.to_string()).collect();
                 if show {
                     println!("> {shown}");
                     // In the exact format, ready to paste into a transcript.

@@ -46,7 +46,7 @@ impl Printer {
                     "flow": reply.flow.as_ref().map(|flow| flow.as_str()),
                     "version": reply.version.map(|version| version.to_string()),
                     "step": reply.step.as_ref().map(|step| step.as_str()),
-                    "text": reply.text,
+                    "text": reply.text.as_str(),
                 });
                 writeln!(out, "{value}")?;
             } else {

@@ -24,7 +24,7 @@ pub async fn run(action: SessionsAction) -> anyhow::Result<ExitCode> {
     match action {
         SessionsAction::List { flow, version, step, instance, limit, json } => list(flow, version, step, instance, limit, json).await,
         SessionsAction::Show { contact, json } => show(&contact, json).await,
-        SessionsAction::End { contact, instance } => end(&contact, instance.as_deref()).await,
+        SessionsAction::End { contact, instance, reason } => end(&contact, instance.as_deref(), &reason).await,
         SessionsAction::Forget { contact, reason } => forget(&contact, &reason).await,
         SessionsAction::Export { flow, since, until, instance, limit, masked } => {
             super::replay::export(&flow, since.as_deref(), until.as_deref(), instance.as_deref(), limit, masked).await
@@ -151,7 +151,7 @@ async fn show(contact: &str, json: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn end(contact: &str, instance: Option<&str>) -> anyhow::Result<ExitCode> {
+async fn end(contact: &str, instance: Option<&str>, reason: &str) -> anyhow::Result<ExitCode> {
     let contact = match Contact::parse(contact) {
         Ok(contact) => contact,
         Err(problem) => return Ok(invalid(format!("CONTACT: {problem}"))),
@@ -164,11 +164,11 @@ async fn end(contact: &str, instance: Option<&str>) -> anyhow::Result<ExitCode> 
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let ended = switchyard::sessions::end_live(&engine, &store, &contact, instance.as_ref(), "operator").await?;
-    if ended == 0 {
+    let ended = switchyard::sessions::end_by_hand(&engine, &store, &contact, instance.as_ref(), &super::rollout::actor(), reason).await?;
+    if ended.ended == 0 {
         println!("{} has no live session; nothing to end", contact.masked());
     } else {
-        println!("ended {ended} live session(s) of {} (cancelled, detail 'operator')", contact.masked());
+        println!("ended {} live session(s) of {} (cancelled, detail 'operator'; audited)", ended.ended, contact.masked());
     }
     Ok(ExitCode::SUCCESS)
 }

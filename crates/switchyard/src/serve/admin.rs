@@ -371,11 +371,13 @@ async fn end_sessions(State(state): State<AppState>, headers: HeaderMap, Path(co
         },
         Some(_) => return error(StatusCode::BAD_REQUEST, "body field 'instance' must be a string"),
     };
-    match crate::sessions::end_live(state.engine(), state.store(), &contact, instance.as_ref(), "operator").await {
-        Ok(ended) => {
-            tracing::info!(contact = %contact.masked(), ended, %actor, "sessions ended by hand");
-            Json(json!({ "ended": ended })).into_response()
-        }
+    let reason = match body.get("reason") {
+        None | Some(Value::Null) => "",
+        Some(Value::String(text)) => text.as_str(),
+        Some(_) => return error(StatusCode::BAD_REQUEST, "body field 'reason' must be a string"),
+    };
+    match crate::sessions::end_by_hand(state.engine(), state.store(), &contact, instance.as_ref(), &actor, reason).await {
+        Ok(ended) => Json(json!({ "ended": ended.ended, "audit_seqs": ended.audit_seqs })).into_response(),
         Err(err) => store_unavailable(&err),
     }
 }

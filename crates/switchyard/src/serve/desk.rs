@@ -61,7 +61,7 @@ pub(super) fn hold_of(state: &AppState, turn: &mut Turn, operator: bool, now: Ti
                 flow: last.as_ref().and_then(|reply| reply.flow.clone()),
                 version: last.as_ref().and_then(|reply| reply.version),
                 step: last.as_ref().and_then(|reply| reply.step.clone()),
-                text: format!("Agora estamos fora do horário de atendimento. Uma pessoa da nossa equipe vai te responder {when}. 🙂"),
+                text: format!("Agora estamos fora do horário de atendimento. Uma pessoa da nossa equipe vai te responder {when}. 🙂").into(),
                 rich: None,
             });
         }

@@ -205,7 +205,7 @@ pub fn split_long(replies: Vec<Reply>, typing: Typing) -> Vec<Reply> {
             continue;
         }
         for paragraph in paragraphs {
-            out.push(Reply { text: paragraph.to_owned(), ..reply.clone() });
+            out.push(Reply { text: paragraph.to_owned().into(), ..reply.clone() });
         }
     }
     out
@@ -301,7 +301,7 @@ mod tests {
     }
 
     fn reply(text: &str) -> Reply {
-        Reply { session: None, flow: None, version: None, step: None, text: text.to_owned(), rich: None }
+        Reply { session: None, flow: None, version: None, step: None, text: text.to_owned().into(), rich: None }
     }
 
     #[test]

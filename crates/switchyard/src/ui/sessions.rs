@@ -137,10 +137,9 @@ pub async fn end(State(state): State<UiState>, headers: HeaderMap, Extension(ope
         Ok(instance) => instance,
         Err(problem) => return super::message(&state, lang, Some(&operator), StatusCode::BAD_REQUEST, &problem),
     };
-    match crate::sessions::end_live(state.app.engine(), state.app.store(), &contact, Some(&instance), "operator").await {
+    match crate::sessions::end_by_hand(state.app.engine(), state.app.store(), &contact, Some(&instance), &operator.name, "ended in the console").await {
         Ok(ended) => {
-            tracing::info!(contact = %contact.masked(), ended, actor = %operator.name, "sessions ended in the console");
-            let notice = lang.f("ended", &[&ended]);
+            let notice = lang.f("ended", &[&ended.ended]);
             show(&state, lang, &operator, &contact, Some(notice)).await
         }
         Err(err) => super::store_failed(&state, lang, &operator, &err),

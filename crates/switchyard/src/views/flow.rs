@@ -493,18 +493,27 @@ fn funnel_step(step: &str, row: &StepTally, commands: Option<&BTreeMap<String, u
     }
 }
 
-/// Sample-ratio mismatch: split-served sessions against the split's weights.
-/// Not checked once the split's guard has rolled it back: the weights now
-/// (the candidate at 0%) are not the ones that assigned its sessions, and
-/// every rollback would read as a mismatch.
+/// Sample-ratio mismatch: the split's draws against its weights. Not
+/// checked once the split's guard has rolled it back: the weights now (the
+/// candidate at 0%) are not the ones that assigned its sessions, and every
+/// rollback would read as a mismatch.
 async fn sample_ratio(store: &Db, flow: &str, tally: &Tally) -> Result<Option<SampleRatioFigures>, StoreError> {
     let (rules, _) = store.load_policy().await?;
     let Some(split) = rules.get(flow).and_then(|rules| rules.split.clone()) else { return Ok(None) };
     if split.guard.as_ref().is_some_and(|guard| guard.tripped.is_some()) {
         return Ok(None);
     }
-    let observed: Vec<u64> =
-        split.weights.iter().map(|(version, _)| tally.versions.get(&version.number()).map_or(0, |counted| counted.split_started)).collect();
+    // Only the draws made at these weights: since they were set (a ramp drew
+    // its earlier sessions at other odds), and not the contacts the split's
+    // memory kept on an earlier draw. A split stored before the mark existed
+    // is compared over the report's window, as before.
+    let observed: Vec<u64> = match split.weights_after_event {
+        Some(mark) => {
+            let drawn = store.split_draws(flow, mark).await?;
+            split.weights.iter().map(|(version, _)| drawn.iter().find(|(number, _)| *number == version.number()).map_or(0, |(_, count)| *count)).collect()
+        }
+        None => split.weights.iter().map(|(version, _)| tally.versions.get(&version.number()).map_or(0, |counted| counted.split_started)).collect(),
+    };
     let weights: Vec<f64> = split.weights.iter().map(|(_, weight)| f64::from(weight.hundredths()) / 100.0).collect();
     Ok(analytics::sample_ratio(&observed, &weights).map(|srm| SampleRatioFigures {
         observed: split

@@ -43,7 +43,7 @@ pub fn expected_replies(contact: usize) -> Vec<String> {
         let inbound = Inbound { instance: instance.clone(), contact: who.clone(), content: Content::Text((*line).to_owned()) };
         let turn = engine.turn(store.contact_state_now(&instance, &who), &inbound, Timestamp::now_utc());
         store.commit_now(&turn).unwrap();
-        replies.extend(turn.replies.iter().map(|reply| reply.text.clone()));
+        replies.extend(turn.replies.iter().map(|reply| reply.text.to_string()));
     }
     replies
 }
