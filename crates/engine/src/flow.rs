@@ -394,7 +394,7 @@ impl<'a> Ctx<'a> {
     /// words is never sent. Empty offline, on failure and before the answer.
     pub fn extract(&mut self, task: &Task, text: &str, validate: impl Fn(&str, &str) -> Option<String>) -> Vec<(&'static str, String)> {
         let crate::classify::Wanted::Fields(fields) = task.ask else { return Vec::new() };
-        if !classify::worth_asking(text) {
+        if !classify::worth_asking_normalized(&self.normalized(text)) {
             return Vec::new();
         }
         match self.decisions.find(self.flow, self.version, task.name, text).cloned() {

@@ -263,7 +263,8 @@ impl Form {
             return None;
         }
         let normalized = ctx.normalized(text);
-        self.sides.iter().find(|side| side.phrases.iter().any(|phrase| contains_phrase(&normalized, phrase)))
+        let starts = crate::text::WordStarts::of(&normalized);
+        self.sides.iter().find(|side| side.phrases.iter().any(|phrase| starts.may_start(phrase) && contains_phrase(&normalized, phrase)))
     }
 
     /// Runs every slot's extractors on `text`, in order; a changed value

@@ -118,7 +118,7 @@ pub struct FlowVersion {
     /// The first bytes of the interrupt phrases, as a bitmap: a message
     /// with no word starting with one of them matches none (most messages
     /// are menu numbers, documents, a "sim").
-    interrupt_starts: [u64; 4],
+    interrupt_starts: crate::text::WordStarts,
     /// (older version, its step, this version's step), see [`VersionDecl::step_map`].
     step_map: Vec<(Version, &'static str, &'static str)>,
     /// Weighed tasks with their trained classifiers, see [`VersionDecl::weighed`].
@@ -213,11 +213,7 @@ impl FlowVersion {
     }
     /// [`FlowVersion::interrupt_for`] for a text already normalised.
     pub fn interrupt_for_normalized(&self, normalized: &str) -> Option<Next> {
-        let starts = &self.interrupt_starts;
-        let has_start = |byte: u8| starts[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0;
-        let bytes = normalized.as_bytes();
-        let word_starts = bytes.first().into_iter().chain(bytes.windows(2).filter(|pair| pair[0] == b' ').map(|pair| &pair[1]));
-        if !word_starts.into_iter().any(|byte| has_start(*byte)) {
+        if !self.interrupt_starts.start_a_word_of(normalized) {
             return None;
         }
         let mut best: Option<(Next, usize)> = None;
@@ -590,10 +586,7 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
         .iter()
         .map(|(phrases, to)| (phrases.iter().map(|phrase| crate::text::normalize(phrase)).collect(), *to))
         .collect();
-    let mut interrupt_starts = [0u64; 4];
-    for byte in interrupts.iter().flat_map(|(phrases, _)| phrases.iter().filter_map(|phrase| phrase.as_bytes().first())) {
-        interrupt_starts[usize::from(byte >> 6)] |= 1 << (byte & 63);
-    }
+    let interrupt_starts = crate::text::WordStarts::firsts(interrupts.iter().flat_map(|(phrases, _)| phrases.iter().map(String::as_str)));
     Some(FlowVersion {
         flow: FlowId::new_static(decl.flow),
         version,

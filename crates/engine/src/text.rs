@@ -100,6 +100,54 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
     false
 }
 
+/// The bytes the words of a normalised text start with, as a bitmap: a
+/// phrase whose first byte is not among them cannot occur in the text on
+/// word boundaries ([`contains_phrase`]), so lists of phrases are checked
+/// without scanning the text once per phrase.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) struct WordStarts([u64; 4]);
+
+impl WordStarts {
+    /// The word starts of `normalized`.
+    pub(crate) fn of(normalized: &str) -> WordStarts {
+        let mut starts = WordStarts::default();
+        let bytes = normalized.as_bytes();
+        if let Some(first) = bytes.first() {
+            starts.add(*first);
+        }
+        for pair in bytes.windows(2) {
+            if pair[0] == b' ' {
+                starts.add(pair[1]);
+            }
+        }
+        starts
+    }
+    /// The first bytes of `phrases`.
+    pub(crate) fn firsts<'p>(phrases: impl IntoIterator<Item = &'p str>) -> WordStarts {
+        let mut starts = WordStarts::default();
+        for byte in phrases.into_iter().filter_map(|phrase| phrase.as_bytes().first()) {
+            starts.add(*byte);
+        }
+        starts
+    }
+    fn add(&mut self, byte: u8) {
+        self.0[usize::from(byte >> 6)] |= 1 << (byte & 63);
+    }
+    fn has(&self, byte: u8) -> bool {
+        self.0[usize::from(byte >> 6)] & (1 << (byte & 63)) != 0
+    }
+    /// Whether `phrase` may start at one of these word starts.
+    pub(crate) fn may_start(&self, phrase: &str) -> bool {
+        phrase.as_bytes().first().is_some_and(|byte| self.has(*byte))
+    }
+    /// Whether a word of `normalized` starts with one of these bytes
+    /// (without building the text's own set; it stops at the first).
+    pub(crate) fn start_a_word_of(&self, normalized: &str) -> bool {
+        let bytes = normalized.as_bytes();
+        bytes.first().is_some_and(|byte| self.has(*byte)) || bytes.windows(2).any(|pair| pair[0] == b' ' && self.has(pair[1]))
+    }
+}
+
 /// True when `text` is already in the form [`normalize`] produces, so callers
 /// can skip an allocation for constant phrases written in normal form.
 pub fn is_normalized(text: &str) -> bool {
@@ -305,6 +353,17 @@ mod tests {
         assert!(Texts::parse("stray\n[a]\nx").unwrap_err().contains("line 1"));
         assert!(Texts::parse("[a]\nx\n[a]\ny").unwrap_err().contains("'a' is defined twice"));
         assert!(Texts::parse("[a]\n\n[b]\ny").unwrap_err().contains("'a' is empty"));
+        // Texts that are no slice of the file (CRLF, a comment or trailing
+        // blanks inside) read the same as those that are.
+        let texts = Texts::parse("[a]\r\nline 1  \r\n// note\r\nline 2\r\n\r\n[b]\n\nHi {name}\n").unwrap();
+        assert_eq!(texts.get("a"), Some("line 1\nline 2"));
+        assert!(matches!(texts.constant("a"), Some(Cow::Owned(text)) if text == "line 1\nline 2"));
+        assert_eq!(texts.get("b"), Some("Hi {name}"));
+        assert_eq!(texts.constant("b"), None, "a text with a placeholder is rendered");
+        let texts = Texts::parse("[menu]\nEscolha:\n1. *Um*\n2. Dois\n").unwrap();
+        assert!(matches!(texts.constant("menu"), Some(Cow::Borrowed("Escolha:\n1. *Um*\n2. Dois"))));
+        let (_, titles) = texts.constant_menu("menu").unwrap();
+        assert_eq!(titles.map(|titles| titles.to_vec()), Some(vec!["1. Um".to_owned(), "2. Dois".to_owned()]));
     }
 
     #[test]
@@ -367,6 +426,18 @@ mod properties {
             let needle = phrase.join(" ");
             let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
             prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
+        }
+
+        #[test]
+        fn word_starts_never_rule_out_a_phrase_that_occurs(words in proptest::collection::vec("[abc1]{1,3}", 0..8), phrase in proptest::collection::vec("[abc1]{1,2}", 1..3)) {
+            let haystack = words.join(" ");
+            let needle = phrase.join(" ");
+            let starts = WordStarts::of(&haystack);
+            if contains_phrase(&haystack, &needle) {
+                prop_assert!(starts.may_start(&needle));
+                prop_assert!(WordStarts::firsts([needle.as_str()]).start_a_word_of(&haystack));
+            }
+            prop_assert_eq!(starts.may_start(&needle), words.iter().any(|word| word.as_bytes()[0] == needle.as_bytes()[0]));
         }
 
         #[test]

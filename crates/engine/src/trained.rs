@@ -31,7 +31,9 @@
 //! When the offline evidence is not clear (the best score is less than
 //! [`CLEAR_MARGIN`] ahead), the model is asked, if one is configured.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::hash::FastMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::classify::{Classifier, Keywords, Task};
@@ -96,8 +98,8 @@ const SEED: u64 = 0x5eed_c1a5_51f1_e4;
 pub struct Trained {
     /// Sorted label names.
     classes: Vec<String>,
-    /// Feature hash -> column.
-    columns: HashMap<u64, u32>,
+    /// Feature hash -> column (FxHash: the keys are FNV hashes already).
+    columns: FastMap<u64, u32>,
     /// Inverse document frequency per column.
     idf: Vec<f32>,
     /// `columns x classes`, row-major.
@@ -114,7 +116,7 @@ impl Trained {
         }
         let grams: Vec<Vec<(u64, f32)>> = examples.iter().map(|example| counted(&example.text)).collect();
         // Columns in first-seen order over the file: deterministic.
-        let mut columns: HashMap<u64, u32> = HashMap::new();
+        let mut columns: FastMap<u64, u32> = FastMap::default();
         let mut order: Vec<u64> = Vec::new();
         let mut document_frequency: Vec<u32> = Vec::new();
         for doc in &grams {
@@ -217,9 +219,15 @@ impl Trained {
 /// Each feature of `text` with its count, in first-seen order.
 fn counted(text: &str) -> Vec<(u64, f32)> {
     let mut counts: Vec<(u64, f32)> = Vec::new();
-    let mut add = |gram: u64| match counts.iter_mut().find(|(seen, _)| *seen == gram) {
-        Some((_, count)) => *count += 1.0,
-        None => counts.push((gram, 1.0)),
+    // Where each feature is in `counts`: a text has a few hundred features,
+    // too many to find each one by scanning the list.
+    let mut seen: FastMap<u64, usize> = FastMap::default();
+    let mut add = |gram: u64| match seen.entry(gram) {
+        std::collections::hash_map::Entry::Occupied(slot) => counts[*slot.get()].1 += 1.0,
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(counts.len());
+            counts.push((gram, 1.0));
+        }
     };
     let normalized = normalize(text);
     let words: Vec<&str> = normalized.split(' ').filter(|word| !word.is_empty()).collect();

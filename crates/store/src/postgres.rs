@@ -58,6 +58,11 @@ pub const CLAIM: Duration = Duration::from_secs(30);
 /// How often a process checks that its node lock's connection is alive
 /// (and takes the lock again after the database came back).
 const NODE_LOCK_CHECK: Duration = Duration::from_secs(1);
+/// A pooled connection idle this long is pinged before it is handed out.
+const IDLE_PING: Duration = Duration::from_secs(1);
+/// A contact lease this process took less than this long ago is not
+/// written again by `next_pending` (it runs for [`LEASE`]).
+const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// The advisory lock every audit-appending transaction takes.
 const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
 
@@ -112,6 +117,9 @@ pub struct PgStore {
     node: Arc<str>,
     /// Group commit of the hot-path writes (inbox, inbound turns, sent marks).
     writer: Writer,
+    /// The contacts whose lease this process holds, with when it last wrote
+    /// it: `next_pending` renews it only after [`LEASE_RENEW`] (see there).
+    held: Arc<std::sync::Mutex<std::collections::HashMap<(InstanceId, Contact), std::time::Instant>>>,
     /// Held for as long as any clone of this store lives.
     _node_lock: Arc<NodeLock>,
 }
@@ -227,8 +235,20 @@ impl PgStore {
                 .acquire_timeout(settings.acquire_timeout)
                 .idle_timeout(Some(Duration::from_secs(600)))
                 // A connection that broke while idle (a database restart) is
-                // noticed before it is handed out.
-                .test_before_acquire(true)
+                // noticed before it is handed out: one that sat idle a while
+                // is pinged first. Not every one: a ping is a round trip, and
+                // sqlx already pings each connection as it comes back (a
+                // broken one is dropped then), so under load a statement
+                // costs one round trip instead of two on the way out.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= IDLE_PING {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
         };
         let unavailable = |err: sqlx::Error| StoreError::Unavailable(format!("cannot connect to '{}': {err}", redact(url)));
@@ -240,7 +260,7 @@ impl PgStore {
         let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
         let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
         let writer = Writer::start(pool.clone(), queue);
-        Ok(PgStore { pool, leases, node, writer, _node_lock: Arc::new(node_lock) })
+        Ok(PgStore { pool, leases, node, writer, held: Arc::default(), _node_lock: Arc::new(node_lock) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -254,6 +274,10 @@ impl PgStore {
 
     pub async fn ready(&self) -> bool {
         sqlx::query("SELECT 1").execute(&self.pool).await.is_ok()
+    }
+
+    fn held_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(InstanceId, Contact), std::time::Instant>> {
+        self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes waiting for the writer (the batch being written not counted).
@@ -406,6 +430,26 @@ impl Queue for PgStore {
     /// holds the contact (the data-modifying `WITH` runs whether or not the
     /// read needs it, and the read happens only when the lease is ours).
     async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
+        // The lease taken moments ago (the entry before this one) still
+        // runs: only read. Skipping the write is safe: the lease only saves
+        // duplicate work (see the module doc), and it is renewed well
+        // before it lapses.
+        let key = (instance.clone(), contact.clone());
+        let fresh = self.held_lock().get(&key).is_some_and(|at| at.elapsed() < LEASE_RENEW);
+        if fresh {
+            let row = sqlx::query(
+                "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+                 WHERE processed_at IS NULL AND instance = $1 AND contact = $2 \
+                 ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
+            )
+            .bind(instance.as_str())
+            .bind(contact.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+            return row.as_ref().map(inbox_from_row).transpose();
+        }
+        let taken_at = std::time::Instant::now();
         let now = Timestamp::now_utc();
         let row = sqlx::query(
             "WITH lease AS ( \
@@ -424,6 +468,11 @@ impl Queue for PgStore {
         .fetch_optional(&self.leases)
         .await
         .map_err(map_err)?;
+        // An entry came back: the lease is ours (none does when another
+        // process holds the contact, or when there is nothing to do).
+        if row.is_some() {
+            self.held_lock().insert(key, taken_at);
+        }
         row.as_ref().map(inbox_from_row).transpose()
     }
 
@@ -567,6 +616,7 @@ impl Queue for PgStore {
     /// One statement: its read sees the leases as they were before its own
     /// `DELETE`, so this process's lease is left out by owner.
     async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
+        self.held_lock().remove(&(instance.clone(), contact.clone()));
         sqlx::query_scalar(
             "WITH gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3) \
              SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
