@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The durable path's table in one command: the SQLite ceiling, then the load
+# The durable path's table in one command: the SQLite ceiling, the HTTP floor
+# (the same load against `http_floor`: the webhook in and the sendTexts out,
+# no store, no engine: the most this machine allows the path), then the load
 # generator (its own process) against `switchyard serve` processes at 50 and
 # 1000 contacts on SQLite FULL and NORMAL, and PostgreSQL with 1 and 2 nodes.
 #
@@ -13,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=${1:-postgres://postgres@127.0.0.1:5432/postgres}
 REPEAT=${REPEAT:-1}
-cargo build --release -q -p switchyard --bin switchyard --example loadgen
+cargo build --release -q -p switchyard --bin switchyard --example loadgen --example http_floor
 cargo build --release -q -p switchyard-store --example sqlite_ceiling
 echo "machine: $(nproc) cores, load: $(uptime | sed 's/.*load average: //')"
 target/release/examples/sqlite_ceiling 20000
@@ -21,11 +23,14 @@ target/release/examples/sqlite_ceiling 20000
 row() { # label, then loadgen arguments; SQLITE_SYNCHRONOUS from the caller
     for _ in $(seq "$REPEAT"); do
         out=$(target/release/examples/loadgen "$@")
-        printf '%-34s %s | %s | %s\n' "$label" "$(grep throughput <<<"$out" | tr -s ' ')" \
-            "$(grep 'p50' <<<"$out" | tr -s ' ')" "$(grep 'p99' <<<"$out" | tr -s ' ')"
+        printf '%-34s %s | %s | %s | %s\n' "$label" "$(grep throughput <<<"$out" | tr -s ' ')" \
+            "$(grep 'p50' <<<"$out" | tr -s ' ')" "$(grep 'p99' <<<"$out" | tr -s ' ')" "$(grep 'cpu per' <<<"$out" | tr -s ' ')"
     done
 }
 
+for contacts in 50 1000; do
+    label="http floor, $contacts contacts" row "$contacts" --floor
+done
 for contacts in 50 1000; do
     for sync in full normal; do
         label="sqlite $sync, $contacts contacts" SQLITE_SYNCHRONOUS=$sync row "$contacts"

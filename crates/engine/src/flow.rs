@@ -219,18 +219,18 @@ impl<'a> Ctx<'a> {
 
     /// The version's text `key` rendered, without sending it.
     pub fn render(&self, key: &str, values: &[(&str, &str)]) -> String {
-        let template = match self.texts.get(key) {
-            Some(template) => template,
-            None => panic!("text '{key}' is missing from this version's texts.txt"),
-        };
         let data = &*self.data;
-        text::render(template, |name| {
+        let rendered = self.texts.render(key, |name| {
             values
                 .iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| *value)
                 .or_else(|| data.get(name))
-        })
+        });
+        match rendered {
+            Some(rendered) => rendered,
+            None => panic!("text '{key}' is missing from this version's texts.txt"),
+        }
     }
 
     pub fn data(&self) -> &Data {

@@ -330,6 +330,9 @@ pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause, out: 
     }
 }
 
+/// The most replies of one contact [`SqliteStore::due_runs`] hands out at once.
+pub const RUN: usize = 8;
+
 const OUTBOX_ATTEMPT: &str = "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
                               WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL";
 
@@ -468,13 +471,16 @@ impl Queue for SqliteStore {
     }
 
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        // Each contact's head is found in the waiting replies' partial index
+        // (`outbox_waiting`, one pass, the minimum per contact), then read by
+        // seq. The former `seq = (SELECT MIN ...)` per row was planned (no
+        // ANALYZE statistics) as a scan of the whole outbox in seq order,
+        // sent rows included: its cost grew with the history, not the work.
         self.read_all(
             "SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
-             COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox o \
-             WHERE sent_at IS NULL AND failed_at IS NULL AND next_attempt_at <= ? \
-             AND seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
-                        AND h.sent_at IS NULL AND h.failed_at IS NULL) \
-             ORDER BY seq LIMIT ?",
+             COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at FROM outbox \
+             WHERE seq IN (SELECT MIN(seq) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY instance, contact) \
+             AND next_attempt_at <= ? ORDER BY seq LIMIT ?",
             &[now.as_millis().into(), i64::from(limit).into()],
         )
         .await
@@ -561,6 +567,80 @@ impl SqliteStore {
         let statements = seqs.iter().map(|seq| Statement::new(OUTBOX_ATTEMPT, vec![at.as_millis().into(), (*seq).into()])).collect();
         let done = self.write(statements).await?;
         Ok(seqs.iter().zip(done).filter(|(_, changed)| *changed == Some(1)).map(|(seq, _)| *seq).collect())
+    }
+
+    /// In one write: the sent marks of replies delivered earlier (as
+    /// [`SqliteStore::outbox_sent_many`]), then the first attempts of the
+    /// next batch (as [`SqliteStore::outbox_attempt_many`], whose answer
+    /// this is). The sender's rounds then cost one commit each instead of
+    /// two. Refused whole: neither is written.
+    pub async fn outbox_sent_then_attempt(&self, sent: &[(i64, Option<String>)], attempts: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError> {
+        let mut statements: Vec<Statement> = sent
+            .iter()
+            .map(|(seq, provider_id)| Statement::new(OUTBOX_SENT, vec![at.as_millis().into(), provider_id.as_deref().into(), (*seq).into()]))
+            .collect();
+        statements.extend(attempts.iter().map(|seq| Statement::new(OUTBOX_ATTEMPT, vec![at.as_millis().into(), (*seq).into()])));
+        if statements.is_empty() {
+            return Ok(Vec::new());
+        }
+        let done = self.write(statements).await?;
+        Ok(attempts.iter().zip(&done[sent.len()..]).filter(|(_, changed)| **changed == Some(1)).map(|(seq, _)| *seq).collect())
+    }
+
+    /// [`Queue::due_outbox`], and behind each contact's due head the
+    /// replies queued after it that were never attempted and are due (at
+    /// most [`RUN`] a contact; none past one that is not), in order. The
+    /// sender delivers a contact's whole turn in one round instead of one
+    /// reply per round. Heads only on an in-memory database.
+    pub async fn due_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+        use crate::codec::Columns;
+        let Some(readers) = &self.readers else { return self.due_outbox(now, limit).await };
+        let rows = readers.all(
+            "WITH heads AS (SELECT seq, instance, contact FROM outbox \
+               WHERE seq IN (SELECT MIN(seq) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY instance, contact) \
+               AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2) \
+             SELECT o.seq, o.instance, o.contact, o.reply_to, o.text, o.session_id, o.attempts, o.created_at, o.request_id, o.rich, \
+             COALESCE(o.unsure_since, o.attempted_at) AS unsure_since, o.attempted_at, h.seq AS head, \
+             (o.next_attempt_at <= ?1 AND o.attempts = 0 AND o.attempted_at IS NULL AND o.unsure_since IS NULL) AS plain \
+             FROM heads h JOIN outbox o ON o.instance = h.instance AND o.contact = h.contact AND o.seq >= h.seq \
+             AND o.sent_at IS NULL AND o.failed_at IS NULL ORDER BY h.seq, o.seq",
+            &[now.as_millis().into(), i64::from(limit).into()],
+            |row| Ok((crate::codec::outgoing_from_row(row)?, row.int("head")?, row.int("plain")? != 0)),
+        )?;
+        let mut due = Vec::with_capacity(rows.len());
+        let mut run: (i64, usize, bool) = (i64::MIN, 0, false); // head, length, cut
+        for (outgoing, head, plain) in rows {
+            if head != run.0 {
+                run = (head, 0, false);
+            }
+            let is_head = outgoing.seq == head;
+            run.2 |= !is_head && (!plain || run.1 >= RUN);
+            if !run.2 {
+                run.1 += 1;
+                due.push(outgoing);
+            }
+        }
+        Ok(due)
+    }
+
+    /// Takes back the attempt marks of replies marked but never requested
+    /// (a reply ahead of them in their contact's run failed): they are
+    /// plain due replies again, not unsure ones. Only first attempts are
+    /// touched.
+    pub async fn outbox_unattempt_many(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let statements = seqs
+            .iter()
+            .map(|seq| {
+                Statement::new(
+                    "UPDATE outbox SET attempted_at = NULL WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL AND unsure_since IS NULL",
+                    vec![(*seq).into()],
+                )
+            })
+            .collect();
+        self.write(statements).await.map(drop)
     }
 
     /// [`Queue::outbox_sent`] for several replies (`(seq, provider id)`),

@@ -146,6 +146,7 @@ pub(crate) fn start(path: &str, synchronous: &str) -> Result<Writer, StoreError>
         .map_err(|err| StoreError::Unavailable(format!("cannot set up '{path}' for writing: {err}")))?;
     connection.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
     connection.set_prepared_statement_cache_capacity(64);
+    crate::reader::stable_plans(&connection)?;
     let (queue, jobs) = mpsc::channel(QUEUE);
     std::thread::Builder::new()
         .name("sqlite-writer".to_owned())

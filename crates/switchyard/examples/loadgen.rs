@@ -20,7 +20,10 @@
 //! through), so the load and the servers do not share a process. With
 //! NODES > 1 (PostgreSQL) the messages alternate between the nodes.
 //! `--in-process` runs the servers inside this process instead (the older
-//! measurements).
+//! measurements). `--floor` runs the `http_floor` example (next to this one,
+//! or `FLOOR_BIN`) in place of `switchyard serve`: the same HTTP in and out
+//! per message with no store and no engine, the upper bound of the path on
+//! this machine.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -110,19 +113,28 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-/// Starts `switchyard serve` on a free port and waits for `/readyz`.
-async fn spawn_serve(database_url: &str, evolution_url: &str) -> anyhow::Result<(std::process::Child, String)> {
-    let binary = match std::env::var_os("SWITCHYARD_BIN") {
+/// Starts `switchyard serve` (or, with `floor`, the `http_floor` example
+/// told the replies per message) on a free port and waits for `/readyz`.
+async fn spawn_serve(database_url: &str, evolution_url: &str, floor: Option<&[usize]>) -> anyhow::Result<(std::process::Child, String)> {
+    let (variable, name, hint) = match floor {
+        None => ("SWITCHYARD_BIN", "switchyard", "cargo build --release -p switchyard"),
+        Some(_) => ("FLOOR_BIN", "examples/http_floor", "cargo build --release -p switchyard --example http_floor"),
+    };
+    let binary = match std::env::var_os(variable) {
         Some(path) => std::path::PathBuf::from(path),
         None => std::env::current_exe()?
             .parent()
             .and_then(|examples| examples.parent())
-            .map(|dir| dir.join("switchyard"))
-            .ok_or_else(|| anyhow::anyhow!("cannot find the switchyard binary: set SWITCHYARD_BIN"))?,
+            .map(|dir| dir.join(name))
+            .ok_or_else(|| anyhow::anyhow!("cannot find {name}: set {variable}"))?,
     };
-    anyhow::ensure!(binary.exists(), "{} does not exist: run `cargo build --release -p switchyard` or set SWITCHYARD_BIN", binary.display());
+    anyhow::ensure!(binary.exists(), "{} does not exist: run `{hint}` or set {variable}", binary.display());
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = std::process::Command::new(&binary)
+    let mut command = std::process::Command::new(&binary);
+    if let Some(replies) = floor {
+        command.env("FLOOR_REPLIES", replies.iter().map(usize::to_string).collect::<Vec<_>>().join(","));
+    }
+    let child = command
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("EVOLUTION_URL", evolution_url)
@@ -157,6 +169,8 @@ async fn main() -> anyhow::Result<()> {
     // installed before the first is built (the readiness poll below).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let in_process = std::env::args().any(|arg| arg == "--in-process");
+    let floor = std::env::args().any(|arg| arg == "--floor");
+    anyhow::ensure!(!(floor && in_process), "--floor and --in-process exclude each other");
     let rounds: usize = match std::env::args().find_map(|arg| arg.strip_prefix("--rounds=").map(str::to_owned)) {
         Some(text) => text.parse().ok().filter(|n| *n >= 1).ok_or_else(|| anyhow::anyhow!("--rounds '{text}' must be a positive number"))?,
         None => 1,
@@ -207,7 +221,7 @@ async fn main() -> anyhow::Result<()> {
             urls.push(format!("http://{}/webhooks/evolution", server.addr));
             servers.push(server);
         } else {
-            let (child, url) = spawn_serve(&database_url, &stand_in_url).await?;
+            let (child, url) = spawn_serve(&database_url, &stand_in_url, floor.then_some(expected.as_slice())).await?;
             urls.push(format!("{url}/webhooks/evolution"));
             processes.push(child);
         }
@@ -256,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
     let messages = latencies.len();
     println!(
         "store:           {} ({nodes} node{}, {}; SQLITE_SYNCHRONOUS={})",
-        switchyard_store::redact_url(&database_url),
+        if floor { "none: the HTTP floor (http_floor)".to_owned() } else { switchyard_store::redact_url(&database_url) },
         if nodes == 1 { "" } else { "s" },
         if in_process { "in this process" } else { "serve processes" },
         std::env::var("SQLITE_SYNCHRONOUS").unwrap_or_else(|_| "full".to_owned())

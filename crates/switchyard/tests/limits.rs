@@ -270,6 +270,38 @@ async fn connections_beyond_http_max_connections_wait_until_one_closes() {
 }
 
 #[tokio::test]
+async fn at_http_max_connections_busy_keep_alive_connections_close_after_their_answer() {
+    let evolution = StandIn::start().await;
+    let server = ServeProcess::start(&fresh_db(), &evolution, &[("HTTP_MAX_CONNECTIONS", "2"), ("HTTP_HEADER_TIMEOUT", "30s")]).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Two keep-alive connections take both permits; a third waits.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        busy.push(TcpStream::connect(addr(&server)).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = TcpStream::connect(addr(&server)).await.unwrap();
+    third.write_all(b"GET /healthz HTTP/1.1\r\nHost: switchyard\r\nConnection: close\r\n\r\n").await.unwrap();
+    // The busy ones ask for keep-alive; at the limit each is answered and
+    // closed, so the waiting connection is served long before the 30 s an
+    // idle keep-alive connection would hold its permit.
+    for stream in &mut busy {
+        stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: switchyard\r\n\r\n").await.unwrap();
+        let (answer, closed) = read_until_closed(stream, Duration::from_secs(5)).await;
+        assert!(answer.starts_with("HTTP/1.1 200") && answer.to_ascii_lowercase().contains("connection: close"), "{answer:?}");
+        assert!(closed, "closed after its answer while every permit is taken");
+    }
+    let (answer, _) = read_until_closed(&mut third, Duration::from_secs(5)).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "the waiting connection is served: {answer:?}");
+    // Well below the limit keep-alive stays on.
+    let roomy = ServeProcess::start(&fresh_db(), &evolution, &[("HTTP_MAX_CONNECTIONS", "8")]).await;
+    let mut alone = TcpStream::connect(addr(&roomy)).await.unwrap();
+    alone.write_all(b"GET /healthz HTTP/1.1\r\nHost: switchyard\r\n\r\n").await.unwrap();
+    let (answer, closed) = read_until_closed(&mut alone, Duration::from_millis(500)).await;
+    assert!(answer.starts_with("HTTP/1.1 200") && !closed, "kept alive below the limit: {answer:?}");
+}
+
+#[tokio::test]
 async fn metrics_want_the_metrics_token_and_count_every_webhook_answer_413_included() {
     let evolution = StandIn::start().await;
     let env = [("METRICS_TOKEN", "metrics-token"), ("WEBHOOK_MAX_BODY_BYTES", "1024")];

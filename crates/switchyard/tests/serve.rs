@@ -80,6 +80,10 @@ async fn replies_survive_an_evolution_outage_in_order_and_exactly_once() {
         let stored = app.texts_for(contact).await;
         assert_eq!(texts, stored.iter().map(String::as_str).collect::<Vec<_>>(), "in order for {contact}");
     }
+    // The sender takes a contact's queued replies in one run and marks
+    // their attempts together; when the first failed, the marks of those
+    // behind it were taken back: none was ever taken for a maybe-sent one.
+    assert_eq!(app.count("SELECT COUNT(*) FROM outbox WHERE unsure_since IS NOT NULL").await, 0, "no reply became unsure");
     app.stop().await;
 }
 

@@ -4,7 +4,9 @@
 //! the kernel's backlog), and must send its request headers within
 //! `HTTP_HEADER_TIMEOUT` (hyper's `header_read_timeout`, which also closes
 //! an idle keep-alive connection). `HTTP_REQUEST_TIMEOUT` is a tower layer
-//! on the routes ([`super::app`]).
+//! on the routes ([`super::app`]). At the limit each answer closes its
+//! connection (`Connection: close`), so waiting connections are accepted in
+//! turn instead of behind a client's busy keep-alive ones.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,9 +66,26 @@ pub async fn serve(listener: TcpListener, router: Router, limits: HttpLimits, mu
         };
         // The peer's address rides along as `ConnectInfo` (the console rate-limits by it).
         let peer_router = router.clone();
+        let in_use = Arc::clone(&permits);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(axum::extract::ConnectInfo(peer));
-            peer_router.clone().oneshot(request)
+            let answer = peer_router.clone().oneshot(request);
+            let in_use = Arc::clone(&in_use);
+            async move {
+                let mut response = answer.await?;
+                if in_use.available_permits() == 0 {
+                    // At the limit (every permit taken, or all but the one
+                    // the accept loop holds while it waits): close this
+                    // connection after its answer, so connections waiting
+                    // to be accepted get their turn. Otherwise a client's
+                    // busy keep-alive connections hold every permit while
+                    // its other requests wait in the backlog until one of
+                    // those idles out (HTTP_HEADER_TIMEOUT): seconds of
+                    // latency with the process nearly idle.
+                    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+                }
+                Ok::<_, std::convert::Infallible>(response)
+            }
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {

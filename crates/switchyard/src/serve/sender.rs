@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use switchyard_engine::ids::InstanceId;
+use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::queue::{Outgoing, Queue};
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
@@ -104,18 +104,34 @@ impl Gates {
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let throttle = Arc::new(Throttle::default());
     let gates = Arc::new(Gates::new(state.config().send_concurrency));
+    // On SQLite a round's sent marks are written with the next round's
+    // attempt marks (one commit per round, not two), or alone as soon as a
+    // read finds nothing more to send, and before the sender stops.
+    let defer = matches!(state.store().as_ref(), switchyard_store::Db::Sqlite(_));
+    let mut unrecorded: Vec<(Outgoing, Sent)> = Vec::new();
     loop {
         if *stop.borrow() {
+            record_sent(&state, &std::mem::take(&mut unrecorded)).await;
             return;
         }
-        let due = match state.store().due_outbox(Timestamp::now_utc(), batch_size(state.config().send_interval)).await {
+        let mut due = match read_due(&state).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the outbox; retrying");
                 Vec::new()
             }
         };
+        if !unrecorded.is_empty() {
+            // Delivered already: its mark is on its way, not a send.
+            let mut done: Vec<i64> = unrecorded.iter().map(|(outgoing, _)| outgoing.seq).collect();
+            done.sort_unstable();
+            due.retain(|outgoing| done.binary_search(&outgoing.seq).is_err());
+        }
         if due.is_empty() {
+            if !unrecorded.is_empty() {
+                record_sent(&state, &std::mem::take(&mut unrecorded)).await;
+                continue;
+            }
             tokio::select! {
                 _ = state.inner.wake_sender.notified() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
@@ -123,27 +139,74 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        let Some(due) = mark_attempts(&state, due).await else {
+        let Some(runs) = mark_attempts(&state, due, &mut unrecorded).await else {
             // The reply stays due: do not spin on a store that refuses writes.
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
-        // One reply per contact per batch; all sends of the batch finish
-        // (and are marked sent, in one write) before the next read, so a
-        // contact's next reply never overtakes.
+        // One run per contact per batch (its due replies in order, each
+        // sent after the one before it was delivered); all sends of the
+        // batch finish (and are marked sent, in one write) before the next
+        // read, so a contact's next reply never overtakes.
         let mut sends = JoinSet::new();
-        for (outgoing, marked) in due {
+        for run in runs {
             let state = state.clone();
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            sends.spawn(async move { deliver(&state, &throttle, &gates, outgoing, marked).await });
+            sends.spawn(async move { deliver_run(&state, &throttle, &gates, run).await });
         }
-        let mut delivered = Vec::new();
+        let (mut delivered, mut untried) = (Vec::new(), Vec::new());
         while let Some(joined) = sends.join_next().await {
-            if let Ok(Some(done)) = joined {
-                delivered.push(done);
+            if let Ok((done, left)) = joined {
+                delivered.extend(done);
+                untried.extend(left);
             }
         }
-        record_sent(&state, &delivered).await;
+        if defer {
+            unrecorded = delivered;
+        } else {
+            record_sent(&state, &delivered).await;
+        }
+        if !untried.is_empty() {
+            unmark(&state, &untried).await;
+        }
+    }
+}
+
+/// The due replies: on SQLite each contact's run (its due head and the
+/// never-attempted replies queued behind it, `due_runs`), elsewhere each
+/// contact's head (`due_outbox`, which on PostgreSQL also claims it).
+async fn read_due(state: &AppState) -> Result<Vec<Outgoing>, StoreError> {
+    let (now, limit) = (Timestamp::now_utc(), batch_size(state.config().send_interval));
+    match state.store().as_ref() {
+        switchyard_store::Db::Sqlite(store) => store.due_runs(now, limit).await,
+        _ => state.store().due_outbox(now, limit).await,
+    }
+}
+
+/// Delivers a contact's run in order, stopping at the first reply not
+/// delivered (its failure is recorded and it stays the contact's head).
+/// Returns the delivered replies, and the later ones whose attempt was
+/// marked but whose request never went out.
+async fn deliver_run(state: &AppState, throttle: &Throttle, gates: &Gates, run: Vec<(Outgoing, bool)>) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
+    let mut delivered = Vec::with_capacity(run.len());
+    let mut replies = run.into_iter();
+    for (outgoing, marked) in replies.by_ref() {
+        match deliver(state, throttle, gates, outgoing, marked).await {
+            Some(done) => delivered.push(done),
+            None => break,
+        }
+    }
+    (delivered, replies.filter(|(_, marked)| *marked).map(|(outgoing, _)| outgoing.seq).collect())
+}
+
+/// Takes back the attempt marks of replies never requested, so they are
+/// plain due replies again. If this write is lost they read as unsure
+/// later: checked with Evolution before being sent, never sent twice.
+async fn unmark(state: &AppState, seqs: &[i64]) {
+    if let switchyard_store::Db::Sqlite(store) = state.store().as_ref()
+        && let Err(err) = store.outbox_unattempt_many(seqs).await
+    {
+        tracing::warn!(error = %err, replies = seqs.len(), "cannot take back unused send attempts; they will be checked before sending");
     }
 }
 
@@ -152,15 +215,29 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// one write, before any of their requests: one commit per batch instead of
 /// one per reply. Each comes back with whether its attempt is on record; a
 /// reply the store refused (sent, failed, or on PostgreSQL claimed by
-/// another process meanwhile) is dropped. Throttled instances and unsure
-/// replies record their attempt just before their request (`send`). `None`:
+/// another process meanwhile) is dropped, and with it the rest of its
+/// contact's run (their marks are taken back). Throttled instances and
+/// unsure replies record their attempt just before their request (`send`).
+/// The batch comes back as runs, one per contact in the order read. `None`:
 /// the store refused the write, and nothing is sent.
-async fn mark_attempts(state: &AppState, due: Vec<Outgoing>) -> Option<Vec<(Outgoing, bool)>> {
-    if state.config().send_interval.is_some() {
-        return Some(due.into_iter().map(|outgoing| (outgoing, false)).collect());
-    }
-    let first: Vec<i64> = due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect();
-    let marked = match state.store().outbox_attempt_many(&first, Timestamp::now_utc()).await {
+async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, unrecorded: &mut Vec<(Outgoing, Sent)>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
+    let throttled = state.config().send_interval.is_some();
+    let first: Vec<i64> = if throttled { Vec::new() } else { due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect() };
+    let now = Timestamp::now_utc();
+    let written = match state.store().as_ref() {
+        // The previous round's sent marks ride along (SQLite defers them).
+        switchyard_store::Db::Sqlite(store) if !unrecorded.is_empty() => {
+            let marks: Vec<(i64, Option<String>)> = unrecorded.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
+            let written = store.outbox_sent_then_attempt(&marks, &first, now).await;
+            if written.is_ok() {
+                log_sent(&std::mem::take(unrecorded));
+            }
+            written
+        }
+        _ if first.is_empty() => Ok(Vec::new()),
+        _ => state.store().outbox_attempt_many(&first, now).await,
+    };
+    let marked = match written {
         Ok(mut marked) => {
             marked.sort_unstable();
             marked
@@ -168,17 +245,39 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>) -> Option<Vec<(Outg
         Err(err) => {
             // Unrecorded, the attempts could repeat unnoticed after a crash.
             tracing::warn!(error = %err, replies = first.len(), "cannot record send attempts; not sending yet");
+            // The sent marks must land: on their own, retried.
+            record_sent(state, &std::mem::take(unrecorded)).await;
             return None;
         }
     };
-    Some(
-        due.into_iter()
-            .filter_map(|outgoing| match outgoing.unsure_since {
-                Some(_) => Some((outgoing, false)),
-                None => marked.binary_search(&outgoing.seq).is_ok().then_some((outgoing, true)),
-            })
-            .collect(),
-    )
+    let mut runs: Vec<Vec<(Outgoing, bool)>> = Vec::new();
+    let mut refused = Vec::new();
+    let (mut current, mut cut): (Option<(InstanceId, Contact)>, bool) = (None, false);
+    for outgoing in due {
+        if current.as_ref().is_none_or(|(instance, contact)| *instance != outgoing.instance || *contact != outgoing.contact) {
+            current = Some((outgoing.instance.clone(), outgoing.contact.clone()));
+            runs.push(Vec::new());
+            cut = false;
+        }
+        let on_record = marked.binary_search(&outgoing.seq).is_ok();
+        // Not refused: throttled (marked when sent), unsure (likewise), or marked now.
+        let ok = throttled || outgoing.unsure_since.is_some() || on_record;
+        cut |= !ok;
+        if cut {
+            if on_record {
+                refused.push(outgoing.seq);
+            }
+            continue;
+        }
+        if let Some(run) = runs.last_mut() {
+            run.push((outgoing, on_record));
+        }
+    }
+    if !refused.is_empty() {
+        unmark(state, &refused).await;
+    }
+    runs.retain(|run| !run.is_empty());
+    Some(runs)
 }
 
 /// Marks the batch's delivered replies sent, in one write.
@@ -187,6 +286,10 @@ async fn record_sent(state: &AppState, delivered: &[(Outgoing, Sent)]) {
     let now = Timestamp::now_utc();
     let marks: Vec<(i64, Option<String>)> = delivered.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
     persist(state, first.seq, || state.store().outbox_sent_many(&marks, now)).await;
+    log_sent(delivered);
+}
+
+fn log_sent(delivered: &[(Outgoing, Sent)]) {
     for (outgoing, _) in delivered {
         let request_id = outgoing.request_id.as_deref().unwrap_or("-");
         tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply sent");
