@@ -84,6 +84,9 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
     // and intent matching).
     let (hay, needle) = (haystack.as_bytes(), phrase.as_bytes());
     let Some(&first) = needle.first() else { return false };
+    if hay.len() >= 24 {
+        return contains_phrase_long(hay, needle, first);
+    }
     let mut start = 0;
     // Flows test dozens of phrases against one message: most word starts
     // fail on their first byte, which is checked before comparing slices.
@@ -98,6 +101,41 @@ pub fn contains_phrase(haystack: &str, phrase: &str) -> bool {
         }
     }
     false
+}
+
+/// [`contains_phrase`] for a longer text: it is scanned for the phrase's
+/// first byte eight bytes at a time, and only where that byte starts a word
+/// are the bytes compared.
+#[inline(never)]
+fn contains_phrase_long(hay: &[u8], needle: &[u8], first: u8) -> bool {
+    if needle.len() > hay.len() {
+        return false;
+    }
+    let last_start = hay.len() - needle.len();
+    let matches_at = |start: usize| {
+        let end = start + needle.len();
+        (start == 0 || hay[start - 1] == b' ') && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ')
+    };
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let spread = u64::from(first) * 0x0101_0101_0101_0101;
+    let mut at = 0;
+    while at + 8 <= last_start + 1 {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(&hay[at..at + 8]);
+        let diff = u64::from_le_bytes(word) ^ spread;
+        // The high bit of each byte of `found` is set where `diff` is zero,
+        // that is where the text has `first` (exact per byte: no carries).
+        let mut found = !(((diff & LOW) + LOW) | diff | LOW);
+        while found != 0 {
+            let start = at + (found.trailing_zeros() / 8) as usize;
+            if matches_at(start) {
+                return true;
+            }
+            found &= found - 1;
+        }
+        at += 8;
+    }
+    (at..=last_start).any(|start| hay[start] == first && matches_at(start))
 }
 
 /// The bytes the words of a normalised text start with, as a bitmap: a
@@ -534,6 +572,14 @@ mod properties {
                 prop_assert!(WordStarts::firsts([needle.as_str()]).start_a_word_of(&haystack));
             }
             prop_assert_eq!(starts.may_start(&needle), words.iter().any(|word| word.as_bytes()[0] == needle.as_bytes()[0]));
+        }
+
+        #[test]
+        fn phrase_search_agrees_with_a_naive_word_window_search_on_long_texts(words in proptest::collection::vec("[abc]{1,4}", 0..24), phrase in proptest::collection::vec("[abc]{1,3}", 1..4)) {
+            let haystack = words.join(" ");
+            let needle = phrase.join(" ");
+            let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
+            prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
         }
 
         #[test]
