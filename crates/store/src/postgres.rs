@@ -468,19 +468,12 @@ impl Queue for PgStore {
         // shared for this transaction: a live owner holds it exclusively.
         // (Reading `pg_locks` instead took every lock-manager partition on
         // each poll, whatever the outbox held.)
-        // Each contact's head of line comes from one ordered pass over the
-        // waiting replies' index (`DISTINCT ON`), not from a `MIN(seq)`
-        // subplan per due row, each walking its contact's index entries
-        // again (per-row subplans were a fifth of PostgreSQL's samples in
-        // a profile under load).
         let rows = sqlx::query(
             "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq IN ( \
                 SELECT o.seq FROM outbox o \
-                WHERE o.seq IN (SELECT head.seq FROM ( \
-                        SELECT DISTINCT ON (instance, contact) seq, next_attempt_at FROM outbox \
-                        WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY instance, contact, seq) AS head \
-                      WHERE head.next_attempt_at <= $3) \
-                AND o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
+                WHERE o.sent_at IS NULL AND o.failed_at IS NULL AND o.next_attempt_at <= $3 \
+                AND o.seq = (SELECT MIN(h.seq) FROM outbox h WHERE h.instance = o.instance AND h.contact = o.contact \
+                             AND h.sent_at IS NULL AND h.failed_at IS NULL) \
                 AND (o.claim_until IS NULL OR o.claim_until <= $3 \
                      OR (o.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(o.claimed_by, 0)))) \
                 ORDER BY o.seq LIMIT $4 FOR UPDATE SKIP LOCKED) \
