@@ -44,8 +44,8 @@ use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::codec::{
-    contact_state_from_rows, event_from_row, inbox_from_row, key_from_row,
-    outgoing_from_row, session_from_row, session_columns,
+    contact_state_from_rows, inbox_from_row, key_from_row,
+    outgoing_from_row, session_columns,
 };
 use crate::pg_writer::{insert_replies, write_rows, Inbound, Outbound, TurnRows, Writer};
 
@@ -352,39 +352,15 @@ impl Store for PgStore {
     }
 
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= $1 AND depth = 0 ORDER BY expires_at, id LIMIT $2"
-        ))
-        .bind(now.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
+        self.expired_sessions(now, limit).await
     }
 
     async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE instance = $1 AND contact = $2 ORDER BY started_at DESC, id DESC"
-        ))
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
+        self.contact_sessions(instance, contact).await
     }
 
     async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail \
-             FROM events WHERE session_id = $1 ORDER BY seq",
-        )
-        .bind(session.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(event_from_row).collect()
+        self.session_events(session).await
     }
 
     async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
@@ -543,15 +519,7 @@ impl Queue for PgStore {
     }
 
     async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT provider_id FROM outbox WHERE instance = $1 AND contact = $2 AND sent_at >= $3 AND provider_id IS NOT NULL ORDER BY seq",
-        )
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .bind(since.as_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)
+        self.provider_ids_since(instance, contact, since).await
     }
 
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {

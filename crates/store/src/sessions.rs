@@ -1,13 +1,15 @@
 //! Sessions for operators (`switchyard sessions`): the live ones, filtered,
 //! and one contact's whole history across instances and aliases.
 
-use switchyard_engine::ids::{Contact, InstanceId, Version};
+use switchyard_engine::event::Event;
+use switchyard_engine::ids::{Contact, InstanceId, SessionId, Version};
 use switchyard_engine::session::Session;
 use switchyard_engine::store::StoreError;
+use switchyard_engine::time::Timestamp;
 
 use crate::aliases::linked_ids;
 use crate::backend::{both, Backend};
-use crate::codec::{session_columns, session_from_row};
+use crate::codec::{event_from_row, session_columns, session_from_row};
 use crate::report::{bind_window, window, Window};
 
 /// Which live sessions to list; `None` matches everything.
@@ -41,6 +43,37 @@ const COMMANDS: &str = concat!(
     window!("s.", "$1", "$3", "$4", "$5", "$6"),
     " GROUP BY e.step, command ORDER BY e.step, command"
 );
+
+/// Outermost live sessions past their expiry, oldest first (the sweep ends
+/// their calls with them).
+const EXPIRED: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= $1 AND depth = 0 ORDER BY expires_at, id LIMIT $2");
+const OF_CONTACT: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE instance = $1 AND contact = $2 ORDER BY started_at DESC, id DESC");
+const EVENTS_OF: &str = "SELECT session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail \
+                         FROM events WHERE session_id = $1 ORDER BY seq";
+const SENT_IDS: &str = "SELECT provider_id FROM outbox WHERE instance = $1 AND contact = $2 AND sent_at >= $3 AND provider_id IS NOT NULL ORDER BY seq";
+
+// The engine's `Store` and `Queue` reads that are the same on both backends;
+// each backend's trait impl calls these.
+both! {
+    pub(crate) async fn expired_sessions(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(EXPIRED).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub(crate) async fn contact_sessions(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
+        let rows = sqlx::query(OF_CONTACT).bind(instance.as_str()).bind(contact.as_str()).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        rows.iter().map(session_from_row).collect()
+    }
+
+    pub(crate) async fn session_events(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
+        let rows = sqlx::query(EVENTS_OF).bind(session.to_string()).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub(crate) async fn provider_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(SENT_IDS).bind(instance.as_str()).bind(contact.as_str()).bind(since.as_millis()).fetch_all(self.reads()).await.map_err(Self::map_err)
+    }
+}
 
 both! {
     /// Live sessions matching `filter` (even those past their expiry that the

@@ -17,7 +17,7 @@ use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
-use crate::codec::{contact_state_from_rows, ContactRows, data_to_json, event_columns, event_from_row, inbox_columns, session_columns, session_from_row, FromColumns};
+use crate::codec::{contact_state_from_rows, ContactRows, data_to_json, event_columns, inbox_columns, session_columns, FromColumns};
 use crate::reader::Readers;
 use crate::writer::{bind, Param, Results, Statement, Writer};
 
@@ -366,40 +366,15 @@ impl Store for SqliteStore {
     }
 
     async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
-        // Only outermost sessions expire; the sweep ends their calls with them.
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= ? AND depth = 0 ORDER BY expires_at, id LIMIT ?",
-        ))
-        .bind(now.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
+        self.expired_sessions(now, limit).await
     }
 
     async fn sessions_of(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE instance = ? AND contact = ? ORDER BY started_at DESC, id DESC",
-        ))
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(session_from_row).collect()
+        self.contact_sessions(instance, contact).await
     }
 
     async fn events_of(&self, session: SessionId) -> Result<Vec<Event>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail \
-             FROM events WHERE session_id = ? ORDER BY seq",
-        )
-        .bind(session.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(event_from_row).collect()
+        self.session_events(session).await
     }
 
     async fn release_handoff(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
@@ -501,15 +476,7 @@ impl Queue for SqliteStore {
     }
 
     async fn sent_ids_since(&self, instance: &InstanceId, contact: &Contact, since: Timestamp) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT provider_id FROM outbox WHERE instance = $1 AND contact = $2 AND sent_at >= $3 AND provider_id IS NOT NULL ORDER BY seq",
-        )
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .bind(since.as_millis())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)
+        self.provider_ids_since(instance, contact, since).await
     }
 
     async fn outbox_sent(&self, seq: i64, provider_id: Option<&str>, at: Timestamp) -> Result<(), StoreError> {
