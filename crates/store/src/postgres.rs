@@ -84,6 +84,7 @@ fn migrator() -> Migrator {
         migration(12, "calls between flows", include_str!("../migrations/postgres/0012_session_calls.sql")),
         migration(13, "instance connections", include_str!("../migrations/postgres/0013_instance_connections.sql")),
         migration(14, "console at scale: covering start index", include_str!("../migrations/postgres/0014_console_scale.sql")),
+        migration(15, "metric counters per statement", include_str!("../migrations/postgres/0015_statement_counters.sql")),
     ])
 }
 
