@@ -204,6 +204,14 @@ async fn callee_split_inside_a_fixed_parent(db: &str) {
         assert_eq!((step.as_str(), outcome.as_str()), ("purchase.order", "completed"), "{customer}");
         let expected_caller = if renewers.contains(customer) { ("dc_renewal", 2) } else { ("digital_certificate", 1) };
         assert_eq!((caller.as_str(), *depth), expected_caller, "{customer}: {stack:?}");
+        // The API's session history names each frame's caller and depth.
+        let history = app.api(&format!("/api/sessions/{customer}")).await;
+        let sessions = history.as_array().unwrap();
+        let frame = sessions.iter().find(|session| session["flow"] == "dc_purchase").unwrap();
+        let called_by = sessions.iter().find(|session| session["id"] == frame["parent"]).unwrap_or_else(|| panic!("{customer}: {history:#}"));
+        assert_eq!((called_by["flow"].as_str(), frame["depth"].as_i64()), (Some(expected_caller.0), Some(expected_caller.1)), "{frame}");
+        let outermost = sessions.iter().find(|session| session["flow"] == "digital_certificate").unwrap();
+        assert_eq!((outermost["parent"].is_null(), outermost["depth"].as_i64()), (true, Some(0)), "{outermost}");
         // `explain` on the callee names the version its call got.
         let explained = app.api(&format!("/api/explain?flow=dc_purchase&contact={customer}&instance=loja-bot")).await;
         assert_eq!((explained["version"].as_str(), explained["reason"].as_str()), (Some(format!("v{version}").as_str()), Some("split")));
@@ -214,6 +222,8 @@ async fn callee_split_inside_a_fixed_parent(db: &str) {
     let explained = json(&switchyard(&["explain", "--flow", "dc_purchase", "--contact", customer, "--instance", "loja-bot", "--json"], db));
     assert_eq!(explained["version"], format!("v{version}"));
     assert_eq!(explained["called_by"], serde_json::json!(["dc_renewal@v1 at renewal.check_certificate", "digital_certificate@v4 at purchase"]));
+    let api = app.api(&format!("/api/explain?flow=dc_purchase&contact={customer}&instance=loja-bot")).await;
+    assert_eq!(api["called_by"], explained["called_by"], "the API explains a callee as the CLI does: {api}");
     let count = |version: i64| got.iter().filter(|(_, v)| *v == version).count() as u64;
     let (v1, v2) = (count(1), count(2));
     assert!(v1 > 0 && v2 > 0, "a 50/50 split of 14 customers uses both versions: {got:?}");

@@ -26,13 +26,8 @@ pub async fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyho
         Err(code) => return Ok(code),
     };
     let explanation = switchyard::views::records::explain(&engine, flow, &instance, &contact, Timestamp::now_utc());
-    let callers = callers(&registry, flow);
     if json {
-        let mut value = serde_json::to_value(&explanation)?;
-        if let Some(object) = value.as_object_mut() {
-            object.insert("called_by".to_owned(), serde_json::json!(callers));
-        }
-        println!("{value}");
+        println!("{}", serde_json::to_value(&explanation)?);
         return Ok(ExitCode::SUCCESS);
     }
     let text = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
@@ -57,30 +52,8 @@ pub async fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyho
     }
     println!("  {step}. active     {}", if explanation.reason.as_deref() == Some("active") { "matched   the version declared active in code" } else { "-" });
     println!("  contact {} on instance {instance}; only new sessions are resolved, live ones keep their version", contact.masked());
-    if !callers.is_empty() {
-        println!("  called by {}: each call resolves {flow} by these rules when it starts", callers.join(", "));
+    if !explanation.called_by.is_empty() {
+        println!("  called by {}: each call resolves {flow} by these rules when it starts", explanation.called_by.join(", "));
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// The compiled steps that call `flow` by name (`FLOW@VERSION at STEP`),
-/// whose calls resolve it by its own policy; a call fixed at a version
-/// (`flow@vN`) is listed with it, since no rule applies there.
-fn callers(registry: &switchyard_engine::registry::Registry, flow: &str) -> Vec<String> {
-    let mut callers = Vec::new();
-    for caller in registry.all() {
-        for step in caller.steps() {
-            for target in &step.targets {
-                let switchyard_engine::flow::Next::Call(spec) = target else { continue };
-                match switchyard_engine::call::Callee::parse(spec) {
-                    Ok(callee) if callee.flow == flow => {
-                        let fixed = callee.version.map(|version| format!(" (fixed at {version})")).unwrap_or_default();
-                        callers.push(format!("{}@{} at {}{fixed}", caller.flow(), caller.version(), step.id));
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    callers
 }

@@ -66,6 +66,10 @@ pub struct SessionView {
     pub outcome: Option<&'static str>,
     #[serde(serialize_with = "rfc3339_opt")]
     pub ended_at: Option<Timestamp>,
+    /// The session whose step called this one (`null` for an outermost
+    /// session), and how deep in the call stack it runs (0 outermost).
+    pub parent: Option<String>,
+    pub depth: u32,
 }
 
 impl From<&Session> for SessionView {
@@ -85,6 +89,8 @@ impl From<&Session> for SessionView {
             expires_at: session.expires_at(),
             outcome: session.outcome().map(Outcome::as_str),
             ended_at: session.ended_at(),
+            parent: session.record().parent.map(|id| id.to_string()),
+            depth: session.record().depth,
         }
     }
 }
@@ -123,6 +129,9 @@ pub struct Explanation {
     pub instance: String,
     /// Masked.
     pub contact: String,
+    /// The compiled steps that call this flow (`FLOW@VERSION at STEP`):
+    /// each call resolves it by these rules when it starts.
+    pub called_by: Vec<String>,
 }
 
 /// Explains the resolution of a new session of `contact` on `instance` at `now`.
@@ -168,5 +177,29 @@ pub fn explain(engine: &Engine, flow: &str, instance: &InstanceId, contact: &Con
         rules,
         instance: instance.as_str().to_owned(),
         contact: contact.masked(),
+        called_by: callers(&engine.registry(), flow),
     }
 }
+
+/// The compiled steps that call `flow` by name (`FLOW@VERSION at STEP`),
+/// whose calls resolve it by its own policy; a call fixed at a version
+/// (`flow@vN`) is listed with it, since no rule applies there.
+fn callers(registry: &switchyard_engine::registry::Registry, flow: &str) -> Vec<String> {
+    let mut callers = Vec::new();
+    for caller in registry.all() {
+        for step in caller.steps() {
+            for target in &step.targets {
+                let switchyard_engine::flow::Next::Call(spec) = target else { continue };
+                match switchyard_engine::call::Callee::parse(spec) {
+                    Ok(callee) if callee.flow == flow => {
+                        let fixed = callee.version.map(|version| format!(" (fixed at {version})")).unwrap_or_default();
+                        callers.push(format!("{}@{} at {}{fixed}", caller.flow(), caller.version(), step.id));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    callers
+}
+
