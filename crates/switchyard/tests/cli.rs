@@ -85,6 +85,11 @@ fn flows_json_reports_every_reference_version_with_its_shape() {
     assert_eq!(find("general_support", "v1")["steps"], 3);
     assert_eq!(find("unknown", "v1")["steps"], 2);
     assert_eq!(find("unknown", "v1")["subroutes"], serde_json::json!([]));
+    assert_eq!(dc["calls"], serde_json::json!([]));
+    // v4's subroutes are flows of their own, listed as the calls it makes.
+    let v4 = find("digital_certificate", "v4");
+    assert_eq!(v4["calls"], serde_json::json!(["dc_purchase", "dc_renewal", "dc_support", "dc_requirements", "dc_status"]), "{v4}");
+    assert_eq!(find("dc_renewal", "v1")["calls"], serde_json::json!(["dc_purchase"]));
     assert_eq!(find("digital_certificate", "v2")["lifecycle"], "inactive");
     assert_eq!(find("billing", "v2")["lifecycle"], "inactive");
 

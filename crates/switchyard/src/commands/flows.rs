@@ -47,6 +47,7 @@ pub async fn list(json: bool) -> anyhow::Result<ExitCode> {
                     "lifecycle": version.lifecycle().as_str(),
                     "steps": version.steps().len(),
                     "subroutes": version.subroutes(),
+                    "calls": calls(version),
                     "fingerprint": version.fingerprint().as_str(),
                     "override": overrides.get(version.flow().as_str()) == Some(version.version()),
                     "description": version.description(),
@@ -63,12 +64,17 @@ pub async fn list(json: bool) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|version| {
             let subroutes = version.subroutes();
+            let calls = calls(version);
             [
                 version.flow().to_string(),
                 version.version().to_string(),
                 version.lifecycle().as_str().to_owned(),
                 version.steps().len().to_string(),
-                if subroutes.is_empty() { "-".to_owned() } else { format!("{} ({})", subroutes.len(), subroutes.join(", ")) },
+                match (subroutes.is_empty(), calls.is_empty()) {
+                    (true, true) => "-".to_owned(),
+                    (false, _) => format!("{} ({})", subroutes.len(), subroutes.join(", ")),
+                    (true, false) => format!("calls {}", calls.join(", ")),
+                },
                 version.fingerprint().short().to_owned(),
                 if overrides.get(version.flow().as_str()) == Some(version.version()) { "<- override".to_owned() } else { String::new() },
             ]
@@ -377,4 +383,21 @@ pub fn lock(specs: &[String], file: Option<std::path::PathBuf>) -> anyhow::Resul
     std::fs::write(&path, lock.render()).map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
     println!("locked {} in {}", added.join(", "), path.display());
     Ok(ExitCode::SUCCESS)
+}
+
+/// The flows this version's steps call (`flow`, or `flow@vN` for a call
+/// fixed at a version), in step order, each once: a version whose subroutes
+/// are flows of their own (`digital_certificate@v4`) lists them here.
+fn calls(version: &switchyard_engine::registry::FlowVersion) -> Vec<String> {
+    let mut calls: Vec<String> = Vec::new();
+    for step in version.steps() {
+        for target in &step.targets {
+            if let switchyard_engine::flow::Next::Call(spec) = target {
+                if !calls.iter().any(|known| known == spec) {
+                    calls.push((*spec).to_owned());
+                }
+            }
+        }
+    }
+    calls
 }
