@@ -145,6 +145,16 @@ impl Db {
         dispatch!(self, ready())
     }
 
+    /// [`Queue::next_pending`] with the contact's state when the backend
+    /// reads both in one statement (PostgreSQL: one round trip less per
+    /// turn); `None` state: read it with [`Store::contact_state`].
+    pub async fn next_pending_with_state(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<(Pending, Option<ContactState>)>, StoreError> {
+        match self {
+            Db::Sqlite(store) => Ok(store.next_pending(instance, contact).await?.map(|pending| (pending, None))),
+            Db::Postgres(store) => Ok(store.next_pending_with_state(instance, contact).await?.map(|(pending, state)| (pending, Some(state)))),
+        }
+    }
+
     delegate! {
         pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError>;
         pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError>;

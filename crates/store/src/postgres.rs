@@ -66,6 +66,30 @@ const LEASE_RENEW: Duration = Duration::from_secs(5);
 /// The advisory lock every audit-appending transaction takes.
 const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
 
+/// The contact's oldest unprocessed entry ($1 instance, $2 contact), as
+/// `inbox_from_row` reads it; `next_pending`'s order.
+macro_rules! next_entry {
+    () => {
+        "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+         WHERE processed_at IS NULL AND instance = $1 AND contact = $2 \
+         ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1"
+    };
+}
+
+/// The entry `e` joined with the contact's state as `contact_state` reads
+/// it: one row per live session (outermost first), or one with NULL session
+/// columns; none when there is no entry. The session's instance and contact
+/// are the entry's.
+macro_rules! with_state {
+    () => {
+        "SELECT e.*, s.id, s.flow, s.version, s.fingerprint, s.reason, s.reason_detail, s.step, s.data, s.attempts, \
+         s.turns, s.started_at, s.last_input_at, s.expires_at, s.outcome, s.ended_at, s.revision, s.parent, s.depth, \
+         (SELECT until FROM handoffs h WHERE h.instance = $1 AND h.contact = $2) AS handoff_until, \
+         (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = $2) AS assignments \
+         FROM e LEFT JOIN sessions s ON s.instance = $1 AND s.contact = $2 AND s.outcome IS NULL ORDER BY s.depth"
+    };
+}
+
 fn migrator() -> Migrator {
     let migration = |version: i64, description: &'static str, sql: &'static str| {
         Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
@@ -121,6 +145,9 @@ pub struct PgStore {
     /// The contacts whose lease this process holds, with when it last wrote
     /// it: `next_pending` renews it only after [`LEASE_RENEW`] (see there).
     held: Arc<std::sync::Mutex<std::collections::HashMap<(InstanceId, Contact), std::time::Instant>>>,
+    /// The contacts whose lease `next_pending` gave up because nothing
+    /// waited: the `release_contact` that follows has nothing left to do.
+    released: Arc<std::sync::Mutex<std::collections::HashSet<(InstanceId, Contact)>>>,
     /// Held for as long as any clone of this store lives.
     _node_lock: Arc<NodeLock>,
 }
@@ -261,7 +288,7 @@ impl PgStore {
         let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
         let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
         let writer = Writer::start(pool.clone(), queue);
-        Ok(PgStore { pool, leases, node, writer, held: Arc::default(), _node_lock: Arc::new(node_lock) })
+        Ok(PgStore { pool, leases, node, writer, held: Arc::default(), released: Arc::default(), _node_lock: Arc::new(node_lock) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -279,6 +306,10 @@ impl PgStore {
 
     fn held_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<(InstanceId, Contact), std::time::Instant>> {
         self.held.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn released_lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<(InstanceId, Contact)>> {
+        self.released.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Writes waiting for the writer (the batch being written not counted).
@@ -404,53 +435,9 @@ impl Queue for PgStore {
 
     /// Takes (or renews) the contact's lease and reads its oldest
     /// unprocessed entry, in one round trip; `None` when another process
-    /// holds the contact (the data-modifying `WITH` runs whether or not the
-    /// read needs it, and the read happens only when the lease is ours).
+    /// holds the contact (see [`PgStore::next_pending_with_state`]).
     async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
-        // The lease taken moments ago (the entry before this one) still
-        // runs: only read. Skipping the write is safe: the lease only saves
-        // duplicate work (see the module doc), and it is renewed well
-        // before it lapses.
-        let key = (instance.clone(), contact.clone());
-        let fresh = self.held_lock().get(&key).is_some_and(|at| at.elapsed() < LEASE_RENEW);
-        if fresh {
-            let row = sqlx::query(
-                "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
-                 WHERE processed_at IS NULL AND instance = $1 AND contact = $2 \
-                 ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
-            )
-            .bind(instance.as_str())
-            .bind(contact.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-            return row.as_ref().map(inbox_from_row).transpose();
-        }
-        let taken_at = std::time::Instant::now();
-        let now = Timestamp::now_utc();
-        let row = sqlx::query(
-            "WITH lease AS ( \
-                INSERT INTO contact_leases (instance, contact, owner, until) VALUES ($1, $2, $3, $4) \
-                ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-                WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 RETURNING owner) \
-             SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
-             WHERE EXISTS (SELECT 1 FROM lease) AND processed_at IS NULL AND instance = $1 AND contact = $2 \
-             ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
-        )
-        .bind(instance.as_str())
-        .bind(contact.as_str())
-        .bind(&*self.node)
-        .bind(now.as_millis() + millis(LEASE))
-        .bind(now.as_millis())
-        .fetch_optional(&self.leases)
-        .await
-        .map_err(map_err)?;
-        // An entry came back: the lease is ours (none does when another
-        // process holds the contact, or when there is nothing to do).
-        if row.is_some() {
-            self.held_lock().insert(key, taken_at);
-        }
-        row.as_ref().map(inbox_from_row).transpose()
+        Ok(self.next_pending_with_state(instance, contact).await?.map(|(pending, _)| pending))
     }
 
     /// Through the writer, together with the other turns, accepts and sent
@@ -585,7 +572,13 @@ impl Queue for PgStore {
     /// One statement: its read sees the leases as they were before its own
     /// `DELETE`, so this process's lease is left out by owner.
     async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
-        self.held_lock().remove(&(instance.clone(), contact.clone()));
+        let key = (instance.clone(), contact.clone());
+        self.held_lock().remove(&key);
+        // `next_pending` found nothing and gave the lease up in the same
+        // statement (one snapshot, as below): nothing waited then.
+        if self.released_lock().remove(&key) {
+            return Ok(false);
+        }
         sqlx::query_scalar(
             "WITH gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3) \
              SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
@@ -604,6 +597,73 @@ impl Queue for PgStore {
 /// Evacuation and batched send marks: the same operations as
 /// [`crate::sqlite::SqliteStore`]'s.
 impl PgStore {
+    /// [`Queue::next_pending`] with the contact's state
+    /// ([`Store::contact_state`]) read in the same statement, so a turn
+    /// costs one round trip less. Takes (or renews) the contact's lease and
+    /// reads its oldest unprocessed entry; `None` when another process holds
+    /// the contact (the data-modifying `WITH` runs whether or not the read
+    /// needs it, and the read happens only when the lease is ours) or when
+    /// nothing waits. The state is as fresh as a `contact_state` call right
+    /// after: the turn's commit still checks every session's revision.
+    pub async fn next_pending_with_state(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<(Pending, ContactState)>, StoreError> {
+        let key = (instance.clone(), contact.clone());
+        self.released_lock().remove(&key);
+        // The lease taken moments ago (the entry before this one) still
+        // runs: no lease write. Skipping it is safe: the lease only saves
+        // duplicate work (see the module doc), and it is renewed well
+        // before it lapses. When nothing waits, the lease is given up in
+        // the same statement (what `release_contact` would do next: its
+        // read and its delete share one snapshot there too).
+        let fresh = self.held_lock().get(&key).is_some_and(|at| at.elapsed() < LEASE_RENEW);
+        if fresh {
+            let rows = sqlx::query(concat!(
+                "WITH e AS (", next_entry!(), "), \
+                 gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3 \
+                          AND NOT EXISTS (SELECT 1 FROM e)) ",
+                with_state!()
+            ))
+            .bind(instance.as_str())
+            .bind(contact.as_str())
+            .bind(&*self.node)
+            .fetch_all(&self.leases)
+            .await
+            .map_err(map_err)?;
+            if rows.is_empty() {
+                self.held_lock().remove(&key);
+                self.released_lock().insert(key);
+                return Ok(None);
+            }
+            return pending_with_state(&rows);
+        }
+        let taken_at = std::time::Instant::now();
+        let now = Timestamp::now_utc();
+        let rows = sqlx::query(concat!(
+            "WITH lease AS ( \
+                INSERT INTO contact_leases (instance, contact, owner, until) VALUES ($1, $2, $3, $4) \
+                ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+                WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 RETURNING owner), \
+             e AS (SELECT * FROM (",
+            next_entry!(),
+            ") n WHERE EXISTS (SELECT 1 FROM lease)) ",
+            with_state!()
+        ))
+        .bind(instance.as_str())
+        .bind(contact.as_str())
+        .bind(&*self.node)
+        .bind(now.as_millis() + millis(LEASE))
+        .bind(now.as_millis())
+        .fetch_all(&self.leases)
+        .await
+        .map_err(map_err)?;
+        // An entry came back: the lease is ours (none does when another
+        // process holds the contact, or when there is nothing to do).
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        self.held_lock().insert(key, taken_at);
+        pending_with_state(&rows)
+    }
+
     pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError> {
         let reply_to: Option<String> =
             sqlx::query_scalar("SELECT reply_to FROM inbox WHERE instance = $1 AND contact = $2 ORDER BY seq DESC LIMIT 1")
@@ -651,6 +711,11 @@ impl PgStore {
     pub async fn outbox_sent_many(&self, sent: &[(i64, Option<String>)], at: Timestamp) -> Result<(), StoreError> {
         self.writer.sent(sent.to_vec(), at).await
     }
+}
+
+fn pending_with_state(rows: &[sqlx::postgres::PgRow]) -> Result<Option<(Pending, ContactState)>, StoreError> {
+    let Some(first) = rows.first() else { return Ok(None) };
+    Ok(Some((inbox_from_row(first)?, contact_state_from_rows(rows)?)))
 }
 
 /// Closes the contact's live hold (`holds`) as released by hand ($1

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use switchyard_engine::engine::Inbound;
+use switchyard_engine::engine::{ContactState, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::queue::{InboxKind, Pending, Queue};
 use switchyard_engine::service::Conversations;
@@ -133,8 +133,10 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
             let _ = state.store().release_contact(&key.0, &key.1).await;
             return Drained::Idle;
         }
-        let pending = match state.store().next_pending(&key.0, &key.1).await {
-            Ok(Some(pending)) => pending,
+        // PostgreSQL reads the contact's state with the entry (one round
+        // trip less); SQLite leaves it to `process_entry`.
+        let (pending, known) = match state.store().next_pending_with_state(&key.0, &key.1).await {
+            Ok(Some(found)) => found,
             // Nothing left (or another process holds the contact): give the
             // contact up, and look again if entries arrived through another
             // process meanwhile that nobody is working on.
@@ -167,7 +169,7 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
                 continue;
             }
         };
-        match process(state, &pending).await {
+        match process(state, &pending, known).await {
             Ok(()) => {
                 state.inner.wake_sender.notify_one();
                 return Drained::Processed;
@@ -189,21 +191,24 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
     }
 }
 
-async fn process(state: &AppState, pending: &Pending) -> Result<(), StoreError> {
+async fn process(state: &AppState, pending: &Pending, known: Option<ContactState>) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     // The request id is the inbound message's id: the webhook, this turn and
     // its sends all log it.
     let span = tracing::info_span!("turn", request_id = %pending.entry.message_id);
-    let result = tracing::Instrument::instrument(process_entry(state, pending), span).await;
+    let result = tracing::Instrument::instrument(process_entry(state, pending, known), span).await;
     if result.is_ok() {
         state.inner.metrics.processing.observe(started.elapsed());
     }
     result
 }
 
-async fn process_entry(state: &AppState, pending: &Pending) -> Result<(), StoreError> {
+async fn process_entry(state: &AppState, pending: &Pending, known: Option<ContactState>) -> Result<(), StoreError> {
     let entry = &pending.entry;
-    let contact_state = state.store().contact_state(&entry.instance, &entry.contact).await?;
+    let contact_state = match known {
+        Some(known) => known,
+        None => state.store().contact_state(&entry.instance, &entry.contact).await?,
+    };
     let now = Timestamp::now_utc();
     let turn = match &entry.kind {
         InboxKind::Customer(content) => {
