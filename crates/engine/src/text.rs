@@ -111,31 +111,50 @@ fn contains_phrase_long(hay: &[u8], needle: &[u8], first: u8) -> bool {
     if needle.len() > hay.len() {
         return false;
     }
-    let last_start = hay.len() - needle.len();
+    // Where the phrase may start: 0..starts.
+    let starts = hay.len() - needle.len() + 1;
     let matches_at = |start: usize| {
         let end = start + needle.len();
         (start == 0 || hay[start - 1] == b' ') && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ')
     };
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let spread = u64::from(first) * 0x0101_0101_0101_0101;
-    let mut at = 0;
-    while at + 8 <= last_start + 1 {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&hay[at..at + 8]);
-        let diff = u64::from_le_bytes(word) ^ spread;
-        // The high bit of each byte of `found` is set where `diff` is zero,
-        // that is where the text has `first` (exact per byte: no carries).
-        let mut found = !(((diff & LOW) + LOW) | diff | LOW);
+    // The start positions in `found` (the high bit of each byte where the
+    // text has `first`), from byte `at` of the text.
+    let any_match = |mut found: u64, at: usize| {
         while found != 0 {
-            let start = at + (found.trailing_zeros() / 8) as usize;
-            if matches_at(start) {
+            if matches_at(at + (found.trailing_zeros() / 8) as usize) {
                 return true;
             }
             found &= found - 1;
         }
+        false
+    };
+    let spread = u64::from(first) * 0x0101_0101_0101_0101;
+    let mut at = 0;
+    while at + 8 <= starts {
+        if any_match(bytes_equal(word_at(hay, at), spread), at) {
+            return true;
+        }
         at += 8;
     }
-    (at..=last_start).any(|start| hay[start] == first && matches_at(start))
+    if at == starts {
+        return false;
+    }
+    if starts < 8 {
+        // A phrase nearly as long as the text: a few starts, one at a time.
+        return (at..starts).any(|start| hay[start] == first && matches_at(start));
+    }
+    // The last starts, in the eight bytes before `starts` read again; the
+    // ones before `at` were already checked.
+    let base = starts - 8;
+    any_match(bytes_equal(word_at(hay, base), spread) & (u64::MAX << ((at - base) * 8)), base)
+}
+
+/// The high bit of each byte of `word` equal to that byte of `spread`
+/// (exact per byte: no carries).
+fn bytes_equal(word: u64, spread: u64) -> u64 {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let diff = word ^ spread;
+    !(((diff & LOW) + LOW) | diff | LOW)
 }
 
 /// The bytes the words of a normalised text start with, as a bitmap: a
@@ -642,6 +661,19 @@ mod properties {
         #[test]
         fn phrase_search_agrees_with_a_naive_word_window_search_on_long_texts(words in proptest::collection::vec("[abc]{1,4}", 0..24), phrase in proptest::collection::vec("[abc]{1,3}", 1..4)) {
             let haystack = words.join(" ");
+            let needle = phrase.join(" ");
+            let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
+            prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
+        }
+
+        #[test]
+        fn phrase_search_agrees_with_a_naive_word_window_search_for_phrases_nearly_as_long_as_the_text(words in proptest::collection::vec("[ab]{1,3}", 8..14), skip in 0usize..3, cut in 0usize..3, other in "[ab]{1,3}", at in 0usize..8) {
+            // Phrases of most of the text's words, sometimes with one word changed.
+            let haystack = words.join(" ");
+            let mut phrase = words[skip..words.len() - cut].to_vec();
+            if at < phrase.len() {
+                phrase[at] = other;
+            }
             let needle = phrase.join(" ");
             let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
             prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
