@@ -33,7 +33,7 @@ use switchyard_engine::service::Conversations;
 use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::Store;
 use switchyard_engine::time::{Clock, Timestamp, parse_duration};
-use switchyard_store::Db;
+use switchyard::holding::HoldingStore;
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -453,7 +453,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let start = Timestamp::now_utc().minus(horizon).minus(SPACING.saturating_mul(args.contacts - 1));
 
     let clock = SimClock::default();
-    let conversations = Conversations::new(Arc::clone(&engine), store, clock.clone());
+    let conversations = Conversations::new(Arc::clone(&engine), HoldingStore::new(store, clock.clone()), clock.clone());
     let simulator = Simulator { conversations: &conversations, clock: &clock, walk, instance: &instance, behaviours: &behaviours, seed: args.seed };
 
     let mut tallies: BTreeMap<Version, Tally> = behaviours.keys().map(|version| (*version, Tally::default())).collect();
@@ -490,7 +490,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 struct Simulator<'a> {
-    conversations: &'a Conversations<Db, SimClock>,
+    conversations: &'a Conversations<HoldingStore<SimClock>, SimClock>,
     clock: &'a SimClock,
     walk: &'a Walk,
     instance: &'a InstanceId,
