@@ -34,29 +34,55 @@ pub fn normalize(text: &str) -> String {
 pub(crate) fn normalize_into(text: &str, out: &mut String) {
     debug_assert!(out.is_empty());
     out.reserve(text.len());
+    let bytes = text.as_bytes();
+    // Set at a separator once a word was written: the next word is
+    // preceded by one space.
     let mut pending_space = false;
-    for ch in text.chars() {
-        // ASCII first: nearly every customer message and every phrase is
-        // mostly ASCII, and the accent table below is a long match.
-        let mapped = if ch.is_ascii() {
-            Some(ch.to_ascii_lowercase()).filter(char::is_ascii_alphanumeric)
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        // ASCII first, a byte at a time through a table: nearly every
+        // customer message and every phrase is mostly ASCII, and the
+        // accent table below is a long match.
+        let mapped = if byte.is_ascii() {
+            at += 1;
+            match ASCII_FOLD[usize::from(byte)] {
+                0 => None,
+                folded => Some(char::from(folded)),
+            }
         } else {
+            let ch = text[at..].chars().next().unwrap_or_default();
+            at += ch.len_utf8().max(1);
             fold_char(ch).filter(|ch| ch.is_alphanumeric())
         };
         match mapped {
             Some(ch) => {
-                if pending_space && !out.is_empty() {
+                if pending_space {
                     out.push(' ');
+                    pending_space = false;
                 }
-                pending_space = false;
                 out.push(ch);
             }
             // '@' and '.' inside words matter for e-mails and numbers; the
             // caller that needs them reads the raw text instead.
-            None => pending_space = true,
+            None => pending_space = !out.is_empty(),
         }
     }
 }
+
+/// An ASCII byte lowercased when it is a letter or digit, 0 otherwise.
+const ASCII_FOLD: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut byte = 0;
+    while byte < 128 {
+        let ch = (byte as u8).to_ascii_lowercase();
+        if ch.is_ascii_alphanumeric() {
+            table[byte] = ch;
+        }
+        byte += 1;
+    }
+    table
+};
 
 fn fold_char(ch: char) -> Option<char> {
     let folded = match ch {
