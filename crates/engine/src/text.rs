@@ -308,6 +308,9 @@ fn normal_word(word: u64) -> Option<u64> {
     ((lower | digit | space) == HIGH).then_some(space)
 }
 
+/// A constant text and, when it reads as a numbered menu, its option titles.
+pub(crate) type ConstantMenu<'a> = (&'a Cow<'static, str>, Option<&'a Arc<[String]>>);
+
 /// The texts of one version, parsed from its embedded `texts.txt`.
 ///
 /// A text is kept as a slice of the embedded file when it is one (so a
@@ -399,7 +402,7 @@ impl Texts {
 
     /// The constant text `key` with its option titles when read as a
     /// numbered menu ([`crate::media::menu_options`], computed once).
-    pub(crate) fn constant_menu(&self, key: &str) -> Option<(&Cow<'static, str>, Option<&Arc<[String]>>)> {
+    pub(crate) fn constant_menu(&self, key: &str) -> Option<ConstantMenu<'_>> {
         let entry = self.entries.get(key).filter(|entry| entry.constant)?;
         let titles = entry.menu.get_or_init(|| crate::media::menu_options(&entry.text).map(Arc::from));
         Some((&entry.text, titles.as_ref()))
