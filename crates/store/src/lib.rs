@@ -190,6 +190,8 @@ impl Db {
         pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError>;
         pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError>;
         pub async fn commit_inbound_holding(&self, turn: &Turn, pending: &Pending, reply_to: &str, hold: &HoldStart) -> Result<(), StoreError>;
+        pub async fn commit_holding(&self, turn: &Turn, hold: &HoldStart) -> Result<(), StoreError>;
+        pub async fn commit_audited(&self, turn: &Turn, audit: &policy::AuditedTurn<'_>) -> Result<i64, StoreError>;
         pub async fn desk_due(&self, now: Timestamp, lease_millis: i64, limit: u32) -> Result<Vec<DeskJob>, StoreError>;
         pub async fn desk_progress(&self, seq: i64, step: u32, conversation: Option<i64>) -> Result<(), StoreError>;
         pub async fn desk_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError>;
