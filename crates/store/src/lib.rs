@@ -145,6 +145,17 @@ impl Db {
         dispatch!(self, ready())
     }
 
+    /// [`Queue::next_pending`], and whether another entry of the contact
+    /// waits behind it: SQLite answers from the same read; PostgreSQL
+    /// (whose read also takes the contact's lease) always says `true`, so
+    /// the caller looks again as before.
+    pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<(Option<Pending>, bool), StoreError> {
+        match self {
+            Db::Sqlite(store) => store.next_pending_and_more(instance, contact).await,
+            Db::Postgres(store) => Ok((store.next_pending(instance, contact).await?, true)),
+        }
+    }
+
     delegate! {
         pub async fn version_status(&self, flow: &str, since: Timestamp) -> Result<Vec<VersionStatus>, StoreError>;
         pub async fn live_sessions_of(&self, flow: &str, version: Version) -> Result<Vec<Session>, StoreError>;
