@@ -76,7 +76,7 @@ fn main() {
     .unwrap();
     writeln!(
         generated,
-        "/// (flow, version, [(file relative to src/, SHA-256 of its contents)]): what each fingerprint covers.\npub const INPUTS: &[(&str, u32, &[(&str, &str)])] = &[\n{inputs}];"
+        "/// (flow, version, [(file relative to src/, SHA-256 of its contents)]).\npub type Inputs = &'static [(&'static str, u32, &'static [(&'static str, &'static str)])];\n/// What each fingerprint covers.\npub const INPUTS: Inputs = &[\n{inputs}];"
     )
     .unwrap();
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("versions.rs");

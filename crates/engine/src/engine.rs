@@ -138,10 +138,8 @@ impl Engine {
             return turn;
         }
         let mut live = state.session.filter(Session::is_live).map(|root| self.innermost(root, state.calls, &mut turn));
-        if live.as_ref().is_some_and(|session| self.expires_at(session, &turn) <= now) {
-            if let Some(session) = live.take() {
-                self.expire_into(session, now, &mut turn);
-            }
+        if live.as_ref().is_some_and(|session| self.expires_at(session, &turn) <= now) && let Some(session) = live.take() {
+            self.expire_into(session, now, &mut turn);
         }
         let (text, medium) = match &inbound.content {
             Content::Text(text) => (text.as_str(), None),

@@ -15,6 +15,10 @@ use crate::text::{contains_phrase, normalize};
 /// under this name for the released version folders.
 pub type To = Next;
 
+/// A menu option in a [`Shape::Menu`]: its normalised phrases, where it
+/// leads, and the values it stores.
+pub type MenuOption = (Vec<String>, Next, Vec<(&'static str, &'static str)>);
+
 /// A kind's declaration as data (see [`Step::shape`]).
 #[derive(Clone, Debug)]
 pub enum Shape {
@@ -24,7 +28,7 @@ pub enum Shape {
         invalid: &'static str,
         exhausted: &'static str,
         max_attempts: u32,
-        options: Vec<(Vec<String>, Next, Vec<(&'static str, &'static str)>)>,
+        options: Vec<MenuOption>,
     },
     Ask {
         prompt: &'static str,
@@ -98,11 +102,9 @@ impl Menu {
             let n: usize = first.parse().ok()?;
             return self.choices.get(n.checked_sub(1)?);
         }
-        if numbers {
-            if let Some(rest) = normalized.strip_prefix("opcao ") {
-                let n: usize = rest.split(' ').next()?.parse().ok()?;
-                return self.choices.get(n.checked_sub(1)?);
-            }
+        if numbers && let Some(rest) = normalized.strip_prefix("opcao ") {
+            let n: usize = rest.split(' ').next()?.parse().ok()?;
+            return self.choices.get(n.checked_sub(1)?);
         }
         // The longest matching phrase wins, so "status do pedido" beats "pedido";
         // two options tied on length is ambiguous and picks nothing.
@@ -142,10 +144,8 @@ impl Step for Menu {
     /// in words ("quero renovar"), the menu is skipped. Numbers are not taken
     /// from a trigger: "1" meant an option of the previous menu.
     fn enter(&self, ctx: &mut Ctx<'_>) -> Next {
-        if let Some(trigger) = ctx.trigger() {
-            if let Some(choice) = self.pick(&ctx.normalized(trigger), false) {
-                return self.take(ctx, choice);
-            }
+        if let Some(trigger) = ctx.trigger() && let Some(choice) = self.pick(&ctx.normalized(trigger), false) {
+            return self.take(ctx, choice);
         }
         ctx.say_menu(self.prompt, self.choices.len());
         Next::Wait

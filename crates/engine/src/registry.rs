@@ -543,24 +543,16 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
     let mut queue = VecDeque::from([entry]);
     reached[entry] = true;
     for (_, to) in &decl.interrupts {
-        if let Some(Next::Goto(name)) = to.target() {
-            if let Some(idx) = ids.iter().position(|id| *id == name) {
-                if !reached[idx] {
-                    reached[idx] = true;
-                    queue.push_back(idx);
-                }
-            }
+        if let Some(Next::Goto(name)) = to.target() && let Some(idx) = ids.iter().position(|id| *id == name) && !reached[idx] {
+            reached[idx] = true;
+            queue.push_back(idx);
         }
     }
     while let Some(idx) = queue.pop_front() {
         for target in &steps[idx].targets {
-            if let Next::Goto(name) = target {
-                if let Some(next) = ids.iter().position(|id| id == name) {
-                    if !reached[next] {
-                        reached[next] = true;
-                        queue.push_back(next);
-                    }
-                }
+            if let Next::Goto(name) = target && let Some(next) = ids.iter().position(|id| id == name) && !reached[next] {
+                reached[next] = true;
+                queue.push_back(next);
             }
         }
     }
@@ -575,10 +567,8 @@ fn check_version(decl: VersionDecl, flow_names: &[&str], errors: &mut Vec<Regist
     }
     let mut subroutes: Vec<&'static str> = Vec::new();
     for step in &steps {
-        if let Some((subroute, _)) = step.id.split_once('.') {
-            if !subroutes.contains(&subroute) {
-                subroutes.push(subroute);
-            }
+        if let Some((subroute, _)) = step.id.split_once('.') && !subroutes.contains(&subroute) {
+            subroutes.push(subroute);
         }
     }
     let interrupts: Vec<(Vec<String>, Next)> = decl

@@ -278,10 +278,10 @@ impl Resolver {
         if let Some(version) = self.overrides.get(query.flow) {
             return (Some(Resolution { version, reason: Reason::Override }), false);
         }
-        if let (Some(resolution), remember) = self.policy().resolve_remembering(query, remembered) {
-            if registry.get(query.flow, resolution.version).is_some() {
-                return (Some(resolution), remember);
-            }
+        if let (Some(resolution), remember) = self.policy().resolve_remembering(query, remembered)
+            && registry.get(query.flow, resolution.version).is_some()
+        {
+            return (Some(resolution), remember);
         }
         (self.active_resolution(query), false)
     }

@@ -416,7 +416,7 @@ fn bucket_detail(version: Version, weight: Weight, position: u32) -> String {
     if fraction != 0 {
         out.push('.');
         out.push(char::from(b'0' + (fraction / 10) as u8));
-        if fraction % 10 != 0 {
+        if !fraction.is_multiple_of(10) {
             out.push(char::from(b'0' + (fraction % 10) as u8));
         }
     }

@@ -34,29 +34,55 @@ pub fn normalize(text: &str) -> String {
 pub(crate) fn normalize_into(text: &str, out: &mut String) {
     debug_assert!(out.is_empty());
     out.reserve(text.len());
+    let bytes = text.as_bytes();
+    // Set at a separator once a word was written: the next word is
+    // preceded by one space.
     let mut pending_space = false;
-    for ch in text.chars() {
-        // ASCII first: nearly every customer message and every phrase is
-        // mostly ASCII, and the accent table below is a long match.
-        let mapped = if ch.is_ascii() {
-            Some(ch.to_ascii_lowercase()).filter(char::is_ascii_alphanumeric)
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        // ASCII first, a byte at a time through a table: nearly every
+        // customer message and every phrase is mostly ASCII, and the
+        // accent table below is a long match.
+        let mapped = if byte.is_ascii() {
+            at += 1;
+            match ASCII_FOLD[usize::from(byte)] {
+                0 => None,
+                folded => Some(char::from(folded)),
+            }
         } else {
+            let ch = text[at..].chars().next().unwrap_or_default();
+            at += ch.len_utf8().max(1);
             fold_char(ch).filter(|ch| ch.is_alphanumeric())
         };
         match mapped {
             Some(ch) => {
-                if pending_space && !out.is_empty() {
+                if pending_space {
                     out.push(' ');
+                    pending_space = false;
                 }
-                pending_space = false;
                 out.push(ch);
             }
             // '@' and '.' inside words matter for e-mails and numbers; the
             // caller that needs them reads the raw text instead.
-            None => pending_space = true,
+            None => pending_space = !out.is_empty(),
         }
     }
 }
+
+/// An ASCII byte lowercased when it is a letter or digit, 0 otherwise.
+const ASCII_FOLD: [u8; 128] = {
+    let mut table = [0u8; 128];
+    let mut byte = 0;
+    while byte < 128 {
+        let ch = (byte as u8).to_ascii_lowercase();
+        if ch.is_ascii_alphanumeric() {
+            table[byte] = ch;
+        }
+        byte += 1;
+    }
+    table
+};
 
 fn fold_char(ch: char) -> Option<char> {
     let folded = match ch {
@@ -111,31 +137,50 @@ fn contains_phrase_long(hay: &[u8], needle: &[u8], first: u8) -> bool {
     if needle.len() > hay.len() {
         return false;
     }
-    let last_start = hay.len() - needle.len();
+    // Where the phrase may start: 0..starts.
+    let starts = hay.len() - needle.len() + 1;
     let matches_at = |start: usize| {
         let end = start + needle.len();
         (start == 0 || hay[start - 1] == b' ') && &hay[start..end] == needle && (end == hay.len() || hay[end] == b' ')
     };
-    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let spread = u64::from(first) * 0x0101_0101_0101_0101;
-    let mut at = 0;
-    while at + 8 <= last_start + 1 {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(&hay[at..at + 8]);
-        let diff = u64::from_le_bytes(word) ^ spread;
-        // The high bit of each byte of `found` is set where `diff` is zero,
-        // that is where the text has `first` (exact per byte: no carries).
-        let mut found = !(((diff & LOW) + LOW) | diff | LOW);
+    // The start positions in `found` (the high bit of each byte where the
+    // text has `first`), from byte `at` of the text.
+    let any_match = |mut found: u64, at: usize| {
         while found != 0 {
-            let start = at + (found.trailing_zeros() / 8) as usize;
-            if matches_at(start) {
+            if matches_at(at + (found.trailing_zeros() / 8) as usize) {
                 return true;
             }
             found &= found - 1;
         }
+        false
+    };
+    let spread = u64::from(first) * 0x0101_0101_0101_0101;
+    let mut at = 0;
+    while at + 8 <= starts {
+        if any_match(bytes_equal(word_at(hay, at), spread), at) {
+            return true;
+        }
         at += 8;
     }
-    (at..=last_start).any(|start| hay[start] == first && matches_at(start))
+    if at == starts {
+        return false;
+    }
+    if starts < 8 {
+        // A phrase nearly as long as the text: a few starts, one at a time.
+        return (at..starts).any(|start| hay[start] == first && matches_at(start));
+    }
+    // The last starts, in the eight bytes before `starts` read again; the
+    // ones before `at` were already checked.
+    let base = starts - 8;
+    any_match(bytes_equal(word_at(hay, base), spread) & (u64::MAX << ((at - base) * 8)), base)
+}
+
+/// The high bit of each byte of `word` equal to that byte of `spread`
+/// (exact per byte: no carries).
+fn bytes_equal(word: u64, spread: u64) -> u64 {
+    const LOW: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let diff = word ^ spread;
+    !(((diff & LOW) + LOW) | diff | LOW)
 }
 
 /// The bytes the words of a normalised text start with, as a bitmap: a
@@ -189,23 +234,82 @@ impl WordStarts {
 /// True when `text` is already in the form [`normalize`] produces, so callers
 /// can skip an allocation for constant phrases written in normal form.
 pub fn is_normalized(text: &str) -> bool {
-    // One pass over the bytes (flows call this for each constant phrase on
-    // every message): only `a-z`, `0-9` and single spaces between words.
-    let mut after_space = true;
-    for &byte in text.as_bytes() {
-        if byte == b' ' {
-            if after_space {
-                return false;
-            }
-            after_space = true;
-        } else if byte.is_ascii_lowercase() || byte.is_ascii_digit() {
-            after_space = false;
-        } else {
+    // Flows call this for each constant phrase on every message (dozens per
+    // message), so it checks eight bytes at a time: only `a-z`, `0-9` and
+    // single spaces between words.
+    let bytes = text.as_bytes();
+    let len = bytes.len();
+    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return true };
+    if first == b' ' || last == b' ' {
+        return false;
+    }
+    if len < 8 {
+        return normal_word(short_word(bytes)).is_some_and(|spaces| (spaces & (spaces << 8)) == 0);
+    }
+    let mut after_space = false;
+    let mut at = 0;
+    while at + 8 <= len {
+        let Some(spaces) = normal_word(word_at(bytes, at)) else { return false };
+        // A space at this word's first byte after one at the previous word's last.
+        if spaces & (spaces << 8) != 0 || (after_space && spaces & 0x80 != 0) {
             return false;
         }
+        after_space = spaces >> 63 != 0;
+        at += 8;
     }
-    !after_space || text.is_empty()
+    // The last bytes, read again from `len - 8`: the pair across that
+    // start was already checked above.
+    at == len || normal_word(word_at(bytes, len - 8)).is_some_and(|spaces| (spaces & (spaces << 8)) == 0)
 }
+
+/// The eight bytes of `bytes` at `at` as a little-endian word.
+fn word_at(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// The 1 to 7 `bytes` in a word, padded with `a` (in normal form, not a space).
+fn short_word(bytes: &[u8]) -> u64 {
+    let len = bytes.len();
+    debug_assert!((1..8).contains(&len));
+    // Two overlapping reads put every byte at its place (the overlap ORs
+    // equal bytes), no loop and no call to `memcpy`.
+    let word = if len >= 4 {
+        let low = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+        let high = u32::from_le_bytes([bytes[len - 4], bytes[len - 3], bytes[len - 2], bytes[len - 1]]);
+        u64::from(low) | (u64::from(high) << ((len - 4) * 8))
+    } else if len >= 2 {
+        let low = u16::from_le_bytes([bytes[0], bytes[1]]);
+        let high = u16::from_le_bytes([bytes[len - 2], bytes[len - 1]]);
+        u64::from(low) | (u64::from(high) << ((len - 2) * 8))
+    } else {
+        u64::from(bytes[0])
+    };
+    word | (0x6161_6161_6161_6161u64 << (len * 8))
+}
+
+/// For a word of eight bytes that are each `a-z`, `0-9` or a space: the
+/// high bit of every byte that is a space. `None` for any other byte.
+fn normal_word(word: u64) -> Option<u64> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    if word & HIGH != 0 {
+        return None;
+    }
+    // Every byte of `set` is 0x80 + its byte, so subtracting a constant
+    // below 0x80 borrows from no neighbour: the high bit stays where the
+    // byte is at least that constant.
+    let set = word | HIGH;
+    let at_least = |byte: u64| set.wrapping_sub(byte * ONES) & HIGH;
+    let lower = at_least(u64::from(b'a')) & !at_least(u64::from(b'z') + 1);
+    let digit = at_least(u64::from(b'0')) & !at_least(u64::from(b'9') + 1);
+    let space = at_least(u64::from(b' ')) & !at_least(u64::from(b' ') + 1);
+    ((lower | digit | space) == HIGH).then_some(space)
+}
+
+/// A constant text and, when it reads as a numbered menu, its option titles.
+pub(crate) type ConstantMenu<'a> = (&'a Cow<'static, str>, Option<&'a Arc<[String]>>);
 
 /// The texts of one version, parsed from its embedded `texts.txt`.
 ///
@@ -298,7 +402,7 @@ impl Texts {
 
     /// The constant text `key` with its option titles when read as a
     /// numbered menu ([`crate::media::menu_options`], computed once).
-    pub(crate) fn constant_menu(&self, key: &str) -> Option<(&Cow<'static, str>, Option<&Arc<[String]>>)> {
+    pub(crate) fn constant_menu(&self, key: &str) -> Option<ConstantMenu<'_>> {
         let entry = self.entries.get(key).filter(|entry| entry.constant)?;
         let titles = entry.menu.get_or_init(|| crate::media::menu_options(&entry.text).map(Arc::from));
         Some((&entry.text, titles.as_ref()))
@@ -512,6 +616,15 @@ mod properties {
         }
 
         #[test]
+        fn normal_form_check_agrees_with_its_definition_at_every_length(text in "[a0 ]{0,40}|[a-z0-9 ]{0,40}|[a-z0-9 /:`{@\\[\x1f!\x7f\u{e1}]{0,40}") {
+            let defined = !text.starts_with(' ')
+                && !text.ends_with(' ')
+                && !text.contains("  ")
+                && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b' ');
+            prop_assert_eq!(is_normalized(&text), defined);
+        }
+
+        #[test]
         fn normalize_agrees_with_the_char_by_char_definition_on_mostly_ascii(text in "[a-zA-Z0-9 .,!@\u{e1}\u{c9}\u{e7}\u{1f600}-]{0,40}") {
             normalize_agrees_with_the_char_by_char_definition_on(&text)?;
         }
@@ -577,6 +690,19 @@ mod properties {
         #[test]
         fn phrase_search_agrees_with_a_naive_word_window_search_on_long_texts(words in proptest::collection::vec("[abc]{1,4}", 0..24), phrase in proptest::collection::vec("[abc]{1,3}", 1..4)) {
             let haystack = words.join(" ");
+            let needle = phrase.join(" ");
+            let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
+            prop_assert_eq!(contains_phrase(&haystack, &needle), naive);
+        }
+
+        #[test]
+        fn phrase_search_agrees_with_a_naive_word_window_search_for_phrases_nearly_as_long_as_the_text(words in proptest::collection::vec("[ab]{1,3}", 8..14), skip in 0usize..3, cut in 0usize..3, other in "[ab]{1,3}", at in 0usize..8) {
+            // Phrases of most of the text's words, sometimes with one word changed.
+            let haystack = words.join(" ");
+            let mut phrase = words[skip..words.len() - cut].to_vec();
+            if at < phrase.len() {
+                phrase[at] = other;
+            }
             let needle = phrase.join(" ");
             let naive = words.windows(phrase.len()).any(|window| window == phrase.as_slice());
             prop_assert_eq!(contains_phrase(&haystack, &needle), naive);

@@ -91,7 +91,7 @@ const EPOCHS: usize = 20;
 const LEARNING_RATE: f32 = 1.0;
 /// L2 shrink applied to every weight once per epoch.
 const DECAY: f32 = 0.002;
-const SEED: u64 = 0x5eed_c1a5_51f1_e4;
+const SEED: u64 = 0x005e_edc1_a551_f1e4;
 
 /// A trained classifier.
 #[derive(Clone, Debug)]
@@ -291,7 +291,9 @@ fn shuffle(order: &mut [usize], state: &mut u64) {
 /// are built many times (every test, every command) from the same embedded
 /// files.
 pub fn shared(examples: &'static str) -> Result<Arc<Trained>, String> {
-    static CACHE: OnceLock<Mutex<Vec<(usize, usize, Arc<Trained>)>>> = OnceLock::new();
+    /// (address, length) of the examples, and what they trained.
+    type Cache = Mutex<Vec<(usize, usize, Arc<Trained>)>>;
+    static CACHE: OnceLock<Cache> = OnceLock::new();
     let key = (examples.as_ptr() as usize, examples.len());
     let cache = CACHE.get_or_init(|| Mutex::new(Vec::new()));
     if let Some((_, _, trained)) = cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).iter().find(|(ptr, len, _)| (*ptr, *len) == key) {

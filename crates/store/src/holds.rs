@@ -11,6 +11,7 @@
 use switchyard_engine::engine::Turn;
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::queue::{InboxKind, Pending};
+use switchyard_engine::session::Outcome;
 use switchyard_engine::store::StoreError;
 use switchyard_engine::time::Timestamp;
 
@@ -50,6 +51,25 @@ pub struct HoldStart {
     pub version: Option<u32>,
     /// The Chatwoot calls to make; `None` when Chatwoot is off for the instance.
     pub desk: Option<DeskRequest>,
+}
+
+impl HoldStart {
+    /// The hold a turn of the console channels (`chat`, `simulate`) starts,
+    /// if it hands the contact over: a handoff (they have no operator
+    /// messages and no Chatwoot), started `at` (the turn's time), in the
+    /// flow and version whose session the handoff ended.
+    pub fn handoff_of(turn: &Turn, at: Timestamp) -> Option<HoldStart> {
+        let until = turn.handoff_until?;
+        let ended = turn.sessions.iter().rev().find(|session| matches!(session.outcome(), Some(Outcome::Handoff | Outcome::Failed)));
+        Some(HoldStart {
+            cause: HoldCause::Handoff,
+            at,
+            until,
+            flow: ended.map(|session| session.flow().as_str().to_owned()),
+            version: ended.map(|session| session.version().number()),
+            desk: None,
+        })
+    }
 }
 
 /// What Chatwoot is told about a handoff.
@@ -248,6 +268,21 @@ impl SqliteStore {
         ));
         self.write(statements).await.map(drop)
     }
+
+    /// [`Store::commit`](switchyard_engine::store::Store::commit) for a turn
+    /// that holds the contact, without an inbox entry (`chat`, `simulate`):
+    /// the hold's row (or its live one extended) in the same transaction.
+    pub async fn commit_holding(&self, turn: &Turn, hold: &HoldStart) -> Result<(), StoreError> {
+        let mut statements = Vec::new();
+        crate::sqlite::turn_statements(turn, &mut statements);
+        let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
+        statements.push(Statement::new(EXTEND, vec![until.into(), instance.as_str().into(), contact.as_str().into(), at.into()]));
+        statements.push(Statement::new(
+            START,
+            vec![instance.into(), contact.into(), until.into(), at.into(), cause.into(), flow.into(), version.into(), status.into(), note.into()],
+        ));
+        self.write(statements).await.map(drop)
+    }
 }
 
 impl PgStore {
@@ -268,23 +303,37 @@ impl PgStore {
         };
         crate::postgres::write_turn(&mut tx, turn).await?;
         crate::postgres::queue_replies(&mut tx, turn, reply_to, received_at, Some(&message_id)).await?;
-        let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
-        sqlx::query(EXTEND).bind(until).bind(&instance).bind(&contact).bind(at).execute(&mut *tx).await.map_err(pg_err)?;
-        sqlx::query(START)
-            .bind(instance)
-            .bind(contact)
-            .bind(until)
-            .bind(at)
-            .bind(cause)
-            .bind(flow)
-            .bind(version)
-            .bind(status)
-            .bind(note)
-            .execute(&mut *tx)
-            .await
-            .map_err(pg_err)?;
+        start_hold(&mut tx, turn, hold).await?;
         tx.commit().await.map_err(pg_err)
     }
+
+    /// [`SqliteStore::commit_holding`] on PostgreSQL: the turn and its hold in one transaction.
+    pub async fn commit_holding(&self, turn: &Turn, hold: &HoldStart) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await.map_err(pg_err)?;
+        crate::postgres::write_turn(&mut tx, turn).await?;
+        start_hold(&mut tx, turn, hold).await?;
+        tx.commit().await.map_err(pg_err)
+    }
+}
+
+/// The hold's row, or its live one extended, in a PostgreSQL transaction.
+async fn start_hold(tx: &mut crate::postgres::Tx<'_>, turn: &Turn, hold: &HoldStart) -> Result<(), StoreError> {
+    let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
+    sqlx::query(EXTEND).bind(until).bind(&instance).bind(&contact).bind(at).execute(&mut **tx).await.map_err(pg_err)?;
+    sqlx::query(START)
+        .bind(instance)
+        .bind(contact)
+        .bind(until)
+        .bind(at)
+        .bind(cause)
+        .bind(flow)
+        .bind(version)
+        .bind(status)
+        .bind(note)
+        .execute(&mut **tx)
+        .await
+        .map_err(pg_err)?;
+    Ok(())
 }
 
 both! {

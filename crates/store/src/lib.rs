@@ -89,6 +89,10 @@ use crate::report::{StepAggregate, VersionAggregate, VersionStatus, Window};
 use crate::sqlite::SqliteStore;
 pub use crate::sqlite::Synchronous;
 
+/// What [`Db::next_pending_and_more`] found: the entry (with the contact's
+/// state when it was read in the same statement) and whether more wait.
+pub type NextPending = (Option<(Pending, Option<ContactState>)>, bool);
+
 /// The default `DATABASE_URL`: a SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://switchyard.db";
 
@@ -145,13 +149,19 @@ impl Db {
         dispatch!(self, ready())
     }
 
-    /// [`Queue::next_pending`] with the contact's state when the backend
-    /// reads both in one statement (PostgreSQL: one round trip less per
-    /// turn); `None` state: read it with [`Store::contact_state`].
-    pub async fn next_pending_with_state(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<(Pending, Option<ContactState>)>, StoreError> {
+    /// [`Queue::next_pending`], the contact's state when the backend reads
+    /// it in the same statement (PostgreSQL: one round trip less per turn;
+    /// `None`: read it with [`Store::contact_state`]), and whether another
+    /// entry of the contact waits behind it: SQLite answers from the same
+    /// read; PostgreSQL (whose read also takes the contact's lease) always
+    /// says `true`, so the caller looks again as before.
+    pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<NextPending, StoreError> {
         match self {
-            Db::Sqlite(store) => Ok(store.next_pending(instance, contact).await?.map(|pending| (pending, None))),
-            Db::Postgres(store) => Ok(store.next_pending_with_state(instance, contact).await?.map(|(pending, state)| (pending, Some(state)))),
+            Db::Sqlite(store) => {
+                let (pending, more) = store.next_pending_and_more(instance, contact).await?;
+                Ok((pending.map(|pending| (pending, None)), more))
+            }
+            Db::Postgres(store) => Ok((store.next_pending_with_state(instance, contact).await?.map(|(pending, state)| (pending, Some(state))), true)),
         }
     }
 
@@ -189,6 +199,8 @@ impl Db {
         pub async fn link_alias(&self, phone: &Contact, lid: &Contact, instance: &InstanceId, message_id: &str, at: Timestamp) -> Result<(), StoreError>;
         pub async fn aliases_of(&self, contact: &Contact) -> Result<Vec<Contact>, StoreError>;
         pub async fn commit_inbound_holding(&self, turn: &Turn, pending: &Pending, reply_to: &str, hold: &HoldStart) -> Result<(), StoreError>;
+        pub async fn commit_holding(&self, turn: &Turn, hold: &HoldStart) -> Result<(), StoreError>;
+        pub async fn commit_audited(&self, turn: &Turn, audit: &policy::AuditedTurn<'_>) -> Result<i64, StoreError>;
         pub async fn desk_due(&self, now: Timestamp, lease_millis: i64, limit: u32) -> Result<Vec<DeskJob>, StoreError>;
         pub async fn desk_progress(&self, seq: i64, step: u32, conversation: Option<i64>) -> Result<(), StoreError>;
         pub async fn desk_retry(&self, seq: i64, next_at: Timestamp, error: &str) -> Result<(), StoreError>;

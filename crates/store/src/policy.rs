@@ -397,3 +397,61 @@ both! {
             .collect()
     }
 }
+
+/// An audited turn's record ([`SqliteStore::commit_audited`]): the seq alone.
+const APPEND_AUDIT: &str = "INSERT INTO audit (at, actor, action, flow, reason, before, after) VALUES ($1, $2, $3, $4, $5, NULL, $6) RETURNING seq";
+
+/// What an operator did to a session, recorded with the turn that did it.
+#[derive(Clone, Copy, Debug)]
+pub struct AuditedTurn<'a> {
+    pub at: Timestamp,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub flow: &'a str,
+    pub reason: &'a str,
+    pub detail: &'a Value,
+}
+
+/// A turn an operator caused (a session ended by hand) and its audit record
+/// in one transaction, so neither exists without the other: the turn is
+/// refused whole on a stale revision ([`StoreError::Conflict`]) and the
+/// record goes with it. Written per backend, as the turn's own write is.
+impl crate::sqlite::SqliteStore {
+    pub async fn commit_audited(&self, turn: &switchyard_engine::engine::Turn, audit: &AuditedTurn<'_>) -> Result<i64, StoreError> {
+        use crate::writer::Statement;
+        let mut statements = Vec::new();
+        crate::sqlite::turn_statements(turn, &mut statements);
+        statements.push(Statement::returning(
+            APPEND_AUDIT,
+            vec![
+                audit.at.as_millis().into(),
+                audit.actor.into(),
+                audit.action.into(),
+                audit.flow.into(),
+                audit.reason.into(),
+                audit.detail.to_string().into(),
+            ],
+        ));
+        let results = self.write(statements).await?;
+        results.last().copied().flatten().ok_or_else(|| StoreError::Other("the audit record returned no seq".to_owned()))
+    }
+}
+
+impl crate::postgres::PgStore {
+    pub async fn commit_audited(&self, turn: &switchyard_engine::engine::Turn, audit: &AuditedTurn<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.begin_audit().await?;
+        crate::postgres::write_turn(&mut tx, turn).await?;
+        let seq: i64 = sqlx::query_scalar(APPEND_AUDIT)
+            .bind(audit.at.as_millis())
+            .bind(audit.actor)
+            .bind(audit.action)
+            .bind(audit.flow)
+            .bind(audit.reason)
+            .bind(audit.detail.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(Self::map_err)?;
+        tx.commit().await.map_err(Self::map_err)?;
+        Ok(seq)
+    }
+}

@@ -424,13 +424,7 @@ impl Queue for SqliteStore {
     }
 
     async fn next_pending(&self, instance: &InstanceId, contact: &Contact) -> Result<Option<Pending>, StoreError> {
-        self.read_first(
-            "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
-             WHERE processed_at IS NULL AND instance = ? AND contact = ? \
-             ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1",
-            &[instance.as_str().into(), contact.as_str().into()],
-        )
-        .await
+        self.read_first(NEXT_PENDING, &[instance.as_str().into(), contact.as_str().into(), 1i64.into()]).await
     }
 
     async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
@@ -640,6 +634,41 @@ impl SqliteStore {
         }
         self.write(statements).await?;
         Ok(reply_to.is_some())
+    }
+}
+
+/// A contact's oldest unprocessed entries, in the order they are processed
+/// (`?3` at most).
+const NEXT_PENDING: &str = "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+                            WHERE processed_at IS NULL AND instance = ? AND contact = ? \
+                            ORDER BY COALESCE(sent_at, received_at), seq LIMIT ?";
+
+impl SqliteStore {
+    /// [`Queue::next_pending`], and whether another unprocessed entry of the
+    /// contact waits behind it, from the same read. The processor stops
+    /// after a turn when none did (and no wake-up came for the contact
+    /// since) instead of reading the inbox once more only to find it empty.
+    pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<(Option<Pending>, bool), StoreError> {
+        let params: [Param; 3] = [instance.as_str().into(), contact.as_str().into(), 2i64.into()];
+        match &self.readers {
+            Some(readers) => {
+                let mut first = None;
+                let mut more = false;
+                readers.each(NEXT_PENDING, &params, |row| {
+                    match first {
+                        None => first = Some(Pending::from_columns(row)?),
+                        Some(_) => more = true,
+                    }
+                    Ok(())
+                })?;
+                Ok((first, more))
+            }
+            None => {
+                let mut rows = self.read_all::<Pending>(NEXT_PENDING, &params).await?.into_iter();
+                let first = rows.next();
+                Ok((first, rows.next().is_some()))
+            }
+        }
     }
 }
 

@@ -199,13 +199,15 @@ pub async fn fresh_postgres_url() -> Option<PgSchema> {
 }
 
 /// A store opened by [`every_backend`], with the schema it lives in (on
-/// PostgreSQL), which is dropped with it. Derefs to the store.
-pub struct Backend {
+/// PostgreSQL), which is dropped with it. Derefs to the store. (Not the
+/// crate's private `backend::Backend` trait, what a shared operation asks of
+/// a store.)
+pub struct TestBackend {
     db: crate::Db,
     _schema: Option<PgSchema>,
 }
 
-impl Deref for Backend {
+impl Deref for TestBackend {
     type Target = crate::Db;
     fn deref(&self) -> &crate::Db {
         &self.db
@@ -214,11 +216,11 @@ impl Deref for Backend {
 
 /// A fresh store on every backend this machine has: SQLite always,
 /// PostgreSQL when it answers (or must answer, see the module docs).
-pub async fn every_backend(prefix: &str) -> Vec<Backend> {
+pub async fn every_backend(prefix: &str) -> Vec<TestBackend> {
     let settings = crate::postgres::PgSettings::default();
-    let mut stores = vec![Backend { db: crate::open(&fresh_sqlite_url(prefix), &settings).await.expect("open sqlite"), _schema: None }];
+    let mut stores = vec![TestBackend { db: crate::open(&fresh_sqlite_url(prefix), &settings).await.expect("open sqlite"), _schema: None }];
     if let Some(schema) = fresh_postgres_url().await {
-        stores.push(Backend { db: crate::open(&schema, &settings).await.expect("open postgres"), _schema: Some(schema) });
+        stores.push(TestBackend { db: crate::open(&schema, &settings).await.expect("open postgres"), _schema: Some(schema) });
     }
     stores
 }

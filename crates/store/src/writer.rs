@@ -3,9 +3,10 @@
 //! commits once, and then answers each waiter.
 //!
 //! A write is a list of [`Statement`]s that must apply together (a turn: its
-//! inbox entry, sessions, events and replies). Each runs inside its own
-//! `SAVEPOINT`, so one that fails (a stale revision, a processed entry) is
-//! rolled back alone and the others in the batch still commit. Nobody is
+//! inbox entry, sessions, events and replies). One that fails (a stale
+//! revision, a processed entry) is rolled back alone and the others in the
+//! batch still commit: the batch runs bare first and, only when a write of
+//! it is refused, again with a `SAVEPOINT` per write ([`commit_batch`]). Nobody is
 //! answered before the `COMMIT` returns, and a failed commit fails every
 //! write of the batch: nothing is acknowledged that is not on disk.
 //!
@@ -210,28 +211,77 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// One transaction for the whole batch; a savepoint per write.
+/// One transaction for the whole batch. Its writes first run bare, with
+/// no savepoint each: nearly every batch commits whole, and a savepoint
+/// costs two statements and a copy of every page the write touches (the
+/// statement journal). When one of them is refused (a stale revision, a
+/// processed entry), its earlier statements may have changed rows, so the
+/// transaction is rolled back and the batch runs again with a savepoint
+/// per write ([`commit_isolated`]), which rolls back the refused write
+/// alone. A lone write needs no second run: the rollback undid exactly it.
 fn commit_batch(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
-    let fail_all = |message: String| batch.iter().map(|_| Err(StoreError::Unavailable(message.clone()))).collect();
     if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
-        return fail_all(format!("cannot start a write: {err}"));
+        return fail_all(batch, format!("cannot start a write: {err}"));
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    for job in batch {
+        let result = job.statements.iter().map(|statement| run_statement(connection, statement)).collect::<Result<Results, StoreError>>();
+        if connection.is_autocommit() {
+            return ended(batch, result);
+        }
+        match result {
+            Ok(result) => results.push(Ok(result)),
+            Err(err) => {
+                if let Err(rollback) = connection.execute_batch("ROLLBACK") {
+                    return fail_all(batch, format!("cannot roll back a refused write: {rollback}"));
+                }
+                if batch.len() == 1 {
+                    return vec![Err(err)];
+                }
+                return commit_isolated(connection, batch);
+            }
+        }
+    }
+    commit(connection, batch, results)
+}
+
+/// One transaction for the whole batch; a savepoint per write.
+fn commit_isolated(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
+    if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
+        return fail_all(batch, format!("cannot start a write: {err}"));
     }
     let mut results = Vec::with_capacity(batch.len());
     for job in batch {
         let result = run_write(connection, &job.statements);
         if connection.is_autocommit() {
-            // SQLite rolled the whole transaction back (disk full, I/O
-            // error): the writes before this one are gone too.
-            return fail_all(format!(
-                "a write failed and took its batch with it: {}",
-                result.err().map_or_else(|| "the transaction ended".to_owned(), |err| err.to_string())
-            ));
+            return ended(batch, result);
         }
         results.push(result);
     }
+    commit(connection, batch, results)
+}
+
+fn fail_all(batch: &[Job], message: String) -> Vec<Result<Results, StoreError>> {
+    batch.iter().map(|_| Err(StoreError::Unavailable(message.clone()))).collect()
+}
+
+/// SQLite rolled the whole transaction back (disk full, I/O error): the
+/// writes before this one are gone too.
+fn ended(batch: &[Job], result: Result<Results, StoreError>) -> Vec<Result<Results, StoreError>> {
+    fail_all(
+        batch,
+        format!(
+            "a write failed and took its batch with it: {}",
+            result.err().map_or_else(|| "the transaction ended".to_owned(), |err| err.to_string())
+        ),
+    )
+}
+
+/// Commits; a failed commit fails every write of the batch.
+fn commit(connection: &Connection, batch: &[Job], results: Vec<Result<Results, StoreError>>) -> Vec<Result<Results, StoreError>> {
     if let Err(err) = connection.execute_batch("COMMIT") {
         let _ = connection.execute_batch("ROLLBACK");
-        return fail_all(format!("commit failed: {err}"));
+        return fail_all(batch, format!("commit failed: {err}"));
     }
     results
 }

@@ -137,3 +137,28 @@ async fn a_release_by_hand_is_audited_in_its_transaction_and_the_live_list_says_
         assert_eq!((list.count, list.oldest, list.holds.len()), (1, Some(Timestamp::from_millis(20_000)), 1), "{backend}");
     }
 }
+
+#[tokio::test]
+async fn a_turn_without_an_inbox_entry_is_committed_with_its_hold_on_every_backend() {
+    // `chat` and `simulate` commit turns with no inbox entry: a handoff's
+    // hold row (cause, start) goes with the turn, as `serve` writes it.
+    let engine = engine();
+    for store in every_backend("holding").await {
+        let backend = store.backend();
+        let instance = InstanceId::parse("vendas").unwrap();
+        let contact = Contact::parse("5511900000884").unwrap();
+        for at in [10_000, 20_000] {
+            let now = Timestamp::from_millis(at);
+            let turn = engine.takeover(store.contact_state(&instance, &contact).await.unwrap(), &instance, &contact, now);
+            let hold = HoldStart::handoff_of(&turn, now).expect("the turn holds the contact");
+            assert_eq!((hold.cause, hold.at, Some(hold.until)), (HoldCause::Handoff, now, turn.handoff_until));
+            store.commit_holding(&turn, &hold).await.unwrap();
+        }
+        assert!(store.contact_state(&instance, &contact).await.unwrap().handoff_until.is_some(), "{backend}: the bot is silent");
+        let live = store.live_holds(Timestamp::from_millis(30_000), 10).await.unwrap();
+        assert_eq!((live.count, live.oldest), (1, Some(Timestamp::from_millis(10_000))), "{backend}: the second hold extends the first");
+        assert_eq!((live.holds[0].cause.as_deref(), live.holds[0].since), (Some("handoff"), Some(Timestamp::from_millis(10_000))), "{backend}");
+        let figures = store.hold_figures(Timestamp::from_millis(0), Timestamp::from_millis(1_000_000), Timestamp::from_millis(30_000)).await.unwrap();
+        assert_eq!((figures.handoffs, figures.takeovers), (1, 0), "{backend}");
+    }
+}

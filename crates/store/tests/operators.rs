@@ -124,3 +124,33 @@ async fn recorded_sessions_carry_their_messages_on_every_backend() {
         assert_eq!(db.recorded_sessions(&only_vendas).await.unwrap().len(), 1, "{backend}");
     }
 }
+
+/// `rollout status` at a million sessions: the drain view reads the
+/// counters, the live sessions' index and a range of the last hour's
+/// starts per version, never every session the flow had. SQLite keeps no
+/// statistics (no ANALYZE runs), so its plan is the one pinned here.
+#[tokio::test]
+async fn the_drain_view_reads_no_finished_session_on_sqlite() {
+    let store = switchyard_store::sqlite::SqliteStore::open(&switchyard_store::testing::fresh_sqlite_url("drain-plan")).await.unwrap();
+    let db = Db::Sqlite(store.clone());
+    for n in 0..200 {
+        let outcome = if n % 50 == 0 { None } else { Some("completed") };
+        insert(&db, "vendas", &format!("55119000{n:05}"), "billing", 1 + n % 2, "ask", 1_000 + n, outcome).await;
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", switchyard_store::report::VERSION_STATUS_SQLITE)))
+        .bind(900_i64)
+        .bind("billing")
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+    let plan: Vec<String> = rows.iter().map(|row| sqlx::Row::get::<String, _>(row, "detail")).collect();
+    let on_sessions: Vec<&String> = plan.iter().filter(|line| line.contains(" s USING") || line.contains("sessions")).collect();
+    assert!(!on_sessions.is_empty(), "{plan:#?}");
+    for line in &on_sessions {
+        let bounded = line.contains("version=?") || line.contains("sessions_due");
+        assert!(line.starts_with("SEARCH") && bounded, "each read of sessions is by flow and version, or of the live ones: {plan:#?}");
+    }
+    assert!(plan.iter().any(|line| line.contains("USING INDEX sessions_due")), "the last expiry comes from the live sessions' index: {plan:#?}");
+    assert!(plan.iter().any(|line| line.contains("sessions_by_flow (flow=? AND version=? AND started_at>?)")), "recent starts are a range: {plan:#?}");
+    assert!(plan.iter().any(|line| line.contains("session_counts")), "versions and live counts are the counters: {plan:#?}");
+}

@@ -7,6 +7,7 @@
 //! - [`eval`]: the classifier evaluation (labelled set, accuracy, confusions).
 //! - [`config_file`]: the optional TOML file (same settings; the environment wins), and the `http` steps' endpoints.
 //! - [`document`]: flows as data: the TOML flow document, its validation, publishing and the `http` step.
+//! - [`holding`]: the store of `chat` and `simulate`: a handoff's hold row written with its turn.
 //! - [`ignore`]: ignore lists (numbers, JIDs, `@g.us` / `@s.whatsapp.net` wildcards).
 //! - [`logs`]: the log subscriber; every line masked (phones, CPF, CNPJ, e-mails).
 //! - [`rollout`]: policy changes (validated, audited) and the deploy manifest.
@@ -23,6 +24,7 @@ pub mod chatwoot;
 pub mod config;
 pub mod eval;
 pub mod config_file;
+pub mod holding;
 pub mod hours;
 pub mod document;
 pub mod ignore;

@@ -9,8 +9,9 @@ use switchyard_engine::engine::Engine;
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::service::Conversations;
 use switchyard_engine::session::{Outcome, Session};
-use switchyard_engine::store::StoreError;
+use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::{SystemClock, Timestamp};
+use switchyard_store::policy::AuditedTurn;
 use switchyard_store::privacy::Erasure;
 use switchyard_store::Db;
 
@@ -46,19 +47,26 @@ pub struct Ended {
     pub audit_seqs: Vec<i64>,
 }
 
-/// An operator ends the contact's live sessions ([`end_live`], detail
-/// `operator`): the CLI (`sessions end`), the admin API and the console all
-/// come here. Each ended session is audited (action `end_session`) with
-/// `actor`, `reason`, and the session's id, version and step; the contact
-/// only by its masked tail, as a session's reason detail stores it.
+/// An operator ends the contact's live sessions (cancelled, detail
+/// `operator`, through the engine as [`end_live`] does): the CLI (`sessions
+/// end`), the admin API and the console all come here. Each ended session is
+/// audited (action `end_session`) with `actor`, `reason`, and the session's
+/// id, version and step; the contact only by its masked tail, as a session's
+/// reason detail stores it. The end and its record are one transaction
+/// ([`Db::commit_audited`]): a store failure leaves both or neither, never an
+/// ended session nobody can account for. A turn that moved the session
+/// meanwhile (a conflict) is recomputed, as a customer's turn is.
 pub async fn end_by_hand(engine: &Arc<Engine>, store: &Db, contact: &Contact, instance: Option<&InstanceId>, actor: &str, reason: &str) -> Result<Ended, StoreError> {
     let reason = match reason.trim() {
         "" => "ended by hand",
         reason => reason,
     };
-    let sessions = end_live(engine, store, contact, instance, "operator").await?;
-    let mut audit_seqs = Vec::with_capacity(sessions.len());
-    for session in &sessions {
+    let mut ended = 0;
+    let mut audit_seqs = Vec::new();
+    for session in store.history_of(contact).await?.into_iter().filter(Session::is_live) {
+        if instance.is_some_and(|instance| instance != session.instance()) {
+            continue;
+        }
         let record = session.record();
         let detail = serde_json::json!({
             "session": record.id.to_string(),
@@ -67,11 +75,30 @@ pub async fn end_by_hand(engine: &Arc<Engine>, store: &Db, contact: &Contact, in
             "version": record.version.to_string(),
             "step": record.step.as_str(),
         });
-        audit_seqs.push(store.record_event(actor, "end_session", record.flow.as_str(), reason, &detail).await?);
+        let mut attempt = 0;
+        loop {
+            let state = store.contact_state(session.instance(), session.contact()).await?;
+            let now = Timestamp::now_utc();
+            // Nothing live any more (a session of the same stack ended it, or the customer finished).
+            let Some(turn) = engine.close_all(state, Outcome::Cancelled, "operator", now) else { break };
+            let audit = AuditedTurn { at: now, actor, action: "end_session", flow: record.flow.as_str(), reason, detail: &detail };
+            match store.commit_audited(&turn, &audit).await {
+                Ok(seq) => {
+                    ended += 1;
+                    audit_seqs.push(seq);
+                    break;
+                }
+                Err(StoreError::Conflict(_)) if attempt < CONFLICT_RETRIES => attempt += 1,
+                Err(err) => return Err(err),
+            }
+        }
     }
-    tracing::info!(contact = %contact.masked(), ended = sessions.len(), %actor, "sessions ended by hand");
-    Ok(Ended { ended: sessions.len(), audit_seqs })
+    tracing::info!(contact = %contact.masked(), ended, %actor, "sessions ended by hand");
+    Ok(Ended { ended, audit_seqs })
 }
+
+/// How often [`end_by_hand`] recomputes an end that a concurrent turn made stale.
+const CONFLICT_RETRIES: u32 = 3;
 
 /// Erases `contact` and its aliases: ends their live sessions (`erased`), then
 /// [`Db::forget_contact`]. A message that starts a new session in

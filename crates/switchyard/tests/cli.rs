@@ -198,22 +198,74 @@ fn a_postgres_url_is_used_and_its_password_never_printed() {
 
 #[test]
 fn explain_says_which_version_and_why() {
-    let output = switchyard(&["explain", "--flow", "digital_certificate", "--contact", "5511988887777", "--json"], &[], "");
+    let db = fresh_db();
+    let env = [("DATABASE_URL", db.as_str())];
+    assert!(switchyard(&["chat"], &env, "").status.success(), "chat creates the store");
+    let output = switchyard(&["explain", "--flow", "digital_certificate", "--contact", "5511988887777", "--json"], &env, "");
     assert!(output.status.success(), "{}", stderr(&output));
     let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!((value["flow"].as_str(), value["version"].as_str(), value["reason"].as_str()), (Some("digital_certificate"), Some("v1"), Some("active")));
 
-    let env = [("FLOW_VERSION_OVERRIDES", "digital_certificate=v2")];
+    let env = [("DATABASE_URL", db.as_str()), ("FLOW_VERSION_OVERRIDES", "digital_certificate=v2")];
     let output = switchyard(&["explain", "--flow", "digital_certificate", "--contact", "5511988887777", "--json"], &env, "");
     let value: Value = serde_json::from_str(&stdout(&output)).unwrap();
     assert_eq!((value["version"].as_str(), value["reason"].as_str()), (Some("v2"), Some("override")));
 
-    let output = switchyard(&["explain", "--flow", "biling", "--contact", "5511988887777"], &[], "");
+    let env = [("DATABASE_URL", db.as_str())];
+    let output = switchyard(&["explain", "--flow", "biling", "--contact", "5511988887777"], &env, "");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--flow 'biling' is not a compiled flow (did you mean 'billing'?)"));
-    let output = switchyard(&["explain", "--flow", "billing", "--contact", "not-a-phone"], &[], "");
+    let output = switchyard(&["explain", "--flow", "billing", "--contact", "not-a-phone"], &env, "");
     assert_eq!(output.status.code(), Some(1));
     assert!(stderr(&output).contains("--contact: contact"), "{}", stderr(&output));
+}
+
+#[test]
+fn commands_that_read_the_store_never_create_one_and_name_the_missing_file() {
+    let dir = std::env::temp_dir().join(format!("switchyard-cli-{}", std::process::id())).join(format!("empty-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let explicit = dir.join("elsewhere.db");
+    let explicit_url = format!("sqlite://{}", explicit.display());
+    let commands: &[&[&str]] = &[
+        &["explain", "--flow", "billing", "--contact", "5511988887777"],
+        &["report", "billing"],
+        &["audit"],
+        &["audit", "ran", "--flow", "billing", "--from", "2020-01-01T00:00:00Z", "--to", "2030-01-01T00:00:00Z"],
+        &["rollout", "show"],
+        &["rollout", "status", "billing"],
+        &["sessions", "list"],
+        &["sessions", "show", "5511988887777"],
+        &["sessions", "export", "--flow", "billing", "--masked"],
+        &["sessions", "end", "5511988887777"],
+        &["sessions", "forget", "5511988887777", "--reason", "ticket 1"],
+        &["handoff", "release", "5511988887777"],
+    ];
+    for args in commands {
+        // Without DATABASE_URL: the default file in the working directory.
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command.args(*args).current_dir(&dir).stdin(Stdio::null());
+        for name in CLEARED {
+            command.env_remove(name);
+        }
+        let output = command.output().expect("run switchyard");
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains("no database at switchyard.db (DATABASE_URL is not set"), "{args:?}: {err}");
+        assert!(!dir.join("switchyard.db").exists(), "{args:?} created switchyard.db");
+
+        let output = switchyard(args, &[("DATABASE_URL", &explicit_url)], "");
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(&format!("no database at {} (DATABASE_URL {explicit_url})", explicit.display())), "{args:?}: {err}");
+        assert!(!explicit.exists(), "{args:?} created {}", explicit.display());
+    }
+    // A command that writes still creates the store, and the readers then read it.
+    let env = [("DATABASE_URL", explicit_url.as_str())];
+    assert!(switchyard(&["chat"], &env, "").status.success());
+    assert!(explicit.exists());
+    let output = switchyard(&["rollout", "status", "billing"], &env, "");
+    assert!(output.status.success(), "{}", stderr(&output));
 }
 
 #[test]

@@ -37,6 +37,10 @@ fn cli_rules_decide_new_sessions_in_precedence_order_and_are_audited() {
     let db = support::fresh_db();
     let tester = "5511900001111";
     let customer = "5511900002222";
+    // No store yet: explain says so rather than create an empty one; chat creates it.
+    let missing = switchyard(&["explain", "--flow", "digital_certificate", "--contact", customer], &db, "");
+    assert_eq!(missing.status.code(), Some(1), "{}", String::from_utf8_lossy(&missing.stderr));
+    ok(&switchyard(&["chat"], &db, ""));
     assert_eq!(explain(&db, customer, "vendas")["reason"], "active");
 
     ok(&switchyard(&["rollout", "promote", "digital_certificate@v2", "--reason", "v2 is the new default"], &db, ""));

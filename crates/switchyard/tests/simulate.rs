@@ -237,3 +237,41 @@ fn bad_arguments_are_refused_with_one_line_each() {
         assert!(output.stdout.is_empty(), "{args:?}");
     }
 }
+
+#[test]
+fn customers_of_v4_answer_the_flow_it_calls_and_end_as_planned() {
+    let db = fresh_db();
+    ok(&switchyard(&["rollout", "split", "digital_certificate", "v3=50,v4=50", "--reason", "test"], &db));
+    let mut all = vec!["simulate", "--json", "--contacts", "40", "--behave", "v4:human=0.25,silent=0.25"];
+    let output = switchyard(&all, &db);
+    let summary: Value = serde_json::from_str(ok(&output).trim()).unwrap();
+    assert!(!stderr(&output).contains("planned to"), "every customer ends as planned: {}", stderr(&output));
+    let v4 = count(&summary, "v4", "customers");
+    assert!(v4 > 0 && v4 < 40, "about half on v4: {summary}");
+    let (completed, handoff, expired) = (count(&summary, "v4", "completed"), count(&summary, "v4", "handoff"), count(&summary, "v4", "expired"));
+    assert_eq!(completed + handoff + expired, v4, "{summary}");
+    assert!(completed > 0 && handoff > 0 && expired > 0, "each behaviour happened: {summary}");
+
+    // The purchases happened in dc_purchase, called by v4: one call per v4
+    // customer, ending as its caller did, at the form's step.
+    let calls: Vec<(String, String, i64)> = query(&db, async |pool| {
+        sqlx::query_as(
+            "SELECT c.outcome, c.step, COUNT(*) FROM sessions c JOIN sessions p ON p.id = c.parent \
+             WHERE c.flow = 'dc_purchase' AND p.flow = 'digital_certificate' AND p.version = 4 GROUP BY c.outcome, c.step",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap()
+    });
+    let total = |outcome: &str| calls.iter().filter(|row| row.0 == outcome).map(|row| row.2 as u64).sum::<u64>();
+    assert!(calls.iter().all(|row| row.1 == "purchase.order"), "{calls:?}");
+    assert_eq!((total("completed"), total("handoff"), total("expired")), (completed, handoff, expired), "{calls:?}");
+    let live: i64 = query(&db, async |pool| sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE outcome IS NULL").fetch_one(pool).await.unwrap());
+    assert_eq!(live, 0, "nothing is left live");
+
+    // A step of the called flow is a step the behaviour may name.
+    all.truncate(4);
+    all.extend(["--behave", "v4:silent=1@purchase.order"]);
+    let summary: Value = serde_json::from_str(ok(&switchyard(&all, &db)).trim()).unwrap();
+    assert_eq!(count(&summary, "v4", "expired"), count(&summary, "v4", "customers"), "{summary}");
+}

@@ -357,3 +357,48 @@ fn a_bad_console_bind_address_is_refused_in_one_line() {
     let line = err.lines().find(|line| line.contains("CONSOLE_BIND_ADDR")).unwrap_or_default();
     assert!(line.contains("CONSOLE_BIND_ADDR 'localhost-8081' must be an address and port such as 127.0.0.1:8081, or off"), "{err}");
 }
+
+#[tokio::test]
+async fn holds_made_by_simulate_show_their_cause_and_start_on_the_health_page() {
+    // Three simulated customers ask for a person: `simulate` hands each over.
+    let db = support::fresh_db();
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["simulate", "--json", "--contacts", "3", "--behave", "v1:human=1"])
+        .env("DATABASE_URL", &db)
+        .env_remove("FLOW_VERSION_OVERRIDES")
+        .env_remove("HANDOFF_TTL")
+        .env_remove("SESSION_TTL")
+        .output()
+        .expect("run simulate");
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let handoffs = summary["versions"][0]["handoff"].as_u64();
+    assert_eq!(handoffs, Some(3), "{summary}");
+
+    let evolution = support::StandIn::start().await;
+    let app = TestApp::spawn_with(&db, &evolution, |config| {
+        config.console_bind = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.admin_tokens = vec![("ana".to_owned(), TOKEN.to_owned())];
+    })
+    .await;
+    let (status, health) = app.get_admin("/api/health", TOKEN).await;
+    assert_eq!((status, health["on_hold"].as_u64()), (200, Some(3)), "{health}");
+    assert!(health["oldest_hold"].is_string(), "the oldest hold's start is known: {health}");
+    for hold in health["holds"].as_array().unwrap() {
+        assert_eq!(hold["cause"].as_str(), Some("handoff"), "{hold}");
+        let since = hold["since"].as_str().unwrap_or_else(|| panic!("no start time: {hold}"));
+        assert!(since < hold["until"].as_str().unwrap(), "{hold}");
+    }
+
+    let base = format!("http://{}", app.server.console_addr.expect("the console listens"));
+    let http = client();
+    let (cookie, _) = session(&http, &base).await;
+    let page = http.get(format!("{base}/ui/health")).header("cookie", &cookie).send().await.unwrap().text().await.unwrap();
+    let rows: Vec<&str> = page.split("<tr class=\"hold\">").skip(1).map(|row| row.split("</tr>").next().unwrap()).collect();
+    assert_eq!(rows.len(), 3, "{page}");
+    for row in rows {
+        let cells: Vec<&str> = row.split("<td>").skip(1).map(|cell| cell.split("</td>").next().unwrap()).collect();
+        assert!(cells[2].contains("handed over by the bot") && !cells[3].trim().is_empty(), "cause and start shown: {row}");
+    }
+    app.stop().await;
+}

@@ -246,3 +246,64 @@ async fn the_sample_ratio_check_counts_draws_since_the_weights_changed_on_every_
         assert_eq!(counted.iter().sum::<u64>(), 4, "only the draws at 20/80: {counted:?}");
     }
 }
+
+/// Makes the audit log refuse every append (or accept them again), as a
+/// store failing between two writes would.
+async fn refuse_audit(store: &Db, refuse: bool) {
+    use sqlx::Executor;
+    match (store, refuse) {
+        (Db::Sqlite(store), true) => {
+            store.pool().execute("CREATE TRIGGER refuse_audit BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'audit refused by the test'); END").await.unwrap();
+        }
+        (Db::Sqlite(store), false) => {
+            store.pool().execute("DROP TRIGGER refuse_audit").await.unwrap();
+        }
+        (Db::Postgres(store), true) => {
+            store
+                .pool()
+                .execute(
+                    "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit refused by the test'; END $$; \
+                     CREATE TRIGGER refuse_audit BEFORE INSERT ON audit FOR EACH ROW EXECUTE FUNCTION refuse_audit();",
+                )
+                .await
+                .unwrap();
+        }
+        (Db::Postgres(store), false) => {
+            store.pool().execute("DROP TRIGGER refuse_audit ON audit").await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_session_ended_by_hand_is_never_without_its_audit_record_on_every_backend() {
+    for backend in switchyard_store::testing::every_backend("end-by-hand").await {
+        let store: Db = backend.clone();
+        let engine = engine_on("v2");
+        let conversations = Conversations::new(Arc::clone(&engine), store.clone(), SystemClock);
+        let contact = Contact::parse("5511970000301").unwrap();
+        say(&conversations, &contact, "quero comprar um certificado").await;
+        let live = |history: &[switchyard_engine::session::Session]| history.iter().filter(|session| session.is_live()).count();
+        assert_eq!(live(&store.history_of(&contact).await.unwrap()), 1);
+        let ends = |records: &[switchyard_store::policy::AuditRecord]| records.iter().filter(|record| record.action == "end_session").map(|record| record.seq).collect::<Vec<_>>();
+
+        // The store fails on the audit record: the session is not ended either.
+        refuse_audit(&store, true).await;
+        let failed = switchyard::sessions::end_by_hand(&engine, &store, &contact, None, "cli:test", "ticket 7").await;
+        assert!(failed.is_err(), "the failure is reported: {failed:?}");
+        refuse_audit(&store, false).await;
+        assert_eq!(live(&store.history_of(&contact).await.unwrap()), 1, "the session is still live: no end without its record");
+        assert!(ends(&store.audit(None, None, None).await.unwrap()).is_empty());
+
+        // Tried again: both.
+        let ended = switchyard::sessions::end_by_hand(&engine, &store, &contact, None, "cli:test", "ticket 7").await.unwrap();
+        assert_eq!(ended.ended, 1);
+        assert_eq!(live(&store.history_of(&contact).await.unwrap()), 0);
+        let records = store.audit(None, None, None).await.unwrap();
+        assert_eq!(ends(&records), ended.audit_seqs);
+        let record = records.iter().find(|record| record.action == "end_session").unwrap();
+        assert_eq!((record.actor.as_str(), record.reason.as_str(), record.flow.as_deref()), ("cli:test", "ticket 7", Some("digital_certificate")));
+        assert_eq!(record.after.as_ref().and_then(|detail| detail["contact"].as_str()), Some(contact.masked_tail().as_str()), "{record:?}");
+        let history = store.history_of(&contact).await.unwrap();
+        assert_eq!((history[0].outcome(), history[0].record().id.to_string()), (Some(switchyard_engine::session::Outcome::Cancelled), record.after.as_ref().unwrap()["session"].as_str().unwrap().to_owned()));
+    }
+}

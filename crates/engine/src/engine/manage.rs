@@ -70,7 +70,6 @@ impl Engine {
             turn.sessions.push(session);
             session = caller;
         }
-        let mut session = session;
         let resolved = self
             .resolve(session.flow().as_str(), session.instance(), session.contact(), now)
             .ok_or_else(|| format!("flow '{}' is not compiled in", session.flow()))?;

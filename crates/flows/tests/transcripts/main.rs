@@ -353,7 +353,7 @@ fn reprompts_none_fails_at_the_first_reprompt() {
     let path = Path::new("src/digital_certificate/v2/transcripts/example.txt");
     let source = "=== a\nreprompts: none\n> comprar certificado\n< Qual certificado\n> quero arquivo\n< Responda com o número\n";
     let parsed = parse_file(path, source).expect("parses");
-    let failure = run(&parsed[0], "digital_certificate", "v2").err().expect("a re-prompt fails it");
+    let failure = run(&parsed[0], "digital_certificate", "v2").expect_err("a re-prompt fails it");
     assert!(failure.contains("re-prompted at 'purchase.choose_product'"), "{failure}");
     let lenient = parse_file(path, &source.replace("reprompts: none\n", "")).expect("parses");
     assert!(run(&lenient[0], "digital_certificate", "v2").is_ok());

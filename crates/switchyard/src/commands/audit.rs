@@ -28,7 +28,10 @@ pub async fn run(action: Option<AuditAction>, flow: Option<String>, since: Optio
             }
             _ => return Ok(ExitCode::from(super::INVALID)),
         };
-        let store = super::open_store(&config).await?;
+        let store = match super::existing_store_or_refuse(&config).await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
         let served = store.served(&flow, from, to).await?;
         if json {
             let rows: Vec<serde_json::Value> = served
@@ -58,7 +61,10 @@ pub async fn run(action: Option<AuditAction>, flow: Option<String>, since: Optio
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    let store = super::open_store(&config).await?;
+    let store = match super::existing_store_or_refuse(&config).await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
     let records = store.audit(flow.as_deref(), since, until).await?;
     if json {
         let entries: Vec<switchyard::views::records::AuditEntry> = records.iter().map(Into::into).collect();

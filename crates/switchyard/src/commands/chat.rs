@@ -114,7 +114,7 @@ pub async fn run(contact: &str, instance: &str, json: bool) -> anyhow::Result<Ex
     };
     let clock = ChatClock::default();
     let model = super::model(&config)?.map(|llm| llm as Arc<dyn switchyard_engine::classify::Model>);
-    let conversations = Conversations::new(engine, store, clock.clone()).with_model(model);
+    let conversations = Conversations::new(engine, switchyard::holding::HoldingStore::new(store, clock.clone()), clock.clone()).with_model(model);
     let mut printer = Printer { json, out: std::io::stdout() };
 
     let stdin = std::io::stdin();

@@ -7,7 +7,7 @@ use switchyard_engine::registry::suggest;
 use switchyard_engine::time::Timestamp;
 
 pub async fn run(flow: &str, contact: &str, instance: &str, json: bool) -> anyhow::Result<ExitCode> {
-    let (_, engine, _store) = match super::setup_with_store().await? {
+    let (_, engine, _store) = match super::setup_with_existing_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };

@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
 use switchyard::config::Config;
 use switchyard_engine::ids::{Contact, InstanceId};
 
@@ -26,9 +25,10 @@ pub async fn release(contact: &str, instance: &str, reason: &str) -> anyhow::Res
             return Ok(ExitCode::from(super::INVALID));
         }
     };
-    let store = switchyard_store::open(&config.database_url, &config.database)
-        .await
-        .with_context(|| format!("opening the store at {}", switchyard_store::redact_url(&config.database_url)))?;
+    let store = match super::existing_store_or_refuse(&config).await? {
+        Ok(store) => store,
+        Err(code) => return Ok(code),
+    };
     if switchyard::sessions::release_hold(&store, &instance, &contact, &super::rollout::actor(), reason).await?.released {
         println!("released: the bot answers {} on {instance} again", contact.masked());
     } else {

@@ -127,6 +127,33 @@ pub async fn existing_store(config: &Config) -> anyhow::Result<Option<Db>> {
     open_store(config).await.map(Some)
 }
 
+/// The configured store for a command that only reads it (`explain`,
+/// `report`, `audit`, `rollout show|status`, `sessions list|show|export`,
+/// `replay` from the store) or acts on what it holds (`sessions end|forget`,
+/// `handoff release`): a SQLite file that does not exist is refused in one
+/// line naming it (exit 1), and not created, so a command run in the wrong
+/// directory (or without `DATABASE_URL`) says so instead of answering from
+/// an empty database.
+pub async fn existing_store_or_refuse(config: &Config) -> anyhow::Result<Result<Db, ExitCode>> {
+    if let Some(path) = sqlite_path(&config.database_url)
+        && !std::path::Path::new(path).exists()
+    {
+        report(&[missing_database(path, &config.database_url)]);
+        return Ok(Err(ExitCode::from(INVALID)));
+    }
+    open_store(config).await.map(Ok)
+}
+
+/// The line for a SQLite file that is not there.
+fn missing_database(path: &str, url: &str) -> String {
+    let from = if url == switchyard_store::DEFAULT_DATABASE_URL {
+        format!("DATABASE_URL is not set, so the default {url} in the current directory")
+    } else {
+        format!("DATABASE_URL {url}")
+    };
+    format!("no database at {path} ({from}); this command does not create one: set DATABASE_URL to the store serve uses")
+}
+
 /// The file of a `sqlite://PATH` (or `sqlite:PATH`) URL; `None` for other
 /// backends and in-memory databases.
 fn sqlite_path(url: &str) -> Option<&str> {
@@ -169,11 +196,36 @@ pub async fn setup() -> Result<(Config, Arc<Engine>), ExitCode> {
 /// [`setup`] plus the store, with the stored rollout policy loaded into the
 /// engine (the console and `explain` resolve exactly as `serve` would).
 pub async fn setup_with_store() -> anyhow::Result<Result<(Config, Arc<Engine>, Db), ExitCode>> {
+    setup_with(Access::Create).await
+}
+
+/// [`setup_with_store`] for a command that needs a store that exists
+/// ([`existing_store_or_refuse`]): it is never created.
+pub async fn setup_with_existing_store() -> anyhow::Result<Result<(Config, Arc<Engine>, Db), ExitCode>> {
+    setup_with(Access::Existing).await
+}
+
+/// Whether a command may create the configured store.
+#[derive(Clone, Copy)]
+enum Access {
+    /// It writes conversations or policy (`chat`, `simulate`, `flows publish`).
+    Create,
+    /// It reads, or acts on what is there: a missing SQLite file is refused.
+    Existing,
+}
+
+async fn setup_with(access: Access) -> anyhow::Result<Result<(Config, Arc<Engine>, Db), ExitCode>> {
     let (config, engine) = match setup().await {
         Ok(setup) => setup,
         Err(code) => return Ok(Err(code)),
     };
-    let store = open_store(&config).await?;
+    let store = match access {
+        Access::Create => open_store(&config).await?,
+        Access::Existing => match existing_store_or_refuse(&config).await? {
+            Ok(store) => store,
+            Err(code) => return Ok(Err(code)),
+        },
+    };
     let (_, warnings) = switchyard::rollout::load_into(&store, &engine).await?;
     for warning in warnings {
         eprintln!("warning: {warning}");

@@ -65,7 +65,10 @@ async fn from_store(flow: &str, since: Option<Timestamp>, until: Option<Timestam
         Ok(config) => config,
         Err(problems) => return Ok(Err(invalid(&problems))),
     };
-    let store = super::open_store(&config).await?;
+    let store = match super::existing_store_or_refuse(&config).await? {
+        Ok(store) => store,
+        Err(code) => return Ok(Err(code)),
+    };
     let recorded = store.recorded_sessions(&RecordedFilter { flow, since, until, instance, limit }).await?;
     let total = recorded.len() as u64;
     let conversations: Vec<Conversation> = recorded.iter().filter_map(|session| Conversation::from_recorded(flow, session)).collect();

@@ -21,7 +21,7 @@ pub async fn run(
     min_finished: u64,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let (_config, engine, store) = match super::setup_with_store().await? {
+    let (_config, engine, store) = match super::setup_with_existing_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };

@@ -55,7 +55,15 @@ pub async fn run(action: RolloutAction) -> anyhow::Result<ExitCode> {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
-    let store = super::open_store(&config).await?;
+    // Reading the policy never creates a store; changing it does (the first change of a new install).
+    let store = if matches!(action, RolloutAction::Show { .. } | RolloutAction::Status { .. }) {
+        match super::existing_store_or_refuse(&config).await? {
+            Ok(store) => store,
+            Err(code) => return Ok(code),
+        }
+    } else {
+        super::open_store(&config).await?
+    };
     // Evacuation and the override notes resolve as serve would: with the stored policy.
     switchyard::rollout::load_into(&store, &engine).await?;
     let registry = &engine.registry();

@@ -34,7 +34,7 @@ pub async fn run(action: SessionsAction) -> anyhow::Result<ExitCode> {
 
 async fn store() -> anyhow::Result<Result<Db, ExitCode>> {
     match switchyard::config::Config::from_env() {
-        Ok(config) => Ok(Ok(super::open_store(&config).await?)),
+        Ok(config) => super::existing_store_or_refuse(&config).await,
         Err(problems) => {
             super::report(&problems);
             Ok(Err(ExitCode::from(super::INVALID)))
@@ -160,7 +160,7 @@ async fn end(contact: &str, instance: Option<&str>, reason: &str) -> anyhow::Res
         Ok(instance) => instance,
         Err(problem) => return Ok(invalid(format!("--instance: {problem}"))),
     };
-    let (_, engine, store) = match super::setup_with_store().await? {
+    let (_, engine, store) = match super::setup_with_existing_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };
@@ -181,7 +181,7 @@ async fn forget(contact: &str, reason: &str) -> anyhow::Result<ExitCode> {
     if reason.trim().is_empty() {
         return Ok(invalid("--reason must say why (the request or ticket); it is recorded in the audit".to_owned()));
     }
-    let (_, engine, store) = match super::setup_with_store().await? {
+    let (_, engine, store) = match super::setup_with_existing_store().await? {
         Ok(setup) => setup,
         Err(code) => return Ok(code),
     };

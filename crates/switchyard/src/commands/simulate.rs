@@ -33,7 +33,7 @@ use switchyard_engine::service::Conversations;
 use switchyard_engine::session::{Outcome, Session};
 use switchyard_engine::store::Store;
 use switchyard_engine::time::{Clock, Timestamp, parse_duration};
-use switchyard_store::Db;
+use switchyard::holding::HoldingStore;
 
 #[derive(Debug, clap::Args)]
 pub struct SimulateArgs {
@@ -121,9 +121,16 @@ impl Walk {
 
     /// The steps of `fv` a customer waits at on this walk, in walk order:
     /// the answered steps the version has, except its entry (the opening
-    /// message already answers the routing question).
-    fn steps(&self, fv: &FlowVersion) -> Vec<&'static str> {
-        self.answers.iter().map(|(id, _)| *id).filter(|id| *id != fv.entry().id && fv.step(id).is_some()).collect()
+    /// message already answers the routing question), and those of the
+    /// flows it calls (`digital_certificate@v4` waits at `dc_purchase`'s
+    /// `purchase.order`, v3's step id, while its own `purchase` step calls it).
+    fn steps(&self, fv: &FlowVersion, registry: &Registry) -> Vec<&'static str> {
+        let callees = callees(fv, registry);
+        self.answers
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != fv.entry().id && (fv.step(id).is_some() || callees.iter().any(|callee| callee.step(id).is_some())))
+            .collect()
     }
 
     /// Messages one customer sends at most: the walk, the misses, and slack
@@ -131,6 +138,27 @@ impl Walk {
     fn max_messages(&self) -> u32 {
         2 * self.answers.len() as u32 + MAX_MISSES + 2
     }
+}
+
+/// Every version of every flow `fv`'s steps call (a call names a flow,
+/// whose version is resolved when it starts, or a fixed `flow@vN`).
+fn callees<'r>(fv: &FlowVersion, registry: &'r Registry) -> Vec<&'r FlowVersion> {
+    let mut found: Vec<&FlowVersion> = Vec::new();
+    for step in fv.steps() {
+        for target in &step.targets {
+            let switchyard_engine::flow::Next::Call(spec) = target else { continue };
+            let versions: Vec<&FlowVersion> = match registry.lookup(spec) {
+                Ok(fixed) if spec.contains('@') => vec![fixed],
+                _ => registry.versions_of(spec).collect(),
+            };
+            for version in versions {
+                if !found.iter().any(|known| known.label() == version.label()) {
+                    found.push(version);
+                }
+            }
+        }
+    }
+    found
 }
 
 // ---- behaviours -------------------------------------------------------------
@@ -173,7 +201,7 @@ fn parse_behaviour(spec: &str, walk: &Walk, registry: &Registry) -> Result<(Vers
     let bad = |problem: String| format!("--behave '{spec}': {problem}");
     let (version, items) = spec.split_once(':').ok_or_else(|| bad(shape.to_owned()))?;
     let fv = registry.lookup(&format!("{}@{}", walk.flow, version.trim())).map_err(bad)?;
-    let walk_steps = walk.steps(fv);
+    let walk_steps = walk.steps(fv, registry);
     let mut behaviour = Behaviour::default();
     let mut complete: Option<f64> = None;
     let mut seen: Vec<&str> = Vec::new();
@@ -198,7 +226,7 @@ fn parse_behaviour(spec: &str, walk: &Walk, registry: &Registry) -> Result<(Vers
             .ok()
             .filter(|p| (0.0..=1.0).contains(p))
             .ok_or_else(|| bad(format!("{key}: probability '{}' must be a number from 0 to 1", probability.trim())))?;
-        let step = step.map(|step| check_step(step, fv, &walk_steps)).transpose().map_err(bad)?;
+        let step = step.map(|step| check_step(step, fv, registry, &walk_steps)).transpose().map_err(bad)?;
         match key {
             "complete" if step.is_some() => return Err(bad("complete takes no @step: completing customers walk every step".to_owned())),
             "complete" => complete = Some(probability),
@@ -214,14 +242,17 @@ fn parse_behaviour(spec: &str, walk: &Walk, registry: &Registry) -> Result<(Vers
     Ok((fv.version(), behaviour))
 }
 
-/// `step` must be a step of the version and one the walk waits at.
-fn check_step(step: &str, fv: &FlowVersion, walk_steps: &[&'static str]) -> Result<&'static str, String> {
-    if fv.step(step).is_none() {
-        let hint = match suggest(step, fv.steps().iter().map(|s| s.id)) {
+/// `step` must be a step of the version (or of a flow it calls) and one the walk waits at.
+fn check_step(step: &str, fv: &FlowVersion, registry: &Registry, walk_steps: &[&'static str]) -> Result<&'static str, String> {
+    let callees = callees(fv, registry);
+    if fv.step(step).is_none() && !callees.iter().any(|callee| callee.step(step).is_some()) {
+        let known = fv.steps().iter().chain(callees.iter().flat_map(|callee| callee.steps().iter())).map(|s| s.id);
+        let hint = match suggest(step, known) {
             Some(name) => format!(" (did you mean '{name}'?)"),
             None => String::new(),
         };
-        return Err(format!("{} has no step '{step}'{hint}", fv.label()));
+        let called = if callees.is_empty() { "" } else { " (nor any flow it calls)" };
+        return Err(format!("{}{called} has no step '{step}'{hint}", fv.label()));
     }
     walk_steps.iter().copied().find(|id| *id == step).ok_or_else(|| {
         format!("step '{step}' of {} is not on the simulated walk ({})", fv.label(), walk_steps.join(", "))
@@ -453,7 +484,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let start = Timestamp::now_utc().minus(horizon).minus(SPACING.saturating_mul(args.contacts - 1));
 
     let clock = SimClock::default();
-    let conversations = Conversations::new(Arc::clone(&engine), store, clock.clone());
+    let conversations = Conversations::new(Arc::clone(&engine), HoldingStore::new(store, clock.clone()), clock.clone());
     let simulator = Simulator { conversations: &conversations, clock: &clock, walk, instance: &instance, behaviours: &behaviours, seed: args.seed };
 
     let mut tallies: BTreeMap<Version, Tally> = behaviours.keys().map(|version| (*version, Tally::default())).collect();
@@ -490,7 +521,7 @@ pub async fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
 }
 
 struct Simulator<'a> {
-    conversations: &'a Conversations<Db, SimClock>,
+    conversations: &'a Conversations<HoldingStore<SimClock>, SimClock>,
     clock: &'a SimClock,
     walk: &'a Walk,
     instance: &'a InstanceId,
@@ -519,16 +550,25 @@ impl Simulator<'_> {
             .get(self.walk.flow, version)
             .with_context(|| format!("{}@{version} is not compiled in", self.walk.flow))?;
         let behaviour = self.behaviours.get(&version).cloned().unwrap_or_default();
-        let walk_steps = self.walk.steps(fv);
+        let walk_steps = self.walk.steps(fv, &registry);
         let mut rng = SplitMix64::for_customer(self.seed, u64::from(index));
         let plan = Plan::draw(&behaviour, &walk_steps, &mut rng);
-        let understands_human = fv.interrupt_for(HUMAN_REQUEST) == Some(To::Handoff);
+        // Where the customer is: the walked session, or the flow it called
+        // and waits for (v4's `purchase` calls `dc_purchase`), whose step the
+        // customer answers; its interrupts count as well as the caller's.
+        let innermost = |turn: &Turn, session: &Session| turn.live().filter(|live| live.depth() > session.depth()).cloned();
+        let mut here = innermost(&opening, &session).unwrap_or_else(|| session.clone());
+        let understands = |at: &Session| {
+            let interrupts = |fv: &FlowVersion| fv.interrupt_for(HUMAN_REQUEST) == Some(To::Handoff);
+            interrupts(fv) || registry.get(at.flow().as_str(), at.version()).is_some_and(interrupts)
+        };
 
         let mut sent = 1;
         let mut misses = 0;
         let mut stuck: Option<String> = None;
         while session.is_live() {
-            let step = session.step().as_str();
+            let step = here.step().as_str();
+            let understands_human = understands(&here);
             let text = match plan {
                 Plan::Silent(at) if at == step => break,
                 Plan::Human(at) if at == step && understands_human && misses == 0 => HUMAN_REQUEST,
@@ -557,18 +597,21 @@ impl Simulator<'_> {
             let turn = self.send(contact, text).await?;
             sent += 1;
             let id = session.id();
+            let called = innermost(&turn, &session);
             session = match turn.sessions.into_iter().find(|s| s.id() == id) {
                 Some(session) => session,
                 // The turn did not touch the session (a handoff hold silenced
-                // the message, say): it stays where the store has it.
+                // the message, or only the flow it called moved): it stays
+                // where the store has it.
                 None => self.stored(contact, &session).await?,
             };
+            here = called.unwrap_or_else(|| session.clone());
         }
         if session.is_live() {
             // The customer stopped answering: advance past the TTL and expire
             // the session, as the server's sweeper would, so the drop-off is
-            // recorded at this step.
-            now = session.expires_at().max(now).plus(Duration::from_secs(1));
+            // recorded at this step (the called flow's, when it waits for one).
+            now = here.expires_at().max(session.expires_at()).max(now).plus(Duration::from_secs(1));
             self.clock.set(now);
             session = self.expire(contact, &session, now).await?;
         }
@@ -737,8 +780,15 @@ mod tests {
         let walk = &WALKS[0];
         let v1 = registry.get("digital_certificate", Version::new(1)).unwrap();
         let v2 = registry.get("digital_certificate", Version::new(2)).unwrap();
-        assert_eq!(walk.steps(v1).len(), 6);
-        assert_eq!(walk.steps(v2), ["purchase.choose_product", "purchase.collect_details", "purchase.confirm_order"]);
+        assert_eq!(walk.steps(v1, &registry).len(), 6);
+        assert_eq!(walk.steps(v2, &registry), ["purchase.choose_product", "purchase.collect_details", "purchase.confirm_order"]);
+        // v4 calls dc_purchase at `purchase`: the customer waits at the callee's form.
+        let v4 = registry.get("digital_certificate", Version::new(4)).unwrap();
+        assert_eq!(walk.steps(v4, &registry), ["purchase.order"]);
+        let (_, behaviour) = parse_behaviour("v4:silent=1@purchase.order", walk, &registry).unwrap();
+        assert_eq!(behaviour.silent_at, Some("purchase.order"));
+        let problem = parse_behaviour("v4:silent=1@purchase.ordr", walk, &registry).unwrap_err();
+        assert!(problem.contains("digital_certificate@v4 (nor any flow it calls) has no step 'purchase.ordr' (did you mean 'purchase.order'?)"), "{problem}");
     }
 
     #[test]

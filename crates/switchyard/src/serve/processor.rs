@@ -83,7 +83,11 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
                     let drained = drain_one(&state, &key).await;
                     drop(permit);
                     match drained {
-                        Drained::Processed => continue,
+                        Drained::Processed { more: true } => continue,
+                        // The read that found this entry saw nothing behind
+                        // it: unless a wake-up came meanwhile (dirty, below),
+                        // the contact is done without reading again.
+                        Drained::Processed { more: false } => {}
                         Drained::Later(wait) => {
                             // Debouncing: wait without a permit, then look again.
                             let mut stop = state.inner.stopping.clone();
@@ -114,8 +118,10 @@ pub async fn run(state: AppState, mut wake: mpsc::UnboundedReceiver<Key>, mut st
 
 /// What one look at a contact's inbox did.
 enum Drained {
-    /// A turn was committed: more may follow.
-    Processed,
+    /// A turn was committed. `more`: the read that found its entry saw
+    /// another behind it (or could not tell), so look again; without it an
+    /// entry that arrived since has woken the contact (dirty).
+    Processed { more: bool },
     /// The contact is inside its debounce window: look again after this long.
     Later(Duration),
     /// Nothing left (or the process is stopping).
@@ -135,12 +141,12 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
         }
         // PostgreSQL reads the contact's state with the entry (one round
         // trip less); SQLite leaves it to `process_entry`.
-        let (pending, known) = match state.store().next_pending_with_state(&key.0, &key.1).await {
-            Ok(Some(found)) => found,
+        let (pending, known, more) = match state.store().next_pending_and_more(&key.0, &key.1).await {
+            Ok((Some((pending, known)), more)) => (pending, known, more),
             // Nothing left (or another process holds the contact): give the
             // contact up, and look again if entries arrived through another
             // process meanwhile that nobody is working on.
-            Ok(None) => match state.store().release_contact(&key.0, &key.1).await {
+            Ok((None, _)) => match state.store().release_contact(&key.0, &key.1).await {
                 Ok(true) => continue,
                 Ok(false) => return Drained::Idle,
                 Err(err) => {
@@ -159,7 +165,7 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
         // instance, wait until the contact is quiet and merge the burst
         // into this entry. Without one, `pending` comes back unchanged.
         let pending = match super::debounce::gather(state, pending).await {
-            Ok(super::debounce::Gathered::Ready(pending)) => pending,
+            Ok(super::debounce::Gathered::Ready(gathered)) => gathered,
             Ok(super::debounce::Gathered::Later(wait)) => return Drained::Later(wait),
             Err(StoreError::Conflict(_)) => continue,
             Err(err) => {
@@ -172,7 +178,7 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
         match process(state, &pending, known).await {
             Ok(()) => {
                 state.inner.wake_sender.notify_one();
-                return Drained::Processed;
+                return Drained::Processed { more };
             }
             // Someone else moved this contact on: read again and redo the turn
             // (after a few in a row, slow down rather than spin).
