@@ -73,10 +73,8 @@ async fn server() -> Option<String> {
                 }
                 Err(err) => Err(format!("nothing answers at {} ({err})", crate::redact_url(&url))),
             };
-            if let Err(why) = &checked {
-                if !postgres_required() {
-                    note(&format!("note: PostgreSQL tests skipped: {why}; set {POSTGRES_URL_VAR} to run them"));
-                }
+            if let Err(why) = &checked && !postgres_required() {
+                note(&format!("note: PostgreSQL tests skipped: {why}; set {POSTGRES_URL_VAR} to run them"));
             }
             CHECKED.get_or_init(|| checked).clone()
         }

@@ -139,7 +139,7 @@ async fn a_refused_turn_does_not_take_its_batch_with_it() {
             store.commit_inbound(&engine.turn(state, &inbound(&third, "João"), AT), &third, &third.entry.reply_to).await.unwrap();
         }
     }
-    let refused = |n: usize| n % 5 == 0 || n % 7 == 0;
+    let refused = |n: usize| n.is_multiple_of(5) || n.is_multiple_of(7);
     let sessions_before = count(&schema, "SELECT COUNT(*) FROM sessions").await;
     let outbox_before = count(&schema, "SELECT COUNT(*) FROM outbox").await;
 

@@ -61,19 +61,16 @@ where
     let Some(split) = rules.split.as_mut() else { return Ok(rules) };
     let old_split = before.and_then(|before| before.split.as_ref());
     let versions: Vec<_> = split.weights.iter().map(|(version, _)| *version).collect();
-    let guard_mark = match split.guard.as_ref().filter(|guard| guard.armed_after_event.is_none()) {
-        None => None,
-        Some(guard) => Some(
-            old_split
-                .filter(|old| old.weights.iter().map(|(version, _)| *version).eq(versions.iter().copied()))
-                .and_then(|old| old.guard.as_ref())
-                .filter(|old| old.tripped.is_none() && guard.tripped.is_none())
-                // A guard stored before the mark existed stays unmarked (it
-                // counts every split session, as it always did) until its
-                // experiment changes.
-                .map(|old| old.armed_after_event),
-        ),
-    };
+    let guard_mark = split.guard.as_ref().filter(|guard| guard.armed_after_event.is_none()).map(|guard| {
+        old_split
+            .filter(|old| old.weights.iter().map(|(version, _)| *version).eq(versions.iter().copied()))
+            .and_then(|old| old.guard.as_ref())
+            .filter(|old| old.tripped.is_none() && guard.tripped.is_none())
+            // A guard stored before the mark existed stays unmarked (it
+            // counts every split session, as it always did) until its
+            // experiment changes.
+            .map(|old| old.armed_after_event)
+    });
     // The server owns this mark: kept from the stored split while the
     // weights are the same (unmarked stays unmarked, counting every draw),
     // stamped now when they changed or the split is new.

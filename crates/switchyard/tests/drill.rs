@@ -65,8 +65,7 @@ fn last_reply(output: &Output) -> Value {
     ok(output)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-        .filter(|line| line["type"] == "reply")
-        .last()
+        .rfind(|line| line["type"] == "reply")
         .expect("a reply")
 }
 

@@ -288,7 +288,7 @@ impl Tally {
         *counts.entry(what.into()).or_default() += 1;
         // A long run says how far it got, in case it is cut short.
         let total: u64 = counts.values().sum();
-        if total % 100_000 == 0 {
+        if total.is_multiple_of(100_000) {
             drop(counts);
             eprintln!("{total} inputs so far; {}", self.shown());
         }

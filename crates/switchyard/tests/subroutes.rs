@@ -241,7 +241,7 @@ async fn callee_split_inside_a_fixed_parent(db: &str) {
         assert_eq!((row["started"].as_u64(), row["completed"].as_u64(), row["live"].as_u64()), (Some(expected), Some(expected), Some(0)), "{row}");
         assert_eq!(row["funnel"][0]["step"], "purchase.order");
     }
-    assert_eq!(report["sample_ratio"].is_null(), false, "the split's sample ratio is checked: {report}");
+    assert!(!report["sample_ratio"].is_null(), "the split's sample ratio is checked: {report}");
     let api = app.api("/api/report?flow=dc_purchase").await;
     assert_eq!(api["versions"], report["versions"], "the API's report is the CLI's");
     // The parent's report counts its own sessions, not its callees'.

@@ -110,7 +110,7 @@ async fn wrong_tokens_are_rate_limited_even_when_the_right_one_follows() {
     app.stop().await;
 }
 
-fn split_form<'a>(csrf: &'a str) -> Vec<(&'a str, &'a str)> {
+fn split_form(csrf: &str) -> Vec<(&str, &str)> {
     vec![("csrf", csrf), ("weights", "v1=50,v2=50"), ("salt", ""), ("memory_days", "0"), ("guard", "completion"), ("guard_min_sessions", "50"), ("guard_tolerance", "2"), ("guard_confidence", "0.95"), ("reason", "try v2 on half")]
 }
 

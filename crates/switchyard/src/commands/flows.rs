@@ -392,10 +392,8 @@ fn calls(version: &switchyard_engine::registry::FlowVersion) -> Vec<String> {
     let mut calls: Vec<String> = Vec::new();
     for step in version.steps() {
         for target in &step.targets {
-            if let switchyard_engine::flow::Next::Call(spec) = target {
-                if !calls.iter().any(|known| known == spec) {
-                    calls.push((*spec).to_owned());
-                }
+            if let switchyard_engine::flow::Next::Call(spec) = target && !calls.iter().any(|known| known == spec) {
+                calls.push((*spec).to_owned());
             }
         }
     }

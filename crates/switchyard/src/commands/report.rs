@@ -131,7 +131,7 @@ fn print_report(report: &FlowReport) {
     }
     if versions.iter().any(|version| !version.slots.is_empty()) {
         println!("\nform slots: where the values came from, and where customers got stuck");
-        println!("{:<10} {:<12} {:>7} {:>24} {:>12} {:>7}  {}", "version", "slot", "filled", "by source", "on entering", "missed", "missed because");
+        println!("{:<10} {:<12} {:>7} {:>24} {:>12} {:>7}  missed because", "version", "slot", "filled", "by source", "on entering", "missed");
         for version in versions {
             for (slot, s) in &version.slots {
                 let pairs = |map: &std::collections::BTreeMap<String, u64>| map.iter().map(|(name, n)| format!("{name} {n}")).collect::<Vec<_>>().join(", ");

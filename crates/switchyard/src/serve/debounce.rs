@@ -83,6 +83,7 @@ impl fmt::Display for Debounce {
 }
 
 /// What the debounce hook decided.
+#[allow(clippy::large_enum_variant)] // reason: `Ready` is every message's path; a box would cost an allocation per message
 pub(super) enum Gathered {
     /// Process this entry now (itself, or the merged burst).
     Ready(Pending),

@@ -92,15 +92,13 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Auth {
     if config.webhook_secret.is_none() && config.webhook_secrets.is_empty() && config.webhook_jwt_key.is_none() {
         return Auth::Open;
     }
-    if let (Some(expected), Some(presented)) = (&config.webhook_secret, presented_secret) {
-        if auth::secret_matches(expected, presented) {
-            return Auth::Global;
-        }
+    if let (Some(expected), Some(presented)) = (&config.webhook_secret, presented_secret) && auth::secret_matches(expected, presented) {
+        return Auth::Global;
     }
-    if let (Some(key), Some(token)) = (&config.webhook_jwt_key, bearer) {
-        if auth::verify_jwt(token, key, Timestamp::now_utc().as_millis() / 1000).is_ok() {
-            return Auth::Global;
-        }
+    if let (Some(key), Some(token)) = (&config.webhook_jwt_key, bearer)
+        && auth::verify_jwt(token, key, Timestamp::now_utc().as_millis() / 1000).is_ok()
+    {
+        return Auth::Global;
     }
     if let Some(presented) = presented_secret {
         // Compare against every instance's secret (constant time each) so the
@@ -126,11 +124,9 @@ async fn receive(State(state): State<AppState>, Extension(auth): Extension<Auth>
             return rejected(StatusCode::BAD_REQUEST, err.to_string());
         }
     };
-    if let Auth::Instances(allowed) = &auth {
-        if !allowed.iter().any(|instance| *instance == webhook.instance) {
-            tracing::warn!(instance = %webhook.instance, "webhook refused: secret belongs to another instance");
-            return rejected(StatusCode::UNAUTHORIZED, "the webhook secret does not belong to this instance");
-        }
+    if let Auth::Instances(allowed) = &auth && !allowed.contains(&webhook.instance) {
+        tracing::warn!(instance = %webhook.instance, "webhook refused: secret belongs to another instance");
+        return rejected(StatusCode::UNAUTHORIZED, "the webhook secret does not belong to this instance");
     }
     let instance = match InstanceId::parse(&webhook.instance) {
         Ok(instance) => instance,

@@ -79,12 +79,11 @@ fn parse(state: &UiState, flow: &str, action: &str, form: &FormData) -> Result<A
         "evacuate" => return Ok(Action::Evacuate(version(state, flow, form.get("version"))?)),
         other => return Err(format!("unknown action '{other}' ({})", ACTIONS.join(", "))),
     };
-    if edit.action() == "pin" || edit.action() == "unpin" {
-        if let Edit::Pin { contacts, .. } | Edit::Unpin { contacts } = &edit
-            && contacts.is_empty()
-        {
-            return Err("list at least one contact".to_owned());
-        }
+    if (edit.action() == "pin" || edit.action() == "unpin")
+        && let Edit::Pin { contacts, .. } | Edit::Unpin { contacts } = &edit
+        && contacts.is_empty()
+    {
+        return Err("list at least one contact".to_owned());
     }
     Ok(Action::Edit(edit))
 }

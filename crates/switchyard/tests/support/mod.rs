@@ -506,11 +506,9 @@ pub fn spawn_serve_on_free_port(mut command: std::process::Command, log: Option<
             if let Some(log) = log.as_mut() {
                 let _ = writeln!(log, "{line}");
             }
-            if line.contains("switchyard serving") {
-                if let (Some(sender), Some(addr)) = (found.as_ref(), serving_addr(&line)) {
-                    let _ = sender.send(addr);
-                    found = None;
-                }
+            if line.contains("switchyard serving") && let (Some(sender), Some(addr)) = (found.as_ref(), serving_addr(&line)) {
+                let _ = sender.send(addr);
+                found = None;
             }
         }
     });
