@@ -342,7 +342,7 @@ pub(crate) async fn lock_audit(tx: &mut Tx<'_>) -> Result<(), StoreError> {
 /// of row ([`crate::pg_writer::write_rows`]).
 pub(crate) async fn write_turn(tx: &mut Tx<'_>, turn: &Turn) -> Result<(), StoreError> {
     let rows = TurnRows::new(turn);
-    let refused = write_rows(&mut **tx, &[(&rows, None)]).await.map_err(map_err)?;
+    let refused = write_rows(tx, &[(&rows, None)]).await.map_err(map_err)?;
     match refused.into_iter().next() {
         Some((_, err)) => Err(err),
         None => Ok(()),
@@ -356,7 +356,7 @@ pub(crate) async fn queue_replies(tx: &mut Tx<'_>, turn: &Turn, reply_to: &str, 
     }
     let rows = TurnRows::new(turn);
     let out = Outbound { reply_to: reply_to.to_owned(), created_at, request_id: request_id.map(str::to_owned) };
-    insert_replies(&mut **tx, &[(&rows, &out)]).await.map_err(map_err)
+    insert_replies(tx, &[(&rows, &out)]).await.map_err(map_err)
 }
 
 impl Store for PgStore {
