@@ -260,12 +260,7 @@ impl SqliteStore {
         )];
         crate::sqlite::turn_statements(turn, &mut statements);
         crate::sqlite::reply_statements(turn, reply_to, &Cause::Inbox(seq), &mut statements);
-        let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
-        statements.push(Statement::new(EXTEND, vec![until.into(), instance.as_str().into(), contact.as_str().into(), at.into()]));
-        statements.push(Statement::new(
-            START,
-            vec![instance.into(), contact.into(), until.into(), at.into(), cause.into(), flow.into(), version.into(), status.into(), note.into()],
-        ));
+        hold_statements(turn, hold, &mut statements);
         self.write(statements).await.map(drop)
     }
 
@@ -275,14 +270,20 @@ impl SqliteStore {
     pub async fn commit_holding(&self, turn: &Turn, hold: &HoldStart) -> Result<(), StoreError> {
         let mut statements = Vec::new();
         crate::sqlite::turn_statements(turn, &mut statements);
+        hold_statements(turn, hold, &mut statements);
+        self.write(statements).await.map(drop)
+    }
+}
+
+/// The hold's statements for SQLite's writer: its live row extended, or a
+/// new one started.
+fn hold_statements(turn: &Turn, hold: &HoldStart, statements: &mut Vec<Statement>) {
         let (instance, contact, until, at, cause, flow, version, status, note) = hold_params(turn, hold);
         statements.push(Statement::new(EXTEND, vec![until.into(), instance.as_str().into(), contact.as_str().into(), at.into()]));
         statements.push(Statement::new(
             START,
             vec![instance.into(), contact.into(), until.into(), at.into(), cause.into(), flow.into(), version.into(), status.into(), note.into()],
         ));
-        self.write(statements).await.map(drop)
-    }
 }
 
 impl PgStore {
