@@ -43,6 +43,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(15, "calls between flows", include_str!("../migrations/sqlite/0015_session_calls.sql")),
         migration(16, "instance connections", include_str!("../migrations/sqlite/0016_instance_connections.sql")),
         migration(17, "console at scale: covering start index", include_str!("../migrations/sqlite/0017_console_scale.sql")),
+        migration(19, "counter triggers: one counter row per change", include_str!("../migrations/sqlite/0019_counter_triggers.sql")),
     ])
 }
 
