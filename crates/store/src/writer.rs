@@ -23,6 +23,7 @@
 //! one sqlx connection, so there the same statements run through that
 //! connection instead, one write per transaction ([`Direct`]).
 
+use std::collections::hash_map::{Entry, HashMap};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode};
@@ -146,7 +147,6 @@ pub(crate) fn start(path: &str, synchronous: &str) -> Result<Writer, StoreError>
         ))
         .map_err(|err| StoreError::Unavailable(format!("cannot set up '{path}' for writing: {err}")))?;
     connection.busy_timeout(Duration::from_secs(5)).map_err(map_err)?;
-    connection.set_prepared_statement_cache_capacity(64);
     crate::reader::stable_plans(&connection)?;
     let (queue, jobs) = mpsc::channel(QUEUE);
     std::thread::Builder::new()
@@ -194,7 +194,36 @@ pub(crate) fn map_err(err: rusqlite::Error) -> StoreError {
     }
 }
 
+/// The writer's statements, each prepared once and kept by the address of
+/// its SQL (every statement's SQL is a literal, and there are a few dozen).
+/// rusqlite's own cache (`prepare_cached`) hashes the whole SQL text twice
+/// per use and copies it into a new `Arc<str>` each time: for 10-20
+/// statements per customer message, that was hashing and copying a few
+/// kilobytes of SQL per message.
+struct Prepared<'c> {
+    connection: &'c Connection,
+    statements: HashMap<(usize, usize), rusqlite::Statement<'c>>,
+}
+
+impl<'c> Prepared<'c> {
+    fn statement(&mut self, sql: &'static str) -> Result<&mut rusqlite::Statement<'c>, StoreError> {
+        Ok(match self.statements.entry((sql.as_ptr() as usize, sql.len())) {
+            Entry::Occupied(prepared) => prepared.into_mut(),
+            Entry::Vacant(slot) => slot.insert(self.connection.prepare(sql).map_err(map_err)?),
+        })
+    }
+}
+
+impl std::ops::Deref for Prepared<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.connection
+    }
+}
+
 fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
+    let mut prepared = Prepared { connection: &connection, statements: HashMap::new() };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
         batch.push(job);
@@ -204,7 +233,7 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let results = commit_batch(&connection, &batch);
+        let results = commit_batch(&mut prepared, &batch);
         for (job, result) in batch.drain(..).zip(results) {
             let _ = job.done.send(result);
         }
@@ -219,8 +248,8 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
 /// transaction is rolled back and the batch runs again with a savepoint
 /// per write ([`commit_isolated`]), which rolls back the refused write
 /// alone. A lone write needs no second run: the rollback undid exactly it.
-fn commit_batch(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
-    if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
+fn commit_batch(connection: &mut Prepared<'_>, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
+    if let Err(err) = control(connection, "BEGIN IMMEDIATE") {
         return fail_all(batch, format!("cannot start a write: {err}"));
     }
     let mut results = Vec::with_capacity(batch.len());
@@ -246,8 +275,8 @@ fn commit_batch(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, S
 }
 
 /// One transaction for the whole batch; a savepoint per write.
-fn commit_isolated(connection: &Connection, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
-    if let Err(err) = connection.execute_batch("BEGIN IMMEDIATE") {
+fn commit_isolated(connection: &mut Prepared<'_>, batch: &[Job]) -> Vec<Result<Results, StoreError>> {
+    if let Err(err) = control(connection, "BEGIN IMMEDIATE") {
         return fail_all(batch, format!("cannot start a write: {err}"));
     }
     let mut results = Vec::with_capacity(batch.len());
@@ -278,8 +307,8 @@ fn ended(batch: &[Job], result: Result<Results, StoreError>) -> Vec<Result<Resul
 }
 
 /// Commits; a failed commit fails every write of the batch.
-fn commit(connection: &Connection, batch: &[Job], results: Vec<Result<Results, StoreError>>) -> Vec<Result<Results, StoreError>> {
-    if let Err(err) = connection.execute_batch("COMMIT") {
+fn commit(connection: &mut Prepared<'_>, batch: &[Job], results: Vec<Result<Results, StoreError>>) -> Vec<Result<Results, StoreError>> {
+    if let Err(err) = control(connection, "COMMIT") {
         let _ = connection.execute_batch("ROLLBACK");
         return fail_all(batch, format!("commit failed: {err}"));
     }
@@ -287,11 +316,11 @@ fn commit(connection: &Connection, batch: &[Job], results: Vec<Result<Results, S
 }
 
 /// Runs a statement without parameters, prepared once.
-fn control(connection: &Connection, sql: &str) -> Result<(), StoreError> {
-    connection.prepare_cached(sql).and_then(|mut statement| statement.execute([])).map(drop).map_err(map_err)
+fn control(connection: &mut Prepared<'_>, sql: &'static str) -> Result<(), StoreError> {
+    connection.statement(sql)?.execute([]).map(drop).map_err(map_err)
 }
 
-fn run_write(connection: &Connection, statements: &[Statement]) -> Result<Results, StoreError> {
+fn run_write(connection: &mut Prepared<'_>, statements: &[Statement]) -> Result<Results, StoreError> {
     if let [statement] = statements
         && !matches!(statement.check, Check::One(_))
     {
@@ -312,8 +341,8 @@ fn run_write(connection: &Connection, statements: &[Statement]) -> Result<Result
     outcome
 }
 
-fn run_statement(connection: &Connection, statement: &Statement) -> Result<Option<i64>, StoreError> {
-    let mut prepared = connection.prepare_cached(statement.sql).map_err(map_err)?;
+fn run_statement(connection: &mut Prepared<'_>, statement: &Statement) -> Result<Option<i64>, StoreError> {
+    let prepared = connection.statement(statement.sql)?;
     let params = rusqlite::params_from_iter(statement.params.iter());
     match &statement.check {
         Check::Returning => {
