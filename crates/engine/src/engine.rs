@@ -171,9 +171,13 @@ impl Engine {
         // matchers that run through `Ctx::normalized` all read it.
         let mut normalized = spare::string();
         crate::text::normalize_into(text, &mut normalized);
+        let remembered = crate::text::remember_turn_text(text, &normalized);
         turn.normalized = Some(normalized);
         self.handle(live, text, inbound, now, &mut turn);
         self.settle(&mut turn);
+        if remembered {
+            crate::text::forget_turn_text();
+        }
         // Only the turn's steps read these: their buffers serve the next turn.
         spare::keep(turn.message.take());
         spare::keep(turn.normalized.take());

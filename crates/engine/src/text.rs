@@ -25,9 +25,66 @@ use crate::hash::FastMap;
 /// punctuation into spaces and collapses runs of whitespace, so `"Olá, BOM-dia!"`
 /// becomes `"ola bom dia"`. Emoji and other symbols are dropped.
 pub fn normalize(text: &str) -> String {
+    // The flows normalise the turn's message again and again (each keyword
+    // matcher takes the raw text): the engine's own normalisation of a long
+    // one is copied instead (see `remember_turn_text`).
+    if text.len() >= TURN_TEXT_MIN
+        && let Some(known) = TURN_TEXT.with(|memo| memo.borrow().normalized_of(text))
+    {
+        return known;
+    }
     let mut out = String::with_capacity(text.len());
     normalize_into(text, &mut out);
     out
+}
+
+/// Texts shorter than this are normalised again rather than remembered:
+/// copying them into the memo costs about as much as normalising them.
+const TURN_TEXT_MIN: usize = 24;
+
+/// The message of the turn running on this thread and its normal form,
+/// while the turn runs, when it has at least `TURN_TEXT_MIN` bytes; both
+/// empty otherwise (`normalize("")` is empty, so the empty pair is true as well).
+struct TurnText {
+    text: String,
+    normalized: String,
+}
+
+impl TurnText {
+    fn normalized_of(&self, text: &str) -> Option<String> {
+        (self.text == text).then(|| self.normalized.clone())
+    }
+}
+
+thread_local! {
+    static TURN_TEXT: std::cell::RefCell<TurnText> = const { std::cell::RefCell::new(TurnText { text: String::new(), normalized: String::new() }) };
+}
+
+/// Remembers `normalized`, which must be `normalize(text)`, for the calls
+/// of [`normalize`] on this thread until [`forget_turn_text`]; returns
+/// whether it did (not for a text under `TURN_TEXT_MIN` bytes or over 4 KiB).
+pub(crate) fn remember_turn_text(text: &str, normalized: &str) -> bool {
+    debug_assert_eq!(normalized, normalize(text));
+    if text.len() < TURN_TEXT_MIN || text.len() > 4096 || normalized.len() > 4096 {
+        return false;
+    }
+    TURN_TEXT.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        memo.text.clear();
+        memo.text.push_str(text);
+        memo.normalized.clear();
+        memo.normalized.push_str(normalized);
+    });
+    true
+}
+
+/// Ends [`remember_turn_text`] (the buffers are kept for the next turn).
+pub(crate) fn forget_turn_text() {
+    TURN_TEXT.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        memo.text.clear();
+        memo.normalized.clear();
+    });
 }
 
 /// [`normalize`] appended to `out` (empty: a reused buffer).
@@ -659,6 +716,21 @@ mod properties {
             prop_assert_eq!(normalize(&once), once.clone());
             prop_assert!(!once.starts_with(' ') && !once.ends_with(' ') && !once.contains("  "));
             prop_assert!(once.chars().all(|ch| ch == ' ' || ch.is_alphanumeric()));
+        }
+
+        #[test]
+        fn normalize_while_a_turn_text_is_remembered_is_normalize(text in "[a-zA-Z0-9 .,!\u{e1}-]{0,40}", other in "[a-zA-Z0-9 .,!\u{e1}-]{0,40}") {
+            let mut fresh = String::new();
+            normalize_into(&other, &mut fresh);
+            let mut normalized = String::new();
+            normalize_into(&text, &mut normalized);
+            let remembered = remember_turn_text(&text, &normalized);
+            prop_assert_eq!(remembered, text.len() >= TURN_TEXT_MIN);
+            prop_assert_eq!(normalize(&text), normalized.clone());
+            prop_assert_eq!(normalize(&other), fresh.clone());
+            forget_turn_text();
+            prop_assert_eq!(normalize(&text), normalized);
+            prop_assert_eq!(normalize(&other), fresh);
         }
 
         #[test]
