@@ -123,6 +123,7 @@ impl Engine {
 
     /// Handles one inbound message with the keyword classifiers alone (the
     /// offline behaviour); questions for a model are left in `Turn::requests`.
+    #[inline] // the 440-byte turn goes straight to the caller's slot, not copied once more
     pub fn turn(&self, state: ContactState, inbound: &Inbound, now: Timestamp) -> Turn {
         self.turn_with(state, inbound, now, Decisions::default())
     }
@@ -145,7 +146,7 @@ impl Engine {
             Content::Text(text) => (text.as_str(), None),
             Content::Audio { transcript: Some(text) } if !text.trim().is_empty() => (text.as_str(), Some("audio")),
             Content::Attachment(file) if self.accepts_attachments(live.as_ref()) => {
-                turn.attachment = Some(file.clone());
+                turn.attachment = Some(Box::new(file.clone()));
                 (file.caption.as_deref().unwrap_or(""), Some(file.kind.as_str()))
             }
             Content::Attachment(crate::media::Attachment { caption: Some(caption), kind, .. }) if !caption.trim().is_empty() => {
@@ -403,7 +404,9 @@ impl Engine {
             },
         };
         if let Some(text) = trigger {
-            turn.openings.push((session.id(), text.to_owned()));
+            // Nearly always the turn's message: not copied then.
+            let own = (turn.message.as_deref() != Some(text)).then(|| text.to_owned());
+            turn.openings.push((session.id(), own));
         }
         turn.events.push(self.event(&session, now, EventKind::Started { reason, fingerprint: fv.fingerprint().clone() }));
         turn.events.push(self.event(&session, now, EventKind::StepEntered));
@@ -535,7 +538,7 @@ impl Engine {
         let mut slots = Vec::new();
         let attempts = session.record.attempts;
         let id = session.id();
-        let opening = turn.openings.iter().find(|(started, _)| *started == id).map(|(_, text)| text.as_str());
+        let opening = turn.openings.iter().find(|(started, _)| *started == id).map(|(_, own)| own.as_deref().or(turn.message.as_deref()).unwrap_or(""));
         let result = {
             let mut ctx = Ctx {
                 texts: fv.texts(),
@@ -548,7 +551,7 @@ impl Engine {
                 trigger,
                 opening,
                 message: turn.message.as_deref(),
-                attachment: turn.attachment.as_ref(),
+                attachment: turn.attachment.as_deref(),
                 normalized: turn.normalized.as_deref(),
                 deps: fv.deps(),
                 slots: &mut slots,

@@ -63,11 +63,17 @@ thread_local! {
 /// Remembers `normalized`, which must be `normalize(text)`, for the calls
 /// of [`normalize`] on this thread until [`forget_turn_text`]; returns
 /// whether it did (not for a text under `TURN_TEXT_MIN` bytes or over 4 KiB).
+#[inline] // a short message costs one comparison
 pub(crate) fn remember_turn_text(text: &str, normalized: &str) -> bool {
     debug_assert_eq!(normalized, normalize(text));
     if text.len() < TURN_TEXT_MIN || text.len() > 4096 || normalized.len() > 4096 {
         return false;
     }
+    keep_turn_text(text, normalized);
+    true
+}
+
+fn keep_turn_text(text: &str, normalized: &str) {
     TURN_TEXT.with(|memo| {
         let mut memo = memo.borrow_mut();
         memo.text.clear();
@@ -75,7 +81,6 @@ pub(crate) fn remember_turn_text(text: &str, normalized: &str) -> bool {
         memo.normalized.clear();
         memo.normalized.push_str(normalized);
     });
-    true
 }
 
 /// Ends [`remember_turn_text`] (the buffers are kept for the next turn).
