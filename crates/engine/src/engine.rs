@@ -60,21 +60,23 @@ mod spare {
         static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     }
 
-    pub(super) fn string() -> String {
-        SPARE.with(|spare| spare.borrow_mut().pop()).unwrap_or_default()
-    }
-
-    /// Keeps `text`'s buffer (cleared), unless it is large or two are kept already.
-    pub(super) fn keep(text: Option<String>) {
-        let Some(mut text) = text else { return };
-        if text.capacity() > 4096 {
-            return;
-        }
-        text.clear();
+    /// Two empty buffers (one look at the thread's spares).
+    pub(super) fn strings() -> (String, String) {
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
-            if spare.len() < 2 {
-                spare.push(text);
+            (spare.pop().unwrap_or_default(), spare.pop().unwrap_or_default())
+        })
+    }
+
+    /// Keeps the buffers of `texts` (cleared), but not large ones, nor more than two.
+    pub(super) fn keep(texts: [Option<String>; 2]) {
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            for mut text in texts.into_iter().flatten() {
+                if text.capacity() <= 4096 && spare.len() < 2 {
+                    text.clear();
+                    spare.push(text);
+                }
             }
         });
     }
@@ -165,12 +167,11 @@ impl Engine {
                 return turn;
             }
         };
-        let mut message = spare::string();
+        let (mut message, mut normalized) = spare::strings();
         message.push_str(text);
         turn.message = Some(message);
         // Once per turn: the commands, the interrupts and the
         // matchers that run through `Ctx::normalized` all read it.
-        let mut normalized = spare::string();
         crate::text::normalize_into(text, &mut normalized);
         let remembered = crate::text::remember_turn_text(text, &normalized);
         turn.normalized = Some(normalized);
@@ -180,8 +181,7 @@ impl Engine {
             crate::text::forget_turn_text();
         }
         // Only the turn's steps read these: their buffers serve the next turn.
-        spare::keep(turn.message.take());
-        spare::keep(turn.normalized.take());
+        spare::keep([turn.message.take(), turn.normalized.take()]);
         if let Some(medium) = medium {
             // On the session that took the message (one that expired
             // before it did not).
@@ -509,10 +509,16 @@ impl Engine {
                         let detail = format!("more than {MAX_HANDOVERS} handovers in one turn (to '{flow}')");
                         return self.fail(session, detail, now, turn);
                     }
-                    let detail = format!("handover:{flow}");
-                    self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
-                    turn.sessions.push(session);
-                    self.unwind(Outcome::Completed, Some(&detail), now, turn);
+                    let detail = ["handover:", flow].concat();
+                    if turn.stack.is_empty() {
+                        // No caller to end with the same detail: no copy of it.
+                        self.end(&mut session, Outcome::Completed, Some(detail), now, turn);
+                        turn.sessions.push(session);
+                    } else {
+                        self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
+                        turn.sessions.push(session);
+                        self.unwind(Outcome::Completed, Some(&detail), now, turn);
+                    }
                     return self.start(FlowId::new_static(flow), text, inbound, now, handovers + 1, turn);
                 }
             }
