@@ -60,21 +60,23 @@ mod spare {
         static SPARE: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
     }
 
-    pub(super) fn string() -> String {
-        SPARE.with(|spare| spare.borrow_mut().pop()).unwrap_or_default()
-    }
-
-    /// Keeps `text`'s buffer (cleared), unless it is large or two are kept already.
-    pub(super) fn keep(text: Option<String>) {
-        let Some(mut text) = text else { return };
-        if text.capacity() > 4096 {
-            return;
-        }
-        text.clear();
+    /// Two empty buffers (one look at the thread's spares).
+    pub(super) fn strings() -> (String, String) {
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
-            if spare.len() < 2 {
-                spare.push(text);
+            (spare.pop().unwrap_or_default(), spare.pop().unwrap_or_default())
+        })
+    }
+
+    /// Keeps the buffers of `texts` (cleared), but not large ones, nor more than two.
+    pub(super) fn keep(texts: [Option<String>; 2]) {
+        SPARE.with(|spare| {
+            let mut spare = spare.borrow_mut();
+            for mut text in texts.into_iter().flatten() {
+                if text.capacity() <= 4096 && spare.len() < 2 {
+                    text.clear();
+                    spare.push(text);
+                }
             }
         });
     }
@@ -123,6 +125,7 @@ impl Engine {
 
     /// Handles one inbound message with the keyword classifiers alone (the
     /// offline behaviour); questions for a model are left in `Turn::requests`.
+    #[inline] // the 440-byte turn goes straight to the caller's slot, not copied once more
     pub fn turn(&self, state: ContactState, inbound: &Inbound, now: Timestamp) -> Turn {
         self.turn_with(state, inbound, now, Decisions::default())
     }
@@ -137,7 +140,14 @@ impl Engine {
             turn.silenced = true;
             return turn;
         }
-        let mut live = state.session.filter(Session::is_live).map(|root| self.innermost(root, state.calls, &mut turn));
+        // In place, not through `filter` and `map`: a session is 264 bytes to move.
+        let mut live = state.session;
+        if live.as_ref().is_some_and(|root| !root.is_live()) {
+            live = None;
+        }
+        if !state.calls.is_empty() && let Some(root) = live.take() {
+            live = Some(self.innermost(root, state.calls, &mut turn));
+        }
         if live.as_ref().is_some_and(|session| self.expires_at(session, &turn) <= now) && let Some(session) = live.take() {
             self.expire_into(session, now, &mut turn);
         }
@@ -145,7 +155,7 @@ impl Engine {
             Content::Text(text) => (text.as_str(), None),
             Content::Audio { transcript: Some(text) } if !text.trim().is_empty() => (text.as_str(), Some("audio")),
             Content::Attachment(file) if self.accepts_attachments(live.as_ref()) => {
-                turn.attachment = Some(file.clone());
+                turn.attachment = Some(Box::new(file.clone()));
                 (file.caption.as_deref().unwrap_or(""), Some(file.kind.as_str()))
             }
             Content::Attachment(crate::media::Attachment { caption: Some(caption), kind, .. }) if !caption.trim().is_empty() => {
@@ -164,19 +174,21 @@ impl Engine {
                 return turn;
             }
         };
-        let mut message = spare::string();
+        let (mut message, mut normalized) = spare::strings();
         message.push_str(text);
         turn.message = Some(message);
         // Once per turn: the commands, the interrupts and the
         // matchers that run through `Ctx::normalized` all read it.
-        let mut normalized = spare::string();
         crate::text::normalize_into(text, &mut normalized);
+        let remembered = crate::text::remember_turn_text(text, &normalized);
         turn.normalized = Some(normalized);
         self.handle(live, text, inbound, now, &mut turn);
         self.settle(&mut turn);
+        if remembered {
+            crate::text::forget_turn_text();
+        }
         // Only the turn's steps read these: their buffers serve the next turn.
-        spare::keep(turn.message.take());
-        spare::keep(turn.normalized.take());
+        spare::keep([turn.message.take(), turn.normalized.take()]);
         if let Some(medium) = medium {
             // On the session that took the message (one that expired
             // before it did not).
@@ -205,86 +217,91 @@ impl Engine {
         // anyway (it shows the menu, it routes to a person), and `sair` only
         // needs a goodbye.
         let command = GlobalCommands::lookup(&self.commands, turn.normalized.as_deref().unwrap_or(""));
-        match (command, live) {
-            (Some(command), Some(session)) => self.command(session, command, inbound, now, turn),
-            (Some(Command::Exit), None) => turn.replies.push(Reply {
-                session: None,
-                flow: None,
-                version: None,
-                step: None,
-                text: self.config.texts.cancelled.clone().into(),
-                rich: None,
-            }),
-            (_, None) => self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn),
-            (None, Some(mut session)) => {
-                session.record.turns += 1;
-                session.record.last_input_at = now;
-                session.record.expires_at = now.plus(self.config.session_ttl);
-                if let Some(root) = turn.stack.first_mut() {
-                    root.record.turns += 1;
-                    root.record.last_input_at = now;
-                    root.record.expires_at = session.record.expires_at;
-                }
-                let registry = self.registry();
-                match registry.get(session.flow().as_str(), session.version()) {
-                    None => {
-                        // The deploy removed this version: fail the session and
-                        // restart the customer on what resolves now.
-                        let step = session.step().clone();
-                        self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, turn);
-                        self.unwind(Outcome::Failed, Some("version_gone"), now, turn);
-                        turn.replies.push(Reply {
-                            session: Some(session.id()),
-                            flow: Some(session.flow().clone()),
-                            version: Some(session.version()),
-                            step: Some(step),
-                            text: self.config.texts.restarted.clone().into(),
-                            rich: None,
-                        });
-                        turn.sessions.push(session);
-                        self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn);
-                    }
-                    Some(fv) => match fv.step(session.step().as_str()) {
-                        None => {
-                            let detail = format!("step '{}' is not in {}", session.step(), fv.label());
-                            self.fail(session, detail, now, turn);
-                        }
-                        Some(step) => match self.interrupt(fv, &session, turn.normalized.as_deref().unwrap_or("")) {
-                            Some(Next::Handover(flow)) => {
-                                let detail = format!("handover:{flow}");
-                                self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
-                                turn.sessions.push(session);
-                                self.unwind(Outcome::Completed, Some(&detail), now, turn);
-                                self.start(FlowId::new_static(flow), text, inbound, now, 1, turn);
-                            }
-                            Some(Next::Goto(target)) => {
-                                let Some(step) = fv.step(target) else { return };
-                                session.record.step = StepId::new_static(step.id);
-                                session.record.attempts = 0;
-                                turn.events.push(self.event(&session, now, EventKind::StepEntered));
-                                let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, turn, |handler, ctx| {
-                                    handler.enter(ctx)
-                                });
-                                self.follow(fv, session, called, text, inbound, now, 0, turn);
-                            }
-                            Some(to) => {
-                                let called = Ok(to.next());
-                                self.follow(fv, session, called, text, inbound, now, 0, turn);
-                            }
-                            None => match self.caller_interrupt(text, turn) {
-                                // A change of subject a caller declares leaves the call.
-                                Some((depth, target)) => self.leave_call(session, depth, target, text, inbound, now, turn),
-                                None => {
-                                    let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| {
-                                        handler.input(ctx, text)
-                                    });
-                                    self.follow(fv, session, called, text, inbound, now, 0, turn);
-                                }
-                            },
-                        },
-                    },
-                }
+        // Matched apart, not as a pair: the live session is not moved once more.
+        let Some(mut session) = live else {
+            if matches!(command, Some(Command::Exit)) {
+                turn.replies.push(Reply {
+                    session: None,
+                    flow: None,
+                    version: None,
+                    step: None,
+                    text: self.config.texts.cancelled.clone().into(),
+                    rich: None,
+                });
+            } else {
+                self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn);
             }
+            return;
+        };
+        if let Some(command) = command {
+            return self.command(session, command, inbound, now, turn);
+        }
+        session.record.turns += 1;
+        session.record.last_input_at = now;
+        session.record.expires_at = now.plus(self.config.session_ttl);
+        if let Some(root) = turn.stack.first_mut() {
+            root.record.turns += 1;
+            root.record.last_input_at = now;
+            root.record.expires_at = session.record.expires_at;
+        }
+        let registry = self.registry();
+        match registry.get(session.flow().as_str(), session.version()) {
+            None => {
+                // The deploy removed this version: fail the session and
+                // restart the customer on what resolves now.
+                let step = session.step().clone();
+                self.end(&mut session, Outcome::Failed, Some("version_gone".to_owned()), now, turn);
+                self.unwind(Outcome::Failed, Some("version_gone"), now, turn);
+                turn.replies.push(Reply {
+                    session: Some(session.id()),
+                    flow: Some(session.flow().clone()),
+                    version: Some(session.version()),
+                    step: Some(step),
+                    text: self.config.texts.restarted.clone().into(),
+                    rich: None,
+                });
+                turn.sessions.push(session);
+                self.start(self.config.entry_flow.clone(), text, inbound, now, 0, turn);
+            }
+            Some(fv) => match fv.step(session.step().as_str()) {
+                None => {
+                    let detail = format!("step '{}' is not in {}", session.step(), fv.label());
+                    self.fail(session, detail, now, turn);
+                }
+                Some(step) => match self.interrupt(fv, &session, turn.normalized.as_deref().unwrap_or("")) {
+                    Some(Next::Handover(flow)) => {
+                        let detail = format!("handover:{flow}");
+                        self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
+                        turn.sessions.push(session);
+                        self.unwind(Outcome::Completed, Some(&detail), now, turn);
+                        self.start(FlowId::new_static(flow), text, inbound, now, 1, turn);
+                    }
+                    Some(Next::Goto(target)) => {
+                        let Some(step) = fv.step(target) else { return };
+                        session.record.step = StepId::new_static(step.id);
+                        session.record.attempts = 0;
+                        turn.events.push(self.event(&session, now, EventKind::StepEntered));
+                        let called = self.call(fv, &mut session, step.handler.as_ref(), Some(text), now, turn, |handler, ctx| {
+                            handler.enter(ctx)
+                        });
+                        self.follow(fv, session, called, text, inbound, now, 0, turn);
+                    }
+                    Some(to) => {
+                        let called = Ok(to.next());
+                        self.follow(fv, session, called, text, inbound, now, 0, turn);
+                    }
+                    None => match self.caller_interrupt(text, turn) {
+                        // A change of subject a caller declares leaves the call.
+                        Some((depth, target)) => self.leave_call(session, depth, target, text, inbound, now, turn),
+                        None => {
+                            let called = self.call(fv, &mut session, step.handler.as_ref(), None, now, turn, |handler, ctx| {
+                                handler.input(ctx, text)
+                            });
+                            self.follow(fv, session, called, text, inbound, now, 0, turn);
+                        }
+                    },
+                },
+            },
         }
     }
 
@@ -399,7 +416,9 @@ impl Engine {
             },
         };
         if let Some(text) = trigger {
-            turn.openings.push((session.id(), text.to_owned()));
+            // Nearly always the turn's message: not copied then.
+            let own = (turn.message.as_deref() != Some(text)).then(|| text.to_owned());
+            turn.openings.push((session.id(), own));
         }
         turn.events.push(self.event(&session, now, EventKind::Started { reason, fingerprint: fv.fingerprint().clone() }));
         turn.events.push(self.event(&session, now, EventKind::StepEntered));
@@ -502,10 +521,16 @@ impl Engine {
                         let detail = format!("more than {MAX_HANDOVERS} handovers in one turn (to '{flow}')");
                         return self.fail(session, detail, now, turn);
                     }
-                    let detail = format!("handover:{flow}");
-                    self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
-                    turn.sessions.push(session);
-                    self.unwind(Outcome::Completed, Some(&detail), now, turn);
+                    let detail = ["handover:", flow].concat();
+                    if turn.stack.is_empty() {
+                        // No caller to end with the same detail: no copy of it.
+                        self.end(&mut session, Outcome::Completed, Some(detail), now, turn);
+                        turn.sessions.push(session);
+                    } else {
+                        self.end(&mut session, Outcome::Completed, Some(detail.clone()), now, turn);
+                        turn.sessions.push(session);
+                        self.unwind(Outcome::Completed, Some(&detail), now, turn);
+                    }
                     return self.start(FlowId::new_static(flow), text, inbound, now, handovers + 1, turn);
                 }
             }
@@ -531,7 +556,7 @@ impl Engine {
         let mut slots = Vec::new();
         let attempts = session.record.attempts;
         let id = session.id();
-        let opening = turn.openings.iter().find(|(started, _)| *started == id).map(|(_, text)| text.as_str());
+        let opening = turn.openings.iter().find(|(started, _)| *started == id).map(|(_, own)| own.as_deref().or(turn.message.as_deref()).unwrap_or(""));
         let result = {
             let mut ctx = Ctx {
                 texts: fv.texts(),
@@ -544,7 +569,7 @@ impl Engine {
                 trigger,
                 opening,
                 message: turn.message.as_deref(),
-                attachment: turn.attachment.as_ref(),
+                attachment: turn.attachment.as_deref(),
                 normalized: turn.normalized.as_deref(),
                 deps: fv.deps(),
                 slots: &mut slots,

@@ -218,14 +218,25 @@ impl Memory {
     ) {
         for mut stored in sessions {
             stored.record.revision += 1;
-            self.sessions.insert(stored.id(), stored);
+            // An update replaces the stored session where it lies (no old
+            // value moved out to be dropped by the caller).
+            match self.sessions.entry(stored.id()) {
+                std::collections::hash_map::Entry::Occupied(mut slot) => *slot.get_mut() = stored,
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert(stored);
+                }
+            }
         }
         self.events.extend(events);
         let at_instance = live.calls.is_some() || live.after != live.before || turn.handoff_until.is_some();
         if !at_instance && turn.assignments.is_empty() {
             return;
         }
-        let known = self.contacts.entry(turn.contact.clone()).or_default();
+        // A known contact (nearly always) without cloning the key.
+        let known = match self.contacts.get_mut(&turn.contact) {
+            Some(known) => known,
+            None => self.contacts.entry(turn.contact.clone()).or_default(),
+        };
         if at_instance {
             let entry = known.at_mut(&turn.instance);
             if let Some(calls) = live.calls {

@@ -25,9 +25,71 @@ use crate::hash::FastMap;
 /// punctuation into spaces and collapses runs of whitespace, so `"Olá, BOM-dia!"`
 /// becomes `"ola bom dia"`. Emoji and other symbols are dropped.
 pub fn normalize(text: &str) -> String {
+    // The flows normalise the turn's message again and again (each keyword
+    // matcher takes the raw text): the engine's own normalisation of a long
+    // one is copied instead (see `remember_turn_text`).
+    if text.len() >= TURN_TEXT_MIN
+        && let Some(known) = TURN_TEXT.with(|memo| memo.borrow().normalized_of(text))
+    {
+        return known;
+    }
     let mut out = String::with_capacity(text.len());
     normalize_into(text, &mut out);
     out
+}
+
+/// Texts shorter than this are normalised again rather than remembered:
+/// copying them into the memo costs about as much as normalising them.
+const TURN_TEXT_MIN: usize = 24;
+
+/// The message of the turn running on this thread and its normal form,
+/// while the turn runs, when it has at least `TURN_TEXT_MIN` bytes; both
+/// empty otherwise (`normalize("")` is empty, so the empty pair is true as well).
+struct TurnText {
+    text: String,
+    normalized: String,
+}
+
+impl TurnText {
+    fn normalized_of(&self, text: &str) -> Option<String> {
+        (self.text == text).then(|| self.normalized.clone())
+    }
+}
+
+thread_local! {
+    static TURN_TEXT: std::cell::RefCell<TurnText> = const { std::cell::RefCell::new(TurnText { text: String::new(), normalized: String::new() }) };
+}
+
+/// Remembers `normalized`, which must be `normalize(text)`, for the calls
+/// of [`normalize`] on this thread until [`forget_turn_text`]; returns
+/// whether it did (not for a text under `TURN_TEXT_MIN` bytes or over 4 KiB).
+#[inline] // a short message costs one comparison
+pub(crate) fn remember_turn_text(text: &str, normalized: &str) -> bool {
+    debug_assert_eq!(normalized, normalize(text));
+    if text.len() < TURN_TEXT_MIN || text.len() > 4096 || normalized.len() > 4096 {
+        return false;
+    }
+    keep_turn_text(text, normalized);
+    true
+}
+
+fn keep_turn_text(text: &str, normalized: &str) {
+    TURN_TEXT.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        memo.text.clear();
+        memo.text.push_str(text);
+        memo.normalized.clear();
+        memo.normalized.push_str(normalized);
+    });
+}
+
+/// Ends [`remember_turn_text`] (the buffers are kept for the next turn).
+pub(crate) fn forget_turn_text() {
+    TURN_TEXT.with(|memo| {
+        let mut memo = memo.borrow_mut();
+        memo.text.clear();
+        memo.normalized.clear();
+    });
 }
 
 /// [`normalize`] appended to `out` (empty: a reused buffer).
@@ -236,15 +298,36 @@ impl WordStarts {
 pub fn is_normalized(text: &str) -> bool {
     // Flows call this for each constant phrase on every message (dozens per
     // message), so it checks eight bytes at a time: only `a-z`, `0-9` and
-    // single spaces between words.
+    // single spaces between words. Phrases of up to 16 bytes (nearly all)
+    // are one or two overlapping words with no loop, in a function that
+    // needs no saved registers; longer ones go to `is_normalized_long`.
     let bytes = text.as_bytes();
     let len = bytes.len();
-    let (Some(&first), Some(&last)) = (bytes.first(), bytes.last()) else { return true };
-    if first == b' ' || last == b' ' {
-        return false;
+    if len == 0 {
+        return true;
     }
-    if len < 8 {
-        return normal_word(short_word(bytes)).is_some_and(|spaces| (spaces & (spaces << 8)) == 0);
+    if len <= 8 {
+        let word = if len == 8 { word_at(bytes, 0) } else { short_word(bytes) };
+        // A space at the first or the last byte, or two in a row.
+        let edges = 0x80 | (0x80 << ((len - 1) * 8));
+        return normal_word(word).is_some_and(|spaces| spaces & ((spaces << 8) | edges) == 0);
+    }
+    if len > 16 {
+        return is_normalized_long(bytes);
+    }
+    // Bytes 0..8 and len-8..len: every pair of neighbours is inside one of
+    // the two words except 7-8 when the text is 16 bytes long, checked apart.
+    let (Some(head), Some(tail)) = (normal_word(word_at(bytes, 0)), normal_word(word_at(bytes, len - 8))) else { return false };
+    head & ((head << 8) | 0x80) == 0 && tail & ((tail << 8) | (0x80 << 56)) == 0 && !(bytes[7] == b' ' && bytes[8] == b' ')
+}
+
+/// [`is_normalized`] for a text of more than 16 bytes: a word at a time.
+#[inline(never)]
+fn is_normalized_long(bytes: &[u8]) -> bool {
+    let len = bytes.len();
+    debug_assert!(len > 16);
+    if bytes[0] == b' ' || bytes[len - 1] == b' ' {
+        return false;
     }
     let mut after_space = false;
     let mut at = 0;
@@ -606,6 +689,31 @@ mod properties {
             && text.bytes().all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b' ')
     }
 
+    /// Every placement of spaces in texts of 1 to 18 bytes (the one-word,
+    /// two-word and looping paths and their borders), and each of them with
+    /// one byte at each place replaced by a byte just outside the accepted ranges.
+    #[test]
+    fn normal_form_check_agrees_with_its_definition_for_every_placement_of_spaces() {
+        for len in 1..=18usize {
+            for spaces in 0u32..(1 << len) {
+                let mut text: Vec<u8> = (0..len).map(|at| if spaces & (1 << at) != 0 { b' ' } else { b"az09"[at % 4] }).collect();
+                let as_text = std::str::from_utf8(&text).unwrap().to_owned();
+                assert_eq!(is_normalized(&as_text), normal_by_definition(&as_text), "{as_text:?}");
+                if spaces % 7 == 0 {
+                    for at in 0..len {
+                        let kept = text[at];
+                        for odd in [b'`', b'{', b'/', b':', b'!', b'A', b'Z', 0x7f, 0x1f] {
+                            text[at] = odd;
+                            let odd_text = std::str::from_utf8(&text).unwrap();
+                            assert!(!is_normalized(odd_text), "{odd_text:?}");
+                        }
+                        text[at] = kept;
+                    }
+                }
+            }
+        }
+    }
+
     proptest! {
         #[test]
         fn normalize_is_idempotent_and_yields_lowercase_words(text in "\\PC{0,60}") {
@@ -613,6 +721,21 @@ mod properties {
             prop_assert_eq!(normalize(&once), once.clone());
             prop_assert!(!once.starts_with(' ') && !once.ends_with(' ') && !once.contains("  "));
             prop_assert!(once.chars().all(|ch| ch == ' ' || ch.is_alphanumeric()));
+        }
+
+        #[test]
+        fn normalize_while_a_turn_text_is_remembered_is_normalize(text in "[a-zA-Z0-9 .,!\u{e1}-]{0,40}", other in "[a-zA-Z0-9 .,!\u{e1}-]{0,40}") {
+            let mut fresh = String::new();
+            normalize_into(&other, &mut fresh);
+            let mut normalized = String::new();
+            normalize_into(&text, &mut normalized);
+            let remembered = remember_turn_text(&text, &normalized);
+            prop_assert_eq!(remembered, text.len() >= TURN_TEXT_MIN);
+            prop_assert_eq!(normalize(&text), normalized.clone());
+            prop_assert_eq!(normalize(&other), fresh.clone());
+            forget_turn_text();
+            prop_assert_eq!(normalize(&text), normalized);
+            prop_assert_eq!(normalize(&other), fresh);
         }
 
         #[test]

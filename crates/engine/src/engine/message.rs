@@ -204,12 +204,14 @@ pub struct Turn {
     pub(super) remembered: Vec<(FlowId, Version, Timestamp)>,
     /// The model's answers this turn runs with.
     pub(super) decisions: Decisions,
-    /// Sessions started in this turn, with the message that started them (`Ctx::opening`).
-    pub(super) openings: Vec<(SessionId, String)>,
+    /// Sessions started in this turn, with the message that started them
+    /// (`Ctx::opening`): `None` for the turn's `message`.
+    pub(super) openings: Vec<(SessionId, Option<String>)>,
     /// The customer's text this turn handles (`Ctx::message`).
     pub(super) message: Option<String>,
     /// The file the customer sent, for a step that accepts files (`Ctx::attachment`).
-    pub(super) attachment: Option<crate::media::Attachment>,
+    /// Boxed: the turn is moved by value several times, and rarely has one.
+    pub(super) attachment: Option<Box<crate::media::Attachment>>,
     /// `message` normalised ([`crate::text::normalize`]), computed once per turn.
     pub(super) normalized: Option<String>,
     /// The callers of the session being run, outermost first (empty without a call).
