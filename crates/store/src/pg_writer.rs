@@ -18,7 +18,9 @@
 //! sends the batch's turns (or accepts) down a slow path, one savepoint
 //! each, so only the bad one fails. Nobody is answered before the `COMMIT`
 //! returns, and a failed commit fails every write of the batch: nothing is
-//! acknowledged that is not on disk.
+//! acknowledged that is not on disk. A batch PostgreSQL rolls back to break a
+//! deadlock (two nodes' writers bumping shared counter rows) runs again, up
+//! to three times, before its writes fail.
 //!
 //! Batching is adaptive: the task waits for the first write and then takes
 //! only what is already waiting, so a lone write commits at once and a burst
@@ -561,17 +563,34 @@ async fn commit_batch(connection: &mut PgConnection, batch: &[&Work]) -> Result<
         other => StoreError::Unavailable(format!("{what}: {other}")),
     };
     let mut results: Vec<Option<Result<Done, StoreError>>> = batch.iter().map(|_| None).collect();
-    let outcome = async {
-        control(connection, "BEGIN").await?;
-        accept_all(connection, batch, &mut results).await?;
-        turns_all(connection, batch, &mut results).await?;
-        sent_all(connection, batch, &mut results).await?;
-        control(connection, "COMMIT").await
-    }
-    .await;
-    if let Err(err) = outcome {
-        let _ = control(connection, "ROLLBACK").await;
-        return Err(failed("the write did not commit (nor did any other write of its batch)", err));
+    let mut tries = 1;
+    loop {
+        let outcome = async {
+            control(connection, "BEGIN").await?;
+            accept_all(connection, batch, &mut results).await?;
+            turns_all(connection, batch, &mut results).await?;
+            sent_all(connection, batch, &mut results).await?;
+            control(connection, "COMMIT").await
+        }
+        .await;
+        match outcome {
+            Ok(()) => break,
+            Err(err) => {
+                let _ = control(connection, "ROLLBACK").await;
+                // Two nodes' writers bump the same counter shards (0005's
+                // `pg_backend_pid() % 16` can coincide) in an order set by
+                // the statements of their batches, so PostgreSQL may pick one
+                // transaction as a deadlock's victim: the batch rolled back
+                // whole, and runs again as PostgreSQL advises, rather than
+                // failing every waiter (the webhook's 503).
+                if tries < MAX_TRIES && is_deadlock(&err) {
+                    tries += 1;
+                    results.iter_mut().for_each(|result| *result = None);
+                    continue;
+                }
+                return Err(failed("the write did not commit (nor did any other write of its batch)", err));
+            }
+        }
     }
     Ok(results.into_iter().map(|result| result.unwrap_or_else(|| Err(StoreError::Other("the writer skipped a write".to_owned())))).collect())
 }
@@ -650,6 +669,16 @@ async fn accept_all(connection: &mut PgConnection, batch: &[&Work], results: &mu
 
 /// A failure that is not one statement's refusal: the connection (or the
 /// database) is gone or going.
+/// How many times a batch runs when PostgreSQL picks it as a deadlock's or a
+/// serialization failure's victim.
+const MAX_TRIES: u32 = 3;
+
+/// A transaction PostgreSQL rolled back to break a deadlock or a
+/// serialization conflict: running it again is the remedy.
+fn is_deadlock(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
 fn is_connection(err: &sqlx::Error) -> bool {
     match err {
         sqlx::Error::Database(db) => {

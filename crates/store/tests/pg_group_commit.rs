@@ -263,6 +263,59 @@ async fn a_batch_that_cannot_commit_fails_every_waiter_and_stores_nothing() {
     assert_eq!(count(&schema, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await, 1);
 }
 
+/// A batch PostgreSQL picks as a deadlock's victim runs again instead of
+/// failing its waiters (the webhook's 503). The deadlock is the one two
+/// nodes' writers met under load (counter shards bumped in opposite orders):
+/// here another connection holds every `outbox_depth` counter row, the
+/// writer's sent mark locks the reply's row and waits for its counter, and
+/// the other connection then asks for the reply's row. The writer waited
+/// first, so its deadlock check finds the cycle and rolls it back; run again,
+/// the mark waits for the row, and lands once the other connection is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_chosen_as_a_deadlock_victim_runs_again() {
+    let Some(schema) = fresh_postgres_url().await else { return };
+    let store = Arc::new(PgStore::open(&schema, &PgSettings::default()).await.unwrap());
+    let engine = engine();
+    let first = accept_pending(&store, 600, "D1").await;
+    let state = store.contact_state(&first.entry.instance, &first.entry.contact).await.unwrap();
+    store.commit_inbound(&engine.turn(state, &inbound(&first, "oi"), AT), &first, &first.entry.reply_to).await.unwrap();
+    let reply = store.due_outbox(AT, 10).await.unwrap().remove(0);
+
+    let mut other = PgConnection::connect(schema.url()).await.unwrap();
+    other
+        .execute("INSERT INTO counters (name, shard, value) SELECT name, shard, 0 FROM UNNEST(ARRAY['messages_out', 'outbox_depth']) AS name, generate_series(0, 15) AS shard ON CONFLICT DO NOTHING")
+        .await
+        .unwrap();
+    other.execute("BEGIN").await.unwrap();
+    other.execute("SELECT 1 FROM counters WHERE name = 'outbox_depth' FOR UPDATE").await.unwrap();
+    let sent_task = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move { store.outbox_sent_many(&[(reply.seq, Some("3EB0D".to_owned()))], AT).await })
+    };
+    // The writer is waiting for a counter row once a backend of this
+    // database waits on a transaction while holding the reply's row.
+    let mut waited = false;
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()")
+            .fetch_one(&mut other)
+            .await
+            .unwrap();
+        if waiting > 0 {
+            waited = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(waited, "the writer never waited for the held counter rows");
+    // Returns once PostgreSQL has broken the deadlock by rolling the writer back.
+    sqlx::query("UPDATE outbox SET attempts = attempts WHERE seq = $1").bind(reply.seq).execute(&mut other).await.unwrap();
+    other.execute("ROLLBACK").await.unwrap();
+    other.close().await.unwrap();
+    let result = sent_task.await.unwrap();
+    assert!(result.is_ok(), "the sent mark failed instead of running again: {result:?}");
+    assert_eq!(count(&schema, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL AND provider_id = '3EB0D'").await, 1);
+}
+
 /// Redeliveries inside one batch: the first copy is new, the others
 /// duplicates; and a redelivery of an entry stored earlier is a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
