@@ -583,31 +583,6 @@ pub async fn one_process_works_a_contact_at_a_time<S: Queue>(a: &S, b: &S) {
     assert!(a.next_pending(&key.0, &key.1).await.unwrap().is_none());
 }
 
-/// A lease given up is taken again, by either process, message after
-/// message, and while one holds it the other is kept out (on PostgreSQL the
-/// given-up lease stays as a lapsed row that the next lease updates in
-/// place).
-pub async fn a_lease_given_up_is_taken_again_by_either_process<S: Queue>(a: &S, b: &S) {
-    let engine = engine("");
-    let number = "5511900000104";
-    let key = (instance("vendas"), contact(number));
-    for (n, (holder, other)) in [(a, b), (b, a), (a, b), (b, a)].into_iter().enumerate() {
-        let id = format!("G{n}");
-        holder.accept(&entry("vendas", number, &id, Some("oi"), None)).await.unwrap();
-        let pending = holder.next_pending(&key.0, &key.1).await.unwrap().unwrap_or_else(|| panic!("{id}: the lease given up is free"));
-        assert_eq!(pending.entry.message_id, id);
-        assert!(other.next_pending(&key.0, &key.1).await.unwrap().is_none(), "{id}: the other process is kept out");
-        assert!(other.pending_contacts(10).await.unwrap().is_empty(), "{id}: the other process's scan skips the contact");
-        let turn = engine.turn(holder.contact_state(&key.0, &key.1).await.unwrap(), &text("vendas", number, "oi"), T0);
-        holder.commit_inbound(&turn, &pending, number).await.unwrap();
-        if n % 2 == 0 {
-            // As the processor does: the read that finds nothing gives the lease up.
-            assert!(holder.next_pending(&key.0, &key.1).await.unwrap().is_none(), "{id}: nothing left");
-        }
-        assert!(!holder.release_contact(&key.0, &key.1).await.unwrap(), "{id}: nothing waits");
-    }
-}
-
 pub async fn two_processes_racing_commit_an_entry_once<S: Queue>(a: &S, b: &S) {
     let engine = engine("");
     let key = (instance("vendas"), contact("5511900000102"));

@@ -109,7 +109,6 @@ fn migrator() -> Migrator {
         migration(13, "instance connections", include_str!("../migrations/postgres/0013_instance_connections.sql")),
         migration(14, "console at scale: covering start index", include_str!("../migrations/postgres/0014_console_scale.sql")),
         migration(15, "metric counters per statement", include_str!("../migrations/postgres/0015_statement_counters.sql")),
-        migration(16, "HOT updates: kept leases, fillfactors", include_str!("../migrations/postgres/0016_hot_updates.sql")),
     ])
 }
 
@@ -571,10 +570,7 @@ impl Queue for PgStore {
     /// Gives up the lease; true when entries wait that nobody holds (they
     /// arrived, through another process, while this one held the contact).
     /// One statement: its read sees the leases as they were before its own
-    /// update, so this process's lease is left out by owner. A lease given
-    /// up is kept, lapsed (`until = 0`: free to anyone, as no row was), so
-    /// the contact's next lease updates it in place (a HOT update, migration
-    /// 0016) instead of a row inserted and deleted per message.
+    /// `DELETE`, so this process's lease is left out by owner.
     async fn release_contact(&self, instance: &InstanceId, contact: &Contact) -> Result<bool, StoreError> {
         let key = (instance.clone(), contact.clone());
         self.held_lock().remove(&key);
@@ -584,7 +580,7 @@ impl Queue for PgStore {
             return Ok(false);
         }
         sqlx::query_scalar(
-            "WITH gone AS (UPDATE contact_leases SET until = 0 WHERE instance = $1 AND contact = $2 AND owner = $3 AND until > 0) \
+            "WITH gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3) \
              SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
              AND NOT EXISTS (SELECT 1 FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner <> $3 AND until > $4)",
         )
@@ -622,7 +618,7 @@ impl PgStore {
         if fresh {
             let rows = sqlx::query(concat!(
                 "WITH e AS (", next_entry!(), "), \
-                 gone AS (UPDATE contact_leases SET until = 0 WHERE instance = $1 AND contact = $2 AND owner = $3 AND until > 0 \
+                 gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3 \
                           AND NOT EXISTS (SELECT 1 FROM e)) ",
                 with_state!()
             ))

@@ -50,19 +50,6 @@ async fn a_dead_process_claims_are_taken_at_once() {
     }
 }
 
-/// The lease kept per contact: given up, taken again by the other process
-/// (which keeps the first out), message after message, on one row updated
-/// in place (migration 0016) rather than a row inserted and deleted each time.
-#[tokio::test]
-async fn a_lease_given_up_is_taken_again_in_place() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::a_lease_given_up_is_taken_again_by_either_process(&a, &b).await;
-        let leases: Vec<(String, i64)> = sqlx::query_as("SELECT owner, until FROM contact_leases").fetch_all(a.pool()).await.unwrap();
-        assert_eq!(leases.len(), 1, "one row for the contact: {leases:?}");
-        assert_eq!(leases[0], (b.node().to_owned(), 0), "given up by the last holder: lapsed, free to anyone");
-    }
-}
-
 #[tokio::test]
 async fn a_bad_url_is_refused_with_the_password_hidden() {
     let err = switchyard_store::open("postgres://app:s3cret@127.0.0.1:1/none", &PgSettings { acquire_timeout: std::time::Duration::from_secs(1), ..PgSettings::default() })
