@@ -235,8 +235,9 @@ async fn main() -> anyhow::Result<()> {
     let (self_cpu_before, serve_cpu_before) = (cpu_seconds(std::process::id()), cpu(&pids));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
+    let retries = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     for number in numbers {
-        let (http, urls, counters, latencies, expected) = (http.clone(), Arc::clone(&urls), Arc::clone(&counters), Arc::clone(&latencies), expected.clone());
+        let (http, urls, counters, latencies, expected, retries) = (http.clone(), Arc::clone(&urls), Arc::clone(&counters), Arc::clone(&latencies), expected.clone(), Arc::clone(&retries));
         tasks.spawn(async move {
             let mut received = counters[&number].subscribe();
             let mut target = 0;
@@ -244,16 +245,32 @@ async fn main() -> anyhow::Result<()> {
                 target += expected[seq];
                 let posted = Instant::now();
                 let url = &urls[seq % urls.len()];
-                let response = http.post(url).header("content-type", "application/json").body(webhook(&number, seq, line)).send().await?;
-                anyhow::ensure!(response.status().is_success(), "webhook answered {}", response.status());
+                // A 503 asks the gateway to retry (Evolution does, after
+                // `Retry-After`): so does the load, counting each retry.
+                loop {
+                    let response = http.post(url).header("content-type", "application/json").body(webhook(&number, seq, line)).send().await?;
+                    if response.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                        retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                    anyhow::ensure!(response.status().is_success(), "webhook answered {}", response.status());
+                    break;
+                }
                 received.wait_for(|count| *count >= target).await?;
                 latencies.lock().unwrap().push(posted.elapsed());
             }
             anyhow::Ok(())
         });
     }
+    // The first failure is reported after the servers are stopped, so a
+    // failed run leaves no `serve` process behind.
+    let mut failed: Option<anyhow::Error> = None;
     while let Some(result) = tasks.join_next().await {
-        result??;
+        if let Err(err) = result.map_err(anyhow::Error::from).and_then(|done| done) {
+            failed.get_or_insert(err);
+            tasks.abort_all();
+        }
     }
     let elapsed = started.elapsed();
     let (self_cpu, serve_cpu) = (cpu_seconds(std::process::id()), cpu(&pids));
@@ -263,6 +280,9 @@ async fn main() -> anyhow::Result<()> {
     for mut child in processes {
         let _ = child.kill();
         let _ = child.wait();
+    }
+    if let Some(err) = failed {
+        return Err(err);
     }
 
     let mut latencies = latencies.lock().unwrap().clone();
@@ -282,6 +302,7 @@ async fn main() -> anyhow::Result<()> {
         expected.iter().take(PURCHASE.len()).sum::<usize>(),
         if rounds == 1 { "" } else { "s" }
     );
+    println!("retried (503):   {}", retries.load(std::sync::atomic::Ordering::Relaxed));
     println!("elapsed:         {:.2} s", elapsed.as_secs_f64());
     println!("throughput:      {:.0} messages/s", messages as f64 / elapsed.as_secs_f64());
     println!("latency p50:     {:.2} ms", percentile(&latencies, 0.50).as_secs_f64() * 1000.0);
