@@ -16,7 +16,7 @@ use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
 use switchyard_engine::flow::{Lifecycle, VersionDecl};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::kinds::{Ask, Say, To};
-use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Pending, Queue};
+use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Outgoing, Pending, Queue};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::store::{Store, StoreError};
@@ -105,6 +105,15 @@ async fn accept_pending(store: &PgStore, n: usize, message_id: &str) -> Pending 
     let key = entry(n, message_id);
     let Accepted::New(_) = store.accept(&key).await.unwrap() else { panic!("new entry") };
     store.next_pending(&key.instance, &key.contact).await.unwrap().expect("pending")
+}
+
+/// Contact `n`'s first turn committed (its session asks a name): the reply
+/// it queued, due now.
+async fn queued_reply(store: &PgStore, engine: &Engine, n: usize, message_id: &str) -> Outgoing {
+    let first = accept_pending(store, n, message_id).await;
+    let state = store.contact_state(&first.entry.instance, &first.entry.contact).await.unwrap();
+    store.commit_inbound(&engine.turn(state, &inbound(&first, "oi"), AT), &first, &first.entry.reply_to).await.unwrap();
+    store.due_outbox(AT, 10).await.unwrap().remove(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,11 +216,7 @@ async fn a_batch_that_cannot_commit_fails_every_waiter_and_stores_nothing() {
     let store = Arc::new(PgStore::open(&schema, &PgSettings::default()).await.unwrap());
     let engine = engine();
     // A turn and a sent mark ride in the batch too.
-    let first = accept_pending(&store, 500, "T1").await;
-    let state = store.contact_state(&first.entry.instance, &first.entry.contact).await.unwrap();
-    let turn = engine.turn(state, &inbound(&first, "oi"), AT);
-    store.commit_inbound(&turn, &first, &first.entry.reply_to).await.unwrap();
-    let reply = store.due_outbox(AT, 10).await.unwrap().remove(0);
+    let reply = queued_reply(&store, &engine, 500, "T1").await;
     let second = accept_pending(&store, 500, "T2").await;
     let state = store.contact_state(&second.entry.instance, &second.entry.contact).await.unwrap();
     let turn = engine.turn(state, &inbound(&second, "Maria"), AT);
@@ -276,10 +281,7 @@ async fn a_batch_chosen_as_a_deadlock_victim_runs_again() {
     let Some(schema) = fresh_postgres_url().await else { return };
     let store = Arc::new(PgStore::open(&schema, &PgSettings::default()).await.unwrap());
     let engine = engine();
-    let first = accept_pending(&store, 600, "D1").await;
-    let state = store.contact_state(&first.entry.instance, &first.entry.contact).await.unwrap();
-    store.commit_inbound(&engine.turn(state, &inbound(&first, "oi"), AT), &first, &first.entry.reply_to).await.unwrap();
-    let reply = store.due_outbox(AT, 10).await.unwrap().remove(0);
+    let reply = queued_reply(&store, &engine, 600, "D1").await;
 
     let mut other = PgConnection::connect(schema.url()).await.unwrap();
     other
