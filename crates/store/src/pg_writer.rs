@@ -18,9 +18,10 @@
 //! sends the batch's turns (or accepts) down a slow path, one savepoint
 //! each, so only the bad one fails. Nobody is answered before the `COMMIT`
 //! returns, and a failed commit fails every write of the batch: nothing is
-//! acknowledged that is not on disk. A batch PostgreSQL rolls back to break a
-//! deadlock (two nodes' writers bumping shared counter rows) runs again, up
-//! to three times, before its writes fail.
+//! acknowledged that is not on disk. Each writer bumps the `/metrics`
+//! counters on a shard of its own, so two nodes' writers never wait for
+//! each other there; a batch PostgreSQL still rolls back to break a
+//! deadlock runs again, up to three times, before its writes fail.
 //!
 //! Batching is adaptive: the task waits for the first write and then takes
 //! only what is already waiting, so a lone write commits at once and a burst
@@ -520,7 +521,7 @@ async fn run(pool: PgPool, mut jobs: mpsc::Receiver<Job>) {
         }
         let mut connection = match kept.take() {
             Some(connection) => connection,
-            None => match pool.acquire().await {
+            None => match acquire(&pool).await {
                 Ok(connection) => connection,
                 Err(err) => {
                     let err = map_err(err);
@@ -551,6 +552,25 @@ async fn run(pool: PgPool, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// The writer's connection, with a counter shard of its own (postgres
+/// 0017): the first of the 16 whose session advisory lock no other
+/// connection on this schema holds, named in `switchyard.counter_shard` for
+/// the counter triggers. Two nodes' writers then never bump the same
+/// counter rows, so neither waits for the other's commit and they cannot
+/// deadlock on them. With every shard held (more than 16 writers) the
+/// setting stays empty and the triggers fall back to the backend's pid.
+/// The lock and the setting live as long as the connection.
+async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    sqlx::query(
+        "SELECT set_config('switchyard.counter_shard', COALESCE((SELECT shard::TEXT FROM generate_series(0, 15) AS shard \
+         WHERE pg_try_advisory_lock(hashtext('switchyard.counter_shard ' || current_schema()), shard) LIMIT 1), ''), false)",
+    )
+    .execute(&mut *connection)
+    .await?;
+    Ok(connection)
+}
+
 async fn control(connection: &mut PgConnection, sql: &'static str) -> Result<(), sqlx::Error> {
     sqlx::raw_sql(sql).execute(&mut *connection).await.map(drop)
 }
@@ -577,10 +597,11 @@ async fn commit_batch(connection: &mut PgConnection, batch: &[&Work]) -> Result<
             Ok(()) => break,
             Err(err) => {
                 let _ = control(connection, "ROLLBACK").await;
-                // Two nodes' writers bump the same counter shards (0005's
-                // `pg_backend_pid() % 16` can coincide) in an order set by
-                // the statements of their batches, so PostgreSQL may pick one
-                // transaction as a deadlock's victim: the batch rolled back
+                // Writers claim counter shards of their own (`acquire`), but
+                // other connections (the sender's failure marks) and writers
+                // past the 16th share them (`pg_backend_pid() % 16`), in an
+                // order set by their statements, so PostgreSQL may still
+                // pick a transaction as a deadlock's victim: the batch rolled back
                 // whole, and runs again as PostgreSQL advises, rather than
                 // failing every waiter (the webhook's 503).
                 if tries < MAX_TRIES && is_deadlock(&err) {

@@ -346,3 +346,21 @@ async fn redeliveries_within_a_batch_are_stored_once() {
     assert_eq!(answers[4], Accepted::Duplicate);
     assert_eq!(count(&schema, "SELECT COUNT(*) FROM inbox WHERE message_id IN ('R1', 'R2', 'EARLIER')").await, 3);
 }
+
+/// Two nodes' writers bump the `/metrics` counters on shards of their own
+/// (postgres 0017): the first writer to open its connection claims shard 0,
+/// the second shard 1, so neither ever waits for the other's commit on a
+/// counter row. (Before, the shard was each backend's pid modulo 16.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_writers_count_on_shards_of_their_own() {
+    let Some(schema) = fresh_postgres_url().await else { return };
+    let a = PgStore::open(&schema, &PgSettings::default()).await.unwrap();
+    let b = PgStore::open(&schema, &PgSettings::default()).await.unwrap();
+    for (store, n) in [(&a, 1), (&b, 2), (&a, 3)] {
+        let Accepted::New(_) = store.accept(&entry(n, &format!("S{n}"))).await.unwrap() else { panic!("new entry") };
+    }
+    let mut connection = PgConnection::connect(schema.url()).await.unwrap();
+    let shards: Vec<(i16, i64)> =
+        sqlx::query_as("SELECT shard, value FROM counters WHERE name = 'messages_in' AND value <> 0 ORDER BY shard").fetch_all(&mut connection).await.unwrap();
+    assert_eq!(shards, vec![(0, 2), (1, 1)], "a's two accepts on its shard, b's one on the next");
+}
