@@ -31,6 +31,7 @@ macro_rules! conformance_suite {
             a_stale_revision_is_refused_and_changes_nothing,
             an_ended_session_cannot_be_updated_again,
             expired_lists_due_live_sessions_oldest_first_up_to_the_limit,
+            a_moved_expiry_is_due_exactly_at_its_new_time,
             history_is_newest_first_and_events_keep_their_order,
             a_handoff_hold_is_stored_and_renewed,
             contacts_on_different_instances_are_separate,
@@ -217,6 +218,35 @@ pub async fn expired_lists_due_live_sessions_oldest_first_up_to_the_limit<S: Que
     store.commit(&engine.expire(due[0].clone(), T0.plus(ttl).plus(Duration::from_secs(61)))).await.unwrap();
     let due = store.expired(T0.plus(Duration::from_secs(86_400)), 10).await.unwrap();
     assert_eq!(due.len(), 2);
+}
+
+/// A turn moves its session's expiry; the session is due exactly at the new
+/// time, whether the move stays within PostgreSQL's five-minute index
+/// bucket, lands on a bucket's first millisecond or crosses into the next
+/// bucket (T0 is 100 s into its bucket; the TTL is 30 minutes).
+pub async fn a_moved_expiry_is_due_exactly_at_its_new_time<S: Queue>(store: &S) {
+    let engine = engine("");
+    // (contact, seconds after T0 of its second message): new expiries at
+    // T0 + 1 860 s (the first one's bucket), + 2 000 s (a bucket's first
+    // millisecond) and + 2 200 s (the next bucket).
+    let moves = [("5511900000021", 60), ("5511900000022", 200), ("5511900000023", 400)];
+    for (number, later) in moves {
+        send(store, &engine, &text("vendas", number, "oi"), T0).await;
+        send(store, &engine, &text("vendas", number, "???"), T0.plus(Duration::from_secs(later))).await;
+    }
+    let ttl = Duration::from_secs(30 * 60);
+    let due_at = |at: Timestamp| async move {
+        let due = store.expired(at, 10).await.unwrap();
+        due.iter().map(|s| s.contact().as_str().to_owned()).collect::<Vec<_>>()
+    };
+    assert!(due_at(T0.plus(ttl)).await.is_empty(), "the first expiry moved for every session");
+    for (idx, (_, later)) in moves.iter().enumerate() {
+        let new_expiry = T0.plus(ttl).plus(Duration::from_secs(*later));
+        let expected: Vec<String> = moves[..idx].iter().map(|(number, _)| (*number).to_owned()).collect();
+        assert_eq!(due_at(new_expiry.minus(Duration::from_millis(1))).await, expected, "a millisecond before {later} s");
+        let expected: Vec<String> = moves[..=idx].iter().map(|(number, _)| (*number).to_owned()).collect();
+        assert_eq!(due_at(new_expiry).await, expected, "at {later} s");
+    }
 }
 
 pub async fn history_is_newest_first_and_events_keep_their_order<S: Queue>(store: &S) {
@@ -717,6 +747,41 @@ pub async fn a_batch_of_attempts_marks_only_its_own_claims(a: &crate::postgres::
     assert_eq!(seqs.len(), 2);
     assert!(b.outbox_attempt_many(&seqs, now).await.unwrap().is_empty(), "not b's claims to attempt");
     assert_eq!(a.outbox_attempt_many(&seqs, now).await.unwrap(), seqs, "a's own claims, in seq order");
+}
+
+/// PostgreSQL: a turn whose session keeps its expiry's five-minute bucket
+/// updates the session row heap-only (no index entry; postgres 0016), and
+/// one that crosses into the next bucket does not. Read from
+/// `pg_stat_user_tables`, which the writer's connection reports when idle
+/// (within about a second, at most ten).
+pub async fn a_turn_within_its_expiry_bucket_is_a_hot_update(store: &crate::postgres::PgStore) {
+    let engine = engine("");
+    let updates = || async {
+        let stats: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname = 'sessions'",
+        )
+        .fetch_optional(store.pool())
+        .await
+        .unwrap();
+        stats.unwrap_or_default()
+    };
+    let settled = |want: i64| async move {
+        for _ in 0..150 {
+            let (updated, hot) = updates().await;
+            if updated >= want {
+                return (updated, hot);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        updates().await
+    };
+    // T0 is 100 s into its bucket: a turn 60 s later keeps the bucket.
+    send(store, &engine, &text("vendas", "5511900000141", "oi"), T0).await;
+    send(store, &engine, &text("vendas", "5511900000141", "???"), T0.plus(Duration::from_secs(60))).await;
+    assert_eq!(settled(1).await, (1, 1), "one update, heap-only");
+    // 300 s later still: the next bucket, a new entry in `sessions_due`.
+    send(store, &engine, &text("vendas", "5511900000141", "???"), T0.plus(Duration::from_secs(360))).await;
+    assert_eq!(settled(2).await, (2, 1), "the bucket moved: not heap-only");
 }
 
 /// A process that dies holding claims (its node lock gone with its

@@ -91,7 +91,8 @@ pub struct Hold {
 
 impl Db {
     /// Live sessions per (flow, version), with the last expiry. Reads only
-    /// the live rows (the partial index the expiry sweeper uses).
+    /// the live rows (a partial index of them: the expiry sweeper's on
+    /// SQLite, `sessions_one_live` on PostgreSQL).
     pub async fn live_by_version(&self) -> Result<Vec<LiveVersion>, StoreError> {
         // SQLite, without statistics, would walk `sessions_by_flow` for the
         // grouping's order, reading every session's row (2 s at a million);

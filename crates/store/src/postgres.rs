@@ -109,6 +109,7 @@ fn migrator() -> Migrator {
         migration(13, "instance connections", include_str!("../migrations/postgres/0013_instance_connections.sql")),
         migration(14, "console at scale: covering start index", include_str!("../migrations/postgres/0014_console_scale.sql")),
         migration(15, "metric counters per statement", include_str!("../migrations/postgres/0015_statement_counters.sql")),
+        migration(16, "session updates heap-only", include_str!("../migrations/postgres/0016_session_hot_updates.sql")),
         migration(17, "a counter shard per writer", include_str!("../migrations/postgres/0017_writer_counter_shard.sql")),
     ])
 }

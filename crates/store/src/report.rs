@@ -203,8 +203,10 @@ const MESSAGE_TOTALS: &str = "SELECT (SELECT CAST(COALESCE(SUM(value), 0) AS BIG
 /// million sessions). The versions and their live counts are the counters
 /// the triggers keep (`session_counts`); the recent starts a range of
 /// `sessions_by_flow` per version; the last expiry a walk of the live
-/// sessions' index (`sessions_due`) from the latest expiry down to the first
-/// of this flow and version. SQLite, which keeps no statistics, would take
+/// sessions' index (`sessions_due` on SQLite, from the latest expiry down to
+/// the first of this flow and version; `sessions_one_live` on PostgreSQL,
+/// whose `sessions_due` holds expiry buckets of the outermost sessions
+/// only). SQLite, which keeps no statistics, would take
 /// `sessions_by_flow` for that one (every session of the version): the `+`
 /// hides flow and version from it, as in `figures::live_by_version`. $1
 /// since, $2 flow; public so a test can read its plan.

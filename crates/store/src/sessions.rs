@@ -45,8 +45,17 @@ const COMMANDS: &str = concat!(
 );
 
 /// Outermost live sessions past their expiry, oldest first (the sweep ends
-/// their calls with them).
-const EXPIRED: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND expires_at <= $1 AND depth = 0 ORDER BY expires_at, id LIMIT $2");
+/// their calls with them). `$bucket` is PostgreSQL's range on the expiry's
+/// five-minute bucket, its `sessions_due` key (postgres 0016): the bucket
+/// never decreases with `expires_at`, so the range only narrows the walk.
+macro_rules! expired {
+    ($bucket:literal) => {
+        concat!(
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND depth = 0 AND ", $bucket,
+            "expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+        )
+    };
+}
 const OF_CONTACT: &str = concat!("SELECT ", session_columns!(), " FROM sessions WHERE instance = $1 AND contact = $2 ORDER BY started_at DESC, id DESC");
 const EVENTS_OF: &str = "SELECT session_id, flow, version, at, step, kind, reason, reason_detail, fingerprint, detail \
                          FROM events WHERE session_id = $1 ORDER BY seq";
@@ -56,7 +65,12 @@ const SENT_IDS: &str = "SELECT provider_id FROM outbox WHERE instance = $1 AND c
 // each backend's trait impl calls these.
 both! {
     pub(crate) async fn expired_sessions(&self, now: Timestamp, limit: u32) -> Result<Vec<Session>, StoreError> {
-        let rows = sqlx::query(EXPIRED).bind(now.as_millis()).bind(i64::from(limit)).fetch_all(self.reads()).await.map_err(Self::map_err)?;
+        let rows = sqlx::query(Self::dialect(expired!(""), expired!("expires_bucket <= $1 / 300000 AND ")))
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(self.reads())
+            .await
+            .map_err(Self::map_err)?;
         rows.iter().map(session_from_row).collect()
     }
 

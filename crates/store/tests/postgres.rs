@@ -44,6 +44,13 @@ async fn a_batch_of_attempts_marks_only_its_own_claims() {
 }
 
 #[tokio::test]
+async fn a_turn_within_its_expiry_bucket_is_a_hot_update() {
+    if let Some((a, _b, _schema)) = two_processes().await {
+        conformance::a_turn_within_its_expiry_bucket_is_a_hot_update(&a).await;
+    }
+}
+
+#[tokio::test]
 async fn a_dead_process_claims_are_taken_at_once() {
     if let Some((a, b, _schema)) = two_processes().await {
         conformance::a_dead_process_claims_are_taken_at_once(a, &b).await;

@@ -185,7 +185,9 @@ async fn columns(store: &Db, table: &str) -> anyhow::Result<Vec<String>> {
             .fetch_all(store.pool())
             .await?,
         Db::Postgres(store) => sqlx::query_scalar::<_, String>(
-            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 ORDER BY ordinal_position",
+            // (generated columns, such as `sessions.expires_bucket`, are computed, not copied)
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1 \
+             AND is_generated = 'NEVER' ORDER BY ordinal_position",
         )
         .bind(table)
         .fetch_all(store.pool())
