@@ -51,8 +51,8 @@ const COMMANDS: &str = concat!(
 macro_rules! expired {
     ($bucket:literal) => {
         concat!(
-            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND depth = 0 AND ", $bucket,
-            "expires_at <= $1 ORDER BY expires_at, id LIMIT $2"
+            "SELECT ", session_columns!(), " FROM sessions WHERE outcome IS NULL AND ", $bucket,
+            "expires_at <= $1 AND depth = 0 ORDER BY expires_at, id LIMIT $2"
         )
     };
 }
