@@ -3,7 +3,6 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -18,7 +17,7 @@ use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 
 use crate::codec::{contact_state_from_rows, ContactRows, data_to_json, event_columns, inbox_columns, session_columns, FromColumns};
-use crate::reader::Readers;
+use crate::reader::Cursor;
 use crate::writer::{bind, Param, Results, Statement, Writer};
 
 /// Migrations, embedded so the binary needs no files beside it.
@@ -87,9 +86,9 @@ impl Synchronous {
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: SqlitePool,
+    /// The writer thread, which runs the hot-path reads too (none for an
+    /// in-memory database: its writes and reads use `writer` and `pool`).
     group: Option<Writer>,
-    /// The hot-path reads (none for an in-memory database: they use `pool`).
-    readers: Option<Arc<Readers>>,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -151,13 +150,13 @@ impl SqliteStore {
         };
         // An in-memory database cannot be opened twice: its writes run on
         // the writer pool's connection.
-        let (group, readers) = if in_memory {
-            (None, None)
+        let group = if in_memory {
+            None
         } else {
             let path = options.get_filename().to_string_lossy().into_owned();
-            (Some(crate::writer::start(&path, synchronous.pragma())?), Some(Arc::new(Readers::new(&path))))
+            Some(crate::writer::start(&path, synchronous.pragma())?)
         };
-        Ok(SqliteStore { pool, writer, group, readers })
+        Ok(SqliteStore { pool, writer, group })
     }
 
     /// Applies `statements` in one transaction (grouped with other writes),
@@ -178,19 +177,29 @@ impl SqliteStore {
         }
     }
 
-    /// Every row of a hot-path read, decoded: on the [`Readers`] for a
-    /// file, through `pool` for an in-memory database.
-    async fn read_all<T: FromColumns>(&self, sql: &'static str, params: &[Param]) -> Result<Vec<T>, StoreError> {
-        match &self.readers {
-            Some(readers) => readers.all(sql, params, |row| T::from_columns(row)),
+    /// Runs a hot-path read on the writer's connection ([`Writer::read`]);
+    /// `None` for an in-memory database, whose reads go through `pool`.
+    async fn hot<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&mut Cursor<'_>) -> Result<T, StoreError> + Send + 'static,
+    ) -> Option<Result<T, StoreError>> {
+        Some(self.group.as_ref()?.read(read).await)
+    }
+
+    /// Every row of a hot-path read, decoded ([`SqliteStore::hot`]).
+    async fn read_all<T: FromColumns + Send + 'static>(&self, sql: &'static str, params: &[Param]) -> Result<Vec<T>, StoreError> {
+        let owned = params.to_vec();
+        match self.hot(move |cursor| cursor.all(sql, &owned, |row| T::from_columns(row))).await {
+            Some(rows) => rows,
             None => bind(sqlx::query(sql), params).fetch_all(&self.pool).await.map_err(map_err)?.iter().map(T::from_columns).collect(),
         }
     }
 
     /// The first row of a hot-path read, decoded ([`SqliteStore::read_all`]).
-    async fn read_first<T: FromColumns>(&self, sql: &'static str, params: &[Param]) -> Result<Option<T>, StoreError> {
-        match &self.readers {
-            Some(readers) => readers.first(sql, params, |row| T::from_columns(row)),
+    async fn read_first<T: FromColumns + Send + 'static>(&self, sql: &'static str, params: &[Param]) -> Result<Option<T>, StoreError> {
+        let owned = params.to_vec();
+        match self.hot(move |cursor| cursor.first(sql, &owned, |row| T::from_columns(row))).await {
+            Some(row) => row,
             None => bind(sqlx::query(sql), params).fetch_optional(&self.pool).await.map_err(map_err)?.as_ref().map(T::from_columns).transpose(),
         }
     }
@@ -350,12 +359,14 @@ impl Store for SqliteStore {
              FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
         );
         let params: [Param; 2] = [instance.as_str().into(), contact.as_str().into()];
-        match &self.readers {
-            Some(readers) => {
-                let mut state = ContactRows::default();
-                readers.each(SQL, &params, |row| state.push(row))?;
-                Ok(state.finish())
-            }
+        let owned = params.clone();
+        let read = move |cursor: &mut Cursor<'_>| {
+            let mut state = ContactRows::default();
+            cursor.each(SQL, &owned, |row| state.push(row))?;
+            Ok(state.finish())
+        };
+        match self.hot(read).await {
+            Some(state) => state,
             None => contact_state_from_rows(&bind(sqlx::query(SQL), &params).fetch_all(&self.pool).await.map_err(map_err)?),
         }
     }
@@ -556,8 +567,8 @@ impl SqliteStore {
     /// reply per round. Heads only on an in-memory database.
     pub async fn due_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         use crate::codec::Columns;
-        let Some(readers) = &self.readers else { return self.due_outbox(now, limit).await };
-        let rows = readers.all(
+        let params: [Param; 2] = [now.as_millis().into(), i64::from(limit).into()];
+        let read = move |cursor: &mut Cursor<'_>| cursor.all(
             "WITH heads AS (SELECT seq, instance, contact FROM outbox \
                WHERE seq IN (SELECT MIN(seq) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY instance, contact) \
                AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2) \
@@ -566,9 +577,11 @@ impl SqliteStore {
              (o.next_attempt_at <= ?1 AND o.attempts = 0 AND o.attempted_at IS NULL AND o.unsure_since IS NULL) AS plain \
              FROM heads h JOIN outbox o ON o.instance = h.instance AND o.contact = h.contact AND o.seq >= h.seq \
              AND o.sent_at IS NULL AND o.failed_at IS NULL ORDER BY h.seq, o.seq",
-            &[now.as_millis().into(), i64::from(limit).into()],
+            &params,
             |row| Ok((crate::codec::outgoing_from_row(row)?, row.int("head")?, row.int("plain")? != 0)),
-        )?;
+        );
+        let Some(rows) = self.hot(read).await else { return self.due_outbox(now, limit).await };
+        let rows = rows?;
         let mut due = Vec::with_capacity(rows.len());
         let mut run: (i64, usize, bool) = (i64::MIN, 0, false); // head, length, cut
         for (outgoing, head, plain) in rows {
@@ -651,19 +664,21 @@ impl SqliteStore {
     /// since) instead of reading the inbox once more only to find it empty.
     pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<(Option<Pending>, bool), StoreError> {
         let params: [Param; 3] = [instance.as_str().into(), contact.as_str().into(), 2i64.into()];
-        match &self.readers {
-            Some(readers) => {
-                let mut first = None;
-                let mut more = false;
-                readers.each(NEXT_PENDING, &params, |row| {
-                    match first {
-                        None => first = Some(Pending::from_columns(row)?),
-                        Some(_) => more = true,
-                    }
-                    Ok(())
-                })?;
-                Ok((first, more))
-            }
+        let owned = params.clone();
+        let read = move |cursor: &mut Cursor<'_>| {
+            let mut first = None;
+            let mut more = false;
+            cursor.each(NEXT_PENDING, &owned, |row| {
+                match first {
+                    None => first = Some(Pending::from_columns(row)?),
+                    Some(_) => more = true,
+                }
+                Ok(())
+            })?;
+            Ok((first, more))
+        };
+        match self.hot(read).await {
+            Some(found) => found,
             None => {
                 let mut rows = self.read_all::<Pending>(NEXT_PENDING, &params).await?.into_iter();
                 let first = rows.next();
@@ -677,3 +692,4 @@ impl SqliteStore {
 /// instance, $2 contact), on SQLite's clock in Unix milliseconds.
 const RELEASED: &str = "UPDATE holds SET ended_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ended_by = 'release' \
                         WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
+
