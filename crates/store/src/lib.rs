@@ -29,7 +29,8 @@
 //!   locks and scrub, error mapping), and its two small implementations.
 //! - [`sqlite`]: the SQLite store (WAL, migrations embedded and run on
 //!   connect) and its hot path: `writer` (private), group commit on one
-//!   thread; `reader` (private), hot reads inline on plain connections.
+//!   thread, which also runs the hot reads (`reader`, private) on its warm
+//!   connection.
 //! - [`postgres`]: the PostgreSQL store and its hot path (leases,
 //!   `SKIP LOCKED` claims, node advisory locks); `pg_writer` (private), its
 //!   group commit, one task per store, multi-row statements.
@@ -119,11 +120,16 @@ pub async fn open(url: &str, settings: &PgSettings) -> Result<Db, StoreError> {
     }
 }
 
+/// Calls the backend's method. PostgreSQL's futures are boxed: sqlx's
+/// futures for a transaction run to kilobytes, and unboxed they would size
+/// every future that awaits a `Db` call whatever the backend (the
+/// processor's task was 12.5 KB, copied at each spawn and await), which
+/// costs more than one allocation per call next to a round trip.
 macro_rules! dispatch {
     ($self:ident, $name:ident($($arg:expr),*)) => {
         match $self {
             Db::Sqlite(store) => store.$name($($arg),*).await,
-            Db::Postgres(store) => store.$name($($arg),*).await,
+            Db::Postgres(store) => Box::pin(store.$name($($arg),*)).await,
         }
     };
 }
@@ -161,7 +167,7 @@ impl Db {
                 let (pending, more) = store.next_pending_and_more(instance, contact).await?;
                 Ok((pending.map(|pending| (pending, None)), more))
             }
-            Db::Postgres(store) => Ok((store.next_pending_with_state(instance, contact).await?.map(|(pending, state)| (pending, Some(state))), true)),
+            Db::Postgres(store) => Ok((Box::pin(store.next_pending_with_state(instance, contact)).await?.map(|(pending, state)| (pending, Some(state))), true)),
         }
     }
 

@@ -160,11 +160,13 @@ impl SqliteStore {
     }
 
     /// Applies `statements` in one transaction (grouped with other writes),
-    /// waiting for room in the writer's queue.
+    /// waiting for room in the writer's queue. (Here and in the reads, the
+    /// in-memory database's sqlx futures are boxed: they are kilobytes, and
+    /// inline they would size every future awaiting a file store's call.)
     pub(crate) async fn write(&self, statements: Vec<Statement>) -> Result<Results, StoreError> {
         match &self.group {
             Some(group) => group.write(statements).await,
-            None => crate::writer::direct(&self.writer, statements).await,
+            None => Box::pin(crate::writer::direct(&self.writer, statements)).await,
         }
     }
 
@@ -173,7 +175,7 @@ impl SqliteStore {
     pub(crate) async fn try_write(&self, statements: Vec<Statement>) -> Result<Results, StoreError> {
         match &self.group {
             Some(group) => group.try_write(statements).await,
-            None => crate::writer::direct(&self.writer, statements).await,
+            None => Box::pin(crate::writer::direct(&self.writer, statements)).await,
         }
     }
 
@@ -191,7 +193,7 @@ impl SqliteStore {
         let owned = params.to_vec();
         match self.hot(move |cursor| cursor.all(sql, &owned, |row| T::from_columns(row))).await {
             Some(rows) => rows,
-            None => bind(sqlx::query(sql), params).fetch_all(&self.pool).await.map_err(map_err)?.iter().map(T::from_columns).collect(),
+            None => Box::pin(bind(sqlx::query(sql), params).fetch_all(&self.pool)).await.map_err(map_err)?.iter().map(T::from_columns).collect(),
         }
     }
 
@@ -200,7 +202,7 @@ impl SqliteStore {
         let owned = params.to_vec();
         match self.hot(move |cursor| cursor.first(sql, &owned, |row| T::from_columns(row))).await {
             Some(row) => row,
-            None => bind(sqlx::query(sql), params).fetch_optional(&self.pool).await.map_err(map_err)?.as_ref().map(T::from_columns).transpose(),
+            None => Box::pin(bind(sqlx::query(sql), params).fetch_optional(&self.pool)).await.map_err(map_err)?.as_ref().map(T::from_columns).transpose(),
         }
     }
 
@@ -367,7 +369,7 @@ impl Store for SqliteStore {
         };
         match self.hot(read).await {
             Some(state) => state,
-            None => contact_state_from_rows(&bind(sqlx::query(SQL), &params).fetch_all(&self.pool).await.map_err(map_err)?),
+            None => contact_state_from_rows(&Box::pin(bind(sqlx::query(SQL), &params).fetch_all(&self.pool)).await.map_err(map_err)?),
         }
     }
 
@@ -580,7 +582,7 @@ impl SqliteStore {
             &params,
             |row| Ok((crate::codec::outgoing_from_row(row)?, row.int("head")?, row.int("plain")? != 0)),
         );
-        let Some(rows) = self.hot(read).await else { return self.due_outbox(now, limit).await };
+        let Some(rows) = self.hot(read).await else { return Box::pin(self.due_outbox(now, limit)).await };
         let rows = rows?;
         let mut due = Vec::with_capacity(rows.len());
         let mut run: (i64, usize, bool) = (i64::MIN, 0, false); // head, length, cut

@@ -101,6 +101,14 @@ pub(super) async fn gather(state: &AppState, pending: Pending) -> Result<Gathere
     if !matches!(pending.entry.kind, InboxKind::Customer(Content::Text(_))) {
         return Ok(Gathered::Ready(pending));
     }
+    // Boxed: the burst's read and merge are kilobytes of future, which
+    // inline would be copied with the processor's task for every message,
+    // windows or not.
+    Box::pin(merge(state, pending, window)).await
+}
+
+/// [`gather`] for an instance with a window.
+async fn merge(state: &AppState, pending: Pending, window: Duration) -> Result<Gathered, StoreError> {
     let (instance, contact) = (&pending.entry.instance, &pending.entry.contact);
     let burst = state.store().pending_burst(instance, contact).await?;
     let Some(last) = burst.iter().map(|entry| entry.entry.received_at).max() else { return Ok(Gathered::Ready(pending)) };

@@ -279,7 +279,8 @@ async fn process_entry(state: &AppState, pending: &Pending, known: Option<Contac
     }
     match &hold {
         Some(hold) => {
-            state.store().commit_inbound_holding(&turn, pending, &entry.reply_to, hold).await?;
+            // Boxed: rare, and a sizeable future (see `Db`'s dispatch).
+            Box::pin(state.store().commit_inbound_holding(&turn, pending, &entry.reply_to, hold)).await?;
             tracing::info!(instance = %entry.instance, contact = %entry.contact.masked(), cause = hold.cause.as_str(), "contact on hold");
             if hold.desk.is_some() {
                 state.inner.wake_desk.notify_one();
