@@ -156,17 +156,15 @@ impl Db {
     }
 
     /// [`Queue::next_pending`], the contact's state when the backend reads
-    /// it in the same statement (PostgreSQL: one round trip less per turn;
+    /// it with the entry (PostgreSQL in the same statement, a SQLite file in
+    /// the same job on the writer's thread: one round trip less per turn;
     /// `None`: read it with [`Store::contact_state`]), and whether another
     /// entry of the contact waits behind it: SQLite answers from the same
     /// read; PostgreSQL (whose read also takes the contact's lease) always
     /// says `true`, so the caller looks again as before.
     pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<NextPending, StoreError> {
         match self {
-            Db::Sqlite(store) => {
-                let (pending, more) = store.next_pending_and_more(instance, contact).await?;
-                Ok((pending.map(|pending| (pending, None)), more))
-            }
+            Db::Sqlite(store) => store.next_pending_and_more(instance, contact).await,
             Db::Postgres(store) => Ok((Box::pin(store.next_pending_with_state(instance, contact)).await?.map(|(pending, state)| (pending, Some(state))), true)),
         }
     }

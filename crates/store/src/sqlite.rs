@@ -352,24 +352,11 @@ const OUTBOX_SENT: &str = "UPDATE outbox SET sent_at = ?, provider_id = ?, attem
 
 impl Store for SqliteStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
-        // One row per live session (the outermost and the stack of calls, by
-        // depth); one row with NULL session columns when there is none.
-        const SQL: &str = concat!(
-            "SELECT ", session_columns!(), ", \
-             (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until, \
-             (SELECT group_concat(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = ?2) AS assignments \
-             FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
-        );
         let params: [Param; 2] = [instance.as_str().into(), contact.as_str().into()];
         let owned = params.clone();
-        let read = move |cursor: &mut Cursor<'_>| {
-            let mut state = ContactRows::default();
-            cursor.each(SQL, &owned, |row| state.push(row))?;
-            Ok(state.finish())
-        };
-        match self.hot(read).await {
+        match self.hot(move |cursor| read_contact_state(cursor, &owned)).await {
             Some(state) => state,
-            None => contact_state_from_rows(&Box::pin(bind(sqlx::query(SQL), &params).fetch_all(&self.pool)).await.map_err(map_err)?),
+            None => contact_state_from_rows(&Box::pin(bind(sqlx::query(CONTACT_STATE), &params).fetch_all(&self.pool)).await.map_err(map_err)?),
         }
     }
 
@@ -664,7 +651,11 @@ impl SqliteStore {
     /// contact waits behind it, from the same read. The processor stops
     /// after a turn when none did (and no wake-up came for the contact
     /// since) instead of reading the inbox once more only to find it empty.
-    pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<(Option<Pending>, bool), StoreError> {
+    /// On a file the contact's state comes with the entry, read in the same
+    /// job on the writer's connection (nothing commits in between), as
+    /// PostgreSQL reads it in the same statement: one hand-off to the
+    /// writer's thread per turn instead of two.
+    pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<crate::NextPending, StoreError> {
         let params: [Param; 3] = [instance.as_str().into(), contact.as_str().into(), 2i64.into()];
         let owned = params.clone();
         let read = move |cursor: &mut Cursor<'_>| {
@@ -677,17 +668,36 @@ impl SqliteStore {
                 }
                 Ok(())
             })?;
-            Ok((first, more))
+            let Some(first) = first else { return Ok((None, more)) };
+            let state = read_contact_state(cursor, &owned[..2])?;
+            Ok((Some((first, Some(state))), more))
         };
         match self.hot(read).await {
             Some(found) => found,
             None => {
                 let mut rows = self.read_all::<Pending>(NEXT_PENDING, &params).await?.into_iter();
                 let first = rows.next();
-                Ok((first, rows.next().is_some()))
+                Ok((first.map(|pending| (pending, None)), rows.next().is_some()))
             }
         }
     }
+}
+
+/// A contact's live sessions (the outermost and the stack of calls, by
+/// depth: one row each; one row with NULL session columns when there is
+/// none), its handoff and its split assignments. `?1` instance, `?2` contact.
+const CONTACT_STATE: &str = concat!(
+    "SELECT ", session_columns!(), ", \
+     (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until, \
+     (SELECT group_concat(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = ?2) AS assignments \
+     FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
+);
+
+/// [`CONTACT_STATE`] for `params` (instance, contact), decoded.
+fn read_contact_state(cursor: &mut Cursor<'_>, params: &[Param]) -> Result<ContactState, StoreError> {
+    let mut state = ContactRows::default();
+    cursor.each(CONTACT_STATE, params, |row| state.push(row))?;
+    Ok(state.finish())
 }
 
 /// Closes the contact's live hold (`holds`) as released by hand ($1

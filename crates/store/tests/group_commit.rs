@@ -185,3 +185,46 @@ async fn a_batch_that_cannot_commit_fails_every_waiter_and_stores_nothing() {
     // The writer goes on: a retry lands.
     assert!(matches!(store.accept(&entry(0)).await.unwrap(), Accepted::New(_)));
 }
+
+/// The processor's read of a contact's next entry brings the contact's
+/// state with it (read in the same job on the writer's connection): the
+/// same state `contact_state` reads, live session and revision included,
+/// and none when no entry waits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_entry_comes_with_the_contacts_state_as_contact_state_reads_it() {
+    use switchyard_engine::kinds::{Ask, To};
+    let flow = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[ask]\nSeu nome?\n[bad]\nNome?\n[handoff]\natendente\n[done]\nObrigado\n")
+        .entry("ask")
+        .step("ask", Ask::new("ask", "name", |text| Some(text.trim().to_owned()), "bad", To::Step("done")))
+        .step("done", Say::finish("done"));
+    let registry = Arc::new(Registry::new(vec![flow]).unwrap());
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    let engine = Engine::new(registry, resolver, EngineConfig::default()).unwrap();
+    let store = switchyard_store::Db::Sqlite(SqliteStore::open(&fresh_sqlite_url("next-state")).await.unwrap());
+    let (first, second) = (entry(1), InboxEntry { message_id: "GC1-second".to_owned(), ..entry(1) });
+    store.accept(&first).await.unwrap();
+    store.accept(&second).await.unwrap();
+    let (Some((pending, Some(state))), more) = store.next_pending_and_more(&first.instance, &first.contact).await.unwrap() else {
+        panic!("an entry with the contact's state")
+    };
+    assert!(more, "a second entry waits behind the first");
+    assert!(state.session.is_none(), "no session before the first turn");
+    let inbound = Inbound { instance: first.instance.clone(), contact: first.contact.clone(), content: Content::Text("oi".to_owned()) };
+    let turn = engine.turn(state, &inbound, Timestamp::from_millis(1_795_000_100_000));
+    store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await.unwrap();
+
+    let (Some((pending, Some(state))), more) = store.next_pending_and_more(&first.instance, &first.contact).await.unwrap() else {
+        panic!("the second entry with the contact's state")
+    };
+    assert_eq!(pending.entry.message_id, "GC1-second");
+    assert!(!more, "nothing behind the second entry");
+    let session = state.session.as_ref().expect("the session the first turn started is live");
+    assert_eq!(session.step().as_str(), "ask");
+    assert_eq!(format!("{state:?}"), format!("{:?}", store.contact_state(&first.instance, &first.contact).await.unwrap()));
+
+    let turn = engine.turn(state, &Inbound { content: Content::Text("Ana".to_owned()), ..inbound }, Timestamp::from_millis(1_795_000_200_000));
+    store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await.unwrap();
+    let (none, more) = store.next_pending_and_more(&first.instance, &first.contact).await.unwrap();
+    assert!(none.is_none() && !more, "the inbox is empty");
+}

@@ -139,8 +139,8 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
             let _ = state.store().release_contact(&key.0, &key.1).await;
             return Drained::Idle;
         }
-        // PostgreSQL reads the contact's state with the entry (one round
-        // trip less); SQLite leaves it to `process_entry`.
+        // The contact's state comes with the entry (one round trip less);
+        // only an in-memory SQLite leaves it to `process_entry`.
         let (pending, known, more) = match state.store().next_pending_and_more(&key.0, &key.1).await {
             Ok((Some((pending, known)), more)) => (pending, known, more),
             // Nothing left (or another process holds the contact): give the
