@@ -59,7 +59,7 @@ macro_rules! columns_for {
 columns_for!(sqlx::sqlite::SqliteRow);
 columns_for!(sqlx::postgres::PgRow);
 
-/// A SQLite row read without sqlx (the hot-path readers, `reader`), with
+/// A SQLite row read without sqlx (the hot-path reads, `reader`), with
 /// its statement's column names resolved once per statement. rusqlite
 /// finds a column by name by asking SQLite for the name of every column in
 /// turn (a C string converted each time): for a 20-column session row,

@@ -77,9 +77,10 @@ impl Synchronous {
     }
 }
 
-/// Reads use `pool`, which in WAL mode never blocks the writer. The hot
-/// writes (inbox, turns, outbox marks) go to the group-commit [`Writer`]
-/// thread; the rare ones (policy, erasure, retention, bursts) use the
+/// Reads use `pool`, which in WAL mode never blocks the writer, except the
+/// hot-path ones (the inbox, a contact's state, the due outbox), which run
+/// on the [`Writer`] thread's warm connection. The hot writes (inbox,
+/// turns, outbox marks) go to that group-commit thread; the rare ones (policy, erasure, retention, bursts) use the
 /// `writer` pool's one connection with `BEGIN IMMEDIATE`, so SQLite's lock
 /// serialises the two.
 #[derive(Clone, Debug)]
