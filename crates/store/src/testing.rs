@@ -35,6 +35,21 @@ fn unique() -> String {
     format!("{}_{}_{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// An engine with one flow, `unknown@1`, that asks a name (so the session
+/// stays live after the first turn), then thanks and ends.
+pub fn ask_name_engine() -> switchyard_engine::engine::Engine {
+    use switchyard_engine::flow::{Lifecycle, VersionDecl};
+    use switchyard_engine::kinds::{Ask, Say, To};
+    let flow = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[ask]\nSeu nome?\n[bad]\nNome?\n[handoff]\natendente\n[done]\nObrigado\n")
+        .entry("ask")
+        .step("ask", Ask::new("ask", "name", |text| Some(text.trim().to_owned()), "bad", To::Step("done")))
+        .step("done", Say::finish("done"));
+    let registry = std::sync::Arc::new(switchyard_engine::registry::Registry::new(vec![flow]).expect("a valid flow"));
+    let resolver = switchyard_engine::resolve::Resolver::new(&registry, switchyard_engine::resolve::Overrides::none(), Box::new(switchyard_engine::resolve::NoRules));
+    switchyard_engine::engine::Engine::new(registry, resolver, switchyard_engine::engine::EngineConfig::default()).expect("an engine")
+}
+
 /// A URL for a fresh SQLite file under the system temp directory.
 pub fn fresh_sqlite_url(prefix: &str) -> String {
     let dir = std::env::temp_dir().join(format!("switchyard-{prefix}-{}", std::process::id()));

@@ -192,15 +192,7 @@ async fn a_batch_that_cannot_commit_fails_every_waiter_and_stores_nothing() {
 /// and none when no entry waits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_next_entry_comes_with_the_contacts_state_as_contact_state_reads_it() {
-    use switchyard_engine::kinds::{Ask, To};
-    let flow = VersionDecl::new("unknown", 1, Lifecycle::Active)
-        .texts("[ask]\nSeu nome?\n[bad]\nNome?\n[handoff]\natendente\n[done]\nObrigado\n")
-        .entry("ask")
-        .step("ask", Ask::new("ask", "name", |text| Some(text.trim().to_owned()), "bad", To::Step("done")))
-        .step("done", Say::finish("done"));
-    let registry = Arc::new(Registry::new(vec![flow]).unwrap());
-    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
-    let engine = Engine::new(registry, resolver, EngineConfig::default()).unwrap();
+    let engine = switchyard_store::testing::ask_name_engine();
     let store = switchyard_store::Db::Sqlite(SqliteStore::open(&fresh_sqlite_url("next-state")).await.unwrap());
     let (first, second) = (entry(1), InboxEntry { message_id: "GC1-second".to_owned(), ..entry(1) });
     store.accept(&first).await.unwrap();

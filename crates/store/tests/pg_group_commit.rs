@@ -12,13 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, PgConnection};
-use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
-use switchyard_engine::flow::{Lifecycle, VersionDecl};
+use switchyard_engine::engine::{Content, Engine, Inbound};
 use switchyard_engine::ids::{Contact, InstanceId};
-use switchyard_engine::kinds::{Ask, Say, To};
 use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Outgoing, Pending, Queue};
-use switchyard_engine::registry::Registry;
-use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::store::{Store, StoreError};
 use switchyard_engine::time::Timestamp;
 use switchyard_store::postgres::{PgSettings, PgStore};
@@ -26,14 +22,7 @@ use switchyard_store::testing::{fresh_postgres_url, PgSchema};
 
 /// Asks a name (the session stays live), then thanks and ends.
 fn engine() -> Engine {
-    let flow = VersionDecl::new("unknown", 1, Lifecycle::Active)
-        .texts("[ask]\nSeu nome?\n[bad]\nNome?\n[handoff]\natendente\n[done]\nObrigado\n")
-        .entry("ask")
-        .step("ask", Ask::new("ask", "name", |text| Some(text.trim().to_owned()), "bad", To::Step("done")))
-        .step("done", Say::finish("done"));
-    let registry = Arc::new(Registry::new(vec![flow]).unwrap());
-    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
-    Engine::new(registry, resolver, EngineConfig::default()).unwrap()
+    switchyard_store::testing::ask_name_engine()
 }
 
 fn entry(n: usize, message_id: &str) -> InboxEntry {
