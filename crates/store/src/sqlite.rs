@@ -80,9 +80,9 @@ impl Synchronous {
 /// Reads use `pool`, which in WAL mode never blocks the writer, except the
 /// hot-path ones (the inbox, a contact's state, the due outbox), which run
 /// on the [`Writer`] thread's warm connection. The hot writes (inbox,
-/// turns, outbox marks) go to that group-commit thread; the rare ones (policy, erasure, retention, bursts) use the
-/// `writer` pool's one connection with `BEGIN IMMEDIATE`, so SQLite's lock
-/// serialises the two.
+/// turns, outbox marks) go to that group-commit thread; the rare ones
+/// (policy, erasure, retention, bursts) use the `writer` pool's one
+/// connection with `BEGIN IMMEDIATE`, so SQLite's lock serialises the two.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -180,29 +180,25 @@ impl SqliteStore {
         }
     }
 
-    /// Runs a hot-path read on the writer's connection ([`Writer::read`]);
-    /// `None` for an in-memory database, whose reads go through `pool`.
-    async fn hot<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&mut Cursor<'_>) -> Result<T, StoreError> + Send + 'static,
-    ) -> Option<Result<T, StoreError>> {
-        Some(self.group.as_ref()?.read(read).await)
-    }
-
-    /// Every row of a hot-path read, decoded ([`SqliteStore::hot`]).
+    /// Every row of a hot-path read, decoded: on the writer's connection
+    /// ([`Writer::read`]), through `pool` for an in-memory database.
     async fn read_all<T: FromColumns + Send + 'static>(&self, sql: &'static str, params: &[Param]) -> Result<Vec<T>, StoreError> {
-        let owned = params.to_vec();
-        match self.hot(move |cursor| cursor.all(sql, &owned, |row| T::from_columns(row))).await {
-            Some(rows) => rows,
+        match &self.group {
+            Some(writer) => {
+                let params = params.to_vec();
+                writer.read(move |cursor| cursor.all(sql, &params, |row| T::from_columns(row))).await
+            }
             None => Box::pin(bind(sqlx::query(sql), params).fetch_all(&self.pool)).await.map_err(map_err)?.iter().map(T::from_columns).collect(),
         }
     }
 
     /// The first row of a hot-path read, decoded ([`SqliteStore::read_all`]).
     async fn read_first<T: FromColumns + Send + 'static>(&self, sql: &'static str, params: &[Param]) -> Result<Option<T>, StoreError> {
-        let owned = params.to_vec();
-        match self.hot(move |cursor| cursor.first(sql, &owned, |row| T::from_columns(row))).await {
-            Some(row) => row,
+        match &self.group {
+            Some(writer) => {
+                let params = params.to_vec();
+                writer.read(move |cursor| cursor.first(sql, &params, |row| T::from_columns(row))).await
+            }
             None => Box::pin(bind(sqlx::query(sql), params).fetch_optional(&self.pool)).await.map_err(map_err)?.as_ref().map(T::from_columns).transpose(),
         }
     }
@@ -354,9 +350,8 @@ const OUTBOX_SENT: &str = "UPDATE outbox SET sent_at = ?, provider_id = ?, attem
 impl Store for SqliteStore {
     async fn contact_state(&self, instance: &InstanceId, contact: &Contact) -> Result<ContactState, StoreError> {
         let params: [Param; 2] = [instance.as_str().into(), contact.as_str().into()];
-        let owned = params.clone();
-        match self.hot(move |cursor| read_contact_state(cursor, &owned)).await {
-            Some(state) => state,
+        match &self.group {
+            Some(writer) => writer.read(move |cursor| read_contact_state(cursor, &params)).await,
             None => contact_state_from_rows(&Box::pin(bind(sqlx::query(CONTACT_STATE), &params).fetch_all(&self.pool)).await.map_err(map_err)?),
         }
     }
@@ -557,6 +552,7 @@ impl SqliteStore {
     /// reply per round. Heads only on an in-memory database.
     pub async fn due_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
         use crate::codec::Columns;
+        let Some(writer) = &self.group else { return Box::pin(self.due_outbox(now, limit)).await };
         let params: [Param; 2] = [now.as_millis().into(), i64::from(limit).into()];
         let read = move |cursor: &mut Cursor<'_>| cursor.all(
             "WITH heads AS (SELECT seq, instance, contact FROM outbox \
@@ -570,8 +566,7 @@ impl SqliteStore {
             &params,
             |row| Ok((crate::codec::outgoing_from_row(row)?, row.int("head")?, row.int("plain")? != 0)),
         );
-        let Some(rows) = self.hot(read).await else { return Box::pin(self.due_outbox(now, limit)).await };
-        let rows = rows?;
+        let rows = writer.read(read).await?;
         let mut due = Vec::with_capacity(rows.len());
         let mut run: (i64, usize, bool) = (i64::MIN, 0, false); // head, length, cut
         for (outgoing, head, plain) in rows {
@@ -658,11 +653,15 @@ impl SqliteStore {
     /// writer's thread per turn instead of two.
     pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<crate::NextPending, StoreError> {
         let params: [Param; 3] = [instance.as_str().into(), contact.as_str().into(), 2i64.into()];
-        let owned = params.clone();
+        let Some(writer) = &self.group else {
+            let mut rows = self.read_all::<Pending>(NEXT_PENDING, &params).await?.into_iter();
+            let first = rows.next();
+            return Ok((first.map(|pending| (pending, None)), rows.next().is_some()));
+        };
         let read = move |cursor: &mut Cursor<'_>| {
             let mut first = None;
             let mut more = false;
-            cursor.each(NEXT_PENDING, &owned, |row| {
+            cursor.each(NEXT_PENDING, &params, |row| {
                 match first {
                     None => first = Some(Pending::from_columns(row)?),
                     Some(_) => more = true,
@@ -670,17 +669,10 @@ impl SqliteStore {
                 Ok(())
             })?;
             let Some(first) = first else { return Ok((None, more)) };
-            let state = read_contact_state(cursor, &owned[..2])?;
+            let state = read_contact_state(cursor, &params[..2])?;
             Ok((Some((first, Some(state))), more))
         };
-        match self.hot(read).await {
-            Some(found) => found,
-            None => {
-                let mut rows = self.read_all::<Pending>(NEXT_PENDING, &params).await?.into_iter();
-                let first = rows.next();
-                Ok((first.map(|pending| (pending, None)), rows.next().is_some()))
-            }
-        }
+        writer.read(read).await
     }
 }
 
