@@ -365,15 +365,11 @@ fn control(connection: &mut Prepared<'_>, sql: &'static str) -> Result<(), Store
     connection.statement(sql)?.execute([]).map(drop).map_err(map_err)
 }
 
+/// Runs one write under its own savepoint, even a lone statement: the hot
+/// statements are `OR FAIL` (no statement journal, see
+/// [`crate::sqlite::reply_statements`]), so a statement that fails is not
+/// backed out by SQLite alone.
 fn run_write(connection: &mut Prepared<'_>, statements: &[Statement]) -> Result<Results, StoreError> {
-    if let [statement] = statements
-        && !matches!(statement.check, Check::One(_))
-    {
-        // One statement is atomic on its own (SQLite backs out a failed
-        // statement, triggers included), so it needs no savepoint. A
-        // `Check::One` keeps it: its refusal must undo a change it made.
-        return run_statement(connection, statement).map(|result| vec![result]);
-    }
     control(connection, "SAVEPOINT w")?;
     let outcome = statements.iter().map(|statement| run_statement(connection, statement)).collect::<Result<Results, StoreError>>();
     if connection.is_autocommit() {

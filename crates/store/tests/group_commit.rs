@@ -220,3 +220,83 @@ async fn the_next_entry_comes_with_the_contacts_state_as_contact_state_reads_it(
     let (none, more) = store.next_pending_and_more(&first.instance, &first.contact).await.unwrap();
     assert!(none.is_none() && !more, "the inbox is empty");
 }
+
+/// The counters the triggers keep (`counters`, `session_counts`) equal the
+/// rows they count.
+async fn assert_counters_match_rows(store: &SqliteStore) {
+    let kept: Vec<(String, i64)> = sqlx::query_as("SELECT name, value FROM counters ORDER BY name").fetch_all(store.pool()).await.unwrap();
+    let counted: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'messages_in', COUNT(*) FROM inbox \
+         UNION ALL SELECT 'messages_out', COUNT(*) FROM outbox WHERE sent_at IS NOT NULL \
+         UNION ALL SELECT 'outbox_depth', COUNT(*) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY 1",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(kept, counted, "counters");
+    let kept: Vec<(String, i64, String, i64)> =
+        sqlx::query_as("SELECT flow, version, outcome, sessions FROM session_counts WHERE sessions <> 0 ORDER BY 1, 2, 3").fetch_all(store.pool()).await.unwrap();
+    let counted: Vec<(String, i64, String, i64)> =
+        sqlx::query_as("SELECT flow, version, COALESCE(outcome, 'live'), COUNT(*) FROM sessions GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(kept, counted, "session counts");
+}
+
+/// The hot writes run `OR FAIL`, with no statement journal (a failed one is
+/// undone by the batch's rollback or its savepoint, not by SQLite alone),
+/// and the session counters are kept without an upsert (migration 0020).
+/// Through sessions started, sessions finished, refused turns in a shared
+/// batch and sent replies, every counter still equals its rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_counters_equal_their_rows_through_refused_writes_in_a_batch() {
+    let url = fresh_sqlite_url("counters");
+    let store = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let engine = switchyard_store::testing::ask_name_engine();
+    let at = Timestamp::from_millis(1_795_000_100_000);
+    let turn_for = |store: Arc<SqliteStore>, entry: InboxEntry, text: &'static str| {
+        let engine = &engine;
+        async move {
+            let Accepted::New(_) = store.accept(&entry).await.unwrap() else { panic!("new entry") };
+            let pending = store.next_pending(&entry.instance, &entry.contact).await.unwrap().expect("pending");
+            let inbound = Inbound { instance: entry.instance.clone(), contact: entry.contact.clone(), content: Content::Text(text.to_owned()) };
+            let state = store.contact_state(&entry.instance, &entry.contact).await.unwrap();
+            (engine.turn(state, &inbound, at), pending)
+        }
+    };
+    // Twenty sessions started (asked for a name), one at a time.
+    for n in 0..20 {
+        let (turn, pending) = turn_for(Arc::clone(&store), entry(n), "oi").await;
+        store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await.unwrap();
+    }
+    // Each answers; every fourth answer is committed once before the batch,
+    // so in the batch it is refused and rolled back alone.
+    let mut turns = Vec::new();
+    for n in 0..20 {
+        let (turn, pending) = turn_for(Arc::clone(&store), InboxEntry { message_id: format!("GC{n}-name"), ..entry(n) }, "Maria").await;
+        if n % 4 == 0 {
+            store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await.unwrap();
+        }
+        turns.push((turn, pending));
+    }
+    let lock = Lock::take(&url).await;
+    let mut tasks = Vec::new();
+    for (turn, pending) in turns {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move { store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+    for (n, task) in tasks.into_iter().enumerate() {
+        let result = task.await.unwrap();
+        assert_eq!(matches!(result, Err(StoreError::Conflict(_))), n % 4 == 0, "answer {n}: {result:?}");
+    }
+    let due = store.due_outbox(at, 100).await.unwrap();
+    for outgoing in due.iter().take(7) {
+        store.outbox_sent(outgoing.seq, Some("3EB0SENT"), at).await.unwrap();
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM sessions WHERE outcome IS NOT NULL").await, 20, "every session finished");
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await, 7);
+    assert_counters_match_rows(&store).await;
+}
