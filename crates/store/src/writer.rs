@@ -264,16 +264,28 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
         // Reads run as they come, before the batch's transaction begins:
-        // they see the last commit and do not wait for this one.
+        // they see the last commit and do not wait for this one. They share
+        // one read transaction: a read on its own takes and drops SQLite's
+        // WAL read lock (two `fcntl`s) and checks the WAL index, and a round
+        // holds several reads.
         let mut next = Some(job);
+        let mut reading = false;
         while let Some(job) = next.take() {
             match job {
-                Job::Read(read) => read(&mut Cursor::new(&connection, &mut columns)),
+                Job::Read(read) => {
+                    if !reading {
+                        reading = control(&mut prepared, "BEGIN").is_ok();
+                    }
+                    read(&mut Cursor::new(&connection, &mut columns));
+                }
                 Job::Write(write) => batch.push(write),
             }
             if batch.len() < MAX_BATCH {
                 next = jobs.try_recv().ok();
             }
+        }
+        if reading && control(&mut prepared, "COMMIT").is_err() {
+            let _ = connection.execute_batch("ROLLBACK");
         }
         if batch.is_empty() {
             continue;
