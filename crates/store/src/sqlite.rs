@@ -689,11 +689,20 @@ impl SqliteStore {
 /// A contact's live sessions (the outermost and the stack of calls, by
 /// depth: one row each; one row with NULL session columns when there is
 /// none), its handoff and its split assignments. `?1` instance, `?2` contact.
+///
+/// `INDEXED BY sessions_one_live`: left to itself, SQLite's planner took
+/// `sessions_by_contact` for this join, which holds every session the
+/// contact ever had, and read each one's row to find it finished, so the
+/// read a turn needs grew with the contact's history (a returning
+/// customer's 40th purchase read 40 rows; it was a sixth of the writer
+/// thread in `loadgen 50 --rounds=40`). The live-session index holds only
+/// the live ones. (Should the index go, this statement fails to prepare
+/// instead of silently scanning.)
 const CONTACT_STATE: &str = concat!(
     "SELECT ", session_columns!(), ", \
      (SELECT until FROM handoffs h WHERE h.instance = ?1 AND h.contact = ?2) AS handoff_until, \
      (SELECT group_concat(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = ?2) AS assignments \
-     FROM (SELECT 1) LEFT JOIN sessions ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
+     FROM (SELECT 1) LEFT JOIN sessions INDEXED BY sessions_one_live ON instance = ?1 AND contact = ?2 AND outcome IS NULL ORDER BY depth",
 );
 
 /// [`CONTACT_STATE`] for `params` (instance, contact), decoded.
@@ -708,3 +717,23 @@ fn read_contact_state(cursor: &mut Cursor<'_>, params: &[Param]) -> Result<Conta
 const RELEASED: &str = "UPDATE holds SET ended_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), ended_by = 'release' \
                         WHERE instance = $1 AND contact = $2 AND ended_at IS NULL AND until > CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)";
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The contact-state read finds the live sessions through the index of
+    /// live sessions, not through every session the contact ever had.
+    #[tokio::test]
+    async fn the_contact_state_read_uses_the_live_session_index() {
+        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("plan")).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {CONTACT_STATE}")))
+            .bind("vendas")
+            .bind("5511900000001")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let sessions: Vec<&str> = plan.iter().map(|row| row.3.as_str()).filter(|detail| detail.contains(" sessions ")).collect();
+        assert_eq!(sessions, ["SEARCH sessions USING INDEX sessions_one_live (instance=? AND contact=?) LEFT-JOIN"], "{plan:?}");
+    }
+}
