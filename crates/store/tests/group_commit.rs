@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::{Connection, Executor, SqliteConnection};
-use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound};
+use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound, Turn};
 use switchyard_engine::flow::{Lifecycle, VersionDecl};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::kinds::Say;
-use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Queue};
+use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Pending, Queue};
 use switchyard_engine::registry::Registry;
 use switchyard_engine::resolve::{NoRules, Overrides, Resolver};
 use switchyard_engine::store::{Store, StoreError};
@@ -58,6 +58,25 @@ impl Lock {
     }
 }
 
+/// Commits `turns` while another connection holds SQLite's write lock, so
+/// they all queue up and go in the writer's next transactions together;
+/// their results, in order.
+async fn commit_together(url: &str, store: &Arc<SqliteStore>, turns: Vec<(Turn, Pending)>) -> Vec<Result<(), StoreError>> {
+    let lock = Lock::take(url).await;
+    let mut tasks = Vec::new();
+    for (turn, pending) in turns {
+        let store = Arc::clone(store);
+        tasks.push(tokio::spawn(async move { store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    lock.release().await;
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
+}
+
 async fn count(store: &SqliteStore, sql: &'static str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap()
 }
@@ -84,19 +103,8 @@ async fn a_refused_turn_does_not_take_its_batch_with_it() {
         }
         turns.push(turn);
     }
-    // While another connection holds the lock, all 40 queue up and go in
-    // the writer's next transactions together.
-    let lock = Lock::take(&url).await;
     let store = Arc::new(store);
-    let mut tasks = Vec::new();
-    for (turn, pending) in turns.into_iter().zip(pendings) {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move { store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await }));
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.release().await;
-    for (n, task) in tasks.into_iter().enumerate() {
-        let result = task.await.unwrap();
+    for (n, result) in commit_together(&url, &store, turns.into_iter().zip(pendings).collect()).await.into_iter().enumerate() {
         if n % 4 == 0 {
             assert!(matches!(result, Err(StoreError::Conflict(_))), "entry {n}: {result:?}");
         } else {
@@ -280,16 +288,7 @@ async fn the_counters_equal_their_rows_through_refused_writes_in_a_batch() {
         }
         turns.push((turn, pending));
     }
-    let lock = Lock::take(&url).await;
-    let mut tasks = Vec::new();
-    for (turn, pending) in turns {
-        let store = Arc::clone(&store);
-        tasks.push(tokio::spawn(async move { store.commit_inbound(&turn, &pending, &pending.entry.reply_to).await }));
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    lock.release().await;
-    for (n, task) in tasks.into_iter().enumerate() {
-        let result = task.await.unwrap();
+    for (n, result) in commit_together(&url, &store, turns).await.into_iter().enumerate() {
         assert_eq!(matches!(result, Err(StoreError::Conflict(_))), n % 4 == 0, "answer {n}: {result:?}");
     }
     let due = store.due_outbox(at, 100).await.unwrap();
