@@ -252,23 +252,33 @@ pub(crate) fn turn_statements(turn: &Turn, out: &mut Vec<Statement>) {
                 ],
             ));
         } else {
-            out.push(Statement::one(
-                "UPDATE OR FAIL sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
-                 outcome = ?, ended_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL",
-                vec![
-                    record.step.as_str().into(),
-                    data_to_json(&record.data).into(),
-                    i64::from(record.attempts).into(),
-                    i64::from(record.turns).into(),
-                    record.last_input_at.as_millis().into(),
-                    record.expires_at.as_millis().into(),
-                    record.outcome.map(Outcome::as_str).into(),
-                    record.ended_at.map(Timestamp::as_millis).into(),
-                    record.id.to_string().into(),
-                    (record.revision as i64).into(),
-                ],
-                format!("session {} is no longer live at revision {}", record.id, record.revision),
-            ));
+            let mut params: Vec<Param> = vec![
+                record.step.as_str().into(),
+                data_to_json(&record.data).into(),
+                i64::from(record.attempts).into(),
+                i64::from(record.turns).into(),
+                record.last_input_at.as_millis().into(),
+                record.expires_at.as_millis().into(),
+            ];
+            // A turn that leaves the session live does not name `outcome`:
+            // SQLite rewrites every index whose key or `WHERE` names a
+            // column the statement sets, changed or not, and three partial
+            // indexes (`sessions_one_live` among them) are `WHERE outcome ...`.
+            let sql = match record.outcome {
+                None => {
+                    "UPDATE OR FAIL sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
+                     revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL"
+                }
+                Some(outcome) => {
+                    params.push(outcome.as_str().into());
+                    params.push(record.ended_at.map(Timestamp::as_millis).into());
+                    "UPDATE OR FAIL sessions SET step = ?, data = ?, attempts = ?, turns = ?, last_input_at = ?, expires_at = ?, \
+                     outcome = ?, ended_at = ?, revision = revision + 1 WHERE id = ? AND revision = ? AND outcome IS NULL"
+                }
+            };
+            params.push(record.id.to_string().into());
+            params.push((record.revision as i64).into());
+            out.push(Statement::one(sql, params, format!("session {} is no longer live at revision {}", record.id, record.revision)));
         }
     }
     for event in &turn.events {
