@@ -68,7 +68,9 @@ const IDLE_PING: Duration = Duration::from_secs(1);
 /// and release were two round trips for nothing (PostgreSQL's CPU per
 /// message fell 9% with the scan five times rarer, 3 pairs at 1 000
 /// contacts on 2 nodes). Past this, an entry is nobody's: its process
-/// stopped or never woke for it.
+/// stopped or never woke for it, or it lost a narrow race (its process
+/// tried the contact while the other process, already past its last read,
+/// still held the lease) and waits this long instead of one scan period.
 const SCAN_GRACE: Duration = Duration::from_secs(2);
 /// A contact lease this process took less than this long ago is not
 /// written again by `next_pending` (it runs for [`LEASE`]).

@@ -263,6 +263,11 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut columns = Names::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
+        // A transaction left open by a failed `ROLLBACK` would make every
+        // later `BEGIN` fail and let reads see its writes: end it first.
+        if !connection.is_autocommit() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
         // Reads run as they come, before the batch's transaction begins:
         // they see the last commit and do not wait for this one. They share
         // one read transaction: a read on its own takes and drops SQLite's
@@ -387,10 +392,14 @@ fn run_write(connection: &mut Prepared<'_>, statements: &[Statement]) -> Result<
     if connection.is_autocommit() {
         return outcome;
     }
-    if outcome.is_err() {
-        control(connection, "ROLLBACK TO w")?;
+    let undone = if outcome.is_err() { control(connection, "ROLLBACK TO w") } else { Ok(()) };
+    if let Err(err) = undone.and_then(|()| control(connection, "RELEASE w")) {
+        // The savepoint could not undo or close this write: end the whole
+        // transaction, so that no part of it commits (the caller sees the
+        // transaction gone and fails the batch).
+        let _ = connection.execute_batch("ROLLBACK");
+        return Err(err);
     }
-    control(connection, "RELEASE w")?;
     outcome
 }
 
