@@ -263,11 +263,7 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
     let mut columns = Names::new();
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while let Some(job) = jobs.blocking_recv() {
-        // A transaction left open by a failed `ROLLBACK` would make every
-        // later `BEGIN` fail and let reads see its writes: end it first.
-        if !connection.is_autocommit() {
-            let _ = connection.execute_batch("ROLLBACK");
-        }
+        end_open(&connection);
         // Reads run as they come, before the batch's transaction begins:
         // they see the last commit and do not wait for this one. They share
         // one read transaction: a read on its own takes and drops SQLite's
@@ -289,8 +285,9 @@ fn run(connection: Connection, mut jobs: mpsc::Receiver<Job>) {
                 next = jobs.try_recv().ok();
             }
         }
-        if reading && control(&mut prepared, "COMMIT").is_err() {
-            let _ = connection.execute_batch("ROLLBACK");
+        if reading {
+            let _ = control(&mut prepared, "COMMIT");
+            end_open(&connection);
         }
         if batch.is_empty() {
             continue;
@@ -350,6 +347,15 @@ fn commit_isolated(connection: &mut Prepared<'_>, batch: &[Write]) -> Vec<Result
         results.push(result);
     }
     commit(connection, batch, results)
+}
+
+/// Rolls back whatever transaction is still open (none after a `COMMIT`
+/// that succeeded). One left open by a failed `COMMIT` or `ROLLBACK` would
+/// make every later `BEGIN` fail and let the reads see its writes.
+fn end_open(connection: &Connection) {
+    if !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
 }
 
 fn fail_all(batch: &[Write], message: String) -> Vec<Result<Results, StoreError>> {
