@@ -749,6 +749,41 @@ pub async fn a_batch_of_attempts_marks_only_its_own_claims(a: &crate::postgres::
     assert_eq!(a.outbox_attempt_many(&seqs, now).await.unwrap(), seqs, "a's own claims, in seq order");
 }
 
+/// PostgreSQL: a turn gives its contact's lease up in its own transaction
+/// when nothing else of the contact waits (the processor then stops without
+/// another read), and keeps it when something does: an entry that reached
+/// the other process meanwhile is not left with nobody on it.
+pub async fn a_turn_gives_the_lease_up_with_it_unless_more_waits(a: &crate::postgres::PgStore, b: &crate::postgres::PgStore) {
+    async fn turn_of(store: &crate::postgres::PgStore, engine: &Engine, line: &str) -> (switchyard_engine::engine::Turn, switchyard_engine::queue::Pending) {
+        let (pending, state) =
+            store.next_pending_with_state(&instance("vendas"), &contact("5511900000141")).await.unwrap().expect("the store takes the contact");
+        (engine.turn(state, &text("vendas", "5511900000141", line), T0), pending)
+    }
+    let engine = engine("");
+    let key = (instance("vendas"), contact("5511900000141"));
+    a.accept(&entry("vendas", "5511900000141", "G1", Some("oi"), None)).await.unwrap();
+    let (turn, pending) = turn_of(a, &engine, "oi").await;
+    assert!(!a.commit_inbound_releasing(&turn, &pending, "x").await.unwrap(), "nothing waits: the lease went with the turn");
+    let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contact_leases").fetch_one(a.pool()).await.unwrap();
+    assert_eq!(leases, 0, "no lease left behind");
+
+    // b takes the contact at once (no lease to wait out); while b works,
+    // an entry reaches a, whose processor finds the contact held.
+    b.accept(&entry("vendas", "5511900000141", "G2", Some("1"), None)).await.unwrap();
+    let (turn, pending) = turn_of(b, &engine, "1").await;
+    a.accept(&entry("vendas", "5511900000141", "G3", Some("1"), None)).await.unwrap();
+    assert!(a.next_pending_with_state(&key.0, &key.1).await.unwrap().is_none(), "b holds the contact");
+    assert!(!a.release_contact(&key.0, &key.1).await.unwrap(), "b is on it");
+    assert!(b.commit_inbound_releasing(&turn, &pending, "x").await.unwrap(), "G3 waits: b keeps the lease and looks again");
+    assert!(a.next_pending_with_state(&key.0, &key.1).await.unwrap().is_none(), "still b's");
+    let (turn, pending) = turn_of(b, &engine, "1").await;
+    assert_eq!(pending.entry.message_id, "G3");
+    assert!(!b.commit_inbound_releasing(&turn, &pending, "x").await.unwrap(), "now nothing waits");
+    a.accept(&entry("vendas", "5511900000141", "G4", Some("1"), None)).await.unwrap();
+    let (_, pending) = turn_of(a, &engine, "1").await;
+    assert_eq!(pending.entry.message_id, "G4", "the contact is free for a again");
+}
+
 /// PostgreSQL: a turn whose session keeps its expiry's five-minute bucket
 /// updates the session row heap-only (no index entry; postgres 0016), and
 /// one that crosses into the next bucket does not. Read from

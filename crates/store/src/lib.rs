@@ -160,12 +160,25 @@ impl Db {
     /// the same job on the writer's thread: one round trip less per turn;
     /// `None`: read it with [`Store::contact_state`]), and whether another
     /// entry of the contact waits behind it: SQLite answers from the same
-    /// read; PostgreSQL (whose read also takes the contact's lease) always
-    /// says `true`, so the caller looks again as before.
+    /// read; PostgreSQL (whose read also takes the contact's lease) says
+    /// `true`, and its commit tells ([`Db::commit_inbound_and_more`]).
     pub async fn next_pending_and_more(&self, instance: &InstanceId, contact: &Contact) -> Result<NextPending, StoreError> {
         match self {
             Db::Sqlite(store) => store.next_pending_and_more(instance, contact).await,
             Db::Postgres(store) => Ok((Box::pin(store.next_pending_with_state(instance, contact)).await?.map(|(pending, state)| (pending, Some(state))), true)),
+        }
+    }
+
+    /// [`Queue::commit_inbound`], and whether the processor should look at
+    /// the contact again, when the backend knows better than the read that
+    /// found the entry: PostgreSQL gives the contact's lease up in the
+    /// turn's own transaction when nothing else of the contact waits, and
+    /// answers `Some(false)` then (`Some(true)` when something waits);
+    /// SQLite answers `None` (its read already told).
+    pub async fn commit_inbound_and_more(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<Option<bool>, StoreError> {
+        match self {
+            Db::Sqlite(store) => store.commit_inbound(turn, pending, reply_to).await.map(|()| None),
+            Db::Postgres(store) => Box::pin(store.commit_inbound_releasing(turn, pending, reply_to)).await.map(Some),
         }
     }
 

@@ -30,6 +30,7 @@
 //! `Retry-After`); turns and sent marks wait for room.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool};
@@ -220,11 +221,21 @@ pub(crate) struct Inbound {
     body: Option<String>,
     reply_to: String,
     rows: TurnRows,
+    /// The lease owner to give the contact up as, in the turn's own
+    /// transaction, when no other entry of the contact waits then.
+    release_as: Option<Arc<str>>,
 }
 
 impl Inbound {
     pub fn new(turn: &Turn, pending: &Pending, reply_to: &str) -> Inbound {
-        Inbound { seq: pending.seq, body: inbox_columns(&pending.entry.kind).1, reply_to: reply_to.to_owned(), rows: TurnRows::new(turn) }
+        Inbound { seq: pending.seq, body: inbox_columns(&pending.entry.kind).1, reply_to: reply_to.to_owned(), rows: TurnRows::new(turn), release_as: None }
+    }
+
+    /// Also gives up `owner`'s lease on the contact once the turn is
+    /// written, if nothing else of the contact waits (see [`release_all`]).
+    pub fn releasing(mut self, owner: Arc<str>) -> Inbound {
+        self.release_as = Some(owner);
+        self
     }
 }
 
@@ -235,6 +246,22 @@ fn stale(id: &str, revision: i64) -> StoreError {
 fn taken(seq: i64) -> StoreError {
     StoreError::Conflict(format!("inbox entry {seq} is processed, changed or gone"))
 }
+
+/// The batch's session updates, each only at the revision it was computed
+/// from and while the session is live (`num_nulls`: see [`acquire`]).
+const SESSION_UPDATE: &str = "UPDATE sessions s SET step = u.step, data = u.data, attempts = u.attempts, turns = u.turns, \
+     last_input_at = u.last_input_at, expires_at = u.expires_at, outcome = u.outcome, ended_at = u.ended_at, \
+     revision = s.revision + 1 \
+     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
+                 $8::TEXT[], $9::BIGINT[], $10::BIGINT[]) \
+          AS u(id, step, data, attempts, turns, last_input_at, expires_at, outcome, ended_at, revision) \
+     WHERE s.id = u.id AND s.revision = u.revision AND num_nulls(s.outcome) = 1 RETURNING s.id";
+
+/// The batch's inbox entries flipped to processed, each only while
+/// unprocessed and unchanged (`num_nulls`: see [`acquire`]).
+const FLIP: &str = "UPDATE inbox i SET processed_at = i.received_at FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS u(seq, body) \
+     WHERE i.seq = u.seq AND num_nulls(i.processed_at) = 1 AND i.body IS NOT DISTINCT FROM u.body \
+     RETURNING i.seq, i.received_at, i.message_id";
 
 /// Writes the sessions, events, split assignments, handoffs and replies of
 /// `turns` (with, per turn, where its replies go). Stops at the first kind of
@@ -249,13 +276,7 @@ pub(crate) async fn write_rows(
     let updates: Vec<(usize, &SessionRow)> = turns.iter().enumerate().flat_map(|(idx, (rows, _))| rows.updates.iter().map(move |row| (idx, row))).collect();
     if !updates.is_empty() {
         let done: Vec<String> = sqlx::query_scalar(
-            "UPDATE sessions s SET step = u.step, data = u.data, attempts = u.attempts, turns = u.turns, \
-             last_input_at = u.last_input_at, expires_at = u.expires_at, outcome = u.outcome, ended_at = u.ended_at, \
-             revision = s.revision + 1 \
-             FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[], $7::BIGINT[], \
-                         $8::TEXT[], $9::BIGINT[], $10::BIGINT[]) \
-                  AS u(id, step, data, attempts, turns, last_input_at, expires_at, outcome, ended_at, revision) \
-             WHERE s.id = u.id AND s.revision = u.revision AND s.outcome IS NULL RETURNING s.id",
+            SESSION_UPDATE,
         )
         .bind(updates.iter().map(|(_, row)| row.id.as_str()).collect::<Vec<_>>())
         .bind(updates.iter().map(|(_, row)| row.step.as_str()).collect::<Vec<_>>())
@@ -433,6 +454,9 @@ enum Work {
 enum Done {
     Accepted(Accepted),
     Written,
+    /// A turn written and, with it, its contact's lease given up: nothing
+    /// else of the contact waited.
+    Released,
 }
 
 struct Job {
@@ -492,12 +516,14 @@ impl Writer {
         })?;
         match answer.await.map_err(|_| gone())?? {
             Done::Accepted(accepted) => Ok(accepted),
-            Done::Written => Err(StoreError::Other("the writer answered an accept with no seq".to_owned())),
+            Done::Written | Done::Released => Err(StoreError::Other("the writer answered an accept with no seq".to_owned())),
         }
     }
 
-    pub async fn commit_inbound(&self, inbound: Inbound) -> Result<(), StoreError> {
-        self.write(Work::Turn(Box::new(inbound))).await.map(drop)
+    /// Writes the turn; true when its contact's lease was given up with it
+    /// ([`Inbound::releasing`]).
+    pub async fn commit_inbound(&self, inbound: Inbound) -> Result<bool, StoreError> {
+        Ok(matches!(self.write(Work::Turn(Box::new(inbound))).await?, Done::Released))
     }
 
     pub async fn sent(&self, sent: Vec<(i64, Option<String>)>, at: Timestamp) -> Result<(), StoreError> {
@@ -560,11 +586,29 @@ async fn run(pool: PgPool, mut jobs: mpsc::Receiver<Job>) {
 /// deadlock on them. With every shard held (more than 16 writers) the
 /// setting stays empty and the triggers fall back to the backend's pid.
 /// The lock and the setting live as long as the connection.
+///
+/// The connection also plans for what it runs: every statement here joins
+/// a batch's arrays (1 to [`MAX_BATCH`] rows) to a large table by key, and
+/// the plan wanted is always the same: each array row probes an index. A
+/// cached generic plan guesses 10 rows for an array, and on a young or
+/// churning table the statistics say a handful of live sessions or
+/// unprocessed entries: PostgreSQL scanned every live session and every
+/// unprocessed entry per batch (through the partial indexes on `outcome IS
+/// NULL` and `processed_at IS NULL`, or the whole table) and joined the
+/// array to them by hash or by rescanning the array once per row. In some
+/// runs its CPU per message rose by a third to a half (`loadgen 1000` on 2
+/// nodes; BENCHMARKS, tenth session). So on this connection hash joins,
+/// merge joins, bitmap scans and sequential scans are off, and the flip and
+/// the session update state "unprocessed" and "live" as `num_nulls(..) =
+/// 1`, which those partial indexes cannot answer: what is left is the key
+/// probe.
 async fn acquire(pool: &PgPool) -> Result<PoolConnection<Postgres>, sqlx::Error> {
     let mut connection = pool.acquire().await?;
     sqlx::query(
         "SELECT set_config('switchyard.counter_shard', COALESCE((SELECT shard::TEXT FROM generate_series(0, 15) AS shard \
-         WHERE pg_try_advisory_lock(hashtext('switchyard.counter_shard ' || current_schema()), shard) LIMIT 1), ''), false)",
+         WHERE pg_try_advisory_lock(hashtext('switchyard.counter_shard ' || current_schema()), shard) LIMIT 1), ''), false), \
+         set_config('enable_hashjoin', 'off', false), set_config('enable_mergejoin', 'off', false), \
+         set_config('enable_bitmapscan', 'off', false), set_config('enable_seqscan', 'off', false)",
     )
     .execute(&mut *connection)
     .await?;
@@ -589,6 +633,7 @@ async fn commit_batch(connection: &mut PgConnection, batch: &[&Work]) -> Result<
             control(connection, "BEGIN").await?;
             accept_all(connection, batch, &mut results).await?;
             turns_all(connection, batch, &mut results).await?;
+            release_all(connection, batch, &mut results).await?;
             sent_all(connection, batch, &mut results).await?;
             control(connection, "COMMIT").await
         }
@@ -714,9 +759,7 @@ fn is_connection(err: &sqlx::Error) -> bool {
 /// message_id) by seq, for the ones flipped.
 async fn flip(connection: &mut PgConnection, turns: &[&Inbound]) -> Result<HashMap<i64, (i64, String)>, sqlx::Error> {
     let rows = sqlx::query(
-        "UPDATE inbox i SET processed_at = i.received_at FROM UNNEST($1::BIGINT[], $2::TEXT[]) AS u(seq, body) \
-         WHERE i.seq = u.seq AND i.processed_at IS NULL AND i.body IS NOT DISTINCT FROM u.body \
-         RETURNING i.seq, i.received_at, i.message_id",
+        FLIP,
     )
     .bind(turns.iter().map(|turn| turn.seq).collect::<Vec<_>>())
     .bind(turns.iter().map(|turn| turn.body.as_deref()).collect::<Vec<_>>())
@@ -827,6 +870,48 @@ async fn turns_all(connection: &mut PgConnection, batch: &[&Work], results: &mut
     Ok(())
 }
 
+/// Gives up, in one statement, the contact leases of the batch's written
+/// turns that asked for it ([`Inbound::releasing`]) where no entry of the
+/// contact is left unprocessed: the processor then stops without reading
+/// the inbox once more only to find it empty (a round trip per message). The
+/// read sees every entry committed before the statement began; one that
+/// commits later is the accepting process's to take: its lease try waits
+/// for this transaction's row lock on the lease and then finds it gone. A
+/// turn whose lease stays (something waits, or the lease is not this
+/// process's any more) is answered as written, and the processor reads on.
+async fn release_all(connection: &mut PgConnection, batch: &[&Work], results: &mut [Option<Result<Done, StoreError>>]) -> Result<(), sqlx::Error> {
+    let asks: Vec<(usize, &Inbound, &str)> = batch
+        .iter()
+        .enumerate()
+        .filter_map(|(idx, work)| match (work, &results[idx]) {
+            (Work::Turn(turn), Some(Ok(Done::Written))) => turn.release_as.as_deref().map(|owner| (idx, &**turn, owner)),
+            _ => None,
+        })
+        .collect();
+    if asks.is_empty() {
+        return Ok(());
+    }
+    let released = sqlx::query(
+        "DELETE FROM contact_leases l USING UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS u(instance, contact, owner) \
+         WHERE l.instance = u.instance AND l.contact = u.contact AND l.owner = u.owner \
+         AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.processed_at IS NULL AND i.instance = u.instance AND i.contact = u.contact) \
+         RETURNING l.instance, l.contact",
+    )
+    .bind(asks.iter().map(|(_, turn, _)| turn.rows.instance.as_str()).collect::<Vec<_>>())
+    .bind(asks.iter().map(|(_, turn, _)| turn.rows.contact.as_str()).collect::<Vec<_>>())
+    .bind(asks.iter().map(|(_, _, owner)| *owner).collect::<Vec<_>>())
+    .fetch_all(&mut *connection)
+    .await?;
+    let released: HashSet<(String, String)> =
+        released.iter().map(|row| Ok((row.try_get::<String, _>(0)?, row.try_get::<String, _>(1)?))).collect::<Result<_, sqlx::Error>>()?;
+    for (idx, turn, _) in asks {
+        if released.contains(&(turn.rows.instance.clone(), turn.rows.contact.clone())) {
+            results[idx] = Some(Ok(Done::Released));
+        }
+    }
+    Ok(())
+}
+
 /// The batch's sent marks, in one statement.
 async fn sent_all(connection: &mut PgConnection, batch: &[&Work], results: &mut [Option<Result<Done, StoreError>>]) -> Result<(), sqlx::Error> {
     let marks: Vec<(usize, i64, Option<&str>, i64)> = batch
@@ -856,4 +941,33 @@ async fn sent_all(connection: &mut PgConnection, batch: &[&Work], results: &mut 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{acquire, FLIP, SESSION_UPDATE};
+
+    /// The flip and the session update probe their tables' primary keys on
+    /// the writer's connection even as a generic plan over empty tables
+    /// (what a cached statement gets on a fresh database): no scan of every
+    /// unprocessed entry or live session through a partial index.
+    #[tokio::test]
+    async fn the_flip_and_the_session_update_probe_by_key_whatever_the_statistics() {
+        let Some(schema) = crate::testing::fresh_postgres_url().await else { return };
+        let store = crate::postgres::PgStore::open(&schema, &crate::postgres::PgSettings::default()).await.unwrap();
+        let mut connection = acquire(store.pool()).await.unwrap();
+        sqlx::raw_sql("SET plan_cache_mode = force_generic_plan").execute(&mut *connection).await.unwrap();
+        let cases = [
+            (FLIP, "('{1}', '{x}')", "inbox_pkey"),
+            (SESSION_UPDATE, "('{a}', '{s}', '{}', '{1}', '{1}', '{1}', '{1}', '{null}', '{null}', '{1}')", "sessions_pkey"),
+        ];
+        for (n, (sql, args, key)) in cases.into_iter().enumerate() {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!("PREPARE plan{n} AS {sql}"))).execute(&mut *connection).await.unwrap();
+            let plan: Vec<String> =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("EXPLAIN EXECUTE plan{n}{args}"))).fetch_all(&mut *connection).await.unwrap();
+            let plan = plan.join("\n");
+            assert!(plan.contains(&format!("Index Scan using {key}")), "{plan}");
+            assert!(!plan.contains("Seq Scan") && !plan.contains("_pending") && !plan.contains("one_live"), "{plan}");
+        }
+    }
 }

@@ -461,7 +461,7 @@ impl Queue for PgStore {
     /// marks waiting: refused alone (`Conflict`) when its entry is taken or
     /// a session it read has moved on.
     async fn commit_inbound(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<(), StoreError> {
-        self.writer.commit_inbound(Inbound::new(turn, pending, reply_to)).await
+        self.writer.commit_inbound(Inbound::new(turn, pending, reply_to)).await.map(drop)
     }
 
     /// Claims and returns each contact's oldest unsent reply, if due and not
@@ -694,6 +694,21 @@ impl PgStore {
         }
         self.held_lock().insert(key, taken_at);
         pending_with_state(&rows)
+    }
+
+    /// [`Queue::commit_inbound`] that also gives the contact's lease up in
+    /// the turn's transaction when no other entry of the contact waits then
+    /// (`pg_writer`'s `release_all`). Answers whether the processor should
+    /// look at the contact again: false once the lease went with the turn,
+    /// so the read that would only find the inbox empty, and give the lease
+    /// up, is not made.
+    pub async fn commit_inbound_releasing(&self, turn: &Turn, pending: &Pending, reply_to: &str) -> Result<bool, StoreError> {
+        let inbound = Inbound::new(turn, pending, reply_to).releasing(Arc::clone(&self.node));
+        let released = self.writer.commit_inbound(inbound).await?;
+        if released {
+            self.held_lock().remove(&(turn.instance.clone(), turn.contact.clone()));
+        }
+        Ok(!released)
     }
 
     pub async fn commit_with_replies(&self, turn: &Turn) -> Result<bool, StoreError> {

@@ -44,6 +44,13 @@ async fn a_batch_of_attempts_marks_only_its_own_claims() {
 }
 
 #[tokio::test]
+async fn a_turn_gives_the_lease_up_with_it_unless_more_waits() {
+    if let Some((a, b, _schema)) = two_processes().await {
+        conformance::a_turn_gives_the_lease_up_with_it_unless_more_waits(&a, &b).await;
+    }
+}
+
+#[tokio::test]
 async fn a_turn_within_its_expiry_bucket_is_a_hot_update() {
     if let Some((a, _b, _schema)) = two_processes().await {
         conformance::a_turn_within_its_expiry_bucket_is_a_hot_update(&a).await;

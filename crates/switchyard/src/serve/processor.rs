@@ -176,9 +176,9 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
             }
         };
         match process(state, &pending, known).await {
-            Ok(()) => {
+            Ok(told) => {
                 state.inner.wake_sender.notify_one();
-                return Drained::Processed { more };
+                return Drained::Processed { more: told.unwrap_or(more) };
             }
             // Someone else moved this contact on: read again and redo the turn
             // (after a few in a row, slow down rather than spin).
@@ -197,7 +197,10 @@ async fn drain_one(state: &AppState, key: &Key) -> Drained {
     }
 }
 
-async fn process(state: &AppState, pending: &Pending, known: Option<ContactState>) -> Result<(), StoreError> {
+/// Runs the entry's turn; `Some(more)` when its commit told whether the
+/// contact has more waiting (better than the read that found the entry:
+/// PostgreSQL gives the lease up with the turn when nothing does).
+async fn process(state: &AppState, pending: &Pending, known: Option<ContactState>) -> Result<Option<bool>, StoreError> {
     let started = std::time::Instant::now();
     // The request id is the inbound message's id: the webhook, this turn and
     // its sends all log it.
@@ -209,7 +212,7 @@ async fn process(state: &AppState, pending: &Pending, known: Option<ContactState
     result
 }
 
-async fn process_entry(state: &AppState, pending: &Pending, known: Option<ContactState>) -> Result<(), StoreError> {
+async fn process_entry(state: &AppState, pending: &Pending, known: Option<ContactState>) -> Result<Option<bool>, StoreError> {
     let entry = &pending.entry;
     let contact_state = match known {
         Some(known) => known,
@@ -249,7 +252,7 @@ async fn process_entry(state: &AppState, pending: &Pending, known: Option<Contac
             match state.store().echo_of(&entry.instance, &entry.contact, &entry.message_id).await? {
                 Echo::Ours => {
                     tracing::debug!(contact = %entry.contact.masked(), "echo of our own send: not a takeover");
-                    return state.store().skip_inbox(pending).await;
+                    return state.store().skip_inbox(pending).await.map(|()| None);
                 }
                 // A send to the contact is in flight: its id is not known
                 // yet. Look again shortly (a conflict retries the entry);
@@ -277,7 +280,7 @@ async fn process_entry(state: &AppState, pending: &Pending, known: Option<Contac
             "session ended"
         );
     }
-    match &hold {
+    let more = match &hold {
         Some(hold) => {
             // Boxed: rare, and a sizeable future (see `Db`'s dispatch).
             Box::pin(state.store().commit_inbound_holding(&turn, pending, &entry.reply_to, hold)).await?;
@@ -285,9 +288,10 @@ async fn process_entry(state: &AppState, pending: &Pending, known: Option<Contac
             if hold.desk.is_some() {
                 state.inner.wake_desk.notify_one();
             }
+            None
         }
-        None => state.store().commit_inbound(&turn, pending, &entry.reply_to).await?,
-    }
+        None => state.store().commit_inbound_and_more(&turn, pending, &entry.reply_to).await?,
+    };
     let live = turn.live();
     tracing::info!(
         instance = %entry.instance,
@@ -298,7 +302,7 @@ async fn process_entry(state: &AppState, pending: &Pending, known: Option<Contac
         step = live.map(|session| session.step().as_str()),
         "turn committed"
     );
-    Ok(())
+    Ok(more)
 }
 
 /// Expires sessions past their TTL every `SWEEP_INTERVAL`: a drop-off at
