@@ -749,10 +749,11 @@ pub async fn a_batch_of_attempts_marks_only_its_own_claims(a: &crate::postgres::
     assert_eq!(a.outbox_attempt_many(&seqs, now).await.unwrap(), seqs, "a's own claims, in seq order");
 }
 
-/// PostgreSQL: a turn gives its contact's lease up in its own transaction
-/// when nothing else of the contact waits (the processor then stops without
-/// another read), and keeps it when something does: an entry that reached
-/// the other process meanwhile is not left with nobody on it.
+/// PostgreSQL: the accept of a new entry takes its free contact's lease
+/// (a redelivery takes none); a turn gives the lease up in its own
+/// transaction when nothing else of the contact waits (the processor then
+/// stops without another read), and keeps it when something does: an entry
+/// that reached the other process meanwhile is not left with nobody on it.
 pub async fn a_turn_gives_the_lease_up_with_it_unless_more_waits(a: &crate::postgres::PgStore, b: &crate::postgres::PgStore) {
     async fn turn_of(store: &crate::postgres::PgStore, engine: &Engine, line: &str) -> (switchyard_engine::engine::Turn, switchyard_engine::queue::Pending) {
         let (pending, state) =
@@ -761,11 +762,14 @@ pub async fn a_turn_gives_the_lease_up_with_it_unless_more_waits(a: &crate::post
     }
     let engine = engine("");
     let key = (instance("vendas"), contact("5511900000141"));
+    let leases = || async { sqlx::query_scalar::<_, String>("SELECT owner FROM contact_leases").fetch_all(a.pool()).await.unwrap() };
     a.accept(&entry("vendas", "5511900000141", "G1", Some("oi"), None)).await.unwrap();
+    assert_eq!(leases().await, [a.node()], "the accept took the free contact's lease");
     let (turn, pending) = turn_of(a, &engine, "oi").await;
     assert!(!a.commit_inbound_releasing(&turn, &pending, "x").await.unwrap(), "nothing waits: the lease went with the turn");
-    let leases: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contact_leases").fetch_one(a.pool()).await.unwrap();
-    assert_eq!(leases, 0, "no lease left behind");
+    assert!(leases().await.is_empty(), "no lease left behind");
+    a.accept(&entry("vendas", "5511900000141", "G1", Some("oi"), None)).await.unwrap();
+    assert!(leases().await.is_empty(), "a redelivery takes no lease: nobody would process it");
 
     // b takes the contact at once (no lease to wait out); while b works,
     // an entry reaches a, whose processor finds the contact held.

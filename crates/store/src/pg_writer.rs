@@ -62,6 +62,9 @@ pub(crate) struct AcceptRow {
     body: Option<String>,
     sent_at: Option<i64>,
     received_at: i64,
+    /// The lease owner to take the contact's lease as, with the entry, when
+    /// the entry is new and the lease free (see [`ACCEPT_MANY`]).
+    lease_as: Option<Arc<str>>,
 }
 
 impl AcceptRow {
@@ -76,6 +79,7 @@ impl AcceptRow {
             body,
             sent_at: entry.sent_at.map(Timestamp::as_millis),
             received_at: entry.received_at.as_millis(),
+            lease_as: None,
         }
     }
 }
@@ -452,7 +456,8 @@ enum Work {
 /// What a write got.
 #[derive(Debug)]
 enum Done {
-    Accepted(Accepted),
+    /// An accept, and whether this process took the contact's lease with it.
+    Accepted(Accepted, bool),
     Written,
     /// A turn written and, with it, its contact's lease given up: nothing
     /// else of the contact waited.
@@ -470,6 +475,8 @@ struct Job {
 pub(crate) struct Writer {
     queue: mpsc::Sender<Job>,
     capacity: usize,
+    /// The lease owner accepts take a new entry's contact as.
+    lease_as: Arc<str>,
 }
 
 fn copy(err: &StoreError) -> StoreError {
@@ -487,11 +494,12 @@ fn gone() -> StoreError {
 
 impl Writer {
     /// Starts the writer task on `pool` (it keeps one connection while the
-    /// connection works), with room for `queue` waiting writes.
-    pub fn start(pool: PgPool, queue: usize) -> Writer {
+    /// connection works), with room for `queue` waiting writes; accepts
+    /// take their contact's lease as `lease_as`.
+    pub fn start(pool: PgPool, queue: usize, lease_as: Arc<str>) -> Writer {
         let (sender, jobs) = mpsc::channel(queue.max(1));
         tokio::spawn(run(pool, jobs));
-        Writer { queue: sender, capacity: queue.max(1) }
+        Writer { queue: sender, capacity: queue.max(1), lease_as }
     }
 
     /// Writes waiting for the writer (the batch in progress not counted).
@@ -505,17 +513,20 @@ impl Writer {
         answer.await.map_err(|_| gone())?
     }
 
-    /// Stores an inbox entry, or refuses at once when the queue is full.
-    pub async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
+    /// Stores an inbox entry, or refuses at once when the queue is full; for
+    /// a new entry, also takes its contact's lease when nobody holds it
+    /// (true: taken, for [`crate::postgres::LEASE`]).
+    pub async fn accept(&self, entry: &InboxEntry) -> Result<(Accepted, bool), StoreError> {
         let (done, answer) = oneshot::channel();
-        self.queue.try_send(Job { work: Work::Accept(AcceptRow::new(entry)), done }).map_err(|err| match err {
+        let row = AcceptRow { lease_as: Some(Arc::clone(&self.lease_as)), ..AcceptRow::new(entry) };
+        self.queue.try_send(Job { work: Work::Accept(row), done }).map_err(|err| match err {
             mpsc::error::TrySendError::Full(_) => {
                 StoreError::Unavailable(format!("the write queue is full ({} writes waiting): retry later", self.capacity))
             }
             mpsc::error::TrySendError::Closed(_) => gone(),
         })?;
         match answer.await.map_err(|_| gone())?? {
-            Done::Accepted(accepted) => Ok(accepted),
+            Done::Accepted(accepted, leased) => Ok((accepted, leased)),
             Done::Written | Done::Released => Err(StoreError::Other("the writer answered an accept with no seq".to_owned())),
         }
     }
@@ -661,11 +672,32 @@ async fn commit_batch(connection: &mut PgConnection, batch: &[&Work]) -> Result<
     Ok(results.into_iter().map(|result| result.unwrap_or_else(|| Err(StoreError::Other("the writer skipped a write".to_owned())))).collect())
 }
 
-const ACCEPT_MANY: &str = "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
+/// The batch's inbox entries, and for the new ones their contacts' leases
+/// ($9 the owner, NULL for none; $10 until; $11 now), taken where free or
+/// already $9's, as the processor's lease read takes them. The process that
+/// accepted an entry wakes its own processor for it, which then reads
+/// without writing the lease (one lease write per message less, in a
+/// statement per batch). Rows: `(seq, instance, message_id)` per new entry,
+/// then `(NULL, instance, contact)` per lease taken.
+const ACCEPT_MANY: &str = "WITH ins AS ( \
+     INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, sent_at, received_at) \
      SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::TEXT[], $7::BIGINT[], $8::BIGINT[]) \
-     ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq, instance, message_id";
+     ON CONFLICT (instance, message_id) DO NOTHING RETURNING seq, instance, message_id, contact), \
+     lease AS ( \
+     INSERT INTO contact_leases (instance, contact, owner, until) \
+     SELECT DISTINCT instance, contact, $9::TEXT, $10::BIGINT FROM ins WHERE $9::TEXT IS NOT NULL \
+     ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+     WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $11 RETURNING instance, contact) \
+     SELECT seq, instance, message_id FROM ins UNION ALL SELECT NULL, instance, contact FROM lease";
 
-async fn insert_accepts(connection: &mut PgConnection, rows: &[&AcceptRow]) -> Result<HashMap<(String, String), i64>, sqlx::Error> {
+/// What [`ACCEPT_MANY`] stored: the seq of each new entry by `(instance,
+/// message_id)`, and the `(instance, contact)` whose lease it took.
+type Stored = (HashMap<(String, String), i64>, HashSet<(String, String)>);
+
+async fn insert_accepts(connection: &mut PgConnection, rows: &[&AcceptRow]) -> Result<Stored, sqlx::Error> {
+    let now = Timestamp::now_utc().as_millis();
+    let lease_as = rows.first().and_then(|row| row.lease_as.as_deref());
+    let until = now.saturating_add(i64::try_from(crate::postgres::LEASE.as_millis()).unwrap_or(i64::MAX));
     let returned = sqlx::query(ACCEPT_MANY)
         .bind(rows.iter().map(|row| row.instance.as_str()).collect::<Vec<_>>())
         .bind(rows.iter().map(|row| row.message_id.as_str()).collect::<Vec<_>>())
@@ -675,12 +707,24 @@ async fn insert_accepts(connection: &mut PgConnection, rows: &[&AcceptRow]) -> R
         .bind(rows.iter().map(|row| row.body.as_deref()).collect::<Vec<_>>())
         .bind(rows.iter().map(|row| row.sent_at).collect::<Vec<_>>())
         .bind(rows.iter().map(|row| row.received_at).collect::<Vec<_>>())
+        .bind(lease_as)
+        .bind(until)
+        .bind(now)
         .fetch_all(&mut *connection)
         .await?;
-    returned
-        .iter()
-        .map(|row| Ok(((row.try_get::<String, _>("instance")?, row.try_get::<String, _>("message_id")?), row.try_get::<i64, _>("seq")?)))
-        .collect()
+    let (mut seqs, mut leased) = (HashMap::new(), HashSet::new());
+    for row in &returned {
+        let key = (row.try_get::<String, _>(1)?, row.try_get::<String, _>(2)?);
+        match row.try_get::<Option<i64>, _>(0)? {
+            Some(seq) => {
+                seqs.insert(key, seq);
+            }
+            None => {
+                leased.insert(key);
+            }
+        }
+    }
+    Ok((seqs, leased))
 }
 
 /// The batch's inbox entries in one statement, the transaction's first. If
@@ -700,11 +744,12 @@ async fn accept_all(connection: &mut PgConnection, batch: &[&Work], results: &mu
     }
     let rows: Vec<&AcceptRow> = accepts.iter().map(|(_, row)| *row).collect();
     match insert_accepts(connection, &rows).await {
-        Ok(mut seqs) => {
+        Ok((mut seqs, leased)) => {
             // A redelivery within the batch: the first one is new, the rest duplicates.
             for (idx, row) in &accepts {
                 let accepted = seqs.remove(&(row.instance.clone(), row.message_id.clone())).map_or(Accepted::Duplicate, Accepted::New);
-                results[*idx] = Some(Ok(Done::Accepted(accepted)));
+                let took = matches!(accepted, Accepted::New(_)) && leased.contains(&(row.instance.clone(), row.contact.clone()));
+                results[*idx] = Some(Ok(Done::Accepted(accepted, took)));
             }
             Ok(())
         }
@@ -715,9 +760,9 @@ async fn accept_all(connection: &mut PgConnection, batch: &[&Work], results: &mu
             for (idx, row) in &accepts {
                 control(connection, "SAVEPOINT one").await?;
                 match insert_accepts(connection, &[row]).await {
-                    Ok(seqs) => {
+                    Ok((seqs, leased)) => {
                         let accepted = seqs.into_values().next().map_or(Accepted::Duplicate, Accepted::New);
-                        results[*idx] = Some(Ok(Done::Accepted(accepted)));
+                        results[*idx] = Some(Ok(Done::Accepted(accepted, !leased.is_empty())));
                         control(connection, "RELEASE one").await?;
                     }
                     Err(err) if is_connection(&err) => return Err(err),

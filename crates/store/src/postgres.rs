@@ -11,8 +11,11 @@
 //! - **Per-contact order.** A process works through a contact's inbox only
 //!   while it holds the contact's lease (`contact_leases`, renewed with every
 //!   entry, lapsing after [`LEASE`] if the process dies), always taking the
-//!   oldest unprocessed entry. The lease only saves duplicate work; order and
-//!   exactly-once rest on the transaction above.
+//!   oldest unprocessed entry. The accept of a new entry takes the lease
+//!   when it is free, and the turn that leaves nothing waiting gives it up
+//!   in its own transaction, so a message costs no lease write of its own.
+//!   The lease only saves duplicate work; order and exactly-once rest on the
+//!   transaction above.
 //! - **Each reply sent once.** The sender claims due rows with
 //!   `FOR UPDATE SKIP LOCKED` (one contact's oldest unsent reply at a time),
 //!   so two processes never hold the same row, and renews the claim as it
@@ -301,7 +304,7 @@ impl PgStore {
         migrator().run(&pool).await.map_err(|err| StoreError::Other(format!("migrating '{}' failed: {err}", redact(url))))?;
         let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
         let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
-        let writer = Writer::start(pool.clone(), queue);
+        let writer = Writer::start(pool.clone(), queue, Arc::clone(&node));
         Ok(PgStore { pool, leases, node, writer, held: Arc::default(), released: Arc::default(), _node_lock: Arc::new(node_lock) })
     }
 
@@ -425,9 +428,17 @@ impl Store for PgStore {
 
 impl Queue for PgStore {
     /// Through the writer: many accepts share one statement and one commit;
-    /// refused at once (`Unavailable`) when its queue is full.
+    /// refused at once (`Unavailable`) when its queue is full. A new entry
+    /// takes its contact's lease when nobody holds it (this process wakes
+    /// its own processor for it, whose read then writes no lease). A
+    /// process that dies between the accept and the turn leaves the entry
+    /// to the others' scan once the lease lapses ([`LEASE`]).
     async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
-        self.writer.accept(entry).await
+        let (accepted, leased) = self.writer.accept(entry).await?;
+        if leased {
+            self.held_lock().insert((entry.instance.clone(), entry.contact.clone()), std::time::Instant::now());
+        }
+        Ok(accepted)
     }
 
     /// Contacts with unprocessed entries that no other process holds,
