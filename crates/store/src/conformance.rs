@@ -788,6 +788,35 @@ pub async fn a_turn_gives_the_lease_up_with_it_unless_more_waits(a: &crate::post
     assert_eq!(pending.entry.message_id, "G4", "the contact is free for a again");
 }
 
+/// PostgreSQL: claiming replies and marking their attempts are HOT updates
+/// (postgres 0018: the outbox keeps room on its pages), though the replies
+/// were queued page after page as under load. Read from where each row
+/// version lives: a heap-only update keeps the row on its page, and on a
+/// full page any other update moves it.
+pub async fn claims_and_attempts_are_hot_updates(store: &crate::postgres::PgStore) {
+    for n in 0..60 {
+        queue_menu(store, &format!("55119000002{n:02}"), &format!("H{n}")).await;
+    }
+    let pages = || async {
+        sqlx::query_as::<_, (i64, String)>("SELECT seq, ctid::TEXT FROM outbox ORDER BY seq")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(seq, ctid)| (seq, ctid.trim_start_matches('(').split(',').next().unwrap_or_default().to_owned()))
+            .collect::<std::collections::HashMap<i64, String>>()
+    };
+    let before = pages().await;
+    assert!(before.values().collect::<std::collections::HashSet<_>>().len() > 2, "the replies fill several pages");
+    let now = Timestamp::now_utc();
+    let seqs: Vec<i64> = store.due_outbox(now, 100).await.unwrap().iter().map(|outgoing| outgoing.seq).collect();
+    assert_eq!(seqs.len(), 60, "each contact's head reply");
+    assert_eq!(store.outbox_attempt_many(&seqs, now).await.unwrap(), seqs);
+    let after = pages().await;
+    let stayed = seqs.iter().filter(|seq| before[seq] == after[seq]).count();
+    assert!(stayed * 10 >= seqs.len() * 9, "{stayed} of {} claimed and attempted replies kept their page", seqs.len());
+}
+
 /// PostgreSQL: a turn whose session keeps its expiry's five-minute bucket
 /// updates the session row heap-only (no index entry; postgres 0016), and
 /// one that crosses into the next bucket does not. Read from

@@ -126,6 +126,7 @@ fn migrator() -> Migrator {
         migration(15, "metric counters per statement", include_str!("../migrations/postgres/0015_statement_counters.sql")),
         migration(16, "session updates heap-only", include_str!("../migrations/postgres/0016_session_hot_updates.sql")),
         migration(17, "a counter shard per writer", include_str!("../migrations/postgres/0017_writer_counter_shard.sql")),
+        migration(18, "outbox room for claims", include_str!("../migrations/postgres/0018_outbox_room_for_claims.sql")),
     ])
 }
 
