@@ -788,6 +788,47 @@ pub async fn a_turn_gives_the_lease_up_with_it_unless_more_waits(a: &crate::post
     assert_eq!(pending.entry.message_id, "G4", "the contact is free for a again");
 }
 
+/// PostgreSQL: reads of held contacts made at once share one statement,
+/// and each gets its own contact's oldest entry and live session; a held
+/// contact with nothing left is given up.
+pub async fn held_contacts_read_together_get_each_their_own(store: &crate::postgres::PgStore) {
+    let engine = engine("");
+    let numbers: Vec<String> = (0..20).map(|n| format!("55119000003{n:02}")).collect();
+    for (n, number) in numbers.iter().enumerate() {
+        // A live session for the even ones, then the entry to read.
+        if n % 2 == 0 {
+            queue_menu(store, number, &format!("R{n}a")).await;
+        }
+        store.accept(&entry("vendas", number, &format!("R{n}b"), Some("1"), None)).await.unwrap();
+    }
+    let mut reads = tokio::task::JoinSet::new();
+    for number in numbers.clone() {
+        let store = store.clone();
+        reads.spawn(async move { (number.clone(), store.next_pending_with_state(&instance("vendas"), &contact(&number)).await.unwrap()) });
+    }
+    let mut seen = 0;
+    while let Some(read) = reads.join_next().await {
+        let (number, read) = read.unwrap();
+        let (pending, state) = read.expect("each held contact's entry");
+        let n: usize = number[number.len() - 2..].parse().unwrap();
+        assert_eq!(pending.entry.contact.as_str(), number);
+        assert_eq!(pending.entry.message_id, format!("R{n}b"), "the contact's own oldest entry");
+        let turn = engine.turn(state, &text("vendas", &number, "1"), T0);
+        assert_eq!(turn.sessions.iter().any(|session| session.record().revision > 0), n % 2 == 0, "contact {number}: its own session, and only its own");
+        seen += 1;
+    }
+    assert_eq!(seen, 20);
+    // A held contact with nothing left: no entry, and its lease is given up.
+    let (turn, pending) = {
+        let (pending, state) = store.next_pending_with_state(&instance("vendas"), &contact(&numbers[1])).await.unwrap().unwrap();
+        (engine.turn(state, &text("vendas", &numbers[1], "1"), T0), pending)
+    };
+    store.commit_inbound(&turn, &pending, "x").await.unwrap();
+    assert!(store.next_pending_with_state(&instance("vendas"), &contact(&numbers[1])).await.unwrap().is_none());
+    let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM contact_leases WHERE contact = $1").bind(&numbers[1]).fetch_one(store.pool()).await.unwrap();
+    assert_eq!(left, 0, "nothing left: the lease went with the read");
+}
+
 /// PostgreSQL: claiming replies and marking their attempts are HOT updates
 /// (postgres 0018: the outbox keeps room on its pages), though the replies
 /// were queued page after page as under load. Read from where each row

@@ -479,7 +479,7 @@ pub(crate) struct Writer {
     lease_as: Arc<str>,
 }
 
-fn copy(err: &StoreError) -> StoreError {
+pub(crate) fn copy(err: &StoreError) -> StoreError {
     match err {
         StoreError::Conflict(message) => StoreError::Conflict(message.clone()),
         StoreError::Unavailable(message) => StoreError::Unavailable(message.clone()),

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
-use sqlx::{Connection, SqlSafeStr};
+use sqlx::{Connection, Row, SqlSafeStr};
 use switchyard_engine::engine::{ContactState, Turn};
 use switchyard_engine::event::Event;
 use switchyard_engine::ids::{Contact, InstanceId, SessionId};
@@ -105,6 +105,118 @@ macro_rules! with_state {
     };
 }
 
+/// [`with_state!`] for many held contacts at once ($1 instances, $2
+/// contacts, $3 this process): each contact's oldest unprocessed entry with
+/// its live sessions (by depth), the contact's lease given up where nothing
+/// waits, as the single read does it. The `OFFSET 0` fences keep each
+/// subquery a probe per contact (a flattened join could be planned as a
+/// scan of every unprocessed entry or live session; see `pg_writer`'s
+/// `acquire`).
+const READ_MANY: &str = "WITH k AS (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[]) AS k(instance, contact)), \
+     e AS (SELECT n.* FROM k CROSS JOIN LATERAL ( \
+         SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
+         WHERE processed_at IS NULL AND instance = k.instance AND contact = k.contact \
+         ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1) n), \
+     gone AS (DELETE FROM contact_leases l USING k WHERE l.instance = k.instance AND l.contact = k.contact AND l.owner = $3 \
+         AND NOT EXISTS (SELECT 1 FROM e WHERE e.instance = k.instance AND e.contact = k.contact)) \
+     SELECT e.*, s.id, s.flow, s.version, s.fingerprint, s.reason, s.reason_detail, s.step, s.data, s.attempts, \
+         s.turns, s.started_at, s.last_input_at, s.expires_at, s.outcome, s.ended_at, s.revision, s.parent, s.depth, \
+         (SELECT until FROM handoffs h WHERE h.instance = e.instance AND h.contact = e.contact) AS handoff_until, \
+         (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a \
+          WHERE a.contact = e.contact) AS assignments \
+     FROM e LEFT JOIN LATERAL (SELECT * FROM sessions x WHERE x.instance = e.instance AND x.contact = e.contact \
+         AND x.outcome IS NULL OFFSET 0) s ON true \
+     ORDER BY e.instance, e.contact, s.depth";
+
+/// The most held contacts one [`READ_MANY`] reads.
+const MAX_READS: usize = 256;
+
+/// Reads of held contacts ([`PgStore::next_pending_with_state`]'s path
+/// without a lease write), batched: one task takes every read waiting and
+/// makes it one statement ([`READ_MANY`]), so a turn's read is not a round
+/// trip of its own under load. Adaptive, as the writer: a lone read goes at
+/// once.
+#[derive(Clone, Debug)]
+struct Reader {
+    queue: tokio::sync::mpsc::UnboundedSender<ReadJob>,
+}
+
+type ReadKey = (String, String);
+
+#[derive(Debug)]
+struct ReadJob {
+    key: ReadKey,
+    done: tokio::sync::oneshot::Sender<Result<Vec<sqlx::postgres::PgRow>, StoreError>>,
+}
+
+impl Reader {
+    fn start(pool: PgPool, node: Arc<str>) -> Reader {
+        let (queue, jobs) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(read_many(pool, node, jobs));
+        Reader { queue }
+    }
+
+    /// The contact's rows as [`with_state!`] reads them; none when nothing
+    /// waits (the lease is then given up).
+    async fn read(&self, instance: &InstanceId, contact: &Contact) -> Result<Vec<sqlx::postgres::PgRow>, StoreError> {
+        let stopped = || StoreError::Unavailable("the PostgreSQL reader stopped".to_owned());
+        let (done, answer) = tokio::sync::oneshot::channel();
+        self.queue.send(ReadJob { key: (instance.as_str().to_owned(), contact.as_str().to_owned()), done }).map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
+    }
+}
+
+async fn read_many(pool: PgPool, node: Arc<str>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<ReadJob>) {
+    // A second read of a contact already in the batch waits for the next one
+    // (one task per contact makes it rare): both would take the same rows.
+    let mut later: std::collections::VecDeque<ReadJob> = std::collections::VecDeque::new();
+    loop {
+        let first = match later.pop_front() {
+            Some(job) => job,
+            None => match jobs.recv().await {
+                Some(job) => job,
+                None => return,
+            },
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_READS {
+            let Ok(job) = jobs.try_recv() else { break };
+            if batch.iter().any(|other| other.key == job.key) {
+                later.push_back(job);
+            } else {
+                batch.push(job);
+            }
+        }
+        let result = sqlx::query(READ_MANY)
+            .bind(batch.iter().map(|job| job.key.0.as_str()).collect::<Vec<_>>())
+            .bind(batch.iter().map(|job| job.key.1.as_str()).collect::<Vec<_>>())
+            .bind(&*node)
+            .fetch_all(&pool)
+            .await;
+        match result {
+            Ok(rows) => {
+                let mut by_key: std::collections::HashMap<ReadKey, Vec<sqlx::postgres::PgRow>> = std::collections::HashMap::new();
+                for row in rows {
+                    match (row.try_get::<String, _>("instance"), row.try_get::<String, _>("contact")) {
+                        (Ok(instance), Ok(contact)) => by_key.entry((instance, contact)).or_default().push(row),
+                        _ => continue,
+                    }
+                }
+                for job in batch {
+                    let rows = by_key.remove(&job.key).unwrap_or_default();
+                    let _ = job.done.send(Ok(rows));
+                }
+            }
+            Err(err) => {
+                let message = map_err(err);
+                for job in batch {
+                    let _ = job.done.send(Err(crate::pg_writer::copy(&message)));
+                }
+            }
+        }
+    }
+}
+
 fn migrator() -> Migrator {
     let migration = |version: i64, description: &'static str, sql: &'static str| {
         Migration::new(version, Cow::Borrowed(description), MigrationType::Simple, sql.into_sql_str(), false)
@@ -160,6 +272,8 @@ pub struct PgStore {
     node: Arc<str>,
     /// Group commit of the hot-path writes (inbox, inbound turns, sent marks).
     writer: Writer,
+    /// Batched reads of held contacts (on the `leases` pool).
+    reader: Reader,
     /// The contacts whose lease this process holds, with when it last wrote
     /// it: `next_pending` renews it only after [`LEASE_RENEW`] (see there).
     held: Arc<std::sync::Mutex<std::collections::HashMap<(InstanceId, Contact), std::time::Instant>>>,
@@ -306,7 +420,8 @@ impl PgStore {
         let node: Arc<str> = format!("{}-{}", std::process::id(), uuid_like()).into();
         let node_lock = NodeLock::take(options.clone(), Arc::clone(&node)).await.map_err(unavailable)?;
         let writer = Writer::start(pool.clone(), queue, Arc::clone(&node));
-        Ok(PgStore { pool, leases, node, writer, held: Arc::default(), released: Arc::default(), _node_lock: Arc::new(node_lock) })
+        let reader = Reader::start(leases.clone(), Arc::clone(&node));
+        Ok(PgStore { pool, leases, node, writer, reader, held: Arc::default(), released: Arc::default(), _node_lock: Arc::new(node_lock) })
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -660,18 +775,7 @@ impl PgStore {
         // read and its delete share one snapshot there too).
         let fresh = self.held_lock().get(&key).is_some_and(|at| at.elapsed() < LEASE_RENEW);
         if fresh {
-            let rows = sqlx::query(concat!(
-                "WITH e AS (", next_entry!(), "), \
-                 gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3 \
-                          AND NOT EXISTS (SELECT 1 FROM e)) ",
-                with_state!()
-            ))
-            .bind(instance.as_str())
-            .bind(contact.as_str())
-            .bind(&*self.node)
-            .fetch_all(&self.leases)
-            .await
-            .map_err(map_err)?;
+            let rows = self.reader.read(instance, contact).await?;
             if rows.is_empty() {
                 self.held_lock().remove(&key);
                 self.released_lock().insert(key);

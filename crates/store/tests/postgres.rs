@@ -51,6 +51,13 @@ async fn a_turn_gives_the_lease_up_with_it_unless_more_waits() {
 }
 
 #[tokio::test]
+async fn held_contacts_read_together_get_each_their_own() {
+    if let Some((a, _b, _schema)) = two_processes().await {
+        conformance::held_contacts_read_together_get_each_their_own(&a).await;
+    }
+}
+
+#[tokio::test]
 async fn claims_and_attempts_are_hot_updates() {
     if let Some((a, _b, _schema)) = two_processes().await {
         conformance::claims_and_attempts_are_hot_updates(&a).await;
