@@ -796,7 +796,7 @@ pub async fn held_contacts_read_together_get_each_their_own(store: &crate::postg
     let numbers: Vec<String> = (0..20).map(|n| format!("55119000003{n:02}")).collect();
     for (n, number) in numbers.iter().enumerate() {
         // A live session for the even ones, then the entry to read.
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             queue_menu(store, number, &format!("R{n}a")).await;
         }
         store.accept(&entry("vendas", number, &format!("R{n}b"), Some("1"), None)).await.unwrap();
@@ -814,7 +814,7 @@ pub async fn held_contacts_read_together_get_each_their_own(store: &crate::postg
         assert_eq!(pending.entry.contact.as_str(), number);
         assert_eq!(pending.entry.message_id, format!("R{n}b"), "the contact's own oldest entry");
         let turn = engine.turn(state, &text("vendas", &number, "1"), T0);
-        assert_eq!(turn.sessions.iter().any(|session| session.record().revision > 0), n % 2 == 0, "contact {number}: its own session, and only its own");
+        assert_eq!(turn.sessions.iter().any(|session| session.record().revision > 0), n.is_multiple_of(2), "contact {number}: its own session, and only its own");
         seen += 1;
     }
     assert_eq!(seen, 20);
