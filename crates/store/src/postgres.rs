@@ -239,6 +239,7 @@ fn migrator() -> Migrator {
         migration(16, "session updates heap-only", include_str!("../migrations/postgres/0016_session_hot_updates.sql")),
         migration(17, "a counter shard per writer", include_str!("../migrations/postgres/0017_writer_counter_shard.sql")),
         migration(18, "outbox room for claims", include_str!("../migrations/postgres/0018_outbox_room_for_claims.sql")),
+        migration(19, "no pending order index", include_str!("../migrations/postgres/0019_no_pending_order_index.sql")),
     ])
 }
 
