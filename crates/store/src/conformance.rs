@@ -893,6 +893,28 @@ pub async fn a_turn_within_its_expiry_bucket_is_a_hot_update(store: &crate::post
     assert_eq!(settled(2).await, (2, 1), "the bucket moved: not heap-only");
 }
 
+/// PostgreSQL: a process that dies holding a contact's lease (taken with
+/// the accept, before its turn) leaves the contact to the others at once:
+/// its node lock died with it, as for its claims; the lease's 10 s do not
+/// have to run out.
+pub async fn a_dead_process_leases_are_taken_at_once(a: crate::postgres::PgStore, b: &crate::postgres::PgStore) {
+    let key = (instance("vendas"), contact("5511900000151"));
+    a.accept(&entry("vendas", "5511900000151", "K1", Some("oi"), None)).await.unwrap();
+    assert!(b.next_pending_with_state(&key.0, &key.1).await.unwrap().is_none(), "a is alive: the contact is a's");
+    assert!(!b.release_contact(&key.0, &key.1).await.unwrap(), "a is on it");
+    drop(a);
+    let mut taken = None;
+    for _ in 0..100 {
+        taken = b.next_pending_with_state(&key.0, &key.1).await.unwrap();
+        if taken.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (pending, _) = taken.expect("taken over within 5 s, long before the lease lapses");
+    assert_eq!(pending.entry.message_id, "K1");
+}
+
 /// A process that dies holding claims (its node lock gone with its
 /// session) leaves them to the others at once, not after the claim lapses:
 /// the reply it was sending comes back unsure, the one it had not started

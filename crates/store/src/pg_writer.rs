@@ -687,7 +687,8 @@ const ACCEPT_MANY: &str = "WITH ins AS ( \
      INSERT INTO contact_leases (instance, contact, owner, until) \
      SELECT DISTINCT instance, contact, $9::TEXT, $10::BIGINT FROM ins WHERE $9::TEXT IS NOT NULL \
      ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-     WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $11 RETURNING instance, contact) \
+     WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $11 \
+        OR pg_try_advisory_xact_lock_shared(hashtextextended(contact_leases.owner, 0)) RETURNING instance, contact) \
      SELECT seq, instance, message_id FROM ins UNION ALL SELECT NULL, instance, contact FROM lease";
 
 /// What [`ACCEPT_MANY`] stored: the seq of each new entry by `(instance,

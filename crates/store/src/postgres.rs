@@ -14,8 +14,9 @@
 //!   oldest unprocessed entry. The accept of a new entry takes the lease
 //!   when it is free, and the turn that leaves nothing waiting gives it up
 //!   in its own transaction, so a message costs no lease write of its own.
-//!   The lease only saves duplicate work; order and exactly-once rest on the
-//!   transaction above.
+//!   A lease whose owner's node lock is free (the process died; see below)
+//!   is free at once, as its claims are. The lease only saves duplicate
+//!   work; order and exactly-once rest on the transaction above.
 //! - **Each reply sent once.** The sender claims due rows with
 //!   `FOR UPDATE SKIP LOCKED` (one contact's oldest unsent reply at a time),
 //!   so two processes never hold the same row, and renews the claim as it
@@ -565,7 +566,7 @@ impl Queue for PgStore {
         let rows = sqlx::query(
             "SELECT i.instance, i.contact, MIN(i.seq) AS first FROM inbox i WHERE i.processed_at IS NULL AND i.received_at <= $4 \
              AND NOT EXISTS (SELECT 1 FROM contact_leases l WHERE l.instance = i.instance AND l.contact = i.contact \
-                             AND l.owner <> $1 AND l.until > $2) \
+                             AND l.owner <> $1 AND l.until > $2 AND NOT pg_try_advisory_xact_lock_shared(hashtextextended(l.owner, 0))) \
              GROUP BY i.instance, i.contact ORDER BY first LIMIT $3",
         )
         .bind(&*self.node)
@@ -742,7 +743,8 @@ impl Queue for PgStore {
         sqlx::query_scalar(
             "WITH gone AS (DELETE FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner = $3) \
              SELECT EXISTS (SELECT 1 FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2) \
-             AND NOT EXISTS (SELECT 1 FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner <> $3 AND until > $4)",
+             AND NOT EXISTS (SELECT 1 FROM contact_leases WHERE instance = $1 AND contact = $2 AND owner <> $3 AND until > $4 \
+                             AND NOT pg_try_advisory_xact_lock_shared(hashtextextended(owner, 0)))",
         )
         .bind(instance.as_str())
         .bind(contact.as_str())
@@ -790,7 +792,8 @@ impl PgStore {
             "WITH lease AS ( \
                 INSERT INTO contact_leases (instance, contact, owner, until) VALUES ($1, $2, $3, $4) \
                 ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
-                WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 RETURNING owner), \
+                WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $5 \
+                   OR pg_try_advisory_xact_lock_shared(hashtextextended(contact_leases.owner, 0)) RETURNING owner), \
              e AS (SELECT * FROM (",
             next_entry!(),
             ") n WHERE EXISTS (SELECT 1 FROM lease)) ",

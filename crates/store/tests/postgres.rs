@@ -72,6 +72,13 @@ async fn a_turn_within_its_expiry_bucket_is_a_hot_update() {
 }
 
 #[tokio::test]
+async fn a_dead_process_leases_are_taken_at_once() {
+    if let Some((a, b, _schema)) = two_processes().await {
+        conformance::a_dead_process_leases_are_taken_at_once(a, &b).await;
+    }
+}
+
+#[tokio::test]
 async fn a_dead_process_claims_are_taken_at_once() {
     if let Some((a, b, _schema)) = two_processes().await {
         conformance::a_dead_process_claims_are_taken_at_once(a, &b).await;
