@@ -776,6 +776,11 @@ pub async fn a_turn_gives_the_lease_up_with_it_unless_more_waits(a: &crate::post
     b.accept(&entry("vendas", "5511900000141", "G2", Some("1"), None)).await.unwrap();
     let (turn, pending) = turn_of(b, &engine, "1").await;
     a.accept(&entry("vendas", "5511900000141", "G3", Some("1"), None)).await.unwrap();
+    // a's accept left b's lease alone, not even locked: a batch that locks
+    // another live process's lease row while that process's batch deletes
+    // it can deadlock with it.
+    let locker: String = sqlx::query_scalar("SELECT xmax::TEXT FROM contact_leases").fetch_one(a.pool()).await.unwrap();
+    assert_eq!(locker, "0", "b's lease row was locked by a's accept");
     assert!(a.next_pending_with_state(&key.0, &key.1).await.unwrap().is_none(), "b holds the contact");
     assert!(!a.release_contact(&key.0, &key.1).await.unwrap(), "b is on it");
     assert!(b.commit_inbound_releasing(&turn, &pending, "x").await.unwrap(), "G3 waits: b keeps the lease and looks again");

@@ -674,7 +674,12 @@ async fn commit_batch(connection: &mut PgConnection, batch: &[&Work]) -> Result<
 
 /// The batch's inbox entries, and for the new ones their contacts' leases
 /// ($9 the owner, NULL for none; $10 until; $11 now), taken where free or
-/// already $9's, as the processor's lease read takes them. The process that
+/// already $9's, as the processor's lease read takes them. A lease another
+/// live process holds is left alone before the upsert, which would lock
+/// its row until this batch commits (even without changing it), while
+/// that process's own batch deletes it: two writers each waiting for the
+/// other (a deadlock PostgreSQL breaks after a second). The rest are taken
+/// in key order. The process that
 /// accepted an entry wakes its own processor for it, which then reads
 /// without writing the lease (one lease write per message less, in a
 /// statement per batch). Rows: `(seq, instance, message_id)` per new entry,
@@ -686,6 +691,9 @@ const ACCEPT_MANY: &str = "WITH ins AS ( \
      lease AS ( \
      INSERT INTO contact_leases (instance, contact, owner, until) \
      SELECT DISTINCT instance, contact, $9::TEXT, $10::BIGINT FROM ins WHERE $9::TEXT IS NOT NULL \
+       AND NOT EXISTS (SELECT 1 FROM contact_leases l WHERE l.instance = ins.instance AND l.contact = ins.contact \
+                       AND l.owner <> $9 AND l.until > $11 AND NOT pg_try_advisory_xact_lock_shared(hashtextextended(l.owner, 0))) \
+     ORDER BY instance, contact \
      ON CONFLICT (instance, contact) DO UPDATE SET owner = excluded.owner, until = excluded.until \
      WHERE contact_leases.owner = excluded.owner OR contact_leases.until <= $11 \
         OR pg_try_advisory_xact_lock_shared(hashtextextended(contact_leases.owner, 0)) RETURNING instance, contact) \

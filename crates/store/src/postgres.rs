@@ -196,16 +196,23 @@ async fn read_many(pool: PgPool, node: Arc<str>, mut jobs: tokio::sync::mpsc::Un
             .await;
         match result {
             Ok(rows) => {
+                // A row without its key cannot be routed: every read of the
+                // batch fails (and is retried) rather than one of them
+                // taking "nothing" for an answer.
                 let mut by_key: std::collections::HashMap<ReadKey, Vec<sqlx::postgres::PgRow>> = std::collections::HashMap::new();
+                let mut unkeyed = None;
                 for row in rows {
                     match (row.try_get::<String, _>("instance"), row.try_get::<String, _>("contact")) {
                         (Ok(instance), Ok(contact)) => by_key.entry((instance, contact)).or_default().push(row),
-                        _ => continue,
+                        (Err(err), _) | (_, Err(err)) => unkeyed = Some(StoreError::Corrupt(format!("a read of held contacts: {err}"))),
                     }
                 }
                 for job in batch {
-                    let rows = by_key.remove(&job.key).unwrap_or_default();
-                    let _ = job.done.send(Ok(rows));
+                    let answer = match &unkeyed {
+                        Some(err) => Err(crate::pg_writer::copy(err)),
+                        None => Ok(by_key.remove(&job.key).unwrap_or_default()),
+                    };
+                    let _ = job.done.send(answer);
                 }
             }
             Err(err) => {
