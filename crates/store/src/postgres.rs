@@ -86,9 +86,30 @@ const AUDIT_LOCK: i64 = 0x5357_4954_4348; // "SWITCH"
 /// `inbox_from_row` reads it; `next_pending`'s order.
 macro_rules! next_entry {
     () => {
-        "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
-         WHERE processed_at IS NULL AND instance = $1 AND contact = $2 \
-         ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1"
+        concat!("SELECT ", entry_columns!(), " FROM inbox WHERE processed_at IS NULL AND instance = $1 AND contact = $2 ", entry_order!())
+    };
+}
+
+/// An inbox entry's columns as `inbox_from_row` reads them.
+macro_rules! entry_columns {
+    () => {
+        "seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at"
+    };
+}
+
+/// The customer's order of a contact's entries: the oldest first.
+macro_rules! entry_order {
+    () => {
+        "ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1"
+    };
+}
+
+/// A live session `s`'s columns beside its entry's, as
+/// `contact_state_from_rows` reads them.
+macro_rules! state_columns {
+    () => {
+        "s.id, s.flow, s.version, s.fingerprint, s.reason, s.reason_detail, s.step, s.data, s.attempts, \
+         s.turns, s.started_at, s.last_input_at, s.expires_at, s.outcome, s.ended_at, s.revision, s.parent, s.depth"
     };
 }
 
@@ -98,11 +119,12 @@ macro_rules! next_entry {
 /// are the entry's.
 macro_rules! with_state {
     () => {
-        "SELECT e.*, s.id, s.flow, s.version, s.fingerprint, s.reason, s.reason_detail, s.step, s.data, s.attempts, \
-         s.turns, s.started_at, s.last_input_at, s.expires_at, s.outcome, s.ended_at, s.revision, s.parent, s.depth, \
-         (SELECT until FROM handoffs h WHERE h.instance = $1 AND h.contact = $2) AS handoff_until, \
-         (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = $2) AS assignments \
-         FROM e LEFT JOIN sessions s ON s.instance = $1 AND s.contact = $2 AND s.outcome IS NULL ORDER BY s.depth"
+        concat!(
+            "SELECT e.*, ", state_columns!(), ", \
+             (SELECT until FROM handoffs h WHERE h.instance = $1 AND h.contact = $2) AS handoff_until, \
+             (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a WHERE a.contact = $2) AS assignments \
+             FROM e LEFT JOIN sessions s ON s.instance = $1 AND s.contact = $2 AND s.outcome IS NULL ORDER BY s.depth"
+        )
     };
 }
 
@@ -113,21 +135,20 @@ macro_rules! with_state {
 /// subquery a probe per contact (a flattened join could be planned as a
 /// scan of every unprocessed entry or live session; see `pg_writer`'s
 /// `acquire`).
-const READ_MANY: &str = "WITH k AS (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[]) AS k(instance, contact)), \
-     e AS (SELECT n.* FROM k CROSS JOIN LATERAL ( \
-         SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
-         WHERE processed_at IS NULL AND instance = k.instance AND contact = k.contact \
-         ORDER BY COALESCE(sent_at, received_at), seq LIMIT 1) n), \
+const READ_MANY: &str = concat!(
+    "WITH k AS (SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[]) AS k(instance, contact)), \
+     e AS (SELECT n.* FROM k CROSS JOIN LATERAL (SELECT ", entry_columns!(), " FROM inbox \
+         WHERE processed_at IS NULL AND instance = k.instance AND contact = k.contact ", entry_order!(), ") n), \
      gone AS (DELETE FROM contact_leases l USING k WHERE l.instance = k.instance AND l.contact = k.contact AND l.owner = $3 \
          AND NOT EXISTS (SELECT 1 FROM e WHERE e.instance = k.instance AND e.contact = k.contact)) \
-     SELECT e.*, s.id, s.flow, s.version, s.fingerprint, s.reason, s.reason_detail, s.step, s.data, s.attempts, \
-         s.turns, s.started_at, s.last_input_at, s.expires_at, s.outcome, s.ended_at, s.revision, s.parent, s.depth, \
+     SELECT e.*, ", state_columns!(), ", \
          (SELECT until FROM handoffs h WHERE h.instance = e.instance AND h.contact = e.contact) AS handoff_until, \
          (SELECT string_agg(a.flow || ' ' || a.version || ' ' || a.assigned_at, ',') FROM split_assignments a \
           WHERE a.contact = e.contact) AS assignments \
      FROM e LEFT JOIN LATERAL (SELECT * FROM sessions x WHERE x.instance = e.instance AND x.contact = e.contact \
          AND x.outcome IS NULL OFFSET 0) s ON true \
-     ORDER BY e.instance, e.contact, s.depth";
+     ORDER BY e.instance, e.contact, s.depth"
+);
 
 /// The most held contacts one [`READ_MANY`] reads.
 const MAX_READS: usize = 256;
@@ -557,7 +578,7 @@ impl Queue for PgStore {
     /// takes its contact's lease when nobody holds it (this process wakes
     /// its own processor for it, whose read then writes no lease). A
     /// process that dies between the accept and the turn leaves the entry
-    /// to the others' scan once the lease lapses ([`LEASE`]).
+    /// to the others at once: its node lock, and so its lease, went with it.
     async fn accept(&self, entry: &InboxEntry) -> Result<Accepted, StoreError> {
         let (accepted, leased) = self.writer.accept(entry).await?;
         if leased {
