@@ -110,22 +110,25 @@ async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     // Stored sends go unanswered; a dies as soon as one of its own is stored.
-    let before = evolution.sent().len();
+    // Hold first, then count: a send stored after the count then meets the
+    // hold (the other order lets one stored in between be answered, and
+    // marked sent, and still pass for a held one).
     evolution.hold();
+    let before = evolution.sent().len();
     support::wait_until(|| async { evolution.sent()[before..].iter().any(|sent| sent.apikey.as_deref() == Some("key-a")) }).await;
     let pool = sqlx::PgPool::connect(&db).await.unwrap();
-    a.kill();
+    // Read what a holds while it is alive: once it is dead, b may take its
+    // claims over (they become b's) before a read after the kill. Nothing
+    // a holds can be marked sent meanwhile: Evolution answers no send.
     let a_node = format!("{}-%", a.pid());
-    let held: Vec<(i64, i64)> = sqlx::query_as("SELECT seq, claim_until FROM outbox WHERE claimed_by LIKE $1 AND sent_at IS NULL")
-        .bind(&a_node)
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let in_flight: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE claimed_by LIKE $1 AND attempted_at IS NOT NULL AND sent_at IS NULL")
-        .bind(&a_node)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let held: Vec<(i64, i64, bool)> =
+        sqlx::query_as("SELECT seq, claim_until, attempted_at IS NOT NULL FROM outbox WHERE claimed_by LIKE $1 AND sent_at IS NULL")
+            .bind(&a_node)
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    a.kill();
+    let in_flight = held.iter().filter(|(_, _, attempted)| *attempted).count();
     assert!(in_flight >= 1, "a died with a stored, unanswered send on record");
     evolution.release();
     traffic.await.unwrap();
@@ -133,7 +136,7 @@ async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice
     assert_each_reply_once_in_order(&evolution, &db, &expected, Duration::from_secs(90)).await;
     assert!(evolution.finds() >= 1, "Evolution was asked before anything was sent again");
     // Taken over, not waited out: each reply a held was done before its claim lapsed.
-    for (seq, claim_until) in held {
+    for (seq, claim_until, _) in held {
         let sent_at: Option<i64> = sqlx::query_scalar("SELECT sent_at FROM outbox WHERE seq = $1").bind(seq).fetch_one(&pool).await.unwrap();
         let sent_at = sent_at.unwrap_or_else(|| panic!("reply {seq} a held was never marked sent"));
         assert!(sent_at < claim_until, "reply {seq} waited for a's claim to lapse ({sent_at} >= {claim_until})");
