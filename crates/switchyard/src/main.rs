@@ -8,6 +8,14 @@ use clap::Parser;
 mod cli;
 mod commands;
 
+/// jemalloc, not glibc's malloc: on the durable path glibc's malloc and
+/// free (`_int_malloc`, `_int_free`, `malloc_consolidate`) were ~20% of a
+/// `serve` process's CPU, and jemalloc cut serve's CPU per message by
+/// 10-20% (BENCHMARKS, "eleventh session"). Rust's allocations only:
+/// SQLite's own go on through the C library.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
     // `switchyard ... | head` closes stdout early; Rust ignores SIGPIPE, so
