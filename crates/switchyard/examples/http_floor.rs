@@ -33,6 +33,12 @@ use switchyard_evolution::client::EvolutionClient;
 use switchyard_evolution::webhook::{self, WebhookKind};
 use tokio::sync::Semaphore;
 
+/// The same allocator as `switchyard serve` (see its `main.rs`), so the
+/// floor and the path it bounds are measured alike.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// A reply of typical length for the purchase script (the bot's menus and
 /// confirmations are 100-300 characters).
 const REPLY: &str = "Perfeito! Para emitir o seu certificado digital A1 (pessoa física) precisamos confirmar alguns dados. \

@@ -43,6 +43,14 @@ use switchyard_engine::memory::MemoryStore;
 use switchyard_engine::time::Timestamp;
 use tokio::sync::watch;
 
+/// jemalloc, as `switchyard serve` (see its `main.rs`): the load and its
+/// stand-in share the machine's cores with the servers, and with glibc's
+/// malloc they took ~15-20% more CPU per message (BENCHMARKS, "eleventh
+/// session").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// The v1 purchase, from the first "oi" to the confirmed order.
 const PURCHASE: &[&str] = &["oi", "1", "1", "1", "1", "123.456.789-09", "cliente@exemplo.com.br", "1", "sim"];
 
