@@ -129,7 +129,10 @@ impl SqliteStore {
             // Deleted and overwritten content is zeroed, so an erased value
             // does not linger in free pages or unused cell space (the WAL
             // is truncated after an erasure: `privacy`).
-            .pragma("secure_delete", "ON");
+            .pragma("secure_delete", "ON")
+            // As the writer thread's connection, so a commit here does not
+            // checkpoint a WAL that one is still growing.
+            .pragma("wal_autocheckpoint", crate::writer::WAL_AUTOCHECKPOINT.to_string());
         let in_memory = url.contains(":memory:");
         let connect = |max: u32| {
             SqlitePoolOptions::new()
@@ -745,5 +748,22 @@ mod tests {
             .unwrap();
         let sessions: Vec<&str> = plan.iter().map(|row| row.3.as_str()).filter(|detail| detail.contains(" sessions ")).collect();
         assert_eq!(sessions, ["SEARCH sessions USING INDEX sessions_one_live (instance=? AND contact=?) LEFT-JOIN"], "{plan:?}");
+    }
+
+    /// Every connection that commits waits for the same WAL length before it
+    /// checkpoints: the writer thread's and the pools' (a pool connection at
+    /// SQLite's default would checkpoint the writer's long WAL at its first
+    /// commit).
+    #[tokio::test]
+    async fn every_connection_checkpoints_at_the_same_wal_length() {
+        use crate::codec::Columns;
+        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("checkpoint")).await.unwrap();
+        let group = store.group.as_ref().expect("a file store has a writer thread");
+        let on_writer = group.read(|cursor| cursor.first("PRAGMA wal_autocheckpoint", &[], |row| row.int("wal_autocheckpoint"))).await.unwrap();
+        let on_pool: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(store.pool()).await.unwrap();
+        let on_writer_pool: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(store.writer()).await.unwrap();
+        let expected = i64::from(crate::writer::WAL_AUTOCHECKPOINT);
+        assert_eq!((on_writer, on_pool, on_writer_pool), (Some(expected), expected, expected));
+        assert!(expected > 1_000, "longer than SQLite's default");
     }
 }
