@@ -109,6 +109,9 @@ async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice
     while accepted.load(Ordering::SeqCst) < total_messages / 3 {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // Connected first, so the read below follows a's stored send at once
+    // (well within SEND_TIMEOUT, after which a would give the attempt up).
+    let pool = sqlx::PgPool::connect(&db).await.unwrap();
     // Stored sends go unanswered; a dies as soon as one of its own is stored.
     // Hold first, then count: a send stored after the count then meets the
     // hold (the other order lets one stored in between be answered, and
@@ -116,7 +119,6 @@ async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice
     evolution.hold();
     let before = evolution.sent().len();
     support::wait_until(|| async { evolution.sent()[before..].iter().any(|sent| sent.apikey.as_deref() == Some("key-a")) }).await;
-    let pool = sqlx::PgPool::connect(&db).await.unwrap();
     // Read what a holds while it is alive: once it is dead, b may take its
     // claims over (they become b's) before a read after the kill. Nothing
     // a holds can be marked sent meanwhile: Evolution answers no send.
