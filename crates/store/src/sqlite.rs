@@ -750,20 +750,46 @@ mod tests {
         assert_eq!(sessions, ["SEARCH sessions USING INDEX sessions_one_live (instance=? AND contact=?) LEFT-JOIN"], "{plan:?}");
     }
 
+    /// The bundled SQLite is built as `.cargo/config.toml` asks: without
+    /// the memory statistics' mutex and without the page cache shared by all
+    /// connections (a `LIBSQLITE3_FLAGS` of one's own replaces that setting,
+    /// and a build started outside the workspace does not read it).
+    #[tokio::test]
+    async fn the_bundled_sqlite_is_built_without_its_global_mutexes() {
+        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("options")).await.unwrap();
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options").fetch_all(store.pool()).await.unwrap();
+        assert!(
+            options.iter().any(|option| option == "DEFAULT_MEMSTATUS=0") && !options.iter().any(|option| option == "ENABLE_MEMORY_MANAGEMENT"),
+            "LIBSQLITE3_FLAGS from .cargo/config.toml did not reach the SQLite build: {options:?}"
+        );
+    }
+
     /// Every connection that commits waits for the same WAL length before it
-    /// checkpoints: the writer thread's and the pools' (a pool connection at
-    /// SQLite's default would checkpoint the writer's long WAL at its first
-    /// commit).
+    /// checkpoints: more pages than SQLite's default (1 000) written through
+    /// the writer thread stay in the WAL (in WAL mode the database file grows
+    /// only when a checkpoint copies pages into it), and a commit on a pool
+    /// connection then does not copy them either.
     #[tokio::test]
     async fn every_connection_checkpoints_at_the_same_wal_length() {
-        use crate::codec::Columns;
-        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("checkpoint")).await.unwrap();
+        const _: () = assert!(crate::writer::WAL_AUTOCHECKPOINT > 1_000, "longer than SQLite's default");
+        let url = crate::testing::fresh_sqlite_url("checkpoint");
+        let store = SqliteStore::open(&url).await.unwrap();
+        let path = url.trim_start_matches("sqlite://").to_owned();
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
         let group = store.group.as_ref().expect("a file store has a writer thread");
-        let on_writer = group.read(|cursor| cursor.first("PRAGMA wal_autocheckpoint", &[], |row| row.int("wal_autocheckpoint"))).await.unwrap();
-        let on_pool: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(store.pool()).await.unwrap();
-        let on_writer_pool: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint").fetch_one(store.writer()).await.unwrap();
-        let expected = i64::from(crate::writer::WAL_AUTOCHECKPOINT);
-        assert_eq!((on_writer, on_pool, on_writer_pool), (Some(expected), expected, expected));
-        assert!(expected > 1_000, "longer than SQLite's default");
+        const INSERT: &str = "INSERT INTO inbox (instance, message_id, contact, reply_to, kind, body, received_at) VALUES (?1, ?2, ?3, ?3, 'text', ?4, 0)";
+        for batch in 0..12 {
+            let rows = (0..100)
+                .map(|row| {
+                    let id = format!("CKPT-{batch}-{row}");
+                    Statement::new(INSERT, vec![Param::Text("vendas".into()), Param::Text(id), Param::Text("5511900000001".into()), Param::Text("x".repeat(4_000))])
+                })
+                .collect();
+            group.write(rows).await.unwrap();
+        }
+        assert_eq!(size(), before, "the writer thread checkpointed before {} pages", crate::writer::WAL_AUTOCHECKPOINT);
+        sqlx::query("INSERT INTO audit (at, actor, action, reason) VALUES (0, 'test', 'test', 'a pool commit')").execute(store.writer()).await.unwrap();
+        assert_eq!(size(), before, "a pool connection checkpointed the writer thread's WAL");
     }
 }

@@ -157,9 +157,13 @@ impl std::fmt::Debug for Job {
 /// (an index leaf, the tail of a table) is copied once per checkpoint, not
 /// once per commit, so a longer WAL copies fewer pages per message: at
 /// 1 000 contacts the writer thread spent ~12% of its time checkpointing
-/// at 1 000 pages, and 16 000 was ahead in 5 of 5 pairs (BENCHMARKS,
-/// "eleventh session"). The cost: a WAL file of up to ~64 MB and as much to
-/// replay after a crash. An erasure still cuts the WAL at once (`privacy`).
+/// at 1 000 pages, and 16 000 was ahead in 11 of 11 pairs there (4 of 6
+/// at 50 contacts; BENCHMARKS, "eleventh session", item 4). The cost: a `-wal`
+/// file of about 64 MB (more while a reader holds an old snapshot), which
+/// keeps its largest size, and as much to replay after a crash; with
+/// `SQLITE_SYNCHRONOUS=normal` (no fsync per commit) a power loss can drop
+/// the commits since the last checkpoint. An erasure still cuts the WAL at
+/// once (`privacy`).
 pub(crate) const WAL_AUTOCHECKPOINT: u32 = 16_000;
 
 /// `synchronous` is the PRAGMA's value (`FULL` or `NORMAL`).
