@@ -823,6 +823,18 @@ pub async fn held_contacts_read_together_get_each_their_own(store: &crate::postg
         seen += 1;
     }
     assert_eq!(seen, 20);
+    // Reads of one contact at the same time wait behind each other in the
+    // batched reader (one per statement); each is answered, with the same
+    // oldest entry (nothing was committed in between).
+    let mut same = tokio::task::JoinSet::new();
+    for _ in 0..4 {
+        let (store, number) = (store.clone(), numbers[2].clone());
+        same.spawn(async move { store.next_pending_with_state(&instance("vendas"), &contact(&number)).await.unwrap() });
+    }
+    while let Some(read) = same.join_next().await {
+        let (pending, _) = read.unwrap().expect("the contact's entry, to each read");
+        assert_eq!(pending.entry.message_id, "R2b");
+    }
     // A held contact with nothing left: no entry, and its lease is given up.
     let (turn, pending) = {
         let (pending, state) = store.next_pending_with_state(&instance("vendas"), &contact(&numbers[1])).await.unwrap().unwrap();

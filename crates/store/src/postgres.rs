@@ -191,16 +191,23 @@ impl Reader {
 async fn read_many(pool: PgPool, node: Arc<str>, mut jobs: tokio::sync::mpsc::UnboundedReceiver<ReadJob>) {
     // A second read of a contact already in the batch waits for the next one
     // (one task per contact makes it rare): both would take the same rows.
+    // Deferred reads go first, in the order they came, each key once.
     let mut later: std::collections::VecDeque<ReadJob> = std::collections::VecDeque::new();
     loop {
-        let first = match later.pop_front() {
-            Some(job) => job,
-            None => match jobs.recv().await {
-                Some(job) => job,
+        let mut batch: Vec<ReadJob> = Vec::new();
+        for job in std::mem::take(&mut later) {
+            if batch.len() < MAX_READS && !batch.iter().any(|other| other.key == job.key) {
+                batch.push(job);
+            } else {
+                later.push_back(job);
+            }
+        }
+        if batch.is_empty() {
+            match jobs.recv().await {
+                Some(job) => batch.push(job),
                 None => return,
-            },
-        };
-        let mut batch = vec![first];
+            }
+        }
         while batch.len() < MAX_READS {
             let Ok(job) = jobs.try_recv() else { break };
             if batch.iter().any(|other| other.key == job.key) {
