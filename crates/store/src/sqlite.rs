@@ -44,6 +44,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(17, "console at scale: covering start index", include_str!("../migrations/sqlite/0017_console_scale.sql")),
         migration(19, "counter triggers: one counter row per change", include_str!("../migrations/sqlite/0019_counter_triggers.sql")),
         migration(20, "session counters without an upsert", include_str!("../migrations/sqlite/0020_session_counts_without_upsert.sql")),
+        migration(21, "no index of unprocessed entries by seq", include_str!("../migrations/sqlite/0021_no_pending_order_index.sql")),
     ])
 }
 
@@ -435,11 +436,7 @@ impl Queue for SqliteStore {
     }
 
     async fn pending_contacts(&self, limit: u32) -> Result<Vec<(InstanceId, Contact)>, StoreError> {
-        self.read_all(
-            "SELECT instance, contact, MIN(seq) AS first FROM inbox WHERE processed_at IS NULL \
-             GROUP BY instance, contact ORDER BY first LIMIT ?",
-            &[i64::from(limit).into()],
-        )
+        self.read_all(PENDING_CONTACTS, &[i64::from(limit).into()])
         .await
     }
 
@@ -659,6 +656,10 @@ impl SqliteStore {
     }
 }
 
+/// The contacts with entries waiting, oldest first.
+const PENDING_CONTACTS: &str =
+    "SELECT instance, contact, MIN(seq) AS first FROM inbox WHERE processed_at IS NULL GROUP BY instance, contact ORDER BY first LIMIT ?";
+
 /// A contact's oldest unprocessed entries, in the order they are processed
 /// (`?3` at most).
 const NEXT_PENDING: &str = "SELECT seq, instance, message_id, contact, reply_to, kind, body, sent_at, received_at FROM inbox \
@@ -748,6 +749,21 @@ mod tests {
             .unwrap();
         let sessions: Vec<&str> = plan.iter().map(|row| row.3.as_str()).filter(|detail| detail.contains(" sessions ")).collect();
         assert_eq!(sessions, ["SEARCH sessions USING INDEX sessions_one_live (instance=? AND contact=?) LEFT-JOIN"], "{plan:?}");
+    }
+
+    /// The scan for contacts with waiting entries groups them through the
+    /// index of unprocessed entries by contact (migration 0021 dropped the
+    /// one by seq), not through every entry ever received.
+    #[tokio::test]
+    async fn the_waiting_contacts_scan_uses_the_unprocessed_entries_index() {
+        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("plan")).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {PENDING_CONTACTS}")))
+            .bind(10)
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        let inbox: Vec<&str> = plan.iter().map(|row| row.3.as_str()).filter(|detail| detail.contains(" inbox ")).collect();
+        assert_eq!(inbox, ["SCAN inbox USING INDEX inbox_pending"], "{plan:?}");
     }
 
     /// The bundled SQLite is built as `.cargo/config.toml` asks: without
