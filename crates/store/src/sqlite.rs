@@ -736,18 +736,21 @@ const RELEASED: &str = "UPDATE holds SET ended_at = CAST((julianday('now') - 244
 mod tests {
     use super::*;
 
+    /// The steps of `sql`'s plan (on a fresh store, parameters unbound) that
+    /// read `table`, and the whole plan for the failure message.
+    async fn plan_for(sql: &str, table: &str) -> (Vec<String>, Vec<String>) {
+        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("plan")).await.unwrap();
+        let plan: Vec<(i64, i64, i64, String)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}"))).fetch_all(store.pool()).await.unwrap();
+        let plan: Vec<String> = plan.into_iter().map(|row| row.3).collect();
+        (plan.iter().filter(|detail| detail.contains(&format!(" {table} "))).cloned().collect(), plan)
+    }
+
     /// The contact-state read finds the live sessions through the index of
     /// live sessions, not through every session the contact ever had.
     #[tokio::test]
     async fn the_contact_state_read_uses_the_live_session_index() {
-        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("plan")).await.unwrap();
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {CONTACT_STATE}")))
-            .bind("vendas")
-            .bind("5511900000001")
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-        let sessions: Vec<&str> = plan.iter().map(|row| row.3.as_str()).filter(|detail| detail.contains(" sessions ")).collect();
+        let (sessions, plan) = plan_for(CONTACT_STATE, "sessions").await;
         assert_eq!(sessions, ["SEARCH sessions USING INDEX sessions_one_live (instance=? AND contact=?) LEFT-JOIN"], "{plan:?}");
     }
 
@@ -756,13 +759,7 @@ mod tests {
     /// one by seq), not through every entry ever received.
     #[tokio::test]
     async fn the_waiting_contacts_scan_uses_the_unprocessed_entries_index() {
-        let store = SqliteStore::open(&crate::testing::fresh_sqlite_url("plan")).await.unwrap();
-        let plan: Vec<(i64, i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {PENDING_CONTACTS}")))
-            .bind(10)
-            .fetch_all(store.pool())
-            .await
-            .unwrap();
-        let inbox: Vec<&str> = plan.iter().map(|row| row.3.as_str()).filter(|detail| detail.contains(" inbox ")).collect();
+        let (inbox, plan) = plan_for(PENDING_CONTACTS, "inbox").await;
         assert_eq!(inbox, ["SCAN inbox USING INDEX inbox_pending"], "{plan:?}");
     }
 

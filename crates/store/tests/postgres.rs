@@ -13,76 +13,35 @@ async fn two_processes() -> Option<(PgStore, PgStore, PgSchema)> {
     Some((a, b, schema))
 }
 
-#[tokio::test]
-async fn one_process_works_a_contact_at_a_time() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::one_process_works_a_contact_at_a_time(&a, &b).await;
-    }
+/// One test per two-process check of `conformance`, each on a schema of its
+/// own: `(a, b) check(args);` runs `conformance::check(args)` with the two
+/// store handles named `a` and `b`.
+macro_rules! two_process_tests {
+    ($($(#[$meta:meta])* ($a:ident, $b:ident) $name:ident($($arg:expr),*);)*) => {$(
+        $(#[$meta])*
+        #[tokio::test]
+        async fn $name() {
+            if let Some(($a, $b, _schema)) = two_processes().await {
+                let _ = &$b;
+                conformance::$name($($arg),*).await;
+            }
+        }
+    )*};
 }
 
-#[tokio::test]
-async fn two_processes_racing_commit_an_entry_once() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::two_processes_racing_commit_an_entry_once(&a, &b).await;
-    }
-}
-
-#[tokio::test]
-async fn a_reply_is_claimed_by_one_process() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::a_reply_is_claimed_by_one_process(&a, &b, CLAIM).await;
-    }
-}
-
-/// A batch of send attempts marks only this process's claims: the other
-/// process's batch over the same replies marks none.
-#[tokio::test]
-async fn a_batch_of_attempts_marks_only_its_own_claims() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::a_batch_of_attempts_marks_only_its_own_claims(&a, &b).await;
-    }
-}
-
-#[tokio::test]
-async fn a_turn_gives_the_lease_up_with_it_unless_more_waits() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::a_turn_gives_the_lease_up_with_it_unless_more_waits(&a, &b).await;
-    }
-}
-
-#[tokio::test]
-async fn held_contacts_read_together_get_each_their_own() {
-    if let Some((a, _b, _schema)) = two_processes().await {
-        conformance::held_contacts_read_together_get_each_their_own(&a).await;
-    }
-}
-
-#[tokio::test]
-async fn claims_and_attempts_are_hot_updates() {
-    if let Some((a, _b, _schema)) = two_processes().await {
-        conformance::claims_and_attempts_are_hot_updates(&a).await;
-    }
-}
-
-#[tokio::test]
-async fn a_turn_within_its_expiry_bucket_is_a_hot_update() {
-    if let Some((a, _b, _schema)) = two_processes().await {
-        conformance::a_turn_within_its_expiry_bucket_is_a_hot_update(&a).await;
-    }
-}
-
-#[tokio::test]
-async fn a_dead_process_leases_are_taken_at_once() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::a_dead_process_leases_are_taken_at_once(a, &b).await;
-    }
-}
-
-#[tokio::test]
-async fn a_dead_process_claims_are_taken_at_once() {
-    if let Some((a, b, _schema)) = two_processes().await {
-        conformance::a_dead_process_claims_are_taken_at_once(a, &b).await;
-    }
+two_process_tests! {
+    (a, b) one_process_works_a_contact_at_a_time(&a, &b);
+    (a, b) two_processes_racing_commit_an_entry_once(&a, &b);
+    (a, b) a_reply_is_claimed_by_one_process(&a, &b, CLAIM);
+    /// A batch of send attempts marks only this process's claims: the other
+    /// process's batch over the same replies marks none.
+    (a, b) a_batch_of_attempts_marks_only_its_own_claims(&a, &b);
+    (a, b) a_turn_gives_the_lease_up_with_it_unless_more_waits(&a, &b);
+    (a, b) held_contacts_read_together_get_each_their_own(&a);
+    (a, b) claims_and_attempts_are_hot_updates(&a);
+    (a, b) a_turn_within_its_expiry_bucket_is_a_hot_update(&a);
+    (a, b) a_dead_process_leases_are_taken_at_once(a, &b);
+    (a, b) a_dead_process_claims_are_taken_at_once(a, &b);
 }
 
 #[tokio::test]
