@@ -10,7 +10,8 @@
 # POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/postgres) is the
 # server's maintenance database: each PostgreSQL run creates a fresh database
 # there and drops it afterwards. Without a PostgreSQL those rows are skipped.
-# REPEAT=N runs each row N times (quote the median).
+# REPEAT=N runs each row N times (quote the median). To compare two builds,
+# alternate them with bench/ab.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PG=${1:-postgres://postgres@127.0.0.1:5432/postgres}
