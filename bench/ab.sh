@@ -118,7 +118,7 @@ for round in $(seq "$rounds"); do
         line="round $round $label: $(field 'throughput:' "$report") msg/s, p50 $(field 'latency p50:' "$report") ms, p99 $(field 'latency p99:' "$report") ms, $(grep -oP 'cpu per message: +\K.*' <<<"$report" || true)"
         if [ "$status" -ne 0 ] || [ -z "$messages" ] || [ "$messages" -eq 0 ]; then
             echo "round $round $label: the load generator failed (exit $status):" >&2
-            tail -5 <<<"$report" >&2
+            grep -v '^ ' <<<"$report" | grep -v -e '^Stack backtrace:' -e '^$' | tail -5 >&2
         elif [ -n "$pg_nodes" ]; then
             after=$(pg_ticks)
             wal=$(psql "$admin" -qAtc "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$lsn')::BIGINT")

@@ -142,7 +142,7 @@ async fn spawn_serve(database_url: &str, evolution_url: &str, floor: Option<&[us
     if let Some(replies) = floor {
         command.env("FLOOR_REPLIES", replies.iter().map(usize::to_string).collect::<Vec<_>>().join(","));
     }
-    let child = command
+    let mut child = command
         .arg("serve")
         .env("DATABASE_URL", database_url)
         .env("EVOLUTION_URL", evolution_url)
@@ -161,6 +161,11 @@ async fn spawn_serve(database_url: &str, evolution_url: &str, floor: Option<&[us
     loop {
         if http.get(format!("{url}/readyz")).send().await.is_ok_and(|response| response.status().is_success()) {
             return Ok((child, url));
+        }
+        // A server that refused its settings has said why on stderr
+        // (inherited): stop now rather than poll it for 30 s.
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("{} exited ({status}) before it was ready", binary.display());
         }
         anyhow::ensure!(Instant::now() < deadline, "{} did not become ready within 30 s", binary.display());
         tokio::time::sleep(Duration::from_millis(20)).await;
