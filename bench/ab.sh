@@ -70,6 +70,7 @@ hz=$(getconf CLK_TCK)
 field() { grep -oP "$1 +\K[0-9.]+" <<<"$2" | head -1 || true; }
 
 run=0
+failed=0
 for round in $(seq "$rounds"); do
     for build in "${builds[@]}"; do
         label=${build%%=*}
@@ -117,6 +118,7 @@ for round in $(seq "$rounds"); do
         messages=$(field 'messages:' "$report")
         line="round $round $label: $(field 'throughput:' "$report") msg/s, p50 $(field 'latency p50:' "$report") ms, p99 $(field 'latency p99:' "$report") ms, $(grep -oP 'cpu per message: +\K.*' <<<"$report" || true)"
         if [ "$status" -ne 0 ] || [ -z "$messages" ] || [ "$messages" -eq 0 ]; then
+            failed=1
             echo "round $round $label: the load generator failed (exit $status):" >&2
             grep -v '^ ' <<<"$report" | grep -v -e '^Stack backtrace:' -e '^$' | tail -5 >&2
         elif [ -n "$pg_nodes" ]; then
@@ -131,3 +133,5 @@ for round in $(seq "$rounds"); do
         fi
     done
 done
+# A failed run fails the script, after the other runs have printed.
+exit "$failed"
