@@ -629,51 +629,9 @@ impl Queue for PgStore {
     }
 
     /// Claims and returns each contact's oldest unsent reply, if due and not
-    /// claimed by a live process.
+    /// claimed by a live process (`claim_due`).
     async fn due_outbox(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
-        // A claim is free when it lapsed, or at once when its owner's node
-        // lock is gone (the process died: its session ended with it). The
-        // lock is probed only for a claim still running, by trying it
-        // shared for this transaction: a live owner holds it exclusively.
-        // (Reading `pg_locks` instead took every lock-manager partition on
-        // each poll, whatever the outbox held.)
-        //
-        // Three steps, each its own plan: the contacts' heads in one pass
-        // over `outbox_waiting` in its own order (`DISTINCT ON`), the due
-        // and free ones first by seq; those rows locked through the primary
-        // key, skipping any another process holds, and checked again on
-        // their latest version; the claim written. The waiting replies were
-        // walked with a `MIN(seq)` probe each (2-3x the time at a thousand
-        // waiting). The recheck reads `COALESCE(sent_at, failed_at) IS NULL`
-        // so the planner cannot take a waiting-reply index for it, which it
-        // did on a fresh table: a walk of every waiting reply to find a few
-        // seqs.
-        let rows = sqlx::query(
-            "UPDATE outbox SET claimed_by = $1, claim_until = $2 WHERE seq = ANY (ARRAY( \
-                SELECT l.seq FROM outbox l WHERE l.seq = ANY (ARRAY( \
-                    SELECT h.seq FROM ( \
-                        SELECT DISTINCT ON (instance, contact) seq, next_attempt_at, claim_until, claimed_by FROM outbox \
-                        WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY instance, contact, seq) h \
-                    WHERE h.next_attempt_at <= $3 AND (h.claim_until IS NULL OR h.claim_until <= $3 \
-                          OR (h.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(h.claimed_by, 0)))) \
-                    ORDER BY h.seq LIMIT $4)) \
-                AND COALESCE(l.sent_at, l.failed_at) IS NULL \
-                AND (l.claim_until IS NULL OR l.claim_until <= $3 \
-                     OR (l.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(l.claimed_by, 0)))) \
-                FOR UPDATE SKIP LOCKED)) \
-             RETURNING seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
-                COALESCE(unsure_since, attempted_at) AS unsure_since, attempted_at",
-        )
-        .bind(&*self.node)
-        .bind(now.as_millis() + millis(CLAIM))
-        .bind(now.as_millis())
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let mut due = rows.iter().map(outgoing_from_row).collect::<Result<Vec<_>, _>>()?;
-        due.sort_by_key(|outgoing| outgoing.seq);
-        Ok(due)
+        self.claim_due(now, limit, false).await
     }
 
     /// Only while the claim is still this process's: renewed from `at`, so
@@ -881,6 +839,65 @@ impl PgStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(reply_to.is_some())
+    }
+
+    /// Claims each contact's oldest unsent reply, if due and not claimed by
+    /// a live process ([`Queue::due_outbox`]); with `attempt`, the claim
+    /// also marks the attempt of every reply never tried before, the mark
+    /// [`PgStore::outbox_attempt_many`] would write next, in the same
+    /// statement: one row version and one round trip less per reply. The
+    /// replies come back as they were before the claim (a reply marked now
+    /// reads as never tried, not as unsure). For unthrottled sends, which go
+    /// out at once: a throttled reply is marked just before its request.
+    pub async fn claim_due(&self, now: Timestamp, limit: u32, attempt: bool) -> Result<Vec<Outgoing>, StoreError> {
+        // A claim is free when it lapsed, or at once when its owner's node
+        // lock is gone (the process died: its session ended with it). The
+        // lock is probed only for a claim still running, by trying it
+        // shared for this transaction: a live owner holds it exclusively.
+        // (Reading `pg_locks` instead took every lock-manager partition on
+        // each poll, whatever the outbox held.)
+        //
+        // Three steps, each its own plan: the contacts' heads in one pass
+        // over `outbox_waiting` in its own order (`DISTINCT ON`), the due
+        // and free ones first by seq; those rows locked through the primary
+        // key, skipping any another process holds, and checked again on
+        // their latest version (`picked`, which keeps the attempt columns
+        // as they were for the answer); the claim written. The waiting
+        // replies were walked with a `MIN(seq)` probe each (2-3x the time
+        // at a thousand waiting). The recheck reads `COALESCE(sent_at,
+        // failed_at) IS NULL` so the planner cannot take a waiting-reply
+        // index for it, which it did on a fresh table: a walk of every
+        // waiting reply to find a few seqs.
+        let rows = sqlx::query(
+            "WITH picked AS MATERIALIZED ( \
+                SELECT l.seq, l.attempted_at AS was_attempted, l.unsure_since AS was_unsure FROM outbox l WHERE l.seq = ANY (ARRAY( \
+                    SELECT h.seq FROM ( \
+                        SELECT DISTINCT ON (instance, contact) seq, next_attempt_at, claim_until, claimed_by FROM outbox \
+                        WHERE sent_at IS NULL AND failed_at IS NULL ORDER BY instance, contact, seq) h \
+                    WHERE h.next_attempt_at <= $3 AND (h.claim_until IS NULL OR h.claim_until <= $3 \
+                          OR (h.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(h.claimed_by, 0)))) \
+                    ORDER BY h.seq LIMIT $4)) \
+                AND COALESCE(l.sent_at, l.failed_at) IS NULL \
+                AND (l.claim_until IS NULL OR l.claim_until <= $3 \
+                     OR (l.claimed_by <> $1 AND pg_try_advisory_xact_lock_shared(hashtextextended(l.claimed_by, 0)))) \
+                FOR UPDATE SKIP LOCKED) \
+             UPDATE outbox o SET claimed_by = $1, claim_until = $2, \
+                attempted_at = CASE WHEN $5 AND p.was_attempted IS NULL AND p.was_unsure IS NULL THEN $3 ELSE o.attempted_at END \
+             FROM picked p WHERE o.seq = p.seq \
+             RETURNING o.seq, o.instance, o.contact, o.reply_to, o.text, o.session_id, o.attempts, o.created_at, o.request_id, o.rich, \
+                COALESCE(p.was_unsure, p.was_attempted) AS unsure_since, p.was_attempted AS attempted_at",
+        )
+        .bind(&*self.node)
+        .bind(now.as_millis() + millis(CLAIM))
+        .bind(now.as_millis())
+        .bind(i64::from(limit))
+        .bind(attempt)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let mut due = rows.iter().map(outgoing_from_row).collect::<Result<Vec<_>, _>>()?;
+        due.sort_by_key(|outgoing| outgoing.seq);
+        Ok(due)
     }
 
     /// [`Queue::outbox_attempt`] for several replies, in one statement: the

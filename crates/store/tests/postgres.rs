@@ -36,6 +36,9 @@ two_process_tests! {
     /// A batch of send attempts marks only this process's claims: the other
     /// process's batch over the same replies marks none.
     (a, b) a_batch_of_attempts_marks_only_its_own_claims(&a, &b);
+    /// A claim that marks attempts marks the fresh replies only, and
+    /// answers each as it was before the claim.
+    (a, b) a_claim_with_attempts_marks_only_fresh_replies(&a, &b);
     (a, b) a_turn_gives_the_lease_up_with_it_unless_more_waits(&a, &b);
     (a, b) held_contacts_read_together_get_each_their_own(&a);
     (a, b) claims_and_attempts_are_hot_updates(&a);

@@ -4,7 +4,8 @@
 //!
 //! At most `SEND_CONCURRENCY` sends are in flight per instance. Each attempt
 //! is recorded before its request goes out (`outbox_attempt`; without a
-//! throttle, a batch's first attempts together in one write), so a process
+//! throttle, a batch's first attempts together in one write, on PostgreSQL
+//! in the claim itself), so a process
 //! that stops mid-send leaves the reply marked as maybe sent. Outcomes:
 //! - success: marked sent with Evolution's message id;
 //! - no answer (timeout, connection dropped after the request was written):
@@ -114,11 +115,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             record_sent(&state, &std::mem::take(&mut unrecorded)).await;
             return;
         }
-        let mut due = match read_due(&state).await {
+        let (mut due, premarked) = match read_due(&state).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the outbox; retrying");
-                Vec::new()
+                (Vec::new(), false)
             }
         };
         if !unrecorded.is_empty() {
@@ -139,7 +140,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        let Some(runs) = mark_attempts(&state, due, &mut unrecorded).await else {
+        let Some(runs) = mark_attempts(&state, due, premarked, &mut unrecorded).await else {
             // The reply stays due: do not spin on a store that refuses writes.
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -175,11 +176,14 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
 /// The due replies: on SQLite each contact's run (its due head and the
 /// never-attempted replies queued behind it, `due_runs`), elsewhere each
 /// contact's head (`due_outbox`, which on PostgreSQL also claims it).
-async fn read_due(state: &AppState) -> Result<Vec<Outgoing>, StoreError> {
+/// `true` with them: the first attempts are on record already (PostgreSQL
+/// without a throttle marks them in the claim, `claim_due`).
+async fn read_due(state: &AppState) -> Result<(Vec<Outgoing>, bool), StoreError> {
     let (now, limit) = (Timestamp::now_utc(), batch_size(state.config().send_interval));
     match state.store().as_ref() {
-        switchyard_store::Db::Sqlite(store) => store.due_runs(now, limit).await,
-        _ => state.store().due_outbox(now, limit).await,
+        switchyard_store::Db::Sqlite(store) => Ok((store.due_runs(now, limit).await?, false)),
+        switchyard_store::Db::Postgres(store) if state.config().send_interval.is_none() => Ok((store.claim_due(now, limit, true).await?, true)),
+        _ => Ok((state.store().due_outbox(now, limit).await?, false)),
     }
 }
 
@@ -219,12 +223,14 @@ async fn unmark(state: &AppState, seqs: &[i64]) {
 /// contact's run (their marks are taken back). Throttled instances and
 /// unsure replies record their attempt just before their request (`send`).
 /// The batch comes back as runs, one per contact in the order read. `None`:
-/// the store refused the write, and nothing is sent.
-async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, unrecorded: &mut Vec<(Outgoing, Sent)>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
+/// the store refused the write, and nothing is sent. `premarked`: the read
+/// recorded those first attempts already (`read_due`), so nothing is written.
+async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, premarked: bool, unrecorded: &mut Vec<(Outgoing, Sent)>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
     let throttled = state.config().send_interval.is_some();
     let first: Vec<i64> = if throttled { Vec::new() } else { due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect() };
     let now = Timestamp::now_utc();
     let written = match state.store().as_ref() {
+        _ if premarked => Ok(first.clone()),
         // The previous round's sent marks ride along (SQLite defers them).
         switchyard_store::Db::Sqlite(store) if !unrecorded.is_empty() => {
             let marks: Vec<(i64, Option<String>)> = unrecorded.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
