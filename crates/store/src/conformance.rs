@@ -752,43 +752,54 @@ pub async fn a_batch_of_attempts_marks_only_its_own_claims(a: &crate::postgres::
 /// PostgreSQL: a claim that marks attempts (`PgStore::claim_due` for
 /// unthrottled sends) marks only the replies never tried, as
 /// `outbox_attempt_many` would have, and answers each reply as it was
-/// before the claim: a fresh one reads as never tried, an unsure one keeps
-/// its first unsure attempt and is left for the check before its send.
+/// before the claim: a fresh one reads as never tried; an unsure one, and
+/// one whose claimant died mid-send (its attempt on record, its claim
+/// lapsed), read as unsure from their first attempt and are left for the
+/// check before their send.
 pub async fn a_claim_with_attempts_marks_only_fresh_replies(a: &crate::postgres::PgStore, b: &crate::postgres::PgStore) {
-    queue_menu(a, "5511900000151", "M1").await;
-    queue_menu(a, "5511900000152", "M2").await;
+    for (number, id) in [("5511900000151", "M1"), ("5511900000152", "M2"), ("5511900000153", "M3")] {
+        queue_menu(a, number, id).await;
+    }
     let now = Timestamp::now_utc();
     let claimed = a.due_outbox(now, 10).await.unwrap();
-    let (fresh, unsure) = match claimed.as_slice() {
-        [first, second] => (first.seq, second.seq),
-        other => panic!("each contact's head, two: {other:?}"),
+    let (fresh, unsure, lapsed) = match claimed.as_slice() {
+        [first, second, third] => (first.seq, second.seq, third.seq),
+        other => panic!("each contact's head, three: {other:?}"),
     };
-    // The second one's send went unanswered (unsure since its attempt),
-    // the first one's was refused by a 503: both claims are given back.
-    assert_eq!(a.outbox_attempt_many(&[unsure], now).await.unwrap(), [unsure]);
+    // All three attempted: the second's send went unanswered (unsure since
+    // its attempt), the first's was refused by a 503 (both claims given
+    // back), and a stopped during the third's send (its claim lapses).
+    assert_eq!(a.outbox_attempt_many(&[fresh, unsure, lapsed], now).await.unwrap(), [fresh, unsure, lapsed]);
     a.outbox_unsure(unsure, now, "timeout").await.unwrap();
     a.outbox_retry(fresh, now, "503").await.unwrap();
-    let attempted = |seq: i64| async move {
-        sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<String>)>("SELECT attempted_at, unsure_since, claimed_by FROM outbox WHERE seq = $1")
-            .bind(seq)
-            .fetch_one(a.pool())
-            .await
-            .unwrap()
+    let row = |seq: i64| async move {
+        sqlx::query_as::<_, (Option<i64>, Option<i64>, Option<String>, Option<i64>)>(
+            "SELECT attempted_at, unsure_since, claimed_by, claim_until FROM outbox WHERE seq = $1",
+        )
+        .bind(seq)
+        .fetch_one(a.pool())
+        .await
+        .unwrap()
     };
-    let later = now.plus(Duration::from_secs(1));
+    let later = now.plus(crate::postgres::CLAIM + Duration::from_secs(1));
     let taken = b.claim_due(later, 10, true).await.unwrap();
-    assert_eq!(taken.iter().map(|outgoing| outgoing.seq).collect::<Vec<_>>(), [fresh, unsure], "both heads, by seq");
-    assert_eq!((taken[0].unsure_since, taken[0].attempted_at), (None, None), "the fresh reply reads as never tried");
-    assert_eq!(taken[1].unsure_since, Some(now), "the unsure reply keeps its first unsure attempt");
-    assert_eq!(attempted(fresh).await, (Some(later.as_millis()), None, Some(b.node().to_owned())), "the fresh reply's attempt is on record, b's claim");
-    assert_eq!(attempted(unsure).await, (None, Some(now.as_millis()), Some(b.node().to_owned())), "the unsure reply is claimed, not marked");
-    // Without `attempt` nothing is marked (throttled sends mark each one
-    // just before its request), and a live claim is not taken twice.
-    assert!(a.claim_due(later, 10, true).await.unwrap().is_empty(), "b holds both");
+    assert_eq!(taken.iter().map(|outgoing| outgoing.seq).collect::<Vec<_>>(), [fresh, unsure, lapsed], "the three heads, by seq");
+    let read = |idx: usize| (taken[idx].unsure_since, taken[idx].attempted_at);
+    assert_eq!(read(0), (None, None), "the fresh reply reads as never tried");
+    assert_eq!(read(1), (Some(now), None), "the unsure reply keeps its first unsure attempt");
+    assert_eq!(read(2), (Some(now), Some(now)), "the lapsed reply reads as unsure from its attempt");
+    let until = Some(later.as_millis() + i64::try_from(crate::postgres::CLAIM.as_millis()).unwrap());
+    let b_node = Some(b.node().to_owned());
+    assert_eq!(row(fresh).await, (Some(later.as_millis()), None, b_node.clone(), until), "the fresh reply's attempt is on record, in b's claim");
+    assert_eq!(row(unsure).await, (None, Some(now.as_millis()), b_node.clone(), until), "the unsure reply is claimed, not marked");
+    assert_eq!(row(lapsed).await, (Some(now.as_millis()), None, b_node.clone(), until), "the lapsed reply is claimed, its attempt kept");
+    // A live claim is not taken twice; without `attempt` nothing is marked
+    // (throttled sends mark each one just before its request).
+    assert!(a.claim_due(later, 10, true).await.unwrap().is_empty(), "b holds all three");
     b.outbox_retry(fresh, later, "503").await.unwrap();
     let plain = b.claim_due(later, 10, false).await.unwrap();
     assert_eq!(plain.iter().map(|outgoing| outgoing.seq).collect::<Vec<_>>(), [fresh]);
-    assert_eq!(attempted(fresh).await.0, None, "a plain claim marks no attempt");
+    assert_eq!(row(fresh).await.0, None, "a plain claim marks no attempt");
 }
 
 /// PostgreSQL: the accept of a new entry takes its free contact's lease

@@ -95,11 +95,23 @@ async fn a_killed_process_leaves_its_work_to_the_other_and_nothing_is_sent_twice
 /// way. Every reply a held is done long before its claim would have lapsed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice() {
+    killed_mid_send(&[]).await;
+}
+
+/// The same without a throttle: each claim marks its replies' attempts in
+/// the claim itself (`PgStore::claim_due`), before they wait for a send slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unthrottled_a_process_killed_mid_send_is_taken_over_at_once_and_sends_nothing_twice() {
+    killed_mid_send(&[("SEND_THROTTLE", "off")]).await;
+}
+
+async fn killed_mid_send(settings: &[(&str, &str)]) {
     let Some(db) = switchyard_store::testing::fresh_postgres_url().await else { return };
     const FEW: usize = 100;
     let evolution = StandIn::start().await;
-    let mut a = ServeProcess::start(&db, &evolution, &[("EVOLUTION_API_KEY", "key-a"), ("SEND_TIMEOUT", "2s")]).await;
-    let b = ServeProcess::start(&db, &evolution, &[("EVOLUTION_API_KEY", "key-b"), ("SEND_TIMEOUT", "2s")]).await;
+    let env = |key: &'static str| [("EVOLUTION_API_KEY", key), ("SEND_TIMEOUT", "2s")].into_iter().chain(settings.iter().copied()).collect::<Vec<_>>();
+    let mut a = ServeProcess::start(&db, &evolution, &env("key-a")).await;
+    let b = ServeProcess::start(&db, &evolution, &env("key-b")).await;
     let expected: Vec<Vec<String>> = (0..FEW).map(expected_replies).collect();
 
     let urls = Arc::new(vec![a.url.clone(), b.url.clone()]);
