@@ -149,11 +149,12 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         // sent after the one before it was delivered); all sends of the
         // batch finish (and are marked sent, in one write) before the next
         // read, so a contact's next reply never overtakes.
+        let marked_at = Instant::now();
         let mut sends = JoinSet::new();
         for run in runs {
             let state = state.clone();
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            sends.spawn(async move { deliver_run(&state, &throttle, &gates, run).await });
+            sends.spawn(async move { deliver_run(&state, &throttle, &gates, run, marked_at).await });
         }
         let (mut delivered, mut untried) = (Vec::new(), Vec::new());
         while let Some(joined) = sends.join_next().await {
@@ -190,12 +191,12 @@ async fn read_due(state: &AppState) -> Result<(Vec<Outgoing>, bool), StoreError>
 /// Delivers a contact's run in order, stopping at the first reply not
 /// delivered (its failure is recorded and it stays the contact's head).
 /// Returns the delivered replies, and the later ones whose attempt was
-/// marked but whose request never went out.
-async fn deliver_run(state: &AppState, throttle: &Throttle, gates: &Gates, run: Vec<(Outgoing, bool)>) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
+/// marked (at `marked_at`) but whose request never went out.
+async fn deliver_run(state: &AppState, throttle: &Throttle, gates: &Gates, run: Vec<(Outgoing, bool)>, marked_at: Instant) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
     let mut delivered = Vec::with_capacity(run.len());
     let mut replies = run.into_iter();
     for (outgoing, marked) in replies.by_ref() {
-        match deliver(state, throttle, gates, outgoing, marked).await {
+        match deliver(state, throttle, gates, outgoing, marked.then_some(marked_at)).await {
             Some(done) => delivered.push(done),
             None => break,
         }
@@ -332,8 +333,8 @@ where
 
 /// Sends one reply and records a failed outcome; a delivered one is
 /// returned for [`record_sent`].
-/// `marked`: its attempt is already on record (`mark_attempts`).
-async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing, marked: bool) -> Option<(Outgoing, Sent)> {
+/// `marked`: when its attempt was put on record (`mark_attempts`), if it was.
+async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing, marked: Option<Instant>) -> Option<(Outgoing, Sent)> {
     let _slot = gates.enter(&outgoing.instance).await?;
     let timeout = state.config().send_timeout;
     let result = match outgoing.unsure_since {
@@ -355,7 +356,7 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
                     tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply found already delivered; not sent again");
                     Some(Ok(found))
                 }
-                Ok(None) => send(state, throttle, &outgoing, false).await,
+                Ok(None) => send(state, throttle, &outgoing, None).await,
                 // Not knowing is no licence to send: ask again later.
                 Err(err) => Some(Err(SendError::Unanswered(format!("cannot tell whether an earlier attempt went out: {err}")))),
             }
@@ -371,14 +372,18 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
     }
 }
 
-/// Records the attempt (unless `marked`: already on record), then sends
-/// (throttled unless the caller already waited its turn). `None`: the reply
-/// is no longer this process's to send.
-async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing, marked: bool) -> Option<Result<Sent, SendError>> {
+/// Records the attempt (unless `marked`: already on record, and the mark
+/// still stands), then sends (throttled unless the caller already waited
+/// its turn). `None`: the reply is no longer this process's to send.
+async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing, marked: Option<Instant>) -> Option<Result<Sent, SendError>> {
     if outgoing.unsure_since.is_none() {
         throttle.wait(&outgoing.instance, state.config().send_interval).await;
     }
-    let recorded = if marked { Ok(true) } else { state.store().outbox_attempt(outgoing.seq, Timestamp::now_utc()).await };
+    let postgres = matches!(state.store().as_ref(), switchyard_store::Db::Postgres(_));
+    let recorded = match marked {
+        Some(at) if mark_holds(postgres, at.elapsed()) => Ok(true),
+        _ => state.store().outbox_attempt(outgoing.seq, Timestamp::now_utc()).await,
+    };
     match recorded {
         Ok(true) => {}
         Ok(false) => return None,
@@ -394,6 +399,17 @@ async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing, marked
     let result = dispatch(state, outgoing).await;
     state.inner.metrics.send.observe(started.elapsed());
     Some(result)
+}
+
+/// Whether a batch's attempt mark still stands for a send about to go out
+/// after waiting `waited` for its slot. On PostgreSQL the mark came with a
+/// claim that lapses after `CLAIM`, and another process may then take the
+/// reply over (and, once Evolution says it never arrived, send it): a
+/// reply that waited half a claim writes its attempt again, which renews
+/// the claim, or is refused if the reply is no longer this process's, and
+/// is then not sent here. SQLite has one process: its marks always stand.
+fn mark_holds(postgres: bool, waited: Duration) -> bool {
+    !postgres || waited < switchyard_store::postgres::CLAIM / 2
 }
 
 /// Sends one reply the way it asks: a file through `sendMedia`, a menu as
@@ -511,6 +527,16 @@ mod tests {
         assert!(gates.enter(&b).await.is_some(), "another instance has its own slots");
         drop(held);
         assert!(gates.enter(&a).await.is_some(), "a slot frees when a send ends");
+    }
+
+    #[test]
+    fn a_mark_stands_for_half_a_claim_on_postgresql_and_always_on_sqlite() {
+        let claim = switchyard_store::postgres::CLAIM;
+        assert!(mark_holds(true, Duration::from_secs(1)));
+        assert!(mark_holds(true, claim / 2 - Duration::from_millis(1)));
+        assert!(!mark_holds(true, claim / 2), "the claim has half its life left: write the attempt again");
+        assert!(!mark_holds(true, claim * 3), "the claim lapsed: another process may hold the reply");
+        assert!(mark_holds(false, claim * 3), "SQLite has no other process to take the reply");
     }
 
     #[test]
