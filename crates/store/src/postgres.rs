@@ -848,7 +848,9 @@ impl PgStore {
     /// statement: one row version and one round trip less per reply. The
     /// replies come back as they were before the claim (a reply marked now
     /// reads as never tried, not as unsure). For unthrottled sends, which go
-    /// out at once: a throttled reply is marked just before its request.
+    /// out as soon as a send slot is free (the sender writes the attempt
+    /// again when that took half a claim): a throttled reply is marked just
+    /// before its request.
     pub async fn claim_due(&self, now: Timestamp, limit: u32, attempt: bool) -> Result<Vec<Outgoing>, StoreError> {
         // A claim is free when it lapsed, or at once when its owner's node
         // lock is gone (the process died: its session ended with it). The

@@ -115,6 +115,9 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             record_sent(&state, &std::mem::take(&mut unrecorded)).await;
             return;
         }
+        // No mark of this round is older than the read (on PostgreSQL the
+        // claim's lifetime counts from the read's clock).
+        let marked_at = Instant::now();
         let (mut due, premarked) = match read_due(&state).await {
             Ok(due) => due,
             Err(err) => {
@@ -149,7 +152,6 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         // sent after the one before it was delivered); all sends of the
         // batch finish (and are marked sent, in one write) before the next
         // read, so a contact's next reply never overtakes.
-        let marked_at = Instant::now();
         let mut sends = JoinSet::new();
         for run in runs {
             let state = state.clone();
@@ -229,9 +231,9 @@ async fn unmark(state: &AppState, seqs: &[i64]) {
 async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, premarked: bool, unrecorded: &mut Vec<(Outgoing, Sent)>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
     let throttled = state.config().send_interval.is_some();
     let first: Vec<i64> = if throttled { Vec::new() } else { due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect() };
-    let now = Timestamp::now_utc();
+    let (now, attempts) = (Timestamp::now_utc(), first.len());
     let written = match state.store().as_ref() {
-        _ if premarked => Ok(first.clone()),
+        _ if premarked => Ok(first),
         // The previous round's sent marks ride along (SQLite defers them).
         switchyard_store::Db::Sqlite(store) if !unrecorded.is_empty() => {
             let marks: Vec<(i64, Option<String>)> = unrecorded.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
@@ -251,7 +253,7 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, premarked: bool, un
         }
         Err(err) => {
             // Unrecorded, the attempts could repeat unnoticed after a crash.
-            tracing::warn!(error = %err, replies = first.len(), "cannot record send attempts; not sending yet");
+            tracing::warn!(error = %err, replies = attempts, "cannot record send attempts; not sending yet");
             // The sent marks must land: on their own, retried.
             record_sent(state, &std::mem::take(unrecorded)).await;
             return None;
