@@ -259,7 +259,7 @@ impl SqliteStore {
             format!("inbox entry {seq} is processed, changed or gone"),
         )];
         crate::sqlite::turn_statements(turn, &mut statements);
-        crate::sqlite::reply_statements(turn, reply_to, &Cause::Inbox(pending), &mut statements);
+        crate::sqlite::reply_statements(turn, reply_to, &Cause::Inbox(pending), self.commit_attempt(), &mut statements);
         hold_statements(turn, hold, &mut statements);
         self.write(statements).await.map(drop)
     }

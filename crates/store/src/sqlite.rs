@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
@@ -45,6 +47,7 @@ pub(crate) fn migrator() -> Migrator {
         migration(19, "counter triggers: one counter row per change", include_str!("../migrations/sqlite/0019_counter_triggers.sql")),
         migration(20, "session counters without an upsert", include_str!("../migrations/sqlite/0020_session_counts_without_upsert.sql")),
         migration(21, "no index of unprocessed entries by seq", include_str!("../migrations/sqlite/0021_no_pending_order_index.sql")),
+        migration(22, "outbox attempts recorded at commit", include_str!("../migrations/sqlite/0022_outbox_attempt_by.sql")),
     ])
 }
 
@@ -92,6 +95,10 @@ pub struct SqliteStore {
     /// The writer thread, which runs the hot-path reads too (none for an
     /// in-memory database: its writes and reads use `writer` and `pool`).
     group: Option<Writer>,
+    /// The token of the sender that takes this process's replies with
+    /// their attempts recorded in the turn's commit (0: none; see
+    /// [`SqliteStore::attempt_at_commit`]).
+    attempt_by: Arc<AtomicI64>,
 }
 
 pub(crate) fn map_err(err: sqlx::Error) -> StoreError {
@@ -162,7 +169,7 @@ impl SqliteStore {
             let path = options.get_filename().to_string_lossy().into_owned();
             Some(crate::writer::start(&path, synchronous.pragma())?)
         };
-        Ok(SqliteStore { pool, writer, group })
+        Ok(SqliteStore { pool, writer, group, attempt_by: Arc::default() })
     }
 
     /// Applies `statements` in one transaction (grouped with other writes),
@@ -339,15 +346,16 @@ pub(crate) enum Cause<'a> {
 /// message id come from the entry the turn read, not from a `SELECT` of
 /// the inbox, which with a trigger on the outbox also copied its result
 /// into a temporary table first.
-pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause<'_>, out: &mut Vec<Statement>) {
+pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause<'_>, attempt: Option<(i64, i64)>, out: &mut Vec<Statement>) {
     let (created_at, request_id): (i64, Option<&str>) = match cause {
         Cause::Inbox(pending) => (pending.entry.received_at.as_millis(), Some(pending.entry.message_id.as_str())),
         Cause::Now(at) => (*at, None),
     };
+    let (attempt_by, attempted_at) = attempt.unzip();
     for reply in &turn.replies {
         out.push(Statement::new(
-            "INSERT OR FAIL INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, rich, created_at, request_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR FAIL INTO outbox (instance, contact, reply_to, text, session_id, next_attempt_at, rich, created_at, request_id, attempt_by, attempted_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 turn.instance.as_str().into(),
                 turn.contact.as_str().into(),
@@ -358,6 +366,8 @@ pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause<'_>, o
                 crate::codec::rich_to_json(reply.rich.as_ref()).into(),
                 created_at.into(),
                 request_id.into(),
+                attempt_by.into(),
+                attempted_at.into(),
             ],
         ));
     }
@@ -366,7 +376,7 @@ pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause<'_>, o
 /// The most replies of one contact [`SqliteStore::due_runs`] hands out at once.
 pub const RUN: usize = 8;
 
-const OUTBOX_ATTEMPT: &str = "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ? \
+const OUTBOX_ATTEMPT: &str = "UPDATE outbox SET unsure_since = COALESCE(unsure_since, attempted_at), attempted_at = ?, attempt_by = NULL \
                               WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL";
 
 const OUTBOX_SENT: &str = "UPDATE OR FAIL outbox SET sent_at = ?, provider_id = ?, attempts = attempts + 1, attempted_at = NULL WHERE seq = ?";
@@ -452,7 +462,7 @@ impl Queue for SqliteStore {
             format!("inbox entry {seq} is processed, changed or gone"),
         )];
         turn_statements(turn, &mut statements);
-        reply_statements(turn, reply_to, &Cause::Inbox(pending), &mut statements);
+        reply_statements(turn, reply_to, &Cause::Inbox(pending), self.commit_attempt(), &mut statements);
         self.write(statements).await.map(drop)
     }
 
@@ -547,49 +557,73 @@ impl SqliteStore {
         Ok(seqs.iter().zip(done).filter(|(_, changed)| *changed == Some(1)).map(|(seq, _)| *seq).collect())
     }
 
-    /// In one write: the sent marks of replies delivered earlier (as
-    /// [`SqliteStore::outbox_sent_many`]), then the first attempts of the
-    /// next batch (as [`SqliteStore::outbox_attempt_many`], whose answer
-    /// this is). The sender's rounds then cost one commit each instead of
-    /// two. Refused whole: neither is written.
-    pub async fn outbox_sent_then_attempt(&self, sent: &[(i64, Option<String>)], attempts: &[i64], at: Timestamp) -> Result<Vec<i64>, StoreError> {
-        let mut statements: Vec<Statement> = sent
-            .iter()
-            .map(|(seq, provider_id)| Statement::new(OUTBOX_SENT, vec![at.as_millis().into(), provider_id.as_deref().into(), (*seq).into()]))
-            .collect();
-        statements.extend(attempts.iter().map(|seq| Statement::new(OUTBOX_ATTEMPT, vec![at.as_millis().into(), (*seq).into()])));
-        if statements.is_empty() {
-            return Ok(Vec::new());
+    /// From now on, a turn's replies are queued with their first attempt on
+    /// record, as `token`'s (a nonzero number that names this process's
+    /// sender): [`SqliteStore::due_runs`] hands them to that sender as
+    /// attempted already, so no write stands between the turn's commit and
+    /// the send. Anyone else (a later process, after a crash) finds an
+    /// attempt cut short: unsure, checked with Evolution before sending.
+    /// Only a file database (one `serve` holds it): `false` and nothing
+    /// changes on an in-memory one, or for a zero token.
+    pub fn attempt_at_commit(&self, token: i64) -> bool {
+        let on = self.group.is_some() && token != 0;
+        if on {
+            self.attempt_by.store(token, Ordering::Relaxed);
         }
-        let done = self.write(statements).await?;
-        Ok(attempts.iter().zip(&done[sent.len()..]).filter(|(_, changed)| **changed == Some(1)).map(|(seq, _)| *seq).collect())
+        on
+    }
+
+    /// Turns [`SqliteStore::attempt_at_commit`] off: later turns queue
+    /// their replies unattempted.
+    pub fn stop_attempts_at_commit(&self) {
+        self.attempt_by.store(0, Ordering::Relaxed);
+    }
+
+    /// The (token, time) a turn committed now records its replies'
+    /// attempts with, if any.
+    pub(crate) fn commit_attempt(&self) -> Option<(i64, i64)> {
+        match self.attempt_by.load(Ordering::Relaxed) {
+            0 => None,
+            token => Some((token, Timestamp::now_utc().as_millis())),
+        }
     }
 
     /// [`Queue::due_outbox`], and behind each contact's due head the
-    /// replies queued after it that were never attempted and are due (at
+    /// replies queued after it that were never requested and are due (at
     /// most [`RUN`] a contact; none past one that is not), in order. The
     /// sender delivers a contact's whole turn in one round instead of one
     /// reply per round. Heads only on an in-memory database.
-    pub async fn due_runs(&self, now: Timestamp, limit: u32) -> Result<Vec<Outgoing>, StoreError> {
+    ///
+    /// With them, the seqs whose first attempt was recorded at their
+    /// turn's commit for `token` ([`SqliteStore::attempt_at_commit`]) and
+    /// not requested since: they come back as never attempted (not unsure),
+    /// and need no attempt written before their send.
+    pub async fn due_runs(&self, now: Timestamp, limit: u32, token: i64) -> Result<(Vec<Outgoing>, Vec<i64>), StoreError> {
         use crate::codec::Columns;
-        let Some(writer) = &self.group else { return Box::pin(self.due_outbox(now, limit)).await };
-        let params: [Param; 2] = [now.as_millis().into(), i64::from(limit).into()];
+        let Some(writer) = &self.group else { return Ok((Box::pin(self.due_outbox(now, limit)).await?, Vec::new())) };
+        let params: [Param; 3] = [now.as_millis().into(), i64::from(limit).into(), token.into()];
+        // `fresh`: attempted at the commit for `token`, no outcome since
+        // (every outcome clears `attempted_at` and counts in `attempts`).
         let read = move |cursor: &mut Cursor<'_>| cursor.all(
             "WITH heads AS (SELECT seq, instance, contact FROM outbox \
                WHERE seq IN (SELECT MIN(seq) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY instance, contact) \
-               AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2) \
-             SELECT o.seq, o.instance, o.contact, o.reply_to, o.text, o.session_id, o.attempts, o.created_at, o.request_id, o.rich, \
-             COALESCE(o.unsure_since, o.attempted_at) AS unsure_since, o.attempted_at, h.seq AS head, \
-             (o.next_attempt_at <= ?1 AND o.attempts = 0 AND o.attempted_at IS NULL AND o.unsure_since IS NULL) AS plain \
-             FROM heads h JOIN outbox o ON o.instance = h.instance AND o.contact = h.contact AND o.seq >= h.seq \
-             AND o.sent_at IS NULL AND o.failed_at IS NULL ORDER BY h.seq, o.seq",
+               AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2), \
+             rows AS (SELECT o.*, h.seq AS head, \
+               (o.attempt_by = ?3 AND o.attempts = 0 AND o.unsure_since IS NULL AND o.attempted_at IS NOT NULL) AS fresh \
+               FROM heads h JOIN outbox o ON o.instance = h.instance AND o.contact = h.contact AND o.seq >= h.seq \
+               AND o.sent_at IS NULL AND o.failed_at IS NULL) \
+             SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
+             CASE WHEN fresh THEN NULL ELSE COALESCE(unsure_since, attempted_at) END AS unsure_since, \
+             CASE WHEN fresh THEN NULL ELSE attempted_at END AS attempted_at, head, fresh, \
+             (next_attempt_at <= ?1 AND attempts = 0 AND unsure_since IS NULL AND (attempted_at IS NULL OR fresh)) AS plain \
+             FROM rows ORDER BY head, seq",
             &params,
-            |row| Ok((crate::codec::outgoing_from_row(row)?, row.int("head")?, row.int("plain")? != 0)),
+            |row| Ok((crate::codec::outgoing_from_row(row)?, row.int("head")?, row.int("fresh")? != 0, row.int("plain")? != 0)),
         );
         let rows = writer.read(read).await?;
-        let mut due = Vec::with_capacity(rows.len());
+        let (mut due, mut fresh) = (Vec::with_capacity(rows.len()), Vec::new());
         let mut run: (i64, usize, bool) = (i64::MIN, 0, false); // head, length, cut
-        for (outgoing, head, plain) in rows {
+        for (outgoing, head, attempted, plain) in rows {
             if head != run.0 {
                 run = (head, 0, false);
             }
@@ -597,10 +631,44 @@ impl SqliteStore {
             run.2 |= !is_head && (!plain || run.1 >= RUN);
             if !run.2 {
                 run.1 += 1;
+                if attempted {
+                    fresh.push(outgoing.seq);
+                }
                 due.push(outgoing);
             }
         }
-        Ok(due)
+        Ok((due, fresh))
+    }
+
+    /// At a graceful stop: takes back the attempts recorded at commit for
+    /// `token` whose replies were never requested (all but `keep`, whose
+    /// requests went out with no outcome on record), so the next process
+    /// sends them at once instead of checking them first. Returns how many.
+    pub async fn take_back_commit_attempts(&self, token: i64, keep: &[i64]) -> Result<usize, StoreError> {
+        let marked: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL \
+             AND attempt_by = ? AND attempts = 0 AND unsure_since IS NULL AND attempted_at IS NOT NULL",
+        )
+        .bind(token)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let statements: Vec<Statement> = marked
+            .iter()
+            .filter(|seq| !keep.contains(seq))
+            .map(|seq| {
+                Statement::new(
+                    "UPDATE outbox SET attempted_at = NULL, attempt_by = NULL WHERE seq = ? AND attempt_by = ? \
+                     AND attempts = 0 AND unsure_since IS NULL AND sent_at IS NULL AND failed_at IS NULL",
+                    vec![(*seq).into(), token.into()],
+                )
+            })
+            .collect();
+        if statements.is_empty() {
+            return Ok(0);
+        }
+        let done = self.write(statements).await?;
+        Ok(done.iter().filter(|changed| **changed == Some(1)).count())
     }
 
     /// Takes back the attempt marks of replies marked but never requested
@@ -615,7 +683,7 @@ impl SqliteStore {
             .iter()
             .map(|seq| {
                 Statement::new(
-                    "UPDATE outbox SET attempted_at = NULL WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL AND unsure_since IS NULL",
+                    "UPDATE outbox SET attempted_at = NULL, attempt_by = NULL WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL AND unsure_since IS NULL",
                     vec![(*seq).into()],
                 )
             })
@@ -649,7 +717,7 @@ impl SqliteStore {
         let mut statements = Vec::new();
         turn_statements(turn, &mut statements);
         if let Some(reply_to) = &reply_to {
-            reply_statements(turn, reply_to, &Cause::Now(Timestamp::now_utc().as_millis()), &mut statements);
+            reply_statements(turn, reply_to, &Cause::Now(Timestamp::now_utc().as_millis()), self.commit_attempt(), &mut statements);
         }
         self.write(statements).await?;
         Ok(reply_to.is_some())

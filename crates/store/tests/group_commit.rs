@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::{Connection, Executor, SqliteConnection};
 use switchyard_engine::engine::{Content, Engine, EngineConfig, Inbound, Turn};
-use switchyard_engine::flow::{Lifecycle, VersionDecl};
+use switchyard_engine::flow::{Lifecycle, Next, VersionDecl};
 use switchyard_engine::ids::{Contact, InstanceId};
 use switchyard_engine::kinds::Say;
 use switchyard_engine::queue::{Accepted, InboxEntry, InboxKind, Pending, Queue};
@@ -298,4 +298,66 @@ async fn the_counters_equal_their_rows_through_refused_writes_in_a_batch() {
     assert_eq!(count(&store, "SELECT COUNT(*) FROM sessions WHERE outcome IS NOT NULL").await, 20, "every session finished");
     assert_eq!(count(&store, "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL").await, 7);
     assert_counters_match_rows(&store).await;
+}
+
+/// With `attempt_at_commit`, a turn's replies are queued with their first
+/// attempt on record for the sender's token: that sender gets them as
+/// never attempted (the whole run at once, and named as on record), any
+/// other reader as attempts cut short (unsure since the commit). A graceful
+/// stop takes back the marks of the replies never requested, except those
+/// it was told to keep.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_committed_with_their_attempt_are_fresh_to_their_sender_and_unsure_to_any_other() {
+    let store = SqliteStore::open(&fresh_sqlite_url("commit-attempts")).await.unwrap();
+    let (token, other) = (0x5eed_1234_i64, 0x00dd_ba11_i64);
+    assert!(store.attempt_at_commit(token));
+    let flow = VersionDecl::new("unknown", 1, Lifecycle::Active)
+        .texts("[a]\nUm\n[b]\nDois\n[c]\nTrês\n")
+        .entry("a")
+        .step("a", Say::then("a", Next::Goto("b")))
+        .step("b", Say::then("b", Next::Goto("c")))
+        .step("c", Say::finish("c"));
+    let registry = Arc::new(Registry::new(vec![flow]).unwrap());
+    let resolver = Resolver::new(&registry, Overrides::none(), Box::new(NoRules));
+    let engine = Engine::new(registry, resolver, EngineConfig::default()).unwrap();
+    let before = Timestamp::now_utc();
+    for n in 0..2 {
+        let key = entry(n);
+        let Accepted::New(_) = store.accept(&key).await.unwrap() else { panic!("new entry") };
+        let pending = store.next_pending(&key.instance, &key.contact).await.unwrap().expect("pending");
+        let inbound = Inbound { instance: key.instance.clone(), contact: key.contact.clone(), content: Content::Text("oi".to_owned()) };
+        let state = store.contact_state(&key.instance, &key.contact).await.unwrap();
+        let turn = engine.turn(state, &inbound, key.received_at);
+        assert_eq!(turn.replies.len(), 3);
+        store.commit_inbound(&turn, &pending, &key.reply_to).await.unwrap();
+        if n == 0 {
+            // The second contact's turn is queued plain.
+            store.stop_attempts_at_commit();
+        }
+    }
+    let now = Timestamp::now_utc();
+    let (due, fresh) = store.due_runs(now, 10, token).await.unwrap();
+    let seqs: Vec<i64> = due.iter().map(|outgoing| outgoing.seq).collect();
+    assert_eq!(seqs.len(), 6, "both contacts' whole runs: {due:#?}");
+    assert_eq!(fresh, seqs[..3], "the first contact's replies were attempted at commit");
+    assert!(due.iter().all(|outgoing| outgoing.unsure_since.is_none() && outgoing.attempted_at.is_none()), "{due:#?}");
+
+    // Another process (after a crash) reads them as attempts cut short.
+    let (due, fresh) = store.due_runs(now, 10, other).await.unwrap();
+    assert!(fresh.is_empty());
+    let heads: Vec<(i64, bool)> = due.iter().map(|outgoing| (outgoing.seq, outgoing.unsure_since.is_some())).collect();
+    assert_eq!(heads, vec![(seqs[0], true), (seqs[3], false), (seqs[4], false), (seqs[5], false)], "an unsure head goes alone");
+    let since = due[0].unsure_since.unwrap();
+    assert!(since >= before && since <= now, "unsure since the commit: {since:?}");
+
+    // A graceful stop: one request went out with no outcome on record.
+    assert_eq!(store.take_back_commit_attempts(token, &[seqs[0]]).await.unwrap(), 2);
+    let (due, fresh) = store.due_runs(now, 10, token).await.unwrap();
+    assert_eq!(fresh, vec![seqs[0]], "kept: still this sender's to settle");
+    let (due_other, _) = store.due_runs(now, 10, other).await.unwrap();
+    assert_eq!(due_other.iter().filter(|outgoing| outgoing.unsure_since.is_some()).map(|outgoing| outgoing.seq).collect::<Vec<_>>(), vec![seqs[0]]);
+    assert_eq!(due.len(), 6);
+    assert_eq!(store.take_back_commit_attempts(token, &[]).await.unwrap(), 1);
+    let (due, fresh) = store.due_runs(now, 10, other).await.unwrap();
+    assert!(fresh.is_empty() && due.len() == 6 && due.iter().all(|outgoing| outgoing.unsure_since.is_none()), "{due:#?}");
 }

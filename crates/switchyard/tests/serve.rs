@@ -336,6 +336,81 @@ async fn a_killed_process_loses_nothing_and_sends_each_reply_once_after_restart(
     assert_eq!(sent.iter().map(|s| s.text.clone()).collect::<Vec<_>>(), texts, "in order");
 }
 
+/// On SQLite without a throttle, a turn's commit records its replies' first
+/// attempts, so nothing is written between the commit and the sends. A
+/// process killed with replies committed but not yet requested leaves them
+/// as attempts cut short: the next process asks Evolution about each one
+/// (the one it had in hand is found there) and sends the rest, each once,
+/// in order.
+#[tokio::test]
+async fn replies_queued_at_a_kill_are_checked_with_evolution_and_each_sent_once_after_restart() {
+    let evolution = StandIn::start().await;
+    evolution.hold();
+    let db = support::fresh_db();
+    let env = [("EVOLUTION_API_KEY", "global-key"), ("SEND_THROTTLE", "off"), ("SEND_TIMEOUT", "2s"), ("SEND_CONCURRENCY", "1")];
+    let mut child = support::ServeProcess::start(&db, &evolution, &env).await;
+    let http = support::http();
+    let numbers = ["5511911110091", "5511911110092"];
+    for (idx, number) in numbers.iter().enumerate() {
+        let body = upsert(&format!("QUEUED-{idx}"), number, "oi", 1_795_000_000 + idx as i64);
+        let response = http.post(format!("{}/webhooks/evolution", child.url)).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let store = switchyard_store::sqlite::SqliteStore::open(&db).await.unwrap();
+    let count = |sql: &'static str| {
+        let pool = store.pool().clone();
+        async move { sqlx::query_scalar::<_, i64>(sql).fetch_one(&pool).await.unwrap() }
+    };
+    // One send is in Evolution's hands, unanswered; the others wait for its slot.
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").await == 0 && evolution.sent().len() == 1 }).await;
+    let total = count("SELECT COUNT(*) FROM outbox").await;
+    let attempted = count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL AND attempt_by IS NOT NULL AND attempted_at IS NOT NULL AND attempts = 0").await;
+    child.kill();
+    assert!(total >= 4, "two greetings of two or more replies: {total}");
+    assert_eq!(attempted, total, "every reply's attempt is on record from its turn's commit");
+
+    evolution.release();
+    let mut child = support::ServeProcess::start(&db, &evolution, &env).await;
+    support::wait_until(|| async { count("SELECT COUNT(*) FROM outbox WHERE sent_at IS NULL").await == 0 }).await;
+    child.kill();
+    let sent = evolution.sent();
+    assert_eq!(sent.len(), total as usize, "each reply once: {sent:#?}");
+    assert!(evolution.finds() >= total as usize, "each reply was looked up first: {} lookups", evolution.finds());
+    for number in numbers {
+        let texts: Vec<String> =
+            sqlx::query_scalar("SELECT text FROM outbox WHERE contact = ? ORDER BY seq").bind(number).fetch_all(store.pool()).await.unwrap();
+        let delivered: Vec<String> = sent.iter().filter(|s| s.number == number).map(|s| s.text.clone()).collect();
+        assert_eq!(delivered, texts, "in order");
+    }
+}
+
+/// A graceful stop takes back the attempts recorded at commit for the
+/// replies it never requested: after a deploy they are plain replies, sent
+/// at once by the next start instead of checked with Evolution first. The
+/// one send in Evolution's hands when the stop came stays unsure.
+#[tokio::test]
+async fn a_graceful_stop_takes_back_the_attempts_of_replies_it_never_requested() {
+    let app = TestApp::spawn_configured(|config| config.send_concurrency = 1).await;
+    app.evolution.hold();
+    assert_eq!(app.webhook(&upsert("STOP-0", "5511911110093", "oi", 1_795_000_000)).await.0, 200);
+    support::wait_until(|| async { app.evolution.sent().len() == 1 }).await;
+    // Queued while the sender waits on that send: not in its round.
+    assert_eq!(app.webhook(&upsert("STOP-1", "5511911110094", "oi", 1_795_000_001)).await.0, 200);
+    support::wait_until(|| async { app.count("SELECT COUNT(*) FROM inbox WHERE processed_at IS NULL").await == 0 }).await;
+    let queued = app.count("SELECT COUNT(*) FROM outbox WHERE contact = '5511911110094'").await;
+    let attempted = app.count("SELECT COUNT(*) FROM outbox WHERE contact = '5511911110094' AND attempted_at IS NOT NULL AND attempt_by IS NOT NULL").await;
+    assert!(queued >= 2, "a greeting of two or more replies: {queued}");
+    assert_eq!(attempted, queued, "queued with their attempts on record");
+    let pool = app.pool().clone();
+    app.stop().await;
+    let rows: Vec<(String, Option<i64>, Option<i64>, Option<i64>)> =
+        sqlx::query_as("SELECT contact, attempted_at, attempt_by, unsure_since FROM outbox WHERE sent_at IS NULL ORDER BY seq").fetch_all(&pool).await.unwrap();
+    let unsure: Vec<&str> = rows.iter().filter(|row| row.3.is_some()).map(|row| row.0.as_str()).collect();
+    assert_eq!(unsure, ["5511911110093"], "the held send timed out: unsure: {rows:?}");
+    assert!(rows.iter().filter(|row| row.3.is_none()).all(|row| row.1.is_none() && row.2.is_none()), "every other reply is plain again: {rows:?}");
+    assert_eq!(rows.iter().filter(|row| row.0 == "5511911110094").count() as i64, queued, "none of them was sent");
+}
+
 /// Every fixture of the evolution crate through the real server: a reply
 /// where one is due (to the address the identity rules pick), none where not.
 #[tokio::test]

@@ -5,8 +5,10 @@
 //! At most `SEND_CONCURRENCY` sends are in flight per instance. Each attempt
 //! is recorded before its request goes out (`outbox_attempt`; without a
 //! throttle, a batch's first attempts together in one write, on PostgreSQL
-//! in the claim itself), so a process
-//! that stops mid-send leaves the reply marked as maybe sent. Outcomes:
+//! in the claim itself, on SQLite in the commit of the turn that queued the
+//! reply), so a process that stops mid-send leaves the reply marked as
+//! maybe sent. On SQLite the sent marks are written in the background, so
+//! no write stands between a turn's commit and its sends. Outcomes:
 //! - success: marked sent with Evolution's message id;
 //! - no answer (timeout, connection dropped after the request was written):
 //!   the reply is *unsure*. It is not sent again blindly: after at least one
@@ -22,7 +24,7 @@
 //! - 401/403 (wrong apikey): logged loudly and retried slowly, since only a
 //!   configuration change can fix it and nothing must be lost meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -102,61 +104,95 @@ impl Gates {
     }
 }
 
+/// What the sender knows that its store does not yet: replies delivered
+/// whose sent marks are still being written, and replies requested whose
+/// outcome could not be recorded.
+#[derive(Default)]
+struct Ledger {
+    /// Delivered; the sent mark is on its way (SQLite writes it in the
+    /// background): not due again.
+    marking: HashSet<i64>,
+    /// Requested, and the write of the outcome gave up (the store refused
+    /// it for long): unsure until an outcome lands, with when the request
+    /// began. A reply whose attempt was recorded at its turn's commit
+    /// would otherwise read as never requested.
+    unsettled: HashMap<i64, Timestamp>,
+}
+
+type SharedLedger = Arc<Mutex<Ledger>>;
+
+fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Ledger {
+    /// Takes out of a read what is delivered already, and reads what was
+    /// requested with no outcome on record as unsure (and not on record
+    /// as a fresh attempt).
+    fn sift(&self, due: &mut Vec<Outgoing>, on_record: &mut Vec<i64>) {
+        due.retain(|outgoing| !self.marking.contains(&outgoing.seq));
+        for outgoing in due.iter_mut() {
+            if let Some(began) = self.unsettled.get(&outgoing.seq) {
+                outgoing.unsure_since = outgoing.unsure_since.or(Some(*began));
+                outgoing.attempted_at = outgoing.attempted_at.or(Some(*began));
+            }
+        }
+        on_record.retain(|seq| !self.unsettled.contains_key(seq));
+    }
+}
+
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let throttle = Arc::new(Throttle::default());
     let gates = Arc::new(Gates::new(state.config().send_concurrency));
-    // On SQLite a round's sent marks are written with the next round's
-    // attempt marks (one commit per round, not two), or alone as soon as a
-    // read finds nothing more to send, and before the sender stops.
-    let defer = matches!(state.store().as_ref(), switchyard_store::Db::Sqlite(_));
-    let mut unrecorded: Vec<(Outgoing, Sent)> = Vec::new();
+    let ledger = SharedLedger::default();
+    // On SQLite without a throttle, the turns' commits record their
+    // replies' first attempts for this sender (`attempt_at_commit`), so
+    // nothing is written between a turn's commit and its sends; and the
+    // sent marks are written in the background (`marks`), so the next
+    // round need not wait for them.
+    let token = attempts_at_commit(&state);
+    let mut marks: JoinSet<()> = JoinSet::new();
     loop {
         if *stop.borrow() {
-            record_sent(&state, &std::mem::take(&mut unrecorded)).await;
+            finish(&state, token, &ledger, &mut marks).await;
             return;
         }
         // No mark of this round is older than the read (on PostgreSQL the
         // claim's lifetime counts from the read's clock).
         let marked_at = Instant::now();
-        let (mut due, premarked) = match read_due(&state).await {
+        let (mut due, mut on_record) = match read_due(&state, token).await {
             Ok(due) => due,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot read the outbox; retrying");
-                (Vec::new(), false)
+                (Vec::new(), Vec::new())
             }
         };
-        if !unrecorded.is_empty() {
-            // Delivered already: its mark is on its way, not a send.
-            let mut done: Vec<i64> = unrecorded.iter().map(|(outgoing, _)| outgoing.seq).collect();
-            done.sort_unstable();
-            due.retain(|outgoing| done.binary_search(&outgoing.seq).is_err());
-        }
+        lock(&ledger).sift(&mut due, &mut on_record);
         if due.is_empty() {
-            if !unrecorded.is_empty() {
-                record_sent(&state, &std::mem::take(&mut unrecorded)).await;
-                continue;
-            }
             tokio::select! {
                 _ = state.inner.wake_sender.notified() => {}
+                // A landed sent mark may uncover replies queued behind it
+                // (a contact's run is read from its oldest unsent reply).
+                Some(_) = marks.join_next(), if !marks.is_empty() => {}
                 _ = tokio::time::sleep(IDLE_POLL) => {}
-                _ = super::stopped(&mut stop) => return,
+                _ = super::stopped(&mut stop) => {}
             }
             continue;
         }
-        let Some(runs) = mark_attempts(&state, due, premarked, &mut unrecorded).await else {
+        let Some(runs) = mark_attempts(&state, due, on_record).await else {
             // The reply stays due: do not spin on a store that refuses writes.
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         };
         // One run per contact per batch (its due replies in order, each
         // sent after the one before it was delivered); all sends of the
-        // batch finish (and are marked sent, in one write) before the next
-        // read, so a contact's next reply never overtakes.
+        // batch finish before the next read, so a contact's next reply
+        // never overtakes.
         let mut sends = JoinSet::new();
         for run in runs {
-            let state = state.clone();
+            let (state, ledger) = (state.clone(), Arc::clone(&ledger));
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            sends.spawn(async move { deliver_run(&state, &throttle, &gates, run, marked_at).await });
+            sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run, marked_at).await });
         }
         let (mut delivered, mut untried) = (Vec::new(), Vec::new());
         while let Some(joined) = sends.join_next().await {
@@ -165,10 +201,11 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 untried.extend(left);
             }
         }
-        if defer {
-            unrecorded = delivered;
+        if matches!(state.store().as_ref(), switchyard_store::Db::Sqlite(_)) {
+            while marks.try_join_next().is_some() {}
+            record_later(&state, &ledger, &mut marks, delivered);
         } else {
-            record_sent(&state, &delivered).await;
+            record_sent(&state, &ledger, &delivered).await;
         }
         if !untried.is_empty() {
             unmark(&state, &untried).await;
@@ -176,17 +213,59 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     }
 }
 
+/// A token for this sender's attempts recorded at commit, when the store
+/// takes them (SQLite on a file, no throttle: a throttled send records its
+/// attempt just before its request).
+fn attempts_at_commit(state: &AppState) -> Option<i64> {
+    let switchyard_store::Db::Sqlite(store) = state.store().as_ref() else { return None };
+    if state.config().send_interval.is_some() {
+        return None;
+    }
+    // The low half of a v7 UUID is random; never 0 (which means none).
+    let token = uuid::Uuid::now_v7().as_u64_pair().1 as i64 | 1;
+    store.attempt_at_commit(token).then_some(token)
+}
+
+/// Before the sender stops: later turns queue their replies unattempted,
+/// the sent marks on their way land, and the attempts recorded at commit
+/// for replies never requested are taken back, so the next process sends
+/// those at once instead of checking each with Evolution first. (A turn
+/// whose commit was already under way may still land with its attempts:
+/// the next process checks those, it never sends them twice.)
+async fn finish(state: &AppState, token: Option<i64>, ledger: &SharedLedger, marks: &mut JoinSet<()>) {
+    let store = match state.store().as_ref() {
+        switchyard_store::Db::Sqlite(store) => Some(store),
+        _ => None,
+    };
+    if let Some(store) = store {
+        store.stop_attempts_at_commit();
+    }
+    while marks.join_next().await.is_some() {}
+    let (Some(store), Some(token)) = (store, token) else { return };
+    let keep: Vec<i64> = lock(ledger).unsettled.keys().copied().collect();
+    match store.take_back_commit_attempts(token, &keep).await {
+        Ok(0) => {}
+        Ok(taken) => tracing::info!(replies = taken, "replies left unsent at stop; the next start sends them"),
+        Err(err) => tracing::warn!(error = %err, "cannot take back the attempts of unsent replies; the next start checks them with Evolution before sending"),
+    }
+}
+
 /// The due replies: on SQLite each contact's run (its due head and the
-/// never-attempted replies queued behind it, `due_runs`), elsewhere each
+/// never-requested replies queued behind it, `due_runs`), elsewhere each
 /// contact's head (`due_outbox`, which on PostgreSQL also claims it).
-/// `true` with them: the first attempts are on record already (PostgreSQL
-/// without a throttle marks them in the claim, `claim_due`).
-async fn read_due(state: &AppState) -> Result<(Vec<Outgoing>, bool), StoreError> {
+/// With them, the seqs whose first attempt is on record already: recorded
+/// at their turn's commit for `token` (SQLite), or by the claim itself
+/// (PostgreSQL without a throttle, `claim_due`).
+async fn read_due(state: &AppState, token: Option<i64>) -> Result<(Vec<Outgoing>, Vec<i64>), StoreError> {
     let (now, limit) = (Timestamp::now_utc(), batch_size(state.config().send_interval));
     match state.store().as_ref() {
-        switchyard_store::Db::Sqlite(store) => Ok((store.due_runs(now, limit).await?, false)),
-        switchyard_store::Db::Postgres(store) if state.config().send_interval.is_none() => Ok((store.claim_due(now, limit, true).await?, true)),
-        _ => Ok((state.store().due_outbox(now, limit).await?, false)),
+        switchyard_store::Db::Sqlite(store) => store.due_runs(now, limit, token.unwrap_or(0)).await,
+        switchyard_store::Db::Postgres(store) if state.config().send_interval.is_none() => {
+            let due = store.claim_due(now, limit, true).await?;
+            let marked = due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect();
+            Ok((due, marked))
+        }
+        _ => Ok((state.store().due_outbox(now, limit).await?, Vec::new())),
     }
 }
 
@@ -194,11 +273,18 @@ async fn read_due(state: &AppState) -> Result<(Vec<Outgoing>, bool), StoreError>
 /// delivered (its failure is recorded and it stays the contact's head).
 /// Returns the delivered replies, and the later ones whose attempt was
 /// marked (at `marked_at`) but whose request never went out.
-async fn deliver_run(state: &AppState, throttle: &Throttle, gates: &Gates, run: Vec<(Outgoing, bool)>, marked_at: Instant) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
+async fn deliver_run(
+    state: &AppState,
+    throttle: &Throttle,
+    gates: &Gates,
+    ledger: &SharedLedger,
+    run: Vec<(Outgoing, bool)>,
+    marked_at: Instant,
+) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
     let mut delivered = Vec::with_capacity(run.len());
     let mut replies = run.into_iter();
     for (outgoing, marked) in replies.by_ref() {
-        match deliver(state, throttle, gates, outgoing, marked.then_some(marked_at)).await {
+        match deliver(state, throttle, gates, ledger, outgoing, marked.then_some(marked_at)).await {
             Some(done) => delivered.push(done),
             None => break,
         }
@@ -220,42 +306,35 @@ async fn unmark(state: &AppState, seqs: &[i64]) {
 /// Without a throttle every first attempt of the batch goes out at once
 /// (within `SEND_CONCURRENCY`), so those attempts are recorded together, in
 /// one write, before any of their requests: one commit per batch instead of
-/// one per reply. Each comes back with whether its attempt is on record; a
-/// reply the store refused (sent, failed, or on PostgreSQL claimed by
-/// another process meanwhile) is dropped, and with it the rest of its
-/// contact's run (their marks are taken back). Throttled instances and
-/// unsure replies record their attempt just before their request (`send`).
-/// The batch comes back as runs, one per contact in the order read. `None`:
-/// the store refused the write, and nothing is sent. `premarked`: the read
-/// recorded those first attempts already (`read_due`), so nothing is written.
-async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, premarked: bool, unrecorded: &mut Vec<(Outgoing, Sent)>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
+/// one per reply; none for those `on_record` already (`read_due`). Each
+/// comes back with whether its attempt is on record; a reply the store
+/// refused (sent, failed, or on PostgreSQL claimed by another process
+/// meanwhile) is dropped, and with it the rest of its contact's run (their
+/// marks are taken back). Throttled instances and unsure replies record
+/// their attempt just before their request (`send`). The batch comes back
+/// as runs, one per contact in the order read. `None`: the store refused
+/// the write, and nothing is sent.
+async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<i64>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
     let throttled = state.config().send_interval.is_some();
-    let first: Vec<i64> = if throttled { Vec::new() } else { due.iter().filter(|outgoing| outgoing.unsure_since.is_none()).map(|outgoing| outgoing.seq).collect() };
-    let (now, attempts) = (Timestamp::now_utc(), first.len());
-    let written = match state.store().as_ref() {
-        _ if premarked => Ok(first),
-        // The previous round's sent marks ride along (SQLite defers them).
-        switchyard_store::Db::Sqlite(store) if !unrecorded.is_empty() => {
-            let marks: Vec<(i64, Option<String>)> = unrecorded.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
-            let written = store.outbox_sent_then_attempt(&marks, &first, now).await;
-            if written.is_ok() {
-                log_sent(&std::mem::take(unrecorded));
-            }
-            written
-        }
-        _ if first.is_empty() => Ok(Vec::new()),
-        _ => state.store().outbox_attempt_many(&first, now).await,
+    on_record.sort_unstable();
+    let first: Vec<i64> = if throttled {
+        Vec::new()
+    } else {
+        due.iter()
+            .filter(|outgoing| outgoing.unsure_since.is_none() && on_record.binary_search(&outgoing.seq).is_err())
+            .map(|outgoing| outgoing.seq)
+            .collect()
     };
+    let written = if first.is_empty() { Ok(Vec::new()) } else { state.store().outbox_attempt_many(&first, Timestamp::now_utc()).await };
     let marked = match written {
         Ok(mut marked) => {
+            marked.extend(on_record);
             marked.sort_unstable();
             marked
         }
         Err(err) => {
             // Unrecorded, the attempts could repeat unnoticed after a crash.
-            tracing::warn!(error = %err, replies = attempts, "cannot record send attempts; not sending yet");
-            // The sent marks must land: on their own, retried.
-            record_sent(state, &std::mem::take(unrecorded)).await;
+            tracing::warn!(error = %err, replies = first.len(), "cannot record send attempts; not sending yet");
             return None;
         }
     };
@@ -289,13 +368,41 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, premarked: bool, un
     Some(runs)
 }
 
-/// Marks the batch's delivered replies sent, in one write.
-async fn record_sent(state: &AppState, delivered: &[(Outgoing, Sent)]) {
-    let Some((first, _)) = delivered.first() else { return };
+/// Marks the batch's delivered replies sent, in one write; `false` when
+/// that write gave up (the replies are then unsettled, see [`Ledger`]).
+async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outgoing, Sent)]) -> bool {
+    let Some((first, _)) = delivered.first() else { return true };
     let now = Timestamp::now_utc();
     let marks: Vec<(i64, Option<String>)> = delivered.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
-    persist(state, first.seq, || state.store().outbox_sent_many(&marks, now)).await;
-    log_sent(delivered);
+    let landed = persist(state, first.seq, || state.store().outbox_sent_many(&marks, now)).await;
+    let mut ledger = lock(ledger);
+    for (outgoing, _) in delivered {
+        ledger.marking.remove(&outgoing.seq);
+        if landed {
+            ledger.unsettled.remove(&outgoing.seq);
+        } else {
+            // The request went out before `now`; when exactly is not kept.
+            ledger.unsettled.entry(outgoing.seq).or_insert(now);
+        }
+    }
+    drop(ledger);
+    if landed {
+        log_sent(delivered);
+    }
+    landed
+}
+
+/// [`record_sent`] in the background: the replies are `marking` until it
+/// lands, so the next rounds neither wait for it nor send them again.
+fn record_later(state: &AppState, ledger: &SharedLedger, marks: &mut JoinSet<()>, delivered: Vec<(Outgoing, Sent)>) {
+    if delivered.is_empty() {
+        return;
+    }
+    lock(ledger).marking.extend(delivered.iter().map(|(outgoing, _)| outgoing.seq));
+    let (state, ledger) = (state.clone(), Arc::clone(ledger));
+    marks.spawn(async move {
+        record_sent(&state, &ledger, &delivered).await;
+    });
 }
 
 fn log_sent(delivered: &[(Outgoing, Sent)]) {
@@ -309,7 +416,7 @@ fn log_sent(delivered: &[(Outgoing, Sent)]) {
 /// record is lost would be sent again. While the store is down (a database
 /// restart) the write is retried here, in memory, until it lands or the
 /// process stops. `seq` names the (first) reply in the logs.
-async fn persist<F, W>(state: &AppState, seq: i64, mut write: W)
+async fn persist<F, W>(state: &AppState, seq: i64, mut write: W) -> bool
 where
     W: FnMut() -> F,
     F: std::future::Future<Output = Result<(), StoreError>>,
@@ -317,12 +424,13 @@ where
     let mut wait = Duration::from_millis(100);
     for attempt in 1.. {
         match write().await {
-            Ok(()) => break,
+            Ok(()) => return true,
             Err(err) if attempt >= 100 || *state.inner.stopping.borrow() => {
-                // The attempt is on record (`outbox_attempt`): whoever takes
-                // the reply next asks Evolution before sending it again.
+                // The attempt is on record (`outbox_attempt`, or the turn's
+                // commit): whoever takes the reply next asks Evolution
+                // before sending it again; this process too (`Ledger`).
                 tracing::error!(error = %err, seq, "could not record a send result; giving up");
-                break;
+                return false;
             }
             Err(err) => {
                 tracing::warn!(error = %err, seq, attempt, "could not record a send result; retrying");
@@ -331,13 +439,15 @@ where
             }
         }
     }
+    false
 }
 
 /// Sends one reply and records a failed outcome; a delivered one is
 /// returned for [`record_sent`].
 /// `marked`: when its attempt was put on record (`mark_attempts`), if it was.
-async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing: Outgoing, marked: Option<Instant>) -> Option<(Outgoing, Sent)> {
+async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &SharedLedger, outgoing: Outgoing, marked: Option<Instant>) -> Option<(Outgoing, Sent)> {
     let _slot = gates.enter(&outgoing.instance).await?;
+    let began = Timestamp::now_utc();
     let timeout = state.config().send_timeout;
     let result = match outgoing.unsure_since {
         None => send(state, throttle, &outgoing, marked).await,
@@ -346,8 +456,10 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
             // Evolution's hands: wait for it to time out and settle.
             if let Some(settled) = outgoing.attempted_at.map(|at| at.plus(timeout * 2)).filter(|settled| *settled > Timestamp::now_utc()) {
                 let reason = "an earlier attempt was cut short; waiting for it to settle before checking";
-                if let Err(err) = state.store().outbox_unsure(outgoing.seq, settled, reason).await {
-                    tracing::warn!(error = %err, seq = outgoing.seq, "could not reschedule an unsure reply");
+                match state.store().outbox_unsure(outgoing.seq, settled, reason).await {
+                    // Unsure on record now: the ledger need not say so.
+                    Ok(()) => drop(lock(ledger).unsettled.remove(&outgoing.seq)),
+                    Err(err) => tracing::warn!(error = %err, seq = outgoing.seq, "could not reschedule an unsure reply"),
                 }
                 return None;
             }
@@ -368,7 +480,13 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, outgoing:
         Ok(sent) => Some((outgoing, sent)),
         Err(failure) => {
             let now = Timestamp::now_utc();
-            persist(state, outgoing.seq, || record_failure(state, &outgoing, &failure, now)).await;
+            let landed = persist(state, outgoing.seq, || record_failure(state, &outgoing, &failure, now)).await;
+            let mut ledger = lock(ledger);
+            if landed {
+                ledger.unsettled.remove(&outgoing.seq);
+            } else {
+                ledger.unsettled.entry(outgoing.seq).or_insert(began);
+            }
             None
         }
     }
