@@ -596,8 +596,9 @@ impl SqliteStore {
     ///
     /// With them, the seqs whose first attempt was recorded at their
     /// turn's commit for `token` ([`SqliteStore::attempt_at_commit`]) and
-    /// not requested since: they come back as never attempted (not unsure),
-    /// and need no attempt written before their send.
+    /// not requested since: they come back as not unsure (their
+    /// `attempted_at` is the commit's), and need no attempt written before
+    /// their send.
     pub async fn due_runs(&self, now: Timestamp, limit: u32, token: i64) -> Result<(Vec<Outgoing>, Vec<i64>), StoreError> {
         use crate::codec::Columns;
         let Some(writer) = &self.group else { return Ok((Box::pin(self.due_outbox(now, limit)).await?, Vec::new())) };
@@ -614,7 +615,7 @@ impl SqliteStore {
                AND o.sent_at IS NULL AND o.failed_at IS NULL) \
              SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
              CASE WHEN fresh THEN NULL ELSE COALESCE(unsure_since, attempted_at) END AS unsure_since, \
-             CASE WHEN fresh THEN NULL ELSE attempted_at END AS attempted_at, head, fresh, \
+             attempted_at, head, fresh, \
              (next_attempt_at <= ?1 AND attempts = 0 AND unsure_since IS NULL AND (attempted_at IS NULL OR fresh)) AS plain \
              FROM rows ORDER BY head, seq",
             &params,
@@ -653,9 +654,11 @@ impl SqliteStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
+        let mut keep = keep.to_vec();
+        keep.sort_unstable();
         let statements: Vec<Statement> = marked
             .iter()
-            .filter(|seq| !keep.contains(seq))
+            .filter(|seq| keep.binary_search(seq).is_err())
             .map(|seq| {
                 Statement::new(
                     "UPDATE outbox SET attempted_at = NULL, attempt_by = NULL WHERE seq = ? AND attempt_by = ? \

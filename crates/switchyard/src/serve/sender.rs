@@ -113,9 +113,10 @@ struct Ledger {
     /// background): not due again.
     marking: HashSet<i64>,
     /// Requested, and the write of the outcome gave up (the store refused
-    /// it for long): unsure until an outcome lands, with when the request
-    /// began. A reply whose attempt was recorded at its turn's commit
-    /// would otherwise read as never requested.
+    /// it for long) or its send task failed: unsure until an outcome lands,
+    /// with a time no later than the request (its round's read). A reply
+    /// whose attempt was recorded at its turn's commit would otherwise read
+    /// as never requested.
     unsettled: HashMap<i64, Timestamp>,
 }
 
@@ -126,15 +127,17 @@ fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
 }
 
 impl Ledger {
-    /// Takes out of a read what is delivered already, and reads what was
-    /// requested with no outcome on record as unsure (and not on record
-    /// as a fresh attempt).
-    fn sift(&self, due: &mut Vec<Outgoing>, on_record: &mut Vec<i64>) {
-        due.retain(|outgoing| !self.marking.contains(&outgoing.seq));
+    /// Takes out of a read what is delivered already (`landing`: what was
+    /// `marking` before the read), and reads what was requested with no
+    /// outcome on record as unsure (and not on record as a fresh attempt).
+    fn sift(&self, landing: &HashSet<i64>, due: &mut Vec<Outgoing>, on_record: &mut Vec<i64>) {
+        due.retain(|outgoing| !landing.contains(&outgoing.seq));
         for outgoing in due.iter_mut() {
-            if let Some(began) = self.unsettled.get(&outgoing.seq) {
-                outgoing.unsure_since = outgoing.unsure_since.or(Some(*began));
-                outgoing.attempted_at = outgoing.attempted_at.or(Some(*began));
+            if let Some(began) = self.unsettled.get(&outgoing.seq).copied() {
+                // A fresh reply's `attempted_at` is its turn's commit.
+                let since = outgoing.attempted_at.map_or(began, |at| at.min(began));
+                outgoing.unsure_since = outgoing.unsure_since.or(Some(since));
+                outgoing.attempted_at = outgoing.attempted_at.or(Some(began));
             }
         }
         on_record.retain(|seq| !self.unsettled.contains_key(seq));
@@ -159,7 +162,10 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         }
         // No mark of this round is older than the read (on PostgreSQL the
         // claim's lifetime counts from the read's clock).
-        let marked_at = Instant::now();
+        let (marked_at, began) = (Instant::now(), Timestamp::now_utc());
+        // Taken before the read: a sent mark that lands between the read
+        // and this sift must still hide its reply, which the read saw unsent.
+        let landing = lock(&ledger).marking.clone();
         let (mut due, mut on_record) = match read_due(&state, token).await {
             Ok(due) => due,
             Err(err) => {
@@ -167,7 +173,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                 (Vec::new(), Vec::new())
             }
         };
-        lock(&ledger).sift(&mut due, &mut on_record);
+        lock(&ledger).sift(&landing, &mut due, &mut on_record);
         if due.is_empty() {
             tokio::select! {
                 _ = state.inner.wake_sender.notified() => {}
@@ -189,23 +195,37 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         // batch finish before the next read, so a contact's next reply
         // never overtakes.
         let mut sends = JoinSet::new();
+        let mut run_seqs = HashMap::new();
         for run in runs {
+            let seqs: Vec<i64> = run.iter().map(|(outgoing, _)| outgoing.seq).collect();
             let (state, ledger) = (state.clone(), Arc::clone(&ledger));
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run, marked_at).await });
+            let task = sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run, marked_at).await });
+            run_seqs.insert(task.id(), seqs);
         }
         let (mut delivered, mut untried) = (Vec::new(), Vec::new());
-        while let Some(joined) = sends.join_next().await {
-            if let Ok((done, left)) = joined {
-                delivered.extend(done);
-                untried.extend(left);
+        while let Some(joined) = sends.join_next_with_id().await {
+            match joined {
+                Ok((_, (done, left))) => {
+                    delivered.extend(done);
+                    untried.extend(left);
+                }
+                Err(err) => {
+                    // What the run delivered is not known: its replies are
+                    // checked with Evolution before any goes out again.
+                    tracing::error!(error = %err, "a send task failed; its replies will be checked before sending");
+                    let mut ledger = lock(&ledger);
+                    for seq in run_seqs.remove(&err.id()).unwrap_or_default() {
+                        ledger.unsettled.entry(seq).or_insert(began);
+                    }
+                }
             }
         }
         if matches!(state.store().as_ref(), switchyard_store::Db::Sqlite(_)) {
             while marks.try_join_next().is_some() {}
-            record_later(&state, &ledger, &mut marks, delivered);
+            record_later(&state, &ledger, &mut marks, delivered, began);
         } else {
-            record_sent(&state, &ledger, &delivered).await;
+            record_sent(&state, &ledger, &delivered, began).await;
         }
         if !untried.is_empty() {
             unmark(&state, &untried).await;
@@ -369,8 +389,9 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<
 }
 
 /// Marks the batch's delivered replies sent, in one write; `false` when
-/// that write gave up (the replies are then unsettled, see [`Ledger`]).
-async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outgoing, Sent)]) -> bool {
+/// that write gave up (the replies are then unsettled since `began`, their
+/// round's read, see [`Ledger`]).
+async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outgoing, Sent)], began: Timestamp) -> bool {
     let Some((first, _)) = delivered.first() else { return true };
     let now = Timestamp::now_utc();
     let marks: Vec<(i64, Option<String>)> = delivered.iter().map(|(outgoing, sent)| (outgoing.seq, sent.message_id.clone())).collect();
@@ -381,8 +402,7 @@ async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outg
         if landed {
             ledger.unsettled.remove(&outgoing.seq);
         } else {
-            // The request went out before `now`; when exactly is not kept.
-            ledger.unsettled.entry(outgoing.seq).or_insert(now);
+            ledger.unsettled.entry(outgoing.seq).or_insert(began);
         }
     }
     drop(ledger);
@@ -394,14 +414,14 @@ async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outg
 
 /// [`record_sent`] in the background: the replies are `marking` until it
 /// lands, so the next rounds neither wait for it nor send them again.
-fn record_later(state: &AppState, ledger: &SharedLedger, marks: &mut JoinSet<()>, delivered: Vec<(Outgoing, Sent)>) {
+fn record_later(state: &AppState, ledger: &SharedLedger, marks: &mut JoinSet<()>, delivered: Vec<(Outgoing, Sent)>, began: Timestamp) {
     if delivered.is_empty() {
         return;
     }
     lock(ledger).marking.extend(delivered.iter().map(|(outgoing, _)| outgoing.seq));
     let (state, ledger) = (state.clone(), Arc::clone(ledger));
     marks.spawn(async move {
-        record_sent(&state, &ledger, &delivered).await;
+        record_sent(&state, &ledger, &delivered, began).await;
     });
 }
 
@@ -657,6 +677,47 @@ mod tests {
         assert!(!mark_holds(true, claim / 2), "the claim has half its life left: write the attempt again");
         assert!(!mark_holds(true, claim * 3), "the claim lapsed: another process may hold the reply");
         assert!(mark_holds(false, claim * 3), "SQLite has no other process to take the reply");
+    }
+
+    fn outgoing(seq: i64, attempted_at: Option<i64>) -> Outgoing {
+        Outgoing {
+            seq,
+            instance: InstanceId::parse("vendas").unwrap(),
+            contact: Contact::parse("5511911110095").unwrap(),
+            reply_to: "5511911110095".to_owned(),
+            text: "Olá".to_owned(),
+            session: None,
+            attempts: 0,
+            created_at: Timestamp::from_millis(1_000),
+            request_id: None,
+            unsure_since: None,
+            attempted_at: attempted_at.map(Timestamp::from_millis),
+            rich: None,
+        }
+    }
+
+    #[test]
+    fn a_read_hides_what_was_marking_before_it_even_when_the_mark_landed_since() {
+        // Seq 1's sent mark landed between the read (which saw it unsent)
+        // and the sift: it is no longer `marking`, but the read is stale.
+        let ledger = Ledger::default();
+        let landing: HashSet<i64> = [1].into();
+        let (mut due, mut on_record) = (vec![outgoing(1, Some(5_000)), outgoing(2, Some(5_000))], vec![1, 2]);
+        ledger.sift(&landing, &mut due, &mut on_record);
+        assert_eq!(due.iter().map(|outgoing| outgoing.seq).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn a_request_whose_outcome_was_lost_reads_as_unsure_from_no_later_than_it_began() {
+        let mut ledger = Ledger::default();
+        ledger.unsettled.insert(1, Timestamp::from_millis(9_000));
+        ledger.unsettled.insert(2, Timestamp::from_millis(9_000));
+        // 1: attempted at its turn's commit (5 000); 2: no attempt on record.
+        let (mut due, mut on_record) = (vec![outgoing(1, Some(5_000)), outgoing(2, None), outgoing(3, Some(5_000))], vec![1, 3]);
+        ledger.sift(&HashSet::new(), &mut due, &mut on_record);
+        let read: Vec<(i64, Option<Timestamp>)> = due.iter().map(|outgoing| (outgoing.seq, outgoing.unsure_since)).collect();
+        assert_eq!(read, [(1, Some(Timestamp::from_millis(5_000))), (2, Some(Timestamp::from_millis(9_000))), (3, None)]);
+        assert_eq!(on_record, [3], "an unsettled reply's attempt is not taken as fresh");
     }
 
     #[test]
