@@ -345,7 +345,8 @@ pub(crate) enum Cause<'a> {
 /// constraints before it changes anything. The cause's arrival time and
 /// message id come from the entry the turn read, not from a `SELECT` of
 /// the inbox, which with a trigger on the outbox also copied its result
-/// into a temporary table first.
+/// into a temporary table first. `attempt`: the (token, time) the replies'
+/// first attempts are recorded with ([`SqliteStore::attempt_at_commit`]).
 pub(crate) fn reply_statements(turn: &Turn, reply_to: &str, cause: &Cause<'_>, attempt: Option<(i64, i64)>, out: &mut Vec<Statement>) {
     let (created_at, request_id): (i64, Option<&str>) = match cause {
         Cause::Inbox(pending) => (pending.entry.received_at.as_millis(), Some(pending.entry.message_id.as_str())),
