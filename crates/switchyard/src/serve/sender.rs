@@ -118,6 +118,11 @@ struct Ledger {
     /// whose attempt was recorded at its turn's commit would otherwise read
     /// as never requested.
     unsettled: HashMap<i64, Timestamp>,
+    /// Whether this sender's replies can have their attempt on record from
+    /// their turn's commit (SQLite, `attempt_at_commit`). Elsewhere every
+    /// attempt is written before its request, so a lost outcome reads as
+    /// unsure from the store already, and nothing is kept here.
+    fresh: bool,
 }
 
 type SharedLedger = Arc<Mutex<Ledger>>;
@@ -127,6 +132,14 @@ fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
 }
 
 impl Ledger {
+    /// Records that `seq`'s request went out (no later than `began`) and
+    /// its outcome is not on record.
+    fn unsettle(&mut self, seq: i64, began: Timestamp) {
+        if self.fresh {
+            self.unsettled.entry(seq).or_insert(began);
+        }
+    }
+
     /// Takes out of a read what is delivered already (`landing`: what was
     /// `marking` before the read), and reads what was requested with no
     /// outcome on record as unsure (and not on record as a fresh attempt).
@@ -147,13 +160,13 @@ impl Ledger {
 pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     let throttle = Arc::new(Throttle::default());
     let gates = Arc::new(Gates::new(state.config().send_concurrency));
-    let ledger = SharedLedger::default();
     // On SQLite without a throttle, the turns' commits record their
     // replies' first attempts for this sender (`attempt_at_commit`), so
     // nothing is written between a turn's commit and its sends; and the
     // sent marks are written in the background (`marks`), so the next
     // round need not wait for them.
     let token = attempts_at_commit(&state);
+    let ledger = Arc::new(Mutex::new(Ledger { fresh: token.is_some(), ..Ledger::default() }));
     let mut marks: JoinSet<()> = JoinSet::new();
     loop {
         if *stop.borrow() {
@@ -216,7 +229,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
                     tracing::error!(error = %err, "a send task failed; its replies will be checked before sending");
                     let mut ledger = lock(&ledger);
                     for seq in run_seqs.remove(&err.id()).unwrap_or_default() {
-                        ledger.unsettled.entry(seq).or_insert(began);
+                        ledger.unsettle(seq, began);
                     }
                 }
             }
@@ -402,7 +415,7 @@ async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outg
         if landed {
             ledger.unsettled.remove(&outgoing.seq);
         } else {
-            ledger.unsettled.entry(outgoing.seq).or_insert(began);
+            ledger.unsettle(outgoing.seq, began);
         }
     }
     drop(ledger);
@@ -505,7 +518,7 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &
             if landed {
                 ledger.unsettled.remove(&outgoing.seq);
             } else {
-                ledger.unsettled.entry(outgoing.seq).or_insert(began);
+                ledger.unsettle(outgoing.seq, began);
             }
             None
         }
