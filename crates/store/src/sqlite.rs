@@ -611,7 +611,7 @@ impl SqliteStore {
                WHERE seq IN (SELECT MIN(seq) FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL GROUP BY instance, contact) \
                AND next_attempt_at <= ?1 ORDER BY seq LIMIT ?2), \
              rows AS (SELECT o.*, h.seq AS head, \
-               (o.attempt_by = ?3 AND o.attempts = 0 AND o.unsure_since IS NULL AND o.attempted_at IS NOT NULL) AS fresh \
+               (o.attempt_by IS ?3 AND o.attempts = 0 AND o.unsure_since IS NULL AND o.attempted_at IS NOT NULL) AS fresh \
                FROM heads h JOIN outbox o ON o.instance = h.instance AND o.contact = h.contact AND o.seq >= h.seq \
                AND o.sent_at IS NULL AND o.failed_at IS NULL) \
              SELECT seq, instance, contact, reply_to, text, session_id, attempts, created_at, request_id, rich, \
@@ -640,6 +640,23 @@ impl SqliteStore {
             }
         }
         Ok((due, fresh))
+    }
+
+    /// Moves the attempt mark of a reply this process marked and has not
+    /// requested yet (by the sender's batch write, or at its turn's commit
+    /// for `token`) to `at`, just before its request: the mark is what a
+    /// later start lets settle, so it must not be much older than the
+    /// request. Unlike [`Queue::outbox_attempt`] it leaves the reply as
+    /// sure as it was. `false`: sent, failed or not marked meanwhile.
+    pub async fn renew_attempt(&self, seq: i64, token: i64, at: Timestamp) -> Result<bool, StoreError> {
+        let done = self
+            .write(vec![Statement::new(
+                "UPDATE outbox SET attempted_at = ?, attempt_by = NULL WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL \
+                 AND attempted_at IS NOT NULL AND (attempt_by IS NULL OR attempt_by = ?)",
+                vec![at.as_millis().into(), seq.into(), token.into()],
+            )])
+            .await?;
+        Ok(done.first() == Some(&Some(1)))
     }
 
     /// At a graceful stop: takes back the attempts recorded at commit for

@@ -362,4 +362,14 @@ async fn replies_committed_with_their_attempt_are_fresh_to_their_sender_and_unsu
     assert_eq!(store.take_back_commit_attempts(token, &[]).await.unwrap(), 1);
     let (due, fresh) = store.due_runs(now, 10, other).await.unwrap();
     assert!(fresh.is_empty() && due.len() == 6 && due.iter().all(|outgoing| outgoing.unsure_since.is_none()), "{due:#?}");
+
+    // A mark is moved only while the reply is marked and unsent.
+    let later = Timestamp::now_utc();
+    assert!(!store.renew_attempt(seqs[0], token, later).await.unwrap(), "no mark to move");
+    store.outbox_attempt_many(&[seqs[0]], now).await.unwrap();
+    assert!(store.renew_attempt(seqs[0], token, later).await.unwrap(), "the sender's own batch mark");
+    let (due, _) = store.due_runs(later, 10, token).await.unwrap();
+    assert_eq!((due[0].attempted_at, due[0].unsure_since), (Some(later), Some(later)), "maybe sent from its request on");
+    store.outbox_sent(seqs[0], None, later).await.unwrap();
+    assert!(!store.renew_attempt(seqs[0], token, later).await.unwrap(), "sent meanwhile");
 }

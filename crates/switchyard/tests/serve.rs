@@ -420,6 +420,35 @@ async fn a_graceful_stop_takes_back_the_attempts_of_replies_it_never_requested()
     assert!(rows.iter().all(|row| row.0 == "5511911110094" && row.1.is_none() && row.2.is_none()), "plain again: {rows:?}");
 }
 
+/// A reply whose attempt was recorded at its turn's commit but that waits
+/// longer than a `SEND_TIMEOUT` to go out (here for a send slot, behind
+/// slow answers) has its mark moved to just before its request: the mark
+/// is what a later start lets settle before it checks with Evolution.
+#[tokio::test]
+async fn a_stale_commit_mark_is_moved_to_just_before_its_request() {
+    let app = TestApp::spawn_configured(|config| config.send_concurrency = 1).await;
+    let evolution = app.evolution.clone();
+    // Each send is answered 1.5 s after it arrives; the timeout is 2 s.
+    evolution.answer_after(Duration::from_millis(1500));
+    let committed = switchyard_engine::time::Timestamp::now_utc().as_millis();
+    for (idx, number) in ["5511911110096", "5511911110097"].iter().enumerate() {
+        assert_eq!(app.webhook(&upsert(&format!("STALE-{idx}"), number, "oi", 1_795_000_000 + idx as i64)).await.0, 200);
+    }
+    // The third send waited two answers (3 s) for the one slot.
+    let sent = evolution.wait_for(3).await;
+    let third = &sent[2];
+    let row: (Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT attempted_at, attempt_by, sent_at FROM outbox WHERE contact = ? AND text = ? ORDER BY seq LIMIT 1")
+            .bind(&third.number)
+            .bind(&third.text)
+            .fetch_one(app.pool())
+            .await
+            .unwrap();
+    assert_eq!(row.2, None, "not answered yet: {row:?}");
+    assert_eq!(row.1, None, "the commit's mark was replaced: {row:?}");
+    assert!(row.0.is_some_and(|at| at >= committed + 2_000), "marked again before its request: {row:?}");
+}
+
 /// Every fixture of the evolution crate through the real server: a reply
 /// where one is due (to the address the identity rules pick), none where not.
 #[tokio::test]

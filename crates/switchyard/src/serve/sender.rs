@@ -113,16 +113,18 @@ struct Ledger {
     /// background): not due again.
     marking: HashSet<i64>,
     /// Requested, and the write of the outcome gave up (the store refused
-    /// it for long) or its send task failed: unsure until an outcome lands,
-    /// with a time no later than the request (its round's read). A reply
-    /// whose attempt was recorded at its turn's commit would otherwise read
-    /// as never requested.
-    unsettled: HashMap<i64, Timestamp>,
-    /// Whether this sender's replies can have their attempt on record from
-    /// their turn's commit (SQLite, `attempt_at_commit`). Elsewhere every
-    /// attempt is written before its request, so a lost outcome reads as
-    /// unsure from the store already, and nothing is kept here.
-    fresh: bool,
+    /// it for long) or its task failed: unsure until an outcome lands. With
+    /// a time no later than the request (its round's read), for the
+    /// lookup, and one no earlier than its end (when the loss was seen),
+    /// to let it settle from. A reply whose attempt was recorded at its
+    /// turn's commit would otherwise read as never requested.
+    unsettled: HashMap<i64, (Timestamp, Timestamp)>,
+    /// This sender's token when its replies can have their attempt on
+    /// record from their turn's commit (SQLite, `attempt_at_commit`).
+    /// Elsewhere every attempt is written before its request, so a lost
+    /// outcome reads as unsure from the store already, and nothing is kept
+    /// in `unsettled`.
+    token: Option<i64>,
 }
 
 type SharedLedger = Arc<Mutex<Ledger>>;
@@ -133,10 +135,10 @@ fn lock(ledger: &SharedLedger) -> std::sync::MutexGuard<'_, Ledger> {
 
 impl Ledger {
     /// Records that `seq`'s request went out (no later than `began`) and
-    /// its outcome is not on record.
+    /// its outcome is not on record (seen now).
     fn unsettle(&mut self, seq: i64, began: Timestamp) {
-        if self.fresh {
-            self.unsettled.entry(seq).or_insert(began);
+        if self.token.is_some() {
+            self.unsettled.entry(seq).or_insert((began, Timestamp::now_utc()));
         }
     }
 
@@ -146,11 +148,12 @@ impl Ledger {
     fn sift(&self, landing: &HashSet<i64>, due: &mut Vec<Outgoing>, on_record: &mut Vec<i64>) {
         due.retain(|outgoing| !landing.contains(&outgoing.seq));
         for outgoing in due.iter_mut() {
-            if let Some(began) = self.unsettled.get(&outgoing.seq).copied() {
-                // A fresh reply's `attempted_at` is its turn's commit.
+            if let Some((began, lost)) = self.unsettled.get(&outgoing.seq).copied() {
+                // A fresh reply's `attempted_at` is its turn's commit,
+                // perhaps long before its request: it settles from the loss.
                 let since = outgoing.attempted_at.map_or(began, |at| at.min(began));
                 outgoing.unsure_since = outgoing.unsure_since.or(Some(since));
-                outgoing.attempted_at = outgoing.attempted_at.or(Some(began));
+                outgoing.attempted_at = Some(outgoing.attempted_at.map_or(lost, |at| at.max(lost)));
             }
         }
         on_record.retain(|seq| !self.unsettled.contains_key(seq));
@@ -166,7 +169,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
     // sent marks are written in the background (`marks`), so the next
     // round need not wait for them.
     let token = attempts_at_commit(&state);
-    let ledger = Arc::new(Mutex::new(Ledger { fresh: token.is_some(), ..Ledger::default() }));
+    let ledger = Arc::new(Mutex::new(Ledger { token, ..Ledger::default() }));
     let mut marks: JoinSet<()> = JoinSet::new();
     loop {
         if *stop.borrow() {
@@ -198,7 +201,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             }
             continue;
         }
-        let Some(runs) = mark_attempts(&state, due, on_record).await else {
+        let Some(runs) = mark_attempts(&state, due, on_record, marked_at).await else {
             // The reply stays due: do not spin on a store that refuses writes.
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
@@ -213,7 +216,7 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
             let seqs: Vec<i64> = run.iter().map(|(outgoing, _)| outgoing.seq).collect();
             let (state, ledger) = (state.clone(), Arc::clone(&ledger));
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            let task = sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run, marked_at).await });
+            let task = sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run).await });
             run_seqs.insert(task.id(), seqs);
         }
         let (mut delivered, mut untried) = (Vec::new(), Vec::new());
@@ -275,7 +278,12 @@ async fn finish(state: &AppState, token: Option<i64>, ledger: &SharedLedger, mar
     }
     while marks.join_next().await.is_some() {}
     let (Some(store), Some(token)) = (store, token) else { return };
-    let keep: Vec<i64> = lock(ledger).unsettled.keys().copied().collect();
+    // Requested, outcome not on record: theirs to settle, not to take back
+    // (`marking` is empty here unless a mark's task failed).
+    let keep: Vec<i64> = {
+        let ledger = lock(ledger);
+        ledger.unsettled.keys().chain(&ledger.marking).copied().collect()
+    };
     match store.take_back_commit_attempts(token, &keep).await {
         Ok(0) => {}
         Ok(taken) => tracing::info!(replies = taken, "replies left unsent at stop; the next start sends them"),
@@ -305,24 +313,23 @@ async fn read_due(state: &AppState, token: Option<i64>) -> Result<(Vec<Outgoing>
 /// Delivers a contact's run in order, stopping at the first reply not
 /// delivered (its failure is recorded and it stays the contact's head).
 /// Returns the delivered replies, and the later ones whose attempt was
-/// marked (at `marked_at`) but whose request never went out.
+/// marked but whose request never went out.
 async fn deliver_run(
     state: &AppState,
     throttle: &Throttle,
     gates: &Gates,
     ledger: &SharedLedger,
-    run: Vec<(Outgoing, bool)>,
-    marked_at: Instant,
+    run: Vec<(Outgoing, Option<Mark>)>,
 ) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
     let mut delivered = Vec::with_capacity(run.len());
     let mut replies = run.into_iter();
     for (outgoing, marked) in replies.by_ref() {
-        match deliver(state, throttle, gates, ledger, outgoing, marked.then_some(marked_at)).await {
+        match deliver(state, throttle, gates, ledger, outgoing, marked).await {
             Some(done) => delivered.push(done),
             None => break,
         }
     }
-    (delivered, replies.filter(|(_, marked)| *marked).map(|(outgoing, _)| outgoing.seq).collect())
+    (delivered, replies.filter(|(_, marked)| marked.is_some()).map(|(outgoing, _)| outgoing.seq).collect())
 }
 
 /// Takes back the attempt marks of replies never requested, so they are
@@ -347,7 +354,7 @@ async fn unmark(state: &AppState, seqs: &[i64]) {
 /// their attempt just before their request (`send`). The batch comes back
 /// as runs, one per contact in the order read. `None`: the store refused
 /// the write, and nothing is sent.
-async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<i64>) -> Option<Vec<Vec<(Outgoing, bool)>>> {
+async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<i64>, read: Instant) -> Option<Vec<Vec<(Outgoing, Option<Mark>)>>> {
     let throttled = state.config().send_interval.is_some();
     on_record.sort_unstable();
     let first: Vec<i64> = if throttled {
@@ -358,10 +365,10 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<
             .map(|outgoing| outgoing.seq)
             .collect()
     };
-    let written = if first.is_empty() { Ok(Vec::new()) } else { state.store().outbox_attempt_many(&first, Timestamp::now_utc()).await };
+    let now = Timestamp::now_utc();
+    let written = if first.is_empty() { Ok(Vec::new()) } else { state.store().outbox_attempt_many(&first, now).await };
     let marked = match written {
         Ok(mut marked) => {
-            marked.extend(on_record);
             marked.sort_unstable();
             marked
         }
@@ -371,7 +378,7 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<
             return None;
         }
     };
-    let mut runs: Vec<Vec<(Outgoing, bool)>> = Vec::new();
+    let mut runs: Vec<Vec<(Outgoing, Option<Mark>)>> = Vec::new();
     let mut refused = Vec::new();
     let (mut current, mut cut): (Option<(InstanceId, Contact)>, bool) = (None, false);
     for outgoing in due {
@@ -380,8 +387,17 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<
             runs.push(Vec::new());
             cut = false;
         }
-        let on_record = marked.binary_search(&outgoing.seq).is_ok();
-        // Not refused: throttled (marked when sent), unsure (likewise), or marked now.
+        // Marked now, or before the read (at its turn's commit, whose time
+        // it carries, or by the claim).
+        let mark = if marked.binary_search(&outgoing.seq).is_ok() {
+            Some(Mark { read, at: now })
+        } else if on_record.binary_search(&outgoing.seq).is_ok() {
+            Some(Mark { read, at: outgoing.attempted_at.unwrap_or(now) })
+        } else {
+            None
+        };
+        let on_record = mark.is_some();
+        // Not refused: throttled (marked when sent), unsure (likewise), or marked.
         let ok = throttled || outgoing.unsure_since.is_some() || on_record;
         cut |= !ok;
         if cut {
@@ -391,7 +407,7 @@ async fn mark_attempts(state: &AppState, due: Vec<Outgoing>, mut on_record: Vec<
             continue;
         }
         if let Some(run) = runs.last_mut() {
-            run.push((outgoing, on_record));
+            run.push((outgoing, mark));
         }
     }
     if !refused.is_empty() {
@@ -431,11 +447,34 @@ fn record_later(state: &AppState, ledger: &SharedLedger, marks: &mut JoinSet<()>
     if delivered.is_empty() {
         return;
     }
-    lock(ledger).marking.extend(delivered.iter().map(|(outgoing, _)| outgoing.seq));
+    let seqs: Vec<i64> = delivered.iter().map(|(outgoing, _)| outgoing.seq).collect();
+    lock(ledger).marking.extend(&seqs);
     let (state, ledger) = (state.clone(), Arc::clone(ledger));
     marks.spawn(async move {
+        // Should the task fail before `record_sent` settles the ledger, its
+        // replies are unsettled, not hidden for good.
+        let guard = MarkGuard { ledger: Arc::clone(&ledger), seqs, began };
         record_sent(&state, &ledger, &delivered, began).await;
+        std::mem::forget(guard);
     });
+}
+
+/// See [`record_later`]: on drop (a failed task), moves its replies from
+/// `marking` to `unsettled`.
+struct MarkGuard {
+    ledger: SharedLedger,
+    seqs: Vec<i64>,
+    began: Timestamp,
+}
+
+impl Drop for MarkGuard {
+    fn drop(&mut self) {
+        let mut ledger = lock(&self.ledger);
+        for seq in &self.seqs {
+            ledger.marking.remove(seq);
+            ledger.unsettle(*seq, self.began);
+        }
+    }
 }
 
 fn log_sent(delivered: &[(Outgoing, Sent)]) {
@@ -478,12 +517,12 @@ where
 /// Sends one reply and records a failed outcome; a delivered one is
 /// returned for [`record_sent`].
 /// `marked`: when its attempt was put on record (`mark_attempts`), if it was.
-async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &SharedLedger, outgoing: Outgoing, marked: Option<Instant>) -> Option<(Outgoing, Sent)> {
+async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &SharedLedger, outgoing: Outgoing, marked: Option<Mark>) -> Option<(Outgoing, Sent)> {
     let _slot = gates.enter(&outgoing.instance).await?;
     let began = Timestamp::now_utc();
     let timeout = state.config().send_timeout;
     let result = match outgoing.unsure_since {
-        None => send(state, throttle, &outgoing, marked).await,
+        None => send(state, throttle, ledger, &outgoing, marked).await,
         Some(since) => {
             // An attempt cut short by its process's death may still be in
             // Evolution's hands: wait for it to time out and settle.
@@ -503,7 +542,7 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &
                     tracing::info!(%request_id, instance = %outgoing.instance, contact = %outgoing.contact.masked(), seq = outgoing.seq, "reply found already delivered; not sent again");
                     Some(Ok(found))
                 }
-                Ok(None) => send(state, throttle, &outgoing, None).await,
+                Ok(None) => send(state, throttle, ledger, &outgoing, None).await,
                 // Not knowing is no licence to send: ask again later.
                 Err(err) => Some(Err(SendError::Unanswered(format!("cannot tell whether an earlier attempt went out: {err}")))),
             }
@@ -526,16 +565,23 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &
 }
 
 /// Records the attempt (unless `marked`: already on record, and the mark
-/// still stands), then sends (throttled unless the caller already waited
-/// its turn). `None`: the reply is no longer this process's to send.
-async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing, marked: Option<Instant>) -> Option<Result<Sent, SendError>> {
+/// still stands; on SQLite a stale one is moved to now), then sends
+/// (throttled unless the caller already waited its turn). `None`: the
+/// reply is no longer this process's to send.
+async fn send(state: &AppState, throttle: &Throttle, ledger: &SharedLedger, outgoing: &Outgoing, marked: Option<Mark>) -> Option<Result<Sent, SendError>> {
     if outgoing.unsure_since.is_none() {
         throttle.wait(&outgoing.instance, state.config().send_interval).await;
     }
-    let postgres = matches!(state.store().as_ref(), switchyard_store::Db::Postgres(_));
-    let recorded = match marked {
-        Some(at) if mark_holds(postgres, at.elapsed()) => Ok(true),
-        _ => state.store().outbox_attempt(outgoing.seq, Timestamp::now_utc()).await,
+    let now = Timestamp::now_utc();
+    let recorded = match (state.store().as_ref(), marked) {
+        (store, Some(mark)) if mark_holds(matches!(store, switchyard_store::Db::Postgres(_)), mark.read.elapsed(), mark.age(now), state.config().send_timeout) => {
+            Ok(true)
+        }
+        (switchyard_store::Db::Sqlite(store), Some(_)) => {
+            let token = lock(ledger).token.unwrap_or(0);
+            store.renew_attempt(outgoing.seq, token, now).await
+        }
+        _ => state.store().outbox_attempt(outgoing.seq, now).await,
     };
     match recorded {
         Ok(true) => {}
@@ -554,15 +600,38 @@ async fn send(state: &AppState, throttle: &Throttle, outgoing: &Outgoing, marked
     Some(result)
 }
 
-/// Whether a batch's attempt mark still stands for a send about to go out
-/// after waiting `waited` for its slot. On PostgreSQL the mark came with a
-/// claim that lapses after `CLAIM`, and another process may then take the
-/// reply over (and, once Evolution says it never arrived, send it): a
-/// reply that waited half a claim writes its attempt again, which renews
-/// the claim, or is refused if the reply is no longer this process's, and
-/// is then not sent here. SQLite has one process: its marks always stand.
-fn mark_holds(postgres: bool, waited: Duration) -> bool {
-    !postgres || waited < switchyard_store::postgres::CLAIM / 2
+/// When a reply's attempt went on record before its round's sends: the
+/// round's read, from which PostgreSQL's claim counts, and the mark's own
+/// time (the batch's write, or the turn's commit).
+#[derive(Clone, Copy, Debug)]
+struct Mark {
+    read: Instant,
+    at: Timestamp,
+}
+
+impl Mark {
+    /// How old the mark is at `now`: by the wall clock, and never less
+    /// than the time since the read (a clock set back cannot make it young).
+    fn age(&self, now: Timestamp) -> Duration {
+        let wall = Duration::from_millis(u64::try_from(now.as_millis() - self.at.as_millis()).unwrap_or(0));
+        wall.max(self.read.elapsed())
+    }
+}
+
+/// Whether an attempt mark still stands for a send about to go out, the
+/// round's read `waited` ago and the mark `age` old.
+/// - On PostgreSQL the mark came with a claim that lapses after `CLAIM`,
+///   and another process may then take the reply over (and, once Evolution
+///   says it never arrived, send it): a reply that waited half a claim
+///   writes its attempt again, which renews the claim, or is refused if the
+///   reply is no longer this process's, and is then not sent here.
+/// - On SQLite the mark is what a later start settles from (two
+///   `SEND_TIMEOUT`s, then a lookup, `deliver`): it stands for one
+///   `SEND_TIMEOUT`, so a request that begins within it has ended before
+///   the check. An older one (a reply queued behind a contact's retries, or
+///   a slot long in coming) is moved to now first.
+fn mark_holds(postgres: bool, waited: Duration, age: Duration, send_timeout: Duration) -> bool {
+    if postgres { waited < switchyard_store::postgres::CLAIM / 2 } else { age < send_timeout }
 }
 
 /// Sends one reply the way it asks: a file through `sendMedia`, a menu as
@@ -683,13 +752,24 @@ mod tests {
     }
 
     #[test]
-    fn a_mark_stands_for_half_a_claim_on_postgresql_and_always_on_sqlite() {
-        let claim = switchyard_store::postgres::CLAIM;
-        assert!(mark_holds(true, Duration::from_secs(1)));
-        assert!(mark_holds(true, claim / 2 - Duration::from_millis(1)));
-        assert!(!mark_holds(true, claim / 2), "the claim has half its life left: write the attempt again");
-        assert!(!mark_holds(true, claim * 3), "the claim lapsed: another process may hold the reply");
-        assert!(mark_holds(false, claim * 3), "SQLite has no other process to take the reply");
+    fn a_mark_stands_for_half_a_claim_on_postgresql_and_one_send_timeout_on_sqlite() {
+        let (claim, timeout) = (switchyard_store::postgres::CLAIM, Duration::from_secs(10));
+        let young = Duration::from_secs(1);
+        assert!(mark_holds(true, young, claim * 3, timeout), "PostgreSQL counts from the claim's read");
+        assert!(mark_holds(true, claim / 2 - Duration::from_millis(1), young, timeout));
+        assert!(!mark_holds(true, claim / 2, young, timeout), "the claim has half its life left: write the attempt again");
+        assert!(!mark_holds(true, claim * 3, young, timeout), "the claim lapsed: another process may hold the reply");
+        assert!(mark_holds(false, claim * 3, timeout - Duration::from_millis(1), timeout), "SQLite counts from the mark");
+        assert!(!mark_holds(false, young, timeout, timeout), "a later start would check before the request had ended");
+    }
+
+    #[test]
+    fn a_mark_is_as_old_as_the_wall_clock_says_and_never_younger_than_its_read() {
+        let read = Instant::now() - Duration::from_secs(3);
+        let mark = Mark { read, at: Timestamp::from_millis(1_000_000) };
+        assert!(mark.age(Timestamp::from_millis(1_060_000)) >= Duration::from_secs(60), "a commit a minute back");
+        let age = mark.age(Timestamp::from_millis(900_000));
+        assert!(age >= Duration::from_secs(3) && age < Duration::from_secs(60), "a clock set back: the read's age, {age:?}");
     }
 
     fn outgoing(seq: i64, attempted_at: Option<i64>) -> Outgoing {
@@ -723,14 +803,30 @@ mod tests {
     #[test]
     fn a_request_whose_outcome_was_lost_reads_as_unsure_from_no_later_than_it_began() {
         let mut ledger = Ledger::default();
-        ledger.unsettled.insert(1, Timestamp::from_millis(9_000));
-        ledger.unsettled.insert(2, Timestamp::from_millis(9_000));
+        // Requested no later than 9 000, the loss seen at 12 000.
+        let times = (Timestamp::from_millis(9_000), Timestamp::from_millis(12_000));
+        ledger.unsettled.insert(1, times);
+        ledger.unsettled.insert(2, times);
         // 1: attempted at its turn's commit (5 000); 2: no attempt on record.
         let (mut due, mut on_record) = (vec![outgoing(1, Some(5_000)), outgoing(2, None), outgoing(3, Some(5_000))], vec![1, 3]);
         ledger.sift(&HashSet::new(), &mut due, &mut on_record);
-        let read: Vec<(i64, Option<Timestamp>)> = due.iter().map(|outgoing| (outgoing.seq, outgoing.unsure_since)).collect();
-        assert_eq!(read, [(1, Some(Timestamp::from_millis(5_000))), (2, Some(Timestamp::from_millis(9_000))), (3, None)]);
+        let read: Vec<(i64, Option<i64>, Option<i64>)> =
+            due.iter().map(|outgoing| (outgoing.seq, outgoing.unsure_since.map(|at| at.as_millis()), outgoing.attempted_at.map(|at| at.as_millis()))).collect();
+        // Looked up from no later than the request; settles from the loss.
+        assert_eq!(read, [(1, Some(5_000), Some(12_000)), (2, Some(9_000), Some(12_000)), (3, None, Some(5_000))]);
         assert_eq!(on_record, [3], "an unsettled reply's attempt is not taken as fresh");
+    }
+
+    #[test]
+    fn a_sent_mark_whose_task_fails_leaves_its_replies_unsettled_not_hidden() {
+        let ledger: SharedLedger = Arc::new(Mutex::new(Ledger { token: Some(7), ..Ledger::default() }));
+        lock(&ledger).marking.extend([1, 2]);
+        drop(MarkGuard { ledger: Arc::clone(&ledger), seqs: vec![1, 2], began: Timestamp::from_millis(9_000) });
+        let ledger = lock(&ledger);
+        assert!(ledger.marking.is_empty());
+        let mut unsettled: Vec<i64> = ledger.unsettled.keys().copied().collect();
+        unsettled.sort_unstable();
+        assert_eq!(unsettled, [1, 2]);
     }
 
     #[test]
