@@ -652,7 +652,7 @@ impl SqliteStore {
         let done = self
             .write(vec![Statement::new(
                 "UPDATE outbox SET attempted_at = ?, attempt_by = NULL WHERE seq = ? AND sent_at IS NULL AND failed_at IS NULL \
-                 AND attempted_at IS NOT NULL AND (attempt_by IS NULL OR attempt_by = ?)",
+                 AND attempted_at IS NOT NULL AND unsure_since IS NULL AND (attempt_by IS NULL OR attempt_by = ?)",
                 vec![at.as_millis().into(), seq.into(), token.into()],
             )])
             .await?;

@@ -437,8 +437,8 @@ async fn a_stale_commit_mark_is_moved_to_just_before_its_request() {
     // The third send waited two answers (3 s) for the one slot.
     let sent = evolution.wait_for(3).await;
     let third = &sent[2];
-    let row: (Option<i64>, Option<i64>, Option<i64>) =
-        sqlx::query_as("SELECT attempted_at, attempt_by, sent_at FROM outbox WHERE contact = ? AND text = ? ORDER BY seq LIMIT 1")
+    let row: (Option<i64>, Option<i64>, Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT attempted_at, attempt_by, sent_at, unsure_since FROM outbox WHERE contact = ? AND text = ? ORDER BY seq LIMIT 1")
             .bind(&third.number)
             .bind(&third.text)
             .fetch_one(app.pool())
@@ -447,6 +447,7 @@ async fn a_stale_commit_mark_is_moved_to_just_before_its_request() {
     assert_eq!(row.2, None, "not answered yet: {row:?}");
     assert_eq!(row.1, None, "the commit's mark was replaced: {row:?}");
     assert!(row.0.is_some_and(|at| at >= committed + 2_000), "marked again before its request: {row:?}");
+    assert_eq!(row.3, None, "and no less sure than it was: {row:?}");
 }
 
 /// Every fixture of the evolution crate through the real server: a reply

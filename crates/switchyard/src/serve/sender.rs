@@ -453,14 +453,15 @@ fn record_later(state: &AppState, ledger: &SharedLedger, marks: &mut JoinSet<()>
     marks.spawn(async move {
         // Should the task fail before `record_sent` settles the ledger, its
         // replies are unsettled, not hidden for good.
-        let guard = MarkGuard { ledger: Arc::clone(&ledger), seqs, began };
+        let mut guard = MarkGuard { ledger: Arc::clone(&ledger), seqs, began };
         record_sent(&state, &ledger, &delivered, began).await;
-        std::mem::forget(guard);
+        // Settled: the guard has nothing left to do.
+        guard.seqs.clear();
     });
 }
 
-/// See [`record_later`]: on drop (a failed task), moves its replies from
-/// `marking` to `unsettled`.
+/// See [`record_later`]: on drop before it is cleared (a failed task),
+/// moves its replies from `marking` to `unsettled`.
 struct MarkGuard {
     ledger: SharedLedger,
     seqs: Vec<i64>,
@@ -626,12 +627,14 @@ impl Mark {
 ///   writes its attempt again, which renews the claim, or is refused if the
 ///   reply is no longer this process's, and is then not sent here.
 /// - On SQLite the mark is what a later start settles from (two
-///   `SEND_TIMEOUT`s, then a lookup, `deliver`): it stands for one
-///   `SEND_TIMEOUT`, so a request that begins within it has ended before
-///   the check. An older one (a reply queued behind a contact's retries, or
-///   a slot long in coming) is moved to now first.
+///   `SEND_TIMEOUT`s, then a lookup, `deliver`): it stands for half a
+///   `SEND_TIMEOUT`, so a request that begins within it has timed out at
+///   our end half a timeout before the check, as one whose attempt was
+///   written as it began has a whole one. An older mark (a reply queued
+///   behind its contact's retries, or a slot long in coming) is moved to
+///   now first.
 fn mark_holds(postgres: bool, waited: Duration, age: Duration, send_timeout: Duration) -> bool {
-    if postgres { waited < switchyard_store::postgres::CLAIM / 2 } else { age < send_timeout }
+    if postgres { waited < switchyard_store::postgres::CLAIM / 2 } else { age < send_timeout / 2 }
 }
 
 /// Sends one reply the way it asks: a file through `sendMedia`, a menu as
@@ -752,15 +755,15 @@ mod tests {
     }
 
     #[test]
-    fn a_mark_stands_for_half_a_claim_on_postgresql_and_one_send_timeout_on_sqlite() {
+    fn a_mark_stands_for_half_a_claim_on_postgresql_and_half_a_send_timeout_on_sqlite() {
         let (claim, timeout) = (switchyard_store::postgres::CLAIM, Duration::from_secs(10));
         let young = Duration::from_secs(1);
         assert!(mark_holds(true, young, claim * 3, timeout), "PostgreSQL counts from the claim's read");
         assert!(mark_holds(true, claim / 2 - Duration::from_millis(1), young, timeout));
         assert!(!mark_holds(true, claim / 2, young, timeout), "the claim has half its life left: write the attempt again");
         assert!(!mark_holds(true, claim * 3, young, timeout), "the claim lapsed: another process may hold the reply");
-        assert!(mark_holds(false, claim * 3, timeout - Duration::from_millis(1), timeout), "SQLite counts from the mark");
-        assert!(!mark_holds(false, young, timeout, timeout), "a later start would check before the request had ended");
+        assert!(mark_holds(false, claim * 3, timeout / 2 - Duration::from_millis(1), timeout), "SQLite counts from the mark");
+        assert!(!mark_holds(false, young, timeout / 2, timeout), "a later start would check too soon after the request");
     }
 
     #[test]
@@ -822,6 +825,10 @@ mod tests {
         let ledger: SharedLedger = Arc::new(Mutex::new(Ledger { token: Some(7), ..Ledger::default() }));
         lock(&ledger).marking.extend([1, 2]);
         drop(MarkGuard { ledger: Arc::clone(&ledger), seqs: vec![1, 2], began: Timestamp::from_millis(9_000) });
+        let mut settled = MarkGuard { ledger: Arc::clone(&ledger), seqs: vec![3], began: Timestamp::from_millis(9_000) };
+        settled.seqs.clear();
+        drop(settled);
+        assert_eq!(Arc::strong_count(&ledger), 1, "the guards are gone");
         let ledger = lock(&ledger);
         assert!(ledger.marking.is_empty());
         let mut unsettled: Vec<i64> = ledger.unsettled.keys().copied().collect();
