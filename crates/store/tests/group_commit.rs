@@ -372,4 +372,20 @@ async fn replies_committed_with_their_attempt_are_fresh_to_their_sender_and_unsu
     assert_eq!((due[0].attempted_at, due[0].unsure_since), (Some(later), Some(later)), "maybe sent from its request on");
     store.outbox_sent(seqs[0], None, later).await.unwrap();
     assert!(!store.renew_attempt(seqs[0], token, later).await.unwrap(), "sent meanwhile");
+
+    // A mark made at commit: only its own sender moves it.
+    assert!(store.attempt_at_commit(token));
+    let key = entry(7);
+    let Accepted::New(_) = store.accept(&key).await.unwrap() else { panic!("new entry") };
+    let pending = store.next_pending(&key.instance, &key.contact).await.unwrap().expect("pending");
+    let inbound = Inbound { instance: key.instance.clone(), contact: key.contact.clone(), content: Content::Text("oi".to_owned()) };
+    let state = store.contact_state(&key.instance, &key.contact).await.unwrap();
+    store.commit_inbound(&engine.turn(state, &inbound, key.received_at), &pending, &key.reply_to).await.unwrap();
+    let (_, fresh) = store.due_runs(later, 10, token).await.unwrap();
+    assert_eq!(fresh.len(), 3, "the new turn's replies");
+    assert!(!store.renew_attempt(fresh[0], other, later).await.unwrap(), "another process's token");
+    assert!(store.renew_attempt(fresh[0], token, later).await.unwrap());
+    let (due, still) = store.due_runs(later, 10, token).await.unwrap();
+    assert_eq!(still, fresh[1..], "moved: the sender's own mark now, no longer the commit's");
+    assert_eq!(due.iter().find(|outgoing| outgoing.seq == fresh[0]).map(|outgoing| outgoing.attempted_at), Some(Some(later)));
 }
