@@ -664,32 +664,16 @@ impl SqliteStore {
     /// requests went out with no outcome on record), so the next process
     /// sends them at once instead of checking them first. Returns how many.
     pub async fn take_back_commit_attempts(&self, token: i64, keep: &[i64]) -> Result<usize, StoreError> {
-        let marked: Vec<i64> = sqlx::query_scalar(
-            "SELECT seq FROM outbox WHERE sent_at IS NULL AND failed_at IS NULL \
-             AND attempt_by = ? AND attempts = 0 AND unsure_since IS NULL AND attempted_at IS NOT NULL",
-        )
-        .bind(token)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        let mut keep = keep.to_vec();
-        keep.sort_unstable();
-        let statements: Vec<Statement> = marked
-            .iter()
-            .filter(|seq| keep.binary_search(seq).is_err())
-            .map(|seq| {
-                Statement::new(
-                    "UPDATE outbox SET attempted_at = NULL, attempt_by = NULL WHERE seq = ? AND attempt_by = ? \
-                     AND attempts = 0 AND unsure_since IS NULL AND sent_at IS NULL AND failed_at IS NULL",
-                    vec![(*seq).into(), token.into()],
-                )
-            })
-            .collect();
-        if statements.is_empty() {
-            return Ok(0);
-        }
-        let done = self.write(statements).await?;
-        Ok(done.iter().filter(|changed| **changed == Some(1)).count())
+        let keep = format!("[{}]", keep.iter().map(i64::to_string).collect::<Vec<_>>().join(","));
+        let done = self
+            .write(vec![Statement::new(
+                "UPDATE outbox SET attempted_at = NULL, attempt_by = NULL WHERE sent_at IS NULL AND failed_at IS NULL \
+                 AND attempt_by = ? AND attempts = 0 AND unsure_since IS NULL AND attempted_at IS NOT NULL \
+                 AND seq NOT IN (SELECT value FROM json_each(?))",
+                vec![token.into(), keep.into()],
+            )])
+            .await?;
+        Ok(done.first().copied().flatten().and_then(|changed| usize::try_from(changed).ok()).unwrap_or(0))
     }
 
     /// Takes back the attempt marks of replies marked but never requested

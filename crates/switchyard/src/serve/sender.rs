@@ -211,30 +211,20 @@ pub async fn run(state: AppState, mut stop: watch::Receiver<bool>) {
         // batch finish before the next read, so a contact's next reply
         // never overtakes.
         let mut sends = JoinSet::new();
-        let mut run_seqs = HashMap::new();
         for run in runs {
-            let seqs: Vec<i64> = run.iter().map(|(outgoing, _)| outgoing.seq).collect();
             let (state, ledger) = (state.clone(), Arc::clone(&ledger));
             let (throttle, gates) = (Arc::clone(&throttle), Arc::clone(&gates));
-            let task = sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run).await });
-            run_seqs.insert(task.id(), seqs);
+            sends.spawn(async move { deliver_run(&state, &throttle, &gates, &ledger, run, began).await });
         }
         let (mut delivered, mut untried) = (Vec::new(), Vec::new());
-        while let Some(joined) = sends.join_next_with_id().await {
+        while let Some(joined) = sends.join_next().await {
             match joined {
-                Ok((_, (done, left))) => {
+                Ok((done, left)) => {
                     delivered.extend(done);
                     untried.extend(left);
                 }
-                Err(err) => {
-                    // What the run delivered is not known: its replies are
-                    // checked with Evolution before any goes out again.
-                    tracing::error!(error = %err, "a send task failed; its replies will be checked before sending");
-                    let mut ledger = lock(&ledger);
-                    for seq in run_seqs.remove(&err.id()).unwrap_or_default() {
-                        ledger.unsettle(seq, began);
-                    }
-                }
+                // Its guard left the run's replies unsettled.
+                Err(err) => tracing::error!(error = %err, "a send task failed; its replies will be checked before sending"),
             }
         }
         if matches!(state.store().as_ref(), switchyard_store::Db::Sqlite(_)) {
@@ -320,7 +310,11 @@ async fn deliver_run(
     gates: &Gates,
     ledger: &SharedLedger,
     run: Vec<(Outgoing, Option<Mark>)>,
+    began: Timestamp,
 ) -> (Vec<(Outgoing, Sent)>, Vec<i64>) {
+    // Should the task fail midway, what it delivered is not known: its
+    // replies are then checked with Evolution before any goes out again.
+    let mut guard = UnsettleOnDrop { ledger: Arc::clone(ledger), seqs: run.iter().map(|(outgoing, _)| outgoing.seq).collect(), began };
     let mut delivered = Vec::with_capacity(run.len());
     let mut replies = run.into_iter();
     for (outgoing, marked) in replies.by_ref() {
@@ -329,6 +323,7 @@ async fn deliver_run(
             None => break,
         }
     }
+    guard.seqs.clear();
     (delivered, replies.filter(|(_, marked)| marked.is_some()).map(|(outgoing, _)| outgoing.seq).collect())
 }
 
@@ -453,22 +448,23 @@ fn record_later(state: &AppState, ledger: &SharedLedger, marks: &mut JoinSet<()>
     marks.spawn(async move {
         // Should the task fail before `record_sent` settles the ledger, its
         // replies are unsettled, not hidden for good.
-        let mut guard = MarkGuard { ledger: Arc::clone(&ledger), seqs, began };
+        let mut guard = UnsettleOnDrop { ledger: Arc::clone(&ledger), seqs, began };
         record_sent(&state, &ledger, &delivered, began).await;
         // Settled: the guard has nothing left to do.
         guard.seqs.clear();
     });
 }
 
-/// See [`record_later`]: on drop before it is cleared (a failed task),
-/// moves its replies from `marking` to `unsettled`.
-struct MarkGuard {
+/// Held by a task that requests replies ([`deliver_run`]) or records
+/// their sent marks ([`record_later`]): on drop before it is cleared (the
+/// task failed), its replies leave `marking` and are unsettled.
+struct UnsettleOnDrop {
     ledger: SharedLedger,
     seqs: Vec<i64>,
     began: Timestamp,
 }
 
-impl Drop for MarkGuard {
+impl Drop for UnsettleOnDrop {
     fn drop(&mut self) {
         let mut ledger = lock(&self.ledger);
         for seq in &self.seqs {
@@ -824,8 +820,8 @@ mod tests {
     fn a_sent_mark_whose_task_fails_leaves_its_replies_unsettled_not_hidden() {
         let ledger: SharedLedger = Arc::new(Mutex::new(Ledger { token: Some(7), ..Ledger::default() }));
         lock(&ledger).marking.extend([1, 2]);
-        drop(MarkGuard { ledger: Arc::clone(&ledger), seqs: vec![1, 2], began: Timestamp::from_millis(9_000) });
-        let mut settled = MarkGuard { ledger: Arc::clone(&ledger), seqs: vec![3], began: Timestamp::from_millis(9_000) };
+        drop(UnsettleOnDrop { ledger: Arc::clone(&ledger), seqs: vec![1, 2], began: Timestamp::from_millis(9_000) });
+        let mut settled = UnsettleOnDrop { ledger: Arc::clone(&ledger), seqs: vec![3], began: Timestamp::from_millis(9_000) };
         settled.seqs.clear();
         drop(settled);
         assert_eq!(Arc::strong_count(&ledger), 1, "the guards are gone");
