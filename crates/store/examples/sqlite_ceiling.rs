@@ -2,7 +2,9 @@
 //! (inbox insert, session upsert, event insert, outbox insert) on the real
 //! schema, with 1 and 64 messages per transaction, `synchronous` NORMAL and
 //! FULL, one writer, no HTTP, no engine. The load generator's figures are
-//! read as a fraction of these, measured in the same run.
+//! read as a fraction of these, measured in the same run. Each case also
+//! prints the CPU its thread spent per message (Linux: the thread's
+//! `schedstat`), the part of a message's CPU budget the writes alone take.
 //!
 //! ```text
 //! cargo run --release -p switchyard-store --example sqlite_ceiling -- [MESSAGES]
@@ -12,9 +14,17 @@ use std::time::Instant;
 
 use rusqlite::{params, Connection};
 
-fn run(path: &std::path::Path, synchronous: &str, per_commit: usize, messages: usize) -> f64 {
+/// Nanoseconds this thread has run on a CPU (user and system), where Linux
+/// tells it.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
+}
+
+/// Messages per second, and CPU microseconds per message where known.
+fn run(path: &std::path::Path, synchronous: &str, per_commit: usize, messages: usize) -> (f64, Option<f64>) {
     let connection = Connection::open(path).expect("open");
     connection.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous};")).expect("pragmas");
+    let cpu_before = thread_cpu_ns();
     let started = Instant::now();
     let mut n = 0;
     while n < messages {
@@ -58,7 +68,9 @@ fn run(path: &std::path::Path, synchronous: &str, per_commit: usize, messages: u
         }
         connection.execute_batch("COMMIT").expect("commit");
     }
-    messages as f64 / started.elapsed().as_secs_f64()
+    let rate = messages as f64 / started.elapsed().as_secs_f64();
+    let cpu = thread_cpu_ns().zip(cpu_before).map(|(after, before)| after.saturating_sub(before) as f64 / 1000.0 / messages as f64);
+    (rate, cpu)
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -72,8 +84,9 @@ async fn main() {
     println!("SQLite ceiling: inbox + session + event + outbox per message, {messages} messages per case");
     for synchronous in ["NORMAL", "FULL"] {
         for per_commit in [1, 64] {
-            let rate = run(&path, synchronous, per_commit, messages);
-            println!("  synchronous={synchronous:<6} {per_commit:>2} per commit: {rate:>9.0} messages/s");
+            let (rate, cpu) = run(&path, synchronous, per_commit, messages);
+            let cpu = cpu.map_or_else(String::new, |micros| format!(", {micros:.1} µs of CPU per message"));
+            println!("  synchronous={synchronous:<6} {per_commit:>2} per commit: {rate:>9.0} messages/s{cpu}");
         }
     }
     for suffix in ["", "-wal", "-shm"] {
