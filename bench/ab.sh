@@ -2,7 +2,8 @@
 # Alternated A/B runs of the durable path, the way BENCHMARKS.md compares
 # builds on a shared, noisy machine: each round runs every build once, in
 # turn, each run on a fresh SQLite file or a fresh PostgreSQL database, so
-# two builds are compared within the same minutes.
+# two builds are compared within the same minutes. Even rounds run the
+# builds in reverse order.
 #
 #   bash bench/ab.sh [--pg NODES] LABEL=DIR[:VAR=VALUE] ... -- CONTACTS [LOADGEN ARGS]
 #
@@ -72,7 +73,15 @@ field() { grep -oP "$1 +\K[0-9.]+" <<<"$2" | head -1 || true; }
 run=0
 failed=0
 for round in $(seq "$rounds"); do
-    for build in "${builds[@]}"; do
+    # Odd rounds run the builds in the order given, even rounds in reverse
+    # (ABBA), so a build that always ran first or last in its round (after
+    # the previous run's checkpoint, say) is not favoured.
+    order=("${builds[@]}")
+    if [ $((round % 2)) -eq 0 ]; then
+        order=()
+        for ((i = ${#builds[@]} - 1; i >= 0; i--)); do order+=("${builds[$i]}"); done
+    fi
+    for build in "${order[@]}"; do
         label=${build%%=*}
         dir=${build#*=}
         setting=""
