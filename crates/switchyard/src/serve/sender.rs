@@ -371,11 +371,7 @@ async fn record_sent(state: &AppState, ledger: &SharedLedger, delivered: &[(Outg
     let mut ledger = lock(ledger);
     for (outgoing, _) in delivered {
         ledger.marking.remove(&outgoing.seq);
-        if landed {
-            ledger.unsettled.remove(&outgoing.seq);
-        } else {
-            ledger.unsettle(outgoing.seq, began);
-        }
+        ledger.settle(outgoing.seq, landed, began);
     }
     drop(ledger);
     if landed {
@@ -479,12 +475,7 @@ async fn deliver(state: &AppState, throttle: &Throttle, gates: &Gates, ledger: &
         Err(failure) => {
             let now = Timestamp::now_utc();
             let landed = persist(state, outgoing.seq, || record_failure(state, &outgoing, &failure, now)).await;
-            let mut ledger = lock(ledger);
-            if landed {
-                ledger.unsettled.remove(&outgoing.seq);
-            } else {
-                ledger.unsettle(outgoing.seq, began);
-            }
+            lock(ledger).settle(outgoing.seq, landed, began);
             None
         }
     }

@@ -48,6 +48,17 @@ impl Ledger {
         }
     }
 
+    /// Records whether the outcome of `seq`'s request (no later than
+    /// `began`) landed in the store: then nothing of it is left to settle,
+    /// else it is unsettled.
+    pub(super) fn settle(&mut self, seq: i64, landed: bool, began: Timestamp) {
+        if landed {
+            self.unsettled.remove(&seq);
+        } else {
+            self.unsettle(seq, began);
+        }
+    }
+
     /// Takes out of a read what is delivered already (`landing`: what was
     /// `marking` before the read), and reads what was requested with no
     /// outcome on record as unsure (and not on record as a fresh attempt).
